@@ -1,0 +1,320 @@
+"""The staff web admin, filtered through the same selectors and PII gate as the pages."""
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from simple_history.admin import SimpleHistoryAdmin
+
+from accounts import pii, selectors, services
+from accounts.forms import UserChangeForm, UserCreationForm
+from accounts.models import (
+    AccessLog,
+    Contact,
+    Customer,
+    Line,
+    Partner,
+    PaymentDetails,
+    ProvisioningOrder,
+    Site,
+    User,
+)
+from accounts.validation import ValidationError, normalise_email, normalise_phone, normalise_postcode
+from fusion_site.crypto import blind_index
+
+Masker = Callable[[str], str]
+
+
+class CustomerScopedAdmin(SimpleHistoryAdmin):
+    """Rows of customers the user may not see do not exist here: lists omit them, URLs to them are 404,
+    and their history is not shown. Personal fields are masked for users who may not reveal them."""
+
+    customer_lookup = "customer"
+    personal_fields: dict[str, Masker] = {}
+    reveal_check: Callable[[Any], bool] = staticmethod(pii.may_reveal_personal_data)
+
+    def __init__(self, model: type[Model], admin_site: admin.AdminSite) -> None:
+        super().__init__(model, admin_site)
+        for name, masker in self.personal_fields.items():
+            setattr(self, f"masked_{name}", self._masked_display(name, masker))
+
+    @staticmethod
+    def _masked_display(name: str, masker: Masker) -> Callable[[Model], str]:
+        def display(obj: Model) -> str:
+            return masker(getattr(obj, name) or "")
+
+        display.short_description = name.replace("_", " ")  # type: ignore[attr-defined]
+        return display
+
+    def _may_reveal(self, request: HttpRequest) -> bool:
+        return bool(self.reveal_check(request.user))
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        visible = selectors.customer_ids_visible_to(request.user)  # type: ignore[arg-type]
+        lookup = "pk" if not self.customer_lookup else self.customer_lookup
+        return queryset.filter(**{f"{lookup}__in": visible})
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            raise Http404("No such object.")
+        return obj
+
+    def _masks_personal_data(self, request: HttpRequest) -> bool:
+        return bool(self.personal_fields) and not self._may_reveal(request)
+
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        excluded = list(super().get_exclude(request, obj) or [])
+        if self._masks_personal_data(request):
+            excluded += list(self.personal_fields)
+        return excluded
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        if self._masks_personal_data(request):
+            readonly += [f"masked_{name}" for name in self.personal_fields]
+        return readonly
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        # Entering personal data is a reveal of it: only cleared staff may.
+        return super().has_add_permission(request, *args) and not self._masks_personal_data(request)
+
+    def _customer_of(self, obj: Any) -> Customer:
+        return obj if isinstance(obj, Customer) else obj.customer
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if request.method == "GET" and self.personal_fields and self._may_reveal(request):
+            obj = self.get_object(request, object_id)
+            services.access_log_record(
+                user=request.user,  # type: ignore[arg-type]
+                customer=self._customer_of(obj),
+                action=AccessLog.Action.ADMIN_VIEW,
+                fields=[f"{self.model._meta.model_name}.{name}" for name in self.personal_fields],
+                reason=f"Opened {self.model._meta.verbose_name} in the admin",
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def _require_visible(self, request: HttpRequest, object_id: str) -> None:
+        if not self.get_queryset(request).filter(pk=object_id).exists():
+            raise Http404("No such object.")
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
+        # simple-history falls back to the history rows of objects outside the queryset; we do not.
+        self._require_visible(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self._require_visible(request, object_id)
+        if self._masks_personal_data(request):
+            raise Http404("Past versions show personal data in clear.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+    def set_history_delta_changes(self, request: HttpRequest, historical_records: Any, **kwargs: Any) -> None:
+        if not self._masks_personal_data(request):
+            super().set_history_delta_changes(request, historical_records, **kwargs)
+
+    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
+        """Exact-match filters on blind indexes for a search term; subclasses say which apply."""
+        return []
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        for index_filter in self.blind_index_filters(search_term.strip()):
+            results = results | queryset.filter(**index_filter)
+        return results, may_have_duplicates
+
+
+def _index_filter(field: str, purpose: str, normalise: Callable[[str], str], term: str) -> list[dict[str, str]]:
+    try:
+        return [{field: blind_index(purpose, normalise(term))}]
+    except ValidationError:
+        return []
+
+
+@admin.register(Partner)
+class PartnerAdmin(SimpleHistoryAdmin):
+    list_display = ["name", "code", "vat_number"]
+    search_fields = ["name", "code"]
+    exclude = ["staff_group"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        return ["code"] if obj else []
+
+    def save_model(self, request: HttpRequest, obj: Partner, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            services.partner_register(partner=obj, actor=request.user)  # type: ignore[arg-type]
+
+
+class SiteInline(admin.TabularInline):
+    model = Site
+    fields = ["label"]
+    readonly_fields = ["label"]
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Customer)
+class CustomerAdmin(CustomerScopedAdmin):
+    customer_lookup = ""
+    list_display = ["reference", "name", "partner", "status", "contract_start", "contract_end",
+                    "billing_ceased_at", "processing_restricted_at"]
+    list_filter = ["status", "partner", ("billing_ceased_at", admin.EmptyFieldListFilter),
+                   ("processing_restricted_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["partner"]
+    search_fields = ["name"]
+    date_hierarchy = "contract_start"
+    readonly_fields = ["billing_ceased_at", "billing_ceased_by", "billing_ceased_reason",
+                       "processing_restricted_at", "processing_restricted_by", "processing_restricted_reason"]
+    inlines = [SiteInline]
+
+    @admin.display(description="Reference", ordering="id")
+    def reference(self, obj: Customer) -> str:
+        return obj.reference
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return readonly + ["partner"] if obj else readonly
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        return selectors.search_customers(queryset, search_term), True
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        user = request.user
+        if db_field.name == "partner" and isinstance(user, User) and user.partner_id is not None:
+            kwargs["queryset"] = Partner.objects.filter(pk=user.partner_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+        else:
+            services.customer_register(customer=obj, actor=request.user)  # type: ignore[arg-type]
+
+
+class CustomerChildAdmin(CustomerScopedAdmin):
+    list_select_related = ["customer"]
+    autocomplete_fields = ["customer"]
+
+    @admin.display(description="Customer", ordering="customer_id")
+    def customer_reference(self, obj: Any) -> str:
+        return obj.customer.reference
+
+
+@admin.register(Site)
+class SiteAdmin(CustomerChildAdmin):
+    personal_fields = {"address_line1": pii.mask_text, "address_line2": pii.mask_text,
+                       "town": pii.mask_text, "postcode": pii.mask_postcode}
+    list_display = ["label", "customer_reference", "masked_postcode"]
+    search_fields = ["label"]
+
+    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
+        return _index_filter("postcode_index", "postcode", normalise_postcode, term)
+
+
+@admin.register(Contact)
+class ContactAdmin(CustomerChildAdmin):
+    personal_fields = {"name": pii.mask_text, "email": pii.mask_email, "phone": pii.mask_phone}
+    list_display = ["__str__", "customer_reference", "role", "masked_email", "masked_phone"]
+    list_filter = ["role"]
+    search_fields = ["customer__name"]
+
+    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
+        return _index_filter("email_index", "email", normalise_email, term) + _index_filter(
+            "phone_index", "phone", normalise_phone, term
+        )
+
+
+@admin.register(Line)
+class LineAdmin(CustomerChildAdmin):
+    personal_fields = {"cli": pii.mask_phone}
+    list_display = ["__str__", "customer_reference", "masked_cli", "line_type", "start_date", "end_date"]
+    list_filter = ["line_type", ("end_date", admin.EmptyFieldListFilter)]
+    search_fields = ["customer__name"]
+
+    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
+        return _index_filter("cli_index", "phone", normalise_phone, term)
+
+
+@admin.register(PaymentDetails)
+class PaymentDetailsAdmin(CustomerChildAdmin):
+    personal_fields = {"account_holder": pii.mask_text, "sort_code": pii.mask_sort_code,
+                       "account_number": pii.mask_account_number, "mandate_reference": pii.mask_reference}
+    reveal_check = staticmethod(pii.may_reveal_payment_details)
+    list_display = ["customer_reference", "masked_sort_code", "masked_account_number"]
+    search_fields = ["customer__name"]
+
+
+@admin.register(ProvisioningOrder)
+class ProvisioningOrderAdmin(CustomerChildAdmin):
+    list_display = ["__str__", "customer_reference", "kind", "status", "gateway_reference", "created_at"]
+    list_filter = ["status", "kind"]
+    readonly_fields = ["status", "gateway_reference", "failure_reason", "submitted_at", "completed_at",
+                       "requested_by"]
+    search_fields = ["gateway_reference"]
+    autocomplete_fields = ["customer", "line"]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False  # orders are placed from the Site Details page, which holds restricted customers' orders
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(admin.ModelAdmin):
+    list_display = ["at", "user", "customer_reference", "action", "reason"]
+    list_filter = ["action"]
+    search_fields = ["customer_reference", "user__email"]
+    list_select_related = ["user"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin, SimpleHistoryAdmin):
+    form = UserChangeForm
+    add_form = UserCreationForm
+    ordering = ["email"]
+    list_display = ["email", "full_name", "partner", "is_staff", "is_active", "confidentiality_signed_at",
+                    "gdpr_training_completed_at"]
+    list_filter = ["is_staff", "is_active", "groups", "partner"]
+    list_select_related = ["partner"]
+    search_fields = ["email", "full_name"]
+    autocomplete_fields = ["customer"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Person", {"fields": ("full_name", "partner", "customer")}),
+        ("Confidentiality and training", {"fields": ("confidentiality_signed_at", "gdpr_training_completed_at")}),
+        ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = (
+        (None, {"classes": ("wide",), "fields": ("email", "full_name", "partner", "password1", "password2")}),
+    )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        services.user_sync_scope(user=form.instance)

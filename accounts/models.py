@@ -1,0 +1,432 @@
+"""Staff users and roles, partners, and customers with their Site Details.
+
+Personal and payment fields are EncryptedTextFields; the values staff search by (phone numbers,
+emails, postcodes, CLIs) also get an HMAC blind index, recomputed on every save from the
+normalised value. Every model here keeps its history with django-simple-history.
+"""
+
+import datetime
+from typing import ClassVar
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import Group, PermissionsMixin
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+from simple_history.models import HistoricalRecords
+
+from accounts import validation
+from fusion_site.crypto import blind_index
+from fusion_site.fields import EncryptedTextField
+from fusion_site.models import TimeStampedModel
+
+
+class Role(models.TextChoices):
+    """Job roles; each is a Group of the same name holding its model permissions."""
+
+    ADMINISTRATOR = "administrator", "Administrator"
+    BILLING_AGENT = "billing agent", "Billing agent"
+    SUPPORT_AGENT = "support agent", "Support agent"
+    FINANCE_MANAGER = "finance manager", "Finance manager"
+    DATA_PROTECTION_OFFICER = "data protection officer", "Data protection officer"
+    CUSTOMER = "customer", "Customer (portal)"
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, email: str, password: str | None = None, **fields: object) -> "User":
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: object) -> "User":
+        fields.setdefault("is_staff", True)
+        fields.setdefault("is_superuser", True)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in: partner or provider staff, or a customer's portal user.
+
+    Staff belong to at most one partner (the provider's own staff to none). A portal user belongs to
+    exactly one customer and is granted that customer alone.
+    """
+
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+    partner = models.ForeignKey(
+        "Partner", null=True, blank=True, on_delete=models.PROTECT, related_name="staff"
+    )
+    customer = models.ForeignKey(
+        "Customer", null=True, blank=True, on_delete=models.CASCADE, related_name="portal_users"
+    )
+    confidentiality_signed_at = models.DateTimeField(null=True, blank=True)
+    gdpr_training_completed_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["password", "last_login"])
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS = ["full_name"]
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                name="user_partner_staff_or_portal_not_both",
+                condition=Q(partner__isnull=True) | Q(customer__isnull=True),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.email
+
+    def get_full_name(self) -> str:
+        return self.full_name
+
+    def get_short_name(self) -> str:
+        return self.full_name.split(" ")[0] if self.full_name else self.email
+
+    @property
+    def is_portal_user(self) -> bool:
+        return self.customer_id is not None
+
+    def gdpr_training_expires_at(self) -> datetime.datetime | None:
+        if self.gdpr_training_completed_at is None:
+            return None
+        return self.gdpr_training_completed_at + datetime.timedelta(days=settings.GDPR_TRAINING_VALID_DAYS)
+
+    def is_cleared_for_personal_data(self, *, now: datetime.datetime | None = None) -> bool:
+        """Confidentiality agreement signed and GDPR training current."""
+        expires = self.gdpr_training_expires_at()
+        return bool(
+            self.confidentiality_signed_at is not None
+            and expires is not None
+            and expires > (now or timezone.now())
+        )
+
+
+class Partner(TimeStampedModel):
+    """A reseller (billing agent) that bills its own end customers: the tenant boundary."""
+
+    code = models.SlugField(max_length=40, unique=True)
+    name = models.CharField(max_length=200)
+    vat_number = models.CharField(max_length=20, blank=True)
+    staff_group = models.OneToOneField(Group, on_delete=models.PROTECT, related_name="partner")
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(TimeStampedModel):
+    """An end customer account of a partner."""
+
+    class Status(models.TextChoices):
+        PROSPECT = "prospect", "Prospect"
+        ACTIVE = "active", "Active"
+        ENDED = "ended", "Contract ended"
+
+    REFERENCE_PREFIX = "C-"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers")
+    name = models.CharField(max_length=200, help_text="The account's trading name.")
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
+    contract_start = models.DateField()
+    contract_end = models.DateField(null=True, blank=True)
+
+    # Set by an objection (privacy); billing reads it and skips the customer.
+    billing_ceased_at = models.DateTimeField(null=True, blank=True)
+    billing_ceased_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    billing_ceased_reason = models.TextField(blank=True)
+    # Set by a restriction (privacy); bill runs skip the customer and provisioning orders are held.
+    processing_restricted_at = models.DateTimeField(null=True, blank=True)
+    processing_restricted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    processing_restricted_reason = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["id"]
+        permissions = [
+            ("view_all_customers", "Can see the customers of every partner"),
+            ("reveal_personal_data", "Can reveal masked personal data (with current training)"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="customer_contract_ends_after_start",
+                condition=Q(contract_end__isnull=True) | Q(contract_end__gte=models.F("contract_start")),
+            ),
+            models.CheckConstraint(
+                name="customer_billing_ceased_has_reason",
+                condition=Q(billing_ceased_at__isnull=True) | ~Q(billing_ceased_reason=""),
+            ),
+            models.CheckConstraint(
+                name="customer_processing_restricted_has_reason",
+                condition=Q(processing_restricted_at__isnull=True) | ~Q(processing_restricted_reason=""),
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["partner", "status"], name="customer_partner_status"),
+            models.Index(fields=["contract_end"], name="customer_contract_end"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reference} {self.name}"
+
+    @property
+    def reference(self) -> str:
+        """The public account reference, C-000123, derived from the primary key."""
+        return f"{self.REFERENCE_PREFIX}{self.pk:06d}"
+
+    @classmethod
+    def pk_from_reference(cls, reference: str) -> int | None:
+        text = reference.strip().upper()
+        text = text.removeprefix(cls.REFERENCE_PREFIX)
+        return int(text) if text.isdigit() else None
+
+    @property
+    def is_billing_ceased(self) -> bool:
+        return self.billing_ceased_at is not None
+
+    @property
+    def is_processing_restricted(self) -> bool:
+        return self.processing_restricted_at is not None
+
+
+class CustomerUserObjectPermission(UserObjectPermissionBase):
+    """Direct foreign-key table for per-user grants on customers (portal users, exceptions)."""
+
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
+
+
+class CustomerGroupObjectPermission(GroupObjectPermissionBase):
+    """Direct foreign-key table for per-group grants on customers (a partner's staff group)."""
+
+    content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
+
+
+class BlindIndexedModel(TimeStampedModel):
+    """Recomputes the blind indexes named in ``blind_indexes`` (index field -> (value field, purpose))
+    from the normalised values on every save; bulk writers call ``refresh_blind_indexes`` themselves."""
+
+    blind_indexes: ClassVar[dict[str, tuple[str, str]]] = {}
+
+    class Meta:
+        abstract = True
+
+    def refresh_blind_indexes(self) -> None:
+        for index_field, (value_field, purpose) in self.blind_indexes.items():
+            value = getattr(self, value_field)
+            setattr(self, index_field, blind_index(purpose, value) if value else "")
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.refresh_blind_indexes()
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class Site(BlindIndexedModel):
+    """A customer's premises."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="sites")
+    label = models.CharField(max_length=100, help_text="What the customer calls it, e.g. Head office.")
+    address_line1 = EncryptedTextField()
+    address_line2 = EncryptedTextField(blank=True, default="")
+    town = EncryptedTextField()
+    postcode = EncryptedTextField(validators=[validation.validate_postcode])
+    postcode_index = models.CharField(max_length=64, db_index=True, editable=False)
+
+    blind_indexes = {"postcode_index": ("postcode", "postcode")}
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        if self.postcode:
+            self.postcode = validation.normalise_postcode(self.postcode)
+
+
+class Contact(BlindIndexedModel):
+    """A person at the customer."""
+
+    class ContactRole(models.TextChoices):
+        PRIMARY = "primary", "Primary"
+        BILLING = "billing", "Billing"
+        TECHNICAL = "technical", "Technical"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
+    name = EncryptedTextField()
+    email = EncryptedTextField(validators=[validation.validate_email])
+    email_index = models.CharField(max_length=64, db_index=True, editable=False)
+    phone = EncryptedTextField(validators=[validation.validate_phone], help_text="Stored in E.164.")
+    phone_index = models.CharField(max_length=64, db_index=True, editable=False)
+    role = models.CharField(max_length=20, choices=ContactRole.choices, default=ContactRole.PRIMARY)
+
+    blind_indexes = {"email_index": ("email", "email"), "phone_index": ("phone", "phone")}
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} contact"
+
+    def clean(self) -> None:
+        if self.email:
+            self.email = validation.normalise_email(self.email)
+        if self.phone:
+            self.phone = validation.normalise_phone(self.phone)
+
+
+class Line(BlindIndexedModel):
+    """A service on a site: a telephone line (CLI) or another product."""
+
+    class LineType(models.TextChoices):
+        WLR_ANALOGUE = "wlr_analogue", "Analogue line (WLR)"
+        ISDN = "isdn", "ISDN"
+        SIP = "sip", "SIP trunk"
+        MOBILE = "mobile", "Mobile"
+        BROADBAND = "broadband", "Broadband"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="lines")
+    site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="lines")
+    cli = EncryptedTextField(validators=[validation.validate_phone], help_text="The line's number (E.164).")
+    cli_index = models.CharField(max_length=64, db_index=True, editable=False)
+    line_type = models.CharField(max_length=20, choices=LineType.choices)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+
+    blind_indexes = {"cli_index": ("cli", "phone")}
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name = "service / line"
+        constraints = [
+            models.CheckConstraint(
+                name="line_ends_after_start",
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_line_type_display()} line"
+
+    def clean(self) -> None:
+        if self.cli:
+            self.cli = validation.normalise_phone(self.cli)
+
+
+class PaymentDetails(TimeStampedModel):
+    """A Direct Debit mandate."""
+
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="payment_details")
+    account_holder = EncryptedTextField()
+    sort_code = EncryptedTextField(validators=[validation.validate_sort_code])
+    account_number = EncryptedTextField(validators=[validation.validate_account_number])
+    mandate_reference = EncryptedTextField()
+
+    history = HistoricalRecords()
+
+    class Meta:
+        verbose_name = "payment details"
+        verbose_name_plural = "payment details"
+        permissions = [("reveal_paymentdetails", "Can reveal payment details (with current training)")]
+
+    def __str__(self) -> str:
+        return "Direct Debit mandate"
+
+    def clean(self) -> None:
+        if self.sort_code:
+            self.sort_code = validation.normalise_sort_code(self.sort_code)
+        if self.account_number:
+            self.account_number = validation.normalise_account_number(self.account_number)
+
+
+class ProvisioningOrder(TimeStampedModel):
+    """An order to the line gateway to provide, cease or modify a line."""
+
+    class Kind(models.TextChoices):
+        PROVIDE = "provide", "Provide"
+        CEASE = "cease", "Cease"
+        MODIFY = "modify", "Modify"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        HELD = "held", "Held (processing restricted)"
+        SUBMITTED = "submitted", "Submitted"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="provisioning_orders")
+    line = models.ForeignKey(
+        Line, null=True, blank=True, on_delete=models.SET_NULL, related_name="provisioning_orders"
+    )
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    notes = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    gateway_reference = models.CharField(max_length=64, blank=True)
+    failure_reason = models.TextField(blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="provisioning_status_created")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} order #{self.pk}"
+
+
+class AccessLog(models.Model):
+    """An append-only record of a read of personal data: who, when, which customer, which fields, why."""
+
+    class Action(models.TextChoices):
+        REVEAL = "reveal", "Revealed masked data"
+        EDIT_FORM = "edit_form", "Opened for correction"
+        ADMIN_VIEW = "admin_view", "Viewed in the admin"
+        CROSS_PARTNER_VIEW = "cross_partner_view", "Viewed another partner's customer"
+
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        Customer, null=True, on_delete=models.SET_NULL, related_name="access_log_entries"
+    )
+    customer_reference = models.CharField(max_length=20)
+    action = models.CharField(max_length=20, choices=Action.choices)
+    fields = models.JSONField(default=list)
+    reason = models.TextField()
+
+    class Meta:
+        ordering = ["-at"]
+        indexes = [
+            models.Index(fields=["customer", "at"], name="accesslog_customer_at"),
+            models.Index(fields=["user", "at"], name="accesslog_user_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.customer_reference} by user {self.user_id}"

@@ -1,0 +1,206 @@
+"""Every read of customers and their Site Details, scoped to what the user may see.
+
+A user sees a customer when they hold the role permission *and* an object permission on that
+customer (through their partner's group, or individually), or when their role may see every
+partner's customers. Everything else — pages, admin, search — filters through ``customers_visible_to``
+and fetches single customers through ``access_customer``, which answers 404 for the rest.
+"""
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import Http404
+from guardian.shortcuts import get_objects_for_user
+
+from accounts import validation
+from accounts.models import Contact, Customer, Line, PaymentDetails, ProvisioningOrder, Site, User
+from fusion_site.crypto import blind_index
+
+VIEW_CUSTOMER = "accounts.view_customer"
+VIEW_ALL_CUSTOMERS = "accounts.view_all_customers"
+
+
+def customers_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
+    if not user.is_authenticated or not user.is_active or not user.has_perm(VIEW_CUSTOMER):
+        return Customer.objects.none()
+    if user.has_perm(VIEW_ALL_CUSTOMERS):
+        return Customer.objects.all()
+    return get_objects_for_user(
+        user, VIEW_CUSTOMER, klass=Customer, accept_global_perms=False, with_superuser=False
+    )
+
+
+def customer_ids_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
+    """The visible customers as a subquery, for filtering their children."""
+    return customers_visible_to(user).values("pk")
+
+
+def access_customer(user: User | AnonymousUser, reference: str) -> Customer:
+    """The customer with this public reference, if the user may see it; otherwise 404."""
+    pk = Customer.pk_from_reference(reference)
+    customer = customers_visible_to(user).select_related("partner").filter(pk=pk).first() if pk else None
+    if customer is None:
+        raise Http404("No such customer.")
+    return customer
+
+
+def is_outside_users_partner(user: User, customer: Customer) -> bool:
+    """An administrator or DPO looking at a customer of a partner they do not work for."""
+    return not user.is_portal_user and user.partner_id != customer.partner_id
+
+
+def search_customers(queryset: QuerySet[Customer], query: str) -> QuerySet[Customer]:
+    """Match a reference or name, or exactly a phone number, email or postcode through the blind index."""
+    query = query.strip()
+    if not query:
+        return queryset
+    pk = Customer.pk_from_reference(query) if query.upper().startswith(Customer.REFERENCE_PREFIX) else None
+    if pk is not None:
+        return queryset.filter(pk=pk)
+    matches = queryset.filter(name__icontains=query)
+    for index_filter in _blind_index_filters(query):
+        matches = matches | queryset.filter(**index_filter)
+    return matches.distinct()
+
+
+def _blind_index_filters(query: str) -> list[dict[str, Any]]:
+    filters: list[dict[str, Any]] = []
+    if "@" in query:
+        try:
+            filters.append({"contacts__email_index": blind_index("email", validation.normalise_email(query))})
+        except validation.ValidationError:
+            pass
+    try:
+        phone = blind_index("phone", validation.normalise_phone(query))
+        filters += [{"contacts__phone_index": phone}, {"lines__cli_index": phone}]
+    except validation.ValidationError:
+        pass
+    try:
+        filters.append({"sites__postcode_index": blind_index("postcode", validation.normalise_postcode(query))})
+    except validation.ValidationError:
+        pass
+    return filters
+
+
+def customer_list(user: User | AnonymousUser, *, query: str = "") -> QuerySet[Customer]:
+    """The staff home list: visible customers matching the search, with their counts in the same query."""
+    visible = search_customers(customers_visible_to(user), query)
+    return (
+        Customer.objects.filter(pk__in=visible.values("pk"))
+        .select_related("partner")
+        .annotate(site_count=_count_of(Site), line_count=_count_of(Line))
+        .order_by("id")
+    )
+
+
+def _count_of(model: type[Site] | type[Line]) -> Coalesce:
+    """A correlated count of the customer's rows in ``model``; no join fan-out across the page."""
+    counts = model.objects.filter(customer=OuterRef("pk")).order_by().values("customer")
+    return Coalesce(Subquery(counts.annotate(n=Count("id")).values("n")), 0)
+
+
+def customer_site_details(customer: Customer) -> Customer:
+    """Load everything the Site Details page shows in a fixed number of queries."""
+    lines = Line.objects.select_related("site").order_by("site_id", "id")
+    orders = ProvisioningOrder.objects.select_related("line", "requested_by").order_by("-created_at")
+    return (
+        Customer.objects.select_related("partner", "billing_ceased_by", "processing_restricted_by")
+        .prefetch_related(
+            Prefetch("sites", queryset=Site.objects.order_by("id")),
+            Prefetch("contacts", queryset=Contact.objects.order_by("id")),
+            Prefetch("lines", queryset=lines),
+            Prefetch("provisioning_orders", queryset=orders),
+        )
+        .get(pk=customer.pk)
+    )
+
+
+def payment_details_of(customer: Customer) -> PaymentDetails | None:
+    return PaymentDetails.objects.filter(customer=customer).first()
+
+
+def site_of(customer: Customer, site_id: int) -> Site:
+    site = Site.objects.filter(customer=customer, pk=site_id).first()
+    if site is None:
+        raise Http404("No such site.")
+    return site
+
+
+def contact_of(customer: Customer, contact_id: int) -> Contact:
+    contact = Contact.objects.filter(customer=customer, pk=contact_id).first()
+    if contact is None:
+        raise Http404("No such contact.")
+    return contact
+
+
+def line_of(customer: Customer, line_id: int) -> Line:
+    line = Line.objects.filter(customer=customer, pk=line_id).first()
+    if line is None:
+        raise Http404("No such line.")
+    return line
+
+
+@dataclass
+class TimelineEntry:
+    at: Any
+    user: User | None
+    what: str
+    change: str
+    changed_fields: list[str] = field(default_factory=list)
+    reason: str = ""
+
+
+_CHANGE_WORDS = {"+": "created", "~": "changed", "-": "deleted"}
+_HISTORY_SKIPPED_FIELDS = {"history_id", "history_date", "history_change_reason", "history_type",
+                           "history_user", "history_user_id", "updated_at", "created_at", "id"}
+
+
+def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEntry]:
+    """The change history of the customer and its Site Details, newest first; field names, never values.
+
+    One query per tracked model, each bounded by ``limit``, so the page stays constant in queries."""
+    sources: list[tuple[str, QuerySet[Any]]] = [
+        ("Customer", Customer.history.filter(id=customer.pk)),  # type: ignore[attr-defined]
+        ("Site", Site.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
+        ("Contact", Contact.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
+        ("Line", Line.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
+        ("Payment details", PaymentDetails.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
+        ("Provisioning order", ProvisioningOrder.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
+    ]
+    entries: list[TimelineEntry] = []
+    for label, history in sources:
+        records = list(history.select_related("history_user").order_by("-history_date", "-history_id")[:limit])
+        by_object = itertools.groupby(sorted(records, key=lambda r: (r.id, r.history_date)), key=lambda r: r.id)
+        for _object_id, versions in by_object:
+            previous = None
+            for record in versions:
+                changed: list[str] = []
+                if previous is not None and record.history_type == "~":
+                    changed = [
+                        f.attname
+                        for f in record._meta.concrete_fields
+                        if f.attname not in _HISTORY_SKIPPED_FIELDS
+                        and not f.attname.endswith("_index")
+                        and getattr(record, f.attname) != getattr(previous, f.attname)
+                    ]
+                entries.append(
+                    TimelineEntry(
+                        at=record.history_date,
+                        user=record.history_user,
+                        what=f"{label} #{record.id}" if label != "Customer" else "Account",
+                        change=_CHANGE_WORDS.get(record.history_type, record.history_type),
+                        changed_fields=changed,
+                        reason=record.history_change_reason or "",
+                    )
+                )
+                previous = record
+    entries.sort(key=lambda e: e.at, reverse=True)
+    return entries[:limit]
+
+
+def customer_counts(queryset: QuerySet[Customer]) -> dict[str, int]:
+    return {row["status"]: row["n"] for row in queryset.values("status").annotate(n=Count("id")).order_by()}

@@ -1,0 +1,333 @@
+"""Every write of the accounts app: one function per business action.
+
+Each takes the acting user (``actor``), validates with ``full_clean`` before saving, runs in a
+transaction, and leaves history attributed to the actor. Side effects are queued on commit.
+"""
+
+import datetime
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from accounts.gateways import GatewayRejectedError, provisioning_gateway
+from accounts.models import (
+    AccessLog,
+    Contact,
+    Customer,
+    Line,
+    Partner,
+    PaymentDetails,
+    ProvisioningOrder,
+    Role,
+    Site,
+    User,
+)
+
+M = TypeVar("M", bound=models.Model)
+
+CUSTOMER_VISIBILITY_PERMISSION = "accounts.view_customer"
+SYSTEM_EMAIL_DOMAIN = "system.fusion.invalid"
+
+
+def _save(instance: M, *, actor: User | None, reason: str = "") -> M:
+    instance.full_clean()
+    instance._history_user = actor  # type: ignore[attr-defined]
+    if reason:
+        instance._change_reason = reason  # type: ignore[attr-defined]
+    instance.save()
+    return instance
+
+
+def _update(instance: M, *, actor: User, changes: dict[str, Any], allowed: Iterable[str], reason: str) -> M:
+    unknown = set(changes) - set(allowed)
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    return _save(instance, actor=actor, reason=reason)
+
+
+def system_user(*, job: str) -> User:
+    """The named system actor a job writes history as; it cannot log in."""
+    user, created = User.objects.get_or_create(
+        email=f"{job}@{SYSTEM_EMAIL_DOMAIN}",
+        defaults={"full_name": f"System: {job}", "is_active": False},
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def partner_create(*, code: str, name: str, actor: User | None, vat_number: str = "") -> Partner:
+    return partner_register(partner=Partner(code=code, name=name, vat_number=vat_number), actor=actor)
+
+
+@transaction.atomic
+def partner_register(*, partner: Partner, actor: User | None) -> Partner:
+    """Save a new partner with the staff group its customers are granted to."""
+    partner.staff_group = Group.objects.create(name=f"partner:{partner.code}")
+    return _save(partner, actor=actor)
+
+
+@transaction.atomic
+def user_create(
+    *,
+    email: str,
+    full_name: str,
+    role: Role,
+    actor: User | None,
+    password: str | None = None,
+    partner: Partner | None = None,
+    customer: Customer | None = None,
+    confidentiality_signed_at: datetime.datetime | None = None,
+    gdpr_training_completed_at: datetime.datetime | None = None,
+) -> User:
+    """Create a staff or portal user in its role group; partner staff join the partner's group and a
+    portal user is granted its own customer only."""
+    if (role == Role.CUSTOMER) != (customer is not None):
+        raise ValidationError({"customer": "A portal user needs a customer, and only a portal user has one."})
+    user = User(
+        email=email.strip().lower(),
+        full_name=full_name,
+        is_staff=role != Role.CUSTOMER,
+        partner=partner,
+        customer=customer,
+        confidentiality_signed_at=confidentiality_signed_at,
+        gdpr_training_completed_at=gdpr_training_completed_at,
+    )
+    if password:
+        user.set_password(password)
+    else:
+        user.set_unusable_password()
+    _save(user, actor=actor)
+    user.groups.add(Group.objects.get(name=role.value))
+    return user_sync_scope(user=user)
+
+
+def user_sync_scope(*, user: User) -> User:
+    """Give the user the customers its place implies: partner staff join the partner's group; a portal
+    user is granted its own customer and nothing else."""
+    if user.partner_id is not None:
+        user.groups.add(Partner.objects.get(pk=user.partner_id).staff_group)
+    if user.customer is not None:
+        assign_perm(CUSTOMER_VISIBILITY_PERMISSION, user, user.customer)
+    return user
+
+
+@transaction.atomic
+def user_record_training(
+    *,
+    user: User,
+    actor: User,
+    confidentiality_signed_at: datetime.datetime | None = None,
+    gdpr_training_completed_at: datetime.datetime | None = None,
+) -> User:
+    changes = {
+        name: value
+        for name, value in (
+            ("confidentiality_signed_at", confidentiality_signed_at),
+            ("gdpr_training_completed_at", gdpr_training_completed_at),
+        )
+        if value is not None
+    }
+    return _update(user, actor=actor, changes=changes, allowed=changes, reason="Training recorded")
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    partner: Partner,
+    name: str,
+    contract_start: datetime.date,
+    actor: User | None,
+    contract_end: datetime.date | None = None,
+    status: str = Customer.Status.ACTIVE,
+) -> Customer:
+    customer = Customer(
+        partner=partner, name=name, contract_start=contract_start, contract_end=contract_end, status=status
+    )
+    return customer_register(customer=customer, actor=actor)
+
+
+@transaction.atomic
+def customer_register(*, customer: Customer, actor: User | None) -> Customer:
+    """Save a new customer and grant it to its partner's staff group."""
+    _save(customer, actor=actor)
+    assign_perm(CUSTOMER_VISIBILITY_PERMISSION, customer.partner.staff_group, customer)
+    return customer
+
+
+CUSTOMER_EDITABLE_FIELDS = ("name", "status", "contract_start", "contract_end")
+
+
+@transaction.atomic
+def customer_update(*, customer: Customer, actor: User, reason: str = "", **changes: Any) -> Customer:
+    return _update(customer, actor=actor, changes=changes, allowed=CUSTOMER_EDITABLE_FIELDS, reason=reason)
+
+
+SITE_EDITABLE_FIELDS = ("label", "address_line1", "address_line2", "town", "postcode")
+
+
+@transaction.atomic
+def site_create(*, customer: Customer, actor: User | None, **fields: Any) -> Site:
+    site = Site(customer=customer)
+    return _update(site, actor=actor, changes=fields, allowed=SITE_EDITABLE_FIELDS, reason="")  # type: ignore[arg-type]
+
+
+@transaction.atomic
+def site_update(*, site: Site, actor: User, reason: str = "", **changes: Any) -> Site:
+    return _update(site, actor=actor, changes=changes, allowed=SITE_EDITABLE_FIELDS, reason=reason)
+
+
+CONTACT_EDITABLE_FIELDS = ("name", "email", "phone", "role")
+
+
+@transaction.atomic
+def contact_create(*, customer: Customer, actor: User | None, **fields: Any) -> Contact:
+    contact = Contact(customer=customer)
+    return _update(contact, actor=actor, changes=fields, allowed=CONTACT_EDITABLE_FIELDS, reason="")  # type: ignore[arg-type]
+
+
+@transaction.atomic
+def contact_update(*, contact: Contact, actor: User, reason: str = "", **changes: Any) -> Contact:
+    return _update(contact, actor=actor, changes=changes, allowed=CONTACT_EDITABLE_FIELDS, reason=reason)
+
+
+@transaction.atomic
+def line_create(
+    *,
+    customer: Customer,
+    cli: str,
+    line_type: str,
+    start_date: datetime.date,
+    actor: User | None,
+    site: Site | None = None,
+    end_date: datetime.date | None = None,
+) -> Line:
+    if site is not None and site.customer_id != customer.pk:
+        raise ValidationError({"site": "The site belongs to another customer."})
+    line = Line(
+        customer=customer, site=site, cli=cli, line_type=line_type, start_date=start_date, end_date=end_date
+    )
+    return _save(line, actor=actor)
+
+
+@transaction.atomic
+def payment_details_set(
+    *,
+    customer: Customer,
+    actor: User | None,
+    account_holder: str,
+    sort_code: str,
+    account_number: str,
+    mandate_reference: str,
+) -> PaymentDetails:
+    details = PaymentDetails.objects.filter(customer=customer).first() or PaymentDetails(customer=customer)
+    details.account_holder = account_holder
+    details.sort_code = sort_code
+    details.account_number = account_number
+    details.mandate_reference = mandate_reference
+    return _save(details, actor=actor)
+
+
+@transaction.atomic
+def customer_restrict_processing(*, customer: Customer, actor: User, reason: str) -> Customer:
+    """Hold all processing of the customer: bill runs skip it and provisioning orders are held."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the reason for the restriction."})
+    customer.processing_restricted_at = timezone.now()
+    customer.processing_restricted_by = actor
+    customer.processing_restricted_reason = reason
+    _save(customer, actor=actor, reason=f"Processing restricted: {reason}")
+    customer.provisioning_orders.filter(status=ProvisioningOrder.Status.QUEUED).update(
+        status=ProvisioningOrder.Status.HELD
+    )
+    return customer
+
+
+@transaction.atomic
+def customer_lift_processing_restriction(*, customer: Customer, actor: User, reason: str) -> Customer:
+    """Lift the restriction and release the orders it held."""
+    customer.processing_restricted_at = None
+    customer.processing_restricted_by = None
+    customer.processing_restricted_reason = ""
+    _save(customer, actor=actor, reason=f"Processing restriction lifted: {reason}")
+    held = list(customer.provisioning_orders.filter(status=ProvisioningOrder.Status.HELD))
+    for order in held:
+        order.status = ProvisioningOrder.Status.QUEUED
+        _save(order, actor=actor, reason="Released after the restriction was lifted")
+        _queue_submission(order)
+    return customer
+
+
+def _queue_submission(order: ProvisioningOrder) -> None:
+    from accounts.tasks import submit_provisioning_order
+
+    order_id = order.pk
+    transaction.on_commit(lambda: submit_provisioning_order.delay(order_id))
+
+
+@transaction.atomic
+def provisioning_order_create(
+    *, customer: Customer, kind: str, actor: User, line: Line | None = None, notes: str = ""
+) -> ProvisioningOrder:
+    """Queue an order to the gateway; a restricted customer's order is held instead."""
+    if line is not None and line.customer_id != customer.pk:
+        raise ValidationError({"line": "The line belongs to another customer."})
+    status = ProvisioningOrder.Status.HELD if customer.is_processing_restricted else ProvisioningOrder.Status.QUEUED
+    order = _save(
+        ProvisioningOrder(
+            customer=customer, line=line, kind=kind, notes=notes, requested_by=actor, status=status
+        ),
+        actor=actor,
+    )
+    if status == ProvisioningOrder.Status.QUEUED:
+        _queue_submission(order)
+    return order
+
+
+@transaction.atomic
+def provisioning_order_submit(*, order_id: int) -> ProvisioningOrder | None:
+    """Send a queued order to the gateway. Idempotent: anything not queued is left alone."""
+    order = (
+        ProvisioningOrder.objects.select_for_update().select_related("customer").filter(pk=order_id).first()
+    )
+    if order is None or order.status != ProvisioningOrder.Status.QUEUED:
+        return order
+    actor = system_user(job="provisioning")
+    if order.customer.is_processing_restricted:
+        order.status = ProvisioningOrder.Status.HELD
+        return _save(order, actor=actor, reason="Held: the customer's processing is restricted")
+    try:
+        reference = provisioning_gateway().submit(order)
+    except GatewayRejectedError as exc:
+        order.status = ProvisioningOrder.Status.FAILED
+        order.failure_reason = str(exc)
+        return _save(order, actor=actor, reason="Rejected by the gateway")
+    order.status = ProvisioningOrder.Status.SUBMITTED
+    order.gateway_reference = reference
+    order.submitted_at = timezone.now()
+    return _save(order, actor=actor, reason="Submitted to the gateway")
+
+
+def access_log_record(
+    *, user: User, customer: Customer, action: str, fields: Iterable[str], reason: str
+) -> AccessLog:
+    """Record a read of personal data. Written even when the surrounding request later fails."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why you need to see this data."})
+    return AccessLog.objects.create(
+        user=user,
+        customer=customer,
+        customer_reference=customer.reference,
+        action=action,
+        fields=sorted(set(fields)),
+        reason=reason.strip(),
+    )

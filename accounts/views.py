@@ -1,0 +1,210 @@
+"""Staff and customer pages. Thin: access through selectors, writes through services."""
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import pii, selectors, services
+from accounts import site_details as details
+from accounts.forms import ContactForm, ProvisioningOrderForm, RevealForm, SiteForm
+from accounts.models import AccessLog, Customer, User
+
+CUSTOMERS_PER_PAGE = 50
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if user.is_portal_user:
+        return redirect("accounts:my_account")
+    query = request.GET.get("q", "")
+    page = Paginator(selectors.customer_list(user, query=query), CUSTOMERS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "accounts/home.html", {"page": page, "query": query})
+
+
+@login_required
+def my_account(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if user.customer is None:
+        return redirect("accounts:home")
+    return redirect("accounts:site_details", reference=user.customer.reference)
+
+
+def _log_cross_partner_view(user: User, customer: Customer) -> None:
+    if selectors.is_outside_users_partner(user, customer):
+        services.access_log_record(
+            user=user,
+            customer=customer,
+            action=AccessLog.Action.CROSS_PARTNER_VIEW,
+            fields=["site_details"],
+            reason="Opened the Site Details of a customer outside the user's partner",
+        )
+
+
+def _render_site_details(
+    request: HttpRequest, customer: Customer, visibility: details.Visibility, **extra: Any
+) -> HttpResponse:
+    context = details.page_context(customer, user=_user(request), visibility=visibility)
+    context.setdefault("reveal_form", RevealForm())
+    context.update(extra)
+    return render(request, "accounts/site_details.html", context)
+
+
+@login_required
+def site_details_view(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _user(request)
+    customer = selectors.access_customer(user, reference)
+    _log_cross_partner_view(user, customer)
+    visibility = details.visibility_for(user, reveal_personal=False, reveal_payment=False)
+    return _render_site_details(request, customer, visibility)
+
+
+@login_required
+@require_POST
+def reveal(request: HttpRequest, reference: str) -> HttpResponse:
+    """Show this customer's masked data in clear for this response, and log that it was shown."""
+    user = _user(request)
+    customer = selectors.access_customer(user, reference)
+    if not pii.may_reveal_personal_data(user):
+        raise PermissionDenied("Revealing personal data needs a signed confidentiality agreement and current training.")
+    form = RevealForm(request.POST)
+    if not form.is_valid():
+        visibility = details.visibility_for(user, reveal_personal=False, reveal_payment=False)
+        return _render_site_details(request, customer, visibility, reveal_form=form)
+    include_payment = form.cleaned_data["include_payment"] and pii.may_reveal_payment_details(user)
+    fields = details.PERSONAL_FIELDS + (details.PAYMENT_FIELDS if include_payment else [])
+    services.access_log_record(
+        user=user,
+        customer=customer,
+        action=AccessLog.Action.REVEAL,
+        fields=fields,
+        reason=form.cleaned_data["reason"],
+    )
+    visibility = details.visibility_for(user, reveal_personal=True, reveal_payment=include_payment)
+    return _render_site_details(request, customer, visibility)
+
+
+def _require_editor(user: User, customer: Customer, permission: str, fields: list[str]) -> None:
+    if not user.has_perm(permission):
+        raise PermissionDenied
+    if not user.is_portal_user and not pii.may_reveal_personal_data(user):
+        raise PermissionDenied("Correcting personal data needs a signed confidentiality agreement and current training.")
+
+
+def _log_edit_form(user: User, customer: Customer, fields: list[str]) -> None:
+    if not user.is_portal_user:
+        services.access_log_record(
+            user=user,
+            customer=customer,
+            action=AccessLog.Action.EDIT_FORM,
+            fields=fields,
+            reason="Opened for correction (rectification)",
+        )
+
+
+def _rectification_reason(user: User, form_reason: str) -> str:
+    who = "the customer" if user.is_portal_user else "staff"
+    return f"Rectification by {who} via Site Details" + (f": {form_reason}" if form_reason else "")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpResponse:
+    user = _user(request)
+    customer = selectors.access_customer(user, reference)
+    contact = selectors.contact_of(customer, contact_id)
+    fields = ["contact.name", "contact.email", "contact.phone"]
+    _require_editor(user, customer, "accounts.change_contact", fields)
+    if request.method == "POST":
+        form = ContactForm(request.POST)
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            reason = data.pop("reason")
+            try:
+                services.contact_update(
+                    contact=contact, actor=user, reason=_rectification_reason(user, reason), **data
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, "Contact details corrected.")
+                return redirect("accounts:site_details", reference=customer.reference)
+    else:
+        _log_edit_form(user, customer, fields)
+        form = ContactForm(
+            initial={"name": contact.name, "email": contact.email, "phone": contact.phone, "role": contact.role}
+        )
+    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": "contact"})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def site_edit(request: HttpRequest, reference: str, site_id: int) -> HttpResponse:
+    user = _user(request)
+    customer = selectors.access_customer(user, reference)
+    site = selectors.site_of(customer, site_id)
+    fields = ["site.address_line1", "site.address_line2", "site.town", "site.postcode"]
+    _require_editor(user, customer, "accounts.change_site", fields)
+    if request.method == "POST":
+        form = SiteForm(request.POST)
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            reason = data.pop("reason")
+            try:
+                services.site_update(site=site, actor=user, reason=_rectification_reason(user, reason), **data)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(request, "Site details corrected.")
+                return redirect("accounts:site_details", reference=customer.reference)
+    else:
+        _log_edit_form(user, customer, fields)
+        form = SiteForm(
+            initial={
+                "label": site.label,
+                "address_line1": site.address_line1,
+                "address_line2": site.address_line2,
+                "town": site.town,
+                "postcode": site.postcode,
+            }
+        )
+    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": "site"})
+
+
+@login_required
+@require_POST
+def order_create(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _user(request)
+    customer = selectors.access_customer(user, reference)
+    if not user.has_perm("accounts.add_provisioningorder"):
+        raise PermissionDenied
+    form = ProvisioningOrderForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()))
+        return redirect("accounts:site_details", reference=customer.reference)
+    line_id = form.cleaned_data["line"]
+    line = selectors.line_of(customer, line_id) if line_id else None
+    try:
+        order = services.provisioning_order_create(
+            customer=customer, line=line, kind=form.cleaned_data["kind"], actor=user, notes=form.cleaned_data["notes"]
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        order.refresh_from_db()
+        messages.success(request, f"{order} {order.get_status_display().lower()}.")
+    return redirect("accounts:site_details", reference=customer.reference)

@@ -1,0 +1,1 @@
+"""Models of the billing app; its capability arrives with its own issue."""

@@ -1,0 +1,1 @@
+"""Models of the privacy app; its capability arrives with its own issue."""
