@@ -1,0 +1,53 @@
+import os
+
+import pytest
+
+from accounts.models import Role
+from fusion_site.celery import app as celery_app
+from tests.factories import CustomerFactory, PartnerFactory, UserFactory, full_customer
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process():
+    """Unit tests run tasks in-process; tests marked ``services`` start a real worker instead."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def partner(db):
+    return PartnerFactory()
+
+
+@pytest.fixture
+def other_partner(db):
+    return PartnerFactory()
+
+
+@pytest.fixture
+def customer(partner):
+    return full_customer(partner)
+
+
+@pytest.fixture
+def other_customer(other_partner):
+    return full_customer(other_partner)
+
+
+@pytest.fixture
+def make_user(db, partner):
+    """``make_user(role, cleared=True, partner=<the partner fixture>)``; pass ``partner=None`` for provider staff."""
+    provider_roles = {Role.ADMINISTRATOR, Role.DATA_PROTECTION_OFFICER}
+
+    def make(role: Role, *, cleared: bool = True, **kwargs):
+        if role == Role.CUSTOMER:
+            kwargs.setdefault("customer", CustomerFactory(partner=partner))
+        elif role not in provider_roles:
+            kwargs.setdefault("partner", partner)
+        return UserFactory(role=role, cleared=cleared, **kwargs)
+
+    return make
