@@ -167,8 +167,7 @@ class DemoBuilder:
 
 def _bulk(objs: list, model: type, actor: User | None) -> list:  # type: ignore[type-arg]
     for obj in objs:
-        obj.clean_fields(exclude=["customer", "site"])
-        obj.clean()
+        obj.clean_fields(exclude={"customer", "site"})
         if hasattr(obj, "refresh_blind_indexes"):
             obj.refresh_blind_indexes()
     return list(bulk_create_with_history(objs, model, batch_size=500, default_user=actor))

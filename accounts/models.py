@@ -20,7 +20,7 @@ from simple_history.models import HistoricalRecords
 from accounts import validation
 from fusion_site.crypto import blind_index
 from fusion_site.fields import EncryptedTextField
-from fusion_site.models import TimeStampedModel
+from fusion_site.models import NormalisedFieldsModel, TimeStampedModel
 
 
 class Role(models.TextChoices):
@@ -221,7 +221,7 @@ class CustomerGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
 
 
-class BlindIndexedModel(TimeStampedModel):
+class BlindIndexedModel(NormalisedFieldsModel, TimeStampedModel):
     """Recomputes the blind indexes named in ``blind_indexes`` (index field -> (value field, purpose))
     from the normalised values on every save; bulk writers call ``refresh_blind_indexes`` themselves."""
 
@@ -248,9 +248,10 @@ class Site(BlindIndexedModel):
     address_line1 = EncryptedTextField()
     address_line2 = EncryptedTextField(blank=True, default="")
     town = EncryptedTextField()
-    postcode = EncryptedTextField(validators=[validation.validate_postcode])
+    postcode = EncryptedTextField()
     postcode_index = models.CharField(max_length=64, db_index=True, editable=False)
 
+    normalisers = {"postcode": validation.normalise_postcode}
     blind_indexes = {"postcode_index": ("postcode", "postcode")}
     history = HistoricalRecords()
 
@@ -260,9 +261,6 @@ class Site(BlindIndexedModel):
     def __str__(self) -> str:
         return self.label
 
-    def clean(self) -> None:
-        if self.postcode:
-            self.postcode = validation.normalise_postcode(self.postcode)
 
 
 class Contact(BlindIndexedModel):
@@ -275,12 +273,13 @@ class Contact(BlindIndexedModel):
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="contacts")
     name = EncryptedTextField()
-    email = EncryptedTextField(validators=[validation.validate_email])
+    email = EncryptedTextField()
     email_index = models.CharField(max_length=64, db_index=True, editable=False)
-    phone = EncryptedTextField(validators=[validation.validate_phone], help_text="Stored in E.164.")
+    phone = EncryptedTextField(help_text="Stored in E.164.")
     phone_index = models.CharField(max_length=64, db_index=True, editable=False)
     role = models.CharField(max_length=20, choices=ContactRole.choices, default=ContactRole.PRIMARY)
 
+    normalisers = {"email": validation.normalise_email, "phone": validation.normalise_phone}
     blind_indexes = {"email_index": ("email", "email"), "phone_index": ("phone", "phone")}
     history = HistoricalRecords()
 
@@ -290,11 +289,6 @@ class Contact(BlindIndexedModel):
     def __str__(self) -> str:
         return f"{self.get_role_display()} contact"
 
-    def clean(self) -> None:
-        if self.email:
-            self.email = validation.normalise_email(self.email)
-        if self.phone:
-            self.phone = validation.normalise_phone(self.phone)
 
 
 class Line(BlindIndexedModel):
@@ -309,12 +303,13 @@ class Line(BlindIndexedModel):
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="lines")
     site = models.ForeignKey(Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="lines")
-    cli = EncryptedTextField(validators=[validation.validate_phone], help_text="The line's number (E.164).")
+    cli = EncryptedTextField(help_text="The line's number (E.164).")
     cli_index = models.CharField(max_length=64, db_index=True, editable=False)
     line_type = models.CharField(max_length=20, choices=LineType.choices)
     start_date = models.DateField()
     end_date = models.DateField(null=True, blank=True)
 
+    normalisers = {"cli": validation.normalise_phone}
     blind_indexes = {"cli_index": ("cli", "phone")}
     history = HistoricalRecords()
 
@@ -331,19 +326,21 @@ class Line(BlindIndexedModel):
     def __str__(self) -> str:
         return f"{self.get_line_type_display()} line"
 
-    def clean(self) -> None:
-        if self.cli:
-            self.cli = validation.normalise_phone(self.cli)
 
 
-class PaymentDetails(TimeStampedModel):
+class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
     """A Direct Debit mandate."""
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="payment_details")
     account_holder = EncryptedTextField()
-    sort_code = EncryptedTextField(validators=[validation.validate_sort_code])
-    account_number = EncryptedTextField(validators=[validation.validate_account_number])
+    sort_code = EncryptedTextField()
+    account_number = EncryptedTextField()
     mandate_reference = EncryptedTextField()
+
+    normalisers = {
+        "sort_code": validation.normalise_sort_code,
+        "account_number": validation.normalise_account_number,
+    }
 
     history = HistoricalRecords()
 
@@ -355,11 +352,6 @@ class PaymentDetails(TimeStampedModel):
     def __str__(self) -> str:
         return "Direct Debit mandate"
 
-    def clean(self) -> None:
-        if self.sort_code:
-            self.sort_code = validation.normalise_sort_code(self.sort_code)
-        if self.account_number:
-            self.account_number = validation.normalise_account_number(self.account_number)
 
 
 class ProvisioningOrder(TimeStampedModel):

@@ -1,3 +1,7 @@
+from collections.abc import Callable
+from typing import ClassVar
+
+from django.core.exceptions import ValidationError
 from django.db import models
 
 
@@ -7,3 +11,31 @@ class TimeStampedModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class NormalisedFieldsModel(models.Model):
+    """Validates and normalises fields with ``normalisers`` (field name -> function that returns the
+    normal form or raises ValidationError). Runs inside ``clean_fields``, so a bad value is reported on
+    its own field, once, by services, forms and the admin alike."""
+
+    normalisers: ClassVar[dict[str, Callable[[str], str]]] = {}
+
+    class Meta:
+        abstract = True
+
+    def clean_fields(self, exclude: set[str] | None = None) -> None:
+        errors: dict[str, list[ValidationError]] = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        for name, normalise in self.normalisers.items():
+            value = getattr(self, name)
+            if (exclude and name in exclude) or name in errors or not value:
+                continue
+            try:
+                setattr(self, name, normalise(value))
+            except ValidationError as exc:
+                errors[name] = exc.error_list
+        if errors:
+            raise ValidationError(errors)

@@ -1,0 +1,86 @@
+"""The two commands' foundations: the real services in CI, Celery configuration, roles, demo data."""
+
+import io
+
+import pytest
+import redis
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.core.management import call_command
+from django.db import connection
+
+from accounts.models import Contact, Customer, Line, PaymentDetails, Role, Site, User
+from fusion_site.celery import app as celery_app
+from tests.conftest import require_service
+
+
+def _redis_reachable() -> bool:
+    if not settings.REDIS_URL:
+        return False
+    try:
+        return bool(redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+@pytest.mark.services
+def test_database_is_postgresql_in_ci(db):
+    require_service("PostgreSQL", connection.vendor == "postgresql", "DATABASE_URL does not point at PostgreSQL")
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        assert int(cursor.fetchone()[0].split(".")[0]) >= 13
+
+
+@pytest.mark.services
+def test_redis_cache_round_trip():
+    require_service("Redis", _redis_reachable(), "REDIS_URL is unset or Redis does not answer")
+    assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
+    cache.set("fusion:ci-check", {"ok": 1}, timeout=30)
+    assert cache.get("fusion:ci-check") == {"ok": 1}
+    cache.delete("fusion:ci-check")
+
+
+def test_celery_configured_under_its_namespace():
+    conf = celery_app.conf
+    assert conf.task_serializer == "json"
+    assert conf.accept_content == ["json"]
+    assert conf.task_acks_late is True
+    assert conf.task_time_limit == settings.CELERY_TASK_TIME_LIMIT
+    assert "accounts.tasks.submit_provisioning_order" in celery_app.tasks
+
+
+def test_role_groups_are_created_by_migration(db):
+    assert set(Group.objects.filter(name__in=Role.values).values_list("name", flat=True)) == set(Role.values)
+    support = Group.objects.get(name=Role.SUPPORT_AGENT)
+    codenames = set(support.permissions.values_list("codename", flat=True))
+    assert {"view_customer", "change_contact", "reveal_personal_data"} <= codenames
+    assert "reveal_paymentdetails" not in codenames
+    assert "view_all_customers" not in codenames
+    portal = set(Group.objects.get(name=Role.CUSTOMER).permissions.values_list("codename", flat=True))
+    assert "reveal_personal_data" not in portal and "view_all_customers" not in portal
+
+
+def test_seed_demo_creates_every_role_and_full_site_details_and_is_idempotent(db):
+    out, err = io.StringIO(), io.StringIO()
+    call_command("seed_demo", customers=30, partners=2, stdout=out, stderr=err)
+    assert Customer.objects.count() == 30
+    for model in (Site, Contact, Line, PaymentDetails):
+        assert model.objects.count() >= 30, model
+    for role in Role.values:
+        assert User.objects.filter(groups__name=role, is_active=True).exists(), role
+    printed = out.getvalue()
+    assert "admin@fusion.example" in printed and "fusion-demo-password" in printed
+    assert "Customers" in err.getvalue()  # the progress bar
+    portal = User.objects.get(email="portal@demo-1.example")
+    assert portal.customer is not None and not portal.is_staff
+    assert portal.check_password("fusion-demo-password")
+
+    call_command("seed_demo", customers=30, partners=2, stdout=io.StringIO(), stderr=io.StringIO())
+    assert Customer.objects.count() == 30
+
+
+def test_demo_history_is_attributed_to_the_seed_actor(db):
+    call_command("seed_demo", customers=4, partners=1, stdout=io.StringIO(), stderr=io.StringIO())
+    record = Contact.history.first()
+    assert record is not None and record.history_user.email.startswith("seed-demo@")
