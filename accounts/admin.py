@@ -22,8 +22,6 @@ from accounts.models import (
     Site,
     User,
 )
-from accounts.validation import ValidationError, normalise_email, normalise_phone, normalise_postcode
-from fusion_site.crypto import blind_index
 
 Masker = Callable[[str], str]
 
@@ -54,7 +52,7 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         queryset = super().get_queryset(request)
-        visible = selectors.customer_ids_visible_to(request.user)  # type: ignore[arg-type]
+        visible = selectors.customer_ids_visible_to(request.user)
         lookup = "pk" if not self.customer_lookup else self.customer_lookup
         return queryset.filter(**{f"{lookup}__in": visible})
 
@@ -121,24 +119,16 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
         if not self._masks_personal_data(request):
             super().set_history_delta_changes(request, historical_records, **kwargs)
 
-    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
-        """Exact-match filters on blind indexes for a search term; subclasses say which apply."""
-        return []
+    # Blind-index lookups searched exactly, by purpose: {"phone": ["phone_index"]}.
+    search_blind_indexes: dict[str, list[str]] = {}
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
         results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        for index_filter in self.blind_index_filters(search_term.strip()):
+        for index_filter in selectors.blind_index_filters(search_term.strip(), self.search_blind_indexes):
             results = results | queryset.filter(**index_filter)
         return results, may_have_duplicates
-
-
-def _index_filter(field: str, purpose: str, normalise: Callable[[str], str], term: str) -> list[dict[str, str]]:
-    try:
-        return [{field: blind_index(purpose, normalise(term))}]
-    except ValidationError:
-        return []
 
 
 @admin.register(Partner)
@@ -172,15 +162,33 @@ class SiteInline(admin.TabularInline):
 @admin.register(Customer)
 class CustomerAdmin(CustomerScopedAdmin):
     customer_lookup = ""
-    list_display = ["reference", "name", "partner", "status", "contract_start", "contract_end",
-                    "billing_ceased_at", "processing_restricted_at"]
-    list_filter = ["status", "partner", ("billing_ceased_at", admin.EmptyFieldListFilter),
-                   ("processing_restricted_at", admin.EmptyFieldListFilter)]
+    list_display = [
+        "reference",
+        "name",
+        "partner",
+        "status",
+        "contract_start",
+        "contract_end",
+        "billing_ceased_at",
+        "processing_restricted_at",
+    ]
+    list_filter = [
+        "status",
+        "partner",
+        ("billing_ceased_at", admin.EmptyFieldListFilter),
+        ("processing_restricted_at", admin.EmptyFieldListFilter),
+    ]
     list_select_related = ["partner"]
     search_fields = ["name"]
     date_hierarchy = "contract_start"
-    readonly_fields = ["billing_ceased_at", "billing_ceased_by", "billing_ceased_reason",
-                       "processing_restricted_at", "processing_restricted_by", "processing_restricted_reason"]
+    readonly_fields = [
+        "billing_ceased_at",
+        "billing_ceased_by",
+        "billing_ceased_reason",
+        "processing_restricted_at",
+        "processing_restricted_by",
+        "processing_restricted_reason",
+    ]
     inlines = [SiteInline]
 
     @admin.display(description="Reference", ordering="id")
@@ -189,7 +197,7 @@ class CustomerAdmin(CustomerScopedAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
         readonly = list(super().get_readonly_fields(request, obj))
-        return readonly + ["partner"] if obj else readonly
+        return [*readonly, "partner"] if obj else readonly
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
@@ -220,13 +228,15 @@ class CustomerChildAdmin(CustomerScopedAdmin):
 
 @admin.register(Site)
 class SiteAdmin(CustomerChildAdmin):
-    personal_fields = {"address_line1": pii.mask_text, "address_line2": pii.mask_text,
-                       "town": pii.mask_text, "postcode": pii.mask_postcode}
+    personal_fields = {
+        "address_line1": pii.mask_text,
+        "address_line2": pii.mask_text,
+        "town": pii.mask_text,
+        "postcode": pii.mask_postcode,
+    }
     list_display = ["label", "customer_reference", "masked_postcode"]
     search_fields = ["label"]
-
-    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
-        return _index_filter("postcode_index", "postcode", normalise_postcode, term)
+    search_blind_indexes = {"postcode": ["postcode_index"]}
 
 
 @admin.register(Contact)
@@ -235,11 +245,7 @@ class ContactAdmin(CustomerChildAdmin):
     list_display = ["__str__", "customer_reference", "role", "masked_email", "masked_phone"]
     list_filter = ["role"]
     search_fields = ["customer__name"]
-
-    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
-        return _index_filter("email_index", "email", normalise_email, term) + _index_filter(
-            "phone_index", "phone", normalise_phone, term
-        )
+    search_blind_indexes = {"email": ["email_index"], "phone": ["phone_index"]}
 
 
 @admin.register(Line)
@@ -248,15 +254,17 @@ class LineAdmin(CustomerChildAdmin):
     list_display = ["__str__", "customer_reference", "masked_cli", "line_type", "start_date", "end_date"]
     list_filter = ["line_type", ("end_date", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name"]
-
-    def blind_index_filters(self, term: str) -> list[dict[str, str]]:
-        return _index_filter("cli_index", "phone", normalise_phone, term)
+    search_blind_indexes = {"phone": ["cli_index"]}
 
 
 @admin.register(PaymentDetails)
 class PaymentDetailsAdmin(CustomerChildAdmin):
-    personal_fields = {"account_holder": pii.mask_text, "sort_code": pii.mask_sort_code,
-                       "account_number": pii.mask_account_number, "mandate_reference": pii.mask_reference}
+    personal_fields = {
+        "account_holder": pii.mask_text,
+        "sort_code": pii.mask_sort_code,
+        "account_number": pii.mask_account_number,
+        "mandate_reference": pii.mask_reference,
+    }
     reveal_check = staticmethod(pii.may_reveal_payment_details)
     list_display = ["customer_reference", "masked_sort_code", "masked_account_number"]
     search_fields = ["customer__name"]
@@ -266,8 +274,14 @@ class PaymentDetailsAdmin(CustomerChildAdmin):
 class ProvisioningOrderAdmin(CustomerChildAdmin):
     list_display = ["__str__", "customer_reference", "kind", "status", "gateway_reference", "created_at"]
     list_filter = ["status", "kind"]
-    readonly_fields = ["status", "gateway_reference", "failure_reason", "submitted_at", "completed_at",
-                       "requested_by"]
+    readonly_fields = [
+        "status",
+        "gateway_reference",
+        "failure_reason",
+        "submitted_at",
+        "completed_at",
+        "requested_by",
+    ]
     search_fields = ["gateway_reference"]
     autocomplete_fields = ["customer", "line"]
 
@@ -298,8 +312,15 @@ class UserAdmin(DjangoUserAdmin, SimpleHistoryAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ["email"]
-    list_display = ["email", "full_name", "partner", "is_staff", "is_active", "confidentiality_signed_at",
-                    "gdpr_training_completed_at"]
+    list_display = [
+        "email",
+        "full_name",
+        "partner",
+        "is_staff",
+        "is_active",
+        "confidentiality_signed_at",
+        "gdpr_training_completed_at",
+    ]
     list_filter = ["is_staff", "is_active", "groups", "partner"]
     list_select_related = ["partner"]
     search_fields = ["email", "full_name"]
@@ -307,7 +328,10 @@ class UserAdmin(DjangoUserAdmin, SimpleHistoryAdmin):
     fieldsets = (
         (None, {"fields": ("email", "password")}),
         ("Person", {"fields": ("full_name", "partner", "customer")}),
-        ("Confidentiality and training", {"fields": ("confidentiality_signed_at", "gdpr_training_completed_at")}),
+        (
+            "Confidentiality and training",
+            {"fields": ("confidentiality_signed_at", "gdpr_training_completed_at")},
+        ),
         ("Access", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )

@@ -9,6 +9,7 @@ import datetime
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -67,12 +68,25 @@ class DemoBuilder:
         trained = {"confidentiality_signed_at": now, "gdpr_training_completed_at": now}
         logins: list[DemoLogin] = []
 
-        def make(email: str, name: str, role: Role, note: str, partner: Partner | None = None,
-                 customer: Customer | None = None, cleared: bool = True) -> None:
+        def make(
+            email: str,
+            name: str,
+            role: Role,
+            note: str,
+            partner: Partner | None = None,
+            customer: Customer | None = None,
+            cleared: bool = True,
+        ) -> None:
             if not User.objects.filter(email=email).exists():
                 services.user_create(
-                    email=email, full_name=name, role=role, actor=self.actor, password=DEMO_PASSWORD,
-                    partner=partner, customer=customer, **(trained if cleared else {}),
+                    email=email,
+                    full_name=name,
+                    role=role,
+                    actor=self.actor,
+                    password=DEMO_PASSWORD,
+                    partner=partner,
+                    customer=customer,
+                    **(trained if cleared else {}),
                 )
             logins.append(DemoLogin(email, role.label, partner.name if partner else "—", note))
 
@@ -82,13 +96,24 @@ class DemoBuilder:
             slug = partner.code
             make(f"billing@{slug}.example", f"Bill {partner.name}", Role.BILLING_AGENT, "trained", partner)
             make(f"support@{slug}.example", f"Sam {partner.name}", Role.SUPPORT_AGENT, "trained", partner)
-            make(f"support-untrained@{slug}.example", f"Una {partner.name}", Role.SUPPORT_AGENT,
-                 "no training: sees masked data", partner, cleared=False)
+            make(
+                f"support-untrained@{slug}.example",
+                f"Una {partner.name}",
+                Role.SUPPORT_AGENT,
+                "no training: sees masked data",
+                partner,
+                cleared=False,
+            )
             make(f"finance@{slug}.example", f"Fin {partner.name}", Role.FINANCE_MANAGER, "trained", partner)
             first = Customer.objects.filter(partner=partner).order_by("id").first()
             if first is not None:
-                make(f"portal@{slug}.example", f"Pat {first.name}", Role.CUSTOMER,
-                     f"portal user of {first.reference}", customer=first)
+                make(
+                    f"portal@{slug}.example",
+                    f"Pat {first.name}",
+                    Role.CUSTOMER,
+                    f"portal user of {first.reference}",
+                    customer=first,
+                )
         return logins
 
     def customers(
@@ -97,7 +122,7 @@ class DemoBuilder:
         count: int,
         *,
         sizes: Callable[[int], tuple[int, int]] = lambda index: (2, 3),
-        progress: Callable[[int], None] = lambda done: None,
+        progress: Callable[[int], object] = lambda done: None,
     ) -> None:
         """Create ``count`` customers, each with ``sizes(index)`` = (sites, lines), contacts and a mandate."""
         for start in range(0, count, CHUNK):
@@ -127,36 +152,56 @@ class DemoBuilder:
         customers = bulk_create_with_history(customers, Customer, default_user=self.actor)
         if customers[0].pk is None:  # backends without RETURNING: fetch the new rows back
             customers = list(Customer.objects.filter(partner=partner).order_by("-id")[: len(customers)])[::-1]
-        assign_perm(
-            services.CUSTOMER_VISIBILITY_PERMISSION,
-            partner.staff_group,
-            Customer.objects.filter(pk__in=[c.pk for c in customers]),
-        )
+        # guardian grants to a whole queryset in one bulk insert; its stubs only know single objects.
+        new_customers: Any = Customer.objects.filter(pk__in=[c.pk for c in customers])
+        assign_perm(services.CUSTOMER_VISIBILITY_PERMISSION, partner.staff_group, new_customers)
         sites, contacts, payments = [], [], []
         line_specs: list[tuple[Customer, int, int]] = []
         for index, customer in zip(indices, customers, strict=True):
             site_count, line_count = sizes(index)
             for number in range(site_count):
-                sites.append(Site(customer=customer, label="Head office" if number == 0 else f"Branch {number}",
-                                  address_line1=fake.street_address(), town=fake.city(), postcode=fake.postcode()))
+                sites.append(
+                    Site(
+                        customer=customer,
+                        label="Head office" if number == 0 else f"Branch {number}",
+                        address_line1=fake.street_address(),
+                        town=fake.city(),
+                        postcode=fake.postcode(),
+                    )
+                )
             for role in (Contact.ContactRole.PRIMARY, Contact.ContactRole.BILLING):
                 name = fake.name()
-                contacts.append(Contact(customer=customer, role=role, name=name,
-                                        email=f"{name.split()[0].lower()}.{customer.pk}@example.com",
-                                        phone=_mobile(rng)))
-            payments.append(PaymentDetails(customer=customer, account_holder=customer.name,
-                                           sort_code=f"{rng.randrange(10**6):06d}",
-                                           account_number=f"{rng.randrange(10**8):08d}",
-                                           mandate_reference=f"DD{customer.pk:08d}"))
+                contacts.append(
+                    Contact(
+                        customer=customer,
+                        role=role,
+                        name=name,
+                        email=f"{name.split()[0].lower()}.{customer.pk}@example.com",
+                        phone=_mobile(rng),
+                    )
+                )
+            payments.append(
+                PaymentDetails(
+                    customer=customer,
+                    account_holder=customer.name,
+                    sort_code=f"{rng.randrange(10**6):06d}",
+                    account_number=f"{rng.randrange(10**8):08d}",
+                    mandate_reference=f"DD{customer.pk:08d}",
+                )
+            )
             line_specs.append((customer, site_count, line_count))
         sites = _bulk(sites, Site, self.actor)
         sites_by_customer: dict[int, list[Site]] = {}
         for site in sites:
             sites_by_customer.setdefault(site.customer_id, []).append(site)
         lines = [
-            Line(customer=customer, site=rng.choice(sites_by_customer.get(customer.pk) or [None]),
-                 cli=_geographic(rng), line_type=rng.choice(Line.LineType.values),
-                 start_date=customer.contract_start)
+            Line(
+                customer=customer,
+                site=rng.choice(sites_by_customer.get(customer.pk) or [None]),
+                cli=_geographic(rng),
+                line_type=rng.choice(Line.LineType.values),
+                start_date=customer.contract_start,
+            )
             for customer, _sites, line_count in line_specs
             for _ in range(line_count)
         ]
@@ -165,7 +210,7 @@ class DemoBuilder:
         _bulk(payments, PaymentDetails, self.actor)
 
 
-def _bulk(objs: list, model: type, actor: User | None) -> list:  # type: ignore[type-arg]
+def _bulk(objs: list[Any], model: type[Any], actor: User | None) -> list[Any]:
     for obj in objs:
         obj.clean_fields(exclude={"customer", "site"})
         if hasattr(obj, "refresh_blind_indexes"):

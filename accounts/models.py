@@ -262,7 +262,6 @@ class Site(BlindIndexedModel):
         return self.label
 
 
-
 class Contact(BlindIndexedModel):
     """A person at the customer."""
 
@@ -288,7 +287,6 @@ class Contact(BlindIndexedModel):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} contact"
-
 
 
 class Line(BlindIndexedModel):
@@ -327,7 +325,6 @@ class Line(BlindIndexedModel):
         return f"{self.get_line_type_display()} line"
 
 
-
 class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
     """A Direct Debit mandate."""
 
@@ -351,7 +348,6 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
 
     def __str__(self) -> str:
         return "Direct Debit mandate"
-
 
 
 class ProvisioningOrder(TimeStampedModel):

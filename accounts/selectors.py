@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
 from django.db.models import Count, OuterRef, Prefetch, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
@@ -34,7 +35,7 @@ def customers_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
     )
 
 
-def customer_ids_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
+def customer_ids_visible_to(user: User | AnonymousUser) -> QuerySet[Customer, Any]:
     """The visible customers as a subquery, for filtering their children."""
     return customers_visible_to(user).values("pk")
 
@@ -62,27 +63,33 @@ def search_customers(queryset: QuerySet[Customer], query: str) -> QuerySet[Custo
     if pk is not None:
         return queryset.filter(pk=pk)
     matches = queryset.filter(name__icontains=query)
-    for index_filter in _blind_index_filters(query):
+    for index_filter in blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS):
         matches = matches | queryset.filter(**index_filter)
     return matches.distinct()
 
 
-def _blind_index_filters(query: str) -> list[dict[str, Any]]:
-    filters: list[dict[str, Any]] = []
-    if "@" in query:
+_NORMALISERS = {
+    "email": validation.normalise_email,
+    "phone": validation.normalise_phone,
+    "postcode": validation.normalise_postcode,
+}
+CUSTOMER_SEARCH_LOOKUPS = {
+    "email": ["contacts__email_index"],
+    "phone": ["contacts__phone_index", "lines__cli_index"],
+    "postcode": ["sites__postcode_index"],
+}
+
+
+def blind_index_filters(query: str, lookups: dict[str, list[str]]) -> list[dict[str, str]]:
+    """Exact-match filters for a search term on every blind index it can be normalised for: the term
+    '07700 100123' becomes the HMAC of '+447700100123' on each phone lookup, and so on."""
+    filters: list[dict[str, str]] = []
+    for purpose, index_lookups in lookups.items():
         try:
-            filters.append({"contacts__email_index": blind_index("email", validation.normalise_email(query))})
-        except validation.ValidationError:
-            pass
-    try:
-        phone = blind_index("phone", validation.normalise_phone(query))
-        filters += [{"contacts__phone_index": phone}, {"lines__cli_index": phone}]
-    except validation.ValidationError:
-        pass
-    try:
-        filters.append({"sites__postcode_index": blind_index("postcode", validation.normalise_postcode(query))})
-    except validation.ValidationError:
-        pass
+            digest = blind_index(purpose, _NORMALISERS[purpose](query))
+        except ValidationError:
+            continue
+        filters += [{lookup: digest} for lookup in index_lookups]
     return filters
 
 
@@ -155,8 +162,17 @@ class TimelineEntry:
 
 
 _CHANGE_WORDS = {"+": "created", "~": "changed", "-": "deleted"}
-_HISTORY_SKIPPED_FIELDS = {"history_id", "history_date", "history_change_reason", "history_type",
-                           "history_user", "history_user_id", "updated_at", "created_at", "id"}
+_HISTORY_SKIPPED_FIELDS = {
+    "history_id",
+    "history_date",
+    "history_change_reason",
+    "history_type",
+    "history_user",
+    "history_user_id",
+    "updated_at",
+    "created_at",
+    "id",
+}
 
 
 def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEntry]:
@@ -164,17 +180,21 @@ def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEn
 
     One query per tracked model, each bounded by ``limit``, so the page stays constant in queries."""
     sources: list[tuple[str, QuerySet[Any]]] = [
-        ("Customer", Customer.history.filter(id=customer.pk)),  # type: ignore[attr-defined]
-        ("Site", Site.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
-        ("Contact", Contact.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
-        ("Line", Line.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
-        ("Payment details", PaymentDetails.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
-        ("Provisioning order", ProvisioningOrder.history.filter(customer_id=customer.pk)),  # type: ignore[attr-defined]
+        ("Customer", Customer.history.filter(id=customer.pk)),
+        ("Site", Site.history.filter(customer_id=customer.pk)),
+        ("Contact", Contact.history.filter(customer_id=customer.pk)),
+        ("Line", Line.history.filter(customer_id=customer.pk)),
+        ("Payment details", PaymentDetails.history.filter(customer_id=customer.pk)),
+        ("Provisioning order", ProvisioningOrder.history.filter(customer_id=customer.pk)),
     ]
     entries: list[TimelineEntry] = []
     for label, history in sources:
-        records = list(history.select_related("history_user").order_by("-history_date", "-history_id")[:limit])
-        by_object = itertools.groupby(sorted(records, key=lambda r: (r.id, r.history_date)), key=lambda r: r.id)
+        records = list(
+            history.select_related("history_user").order_by("-history_date", "-history_id")[:limit]
+        )
+        by_object = itertools.groupby(
+            sorted(records, key=lambda r: (r.id, r.history_date)), key=lambda r: r.id
+        )
         for _object_id, versions in by_object:
             previous = None
             for record in versions:

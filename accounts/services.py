@@ -281,7 +281,11 @@ def provisioning_order_create(
     """Queue an order to the gateway; a restricted customer's order is held instead."""
     if line is not None and line.customer_id != customer.pk:
         raise ValidationError({"line": "The line belongs to another customer."})
-    status = ProvisioningOrder.Status.HELD if customer.is_processing_restricted else ProvisioningOrder.Status.QUEUED
+    status = (
+        ProvisioningOrder.Status.HELD
+        if customer.is_processing_restricted
+        else ProvisioningOrder.Status.QUEUED
+    )
     order = _save(
         ProvisioningOrder(
             customer=customer, line=line, kind=kind, notes=notes, requested_by=actor, status=status

@@ -9,7 +9,9 @@ urlpatterns = [
     path("my-account/", views.my_account, name="my_account"),
     path("customers/<str:reference>/", views.site_details_view, name="site_details"),
     path("customers/<str:reference>/reveal/", views.reveal, name="reveal"),
-    path("customers/<str:reference>/contacts/<int:contact_id>/edit/", views.contact_edit, name="contact_edit"),
+    path(
+        "customers/<str:reference>/contacts/<int:contact_id>/edit/", views.contact_edit, name="contact_edit"
+    ),
     path("customers/<str:reference>/sites/<int:site_id>/edit/", views.site_edit, name="site_edit"),
     path("customers/<str:reference>/orders/new/", views.order_create, name="order_create"),
 ]

@@ -13,7 +13,9 @@ from django.core.validators import validate_email as django_validate_email
 PHONE_REGION = "GB"
 # The shape of a UK postcode (outward code, then inward code), per the government data standard
 # BS 7666; no maintained library covers this, and the rule is stable.
-_POSTCODE_RE = re.compile(r"^(GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?[0-9][0-9A-HJKMNPR-Y]? ?[0-9][ABD-HJLNP-UW-Z]{2})$")
+_POSTCODE_RE = re.compile(
+    r"^(GIR ?0AA|[A-PR-UWYZ][A-HK-Y]?[0-9][0-9A-HJKMNPR-Y]? ?[0-9][ABD-HJLNP-UW-Z]{2})$"
+)
 
 
 def normalise_phone(value: str) -> str:

@@ -80,7 +80,9 @@ def reveal(request: HttpRequest, reference: str) -> HttpResponse:
     user = _user(request)
     customer = selectors.access_customer(user, reference)
     if not pii.may_reveal_personal_data(user):
-        raise PermissionDenied("Revealing personal data needs a signed confidentiality agreement and current training.")
+        raise PermissionDenied(
+            "Revealing personal data needs a signed confidentiality agreement and current training."
+        )
     form = RevealForm(request.POST)
     if not form.is_valid():
         visibility = details.visibility_for(user, reveal_personal=False, reveal_payment=False)
@@ -102,7 +104,9 @@ def _require_editor(user: User, customer: Customer, permission: str, fields: lis
     if not user.has_perm(permission):
         raise PermissionDenied
     if not user.is_portal_user and not pii.may_reveal_personal_data(user):
-        raise PermissionDenied("Correcting personal data needs a signed confidentiality agreement and current training.")
+        raise PermissionDenied(
+            "Correcting personal data needs a signed confidentiality agreement and current training."
+        )
 
 
 def _log_edit_form(user: User, customer: Customer, fields: list[str]) -> None:
@@ -146,7 +150,12 @@ def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpR
     else:
         _log_edit_form(user, customer, fields)
         form = ContactForm(
-            initial={"name": contact.name, "email": contact.email, "phone": contact.phone, "role": contact.role}
+            initial={
+                "name": contact.name,
+                "email": contact.email,
+                "phone": contact.phone,
+                "role": contact.role,
+            }
         )
     return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": "contact"})
 
@@ -165,7 +174,9 @@ def site_edit(request: HttpRequest, reference: str, site_id: int) -> HttpRespons
             data = dict(form.cleaned_data)
             reason = data.pop("reason")
             try:
-                services.site_update(site=site, actor=user, reason=_rectification_reason(user, reason), **data)
+                services.site_update(
+                    site=site, actor=user, reason=_rectification_reason(user, reason), **data
+                )
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
@@ -194,13 +205,19 @@ def order_create(request: HttpRequest, reference: str) -> HttpResponse:
         raise PermissionDenied
     form = ProvisioningOrderForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()))
+        messages.error(
+            request, "; ".join(f"{name}: {' '.join(map(str, errs))}" for name, errs in form.errors.items())
+        )
         return redirect("accounts:site_details", reference=customer.reference)
     line_id = form.cleaned_data["line"]
     line = selectors.line_of(customer, line_id) if line_id else None
     try:
         order = services.provisioning_order_create(
-            customer=customer, line=line, kind=form.cleaned_data["kind"], actor=user, notes=form.cleaned_data["notes"]
+            customer=customer,
+            line=line,
+            kind=form.cleaned_data["kind"],
+            actor=user,
+            notes=form.cleaned_data["notes"],
         )
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))

@@ -39,7 +39,7 @@ class KeyRing:
         return _SEPARATOR.join((CIPHERTEXT_PREFIX, self.primary_id, token))
 
     def decrypt(self, stored: str) -> str:
-        prefix, kid, token = split_ciphertext(stored)
+        _prefix, kid, token = split_ciphertext(stored)
         fernet = self.fernets.get(kid)
         if fernet is None:
             raise DecryptionError(f"Value is encrypted under key {kid}, which is not configured.")

@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import ClassVar
 
 from django.core.exceptions import ValidationError
@@ -23,7 +23,7 @@ class NormalisedFieldsModel(models.Model):
     class Meta:
         abstract = True
 
-    def clean_fields(self, exclude: set[str] | None = None) -> None:
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
         errors: dict[str, list[ValidationError]] = {}
         try:
             super().clean_fields(exclude=exclude)

@@ -40,7 +40,8 @@ def other_customer(other_partner):
 
 @pytest.fixture
 def make_user(db, partner):
-    """``make_user(role, cleared=True, partner=<the partner fixture>)``; pass ``partner=None`` for provider staff."""
+    """``make_user(role, cleared=True, **fields)``: partner staff belong to the ``partner`` fixture;
+    administrators and DPOs to no partner; a portal user gets a new customer of that partner."""
     provider_roles = {Role.ADMINISTRATOR, Role.DATA_PROTECTION_OFFICER}
 
     def make(role: Role, *, cleared: bool = True, **kwargs):

@@ -117,7 +117,9 @@ class UserFactory(ServiceFactory):
     gdpr_training_completed_at = factory.LazyAttribute(lambda o: timezone.now() if o.cleared else None)
 
 
-def full_customer(partner: Partner | None = None, *, sites: int = 1, lines: int = 1, contacts: int = 1) -> Customer:
+def full_customer(
+    partner: Partner | None = None, *, sites: int = 1, lines: int = 1, contacts: int = 1
+) -> Customer:
     """A customer with sites, contacts, lines and a Direct Debit mandate."""
     customer = CustomerFactory(partner=partner) if partner else CustomerFactory()
     made_sites = [SiteFactory(customer=customer, label=f"Site {n}") for n in range(sites)]

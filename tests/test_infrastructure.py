@@ -26,7 +26,9 @@ def _redis_reachable() -> bool:
 
 @pytest.mark.services
 def test_database_is_postgresql_in_ci(db):
-    require_service("PostgreSQL", connection.vendor == "postgresql", "DATABASE_URL does not point at PostgreSQL")
+    require_service(
+        "PostgreSQL", connection.vendor == "postgresql", "DATABASE_URL does not point at PostgreSQL"
+    )
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         assert int(cursor.fetchone()[0].split(".")[0]) >= 13

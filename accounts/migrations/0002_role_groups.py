@@ -39,7 +39,9 @@ ROLE_PERMISSIONS = {
         "accounts.reveal_personal_data",
     ],
     "finance manager": [
-        *_crud("customer", "site", "contact", "line", "paymentdetails", "provisioningorder", actions=("view",)),
+        *_crud(
+            "customer", "site", "contact", "line", "paymentdetails", "provisioningorder", actions=("view",)
+        ),
         "accounts.change_paymentdetails",
         "accounts.reveal_personal_data",
         "accounts.reveal_paymentdetails",
@@ -53,7 +55,9 @@ ROLE_PERMISSIONS = {
         "accounts.reveal_personal_data",
     ],
     "customer": [
-        *_crud("customer", "site", "contact", "line", "paymentdetails", "provisioningorder", actions=("view",)),
+        *_crud(
+            "customer", "site", "contact", "line", "paymentdetails", "provisioningorder", actions=("view",)
+        ),
         "accounts.change_site",
         "accounts.change_contact",
     ],

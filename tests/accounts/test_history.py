@@ -10,8 +10,13 @@ def test_contact_correction_on_site_details_is_recorded_with_the_editor(client, 
     client.force_login(editor)
     response = client.post(
         f"/customers/{customer.reference}/contacts/{contact.pk}/edit/",
-        {"name": "Janet Smith", "email": "janet@example.com", "phone": "07700 100555", "role": "billing",
-         "reason": "Customer rang to correct her name"},
+        {
+            "name": "Janet Smith",
+            "email": "janet@example.com",
+            "phone": "07700 100555",
+            "role": "billing",
+            "reason": "Customer rang to correct her name",
+        },
     )
     assert response.status_code == 302
     latest = contact.history.latest()
@@ -45,8 +50,13 @@ def test_admin_edit_is_recorded_with_the_user(client, make_user, customer):
     url = f"/admin/accounts/contact/{contact.pk}/change/"
     response = client.post(
         url,
-        {"customer": customer.pk, "name": "Jane Doe", "email": contact.email, "phone": contact.phone,
-         "role": "technical"},
+        {
+            "customer": customer.pk,
+            "name": "Jane Doe",
+            "email": contact.email,
+            "phone": contact.phone,
+            "role": "technical",
+        },
     )
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else ""
     latest = Contact.history.filter(id=contact.pk).latest()
@@ -66,7 +76,9 @@ def test_timeline_on_site_details_names_changed_fields_and_editor_without_values
     client.force_login(viewer)
     page = client.get(f"/customers/{customer.reference}/")
     timeline = page.context["timeline"]
-    change = next(entry for entry in timeline if entry.what == f"Contact #{contact.pk}" and entry.change == "changed")
+    change = next(
+        entry for entry in timeline if entry.what == f"Contact #{contact.pk}" and entry.change == "changed"
+    )
     assert change.user == editor
     assert change.changed_fields == ["name"]
     html = page.content.decode()

@@ -25,7 +25,8 @@ def test_order_from_site_details_is_submitted_to_the_gateway(client, make_user, 
     client.force_login(agent)
     with on_commit():
         response = client.post(
-            f"/customers/{customer.reference}/orders/new/", {"kind": "cease", "line": line.pk, "notes": "Moving"}
+            f"/customers/{customer.reference}/orders/new/",
+            {"kind": "cease", "line": line.pk, "notes": "Moving"},
         )
     assert response.status_code == 302
     order = ProvisioningOrder.objects.get(customer=customer)
@@ -45,7 +46,9 @@ def test_restricted_customers_orders_are_held_and_released_when_lifted(make_user
     assert order.gateway_reference == ""
 
     with on_commit():
-        services.customer_lift_processing_restriction(customer=customer, actor=dpo, reason="Accuracy confirmed")
+        services.customer_lift_processing_restriction(
+            customer=customer, actor=dpo, reason="Accuracy confirmed"
+        )
     order.refresh_from_db()
     assert order.status == ProvisioningOrder.Status.SUBMITTED
     customer.refresh_from_db()
@@ -53,12 +56,15 @@ def test_restricted_customers_orders_are_held_and_released_when_lifted(make_user
     assert customer.history.filter(history_change_reason__startswith="Processing restricted").exists()
 
 
-def test_restriction_after_queueing_holds_the_order_at_submission(make_user, customer, django_capture_on_commit_callbacks):
+def test_restriction_after_queueing_holds_the_order_at_submission(
+    make_user, customer, django_capture_on_commit_callbacks
+):
     agent = make_user(Role.BILLING_AGENT)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         order = services.provisioning_order_create(customer=customer, kind="provide", actor=agent)
-    services.customer_restrict_processing(customer=customer, actor=make_user(Role.DATA_PROTECTION_OFFICER),
-                                          reason="Objection")
+    services.customer_restrict_processing(
+        customer=customer, actor=make_user(Role.DATA_PROTECTION_OFFICER), reason="Objection"
+    )
     for callback in callbacks:
         callback()
     order.refresh_from_db()

@@ -59,8 +59,13 @@ def test_staff_home_queries_do_not_grow_with_customers(client, make_user, partne
 def test_admin_changelists_are_constant_in_queries(client, make_user, partner):
     client.force_login(make_user(Role.ADMINISTRATOR))
     full_customer(partner, sites=2, lines=2)
-    urls = ["/admin/accounts/customer/", "/admin/accounts/contact/", "/admin/accounts/line/",
-            "/admin/accounts/site/", "/admin/accounts/paymentdetails/"]
+    urls = [
+        "/admin/accounts/customer/",
+        "/admin/accounts/contact/",
+        "/admin/accounts/line/",
+        "/admin/accounts/site/",
+        "/admin/accounts/paymentdetails/",
+    ]
     before = [_queries(client, url) for url in urls]
     for _ in range(5):
         full_customer(partner, sites=2, lines=3, contacts=2)

@@ -29,29 +29,51 @@ def test_contact_rejects_bad_values_naming_the_field(db, field, value, message):
 def test_site_rejects_invalid_uk_postcode(db, postcode):
     customer = CustomerFactory()
     with pytest.raises(ValidationError) as raised:
-        services.site_create(customer=customer, actor=None, label="HQ", address_line1="1 High St", town="Leeds",
-                             postcode=postcode)
+        services.site_create(
+            customer=customer,
+            actor=None,
+            label="HQ",
+            address_line1="1 High St",
+            town="Leeds",
+            postcode=postcode,
+        )
     assert "postcode" in raised.value.message_dict
     assert not Site.objects.exists()
 
 
 @pytest.mark.parametrize("postcode", ["sw1a1aa", "SW1A 1AA", " ec1a 1bb ", "M1 1AE", "GIR 0AA"])
 def test_site_accepts_and_normalises_valid_postcodes(db, postcode):
-    site = services.site_create(customer=CustomerFactory(), actor=None, label="HQ", address_line1="1 High St",
-                                town="London", postcode=postcode)
+    site = services.site_create(
+        customer=CustomerFactory(),
+        actor=None,
+        label="HQ",
+        address_line1="1 High St",
+        town="London",
+        postcode=postcode,
+    )
     compact = postcode.replace(" ", "").upper()
     assert Site.objects.get(pk=site.pk).postcode == f"{compact[:-3]} {compact[-3:]}"
 
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("sort_code", "12345"), ("sort_code", "12-34-5x"), ("account_number", "1234567"),
-     ("account_number", "123456789"), ("account_number", "abcdefgh")],
+    [
+        ("sort_code", "12345"),
+        ("sort_code", "12-34-5x"),
+        ("account_number", "1234567"),
+        ("account_number", "123456789"),
+        ("account_number", "abcdefgh"),
+    ],
 )
 def test_payment_details_reject_bad_bank_details(db, field, value):
     customer = CustomerFactory()
-    values = {"account_holder": "Jane", "sort_code": "12-34-56", "account_number": "12345678",
-              "mandate_reference": "DD1", field: value}
+    values = {
+        "account_holder": "Jane",
+        "sort_code": "12-34-56",
+        "account_number": "12345678",
+        "mandate_reference": "DD1",
+        field: value,
+    }
     with pytest.raises(ValidationError) as raised:
         services.payment_details_set(customer=customer, actor=None, **values)
     assert list(raised.value.message_dict) == [field]
@@ -60,11 +82,23 @@ def test_payment_details_reject_bad_bank_details(db, field, value):
 
 def test_failed_update_keeps_what_was_stored(db):
     customer = CustomerFactory()
-    details = services.payment_details_set(customer=customer, actor=None, account_holder="Jane",
-                                           sort_code="123456", account_number="12345678", mandate_reference="DD1")
+    details = services.payment_details_set(
+        customer=customer,
+        actor=None,
+        account_holder="Jane",
+        sort_code="123456",
+        account_number="12345678",
+        mandate_reference="DD1",
+    )
     with pytest.raises(ValidationError):
-        services.payment_details_set(customer=customer, actor=None, account_holder="Jane Doe",
-                                     sort_code="123456", account_number="1", mandate_reference="DD1")
+        services.payment_details_set(
+            customer=customer,
+            actor=None,
+            account_holder="Jane Doe",
+            sort_code="123456",
+            account_number="1",
+            mandate_reference="DD1",
+        )
     stored = PaymentDetails.objects.get(pk=details.pk)
     assert (stored.account_holder, stored.account_number) == ("Jane", "12345678")
     assert stored.history.count() == 1
@@ -75,12 +109,23 @@ def test_line_rejects_bad_cli_and_end_before_start(db):
 
     customer = CustomerFactory()
     with pytest.raises(ValidationError) as raised:
-        services.line_create(customer=customer, cli="999", line_type=Line.LineType.SIP,
-                             start_date=datetime.date(2024, 1, 1), actor=None)
+        services.line_create(
+            customer=customer,
+            cli="999",
+            line_type=Line.LineType.SIP,
+            start_date=datetime.date(2024, 1, 1),
+            actor=None,
+        )
     assert list(raised.value.message_dict) == ["cli"]
     with pytest.raises(ValidationError):
-        services.line_create(customer=customer, cli="0113 496 0000", line_type=Line.LineType.SIP,
-                             start_date=datetime.date(2024, 1, 1), end_date=datetime.date(2023, 1, 1), actor=None)
+        services.line_create(
+            customer=customer,
+            cli="0113 496 0000",
+            line_type=Line.LineType.SIP,
+            start_date=datetime.date(2024, 1, 1),
+            end_date=datetime.date(2023, 1, 1),
+            actor=None,
+        )
     assert not Line.objects.exists()
 
 
@@ -88,9 +133,13 @@ def test_customer_contract_must_end_after_it_starts(db):
     import datetime
 
     with pytest.raises(ValidationError):
-        services.customer_create(partner=CustomerFactory().partner, name="Backwards Ltd",
-                                 contract_start=datetime.date(2024, 5, 1), contract_end=datetime.date(2024, 4, 1),
-                                 actor=None)
+        services.customer_create(
+            partner=CustomerFactory().partner,
+            name="Backwards Ltd",
+            contract_start=datetime.date(2024, 5, 1),
+            contract_end=datetime.date(2024, 4, 1),
+            actor=None,
+        )
     assert not Customer.objects.filter(name="Backwards Ltd").exists()
 
 
@@ -114,8 +163,14 @@ def test_admin_rejects_bad_postcode_naming_the_field(client, make_user, customer
     client.force_login(make_user(Role.ADMINISTRATOR))
     response = client.post(
         f"/admin/accounts/site/{site.pk}/change/",
-        {"customer": customer.pk, "label": "HQ", "address_line1": "1 High St", "address_line2": "",
-         "town": "Leeds", "postcode": "NOT A POSTCODE"},
+        {
+            "customer": customer.pk,
+            "label": "HQ",
+            "address_line1": "1 High St",
+            "address_line2": "",
+            "town": "Leeds",
+            "postcode": "NOT A POSTCODE",
+        },
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {"postcode": ["Enter a valid UK postcode."]}

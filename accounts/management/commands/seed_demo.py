@@ -1,6 +1,6 @@
 """Create demo partners, users of every role and customers with Site Details, then print the logins."""
 
-from typing import Any
+from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandParser
 from tqdm import tqdm
@@ -25,12 +25,16 @@ class Command(BaseCommand):
             self.stdout.write("Demo data already present; not adding more.")
         else:
             per_partner = max(1, options["customers"] // len(partners))
-            with tqdm(total=per_partner * len(partners), desc="Customers", unit="customer",
-                      file=self.stderr._out) as bar:
+            with tqdm(
+                total=per_partner * len(partners),
+                desc="Customers",
+                unit="customer",
+                file=cast(TextIO, self.stderr._out),
+            ) as bar:
                 for partner in partners:
                     builder.customers(partner, per_partner, progress=bar.update)
         logins = builder.users(partners)
-        self.stdout.write(self.style.SUCCESS("\nDemo logins (password for all: %s)" % DEMO_PASSWORD))
+        self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {DEMO_PASSWORD})"))
         width = max(len(login.email) for login in logins)
         for login in logins:
             self.stdout.write(f"  {login.email:<{width}}  {login.role:<24} {login.partner:<20} {login.note}")
