@@ -221,6 +221,15 @@ class CustomerChildAdmin(CustomerScopedAdmin):
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # The autocomplete widget only narrows what is offered; the form must refuse the rest too.
+        visible = selectors.customer_ids_visible_to(request.user)
+        if db_field.name == "customer":
+            kwargs["queryset"] = Customer.objects.filter(pk__in=visible)
+        elif db_field.name in {"site", "line"}:
+            kwargs["queryset"] = db_field.related_model.objects.filter(customer__in=visible)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     @admin.display(description="Customer", ordering="customer_id")
     def customer_reference(self, obj: Any) -> str:
         return obj.customer.reference

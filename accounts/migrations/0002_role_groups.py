@@ -15,8 +15,10 @@ def _crud(*models: str, actions: tuple[str, ...] = ("view", "add", "change", "de
 
 
 ROLE_PERMISSIONS = {
+    # Nobody deletes a customer from the admin: customer data goes through erasure or retention,
+    # which keep what the law requires and leave a record.
     "administrator": [
-        *_crud(*ACCOUNTS_MODELS, "partner", "user"),
+        *[perm for perm in _crud(*ACCOUNTS_MODELS, "partner", "user") if perm != "accounts.delete_customer"],
         "accounts.view_accesslog",
         "accounts.view_all_customers",
         "accounts.reveal_personal_data",
