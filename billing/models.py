@@ -1,1 +1,568 @@
-"""Models of the billing app; its capability arrives with its own issue."""
+"""Tariffs, call records, charges, bill runs, invoices and credit notes.
+
+Money is Decimal with the precisions of fusion_site.money. Invoices and credit notes are legal
+documents: foreign keys to them PROTECT, a finalised invoice is never edited, and numbers are assigned
+only at finalisation, gapless per partner (PartnerBillingProfile holds the counters, locked while used).
+"""
+
+import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from accounts.models import Customer, Line, Partner
+from fusion_site.fields import BulkEncryptedTextField, EncryptedTextField
+from fusion_site.models import TimeStampedModel
+from fusion_site.money import COST_DIGITS, MONEY_DIGITS, STANDARD_VAT_RATE
+
+
+def _money(**kwargs: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, **kwargs)  # type: ignore[arg-type]
+
+
+def _cost(**kwargs: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=COST_DIGITS, decimal_places=4, **kwargs)  # type: ignore[arg-type]
+
+
+class Band(models.TextChoices):
+    """UK destination bands, by the prefix of the dialled number."""
+
+    GEOGRAPHIC = "geographic", "UK geographic (01/02/03)"
+    MOBILE = "mobile", "UK mobile (07)"
+    FREEPHONE = "freephone", "Freephone (080)"
+    NON_GEOGRAPHIC = "non_geographic", "Non-geographic (084/087)"
+    PREMIUM = "premium", "Premium rate (09)"
+    INTERNATIONAL = "international", "International (00)"
+    OTHER = "other", "Other"
+
+
+class Tariff(TimeStampedModel):
+    """A price plan. Its rates change over time through effective-dated rate cards."""
+
+    partner = models.ForeignKey(
+        Partner,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="tariffs",
+        help_text="Empty for a tariff of the provider that every partner may use.",
+    )
+    name = models.CharField(max_length=100)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RateCard(TimeStampedModel):
+    """The rates of a tariff over [effective_from, effective_to)."""
+
+    tariff = models.ForeignKey(Tariff, on_delete=models.CASCADE, related_name="rate_cards")
+    effective_from = models.DateTimeField()
+    effective_to = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["tariff", "effective_from"]
+        constraints = [
+            models.CheckConstraint(
+                name="ratecard_ends_after_start",
+                condition=Q(effective_to__isnull=True) | Q(effective_to__gt=models.F("effective_from")),
+            ),
+            models.UniqueConstraint(fields=["tariff", "effective_from"], name="ratecard_unique_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tariff} from {self.effective_from:%Y-%m-%d}"
+
+
+class Rate(models.Model):
+    """Price of calls whose dialled number starts with ``prefix`` (national format: 01, 07, 0800, 00353)."""
+
+    rate_card = models.ForeignKey(RateCard, on_delete=models.CASCADE, related_name="rates")
+    prefix = models.CharField(max_length=12)
+    band = models.CharField(max_length=20, choices=Band.choices)
+    price_per_minute = _cost()
+    connection_charge = _cost(default=Decimal("0"))
+    minimum_charge = _cost(default=Decimal("0"))
+    increment_seconds = models.PositiveSmallIntegerField(
+        default=1, help_text="Billing increment; 1 = per second."
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["rate_card", "prefix"]
+        constraints = [
+            models.UniqueConstraint(fields=["rate_card", "prefix"], name="rate_unique_prefix"),
+            models.CheckConstraint(name="rate_prefix_digits", condition=Q(prefix__regex=r"^[0-9]+$")),
+            models.CheckConstraint(name="rate_increment_positive", condition=Q(increment_seconds__gte=1)),
+            models.CheckConstraint(
+                name="rate_prices_not_negative",
+                condition=Q(price_per_minute__gte=0, connection_charge__gte=0, minimum_charge__gte=0),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix} ({self.get_band_display()})"
+
+
+class PartnerBillingProfile(TimeStampedModel):
+    """What a partner's invoices say about the supplier, its default tariff, and its number counters.
+
+    The counters are only ever advanced under ``select_for_update`` of this row, during finalisation."""
+
+    partner = models.OneToOneField(Partner, on_delete=models.PROTECT, related_name="billing_profile")
+    default_tariff = models.ForeignKey(
+        Tariff, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    legal_name = models.CharField(max_length=200)
+    address = models.TextField()
+    vat_number = models.CharField(max_length=20)
+    invoice_prefix = models.CharField(max_length=10)
+    next_invoice_number = models.PositiveIntegerField(default=1)
+    next_credit_note_number = models.PositiveIntegerField(default=1)
+    # Bacs originator: the partner's service user number and the account collections are paid into.
+    bacs_service_user_number = models.CharField(max_length=6, blank=True)
+    bacs_sort_code = models.CharField(max_length=6, blank=True)
+    bacs_account_number = models.CharField(max_length=8, blank=True)
+    bacs_account_name = models.CharField(max_length=18, blank=True)
+
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"Billing profile of {self.partner}"
+
+
+class CustomerTariff(TimeStampedModel):
+    customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="tariff_assignment")
+    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="customer_assignments")
+
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"{self.customer.reference} on {self.tariff}"
+
+
+class LineTariff(TimeStampedModel):
+    """A line on a tariff of its own, overriding its customer's."""
+
+    line = models.OneToOneField(Line, on_delete=models.CASCADE, related_name="tariff_assignment")
+    tariff = models.ForeignKey(Tariff, on_delete=models.PROTECT, related_name="line_assignments")
+
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"Line {self.line_id} on {self.tariff}"
+
+
+class CallImport(TimeStampedModel):
+    """One CSV file of call records and what became of each of its lines."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="call_imports")
+    file_name = models.CharField(max_length=255)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    lines_read = models.PositiveIntegerField(default=0)
+    imported = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    suspense = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Import {self.pk} ({self.file_name})"
+
+
+class CallImportError(models.Model):
+    """A rejected line: its number and why. The line itself is not kept (it may hold personal data)."""
+
+    call_import = models.ForeignKey(CallImport, on_delete=models.CASCADE, related_name="errors")
+    line_number = models.PositiveIntegerField()
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["line_number"]
+
+    def __str__(self) -> str:
+        return f"line {self.line_number}: {self.reason}"
+
+
+class CallRecord(models.Model):
+    """One call from a line, rated into a cost (or held in suspense with the reason)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Awaiting rating"
+        RATED = "rated", "Rated"
+        SUSPENSE = "suspense", "In suspense"
+        WAIVED = "waived", "Waived (not billed)"
+
+    class SuspenseReason(models.TextChoices):
+        UNKNOWN_CLI = "unknown_cli", "No line has this number"
+        NO_TARIFF = "no_tariff", "The line has no tariff"
+        UNRATEABLE = "unrateable", "No rate for this destination"
+
+    call_reference = models.CharField(max_length=64, unique=True)
+    call_import = models.ForeignKey(CallImport, null=True, on_delete=models.SET_NULL, related_name="calls")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    cli = BulkEncryptedTextField(help_text="The calling line's number (E.164).")
+    cli_index = models.CharField(max_length=64, db_index=True)
+    dialled_number = BulkEncryptedTextField(help_text="National format, e.g. 01134960000 or 0035312345678.")
+    # The leading digits rating matches prefixes against; the rest of the number stays encrypted.
+    dialled_prefix = models.CharField(max_length=8)
+    started_at = models.DateTimeField()
+    duration_seconds = models.PositiveIntegerField()
+    call_type = models.CharField(max_length=20)
+    line = models.ForeignKey(Line, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    suspense_reason = models.CharField(max_length=20, choices=SuspenseReason.choices, blank=True)
+    rate = models.ForeignKey(Rate, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    band = models.CharField(max_length=20, choices=Band.choices, blank=True)
+    cost = _cost(null=True, blank=True)
+    invoice = models.ForeignKey(
+        "Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+
+    class Meta:
+        ordering = ["started_at"]
+        indexes = [
+            models.Index(fields=["customer", "status", "started_at"], name="call_customer_status_start"),
+            models.Index(fields=["partner", "status", "started_at"], name="call_partner_status_start"),
+            models.Index(fields=["invoice", "band"], name="call_invoice_band"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="call_rated_has_cost",
+                condition=~Q(status="rated")
+                | Q(cost__isnull=False, rate__isnull=False, customer__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.call_reference
+
+
+class RecurringCharge(TimeStampedModel):
+    """A monthly charge (line rental, maintenance), billed monthly in advance and prorated by day."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="recurring_charges")
+    line = models.ForeignKey(
+        Line, null=True, blank=True, on_delete=models.CASCADE, related_name="recurring_charges"
+    )
+    description = models.CharField(max_length=200)
+    monthly_amount = _money()
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["customer", "id"]
+        constraints = [
+            models.CheckConstraint(
+                name="recurring_ends_after_start",
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class OneOffCharge(TimeStampedModel):
+    """A single charge (connection, equipment), billed on the first run that covers its date."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="one_off_charges")
+    line = models.ForeignKey(Line, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    description = models.CharField(max_length=200)
+    amount = _money()
+    charge_date = models.DateField()
+    invoice = models.ForeignKey(
+        "Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="one_off_charges"
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["charge_date", "id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class BillRun(TimeStampedModel):
+    """The billing of one partner's customers for one period (a calendar month of usage)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        CALCULATING = "calculating", "Calculating"
+        CALCULATED = "calculated", "Calculated (review)"
+        APPROVED = "approved", "Approved"
+        FINALISED = "finalised", "Finalised"
+        CANCELLED = "cancelled", "Cancelled"
+
+    OPEN_STATUSES = (Status.DRAFT, Status.CALCULATING, Status.CALCULATED, Status.APPROVED)
+
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="bill_runs")
+    period_start = models.DateField()
+    period_end = models.DateField(help_text="Last day of the usage period, inclusive.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # Set by a restriction (privacy); a restricted run can be neither calculated, approved nor finalised.
+    restricted_at = models.DateTimeField(null=True, blank=True)
+    restricted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    restricted_reason = models.TextField(blank=True)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+    calculated_at = models.DateTimeField(null=True, blank=True)
+    approved_at = models.DateTimeField(null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    finalised_at = models.DateTimeField(null=True, blank=True)
+    finalised_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    issue_date = models.DateField(null=True, blank=True)
+    cancelled_reason = models.TextField(blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-period_start", "partner"]
+        permissions = [
+            ("calculate_billrun", "Can calculate bill runs"),
+            ("approve_billrun", "Can approve bill runs (finance)"),
+            ("finalise_billrun", "Can finalise bill runs (finance)"),
+            ("restrict_billrun", "Can restrict and lift restriction of bill runs"),
+            ("view_billing_data", "Can see billing data: invoices, totals, Direct Debit files"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                name="billrun_period_order", condition=Q(period_end__gte=models.F("period_start"))
+            ),
+            models.UniqueConstraint(
+                fields=["partner", "period_start"],
+                condition=~Q(status="cancelled"),
+                name="billrun_one_per_partner_period",
+            ),
+            models.CheckConstraint(
+                name="billrun_restricted_has_reason",
+                condition=Q(restricted_at__isnull=True) | ~Q(restricted_reason=""),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.partner} {self.period_start:%B %Y}"
+
+    @property
+    def is_restricted(self) -> bool:
+        return self.restricted_at is not None
+
+    @property
+    def progress_percent(self) -> int:
+        return int(100 * self.chunks_done / self.chunks_total) if self.chunks_total else 0
+
+    @property
+    def rental_period(self) -> tuple[datetime.date, datetime.date]:
+        """The month after the usage period: rentals are billed monthly in advance."""
+        start = self.period_end + datetime.timedelta(days=1)
+        next_month = (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        return start, next_month - datetime.timedelta(days=1)
+
+
+class BillRunEvent(models.Model):
+    """A step of a bill run, or a step refused, with who and why."""
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(max_length=40)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class BillRunChunk(models.Model):
+    """A slice of the run's customers, calculated in one task and one transaction."""
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="chunks")
+    number = models.PositiveIntegerField()
+    first_customer_id = models.BigIntegerField()
+    last_customer_id = models.BigIntegerField()
+    done_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["bill_run", "number"]
+        constraints = [models.UniqueConstraint(fields=["bill_run", "number"], name="chunk_unique_number")]
+
+    def __str__(self) -> str:
+        return f"Chunk {self.number} of {self.bill_run}"
+
+
+class BillRunException(models.Model):
+    """Something a reviewer must see: a customer skipped and why, or a pre-billing check that failed."""
+
+    class Kind(models.TextChoices):
+        BILLING_CEASED = "billing_ceased", "Skipped: billing ceased (objection)"
+        PROCESSING_RESTRICTED = "processing_restricted", "Skipped: processing restricted"
+        NO_TARIFF = "no_tariff", "Customer has no tariff"
+        UNKNOWN_CLI_CALLS = "unknown_cli_calls", "Calls from numbers no line owns"
+        SUSPENSE_CALLS = "suspense_calls", "Calls in suspense in the period"
+
+    SKIP_KINDS = (Kind.BILLING_CEASED, Kind.PROCESSING_RESTRICTED)
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="exceptions")
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    count = models.PositiveIntegerField(default=1)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["kind", "customer_id"]
+        indexes = [models.Index(fields=["bill_run", "kind"], name="billrunexception_run_kind")]
+
+    def __str__(self) -> str:
+        return self.get_kind_display()
+
+
+class Invoice(TimeStampedModel):
+    """A VAT invoice. Draft while its run is open; numbered, dated and frozen at finalisation.
+
+    The supplier and customer details are snapshots taken at calculation, so the invoice stays what
+    was issued whatever happens to the account later (including erasure of the customer)."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        FINALISED = "finalised", "Finalised"
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.PROTECT, related_name="invoices")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="invoices")
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoices"
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    sequence = models.PositiveIntegerField(null=True, blank=True)
+    number = models.CharField(max_length=30, blank=True)
+    issue_date = models.DateField(null=True, blank=True)
+    tax_point = models.DateField(help_text="Time of supply: the last day of the usage period.")
+    period_start = models.DateField()
+    period_end = models.DateField()
+    supplier_name = models.CharField(max_length=200)
+    supplier_address = models.TextField()
+    supplier_vat_number = models.CharField(max_length=20)
+    customer_reference = models.CharField(max_length=20)
+    customer_name = EncryptedTextField()
+    customer_address = EncryptedTextField()
+    net = _money(default=Decimal("0"))
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=4, default=STANDARD_VAT_RATE)
+    vat = _money(default=Decimal("0"))
+    gross = _money(default=Decimal("0"))
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["bill_run", "customer_reference"]
+        constraints = [
+            models.UniqueConstraint(fields=["bill_run", "customer"], name="invoice_one_per_customer_per_run"),
+            models.UniqueConstraint(
+                fields=["partner", "sequence"],
+                condition=Q(sequence__isnull=False),
+                name="invoice_unique_sequence",
+            ),
+            models.CheckConstraint(
+                name="invoice_finalised_is_numbered",
+                condition=Q(status="draft") | Q(sequence__isnull=False, issue_date__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="invoice_gross_is_net_plus_vat", condition=Q(gross=models.F("net") + models.F("vat"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Invoice {self.number or '(draft)'}"
+
+
+class InvoiceLine(models.Model):
+    class Kind(models.TextChoices):
+        RENTAL = "rental", "Rental"
+        ONE_OFF = "one_off", "One-off charge"
+        USAGE = "usage", "Call usage"
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="lines")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    description = models.CharField(max_length=200)
+    band = models.CharField(max_length=20, choices=Band.choices, blank=True)
+    quantity = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("1"))
+    amount = _money()
+
+    class Meta:
+        ordering = ["invoice", "kind", "id"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class CreditNote(TimeStampedModel):
+    """A credit against a finalised invoice, full or partial, with its own gapless number."""
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="credit_notes")
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="credit_notes")
+    sequence = models.PositiveIntegerField()
+    number = models.CharField(max_length=30)
+    issue_date = models.DateField()
+    reason = models.TextField()
+    net = _money()
+    vat = _money()
+    gross = _money()
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-issue_date", "-sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["partner", "sequence"], name="creditnote_unique_sequence"),
+            models.CheckConstraint(name="creditnote_positive", condition=Q(net__gt=0)),
+            models.CheckConstraint(
+                name="creditnote_gross_is_net_plus_vat", condition=Q(gross=models.F("net") + models.F("vat"))
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Credit note {self.number}"

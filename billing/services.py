@@ -1,0 +1,483 @@
+"""Every write of the billing app. Keyword-only, transactional, taking the acting user."""
+
+import datetime
+from decimal import Decimal
+from typing import IO, Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Count, F
+from django.utils import timezone
+
+from accounts.models import Customer, Line, Partner, User
+from accounts.services import system_user
+from billing import calculation, importer, rating
+from billing.models import (
+    BillRun,
+    BillRunChunk,
+    BillRunEvent,
+    BillRunException,
+    CallImport,
+    CallRecord,
+    CreditNote,
+    CustomerTariff,
+    Invoice,
+    LineTariff,
+    OneOffCharge,
+    PartnerBillingProfile,
+    RecurringCharge,
+    Tariff,
+)
+from fusion_site.money import to_money, vat_on
+
+
+class BillingError(ValidationError):
+    """A billing step that cannot be taken now; the message says why."""
+
+
+def _save(instance: Any, *, actor: User | None, reason: str = "") -> Any:
+    instance.full_clean()
+    instance._history_user = actor
+    if reason:
+        instance._change_reason = reason
+    instance.save()
+    return instance
+
+
+# Tariffs and charges ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def customer_set_tariff(*, customer: Customer, tariff: Tariff, actor: User) -> CustomerTariff:
+    _check_tariff_usable(tariff, customer.partner_id)
+    assignment = CustomerTariff.objects.filter(customer=customer).first() or CustomerTariff(customer=customer)
+    assignment.tariff = tariff
+    return _save(assignment, actor=actor)
+
+
+@transaction.atomic
+def line_set_tariff(*, line: Line, tariff: Tariff, actor: User) -> LineTariff:
+    _check_tariff_usable(tariff, line.customer.partner_id)
+    assignment = LineTariff.objects.filter(line=line).first() or LineTariff(line=line)
+    assignment.tariff = tariff
+    return _save(assignment, actor=actor)
+
+
+def _check_tariff_usable(tariff: Tariff, partner_id: int) -> None:
+    if tariff.partner_id not in (None, partner_id):
+        raise ValidationError({"tariff": "That tariff belongs to another partner."})
+
+
+@transaction.atomic
+def recurring_charge_create(
+    *,
+    customer: Customer,
+    description: str,
+    monthly_amount: Decimal,
+    start_date: datetime.date,
+    actor: User | None,
+    line: Line | None = None,
+    end_date: datetime.date | None = None,
+) -> RecurringCharge:
+    if line is not None and line.customer_id != customer.pk:
+        raise ValidationError({"line": "The line belongs to another customer."})
+    charge = RecurringCharge(
+        customer=customer,
+        line=line,
+        description=description,
+        monthly_amount=monthly_amount,
+        start_date=start_date,
+        end_date=end_date,
+    )
+    return _save(charge, actor=actor)
+
+
+@transaction.atomic
+def one_off_charge_create(
+    *,
+    customer: Customer,
+    description: str,
+    amount: Decimal,
+    charge_date: datetime.date,
+    actor: User | None,
+    line: Line | None = None,
+) -> OneOffCharge:
+    charge = OneOffCharge(
+        customer=customer, line=line, description=description, amount=amount, charge_date=charge_date
+    )
+    return _save(charge, actor=actor)
+
+
+# Call records -----------------------------------------------------------------------------------
+
+
+def call_import_run(
+    *, partner: Partner, stream: IO[str], file_name: str, actor: User | None, progress: Any = None
+) -> CallImport:
+    """Import a CSV of call records for the partner, then rate them. Batches commit as they go."""
+    call_import = CallImport.objects.create(partner=partner, file_name=file_name[:255], uploaded_by=actor)
+    try:
+        importer.run_import(
+            call_import=call_import, stream=stream, **({"progress": progress} if progress else {})
+        )
+    except importer.ImportFileError:
+        call_import.status = CallImport.Status.FAILED
+        call_import.finished_at = timezone.now()
+        call_import.save(update_fields=["status", "finished_at", "updated_at"])
+        raise
+    return call_import
+
+
+@transaction.atomic
+def suspense_rerate(
+    *, partner: Partner, actor: User, call_ids: list[int] | None = None
+) -> rating.RatingResult:
+    """Try suspense calls again, after a tariff or line was fixed."""
+    rating.requeue_suspense(partner_id=partner.pk, call_ids=call_ids)
+    return rating.rate_pending_calls(partner_id=partner.pk)
+
+
+# Cease billing (objection) ----------------------------------------------------------------------
+
+
+class BackBillPolicy:
+    NONE = "none"
+    CATCH_UP = "catch_up"
+    FROM_DATE = "from_date"
+    CHOICES = [
+        (NONE, "Bill nothing for the ceased period"),
+        (CATCH_UP, "Catch up every unbilled call"),
+        (FROM_DATE, "Bill calls from a date"),
+    ]
+
+
+@transaction.atomic
+def customer_lift_billing_cease(
+    *, customer: Customer, actor: User, policy: str, reason: str, from_date: datetime.date | None = None
+) -> Customer:
+    """Resume billing. The policy says what happens to calls made while billing was ceased: never a
+    silent catch-up. Waived calls are kept (they are traffic data) but never billed."""
+    if customer.billing_ceased_at is None:
+        raise BillingError("Billing is not ceased for this customer.")
+    if policy not in {BackBillPolicy.NONE, BackBillPolicy.CATCH_UP, BackBillPolicy.FROM_DATE}:
+        raise ValidationError({"policy": "Choose a back-bill policy."})
+    if policy == BackBillPolicy.FROM_DATE and from_date is None:
+        raise ValidationError({"from_date": "Give the date to bill calls from."})
+    unbilled = CallRecord.objects.filter(
+        customer=customer, invoice__isnull=True, status=CallRecord.Status.RATED
+    )
+    if policy == BackBillPolicy.NONE:
+        unbilled.filter(started_at__gte=customer.billing_ceased_at).update(status=CallRecord.Status.WAIVED)
+    elif policy == BackBillPolicy.FROM_DATE:
+        assert from_date is not None
+        cutoff = datetime.datetime.combine(
+            from_date, datetime.time.min, tzinfo=timezone.get_default_timezone()
+        )
+        unbilled.filter(started_at__lt=cutoff).update(status=CallRecord.Status.WAIVED)
+    detail = f"{policy}" + (f" from {from_date:%Y-%m-%d}" if from_date else "")
+    customer.billing_ceased_at = None
+    customer.billing_ceased_by = None
+    customer.billing_ceased_reason = ""
+    return _save(customer, actor=actor, reason=f"Billing resumed ({detail}): {reason}")
+
+
+# Bill runs --------------------------------------------------------------------------------------
+
+
+def _event(bill_run: BillRun, actor: User | None, action: str, detail: str = "") -> None:
+    BillRunEvent.objects.create(bill_run=bill_run, actor=actor, action=action, detail=detail)
+
+
+def _require(actor: User, permission: str, bill_run: BillRun, action: str) -> None:
+    if not actor.has_perm(permission):
+        _event(bill_run, actor, f"{action} refused", "Missing permission")
+        raise PermissionDenied(f"You may not {action} bill runs.")
+
+
+def _refuse_if_restricted(bill_run: BillRun, actor: User, action: str) -> None:
+    if bill_run.is_restricted:
+        _event(bill_run, actor, f"{action} refused", f"Run is restricted: {bill_run.restricted_reason}")
+        raise BillingError(
+            f"This bill run is restricted ({bill_run.restricted_reason}); it cannot be {action}d."
+        )
+
+
+def _locked(bill_run: BillRun) -> BillRun:
+    return BillRun.objects.select_for_update().get(pk=bill_run.pk)
+
+
+@transaction.atomic
+def bill_run_create(
+    *, partner: Partner, period_start: datetime.date, period_end: datetime.date, actor: User
+) -> BillRun:
+    if BillRun.objects.filter(partner=partner, status__in=BillRun.OPEN_STATUSES).exists():
+        raise BillingError("The partner already has an open bill run; finalise or cancel it first.")
+    bill_run = _save(
+        BillRun(partner=partner, period_start=period_start, period_end=period_end, created_by=actor),
+        actor=actor,
+    )
+    _event(bill_run, actor, "created", f"{period_start:%Y-%m-%d} to {period_end:%Y-%m-%d}")
+    return bill_run
+
+
+def _pre_billing_checks(bill_run: BillRun) -> None:
+    """Every exception a reviewer must see, found in one pass before calculation."""
+    BillRunException.objects.filter(bill_run=bill_run).delete()
+    profile = PartnerBillingProfile.objects.get(partner_id=bill_run.partner_id)
+    exceptions = []
+    if profile.default_tariff_id is None:
+        no_tariff = calculation.customers_in_scope(bill_run).filter(tariff_assignment__isnull=True)
+        exceptions += [
+            BillRunException(
+                bill_run=bill_run,
+                customer=customer,
+                kind=BillRunException.Kind.NO_TARIFF,
+                detail="Neither the customer nor the partner has a tariff",
+            )
+            for customer in no_tariff
+        ]
+    in_period = CallRecord.objects.filter(
+        partner_id=bill_run.partner_id,
+        status=CallRecord.Status.SUSPENSE,
+        started_at__lt=calculation.period_end_instant(bill_run),
+    )
+    unknown = in_period.filter(suspense_reason=CallRecord.SuspenseReason.UNKNOWN_CLI).count()
+    if unknown:
+        exceptions.append(
+            BillRunException(
+                bill_run=bill_run,
+                kind=BillRunException.Kind.UNKNOWN_CLI_CALLS,
+                count=unknown,
+                detail="Fix the lines, then re-rate from the suspense queue",
+            )
+        )
+    per_customer = (
+        in_period.exclude(customer__isnull=True).values("customer_id").annotate(n=Count("id")).order_by()
+    )
+    exceptions += [
+        BillRunException(
+            bill_run=bill_run,
+            customer_id=row["customer_id"],
+            kind=BillRunException.Kind.SUSPENSE_CALLS,
+            count=row["n"],
+            detail="Calls that could not be rated",
+        )
+        for row in per_customer
+    ]
+    BillRunException.objects.bulk_create(exceptions)
+
+
+@transaction.atomic
+def bill_run_start_calculation(*, bill_run: BillRun, actor: User) -> BillRun:
+    """Check, plan chunks and queue them. Recalculating a calculated run replaces its drafts."""
+    bill_run = _locked(bill_run)
+    _require(actor, "billing.calculate_billrun", bill_run, "calculate")
+    _refuse_if_restricted(bill_run, actor, "calculate")
+    if bill_run.status not in (BillRun.Status.DRAFT, BillRun.Status.CALCULATED):
+        raise BillingError(f"A {bill_run.get_status_display().lower()} bill run cannot be calculated.")
+    if not PartnerBillingProfile.objects.filter(partner_id=bill_run.partner_id).exists():
+        raise BillingError("Set up the partner's billing profile (supplier details, invoice prefix) first.")
+    recalculating = bill_run.status == BillRun.Status.CALCULATED
+    bill_run.invoices.all().delete()
+    bill_run.chunks.all().delete()
+    _pre_billing_checks(bill_run)
+    chunks = BillRunChunk.objects.bulk_create(calculation.plan_chunks(bill_run))
+    bill_run.status = BillRun.Status.CALCULATING if chunks else BillRun.Status.CALCULATED
+    bill_run.chunks_total, bill_run.chunks_done = len(chunks), 0
+    bill_run.calculated_at = None if chunks else timezone.now()
+    _save(bill_run, actor=actor, reason="Recalculation started" if recalculating else "Calculation started")
+    _event(
+        bill_run,
+        actor,
+        "recalculation started" if recalculating else "calculation started",
+        f"{len(chunks)} chunks",
+    )
+    _queue_chunks(bill_run, [chunk.pk for chunk in chunks], actor)
+    return bill_run
+
+
+def _queue_chunks(bill_run: BillRun, chunk_ids: list[int], actor: User) -> None:
+    from billing.tasks import calculate_bill_run_chunk
+
+    actor_id = actor.pk
+    transaction.on_commit(
+        lambda: [calculate_bill_run_chunk.delay(chunk_id, actor_id) for chunk_id in chunk_ids]
+    )
+
+
+@transaction.atomic
+def bill_run_resume_calculation(*, bill_run: BillRun, actor: User) -> int:
+    """Queue again the chunks a crashed calculation did not finish. Returns how many."""
+    bill_run = _locked(bill_run)
+    _require(actor, "billing.calculate_billrun", bill_run, "calculate")
+    _refuse_if_restricted(bill_run, actor, "calculate")
+    if bill_run.status != BillRun.Status.CALCULATING:
+        raise BillingError("Only a run that is calculating can be resumed.")
+    pending = list(bill_run.chunks.filter(done_at__isnull=True).values_list("pk", flat=True))
+    _event(bill_run, actor, "calculation resumed", f"{len(pending)} chunks queued again")
+    _queue_chunks(bill_run, pending, actor)
+    return len(pending)
+
+
+@transaction.atomic
+def bill_run_calculate_chunk(*, chunk_id: int, actor_id: int | None) -> bool:
+    """Calculate one chunk (the task's work). Idempotent: a chunk already done is left alone."""
+    chunk = BillRunChunk.objects.select_for_update().select_related("bill_run").filter(pk=chunk_id).first()
+    if chunk is None or chunk.done_at is not None:
+        return False
+    bill_run = chunk.bill_run
+    if bill_run.status != BillRun.Status.CALCULATING or bill_run.is_restricted:
+        return False
+    actor = User.objects.filter(pk=actor_id).first() or system_user(job="billing")
+    calculation.calculate_chunk(bill_run=bill_run, chunk=chunk, actor=actor)
+    chunk.done_at = timezone.now()
+    chunk.attempts = F("attempts") + 1
+    chunk.save(update_fields=["done_at", "attempts"])
+    BillRun.objects.filter(pk=bill_run.pk).update(chunks_done=F("chunks_done") + 1)
+    locked = _locked(bill_run)
+    if locked.chunks_done >= locked.chunks_total and locked.status == BillRun.Status.CALCULATING:
+        locked.status = BillRun.Status.CALCULATED
+        locked.calculated_at = timezone.now()
+        _save(locked, actor=actor, reason="Calculation finished")
+        _event(locked, actor, "calculated", f"{locked.invoices.count()} draft invoices")
+    return True
+
+
+@transaction.atomic
+def bill_run_approve(*, bill_run: BillRun, actor: User) -> BillRun:
+    bill_run = _locked(bill_run)
+    _require(actor, "billing.approve_billrun", bill_run, "approve")
+    _refuse_if_restricted(bill_run, actor, "approve")
+    if bill_run.status != BillRun.Status.CALCULATED:
+        raise BillingError("Only a calculated bill run can be approved.")
+    bill_run.status = BillRun.Status.APPROVED
+    bill_run.approved_at, bill_run.approved_by = timezone.now(), actor
+    _save(bill_run, actor=actor, reason="Approved")
+    _event(bill_run, actor, "approved")
+    return bill_run
+
+
+@transaction.atomic
+def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.date | None = None) -> BillRun:
+    """Number the invoices gaplessly per partner, under a lock on the partner's counter, and freeze them.
+
+    A retried finalisation of a finalised run does nothing; two partners finalise independently."""
+    bill_run = _locked(bill_run)
+    if bill_run.status == BillRun.Status.FINALISED:
+        return bill_run
+    _require(actor, "billing.finalise_billrun", bill_run, "finalise")
+    _refuse_if_restricted(bill_run, actor, "finalise")
+    if bill_run.status != BillRun.Status.APPROVED:
+        raise BillingError("Only an approved bill run can be finalised.")
+    profile = PartnerBillingProfile.objects.select_for_update().get(partner_id=bill_run.partner_id)
+    issued = issue_date or timezone.localdate()
+    invoices = list(bill_run.invoices.order_by("customer_reference", "pk"))
+    for offset, invoice in enumerate(invoices):
+        invoice.sequence = profile.next_invoice_number + offset
+        invoice.number = f"{profile.invoice_prefix}{invoice.sequence:06d}"
+        invoice.status = Invoice.Status.FINALISED
+        invoice.issue_date = issued
+    from simple_history.utils import bulk_update_with_history
+
+    bulk_update_with_history(
+        invoices,
+        Invoice,
+        ["sequence", "number", "status", "issue_date"],
+        batch_size=1000,
+        default_user=actor,
+        default_change_reason="Finalised",
+    )
+    profile.next_invoice_number += len(invoices)
+    _save(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
+    bill_run.status = BillRun.Status.FINALISED
+    bill_run.finalised_at, bill_run.finalised_by, bill_run.issue_date = timezone.now(), actor, issued
+    _save(bill_run, actor=actor, reason="Finalised")
+    _event(bill_run, actor, "finalised", f"{len(invoices)} invoices numbered")
+    return bill_run
+
+
+@transaction.atomic
+def bill_run_cancel(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
+    bill_run = _locked(bill_run)
+    _require(actor, "billing.calculate_billrun", bill_run, "cancel")
+    if bill_run.status not in BillRun.OPEN_STATUSES:
+        raise BillingError("Only an open bill run can be cancelled.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the run is cancelled."})
+    bill_run.invoices.all().delete()
+    bill_run.status, bill_run.cancelled_reason = BillRun.Status.CANCELLED, reason
+    _save(bill_run, actor=actor, reason=f"Cancelled: {reason}")
+    _event(bill_run, actor, "cancelled", reason)
+    return bill_run
+
+
+@transaction.atomic
+def bill_run_restrict(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
+    bill_run = _locked(bill_run)
+    _require(actor, "billing.restrict_billrun", bill_run, "restrict")
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the reason for the restriction."})
+    bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = timezone.now(), actor, reason
+    _save(bill_run, actor=actor, reason=f"Restricted: {reason}")
+    _event(bill_run, actor, "restricted", reason)
+    return bill_run
+
+
+@transaction.atomic
+def bill_run_lift_restriction(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
+    bill_run = _locked(bill_run)
+    _require(actor, "billing.restrict_billrun", bill_run, "lift the restriction of")
+    if not bill_run.is_restricted:
+        raise BillingError("This bill run is not restricted.")
+    bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = None, None, ""
+    _save(bill_run, actor=actor, reason=f"Restriction lifted: {reason}")
+    _event(bill_run, actor, "restriction lifted", reason)
+    return bill_run
+
+
+# Credit notes -----------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def credit_note_issue(
+    *, invoice: Invoice, actor: User, reason: str, net: Decimal | None = None
+) -> CreditNote:
+    """Credit a finalised invoice in full (no amount) or in part (a net amount); VAT at the invoice's rate.
+    The invoice itself is never changed."""
+    if not actor.has_perm("billing.add_creditnote"):
+        raise PermissionDenied("You may not issue credit notes.")
+    invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+    if invoice.status != Invoice.Status.FINALISED:
+        raise BillingError("Only a finalised invoice can be credited.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the invoice is credited."})
+    earlier = list(invoice.credit_notes.all())
+    remaining = invoice.net - sum((note.net for note in earlier), Decimal("0"))
+    amount = remaining if net is None else to_money(net)
+    if amount <= 0 or amount > remaining:
+        raise ValidationError(
+            {"net": f"The credit must be more than 0 and at most {remaining} (net not yet credited)."}
+        )
+    profile = PartnerBillingProfile.objects.select_for_update().get(partner_id=invoice.partner_id)
+    sequence = profile.next_credit_note_number
+    profile.next_credit_note_number += 1
+    _save(profile, actor=actor, reason="Credit note number assigned")
+    # The last credit takes exactly the VAT not yet credited, so full credits always net to zero.
+    vat = (
+        invoice.vat - sum((note.vat for note in earlier), Decimal("0"))
+        if amount == remaining
+        else vat_on(amount, invoice.vat_rate)
+    )
+    note = CreditNote(
+        invoice=invoice,
+        partner_id=invoice.partner_id,
+        sequence=sequence,
+        number=f"{profile.invoice_prefix}CN{sequence:06d}",
+        issue_date=timezone.localdate(),
+        reason=reason,
+        net=amount,
+        vat=vat,
+        gross=amount + vat,
+        issued_by=actor,
+    )
+    return _save(note, actor=actor)
