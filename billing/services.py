@@ -1,10 +1,14 @@
 """Every write of the billing app. Keyword-only, transactional, taking the acting user."""
 
+import csv
 import datetime
+import io
+import uuid
 from decimal import Decimal
 from typing import IO, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
@@ -18,6 +22,7 @@ from billing.models import (
     BillRunEvent,
     BillRunException,
     CallImport,
+    CallImportError,
     CallRecord,
     CreditNote,
     CustomerTariff,
@@ -114,17 +119,50 @@ def one_off_charge_create(
 def call_import_run(
     *, partner: Partner, stream: IO[str], file_name: str, actor: User | None, progress: Any = None
 ) -> CallImport:
-    """Import a CSV of call records for the partner, then rate them. Batches commit as they go."""
+    """Import a CSV of call records for the partner now, then rate them. Batches commit as they go."""
     call_import = CallImport.objects.create(partner=partner, file_name=file_name[:255], uploaded_by=actor)
+    return call_import_process(call_import=call_import, stream=stream, progress=progress)
+
+
+def call_import_process(*, call_import: CallImport, stream: IO[str], progress: Any = None) -> CallImport:
     try:
         importer.run_import(
             call_import=call_import, stream=stream, **({"progress": progress} if progress else {})
         )
-    except importer.ImportFileError:
+    except (importer.ImportFileError, UnicodeDecodeError, csv.Error) as exc:
         call_import.status = CallImport.Status.FAILED
         call_import.finished_at = timezone.now()
         call_import.save(update_fields=["status", "finished_at", "updated_at"])
-        raise
+        CallImportError.objects.create(call_import=call_import, line_number=0, reason=str(exc)[:300])
+        raise importer.ImportFileError(str(exc)) from exc
+    return call_import
+
+
+def call_import_queue(*, partner: Partner, upload: Any, actor: User) -> CallImport:
+    """Keep the uploaded file in private storage and import it in a task; the page shows progress.
+    The file holds personal data, so the task deletes it once read."""
+    call_import = CallImport.objects.create(partner=partner, file_name=upload.name[:255], uploaded_by=actor)
+    stored_name = default_storage.save(f"call-imports/{call_import.pk}-{uuid.uuid4().hex}.csv", upload)
+    from billing.tasks import import_call_file
+
+    transaction.on_commit(lambda: import_call_file.delay(call_import.pk, stored_name))
+    return call_import
+
+
+def call_import_from_storage(*, call_import_id: int, stored_name: str) -> CallImport | None:
+    call_import = CallImport.objects.filter(pk=call_import_id, status=CallImport.Status.RUNNING).first()
+    if call_import is None:
+        return None
+    try:
+        with (
+            default_storage.open(stored_name, "rb") as raw,
+            io.TextIOWrapper(raw, encoding="utf-8-sig") as text,
+        ):
+            call_import_process(call_import=call_import, stream=text)
+    except importer.ImportFileError:
+        pass  # recorded on the import and shown on its page
+    finally:
+        default_storage.delete(stored_name)
     return call_import
 
 
@@ -481,3 +519,29 @@ def credit_note_issue(
         issued_by=actor,
     )
     return _save(note, actor=actor)
+
+
+# Direct Debit ------------------------------------------------------------------------------------
+
+DIRECT_DEBIT_NOTICE_DAYS = 14
+
+
+def direct_debit_export(*, bill_run: BillRun, actor: User) -> tuple[str, str]:
+    """The run's collections as a Bacs Standard 18 file; the export is recorded on the run."""
+    from billing.bacs import build_standard18
+
+    if bill_run.status != BillRun.Status.FINALISED or bill_run.issue_date is None:
+        raise BillingError("Direct Debit files are made from finalised bill runs only.")
+    processing_date = bill_run.issue_date + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
+    try:
+        result = build_standard18(bill_run, processing_date=processing_date)
+    except ValueError as exc:
+        raise BillingError(str(exc)) from exc
+    _event(
+        bill_run,
+        actor,
+        "direct debit file exported",
+        f"{len(result.collections)} collections due {processing_date:%Y-%m-%d}, "
+        f"{len(result.skipped)} skipped",
+    )
+    return result.content, f"direct-debit-{bill_run.partner.code}-{bill_run.period_start:%Y-%m}.txt"

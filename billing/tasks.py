@@ -16,3 +16,9 @@ from billing import services
 )
 def calculate_bill_run_chunk(chunk_id: int, actor_id: int | None) -> bool:
     return services.bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=actor_id)
+
+
+@shared_task(acks_late=True, soft_time_limit=60 * 60, time_limit=65 * 60)
+def import_call_file(call_import_id: int, stored_name: str) -> int | None:
+    call_import = services.call_import_from_storage(call_import_id=call_import_id, stored_name=stored_name)
+    return call_import.imported if call_import else None

@@ -1,0 +1,55 @@
+import datetime
+
+from django import forms
+
+from billing.services import BackBillPolicy
+
+
+class BillRunForm(forms.Form):
+    month = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "month"}, format="%Y-%m"),
+        input_formats=["%Y-%m", "%Y-%m-%d"],
+        help_text="The month of usage to bill.",
+    )
+
+    def period(self) -> tuple[datetime.date, datetime.date]:
+        start = self.cleaned_data["month"].replace(day=1)
+        next_month = (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+        return start, next_month - datetime.timedelta(days=1)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(max_length=500)
+
+
+class CreditNoteForm(forms.Form):
+    net = forms.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        required=False,
+        min_value=0,
+        help_text="Leave empty to credit in full.",
+    )
+    reason = forms.CharField(max_length=500)
+
+
+class CallImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV with columns cli, dialled_number, start_time, duration, call_type, call_reference."
+    )
+
+    MAX_BYTES = 200 * 1024 * 1024
+
+    def clean_file(self) -> object:
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith(".csv"):
+            raise forms.ValidationError("Upload a .csv file.")
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError("The file is larger than 200 MB; split it by day.")
+        return upload
+
+
+class LiftCeaseForm(forms.Form):
+    policy = forms.ChoiceField(choices=BackBillPolicy.CHOICES, widget=forms.RadioSelect)
+    from_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(max_length=500)

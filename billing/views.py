@@ -1,0 +1,276 @@
+"""Billing pages: bill runs, invoices, credit notes, call imports and the suspense queue. Thin: reads
+through billing.selectors, writes through billing.services, errors shown next to what caused them."""
+
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.models import Partner, User
+from accounts.selectors import access_customer
+from billing import charts, selectors, services
+from billing.forms import BillRunForm, CallImportForm, CreditNoteForm, LiftCeaseForm, ReasonForm
+from billing.importer import REQUIRED_COLUMNS
+from billing.models import BillRun
+
+VARIANCE_THRESHOLD_PERCENT = Decimal("10")
+INVOICES_PER_PAGE = 100
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+def _partner_of(user: User, request: HttpRequest) -> Partner:
+    """The partner a staff user acts for: their own, or (for provider staff) the one they chose."""
+    if user.partner is not None:
+        return user.partner
+    partner = Partner.objects.filter(pk=request.POST.get("partner") or 0).first()
+    if partner is None:
+        raise ValidationError({"partner": "Choose the partner."})
+    return partner
+
+
+def _error_text(exc: ValidationError) -> str:
+    return " ".join(exc.messages)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def bill_run_list(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    runs = selectors.bill_runs_visible_to(user)
+    if not user.has_perm("billing.view_billrun") or not user.has_perm(selectors.VIEW_BILLING_DATA):
+        raise PermissionDenied
+    form = BillRunForm(request.POST or None)
+    if request.method == "POST":
+        if not user.has_perm("billing.add_billrun"):
+            raise PermissionDenied
+        if form.is_valid():
+            start, end = form.period()
+            try:
+                bill_run = services.bill_run_create(
+                    partner=_partner_of(user, request), period_start=start, period_end=end, actor=user
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                return redirect("billing:bill_run", pk=bill_run.pk)
+    partners = Partner.objects.all() if user.partner_id is None else Partner.objects.none()
+    return render(
+        request, "billing/bill_run_list.html", {"runs": runs[:200], "form": form, "partners": partners}
+    )
+
+
+@login_required
+def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    bill_run = selectors.access_bill_run(user, pk)
+    previous, variance_rows = selectors.variance(bill_run, threshold_percent=VARIANCE_THRESHOLD_PERCENT)
+    chart = charts.diverging_bars([(row.customer_reference, row.change) for row in variance_rows[:40]])
+    invoices = Paginator(
+        bill_run.invoices.order_by("customer_reference").only(
+            "pk", "customer_reference", "number", "status", "net", "vat", "gross", "bill_run_id", "partner_id"
+        ),
+        INVOICES_PER_PAGE,
+    ).get_page(request.GET.get("page"))
+    context: dict[str, Any] = {
+        "bill_run": bill_run,
+        "summary": selectors.bill_run_summary(bill_run),
+        "exceptions": selectors.exceptions_by_kind(bill_run),
+        "events": bill_run.events.select_related("actor"),
+        "invoices": invoices,
+        "previous": previous,
+        "variance_rows": variance_rows,
+        "variance_threshold": VARIANCE_THRESHOLD_PERCENT,
+        "chart": chart,
+        "reason_form": ReasonForm(),
+        "may": {
+            "calculate": user.has_perm("billing.calculate_billrun"),
+            "approve": user.has_perm("billing.approve_billrun"),
+            "finalise": user.has_perm("billing.finalise_billrun"),
+            "restrict": user.has_perm("billing.restrict_billrun"),
+        },
+        "refresh": bill_run.status == BillRun.Status.CALCULATING,
+    }
+    return render(request, "billing/bill_run_detail.html", context)
+
+
+BILL_RUN_ACTIONS = {
+    "calculate": lambda run, user, reason: services.bill_run_start_calculation(bill_run=run, actor=user),
+    "resume": lambda run, user, reason: services.bill_run_resume_calculation(bill_run=run, actor=user),
+    "approve": lambda run, user, reason: services.bill_run_approve(bill_run=run, actor=user),
+    "finalise": lambda run, user, reason: services.bill_run_finalise(bill_run=run, actor=user),
+    "cancel": lambda run, user, reason: services.bill_run_cancel(bill_run=run, actor=user, reason=reason),
+    "restrict": lambda run, user, reason: services.bill_run_restrict(bill_run=run, actor=user, reason=reason),
+    "lift": lambda run, user, reason: services.bill_run_lift_restriction(
+        bill_run=run, actor=user, reason=reason
+    ),
+}
+
+
+@login_required
+@require_POST
+def bill_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    user = _user(request)
+    bill_run = selectors.access_bill_run(user, pk)
+    step = BILL_RUN_ACTIONS.get(action)
+    if step is None:
+        raise PermissionDenied
+    try:
+        step(bill_run, user, request.POST.get("reason", ""))
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"Bill run: {action} done.")
+    return redirect("billing:bill_run", pk=bill_run.pk)
+
+
+@login_required
+@require_POST
+def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    bill_run = selectors.access_bill_run(user, pk)
+    if not user.has_perm("billing.finalise_billrun"):
+        raise PermissionDenied
+    try:
+        content, file_name = services.direct_debit_export(bill_run=bill_run, actor=user)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+        return redirect("billing:bill_run", pk=bill_run.pk)
+    response = HttpResponse(content, content_type="text/plain; charset=us-ascii")
+    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    invoice = selectors.access_invoice(user, pk)
+    form = CreditNoteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            note = services.credit_note_issue(
+                invoice=invoice,
+                actor=user,
+                reason=form.cleaned_data["reason"],
+                net=form.cleaned_data["net"],
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, f"{note} issued.")
+            return redirect("billing:invoice", pk=invoice.pk)
+    context = {
+        "invoice": invoice,
+        "lines": invoice.lines.all(),
+        "credit_notes": invoice.credit_notes.all(),
+        "form": form,
+        "may_credit": user.has_perm("billing.add_creditnote") and invoice.status == invoice.Status.FINALISED,
+    }
+    return render(request, "billing/invoice.html", context)
+
+
+@login_required
+def customer_invoices(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _user(request)
+    customer = access_customer(user, reference)
+    invoices = selectors.invoices_of_customer(user, customer)
+    if not user.has_perm("billing.view_invoice"):
+        raise PermissionDenied
+    return render(request, "billing/customer_invoices.html", {"customer": customer, "invoices": invoices})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def lift_billing_cease(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _user(request)
+    customer = access_customer(user, reference)
+    if not user.has_perm("accounts.change_customer") or not user.has_perm("billing.calculate_billrun"):
+        raise PermissionDenied
+    form = LiftCeaseForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.customer_lift_billing_cease(customer=customer, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, "Billing resumed.")
+            return redirect("accounts:site_details", reference=customer.reference)
+    return render(request, "billing/lift_cease.html", {"customer": customer, "form": form})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def call_imports(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if not user.has_perm("billing.view_callimport") or not user.has_perm(selectors.VIEW_BILLING_DATA):
+        raise PermissionDenied
+    form = CallImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        if not user.has_perm("billing.add_callimport"):
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                call_import = services.call_import_queue(
+                    partner=_partner_of(user, request), upload=form.cleaned_data["file"], actor=user
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                return redirect("billing:call_import", pk=call_import.pk)
+    partners = Partner.objects.all() if user.partner_id is None else Partner.objects.none()
+    context = {
+        "imports": selectors.call_imports_visible_to(user)[:50],
+        "form": form,
+        "partners": partners,
+        "columns": REQUIRED_COLUMNS,
+    }
+    return render(request, "billing/call_imports.html", context)
+
+
+@login_required
+def call_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    call_import = selectors.call_imports_visible_to(user).filter(pk=pk).first()
+    if call_import is None:
+        from django.http import Http404
+
+        raise Http404("No such import.")
+    errors = call_import.errors.all()[:1000]
+    return render(
+        request,
+        "billing/call_import.html",
+        {"call_import": call_import, "errors": errors, "refresh": call_import.status == "running"},
+    )
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def suspense_queue(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    if not user.has_perm("billing.view_callrecord") or not user.has_perm(selectors.VIEW_BILLING_DATA):
+        raise PermissionDenied
+    calls = selectors.suspense_calls(user)
+    if request.method == "POST":
+        if not user.has_perm("billing.change_callrecord"):
+            raise PermissionDenied
+        partner_ids = set(calls.values_list("partner_id", flat=True).distinct())
+        rated = suspense_total = 0
+        for partner in Partner.objects.filter(pk__in=partner_ids):
+            result = services.suspense_rerate(partner=partner, actor=user)
+            rated, suspense_total = rated + result.rated, suspense_total + result.suspense
+        messages.success(request, f"Re-rated: {rated} calls rated, {suspense_total} still in suspense.")
+        return redirect("billing:suspense")
+    page = Paginator(calls.order_by("started_at", "pk"), 100).get_page(request.GET.get("page"))
+    context = {"page": page, "summary": selectors.suspense_summary(calls)}
+    return render(request, "billing/suspense.html", context)
