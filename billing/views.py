@@ -12,12 +12,14 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import Partner, User
+from accounts.models import AccessLog, Partner, User
+from accounts.pii import mask_text, may_reveal_personal_data
 from accounts.selectors import access_customer
+from accounts.services import access_log_record
 from billing import charts, selectors, services
 from billing.forms import BillRunForm, CallImportForm, CreditNoteForm, LiftCeaseForm, ReasonForm
 from billing.importer import REQUIRED_COLUMNS
-from billing.models import BillRun
+from billing.models import BillRun, Invoice
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
 INVOICES_PER_PAGE = 100
@@ -172,12 +174,31 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("billing:invoice", pk=invoice.pk)
     context = {
         "invoice": invoice,
+        "recipient": _invoice_recipient(user, invoice),
         "lines": invoice.lines.all(),
         "credit_notes": invoice.credit_notes.all(),
         "form": form,
         "may_credit": user.has_perm("billing.add_creditnote") and invoice.status == invoice.Status.FINALISED,
     }
     return render(request, "billing/invoice.html", context)
+
+
+def _invoice_recipient(user: User, invoice: Invoice) -> dict[str, str]:
+    """The customer's name and address on the invoice: the portal user's own; for staff, in clear only
+    through the PII gate, and every such view is written to the access log."""
+    if user.is_portal_user:
+        return {"name": invoice.customer_name, "address": invoice.customer_address}
+    if not may_reveal_personal_data(user):
+        return {"name": mask_text(invoice.customer_name), "address": mask_text(invoice.customer_address)}
+    if invoice.customer is not None:
+        access_log_record(
+            user=user,
+            customer=invoice.customer,
+            action=AccessLog.Action.REVEAL,
+            fields=["invoice.customer_name", "invoice.customer_address"],
+            reason=f"Viewed invoice {invoice.number or f'draft #{invoice.pk}'}",
+        )
+    return {"name": invoice.customer_name, "address": invoice.customer_address}
 
 
 @login_required

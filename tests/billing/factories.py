@@ -1,9 +1,32 @@
 """Billing test data built through the services, with a realistic UK tariff."""
 
+import csv
+import datetime
+import io
+import uuid
+import zoneinfo
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from decimal import Decimal
 
+from django.test import TestCase
 
-from accounts.models import Partner
-from billing.models import PartnerBillingProfile, Tariff
+from accounts.models import Customer, Partner, User
+from billing import services
+from billing.models import (
+    Band,
+    BillRun,
+    CallImport,
+    CallRecord,
+    PartnerBillingProfile,
+    Rate,
+    RateCard,
+    Tariff,
+)
+
+UK_TIME = zoneinfo.ZoneInfo("Europe/London")
+CSV_HEADER = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
 
 
 def billing_profile(partner: Partner, *, default_tariff: Tariff | None = None) -> PartnerBillingProfile:
@@ -19,3 +42,137 @@ def billing_profile(partner: Partner, *, default_tariff: Tariff | None = None) -
         bacs_account_number="55779911",
         bacs_account_name="PARTNER COLLECT",
     )
+
+
+def uk(text: str) -> datetime.datetime:
+    """'2025-03-01 00:30' as UK local time (GMT or BST as the date says)."""
+    return datetime.datetime.fromisoformat(text).replace(tzinfo=UK_TIME)
+
+
+def month(year: int, number: int) -> tuple[datetime.date, datetime.date]:
+    start = datetime.date(year, number, 1)
+    following = (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    return start, following - datetime.timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    prefix: str
+    price_per_minute: str
+    connection_charge: str = "0"
+    minimum_charge: str = "0"
+    increment_seconds: int = 1
+    band: str = Band.GEOGRAPHIC
+
+
+def add_rate_card(
+    tariff: Tariff,
+    rates: Iterable[RateSpec],
+    *,
+    effective_from: datetime.datetime,
+    effective_to: datetime.datetime | None = None,
+) -> RateCard:
+    card = RateCard.objects.create(tariff=tariff, effective_from=effective_from, effective_to=effective_to)
+    Rate.objects.bulk_create(
+        Rate(
+            rate_card=card,
+            prefix=spec.prefix,
+            band=spec.band,
+            price_per_minute=Decimal(spec.price_per_minute),
+            connection_charge=Decimal(spec.connection_charge),
+            minimum_charge=Decimal(spec.minimum_charge),
+            increment_seconds=spec.increment_seconds,
+        )
+        for spec in rates
+    )
+    return card
+
+
+def simple_tariff(
+    price_per_minute: str = "0.0150",
+    *,
+    name: str = "Simple",
+    partner: Partner | None = None,
+    prefix: str = "01",
+) -> Tariff:
+    """One rate card from 2020 with a single per-second rate for ``prefix``."""
+    tariff = Tariff.objects.create(name=name, partner=partner)
+    add_rate_card(tariff, [RateSpec(prefix, price_per_minute)], effective_from=uk("2020-01-01 00:00"))
+    return tariff
+
+
+@dataclass(frozen=True)
+class Call:
+    cli: str
+    dialled_number: str = "01134960999"
+    start_time: str = "2025-01-15T10:00:00"
+    duration: str = "60"
+    call_type: str = "voice"
+    call_reference: str = field(default_factory=lambda: f"REF-{uuid.uuid4().hex[:16]}")
+
+    def row(self) -> list[str]:
+        return [
+            self.cli,
+            self.dialled_number,
+            self.start_time,
+            self.duration,
+            self.call_type,
+            self.call_reference,
+        ]
+
+
+def calls_csv(calls: Sequence[Call], *, header: Sequence[str] = CSV_HEADER) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for item in calls:
+        writer.writerow(item.row())
+    return out.getvalue()
+
+
+def import_calls(partner: Partner, calls: Sequence[Call], *, actor: User | None = None) -> CallImport:
+    return services.call_import_run(
+        partner=partner, stream=io.StringIO(calls_csv(calls)), file_name="calls.csv", actor=actor
+    )
+
+
+def call(reference: str) -> CallRecord:
+    return CallRecord.objects.get(call_reference=reference)
+
+
+def cli_of(customer: Customer) -> str:
+    return customer.lines.order_by("pk").first().cli
+
+
+def run_on_commit() -> AbstractContextManager[list[Callable[[], object]]]:
+    """Run the tasks a service queues on commit (the test transaction never commits)."""
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+def calculated_run(
+    partner: Partner, period: tuple[datetime.date, datetime.date], *, actor: User
+) -> BillRun:
+    bill_run = services.bill_run_create(
+        partner=partner, period_start=period[0], period_end=period[1], actor=actor
+    )
+    with run_on_commit():
+        services.bill_run_start_calculation(bill_run=bill_run, actor=actor)
+    bill_run.refresh_from_db()
+    assert bill_run.status == BillRun.Status.CALCULATED, bill_run.status
+    return bill_run
+
+
+def finalised_run(
+    partner: Partner,
+    period: tuple[datetime.date, datetime.date],
+    *,
+    agent: User,
+    finance: User,
+) -> BillRun:
+    bill_run = calculated_run(partner, period, actor=agent)
+    services.bill_run_approve(bill_run=bill_run, actor=finance)
+    services.bill_run_finalise(
+        bill_run=bill_run, actor=finance, issue_date=period[1] + datetime.timedelta(days=1)
+    )
+    bill_run.refresh_from_db()
+    return bill_run

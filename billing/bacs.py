@@ -1,0 +1,456 @@
+"""Direct Debit collections of a finalised bill run as a Bacs Standard 18 file.
+
+``build_standard18`` only reads: it returns the file's text with what it collected and what it skipped,
+and the caller (``services.direct_debit_export``) records the export. One file holds one partner's
+collections for one processing day, paid into the partner's own account (the contra), submitted under
+the partner's service user number (SUN) as a direct submitter.
+
+Choices
+- Every record is exactly 100 characters. The published layout defines the labels (VOL1, HDR1, HDR2,
+  UHL1, EOF1, EOF2, UTL1) as 80 characters; they are padded with spaces to 100 so the whole file is one
+  fixed width, which Bacs-approved bureau software accepts. Positions below are 1-based.
+- Records are joined by CRLF ("\\r\\n"), with no terminator after the last: Bacstel-IP software and the
+  banks' bureau tools read CRLF text, and ``content.split("\\r\\n")`` gives back exactly the records.
+- Every collection uses transaction code 17. Codes 01 (first) and 19 (final) are optional in the scheme,
+  and choosing them would need a collection history this module does not keep.
+- Amounts are integer pence, converted exactly from the Decimal money (never through float). The amount
+  collected is the invoice's gross less the gross of its credit notes: what the customer still owes.
+- Text fields hold only the Bacs character set (A-Z 0-9 . & / - space). Account names are upper-cased,
+  accents dropped (É -> E), apostrophes removed (O'Brien -> OBRIEN), anything else turned into a space,
+  then cut to 18. A mandate reference is upper-cased but never otherwise changed: it must match the
+  reference the payer's bank holds, so one Bacs cannot carry is skipped rather than mangled.
+- The processing day is the caller's: it must be a Bacs working day (no weekend or bank holiday).
+
+Records (1-based positions; ``bYYDDD`` is a space, 2-digit year and 3-digit day of the year)
+
+VOL1  1-4 "VOL1" | 5-10 submission serial | 11 accessibility " " | 12-41 blank | 42-47 owner (SUN)
+      | 48-79 blank | 80 label standard "1"
+HDR1  1-4 "HDR1" | 5-21 file identifier "A" + SUN + "S" + 2 blanks + "1" + SUN | 22-27 set id (serial)
+      | 28-31 file section "0001" | 32-35 file sequence "0001" | 36-41 generation (blank)
+      | 42-47 creation date bYYDDD | 48-53 expiration date bYYDDD (= creation) | 54 accessibility " "
+      | 55-60 block count "000000" | 61-73 system code (blank) | 74-80 blank
+HDR2  1-4 "HDR2" | 5 record format "F" | 6-10 block length "02000" | 11-15 record length "00100"
+      | 16-50 blank | 51-52 buffer offset "00" | 53-80 blank
+UHL1  1-4 "UHL1" | 5-10 processing day bYYDDD | 11-20 receiving party "999999" + 4 blanks
+      | 21-22 currency "00" (sterling) | 23-28 country "000000" | 29-37 work code "1 DAILY  " (single
+      processing day) | 38-40 file number "001" | 41-80 blank
+Detail (one a collection)
+      1-6 payer's sort code | 7-14 payer's account number | 15 account type "0" | 16-17 transaction code
+      "17" | 18-23 originator's sort code | 24-31 originator's account number | 32-35 blank
+      | 36-46 amount in pence, 11 digits zero-filled | 47-64 originator's name | 65-82 mandate reference
+      | 83-100 payer's account name
+Contra 1-6 originator's sort code | 7-14 originator's account number | 15 "0" | 16-17 "99" (credit)
+      | 18-23 originator's sort code | 24-31 originator's account number | 32-35 blank | 36-46 total of
+      the collections | 47-64 narrative "DD <MON YYYY>" | 65-82 "CONTRA" | 83-100 originator's name
+EOF1  as HDR1 with "EOF1"
+EOF2  as HDR2 with "EOF2"
+UTL1  1-4 "UTL1" | 5-17 debit total in pence (13 digits) | 18-30 credit total (13) | 31-37 count of debit
+      records (7) | 38-44 count of credit records (7) | 45-80 blank
+"""
+
+import datetime
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
+
+from accounts.models import Customer, PaymentDetails
+from billing.models import BillRun, Invoice, PartnerBillingProfile
+
+RECORD_LENGTH = 100
+LABEL_LENGTH = 80  # the published width of the labels, padded to RECORD_LENGTH
+LINE_SEPARATOR = "\r\n"
+
+TRANSACTION_DIRECT_DEBIT = "17"
+TRANSACTION_CONTRA_CREDIT = "99"
+ACCOUNT_TYPE = "0"
+AMOUNT_DIGITS = 11
+TOTAL_DIGITS = 13
+NAME_WIDTH = 18
+REFERENCE_WIDTH = 18
+# Bacs rejects a Direct Debit reference with fewer than 6 letters or digits.
+REFERENCE_MIN_ALPHANUMERIC = 6
+
+BACS_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.&/- ")
+# Upper-case letters that Unicode decomposition does not reduce to A-Z.
+_LETTER_FALLBACKS = str.maketrans({"Ø": "O", "Ł": "L", "Đ": "D", "Æ": "AE", "Œ": "OE", "Þ": "TH"})
+# Joined rather than spaced, as banks print O'Brien: OBRIEN.
+_APOSTROPHES = frozenset("'`\u2018\u2019")
+_DIGITS = re.compile(r"[0-9]+")
+_SERIAL = re.compile(r"[A-Z0-9]{6}")
+
+SKIP_ERASED = "customer erased"
+SKIP_NOTHING_DUE = "nothing to collect (gross is zero or negative)"
+SKIP_CREDITED = "nothing left to collect after credit notes"
+SKIP_RESTRICTED = "processing restricted"
+SKIP_BILLING_CEASED = "billing ceased (objection)"
+SKIP_NO_MANDATE = "no Direct Debit mandate"
+SKIP_BANK_DETAILS = "bank details are not a 6-digit sort code and an 8-digit account number"
+SKIP_REFERENCE = "mandate reference is not a Bacs reference (6 to 18 of A-Z 0-9 . & / - space)"
+SKIP_ACCOUNT_NAME = "account holder name has no characters Bacs accepts"
+
+
+@dataclass(frozen=True)
+class Collection:
+    """One Direct Debit in the file."""
+
+    customer_reference: str
+    amount_pence: int
+    mandate_reference: str
+    invoice_number: str
+
+
+@dataclass(frozen=True)
+class Standard18File:
+    """The file's text, its records, what it collects, and (customer reference, reason) for each invoice
+    it leaves out."""
+
+    content: str
+    records: list[str]
+    collections: list[Collection] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def total_pence(self) -> int:
+        return sum(collection.amount_pence for collection in self.collections)
+
+
+@dataclass(frozen=True)
+class _Originator:
+    service_user_number: str
+    sort_code: str
+    account_number: str
+    name: str
+
+
+def bacs_text(value: str) -> str:
+    """Upper-case text in the Bacs character set, runs of spaces collapsed: "Zoë O'Brien, Ltd" ->
+    "ZOE OBRIEN LTD"."""
+    decomposed = unicodedata.normalize("NFKD", value.upper().translate(_LETTER_FALLBACKS))
+    kept = []
+    for char in decomposed:
+        if unicodedata.combining(char) or char in _APOSTROPHES:
+            continue
+        kept.append(char if char in BACS_CHARACTERS else " ")
+    return " ".join("".join(kept).split())
+
+
+def bacs_day(day: datetime.date) -> str:
+    """``bYYDDD``: the date form of the Bacs labels."""
+    return f" {day:%y}{day.timetuple().tm_yday:03d}"
+
+
+def to_pence(amount: Decimal) -> int:
+    """Exact integer pence; a fraction of a penny is an error, never rounded away."""
+    pence = amount * 100
+    if pence != pence.to_integral_value():
+        raise ValueError(f"£{amount} is not a whole number of pence.")
+    return int(pence)
+
+
+def build_standard18(
+    bill_run: BillRun,
+    *,
+    processing_date: datetime.date,
+    serial: str = "000001",
+    creation_date: datetime.date | None = None,
+) -> Standard18File:
+    """The Direct Debit collections of a finalised bill run as a Standard 18 file.
+
+    ``serial`` is the submission serial number (6 of A-Z 0-9, unique for the SUN that day);
+    ``creation_date`` (today by default) dates HDR1 and EOF1. Raises ValueError when the run is not
+    finalised or is restricted, or when the partner's Bacs originator details are missing or malformed.
+    """
+    if not _SERIAL.fullmatch(serial) or serial == "000000":
+        raise ValueError("The submission serial must be 6 of A-Z and 0-9, and not all zeros.")
+    # Read again: services return a fresh locked copy, so the caller's instance may still say "approved".
+    bill_run = BillRun.objects.select_related("partner").get(pk=bill_run.pk)
+    if bill_run.status != BillRun.Status.FINALISED:
+        raise ValueError(
+            f"The bill run {bill_run} is {bill_run.get_status_display().lower()}; "
+            "Direct Debit files are made from finalised bill runs only."
+        )
+    if bill_run.is_restricted:
+        raise ValueError(
+            f"The bill run {bill_run} is restricted ({bill_run.restricted_reason}); "
+            "its collections cannot be exported until the restriction is lifted."
+        )
+    originator = _originator(bill_run)
+
+    collections: list[Collection] = []
+    details: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for invoice in _invoices(bill_run):
+        outcome = _collect(invoice)
+        if isinstance(outcome, str):
+            skipped.append((invoice.customer_reference, outcome))
+            continue
+        collection, mandate = outcome
+        collections.append(collection)
+        details.append(_detail(collection, mandate, originator))
+
+    total = sum(collection.amount_pence for collection in collections)
+    if total >= 10**AMOUNT_DIGITS:
+        raise ValueError("The collections total more than one contra record can carry; split the file.")
+    day = creation_date or timezone.localdate()
+    labels_start = [
+        _vol1(serial, originator),
+        _hdr1("HDR", serial, originator, day),
+        _hdr2("HDR"),
+        _uhl1(processing_date),
+    ]
+    # With nothing collected there is nothing to credit: no contra, and the trailer says 0 and 0. Such a
+    # file has labels only and is not for submission; ``collections`` tells the caller so.
+    contras = [_contra(total, originator, bill_run)] if collections else []
+    labels_end = [
+        _hdr1("EOF", serial, originator, day),
+        _hdr2("EOF"),
+        _utl1(
+            debit_total=total, credit_total=total if contras else 0, debits=len(details), credits=len(contras)
+        ),
+    ]
+    records = [*labels_start, *details, *contras, *labels_end]
+    return Standard18File(
+        content=LINE_SEPARATOR.join(records), records=records, collections=collections, skipped=skipped
+    )
+
+
+def _originator(bill_run: BillRun) -> _Originator:
+    profile = PartnerBillingProfile.objects.filter(partner_id=bill_run.partner_id).first()
+    if profile is None:
+        raise ValueError(f"{bill_run.partner} has no billing profile, so no Bacs originator details.")
+    name = bacs_text(profile.bacs_account_name)[:NAME_WIDTH].rstrip()
+    wanted = {
+        "service user number": profile.bacs_service_user_number.strip(),
+        "sort code": profile.bacs_sort_code.strip(),
+        "account number": profile.bacs_account_number.strip(),
+        "account name": name,
+    }
+    missing = [label for label, value in wanted.items() if not value]
+    if missing:
+        raise ValueError(
+            f"The billing profile of {bill_run.partner} lacks Bacs originator details: {', '.join(missing)}."
+        )
+    shapes = {"service user number": 6, "sort code": 6, "account number": 8}
+    wrong = [
+        f"{label} must be {digits} digits"
+        for label, digits in shapes.items()
+        if not _is_digits(wanted[label], digits)
+    ]
+    if wrong:
+        raise ValueError(
+            f"The Bacs details in the billing profile of {bill_run.partner} are wrong: {'; '.join(wrong)}."
+        )
+    return _Originator(
+        service_user_number=wanted["service user number"],
+        sort_code=wanted["sort code"],
+        account_number=wanted["account number"],
+        name=name,
+    )
+
+
+def _invoices(bill_run: BillRun) -> list[Invoice]:
+    # Three queries whatever the size of the run: invoices with customer and mandate, then credit notes.
+    return list(
+        bill_run.invoices.filter(status=Invoice.Status.FINALISED)
+        .select_related("customer__payment_details")
+        .prefetch_related("credit_notes")
+        .order_by("customer_reference", "pk")
+    )
+
+
+def _collect(invoice: Invoice) -> tuple[Collection, PaymentDetails] | str:
+    """The collection for an invoice, or why there is none."""
+    customer = invoice.customer
+    if customer is None:
+        return SKIP_ERASED
+    if invoice.gross <= 0:
+        return SKIP_NOTHING_DUE
+    credited = sum((note.gross for note in invoice.credit_notes.all()), Decimal("0"))
+    due = invoice.gross - credited
+    if due <= 0:
+        return SKIP_CREDITED
+    # A restriction holds exports to third parties; an objection stops billing. A human decides either.
+    if customer.is_processing_restricted:
+        return SKIP_RESTRICTED
+    if customer.is_billing_ceased:
+        return SKIP_BILLING_CEASED
+    mandate = _mandate_of(customer)
+    if mandate is None:
+        return SKIP_NO_MANDATE
+    if not (_is_digits(mandate.sort_code, 6) and _is_digits(mandate.account_number, 8)):
+        return SKIP_BANK_DETAILS
+    reference = mandate.mandate_reference.strip().upper()
+    if not _is_bacs_reference(reference):
+        return SKIP_REFERENCE
+    if not bacs_text(mandate.account_holder):
+        return SKIP_ACCOUNT_NAME
+    amount = to_pence(due)
+    if amount >= 10**AMOUNT_DIGITS:
+        raise ValueError(f"Invoice {invoice.number} is too large for one Bacs collection.")
+    collection = Collection(
+        customer_reference=invoice.customer_reference,
+        amount_pence=amount,
+        mandate_reference=reference,
+        invoice_number=invoice.number,
+    )
+    return collection, mandate
+
+
+def _mandate_of(customer: Customer) -> PaymentDetails | None:
+    try:
+        return customer.payment_details
+    except ObjectDoesNotExist:
+        return None
+
+
+def _is_digits(value: str, length: int) -> bool:
+    return len(value) == length and _DIGITS.fullmatch(value) is not None
+
+
+def _is_bacs_reference(reference: str) -> bool:
+    alphanumerics = [char for char in reference if char.isalnum()]
+    return (
+        len(reference) <= REFERENCE_WIDTH
+        and set(reference) <= BACS_CHARACTERS
+        and len(alphanumerics) >= REFERENCE_MIN_ALPHANUMERIC
+        # Bacs also rejects a reference that is one character repeated (AAAAAA).
+        and len(set(alphanumerics)) > 1
+    )
+
+
+# Records ----------------------------------------------------------------------------------------
+
+
+def _text(value: str, width: int) -> str:
+    if len(value) > width:
+        raise ValueError(f"{value!r} does not fit a field of {width} characters.")
+    return value.ljust(width)
+
+
+def _number(value: int, width: int) -> str:
+    if not 0 <= value < 10**width:
+        raise ValueError(f"{value} does not fit a field of {width} digits.")
+    return str(value).zfill(width)
+
+
+def _blank(width: int) -> str:
+    return " " * width
+
+
+def _name(value: str) -> str:
+    return _text(bacs_text(value)[:NAME_WIDTH].rstrip(), NAME_WIDTH)
+
+
+def _record(*fields: str, length: int = RECORD_LENGTH) -> str:
+    record = "".join(fields)
+    # A field put in the wrong place shifts every later one: fail here rather than at Bacs.
+    if len(record) != length:
+        raise AssertionError(f"Record {record[:4]!r} is {len(record)} characters, not {length}.")
+    return record.ljust(RECORD_LENGTH)
+
+
+def _vol1(serial: str, originator: _Originator) -> str:
+    return _record(
+        "VOL1",
+        serial,
+        _blank(1),
+        _blank(30),
+        originator.service_user_number,
+        _blank(32),
+        "1",
+        length=LABEL_LENGTH,
+    )
+
+
+def _hdr1(kind: str, serial: str, originator: _Originator, created: datetime.date) -> str:
+    sun = originator.service_user_number
+    return _record(
+        f"{kind}1",
+        f"A{sun}S  1{sun}",
+        serial,
+        "0001",
+        "0001",
+        _blank(6),
+        bacs_day(created),
+        bacs_day(created),
+        _blank(1),
+        "000000",
+        _blank(13),
+        _blank(7),
+        length=LABEL_LENGTH,
+    )
+
+
+def _hdr2(kind: str) -> str:
+    return _record(
+        f"{kind}2",
+        "F",
+        "02000",
+        _number(RECORD_LENGTH, 5),
+        _blank(35),
+        "00",
+        _blank(28),
+        length=LABEL_LENGTH,
+    )
+
+
+def _uhl1(processing_date: datetime.date) -> str:
+    return _record(
+        "UHL1",
+        bacs_day(processing_date),
+        _text("999999", 10),
+        "00",
+        "000000",
+        _text("1 DAILY", 9),
+        "001",
+        _blank(40),
+        length=LABEL_LENGTH,
+    )
+
+
+def _detail(collection: Collection, mandate: PaymentDetails, originator: _Originator) -> str:
+    return _record(
+        mandate.sort_code,
+        mandate.account_number,
+        ACCOUNT_TYPE,
+        TRANSACTION_DIRECT_DEBIT,
+        originator.sort_code,
+        originator.account_number,
+        _blank(4),
+        _number(collection.amount_pence, AMOUNT_DIGITS),
+        _text(originator.name, NAME_WIDTH),
+        _text(collection.mandate_reference, REFERENCE_WIDTH),
+        _name(mandate.account_holder),
+    )
+
+
+def _contra(total: int, originator: _Originator, bill_run: BillRun) -> str:
+    return _record(
+        originator.sort_code,
+        originator.account_number,
+        ACCOUNT_TYPE,
+        TRANSACTION_CONTRA_CREDIT,
+        originator.sort_code,
+        originator.account_number,
+        _blank(4),
+        _number(total, AMOUNT_DIGITS),
+        _name(f"DD {bill_run.period_start:%b %Y}"),
+        _text("CONTRA", REFERENCE_WIDTH),
+        _text(originator.name, NAME_WIDTH),
+    )
+
+
+def _utl1(*, debit_total: int, credit_total: int, debits: int, credits: int) -> str:
+    return _record(
+        "UTL1",
+        _number(debit_total, TOTAL_DIGITS),
+        _number(credit_total, TOTAL_DIGITS),
+        _number(debits, 7),
+        _number(credits, 7),
+        _blank(36),
+        length=LABEL_LENGTH,
+    )
