@@ -382,6 +382,15 @@ def bill_run_calculate_chunk(*, chunk_id: int, actor_id: int | None) -> bool:
 
 
 @transaction.atomic
+def bill_run_record_chunk_failure(*, chunk_id: int, error: str) -> None:
+    chunk = BillRunChunk.objects.select_related("bill_run").filter(pk=chunk_id).first()
+    if chunk is None:
+        return
+    BillRunChunk.objects.filter(pk=chunk_id).update(error=error[:2000], attempts=F("attempts") + 1)
+    _event(chunk.bill_run, None, "chunk failed", f"Chunk {chunk.number}: {error[:500]}")
+
+
+@transaction.atomic
 def bill_run_approve(*, bill_run: BillRun, actor: User) -> BillRun:
     bill_run = _locked(bill_run)
     _require(actor, "billing.approve_billrun", bill_run, "approve")

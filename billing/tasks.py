@@ -15,7 +15,12 @@ from billing import services
     time_limit=20 * 60,
 )
 def calculate_bill_run_chunk(chunk_id: int, actor_id: int | None) -> bool:
-    return services.bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=actor_id)
+    try:
+        return services.bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=actor_id)
+    except Exception as exc:
+        # The chunk's transaction rolled back; say so on the run, where "resume" picks it up again.
+        services.bill_run_record_chunk_failure(chunk_id=chunk_id, error=f"{type(exc).__name__}: {exc}")
+        raise
 
 
 @shared_task(acks_late=True, soft_time_limit=60 * 60, time_limit=65 * 60)

@@ -102,6 +102,7 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "restrict": user.has_perm("billing.restrict_billrun"),
         },
         "refresh": bill_run.status == BillRun.Status.CALCULATING,
+        "failed_chunks": list(bill_run.chunks.filter(done_at__isnull=True).exclude(error="")),
     }
     return render(request, "billing/bill_run_detail.html", context)
 
