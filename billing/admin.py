@@ -52,7 +52,7 @@ class CustomerScopedBillingAdmin(SimpleHistoryAdmin):
     customer_lookup = "customer"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        visible = customer_ids_visible_to(request.user)  # type: ignore[arg-type]
+        visible = customer_ids_visible_to(request.user)
         return super().get_queryset(request).filter(**{f"{self.customer_lookup}__in": visible})
 
 

@@ -133,7 +133,7 @@ def seed_partner(
                 customer=line.customer,
                 line=line,
                 description=f"{line.get_line_type_display()} rental",
-                monthly_amount=MONTHLY_RENTAL[line.line_type],
+                monthly_amount=MONTHLY_RENTAL[Line.LineType(line.line_type)],
                 start_date=line.start_date,
             )
             for line in lines

@@ -161,7 +161,7 @@ def _load_postgresql(batch: list[tuple[ParsedCall, str]], *, call_import_id: int
         cursor.execute(_STAGING_TABLE)
         cursor.execute("TRUNCATE call_staging")
         raw = cursor.cursor  # the psycopg 3 cursor, for COPY
-        with raw.copy(f"COPY call_staging ({_COLUMNS}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+        with raw.copy(f"COPY call_staging ({_COLUMNS}) FROM STDIN") as copy:
             for call, encrypted_cli in batch:
                 copy.write_row(_row(call, encrypted_cli, call_import_id, partner_id))
         cursor.execute(

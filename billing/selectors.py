@@ -48,7 +48,7 @@ def invoices_visible_to(user: User | AnonymousUser) -> QuerySet[Invoice]:
         return Invoice.objects.none()
     invoices = Invoice.objects.select_related("bill_run", "partner")
     if user.is_portal_user:
-        return invoices.filter(customer_id=user.customer_id, status=Invoice.Status.FINALISED)
+        return invoices.filter(customer=user.customer, status=Invoice.Status.FINALISED)
     if not user.has_perm(VIEW_BILLING_DATA):
         return Invoice.objects.none()
     if user.has_perm(VIEW_ALL_CUSTOMERS):
@@ -109,12 +109,12 @@ def variance(bill_run: BillRun, *, threshold_percent: Decimal) -> tuple[BillRun 
     previous = previous_bill_run(bill_run)
     if previous is None:
         return None, []
-    now = {row["customer_reference"]: row for row in bill_run.invoices.values("customer_reference", "net")}
-    before = {row["customer_reference"]: row for row in previous.invoices.values("customer_reference", "net")}
+    now: dict[str, Decimal] = dict(bill_run.invoices.values_list("customer_reference", "net"))
+    before: dict[str, Decimal] = dict(previous.invoices.values_list("customer_reference", "net"))
     rows = []
     for reference in sorted(set(now) | set(before)):
-        current = now.get(reference, {}).get("net", Decimal("0"))
-        prior = before.get(reference, {}).get("net", Decimal("0"))
+        current = now.get(reference, Decimal("0"))
+        prior = before.get(reference, Decimal("0"))
         row = VarianceRow(reference, prior, current)
         moved = abs(row.change) > 0 and (not prior or abs(row.change) * 100 > abs(prior) * threshold_percent)
         if moved:
@@ -143,8 +143,10 @@ def call_imports_visible_to(user: User | AnonymousUser) -> QuerySet[CallImport]:
     return imports.filter(partner_id=user.partner_id) if user.partner_id else CallImport.objects.none()
 
 
-def suspense_summary(calls: QuerySet[CallRecord]) -> list[dict[str, Any]]:
-    return list(calls.values("suspense_reason").annotate(n=Count("id")).order_by("suspense_reason"))
+def suspense_summary(calls: QuerySet[CallRecord]) -> list[tuple[str, int]]:
+    labels = dict(CallRecord.SuspenseReason.choices)
+    counts = calls.values_list("suspense_reason").annotate(n=Count("id")).order_by("suspense_reason")
+    return [(labels.get(reason, reason), n) for reason, n in counts]
 
 
 def exceptions_by_kind(bill_run: BillRun) -> dict[str, list[Any]]:

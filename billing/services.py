@@ -34,6 +34,7 @@ from billing.models import (
     Tariff,
 )
 from fusion_site.money import to_money, vat_on
+from fusion_site.working_days import next_working_day
 
 
 class BillingError(ValidationError):
@@ -366,7 +367,7 @@ def bill_run_calculate_chunk(*, chunk_id: int, actor_id: int | None) -> bool:
     bill_run = chunk.bill_run
     if bill_run.status != BillRun.Status.CALCULATING or bill_run.is_restricted:
         return False
-    actor = User.objects.filter(pk=actor_id).first() or system_user(job="billing")
+    actor = (User.objects.filter(pk=actor_id).first() if actor_id else None) or system_user(job="billing")
     calculation.calculate_chunk(bill_run=bill_run, chunk=chunk, actor=actor)
     chunk.done_at = timezone.now()
     chunk.attempts = F("attempts") + 1
@@ -533,6 +534,7 @@ def credit_note_issue(
 # Direct Debit ------------------------------------------------------------------------------------
 
 DIRECT_DEBIT_NOTICE_DAYS = 14
+DIRECT_DEBIT_EXPORTED = "direct debit file exported"
 
 
 def direct_debit_export(*, bill_run: BillRun, actor: User) -> tuple[str, str]:
@@ -541,15 +543,24 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> tuple[str, str]:
 
     if bill_run.status != BillRun.Status.FINALISED or bill_run.issue_date is None:
         raise BillingError("Direct Debit files are made from finalised bill runs only.")
-    processing_date = bill_run.issue_date + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
+    # Bacs only processes on working days; payers get at least the notice period.
+    processing_date = next_working_day(
+        bill_run.issue_date + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
+    )
+    # Each submission of the partner gets its own serial, so two files on one day never clash.
+    exported = BillRunEvent.objects.filter(
+        bill_run__partner_id=bill_run.partner_id, action=DIRECT_DEBIT_EXPORTED
+    ).count()
     try:
-        result = build_standard18(bill_run, processing_date=processing_date)
+        result = build_standard18(bill_run, processing_date=processing_date, serial=f"{exported + 1:06d}")
     except ValueError as exc:
         raise BillingError(str(exc)) from exc
+    if not result.collections:
+        raise BillingError("No customer of this run has a Direct Debit to collect; there is no file to send.")
     _event(
         bill_run,
         actor,
-        "direct debit file exported",
+        DIRECT_DEBIT_EXPORTED,
         f"{len(result.collections)} collections due {processing_date:%Y-%m-%d}, "
         f"{len(result.skipped)} skipped",
     )

@@ -2,7 +2,8 @@
 
 Ciphertext is stored as ``enc1$<key id>$<Fernet token>``, or, for high-volume rows such as call records,
 ``enc2$<key id>$<base64 nonce+AES-GCM ciphertext>`` under a key derived from the same Fernet key
-(AES-GCM is about six times faster per value, which a million call records a month need). The key id (the first 8 hex digits of the
+(AES-GCM is about six times faster per value, which a million call records a month
+need). The key id (the first 8 hex digits of the
 SHA-256 of the key) lets rotation count which values are still under an old key. The first key of
 ``FIELD_ENCRYPTION_KEYS`` encrypts; every key decrypts. A value under an unknown key, a token that does
 not verify, or a value that is not ciphertext at all raises ``DecryptionError``: ciphertext is never
