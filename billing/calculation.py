@@ -13,7 +13,6 @@ from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from accounts.models import Customer, User
@@ -41,12 +40,6 @@ def customers_in_scope(bill_run: BillRun) -> QuerySet[Customer]:
         .exclude(status=Customer.Status.PROSPECT)
         .filter(Q(contract_end__isnull=True) | Q(contract_end__gte=bill_run.period_start))
     )
-
-
-def period_end_instant(bill_run: BillRun) -> datetime.datetime:
-    """Midnight (UK time) after the last day of the usage period."""
-    next_day = bill_run.period_end + datetime.timedelta(days=1)
-    return datetime.datetime.combine(next_day, datetime.time.min, tzinfo=timezone.get_default_timezone())
 
 
 def _overlap_days(
@@ -212,9 +205,9 @@ def _claim_usage(bill_run: BillRun, chunk: BillRunChunk, invoice_of: dict[int, I
             WHERE inv.bill_run_id = %s AND inv.customer_id = billing_callrecord.customer_id
               AND billing_callrecord.customer_id BETWEEN %s AND %s
               AND billing_callrecord.status = 'rated' AND billing_callrecord.invoice_id IS NULL
-              AND billing_callrecord.started_at < %s
+              AND billing_callrecord.started_on <= %s
             """,
-            [bill_run.pk, chunk.first_customer_id, chunk.last_customer_id, period_end_instant(bill_run)],
+            [bill_run.pk, chunk.first_customer_id, chunk.last_customer_id, bill_run.period_end],
         )
         cursor.execute(
             """

@@ -142,7 +142,7 @@ def _batches(items: Iterator[tuple[ParsedCall, str]], size: int) -> Iterator[lis
 
 _COLUMNS = (
     "call_reference, call_import_id, partner_id, cli, cli_index, dialled_number, dialled_prefix, "
-    "started_at, duration_seconds, call_type, status, suspense_reason, band"
+    "started_at, started_on, duration_seconds, call_type, status, suspense_reason, band"
 )
 
 
@@ -150,6 +150,7 @@ _STAGING_TABLE = """
     CREATE TEMP TABLE IF NOT EXISTS call_staging (
         call_reference varchar(64), call_import_id bigint, partner_id bigint, cli text,
         cli_index varchar(64), dialled_number text, dialled_prefix varchar(8), started_at timestamptz,
+        started_on date,
         duration_seconds integer, call_type varchar(20), status varchar(10), suspense_reason varchar(20),
         band varchar(20)
     ) ON COMMIT DROP
@@ -181,6 +182,7 @@ def _row(call: ParsedCall, encrypted_cli: str, call_import_id: int, partner_id: 
         encrypt_bulk(call.dialled_number),
         call.dialled_number[:MAX_PREFIX_LENGTH],
         call.started_at,
+        call.started_at.astimezone(UK_TIME).date(),
         call.duration_seconds,
         call.call_type,
         CallRecord.Status.PENDING,
@@ -202,6 +204,7 @@ def _load_generic(batch: list[tuple[ParsedCall, str]], *, call_import_id: int, p
                 dialled_number=call.dialled_number,
                 dialled_prefix=call.dialled_number[:MAX_PREFIX_LENGTH],
                 started_at=call.started_at,
+                started_on=call.started_at.astimezone(UK_TIME).date(),
                 duration_seconds=call.duration_seconds,
                 call_type=call.call_type,
             )

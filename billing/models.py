@@ -9,6 +9,7 @@ import datetime
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
@@ -82,6 +83,24 @@ class RateCard(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.tariff} from {self.effective_from:%Y-%m-%d}"
+
+    def clean(self) -> None:
+        """One card at a time: a new card must start after the previous one ends (close it first)."""
+        if self.effective_from is None or self.tariff_id is None:
+            return
+        overlapping = RateCard.objects.filter(tariff_id=self.tariff_id).exclude(pk=self.pk)
+        overlapping = overlapping.filter(
+            Q(effective_to__isnull=True) | Q(effective_to__gt=self.effective_from)
+        )
+        if self.effective_to is not None:
+            overlapping = overlapping.filter(effective_from__lt=self.effective_to)
+        if overlapping.exists():
+            raise ValidationError(
+                {
+                    "effective_from": "This period overlaps another rate card of the tariff; "
+                    "end that card first."
+                }
+            )
 
 
 class Rate(models.Model):
@@ -229,6 +248,8 @@ class CallRecord(models.Model):
     # The leading digits rating matches prefixes against; the rest of the number stays encrypted.
     dialled_prefix = models.CharField(max_length=8)
     started_at = models.DateTimeField()
+    # The call's date in UK time: what line dates and billing periods are compared with, on any database.
+    started_on = models.DateField()
     duration_seconds = models.PositiveIntegerField()
     call_type = models.CharField(max_length=20)
     line = models.ForeignKey(Line, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
@@ -247,8 +268,8 @@ class CallRecord(models.Model):
     class Meta:
         ordering = ["started_at"]
         indexes = [
-            models.Index(fields=["customer", "status", "started_at"], name="call_customer_status_start"),
-            models.Index(fields=["partner", "status", "started_at"], name="call_partner_status_start"),
+            models.Index(fields=["customer", "status", "started_on"], name="call_customer_status_day"),
+            models.Index(fields=["partner", "status", "started_on"], name="call_partner_status_day"),
             models.Index(fields=["invoice", "band"], name="call_invoice_band"),
         ]
         constraints = [

@@ -24,12 +24,6 @@ _LENGTHS = ", ".join(f"({n})" for n in range(1, MAX_PREFIX_LENGTH + 1))
 _UNITS = "CAST(ROUND({} * 10000) AS BIGINT)"
 
 
-def _local_date(column: str) -> str:
-    if connection.vendor == "postgresql":
-        return f"({column} AT TIME ZONE 'Europe/London')::date"
-    return f"date({column})"
-
-
 @dataclass(frozen=True)
 class RatingResult:
     rated: int
@@ -47,7 +41,7 @@ def _scope(alias: str, *, partner_id: int, call_import_id: int | None) -> tuple[
 
 def _match_lines(*, partner_id: int, call_import_id: int | None) -> None:
     scope, params = _scope("billing_callrecord", partner_id=partner_id, call_import_id=call_import_id)
-    call_day = _local_date("billing_callrecord.started_at")
+    call_day = "billing_callrecord.started_on"
     sql = f"""
         UPDATE billing_callrecord
         SET line_id = owner.id, customer_id = owner.customer_id
@@ -85,27 +79,33 @@ def _apply_rates(*, partner_id: int, call_import_id: int | None) -> int:
     usage = f"(({price}) * ({billable}) * 2 + 60) / 120"
     charged = f"({connection_charge}) + {usage}"
     cost_units = f"CASE WHEN {charged} > {minimum} THEN {charged} ELSE {minimum} END"
+    # The CTEs sit inside the FROM subquery: an UPDATE that starts with WITH reports no row count on
+    # SQLite. Ties on prefix length go to the most recent card, should cards ever overlap.
     sql = f"""
-        WITH lengths(n) AS (VALUES {_LENGTHS}),
-        candidates AS (
-            SELECT c.id AS call_id, r.id AS rate_id, r.band, r.price_per_minute, r.connection_charge,
-                   r.minimum_charge, r.increment_seconds, c.duration_seconds,
-                   ROW_NUMBER() OVER (PARTITION BY c.id ORDER BY lengths.n DESC) AS pick
-            FROM billing_callrecord c
-            {_TARIFF_JOINS}
-            JOIN billing_ratecard rc ON rc.tariff_id = {_TARIFF}
-                 AND rc.effective_from <= c.started_at
-                 AND (rc.effective_to IS NULL OR rc.effective_to > c.started_at)
-            JOIN lengths ON lengths.n <= LENGTH(c.dialled_prefix)
-            JOIN billing_rate r
-                 ON r.rate_card_id = rc.id AND r.prefix = SUBSTR(c.dialled_prefix, 1, lengths.n)
-            WHERE {scope} AND c.line_id IS NOT NULL
-        )
         UPDATE billing_callrecord
         SET status = 'rated', suspense_reason = '', rate_id = m.rate_id, band = m.band,
             cost = ({cost_units}) / 10000.0
-        FROM candidates m
-        WHERE m.call_id = billing_callrecord.id AND m.pick = 1
+        FROM (
+            WITH lengths(n) AS (VALUES {_LENGTHS}),
+            candidates AS (
+                SELECT c.id AS call_id, r.id AS rate_id, r.band, r.price_per_minute, r.connection_charge,
+                       r.minimum_charge, r.increment_seconds, c.duration_seconds,
+                       ROW_NUMBER() OVER (
+                           PARTITION BY c.id ORDER BY lengths.n DESC, rc.effective_from DESC
+                       ) AS pick
+                FROM billing_callrecord c
+                {_TARIFF_JOINS}
+                JOIN billing_ratecard rc ON rc.tariff_id = {_TARIFF}
+                     AND rc.effective_from <= c.started_at
+                     AND (rc.effective_to IS NULL OR rc.effective_to > c.started_at)
+                JOIN lengths ON lengths.n <= LENGTH(c.dialled_prefix)
+                JOIN billing_rate r
+                     ON r.rate_card_id = rc.id AND r.prefix = SUBSTR(c.dialled_prefix, 1, lengths.n)
+                WHERE {scope} AND c.line_id IS NOT NULL
+            )
+            SELECT * FROM candidates WHERE pick = 1
+        ) m
+        WHERE m.call_id = billing_callrecord.id
     """  # noqa: S608 - only fixed fragments are interpolated
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

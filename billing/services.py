@@ -2,10 +2,13 @@
 
 import csv
 import datetime
+import functools
 import io
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.storage import default_storage
@@ -35,6 +38,8 @@ from billing.models import (
 )
 from fusion_site.money import to_money, vat_on
 from fusion_site.working_days import next_working_day
+
+T = TypeVar("T")
 
 
 class BillingError(ValidationError):
@@ -202,17 +207,18 @@ def customer_lift_billing_cease(
         raise ValidationError({"policy": "Choose a back-bill policy."})
     if policy == BackBillPolicy.FROM_DATE and from_date is None:
         raise ValidationError({"from_date": "Give the date to bill calls from."})
-    unbilled = CallRecord.objects.filter(
-        customer=customer, invoice__isnull=True, status=CallRecord.Status.RATED
+    # Calls of the ceased period not yet billed, rated or still in suspense (they would be billed once
+    # re-rated); calls from before the cease are untouched by every policy.
+    ceased_period = CallRecord.objects.filter(
+        customer=customer,
+        invoice__isnull=True,
+        status__in=[CallRecord.Status.RATED, CallRecord.Status.SUSPENSE, CallRecord.Status.PENDING],
+        started_at__gte=customer.billing_ceased_at,
     )
     if policy == BackBillPolicy.NONE:
-        unbilled.filter(started_at__gte=customer.billing_ceased_at).update(status=CallRecord.Status.WAIVED)
+        ceased_period.update(status=CallRecord.Status.WAIVED)
     elif policy == BackBillPolicy.FROM_DATE:
-        assert from_date is not None
-        cutoff = datetime.datetime.combine(
-            from_date, datetime.time.min, tzinfo=timezone.get_default_timezone()
-        )
-        unbilled.filter(started_at__lt=cutoff).update(status=CallRecord.Status.WAIVED)
+        ceased_period.filter(started_on__lt=from_date).update(status=CallRecord.Status.WAIVED)
     detail = f"{policy}" + (f" from {from_date:%Y-%m-%d}" if from_date else "")
     customer.billing_ceased_at = None
     customer.billing_ceased_by = None
@@ -227,17 +233,61 @@ def _event(bill_run: BillRun, actor: User | None, action: str, detail: str = "")
     BillRunEvent.objects.create(bill_run=bill_run, actor=actor, action=action, detail=detail)
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    bill_run_id: int
+    actor_id: int
+    action: str
+    detail: str
+
+
+def _refused(exc: Exception, bill_run: BillRun, actor: User, action: str, detail: str) -> Exception:
+    exc.refusal = _Refusal(bill_run.pk, actor.pk, f"{action} refused", detail)  # type: ignore[attr-defined]
+    return exc
+
+
+def _recording_refusals(step: Callable[..., T]) -> Callable[..., T]:
+    """Write the event of a refused step after its transaction has rolled back, so the record stays."""
+
+    @functools.wraps(step)
+    def run(*args: Any, **kwargs: Any) -> T:
+        try:
+            return step(*args, **kwargs)
+        except (BillingError, PermissionDenied) as exc:
+            refusal: _Refusal | None = getattr(exc, "refusal", None)
+            if refusal is not None:
+                BillRunEvent.objects.create(
+                    bill_run_id=refusal.bill_run_id,
+                    actor_id=refusal.actor_id,
+                    action=refusal.action,
+                    detail=refusal.detail,
+                )
+            raise
+
+    return run
+
+
 def _require(actor: User, permission: str, bill_run: BillRun, action: str) -> None:
     if not actor.has_perm(permission):
-        _event(bill_run, actor, f"{action} refused", "Missing permission")
-        raise PermissionDenied(f"You may not {action} bill runs.")
+        raise _refused(
+            PermissionDenied(f"You may not {action} bill runs."),
+            bill_run,
+            actor,
+            action,
+            "Missing permission",
+        )
 
 
 def _refuse_if_restricted(bill_run: BillRun, actor: User, action: str) -> None:
     if bill_run.is_restricted:
-        _event(bill_run, actor, f"{action} refused", f"Run is restricted: {bill_run.restricted_reason}")
-        raise BillingError(
-            f"This bill run is restricted ({bill_run.restricted_reason}); it cannot be {action}d."
+        raise _refused(
+            BillingError(
+                f"This bill run is restricted ({bill_run.restricted_reason}); it cannot be {action}d."
+            ),
+            bill_run,
+            actor,
+            action,
+            f"Run is restricted: {bill_run.restricted_reason}",
         )
 
 
@@ -278,7 +328,7 @@ def _pre_billing_checks(bill_run: BillRun) -> None:
     in_period = CallRecord.objects.filter(
         partner_id=bill_run.partner_id,
         status=CallRecord.Status.SUSPENSE,
-        started_at__lt=calculation.period_end_instant(bill_run),
+        started_on__lte=bill_run.period_end,
     )
     unknown = in_period.filter(suspense_reason=CallRecord.SuspenseReason.UNKNOWN_CLI).count()
     if unknown:
@@ -306,6 +356,7 @@ def _pre_billing_checks(bill_run: BillRun) -> None:
     BillRunException.objects.bulk_create(exceptions)
 
 
+@_recording_refusals
 @transaction.atomic
 def bill_run_start_calculation(*, bill_run: BillRun, actor: User) -> BillRun:
     """Check, plan chunks and queue them. Recalculating a calculated run replaces its drafts."""
@@ -344,6 +395,7 @@ def _queue_chunks(bill_run: BillRun, chunk_ids: list[int], actor: User) -> None:
     )
 
 
+@_recording_refusals
 @transaction.atomic
 def bill_run_resume_calculation(*, bill_run: BillRun, actor: User) -> int:
     """Queue again the chunks a crashed calculation did not finish. Returns how many."""
@@ -391,6 +443,7 @@ def bill_run_record_chunk_failure(*, chunk_id: int, error: str) -> None:
     _event(chunk.bill_run, None, "chunk failed", f"Chunk {chunk.number}: {error[:500]}")
 
 
+@_recording_refusals
 @transaction.atomic
 def bill_run_approve(*, bill_run: BillRun, actor: User) -> BillRun:
     bill_run = _locked(bill_run)
@@ -405,6 +458,7 @@ def bill_run_approve(*, bill_run: BillRun, actor: User) -> BillRun:
     return bill_run
 
 
+@_recording_refusals
 @transaction.atomic
 def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.date | None = None) -> BillRun:
     """Number the invoices gaplessly per partner, under a lock on the partner's counter, and freeze them.
@@ -444,6 +498,7 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
     return bill_run
 
 
+@_recording_refusals
 @transaction.atomic
 def bill_run_cancel(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
     bill_run = _locked(bill_run)
@@ -459,6 +514,7 @@ def bill_run_cancel(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
     return bill_run
 
 
+@_recording_refusals
 @transaction.atomic
 def bill_run_restrict(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
     bill_run = _locked(bill_run)
@@ -471,6 +527,7 @@ def bill_run_restrict(*, bill_run: BillRun, actor: User, reason: str) -> BillRun
     return bill_run
 
 
+@_recording_refusals
 @transaction.atomic
 def bill_run_lift_restriction(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
     bill_run = _locked(bill_run)

@@ -29,14 +29,21 @@ UK_TIME = zoneinfo.ZoneInfo("Europe/London")
 CSV_HEADER = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
 
 
-def billing_profile(partner: Partner, *, default_tariff: Tariff | None = None) -> PartnerBillingProfile:
+def billing_profile(
+    partner: Partner,
+    *,
+    default_tariff: Tariff | None = None,
+    invoice_prefix: str | None = None,
+    next_invoice_number: int = 1,
+) -> PartnerBillingProfile:
     return PartnerBillingProfile.objects.create(
+        next_invoice_number=next_invoice_number,
         partner=partner,
         default_tariff=default_tariff,
         legal_name=f"{partner.name} Trading Ltd",
         address="1 Exchange Square\nLeeds\nLS1 4AP",
         vat_number="GB123456789",
-        invoice_prefix=f"{partner.code[:6].upper()}-",
+        invoice_prefix=invoice_prefix or f"{partner.code[:6].upper()}-",
         bacs_service_user_number="123456",
         bacs_sort_code="200000",
         bacs_account_number="55779911",
@@ -94,10 +101,12 @@ def simple_tariff(
     name: str = "Simple",
     partner: Partner | None = None,
     prefix: str = "01",
+    increment_seconds: int = 1,
 ) -> Tariff:
-    """One rate card from 2020 with a single per-second rate for ``prefix``."""
+    """One rate card from 2020 with a single rate for ``prefix``."""
     tariff = Tariff.objects.create(name=name, partner=partner)
-    add_rate_card(tariff, [RateSpec(prefix, price_per_minute)], effective_from=uk("2020-01-01 00:00"))
+    rate = RateSpec(prefix, price_per_minute, increment_seconds=increment_seconds)
+    add_rate_card(tariff, [rate], effective_from=uk("2020-01-01 00:00"))
     return tariff
 
 
@@ -149,9 +158,7 @@ def run_on_commit() -> AbstractContextManager[list[Callable[[], object]]]:
     return TestCase.captureOnCommitCallbacks(execute=True)
 
 
-def calculated_run(
-    partner: Partner, period: tuple[datetime.date, datetime.date], *, actor: User
-) -> BillRun:
+def calculated_run(partner: Partner, period: tuple[datetime.date, datetime.date], *, actor: User) -> BillRun:
     bill_run = services.bill_run_create(
         partner=partner, period_start=period[0], period_end=period[1], actor=actor
     )

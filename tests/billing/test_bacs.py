@@ -24,6 +24,13 @@ PERIOD_END = datetime.date(2024, 3, 31)
 ISSUE_DATE = datetime.date(2024, 4, 1)
 PROCESSING_DATE = datetime.date(2024, 4, 15)  # a Monday; day 106 of leap year 2024
 CREATED = datetime.date(2024, 4, 2)
+# The partner's originator details, set here so the assertions below do not hang on the shared factory.
+ORIGINATOR = {
+    "bacs_service_user_number": "123456",
+    "bacs_sort_code": "200000",
+    "bacs_account_number": "55779911",
+    "bacs_account_name": "Partner Collect",
+}
 
 
 def fields(record: str, *spans: tuple[int, int]) -> list[str]:
@@ -112,6 +119,7 @@ def import_calls(partner, customer: Customer, agent) -> None:
 @pytest.fixture
 def billed(partner, agent, finance, finalise) -> Billed:
     billing_profile(partner, default_tariff=uk_tariff())
+    PartnerBillingProfile.objects.filter(partner=partner).update(**ORIGINATOR)
     paying = full_customer(partner)
     account_services.payment_details_set(
         customer=paying,
@@ -124,6 +132,14 @@ def billed(partner, agent, finance, finalise) -> Billed:
     one_off(paying, "10.00", agent)
     import_calls(partner, paying, agent)
     exact = full_customer(partner)
+    account_services.payment_details_set(
+        customer=exact,
+        actor=agent,
+        account_holder="Jane Smith",
+        sort_code="12-34-56",
+        account_number="12345678",
+        mandate_reference="DDEXACT0001",
+    )
     one_off(exact, "1.56", agent)  # VAT 0.312 rounds to 0.31: gross £1.87
     no_mandate = CustomerFactory(partner=partner)
     one_off(no_mandate, "5.00", agent)
@@ -202,7 +218,7 @@ def test_amounts_are_exact_pence(billed):
     assert gross_of(billed.run, billed.exact) == Decimal("1.87")
     collected = {collection.customer_reference: collection for collection in result.collections}
     assert collected[billed.exact.reference].amount_pence == 187
-    record = next(r for r in result.records[4:-4] if detail_fields(r)["reference"].startswith("DDMANDATE"))
+    record = next(r for r in result.records[4:-4] if detail_fields(r)["reference"].startswith("DDEXACT"))
     assert detail_fields(record)["amount"] == "00000000187"
 
 
@@ -354,7 +370,7 @@ def test_a_partner_without_bacs_originator_details_is_refused(partner, finalise)
 def test_malformed_originator_details_are_refused(partner, finalise):
     billing_profile(partner, default_tariff=uk_tariff())
     run = finalise()
-    PartnerBillingProfile.objects.filter(partner=partner).update(bacs_sort_code="20-00-00")
+    PartnerBillingProfile.objects.filter(partner=partner).update(bacs_sort_code="20-000")
 
     with pytest.raises(ValueError, match="sort code must be 6 digits"):
         build(run)

@@ -1,0 +1,481 @@
+"""The billing pages through the test client: who sees what (200 / 403 / 404), the variance report, and the
+bill run actions posted from the run's page."""
+
+import datetime
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pytest
+from django.utils.html import escape
+
+from accounts.models import Customer, Role, User
+from billing import services
+from billing.demo import uk_tariff
+from billing.models import Band, BillRun, CallRecord, CreditNote, Invoice, Rate
+from tests.billing.factories import (
+    Call,
+    billing_profile,
+    calculated_run,
+    call,
+    cli_of,
+    finalised_run,
+    import_calls,
+    month,
+    run_on_commit,
+)
+from tests.factories import UserFactory, full_customer
+
+JANUARY, FEBRUARY = month(2025, 1), month(2025, 2)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Users are made with a password; the production hasher takes most of a second each time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def agent(make_user):
+    return make_user(Role.BILLING_AGENT)
+
+
+@pytest.fixture
+def finance(make_user):
+    return make_user(Role.FINANCE_MANAGER)
+
+
+def _charge(customer: Customer, amount: str, day: datetime.date, agent: User) -> None:
+    services.one_off_charge_create(
+        customer=customer, description="Equipment", amount=Decimal(amount), charge_date=day, actor=agent
+    )
+
+
+@dataclass
+class World:
+    """A partner with a finalised January run and a calculated February run; another partner likewise."""
+
+    own_final: BillRun
+    own_draft: BillRun
+    other_final: BillRun
+    customer: Customer
+    second_customer: Customer
+    other_customer: Customer
+
+    def invoice(self, bill_run: BillRun, customer: Customer) -> Invoice:
+        return bill_run.invoices.get(customer=customer)
+
+
+@pytest.fixture
+def world(partner, other_partner, customer, other_customer, agent, finance) -> World:
+    billing_profile(partner, default_tariff=uk_tariff(), invoice_prefix="OWN-")
+    billing_profile(other_partner, default_tariff=uk_tariff(name="Other"), invoice_prefix="OTH-")
+    second = full_customer(partner)
+    for who, amount in ((customer, "100.00"), (second, "50.00")):
+        _charge(who, amount, datetime.date(2025, 1, 5), agent)
+    own_final = finalised_run(partner, JANUARY, agent=agent, finance=finance)
+    # February: the first customer's bill rises by half, the second's stays the same, a third is new.
+    _charge(customer, "150.00", datetime.date(2025, 2, 5), agent)
+    _charge(second, "50.00", datetime.date(2025, 2, 5), agent)
+    _charge(full_customer(partner), "20.00", datetime.date(2025, 2, 5), agent)
+    own_draft = calculated_run(partner, FEBRUARY, actor=agent)
+
+    other_agent = UserFactory(role=Role.BILLING_AGENT, partner=other_partner)
+    other_finance = UserFactory(role=Role.FINANCE_MANAGER, partner=other_partner)
+    _charge(other_customer, "10.00", datetime.date(2025, 1, 5), other_agent)
+    other_final = finalised_run(other_partner, JANUARY, agent=other_agent, finance=other_finance)
+    return World(own_final, own_draft, other_final, customer, second, other_customer)
+
+
+PageUrl = Callable[[World], str]
+
+OWN_PAGES: list[tuple[str, PageUrl]] = [
+    ("bill-runs", lambda w: "/billing/runs/"),
+    ("finalised-run", lambda w: f"/billing/runs/{w.own_final.pk}/"),
+    ("draft-run", lambda w: f"/billing/runs/{w.own_draft.pk}/"),
+    ("finalised-invoice", lambda w: f"/billing/invoices/{w.invoice(w.own_final, w.customer).pk}/"),
+    ("draft-invoice", lambda w: f"/billing/invoices/{w.invoice(w.own_draft, w.customer).pk}/"),
+    ("suspense", lambda w: "/billing/suspense/"),
+    ("imports", lambda w: "/billing/imports/"),
+]
+OTHER_PARTNERS_PAGES: list[tuple[str, PageUrl]] = [
+    ("run", lambda w: f"/billing/runs/{w.other_final.pk}/"),
+    ("invoice", lambda w: f"/billing/invoices/{w.invoice(w.other_final, w.other_customer).pk}/"),
+    ("run-action", lambda w: f"/billing/runs/{w.other_final.pk}/approve/"),
+]
+
+
+def _pages(pages: list[tuple[str, PageUrl]]) -> list:
+    return [pytest.param(url, id=name) for name, url in pages]
+
+
+@pytest.mark.parametrize(
+    ("role", "url"),
+    [
+        pytest.param(role, url, id=f"{role.label}-{name}")
+        for role in (Role.BILLING_AGENT, Role.FINANCE_MANAGER)
+        for name, url in OWN_PAGES
+        if not (role == Role.FINANCE_MANAGER and name == "imports")  # finance does not import calls
+    ],
+)
+def test_the_partners_billing_staff_see_its_billing_pages(client, make_user, world, role, url):
+    client.force_login(make_user(role))
+
+    assert client.get(url(world)).status_code == 200
+
+
+@pytest.mark.parametrize("url", _pages(OTHER_PARTNERS_PAGES))
+@pytest.mark.parametrize("role", [Role.BILLING_AGENT, Role.FINANCE_MANAGER])
+def test_another_partners_run_and_invoice_are_not_found(client, make_user, world, role, url):
+    client.force_login(make_user(role))
+
+    response = client.get(url(world)) if not url(world).endswith("/approve/") else client.post(url(world))
+
+    assert response.status_code == 404
+
+
+def test_the_run_list_shows_only_the_partners_runs(client, agent, world):
+    client.force_login(agent)
+
+    runs = list(client.get("/billing/runs/").context["runs"])
+
+    assert runs == [world.own_draft, world.own_final]
+
+
+@pytest.mark.parametrize(
+    ("which", "status"),
+    [
+        pytest.param(lambda w: w.invoice(w.own_final, w.customer), 200, id="own-finalised"),
+        pytest.param(lambda w: w.invoice(w.own_draft, w.customer), 404, id="own-draft"),
+        pytest.param(
+            lambda w: w.invoice(w.own_final, w.second_customer), 404, id="same-partner-other-customer"
+        ),
+        pytest.param(lambda w: w.invoice(w.other_final, w.other_customer), 404, id="other-partner"),
+    ],
+)
+def test_a_portal_user_sees_only_its_own_finalised_invoices(client, make_user, world, which, status):
+    client.force_login(make_user(Role.CUSTOMER, customer=world.customer))
+    invoice = which(world)
+
+    response = client.get(f"/billing/invoices/{invoice.pk}/")
+
+    assert response.status_code == status
+    if status == 200:
+        html = response.content.decode()
+        assert f"VAT invoice {invoice.number}" in html
+        assert escape(world.customer.name) in html
+        assert "Issue a credit note" not in html
+
+
+@pytest.mark.parametrize("url", ["/billing/runs/", "/billing/suspense/", "/billing/imports/"])
+def test_a_portal_user_is_refused_the_staff_billing_pages(client, make_user, world, url):
+    client.force_login(make_user(Role.CUSTOMER, customer=world.customer))
+
+    assert client.get(url).status_code == 403
+
+
+def test_a_portal_user_lists_its_own_finalised_invoices(client, make_user, world):
+    client.force_login(make_user(Role.CUSTOMER, customer=world.customer))
+
+    response = client.get(f"/billing/customers/{world.customer.reference}/invoices/")
+
+    assert response.status_code == 200
+    assert list(response.context["invoices"]) == [world.invoice(world.own_final, world.customer)]
+
+
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        pytest.param(lambda w: "/billing/runs/", 403, id="bill-runs"),
+        pytest.param(lambda w: "/billing/suspense/", 403, id="suspense"),
+        pytest.param(lambda w: "/billing/imports/", 403, id="imports"),
+        # Single objects the user may not see answer 404, as customers do (their existence is not told).
+        pytest.param(lambda w: f"/billing/runs/{w.own_final.pk}/", 404, id="run"),
+        pytest.param(
+            lambda w: f"/billing/invoices/{w.invoice(w.own_final, w.customer).pk}/", 404, id="invoice"
+        ),
+    ],
+)
+def test_a_support_agent_has_no_billing_pages(client, make_user, world, url, status):
+    client.force_login(make_user(Role.SUPPORT_AGENT))
+
+    assert client.get(url(world)).status_code == status
+
+
+@pytest.mark.parametrize("url", ["/billing/runs/", "/billing/suspense/", "/billing/invoices/1/"])
+def test_billing_pages_need_a_login(client, url):
+    response = client.get(url)
+
+    assert response.status_code == 302
+    assert response.url.startswith("/login/")
+
+
+# The run's page -----------------------------------------------------------------------------------
+
+
+def test_the_run_page_shows_the_variance_against_the_previous_finalised_run(client, agent, world):
+    client.force_login(agent)
+
+    response = client.get(f"/billing/runs/{world.own_draft.pk}/")
+
+    assert response.status_code == 200
+    assert response.context["previous"] == world.own_final
+    rows = {row.customer_reference: row for row in response.context["variance_rows"]}
+    first, new = world.customer.reference, next(r for r in rows if r != world.customer.reference)
+    assert set(rows) == {first, new}, "the second customer did not move"
+    assert (rows[first].previous, rows[first].current, rows[first].change_percent) == (
+        Decimal("100.00"),
+        Decimal("150.00"),
+        Decimal("50.0"),
+    )
+    assert (rows[new].previous, rows[new].change_percent) == (Decimal("0"), None)
+    html = response.content.decode()
+    assert '<svg class="chart"' in html
+    assert html.count("<rect ") == 2
+    assert f'<td>{first}</td><td class="num">£100.00</td><td class="num">£150.00</td>' in html
+    assert "January 2025" in html
+
+
+def test_the_first_run_has_no_variance_to_show(client, agent, world):
+    client.force_login(agent)
+
+    response = client.get(f"/billing/runs/{world.own_final.pk}/")
+
+    assert response.context["previous"] is None
+    assert "No earlier finalised run of this partner to compare with." in response.content.decode()
+    assert '<svg class="chart"' not in response.content.decode()
+
+
+def test_the_run_page_lists_skipped_customers_with_the_reason(client, partner, agent, make_user):
+    billing_profile(partner, default_tariff=uk_tariff())
+    held = full_customer(partner)
+    held.billing_ceased_at = datetime.datetime(2025, 1, 3, tzinfo=datetime.UTC)
+    held.billing_ceased_by = make_user(Role.DATA_PROTECTION_OFFICER)
+    held.billing_ceased_reason = "Objection by email"
+    held.save()
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    client.force_login(agent)
+
+    html = client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
+
+    assert "Skipped: billing ceased (objection) (1)" in html
+    assert held.reference in html and "Objection by email" in html
+
+
+# Actions posted from the run's page ---------------------------------------------------------------
+
+
+def _post(client, bill_run: BillRun, action: str, **data: str):
+    """Post the action as the run's page does and follow the redirect back to the page."""
+    with run_on_commit():
+        response = client.post(f"/billing/runs/{bill_run.pk}/{action}/", data, follow=True)
+    bill_run.refresh_from_db()
+    return response
+
+
+def _messages(response) -> list[str]:
+    return [message.message for message in response.context["messages"]]
+
+
+def test_a_run_goes_from_draft_to_finalised_through_its_page(client, partner, customer, agent, finance):
+    billing_profile(partner, default_tariff=uk_tariff(), invoice_prefix="OWN-", next_invoice_number=7)
+    _charge(customer, "10.00", datetime.date(2025, 1, 5), agent)
+    client.force_login(agent)
+
+    created = client.post("/billing/runs/", {"month": "2025-01"})
+    bill_run = BillRun.objects.get()
+    assert created.status_code == 302
+    assert created.url == f"/billing/runs/{bill_run.pk}/"
+    assert (bill_run.period_start, bill_run.period_end) == JANUARY
+
+    steps = [(agent, "calculate", BillRun.Status.CALCULATED), (finance, "approve", BillRun.Status.APPROVED)]
+    steps.append((finance, "finalise", BillRun.Status.FINALISED))
+    for user, action, status in steps:
+        client.force_login(user)
+        response = _post(client, bill_run, action)
+        assert response.redirect_chain == [(f"/billing/runs/{bill_run.pk}/", 302)]
+        assert bill_run.status == status, action
+        assert _messages(response) == [f"Bill run: {action} done."]
+
+    assert bill_run.invoices.get().number == "OWN-000007"
+
+
+@pytest.mark.parametrize(
+    ("role", "action", "status_code"),
+    [
+        (Role.BILLING_AGENT, "approve", 403),
+        (Role.BILLING_AGENT, "finalise", 403),
+        (Role.FINANCE_MANAGER, "calculate", 403),
+        (Role.BILLING_AGENT, "restrict", 403),
+        (Role.BILLING_AGENT, "delete", 403),
+    ],
+)
+def test_a_role_without_the_permission_cannot_post_the_action(
+    client, partner, customer, agent, make_user, role, action, status_code
+):
+    billing_profile(partner, default_tariff=uk_tariff())
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    client.force_login(make_user(role))
+
+    response = _post(client, bill_run, action, reason="Because")
+
+    assert response.status_code == status_code
+    assert (bill_run.status, bill_run.restricted_at) == (BillRun.Status.CALCULATED, None)
+
+
+def test_a_restricted_run_refuses_approval_on_its_page_and_lifting_restores_it(
+    client, partner, customer, agent, finance, make_user
+):
+    billing_profile(partner, default_tariff=uk_tariff())
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    client.force_login(dpo)
+    _post(client, bill_run, "restrict", reason="Subject access dispute")
+    assert bill_run.restricted_reason == "Subject access dispute"
+
+    client.force_login(finance)
+    refused = _post(client, bill_run, "approve")
+
+    assert refused.status_code == 200
+    assert bill_run.status == BillRun.Status.CALCULATED
+    [message] = _messages(refused)
+    assert "restricted (Subject access dispute)" in message
+    assert "Subject access dispute" in refused.content.decode()
+
+    client.force_login(dpo)
+    _post(client, bill_run, "lift", reason="Resolved")
+    client.force_login(finance)
+    _post(client, bill_run, "approve")
+
+    assert (bill_run.status, bill_run.restricted_at) == (BillRun.Status.APPROVED, None)
+
+
+def test_resume_on_the_run_page_finishes_a_crashed_calculation(client, partner, customer, agent, monkeypatch):
+    from billing import calculation
+
+    billing_profile(partner, default_tariff=uk_tariff())
+    bill_run = services.bill_run_create(
+        partner=partner, period_start=JANUARY[0], period_end=JANUARY[1], actor=agent
+    )
+    real = calculation.calculate_chunk
+
+    def crash(**kwargs):
+        raise RuntimeError("worker lost")
+
+    monkeypatch.setattr(calculation, "calculate_chunk", crash)
+    with pytest.raises(RuntimeError), run_on_commit():
+        services.bill_run_start_calculation(bill_run=bill_run, actor=agent)
+    monkeypatch.setattr(calculation, "calculate_chunk", real)
+    client.force_login(agent)
+
+    page = client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
+    assert "1 chunk failed: #1 (RuntimeError: worker lost)" in page
+    assert "Resume unfinished chunks" in page
+
+    _post(client, bill_run, "resume")
+
+    assert (bill_run.status, bill_run.chunks_done) == (BillRun.Status.CALCULATED, 1)
+    assert bill_run.invoices.filter(customer=customer).exists()
+    assert {"chunk failed", "calculation resumed", "calculated"} <= set(
+        bill_run.events.values_list("action", flat=True)
+    )
+
+
+# Invoice page: credit notes ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("net", "credited", "error"),
+    [
+        ("", Decimal("100.00"), None),
+        ("25.00", Decimal("25.00"), None),
+        ("100.01", None, "at most 100.00"),
+    ],
+    ids=["full", "partial", "over-credit"],
+)
+def test_finance_credits_an_invoice_from_its_page(client, world, finance, net, credited, error):
+    invoice = world.invoice(world.own_final, world.customer)
+    client.force_login(finance)
+
+    response = client.post(f"/billing/invoices/{invoice.pk}/", {"net": net, "reason": "Goodwill"})
+
+    if error:
+        assert response.status_code == 200
+        assert error in " ".join(response.context["form"].errors["net"])
+        assert not CreditNote.objects.exists()
+    else:
+        assert response.status_code == 302
+        assert CreditNote.objects.get(invoice=invoice).net == credited
+    invoice.refresh_from_db()
+    assert (invoice.net, invoice.gross) == (Decimal("100.00"), Decimal("120.00"))
+
+
+def test_a_billing_agent_cannot_credit_an_invoice(client, world, agent):
+    invoice = world.invoice(world.own_final, world.customer)
+    client.force_login(agent)
+
+    assert "Issue a credit note" not in client.get(f"/billing/invoices/{invoice.pk}/").content.decode()
+    response = client.post(f"/billing/invoices/{invoice.pk}/", {"net": "1.00", "reason": "Goodwill"})
+
+    assert response.status_code == 403
+    assert not CreditNote.objects.exists()
+
+
+# Suspense queue ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unrateable(partner, other_partner, customer, other_customer) -> Call:
+    """A call of each partner to a number no rate covers; returns the partner's own."""
+    billing_profile(partner, default_tariff=uk_tariff())
+    billing_profile(other_partner, default_tariff=uk_tariff(name="Other"))
+    own = Call(cli=cli_of(customer), dialled_number="05001234567")
+    import_calls(partner, [own])
+    import_calls(other_partner, [Call(cli=cli_of(other_customer), dialled_number="05001234567")])
+    return own
+
+
+def _add_05_rate(partner) -> None:
+    Rate.objects.create(
+        rate_card=partner.billing_profile.default_tariff.rate_cards.get(),
+        prefix="05",
+        band=Band.OTHER,
+        price_per_minute=Decimal("0.1000"),
+    )
+
+
+def test_the_suspense_queue_shows_the_partners_calls_and_rerates_them(client, partner, agent, unrateable):
+    own = unrateable
+    client.force_login(agent)
+
+    page = client.get("/billing/suspense/")
+
+    assert page.status_code == 200
+    assert [c.call_reference for c in page.context["page"]] == [own.call_reference]
+    assert page.context["summary"] == [("No rate for this destination", 1)]
+
+    _add_05_rate(partner)
+    response = client.post("/billing/suspense/")
+
+    assert response.status_code == 302
+    assert call(own.call_reference).status == CallRecord.Status.RATED
+    assert CallRecord.objects.filter(status=CallRecord.Status.SUSPENSE).count() == 1, "the other partner's"
+
+
+def test_the_suspense_queue_says_how_many_calls_were_rerated(client, partner, agent, unrateable):
+    _add_05_rate(partner)
+    client.force_login(agent)
+
+    response = client.post("/billing/suspense/", follow=True)
+
+    assert [m.message for m in response.context["messages"]] == [
+        "Re-rated: 1 calls rated, 0 still in suspense."
+    ]
+
+
+def test_a_finance_manager_may_look_at_but_not_rerate_the_suspense_queue(client, finance, unrateable):
+    client.force_login(finance)
+
+    assert client.get("/billing/suspense/").status_code == 200
+    assert client.post("/billing/suspense/").status_code == 403
+    assert CallRecord.objects.filter(status=CallRecord.Status.SUSPENSE).count() == 2

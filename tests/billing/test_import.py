@@ -1,0 +1,374 @@
+"""Importing call records: every bad line reported with its number and reason while the good lines load;
+a file without the header fails as a whole; importing the same file twice imports nothing twice."""
+
+import io
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+
+from accounts.models import Role
+from billing import services
+from billing.demo import uk_tariff
+from billing.importer import ImportFileError
+from billing.models import CallImport, CallRecord
+from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv, cli_of, run_on_commit
+
+GOOD_DIALLED = "01134960000"
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Users are made with a password; the production hasher takes most of a second each time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def uk_profile(partner):
+    return billing_profile(partner, default_tariff=uk_tariff())
+
+
+@pytest.fixture
+def cli(customer):
+    """The customer's line number as a CDR gives it (national digits)."""
+    return "0" + cli_of(customer).removeprefix("+44")
+
+
+def _good(cli: str, reference: str) -> str:
+    return f"{cli},{GOOD_DIALLED},2025-01-15T10:00:00,60,voice,{reference}"
+
+
+def _run(partner, text: str, *, file_name: str = "calls.csv") -> CallImport:
+    return services.call_import_run(
+        partner=partner, stream=io.StringIO(text), file_name=file_name, actor=None
+    )
+
+
+HEADER = ",".join(CSV_HEADER)
+
+BAD_ROWS = [
+    pytest.param(
+        "not-a-phone,{dialled},2025-01-15T10:00:00,60,voice,BAD",
+        "cli is not a valid phone number",
+        id="bad-cli",
+    ),
+    pytest.param(
+        "{cli},{dialled},yesterday,60,voice,BAD", "start_time is not an ISO 8601 date and time", id="bad-time"
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-13-01T10:00:00,60,voice,BAD",
+        "start_time is not an ISO 8601 date and time",
+        id="bad-month",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,-5,voice,BAD",
+        "duration must be whole seconds between 0 and 86400",
+        id="negative-duration",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,abc,voice,BAD",
+        "duration must be whole seconds between 0 and 86400",
+        id="non-numeric-duration",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,1.5,voice,BAD",
+        "duration must be whole seconds between 0 and 86400",
+        id="fractional-duration",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,86401,voice,BAD",
+        "duration must be whole seconds between 0 and 86400",
+        id="over-a-day",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,60,sms,BAD",
+        "call_type must be one of data, fax, voice",
+        id="unknown-call-type",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,60,voice", "wrong number of columns", id="missing-column"
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,60,voice,BAD,extra", "wrong number of columns", id="extra-column"
+    ),
+    pytest.param(
+        "{cli},not-a-number,2025-01-15T10:00:00,60,voice,BAD",
+        "dialled_number is not a telephone number",
+        id="bad-dialled",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,60,voice,",
+        "call_reference must be 1 to 64 characters",
+        id="empty-reference",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,60,voice," + "R" * 65,
+        "call_reference must be 1 to 64 characters",
+        id="long-reference",
+    ),
+    pytest.param(
+        "{cli},{dialled},2025-01-15T10:00:00,60,voice,GOOD-1",
+        "call_reference repeats an earlier line of this file",
+        id="repeated-reference",
+    ),
+]
+
+
+@pytest.mark.parametrize(("bad_row", "reason"), BAD_ROWS)
+def test_a_malformed_line_is_reported_with_its_number_and_reason_and_the_good_lines_import(
+    partner, uk_profile, cli, bad_row, reason
+):
+    text = "\n".join(
+        [
+            HEADER,
+            _good(cli, "GOOD-1"),
+            bad_row.format(cli=cli, dialled=GOOD_DIALLED),
+            _good(cli, "GOOD-2"),
+            "",
+        ]
+    )
+
+    call_import = _run(partner, text)
+
+    assert call_import.status == CallImport.Status.COMPLETED
+    assert (call_import.lines_read, call_import.imported, call_import.rejected, call_import.duplicates) == (
+        3,
+        2,
+        1,
+        0,
+    )
+    assert list(call_import.errors.values_list("line_number", "reason")) == [(3, reason)]
+    assert set(CallRecord.objects.values_list("call_reference", flat=True)) == {"GOOD-1", "GOOD-2"}
+    assert set(CallRecord.objects.values_list("status", flat=True)) == {CallRecord.Status.RATED}
+
+
+def test_every_bad_line_of_a_file_is_listed_in_line_order(partner, uk_profile, cli):
+    rows = [param.values[0].format(cli=cli, dialled=GOOD_DIALLED) for param in BAD_ROWS]
+    text = "\n".join([HEADER, _good(cli, "GOOD-1"), *rows, _good(cli, "GOOD-2")]) + "\n"
+
+    call_import = _run(partner, text)
+
+    errors = list(call_import.errors.values_list("line_number", "reason"))
+    assert errors == [(number, param.values[1]) for number, param in enumerate(BAD_ROWS, start=3)]
+    assert (call_import.imported, call_import.rejected) == (2, len(BAD_ROWS))
+
+
+def test_columns_may_come_in_any_order_and_numbers_in_any_format(partner, uk_profile, customer):
+    e164 = cli_of(customer)
+    text = (
+        "call_reference,duration,call_type,start_time,dialled_number,cli\n"
+        f"A-1,61,Voice,2025-01-15T10:00:00+00:00,+44 113 496 0000,{e164}\n"
+        f'A-2,60,fax,2025-01-15 11:00:00,(0113) 496-0000,"0{e164.removeprefix("+44")}"\n'
+    )
+
+    call_import = _run(partner, text)
+
+    assert (call_import.imported, call_import.rejected) == (2, 0)
+    first = CallRecord.objects.get(call_reference="A-1")
+    assert (first.dialled_prefix, first.call_type, first.customer_id) == ("01134960", "voice", customer.pk)
+    assert first.cost == Decimal("0.0153")
+    assert CallRecord.objects.get(call_reference="A-2").status == CallRecord.Status.RATED
+
+
+@pytest.mark.parametrize(
+    ("text", "missing"),
+    [
+        pytest.param(
+            "", "cli, dialled_number, start_time, duration, call_type, call_reference", id="empty-file"
+        ),
+        pytest.param(
+            "+441134960000,01134960000,2025-01-15T10:00:00,60,voice,R1\n",
+            "cli, dialled_number",
+            id="no-header",
+        ),
+        pytest.param(
+            "cli,dialled_number,start_time,duration,call_type\n", "call_reference", id="missing-column"
+        ),
+        pytest.param("CLI;Dialled;Start;Duration;Type;Ref\n", "cli, dialled_number", id="wrong-delimiter"),
+    ],
+)
+def test_a_file_without_the_required_header_fails_clearly(partner, uk_profile, text, missing):
+    with pytest.raises(ImportFileError, match="The header must name the columns") as raised:
+        _run(partner, text)
+
+    assert f"missing: {missing}" in str(raised.value)
+    call_import = CallImport.objects.get(partner=partner)
+    assert call_import.status == CallImport.Status.FAILED
+    assert call_import.finished_at is not None
+    assert list(call_import.errors.values_list("line_number", flat=True)) == [0]
+    assert "missing" in call_import.errors.get().reason
+    assert not CallRecord.objects.exists()
+
+
+def test_importing_the_same_file_twice_imports_nothing_the_second_time(partner, uk_profile, customer):
+    cli = cli_of(customer)
+    text = calls_csv([Call(cli=cli), Call(cli=cli), Call(cli="020 7946 0123"), Call(cli="x")])
+
+    first = _run(partner, text)
+    second = _run(partner, text)
+
+    assert (first.imported, first.duplicates, first.rejected, first.suspense) == (3, 0, 1, 1)
+    assert (second.imported, second.duplicates, second.rejected, second.suspense) == (0, 3, 1, 0)
+    assert CallRecord.objects.count() == 3
+    assert CallRecord.objects.filter(call_import=first).count() == 3
+
+
+def test_a_file_overlapping_an_earlier_one_imports_only_the_new_calls(partner, uk_profile, customer):
+    cli = cli_of(customer)
+    calls = [Call(cli=cli) for _ in range(4)]
+    _run(partner, calls_csv(calls[:3]))
+
+    later = _run(partner, calls_csv(calls[1:]))
+
+    assert (later.imported, later.duplicates) == (1, 2)
+    assert CallRecord.objects.get(call_reference=calls[3].call_reference).call_import == later
+
+
+# The management command ---------------------------------------------------------------------------
+
+
+def _command(*args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_calls", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "newline"), [("utf-8", "\n"), ("utf-8-sig", "\r\n")], ids=["plain", "excel-bom-crlf"]
+)
+def test_import_calls_command_prints_a_summary_and_lists_rejected_lines(
+    partner, uk_profile, cli, tmp_path, encoding, newline
+):
+    path = tmp_path / "calls.csv"
+    rows = [HEADER, _good(cli, "C-1"), _good("bad", "C-2"), _good("020 7946 0123", "C-3"), _good(cli, "C-4")]
+    path.write_bytes(newline.join([*rows, ""]).encode(encoding))
+
+    out, err = _command(partner.code, str(path))
+
+    call_import = CallImport.objects.get()
+    assert f"Import #{call_import.pk}: 3 imported, 0 already imported, 1 rejected, 1 in suspense." in out
+    assert "line 3: cli is not a valid phone number" in err
+    assert call_import.file_name == "calls.csv"
+
+    out, err = _command(partner.code, str(path))
+
+    assert "0 imported, 3 already imported, 1 rejected, 0 in suspense." in out
+    assert "line 3: cli is not a valid phone number" in err
+    assert CallRecord.objects.count() == 3
+
+
+@pytest.mark.parametrize(
+    ("partner_code", "file_text", "message"),
+    [
+        ("no-such-partner", HEADER + "\n", "No partner with code 'no-such-partner'"),
+        (None, "cli,dialled_number\n", "missing: start_time, duration, call_type, call_reference"),
+    ],
+    ids=["unknown-partner", "missing-header"],
+)
+def test_import_calls_command_fails_clearly(partner, tmp_path, partner_code, file_text, message):
+    path = tmp_path / "calls.csv"
+    path.write_text(file_text)
+
+    with pytest.raises(CommandError, match=message):
+        _command(partner_code or partner.code, str(path))
+
+
+def test_import_calls_command_refuses_a_missing_file(partner, tmp_path):
+    with pytest.raises(CommandError, match="No such file"):
+        _command(partner.code, str(tmp_path / "absent.csv"))
+
+
+# The staff upload page ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    settings.MEDIA_ROOT = str(tmp_path)
+    return tmp_path
+
+
+def test_staff_upload_imports_the_file_and_the_import_page_shows_counts_and_errors(
+    client, make_user, partner, uk_profile, cli, media
+):
+    client.force_login(make_user(Role.BILLING_AGENT))
+    text = "\n".join([HEADER, _good(cli, "U-1"), _good(cli, "U-1"), _good(cli, "U-2"), "x,y", ""])
+    upload = SimpleUploadedFile("january.csv", text.encode(), content_type="text/csv")
+
+    with run_on_commit():
+        response = client.post("/billing/imports/", {"file": upload})
+
+    call_import = CallImport.objects.get()
+    assert response.status_code == 302
+    assert response.url == f"/billing/imports/{call_import.pk}/"
+    assert (call_import.status, call_import.partner, call_import.file_name) == (
+        CallImport.Status.COMPLETED,
+        partner,
+        "january.csv",
+    )
+    assert (call_import.imported, call_import.rejected) == (2, 2)
+    assert not list((media / "call-imports").iterdir()), "the uploaded file (personal data) is deleted"
+
+    page = client.get(response.url)
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "<dt>Imported</dt><dd>2</dd>" in html
+    assert "<dt>Rejected</dt><dd>2</dd>" in html
+    assert "call_reference repeats an earlier line of this file" in html
+    assert "wrong number of columns" in html
+    assert [(e.line_number, e.reason) for e in page.context["errors"]] == [
+        (3, "call_reference repeats an earlier line of this file"),
+        (5, "wrong number of columns"),
+    ]
+    listing = client.get("/billing/imports/")
+    assert listing.status_code == 200
+    assert call_import in listing.context["imports"]
+
+
+def test_an_uploaded_file_without_the_header_shows_as_failed(client, make_user, partner, uk_profile, media):
+    client.force_login(make_user(Role.BILLING_AGENT))
+    upload = SimpleUploadedFile("calls.csv", b"a,b,c\n1,2,3\n", content_type="text/csv")
+
+    with run_on_commit():
+        response = client.post("/billing/imports/", {"file": upload})
+
+    call_import = CallImport.objects.get()
+    assert call_import.status == CallImport.Status.FAILED
+    page = client.get(response.url)
+    assert page.status_code == 200
+    assert "The header must name the columns" in page.content.decode()
+    assert "<dd>Failed</dd>" in page.content.decode()
+
+
+@pytest.mark.parametrize("name", ["calls.txt", "calls.xlsx", "calls.csv.exe"])
+def test_the_upload_page_rejects_a_file_that_is_not_csv(client, make_user, partner, media, name):
+    client.force_login(make_user(Role.BILLING_AGENT))
+    upload = SimpleUploadedFile(name, b"cli\n", content_type="application/octet-stream")
+
+    with run_on_commit():
+        response = client.post("/billing/imports/", {"file": upload})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"file": ["Upload a .csv file."]}
+    assert "Upload a .csv file." in response.content.decode()
+    assert not CallImport.objects.exists()
+
+
+@pytest.mark.parametrize(("role", "status"), [(Role.SUPPORT_AGENT, 403), (Role.FINANCE_MANAGER, 403)])
+def test_only_roles_that_may_import_can_upload(client, make_user, partner, media, role, status):
+    client.force_login(make_user(role))
+    upload = SimpleUploadedFile("calls.csv", f"{HEADER}\n".encode(), content_type="text/csv")
+
+    response = client.post("/billing/imports/", {"file": upload})
+
+    assert response.status_code == status
+    assert not CallImport.objects.exists()
+
+
+def test_another_partners_import_page_is_not_found(client, make_user, other_partner, media):
+    foreign = _run(other_partner, f"{HEADER}\n")
+    client.force_login(make_user(Role.BILLING_AGENT))
+
+    assert client.get(f"/billing/imports/{foreign.pk}/").status_code == 404
+    assert foreign not in client.get("/billing/imports/").context["imports"]
