@@ -84,18 +84,22 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
     def _customer_of(self, obj: Any) -> Customer:
         return obj if isinstance(obj, Customer) else obj.customer
 
+    def _log_read_in_clear(self, request: HttpRequest, object_id: str, what: str) -> None:
+        """Cleared staff reading personal fields in the admin: the same access log as a reveal."""
+        if request.method != "GET" or not self.personal_fields or not self._may_reveal(request):
+            return
+        services.access_log_record(
+            user=request.user,  # type: ignore[arg-type]
+            customer=self._customer_of(self.get_object(request, object_id)),
+            action=AccessLog.Action.ADMIN_VIEW,
+            fields=[f"{self.model._meta.model_name}.{name}" for name in self.personal_fields],
+            reason=f"{what} of {self.model._meta.verbose_name} in the admin",
+        )
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        if request.method == "GET" and self.personal_fields and self._may_reveal(request):
-            obj = self.get_object(request, object_id)
-            services.access_log_record(
-                user=request.user,  # type: ignore[arg-type]
-                customer=self._customer_of(obj),
-                action=AccessLog.Action.ADMIN_VIEW,
-                fields=[f"{self.model._meta.model_name}.{name}" for name in self.personal_fields],
-                reason=f"Opened {self.model._meta.verbose_name} in the admin",
-            )
+        self._log_read_in_clear(request, object_id, "Opened the record")
         return super().change_view(request, object_id, form_url, extra_context)
 
     def _require_visible(self, request: HttpRequest, object_id: str) -> None:
@@ -105,6 +109,7 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
     def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
         # simple-history falls back to the history rows of objects outside the queryset; we do not.
         self._require_visible(request, object_id)
+        self._log_read_in_clear(request, object_id, "Read the change history")
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(
@@ -113,6 +118,7 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
         self._require_visible(request, object_id)
         if self._masks_personal_data(request):
             raise Http404("Past versions show personal data in clear.")
+        self._log_read_in_clear(request, object_id, f"Opened past version {version_id}")
         return super().history_form_view(request, object_id, version_id, extra_context)
 
     def set_history_delta_changes(self, request: HttpRequest, historical_records: Any, **kwargs: Any) -> None:
@@ -174,7 +180,7 @@ class CustomerAdmin(CustomerScopedAdmin):
     ]
     list_filter = [
         "status",
-        "partner",
+        ("partner", admin.RelatedOnlyFieldListFilter),
         ("billing_ceased_at", admin.EmptyFieldListFilter),
         ("processing_restricted_at", admin.EmptyFieldListFilter),
     ]

@@ -86,7 +86,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
 
     def __str__(self) -> str:
-        return self.email
+        # Shown wherever the admin names a user (e.g. "changed by" in history): a portal user is the
+        # customer's own person, whose identity stays behind the PII gate.
+        return f"customer portal user #{self.pk}" if self.is_portal_user else self.email
+
+    @property
+    def actor_label(self) -> str:
+        """How history names this user to staff: staff by name, a portal user as the customer."""
+        return "the customer (portal)" if self.is_portal_user else self.full_name
 
     def get_full_name(self) -> str:
         return self.full_name

@@ -65,12 +65,13 @@ def contact_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
 
 
 def line_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
+    site_labels = {site.pk: site.label for site in customer.sites.all()}
     return [
         {
             "id": line.pk,
             "cli": _phone(line.cli, clear),
             "type": line.get_line_type_display(),
-            "site": line.site.label if line.site else "—",
+            "site": site_labels.get(line.site_id, "—") if line.site_id else "—",
             "start_date": line.start_date,
             "end_date": line.end_date,
         }

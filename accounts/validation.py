@@ -35,6 +35,8 @@ def validate_phone(value: str) -> None:
 
 def national_phone_digits(e164: str) -> str:
     """Digits as dialled within the UK (07700900123), used for display and masking."""
+    if e164.startswith("+44"):
+        return "0" + e164[3:]  # a UK number's national form is its trunk prefix and the rest
     parsed = phonenumbers.parse(e164, PHONE_REGION)
     formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     return re.sub(r"\D", "", formatted) if parsed.country_code == 44 else e164

@@ -18,6 +18,12 @@ def _tasks_in_process():
     celery_app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """The production hasher costs most of a second per user; tests make hundreds of users."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def partner(db):
     return PartnerFactory()
@@ -46,7 +52,8 @@ def make_user(db, partner):
 
     def make(role: Role, *, cleared: bool = True, **kwargs):
         if role == Role.CUSTOMER:
-            kwargs.setdefault("customer", CustomerFactory(partner=partner))
+            if "customer" not in kwargs:
+                kwargs["customer"] = CustomerFactory(partner=partner)
         elif role not in provider_roles:
             kwargs.setdefault("partner", partner)
         return UserFactory(role=role, cleared=cleared, **kwargs)

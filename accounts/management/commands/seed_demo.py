@@ -3,6 +3,7 @@
 from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandParser
+from django.db import connection
 from tqdm import tqdm
 
 from accounts.demo import DEMO_PASSWORD, DemoBuilder
@@ -34,6 +35,8 @@ class Command(BaseCommand):
                 for partner in partners:
                     builder.customers(partner, per_partner, progress=bar.update)
         logins = builder.users(partners)
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # planner statistics for the new rows (SQLite never gathers its own)
         self.stdout.write(self.style.SUCCESS(f"\nDemo logins (password for all: {DEMO_PASSWORD})"))
         width = max(len(login.email) for login in logins)
         for login in logins:
