@@ -72,7 +72,7 @@ def billing_profile(partner: Partner, *, default_tariff: Tariff | None) -> Partn
         legal_name=f"{partner.name}",
         address="1 Exchange Square\nLeeds\nLS1 4AP",
         vat_number=partner.vat_number or "GB123456789",
-        invoice_prefix=f"{partner.code.upper().replace('-', '')}-",
+        invoice_prefix=f"{partner.code.upper().replace('-', '')[:9]}-",
         bacs_service_user_number="123456",
         bacs_sort_code="200000",
         bacs_account_number="55779911",

@@ -44,12 +44,6 @@ from tests.factories import UserFactory, full_customer
 JANUARY, FEBRUARY, MARCH, APRIL = (month(2025, n) for n in (1, 2, 3, 4))
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are made with a password; the production hasher takes most of a second each time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def agent(make_user):
     return make_user(Role.BILLING_AGENT)

@@ -29,12 +29,6 @@ from tests.factories import UserFactory, full_customer
 JANUARY, FEBRUARY = month(2025, 1), month(2025, 2)
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are made with a password; the production hasher takes most of a second each time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def agent(make_user):
     return make_user(Role.BILLING_AGENT)

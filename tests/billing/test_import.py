@@ -18,12 +18,6 @@ from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv
 GOOD_DIALLED = "01134960000"
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are made with a password; the production hasher takes most of a second each time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def uk_profile(partner):
     return billing_profile(partner, default_tariff=uk_tariff())

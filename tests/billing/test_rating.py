@@ -32,12 +32,6 @@ from tests.factories import LineFactory, full_customer
 UNKNOWN_CLI = "020 7946 0123"  # no line of any partner has this number
 
 
-@pytest.fixture(autouse=True)
-def _fast_password_hashing(settings):
-    """Users are made with a password; the production hasher takes most of a second each time."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def agent(make_user):
     return make_user(Role.BILLING_AGENT)
