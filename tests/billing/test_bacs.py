@@ -69,16 +69,6 @@ class Billed:
 
 
 @pytest.fixture
-def agent(make_user):
-    return make_user(Role.BILLING_AGENT)
-
-
-@pytest.fixture
-def finance(make_user):
-    return make_user(Role.FINANCE_MANAGER)
-
-
-@pytest.fixture
 def finalise(partner, agent, finance, django_capture_on_commit_callbacks):
     """Create, calculate (tasks run on commit, in process), approve and finalise March 2024."""
 

@@ -44,26 +44,6 @@ from tests.factories import UserFactory, full_customer
 JANUARY, FEBRUARY, MARCH, APRIL = (month(2025, n) for n in (1, 2, 3, 4))
 
 
-@pytest.fixture
-def agent(make_user):
-    return make_user(Role.BILLING_AGENT)
-
-
-@pytest.fixture
-def finance(make_user):
-    return make_user(Role.FINANCE_MANAGER)
-
-
-@pytest.fixture
-def dpo(make_user):
-    return make_user(Role.DATA_PROTECTION_OFFICER)
-
-
-@pytest.fixture
-def profile(partner):
-    return billing_profile(partner, default_tariff=uk_tariff())
-
-
 def _billable_customer(partner: Partner, agent: User, *, amount: str = "100.00", calls: int = 2) -> Customer:
     """A customer with a one-off charge, a rental and some calls in January 2025."""
     customer = full_customer(partner)

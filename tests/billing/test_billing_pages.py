@@ -29,16 +29,6 @@ from tests.factories import UserFactory, full_customer
 JANUARY, FEBRUARY = month(2025, 1), month(2025, 2)
 
 
-@pytest.fixture
-def agent(make_user):
-    return make_user(Role.BILLING_AGENT)
-
-
-@pytest.fixture
-def finance(make_user):
-    return make_user(Role.FINANCE_MANAGER)
-
-
 def _charge(customer: Customer, amount: str, day: datetime.date, agent: User) -> None:
     services.one_off_charge_create(
         customer=customer, description="Equipment", amount=Decimal(amount), charge_date=day, actor=agent

@@ -10,17 +10,11 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import Role
 from billing import services
-from billing.demo import uk_tariff
 from billing.importer import ImportFileError
 from billing.models import CallImport, CallRecord
-from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv, cli_of, run_on_commit
+from tests.billing.factories import CSV_HEADER, Call, calls_csv, cli_of, run_on_commit
 
 GOOD_DIALLED = "01134960000"
-
-
-@pytest.fixture
-def uk_profile(partner):
-    return billing_profile(partner, default_tariff=uk_tariff())
 
 
 @pytest.fixture
@@ -111,7 +105,7 @@ BAD_ROWS = [
 
 @pytest.mark.parametrize(("bad_row", "reason"), BAD_ROWS)
 def test_a_malformed_line_is_reported_with_its_number_and_reason_and_the_good_lines_import(
-    partner, uk_profile, cli, bad_row, reason
+    partner, profile, cli, bad_row, reason
 ):
     text = "\n".join(
         [
@@ -137,7 +131,7 @@ def test_a_malformed_line_is_reported_with_its_number_and_reason_and_the_good_li
     assert set(CallRecord.objects.values_list("status", flat=True)) == {CallRecord.Status.RATED}
 
 
-def test_every_bad_line_of_a_file_is_listed_in_line_order(partner, uk_profile, cli):
+def test_every_bad_line_of_a_file_is_listed_in_line_order(partner, profile, cli):
     rows = [param.values[0].format(cli=cli, dialled=GOOD_DIALLED) for param in BAD_ROWS]
     text = "\n".join([HEADER, _good(cli, "GOOD-1"), *rows, _good(cli, "GOOD-2")]) + "\n"
 
@@ -148,7 +142,7 @@ def test_every_bad_line_of_a_file_is_listed_in_line_order(partner, uk_profile, c
     assert (call_import.imported, call_import.rejected) == (2, len(BAD_ROWS))
 
 
-def test_columns_may_come_in_any_order_and_numbers_in_any_format(partner, uk_profile, customer):
+def test_columns_may_come_in_any_order_and_numbers_in_any_format(partner, profile, customer):
     e164 = cli_of(customer)
     text = (
         "call_reference,duration,call_type,start_time,dialled_number,cli\n"
@@ -182,7 +176,7 @@ def test_columns_may_come_in_any_order_and_numbers_in_any_format(partner, uk_pro
         pytest.param("CLI;Dialled;Start;Duration;Type;Ref\n", "cli, dialled_number", id="wrong-delimiter"),
     ],
 )
-def test_a_file_without_the_required_header_fails_clearly(partner, uk_profile, text, missing):
+def test_a_file_without_the_required_header_fails_clearly(partner, profile, text, missing):
     with pytest.raises(ImportFileError, match="The header must name the columns") as raised:
         _run(partner, text)
 
@@ -195,7 +189,7 @@ def test_a_file_without_the_required_header_fails_clearly(partner, uk_profile, t
     assert not CallRecord.objects.exists()
 
 
-def test_importing_the_same_file_twice_imports_nothing_the_second_time(partner, uk_profile, customer):
+def test_importing_the_same_file_twice_imports_nothing_the_second_time(partner, profile, customer):
     cli = cli_of(customer)
     text = calls_csv([Call(cli=cli), Call(cli=cli), Call(cli="020 7946 0123"), Call(cli="x")])
 
@@ -208,7 +202,7 @@ def test_importing_the_same_file_twice_imports_nothing_the_second_time(partner, 
     assert CallRecord.objects.filter(call_import=first).count() == 3
 
 
-def test_a_file_overlapping_an_earlier_one_imports_only_the_new_calls(partner, uk_profile, customer):
+def test_a_file_overlapping_an_earlier_one_imports_only_the_new_calls(partner, profile, customer):
     cli = cli_of(customer)
     calls = [Call(cli=cli) for _ in range(4)]
     _run(partner, calls_csv(calls[:3]))
@@ -232,7 +226,7 @@ def _command(*args: str) -> tuple[str, str]:
     ("encoding", "newline"), [("utf-8", "\n"), ("utf-8-sig", "\r\n")], ids=["plain", "excel-bom-crlf"]
 )
 def test_import_calls_command_prints_a_summary_and_lists_rejected_lines(
-    partner, uk_profile, cli, tmp_path, encoding, newline
+    partner, profile, cli, tmp_path, encoding, newline
 ):
     path = tmp_path / "calls.csv"
     rows = [HEADER, _good(cli, "C-1"), _good("bad", "C-2"), _good("020 7946 0123", "C-3"), _good(cli, "C-4")]
@@ -283,7 +277,7 @@ def media(settings, tmp_path):
 
 
 def test_staff_upload_imports_the_file_and_the_import_page_shows_counts_and_errors(
-    client, make_user, partner, uk_profile, cli, media
+    client, make_user, partner, profile, cli, media
 ):
     client.force_login(make_user(Role.BILLING_AGENT))
     text = "\n".join([HEADER, _good(cli, "U-1"), _good(cli, "U-1"), _good(cli, "U-2"), "x,y", ""])
@@ -320,7 +314,7 @@ def test_staff_upload_imports_the_file_and_the_import_page_shows_counts_and_erro
     assert call_import in listing.context["imports"]
 
 
-def test_an_uploaded_file_without_the_header_shows_as_failed(client, make_user, partner, uk_profile, media):
+def test_an_uploaded_file_without_the_header_shows_as_failed(client, make_user, partner, profile, media):
     client.force_login(make_user(Role.BILLING_AGENT))
     upload = SimpleUploadedFile("calls.csv", b"a,b,c\n1,2,3\n", content_type="text/csv")
 

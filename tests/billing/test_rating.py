@@ -10,7 +10,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from accounts import services as accounts_services
-from accounts.models import Line, Role
+from accounts.models import Line
 from billing import services
 from billing.demo import uk_tariff
 from billing.models import Band, BillRun, CallRecord, InvoiceLine, Rate
@@ -30,17 +30,6 @@ from tests.billing.factories import (
 from tests.factories import LineFactory, full_customer
 
 UNKNOWN_CLI = "020 7946 0123"  # no line of any partner has this number
-
-
-@pytest.fixture
-def agent(make_user):
-    return make_user(Role.BILLING_AGENT)
-
-
-@pytest.fixture
-def uk_profile(partner):
-    """The partner bills on the standard UK tariff (billing.demo.UK_RATES) by default."""
-    return billing_profile(partner, default_tariff=uk_tariff())
 
 
 def _rate_one(partner, customer, **call_fields) -> CallRecord:
@@ -65,9 +54,7 @@ def _rate_one(partner, customer, **call_fields) -> CallRecord:
         ("08001234567", "080", Band.FREEPHONE, "0.0000"),
     ],
 )
-def test_the_longest_matching_prefix_prices_the_call(
-    partner, customer, uk_profile, dialled, prefix, band, cost
-):
+def test_the_longest_matching_prefix_prices_the_call(partner, customer, profile, dialled, prefix, band, cost):
     rated = _rate_one(partner, customer, dialled_number=dialled, duration="60")
 
     assert rated.status == CallRecord.Status.RATED
@@ -99,7 +86,7 @@ def test_the_longest_matching_prefix_prices_the_call(
     ],
 )
 def test_increments_connection_and_minimum_charges_round_half_up_to_4_places(
-    partner, customer, uk_profile, dialled, seconds, cost
+    partner, customer, profile, dialled, seconds, cost
 ):
     rated = _rate_one(partner, customer, dialled_number=dialled, duration=str(seconds))
 
@@ -260,7 +247,7 @@ def test_calls_that_cannot_be_rated_wait_in_suspense_until_rerated(
         assert call(fine.call_reference).status == CallRecord.Status.RATED
 
 
-def test_rerating_without_a_fix_leaves_the_call_in_suspense(partner, uk_profile, agent):
+def test_rerating_without_a_fix_leaves_the_call_in_suspense(partner, profile, agent):
     stuck = Call(cli=UNKNOWN_CLI)
     import_calls(partner, [stuck])
 
@@ -274,7 +261,7 @@ def test_rerating_without_a_fix_leaves_the_call_in_suspense(partner, uk_profile,
 
 
 def test_rerating_reports_how_many_calls_were_rated_and_how_many_stay_in_suspense(
-    partner, customer, uk_profile, agent
+    partner, customer, profile, agent
 ):
     fixable, hopeless = Call(cli=cli_of(customer), dialled_number="05001234567"), Call(cli=UNKNOWN_CLI)
     import_calls(partner, [fixable, hopeless])
@@ -285,7 +272,7 @@ def test_rerating_reports_how_many_calls_were_rated_and_how_many_stay_in_suspens
     assert (result.rated, result.suspense) == (1, 1)
 
 
-def test_a_number_of_another_partners_line_is_unknown_here(partner, uk_profile, other_customer):
+def test_a_number_of_another_partners_line_is_unknown_here(partner, profile, other_customer):
     foreign = Call(cli=cli_of(other_customer))
 
     import_calls(partner, [foreign])
@@ -308,7 +295,7 @@ def test_a_number_of_another_partners_line_is_unknown_here(partner, uk_profile, 
     ],
 )
 def test_a_call_is_matched_to_the_line_that_owned_the_number_on_the_uk_day_of_the_call(
-    partner, uk_profile, agent, started, status
+    partner, profile, agent, started, status
 ):
     customer = full_customer(partner, lines=0)
     LineFactory(customer=customer, cli=UNKNOWN_CLI, start_date=datetime.date(2025, 6, 1))
@@ -333,7 +320,7 @@ def test_a_call_is_matched_to_the_line_that_owned_the_number_on_the_uk_day_of_th
     ],
 )
 def test_usage_lines_are_rounded_to_pennies_from_the_sum_of_call_costs(
-    partner, customer, uk_profile, agent, durations, line_amount
+    partner, customer, profile, agent, durations, line_amount
 ):
     import_calls(
         partner,
@@ -355,9 +342,7 @@ def test_usage_lines_are_rounded_to_pennies_from_the_sum_of_call_costs(
     assert invoice.net == Decimal(line_amount)
 
 
-def test_vat_is_20_percent_of_the_net_total_not_the_sum_of_each_lines_vat(
-    partner, customer, uk_profile, agent
-):
+def test_vat_is_20_percent_of_the_net_total_not_the_sum_of_each_lines_vat(partner, customer, profile, agent):
     cli = cli_of(customer)
     import_calls(
         partner,
@@ -383,7 +368,7 @@ def test_vat_is_20_percent_of_the_net_total_not_the_sum_of_each_lines_vat(
     ("net", "vat"),
     [("0.13", "0.03"), ("10.02", "2.00"), ("10.03", "2.01"), ("99.99", "20.00"), ("31.00", "6.20")],
 )
-def test_vat_on_an_invoice_is_rounded_half_up_to_pennies(partner, customer, uk_profile, agent, net, vat):
+def test_vat_on_an_invoice_is_rounded_half_up_to_pennies(partner, customer, profile, agent, net, vat):
     services.one_off_charge_create(
         customer=customer,
         description="Equipment",
@@ -413,7 +398,7 @@ def _rental_lines(partner, customer, agent, period):
     )
 
 
-def test_rental_is_billed_for_the_month_after_the_usage_period(partner, customer, uk_profile, agent):
+def test_rental_is_billed_for_the_month_after_the_usage_period(partner, customer, profile, agent):
     services.recurring_charge_create(
         customer=customer,
         line=customer.lines.get(),
@@ -430,7 +415,7 @@ def test_rental_is_billed_for_the_month_after_the_usage_period(partner, customer
 
 
 @pytest.mark.parametrize("ended_by", ["line", "charge", "contract"])
-def test_rental_ending_on_the_10th_of_a_31_day_month_bills_10_days(partner, uk_profile, agent, ended_by):
+def test_rental_ending_on_the_10th_of_a_31_day_month_bills_10_days(partner, profile, agent, ended_by):
     customer = full_customer(partner, lines=0)
     line = LineFactory(customer=customer)
     end = datetime.date(2025, 1, 10)
@@ -501,7 +486,7 @@ def test_rental_ending_on_the_10th_of_a_31_day_month_bills_10_days(partner, uk_p
         pytest.param(datetime.date(2024, 3, 1), None, [], id="starts-after-rental-period"),
     ],
 )
-def test_rentals_are_prorated_by_day_in_a_leap_february(partner, uk_profile, agent, start, end, expected):
+def test_rentals_are_prorated_by_day_in_a_leap_february(partner, profile, agent, start, end, expected):
     customer = full_customer(partner, lines=0)
     services.recurring_charge_create(
         customer=customer,
@@ -518,7 +503,7 @@ def test_rentals_are_prorated_by_day_in_a_leap_february(partner, uk_profile, age
     assert lines == expected
 
 
-def test_a_rental_on_a_line_starts_no_earlier_than_the_line(partner, uk_profile, agent):
+def test_a_rental_on_a_line_starts_no_earlier_than_the_line(partner, profile, agent):
     customer = full_customer(partner, lines=0)
     line = LineFactory(customer=customer, start_date=datetime.date(2025, 1, 22))
     services.recurring_charge_create(
