@@ -119,6 +119,15 @@ def _address_snapshot(customer: Customer) -> str:
     return "\n".join(part for part in parts if part)
 
 
+def _skip_reason(customer: Customer) -> tuple[str, str] | None:
+    """Why a customer must not be billed (objection first, then restriction), or None."""
+    if customer.billing_ceased_at is not None:
+        return BillRunException.Kind.BILLING_CEASED, customer.billing_ceased_reason
+    if customer.processing_restricted_at is not None:
+        return BillRunException.Kind.PROCESSING_RESTRICTED, customer.processing_restricted_reason
+    return None
+
+
 def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> int:
     """Build the drafts of one chunk. Returns the number of invoices created. Call in a transaction."""
     profile = PartnerBillingProfile.objects.get(partner_id=bill_run.partner_id)
@@ -137,26 +146,13 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
 
     skipped, billable = [], []
     for customer in customers:
-        if customer.billing_ceased_at is not None:
-            skipped.append(
-                BillRunException(
-                    bill_run=bill_run,
-                    customer=customer,
-                    kind=BillRunException.Kind.BILLING_CEASED,
-                    detail=customer.billing_ceased_reason,
-                )
-            )
-        elif customer.processing_restricted_at is not None:
-            skipped.append(
-                BillRunException(
-                    bill_run=bill_run,
-                    customer=customer,
-                    kind=BillRunException.Kind.PROCESSING_RESTRICTED,
-                    detail=customer.processing_restricted_reason,
-                )
-            )
-        else:
+        reason = _skip_reason(customer)
+        if reason is None:
             billable.append(customer)
+        else:
+            skipped.append(
+                BillRunException(bill_run=bill_run, customer=customer, kind=reason[0], detail=reason[1])
+            )
     BillRunException.objects.bulk_create(skipped)
     if not billable:
         return 0
