@@ -38,3 +38,4 @@ beat: install
 
 bench: install
 	$(PY) bench/site_details.py
+	$(PY) bench/bill_run.py
