@@ -6,6 +6,7 @@ Numbers come from Ofcom's drama ranges where phonenumbers accepts them, so no re
 """
 
 import datetime
+import itertools
 import random
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,8 +34,12 @@ class DemoLogin:
     note: str
 
 
-def _geographic(rng: random.Random) -> str:
-    return f"+44{rng.choice(GEOGRAPHIC_PREFIXES)}{rng.randrange(1000):03d}"
+def _geographic_numbers(rng: random.Random) -> Iterator[str]:
+    """Every number of Ofcom's drama ranges once, in a random order, then around again: a line's number
+    must be its own (calls are matched to lines by number); 6,000 numbers cover the demo's lines."""
+    pool = [f"+44{prefix}{n:03d}" for prefix in GEOGRAPHIC_PREFIXES for n in range(1000)]
+    rng.shuffle(pool)
+    return itertools.cycle(pool)
 
 
 def _mobile(rng: random.Random) -> str:
@@ -48,6 +53,7 @@ class DemoBuilder:
         self.fake = Faker("en_GB")
         self.fake.seed_instance(seed)
         self.actor = actor
+        self.line_numbers = _geographic_numbers(self.rng)
 
     def partners(self, count: int) -> list[Partner]:
         names = ["Northern Voice Ltd", "Severn Telecom", "Thames Connect", "Pennine Lines", "Solent Comms"]
@@ -198,7 +204,7 @@ class DemoBuilder:
             Line(
                 customer=customer,
                 site=rng.choice(sites_by_customer.get(customer.pk) or [None]),
-                cli=_geographic(rng),
+                cli=next(self.line_numbers),
                 line_type=rng.choice(Line.LineType.values),
                 start_date=customer.contract_start,
             )

@@ -11,6 +11,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import Group, PermissionsMixin
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -330,6 +331,21 @@ class Line(BlindIndexedModel):
 
     def __str__(self) -> str:
         return f"{self.get_line_type_display()} line"
+
+    def clean(self) -> None:
+        """A number belongs to one line at a time: calls are matched to lines by number and date."""
+        if not self.cli or self.start_date is None:
+            return
+        try:
+            index = blind_index("phone", validation.normalise_phone(self.cli))
+        except ValidationError:
+            return  # reported on the field already
+        clash = Line.objects.filter(cli_index=index).exclude(pk=self.pk)
+        clash = clash.filter(Q(end_date__isnull=True) | Q(end_date__gte=self.start_date))
+        if self.end_date is not None:
+            clash = clash.filter(start_date__lte=self.end_date)
+        if clash.exists():
+            raise ValidationError({"cli": "Another line has this number over some of the same dates."})
 
 
 class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):

@@ -242,6 +242,10 @@ def run_import(
         progress(counts.lines_read - reported_lines)
         reported_lines = counts.lines_read
     progress(counts.lines_read - reported_lines)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            # Fresh statistics, or the planner takes a million new rows for one and rates them by nested loop.
+            cursor.execute("ANALYZE billing_callrecord")
     with transaction.atomic():
         result = rate_pending_calls(partner_id=partner_id, call_import_id=call_import.pk)
         CallImportError.objects.bulk_create(

@@ -239,11 +239,15 @@ class CallRecord(models.Model):
         NO_TARIFF = "no_tariff", "The line has no tariff"
         UNRATEABLE = "unrateable", "No rate for this destination"
 
-    call_reference = models.CharField(max_length=64, unique=True)
-    call_import = models.ForeignKey(CallImport, null=True, on_delete=models.SET_NULL, related_name="calls")
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+")
+    # Every index here is rewritten by each rating and billing UPDATE of a million rows: only the ones the
+    # queries use are kept (foreign keys the composite indexes lead with get none of their own).
+    call_reference = models.CharField(max_length=64)
+    call_import = models.ForeignKey(
+        CallImport, null=True, on_delete=models.SET_NULL, related_name="calls", db_index=False
+    )
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+", db_index=False)
     cli = BulkEncryptedTextField(help_text="The calling line's number (E.164).")
-    cli_index = models.CharField(max_length=64, db_index=True)
+    cli_index = models.CharField(max_length=64)
     dialled_number = BulkEncryptedTextField(help_text="National format, e.g. 01134960000 or 0035312345678.")
     # The leading digits rating matches prefixes against; the rest of the number stays encrypted.
     dialled_prefix = models.CharField(max_length=8)
@@ -254,15 +258,17 @@ class CallRecord(models.Model):
     call_type = models.CharField(max_length=20)
     line = models.ForeignKey(Line, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="calls"
+        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="calls", db_index=False
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     suspense_reason = models.CharField(max_length=20, choices=SuspenseReason.choices, blank=True)
-    rate = models.ForeignKey(Rate, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rate = models.ForeignKey(
+        Rate, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     band = models.CharField(max_length=20, choices=Band.choices, blank=True)
     cost = _cost(null=True, blank=True)
     invoice = models.ForeignKey(
-        "Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+        "Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls", db_index=False
     )
 
     class Meta:
@@ -271,8 +277,11 @@ class CallRecord(models.Model):
             models.Index(fields=["customer", "status", "started_on"], name="call_customer_status_day"),
             models.Index(fields=["partner", "status", "started_on"], name="call_partner_status_day"),
             models.Index(fields=["invoice", "band"], name="call_invoice_band"),
+            models.Index(fields=["cli_index"], name="call_cli_index"),
+            models.Index(fields=["call_import", "status"], name="call_import_status"),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["call_reference"], name="call_unique_reference"),
             models.CheckConstraint(
                 name="call_rated_has_cost",
                 condition=~Q(status="rated")

@@ -96,9 +96,18 @@ def _build_keyring(keys: tuple[str, ...]) -> KeyRing:
     return KeyRing(primary_id=key_id(keys[0]), fernets=fernets, aeads=aeads)
 
 
+_last_configured: list[tuple[Sequence[str], KeyRing]] = []
+
+
 def keyring() -> KeyRing:
     keys: Sequence[str] = settings.FIELD_ENCRYPTION_KEYS
-    return _build_keyring(tuple(key.strip() for key in keys if key.strip()))
+    # Called once per encrypted value (a million times per call import): reuse the ring while the
+    # setting is the same object, so changed settings (tests, rotation) still take effect at once.
+    if _last_configured and _last_configured[0][0] is keys:
+        return _last_configured[0][1]
+    ring = _build_keyring(tuple(key.strip() for key in keys if key.strip()))
+    _last_configured[:] = [(keys, ring)]
+    return ring
 
 
 def encrypt(plaintext: str) -> str:

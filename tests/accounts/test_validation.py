@@ -175,3 +175,35 @@ def test_admin_rejects_bad_postcode_naming_the_field(client, make_user, customer
     assert response.status_code == 200
     assert response.context["adminform"].form.errors == {"postcode": ["Enter a valid UK postcode."]}
     assert Site.objects.get(pk=site.pk).postcode == "LS1 4AP"
+
+
+def test_a_number_belongs_to_one_line_at_a_time(db):
+    import datetime
+
+    first = CustomerFactory()
+    services.line_create(
+        customer=first,
+        cli="0113 496 0777",
+        line_type=Line.LineType.SIP,
+        start_date=datetime.date(2024, 1, 1),
+        end_date=datetime.date(2024, 6, 30),
+        actor=None,
+    )
+    other = CustomerFactory()
+    with pytest.raises(ValidationError) as raised:
+        services.line_create(
+            customer=other,
+            cli="+441134960777",
+            line_type=Line.LineType.SIP,
+            start_date=datetime.date(2024, 6, 1),
+            actor=None,
+        )
+    assert list(raised.value.message_dict) == ["cli"]
+    ported = services.line_create(
+        customer=other,
+        cli="+441134960777",
+        line_type=Line.LineType.SIP,
+        start_date=datetime.date(2024, 7, 1),
+        actor=None,
+    )
+    assert ported.customer == other
