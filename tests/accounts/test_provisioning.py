@@ -95,7 +95,7 @@ def test_submission_is_idempotent(make_user, customer, on_commit):
 
 
 @pytest.mark.services
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_real_worker_submits_orders_through_redis(partner):
     """A real Celery worker thread consumes the order from the real Redis broker."""
     require_service("Redis", _redis_reachable(), "REDIS_URL is unset or Redis does not answer")

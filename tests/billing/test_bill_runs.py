@@ -710,7 +710,7 @@ def _in_thread(results: list[object], barrier: threading.Barrier, step) -> threa
     reason="needs PostgreSQL: SQLite has no row locks (select_for_update is a no-op) and takes one write "
     "lock for the whole database, so concurrent finalisations cannot race there",
 )
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_finalisations_of_two_partners_and_a_retry_leave_gapless_unique_numbers():
     # A transactional test starts from whatever the previous one left: possibly a flushed database without
     # the role groups the migrations made. So the actors hold the permissions they need directly.

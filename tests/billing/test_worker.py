@@ -19,7 +19,7 @@ from tests.test_infrastructure import _redis_reachable
 
 
 @pytest.mark.services
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_bill_run_calculated_by_a_real_worker_then_finalised(partner):
     require_service("Redis", _redis_reachable(), "REDIS_URL is unset or Redis does not answer")
     billing_profile(partner, default_tariff=uk_tariff())
