@@ -27,20 +27,12 @@ from accounts.models import (
     Site,
     User,
 )
+from fusion_site.models import save_with_actor
 
 M = TypeVar("M", bound=models.Model)
 
 CUSTOMER_VISIBILITY_PERMISSION = "accounts.view_customer"
 SYSTEM_EMAIL_DOMAIN = "system.fusion.invalid"
-
-
-def _save(instance: M, *, actor: User | None, reason: str = "") -> M:
-    instance.full_clean()
-    instance._history_user = actor  # type: ignore[attr-defined]
-    if reason:
-        instance._change_reason = reason  # type: ignore[attr-defined]
-    instance.save()
-    return instance
 
 
 def _update(instance: M, *, actor: User, changes: dict[str, Any], allowed: Iterable[str], reason: str) -> M:
@@ -49,7 +41,7 @@ def _update(instance: M, *, actor: User, changes: dict[str, Any], allowed: Itera
         raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
     for name, value in changes.items():
         setattr(instance, name, value)
-    return _save(instance, actor=actor, reason=reason)
+    return save_with_actor(instance, actor=actor, reason=reason)
 
 
 def system_user(*, job: str) -> User:
@@ -73,7 +65,7 @@ def partner_create(*, code: str, name: str, actor: User | None, vat_number: str 
 def partner_register(*, partner: Partner, actor: User | None) -> Partner:
     """Save a new partner with the staff group its customers are granted to."""
     partner.staff_group = Group.objects.create(name=f"partner:{partner.code}")
-    return _save(partner, actor=actor)
+    return save_with_actor(partner, actor=actor)
 
 
 @transaction.atomic
@@ -106,7 +98,7 @@ def user_create(
         user.set_password(password)
     else:
         user.set_unusable_password()
-    _save(user, actor=actor)
+    save_with_actor(user, actor=actor)
     user.groups.add(Group.objects.get(name=role.value))
     return user_sync_scope(user=user)
 
@@ -159,7 +151,7 @@ def customer_create(
 @transaction.atomic
 def customer_register(*, customer: Customer, actor: User | None) -> Customer:
     """Save a new customer and grant it to its partner's staff group."""
-    _save(customer, actor=actor)
+    save_with_actor(customer, actor=actor)
     assign_perm(CUSTOMER_VISIBILITY_PERMISSION, customer.partner.staff_group, customer)
     return customer
 
@@ -216,7 +208,7 @@ def line_create(
     line = Line(
         customer=customer, site=site, cli=cli, line_type=line_type, start_date=start_date, end_date=end_date
     )
-    return _save(line, actor=actor)
+    return save_with_actor(line, actor=actor)
 
 
 @transaction.atomic
@@ -234,7 +226,7 @@ def payment_details_set(
     details.sort_code = sort_code
     details.account_number = account_number
     details.mandate_reference = mandate_reference
-    return _save(details, actor=actor)
+    return save_with_actor(details, actor=actor)
 
 
 @transaction.atomic
@@ -245,7 +237,7 @@ def customer_restrict_processing(*, customer: Customer, actor: User, reason: str
     customer.processing_restricted_at = timezone.now()
     customer.processing_restricted_by = actor
     customer.processing_restricted_reason = reason
-    _save(customer, actor=actor, reason=f"Processing restricted: {reason}")
+    save_with_actor(customer, actor=actor, reason=f"Processing restricted: {reason}")
     customer.provisioning_orders.filter(status=ProvisioningOrder.Status.QUEUED).update(
         status=ProvisioningOrder.Status.HELD
     )
@@ -258,11 +250,11 @@ def customer_lift_processing_restriction(*, customer: Customer, actor: User, rea
     customer.processing_restricted_at = None
     customer.processing_restricted_by = None
     customer.processing_restricted_reason = ""
-    _save(customer, actor=actor, reason=f"Processing restriction lifted: {reason}")
+    save_with_actor(customer, actor=actor, reason=f"Processing restriction lifted: {reason}")
     held = list(customer.provisioning_orders.filter(status=ProvisioningOrder.Status.HELD))
     for order in held:
         order.status = ProvisioningOrder.Status.QUEUED
-        _save(order, actor=actor, reason="Released after the restriction was lifted")
+        save_with_actor(order, actor=actor, reason="Released after the restriction was lifted")
         _queue_submission(order)
     return customer
 
@@ -286,7 +278,7 @@ def provisioning_order_create(
         if customer.is_processing_restricted
         else ProvisioningOrder.Status.QUEUED
     )
-    order = _save(
+    order = save_with_actor(
         ProvisioningOrder(
             customer=customer, line=line, kind=kind, notes=notes, requested_by=actor, status=status
         ),
@@ -308,17 +300,17 @@ def provisioning_order_submit(*, order_id: int) -> ProvisioningOrder | None:
     actor = system_user(job="provisioning")
     if order.customer.is_processing_restricted:
         order.status = ProvisioningOrder.Status.HELD
-        return _save(order, actor=actor, reason="Held: the customer's processing is restricted")
+        return save_with_actor(order, actor=actor, reason="Held: the customer's processing is restricted")
     try:
         reference = provisioning_gateway().submit(order)
     except GatewayRejectedError as exc:
         order.status = ProvisioningOrder.Status.FAILED
         order.failure_reason = str(exc)
-        return _save(order, actor=actor, reason="Rejected by the gateway")
+        return save_with_actor(order, actor=actor, reason="Rejected by the gateway")
     order.status = ProvisioningOrder.Status.SUBMITTED
     order.gateway_reference = reference
     order.submitted_at = timezone.now()
-    return _save(order, actor=actor, reason="Submitted to the gateway")
+    return save_with_actor(order, actor=actor, reason="Submitted to the gateway")
 
 
 def access_log_record(

@@ -36,6 +36,7 @@ from billing.models import (
     RecurringCharge,
     Tariff,
 )
+from fusion_site.models import save_with_actor
 from fusion_site.money import to_money, vat_on
 from fusion_site.working_days import next_working_day
 
@@ -46,15 +47,6 @@ class BillingError(ValidationError):
     """A billing step that cannot be taken now; the message says why."""
 
 
-def _save(instance: Any, *, actor: User | None, reason: str = "") -> Any:
-    instance.full_clean()
-    instance._history_user = actor
-    if reason:
-        instance._change_reason = reason
-    instance.save()
-    return instance
-
-
 # Tariffs and charges ---------------------------------------------------------------------------
 
 
@@ -63,7 +55,7 @@ def customer_set_tariff(*, customer: Customer, tariff: Tariff, actor: User) -> C
     _check_tariff_usable(tariff, customer.partner_id)
     assignment = CustomerTariff.objects.filter(customer=customer).first() or CustomerTariff(customer=customer)
     assignment.tariff = tariff
-    return _save(assignment, actor=actor)
+    return save_with_actor(assignment, actor=actor)
 
 
 @transaction.atomic
@@ -71,7 +63,7 @@ def line_set_tariff(*, line: Line, tariff: Tariff, actor: User) -> LineTariff:
     _check_tariff_usable(tariff, line.customer.partner_id)
     assignment = LineTariff.objects.filter(line=line).first() or LineTariff(line=line)
     assignment.tariff = tariff
-    return _save(assignment, actor=actor)
+    return save_with_actor(assignment, actor=actor)
 
 
 def _check_tariff_usable(tariff: Tariff, partner_id: int) -> None:
@@ -100,7 +92,7 @@ def recurring_charge_create(
         start_date=start_date,
         end_date=end_date,
     )
-    return _save(charge, actor=actor)
+    return save_with_actor(charge, actor=actor)
 
 
 @transaction.atomic
@@ -116,7 +108,7 @@ def one_off_charge_create(
     charge = OneOffCharge(
         customer=customer, line=line, description=description, amount=amount, charge_date=charge_date
     )
-    return _save(charge, actor=actor)
+    return save_with_actor(charge, actor=actor)
 
 
 # Call records -----------------------------------------------------------------------------------
@@ -223,7 +215,7 @@ def customer_lift_billing_cease(
     customer.billing_ceased_at = None
     customer.billing_ceased_by = None
     customer.billing_ceased_reason = ""
-    return _save(customer, actor=actor, reason=f"Billing resumed ({detail}): {reason}")
+    return save_with_actor(customer, actor=actor, reason=f"Billing resumed ({detail}): {reason}")
 
 
 # Bill runs --------------------------------------------------------------------------------------
@@ -301,7 +293,7 @@ def bill_run_create(
 ) -> BillRun:
     if BillRun.objects.filter(partner=partner, status__in=BillRun.OPEN_STATUSES).exists():
         raise BillingError("The partner already has an open bill run; finalise or cancel it first.")
-    bill_run = _save(
+    bill_run = save_with_actor(
         BillRun(partner=partner, period_start=period_start, period_end=period_end, created_by=actor),
         actor=actor,
     )
@@ -375,7 +367,9 @@ def bill_run_start_calculation(*, bill_run: BillRun, actor: User) -> BillRun:
     bill_run.status = BillRun.Status.CALCULATING if chunks else BillRun.Status.CALCULATED
     bill_run.chunks_total, bill_run.chunks_done = len(chunks), 0
     bill_run.calculated_at = None if chunks else timezone.now()
-    _save(bill_run, actor=actor, reason="Recalculation started" if recalculating else "Calculation started")
+    save_with_actor(
+        bill_run, actor=actor, reason="Recalculation started" if recalculating else "Calculation started"
+    )
     _event(
         bill_run,
         actor,
@@ -429,7 +423,7 @@ def bill_run_calculate_chunk(*, chunk_id: int, actor_id: int | None) -> bool:
     if locked.chunks_done >= locked.chunks_total and locked.status == BillRun.Status.CALCULATING:
         locked.status = BillRun.Status.CALCULATED
         locked.calculated_at = timezone.now()
-        _save(locked, actor=actor, reason="Calculation finished")
+        save_with_actor(locked, actor=actor, reason="Calculation finished")
         _event(locked, actor, "calculated", f"{locked.invoices.count()} draft invoices")
     return True
 
@@ -453,7 +447,7 @@ def bill_run_approve(*, bill_run: BillRun, actor: User) -> BillRun:
         raise BillingError("Only a calculated bill run can be approved.")
     bill_run.status = BillRun.Status.APPROVED
     bill_run.approved_at, bill_run.approved_by = timezone.now(), actor
-    _save(bill_run, actor=actor, reason="Approved")
+    save_with_actor(bill_run, actor=actor, reason="Approved")
     _event(bill_run, actor, "approved")
     return bill_run
 
@@ -490,10 +484,10 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
         default_change_reason="Finalised",
     )
     profile.next_invoice_number += len(invoices)
-    _save(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
+    save_with_actor(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
     bill_run.status = BillRun.Status.FINALISED
     bill_run.finalised_at, bill_run.finalised_by, bill_run.issue_date = timezone.now(), actor, issued
-    _save(bill_run, actor=actor, reason="Finalised")
+    save_with_actor(bill_run, actor=actor, reason="Finalised")
     _event(bill_run, actor, "finalised", f"{len(invoices)} invoices numbered")
     return bill_run
 
@@ -509,7 +503,7 @@ def bill_run_cancel(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
         raise ValidationError({"reason": "Say why the run is cancelled."})
     bill_run.invoices.all().delete()
     bill_run.status, bill_run.cancelled_reason = BillRun.Status.CANCELLED, reason
-    _save(bill_run, actor=actor, reason=f"Cancelled: {reason}")
+    save_with_actor(bill_run, actor=actor, reason=f"Cancelled: {reason}")
     _event(bill_run, actor, "cancelled", reason)
     return bill_run
 
@@ -522,7 +516,7 @@ def bill_run_restrict(*, bill_run: BillRun, actor: User, reason: str) -> BillRun
     if not reason.strip():
         raise ValidationError({"reason": "Give the reason for the restriction."})
     bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = timezone.now(), actor, reason
-    _save(bill_run, actor=actor, reason=f"Restricted: {reason}")
+    save_with_actor(bill_run, actor=actor, reason=f"Restricted: {reason}")
     _event(bill_run, actor, "restricted", reason)
     return bill_run
 
@@ -535,7 +529,7 @@ def bill_run_lift_restriction(*, bill_run: BillRun, actor: User, reason: str) ->
     if not bill_run.is_restricted:
         raise BillingError("This bill run is not restricted.")
     bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = None, None, ""
-    _save(bill_run, actor=actor, reason=f"Restriction lifted: {reason}")
+    save_with_actor(bill_run, actor=actor, reason=f"Restriction lifted: {reason}")
     _event(bill_run, actor, "restriction lifted", reason)
     return bill_run
 
@@ -566,7 +560,7 @@ def credit_note_issue(
     profile = PartnerBillingProfile.objects.select_for_update().get(partner_id=invoice.partner_id)
     sequence = profile.next_credit_note_number
     profile.next_credit_note_number += 1
-    _save(profile, actor=actor, reason="Credit note number assigned")
+    save_with_actor(profile, actor=actor, reason="Credit note number assigned")
     # The last credit takes exactly the VAT not yet credited, so full credits always net to zero.
     vat = (
         invoice.vat - sum((note.vat for note in earlier), Decimal("0"))
@@ -585,7 +579,7 @@ def credit_note_issue(
         gross=amount + vat,
         issued_by=actor,
     )
-    return _save(note, actor=actor)
+    return save_with_actor(note, actor=actor)
 
 
 # Direct Debit ------------------------------------------------------------------------------------

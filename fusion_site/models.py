@@ -1,5 +1,5 @@
 from collections.abc import Callable, Collection
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -39,3 +39,17 @@ class NormalisedFieldsModel(models.Model):
                 errors[name] = exc.error_list
         if errors:
             raise ValidationError(errors)
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+def save_with_actor(instance: M, *, actor: Any, reason: str = "") -> M:
+    """Validate and save, with the history row attributed to ``actor`` (and ``reason``, if given).
+    Every service write goes through here."""
+    instance.full_clean()
+    instance._history_user = actor  # type: ignore[attr-defined]
+    if reason:
+        instance._change_reason = reason  # type: ignore[attr-defined]
+    instance.save()
+    return instance
