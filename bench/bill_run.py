@@ -297,7 +297,7 @@ def build(customers: int, lines_per_customer: int) -> World:
     """A partner, its billing agent, customers with lines in bulk, the UK tariff as the partner's default
     and one rental per line: what a month of billing needs, made as the demo data is."""
     from django.core.management import call_command
-    from django.db import connection, transaction
+    from django.db import connection
     from django.utils import timezone
     from tqdm import tqdm
 
@@ -305,8 +305,7 @@ def build(customers: int, lines_per_customer: int) -> World:
     from accounts import services
     from accounts.models import Line, Role
     from accounts.validation import national_phone_digits
-    from billing.demo import MONTHLY_RENTAL, billing_profile, uk_tariff
-    from billing.models import RecurringCharge
+    from billing.demo import billing_profile, line_rentals, uk_tariff
 
     call_command("migrate", verbosity=0)
     started = time.perf_counter()
@@ -332,20 +331,7 @@ def build(customers: int, lines_per_customer: int) -> World:
         )
     billing_profile(partner, default_tariff=uk_tariff())
     lines = list(Line.objects.filter(customer__partner=partner).order_by("pk"))
-    with transaction.atomic():
-        RecurringCharge.objects.bulk_create(
-            (
-                RecurringCharge(
-                    customer_id=line.customer_id,
-                    line=line,
-                    description=f"{line.get_line_type_display()} rental",
-                    monthly_amount=MONTHLY_RENTAL[Line.LineType(line.line_type)],
-                    start_date=line.start_date,
-                )
-                for line in lines
-            ),
-            batch_size=2000,
-        )
+    line_rentals(lines)
     clis = [national_phone_digits(line.cli) for line in lines]
     if len(set(clis)) != len(clis):
         raise RuntimeError("Two lines share a number; rating could not tell their calls apart.")

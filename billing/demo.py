@@ -80,6 +80,24 @@ def billing_profile(partner: Partner, *, default_tariff: Tariff | None) -> Partn
     )
 
 
+def line_rentals(lines: list[Line]) -> None:
+    """One monthly rental per line, from the line's start, at the demo price of its type."""
+    with transaction.atomic():
+        RecurringCharge.objects.bulk_create(
+            (
+                RecurringCharge(
+                    customer_id=line.customer_id,
+                    line=line,
+                    description=f"{line.get_line_type_display()} rental",
+                    monthly_amount=MONTHLY_RENTAL[Line.LineType(line.line_type)],
+                    start_date=line.start_date,
+                )
+                for line in lines
+            ),
+            batch_size=2000,
+        )
+
+
 def month_bounds(day: datetime.date) -> tuple[datetime.date, datetime.date]:
     start = day.replace(day=1)
     following = (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
@@ -126,18 +144,8 @@ def seed_partner(
     if actor is None or finance is None:
         raise RuntimeError("Run seed_demo first: the partner needs a billing agent and a finance manager.")
     billing_profile(partner, default_tariff=tariff)
-    lines = list(Line.objects.filter(customer__partner=partner).select_related("customer"))
-    with transaction.atomic():
-        RecurringCharge.objects.bulk_create(
-            RecurringCharge(
-                customer=line.customer,
-                line=line,
-                description=f"{line.get_line_type_display()} rental",
-                monthly_amount=MONTHLY_RENTAL[Line.LineType(line.line_type)],
-                start_date=line.start_date,
-            )
-            for line in lines
-        )
+    lines = list(Line.objects.filter(customer__partner=partner))
+    line_rentals(lines)
     last_month = month_bounds(today.replace(day=1) - datetime.timedelta(days=1))
     month_before = month_bounds(last_month[0] - datetime.timedelta(days=1))
     for month, per_line in ((month_before, 6), (last_month, 8)):
@@ -154,6 +162,10 @@ def seed_partner(
             partner=partner, period_start=month[0], period_end=month[1], actor=actor
         )
         services.bill_run_start_calculation(bill_run=run, actor=actor)
+        # The chunks were queued on commit; inside a transaction (or without a worker) finish them here.
+        # Chunks already done are skipped, so this never calculates anything twice.
+        for chunk_id in run.chunks.filter(done_at__isnull=True).values_list("pk", flat=True):
+            services.bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=actor.pk)
         run.refresh_from_db()
         if finalise and run.status == BillRun.Status.CALCULATED:
             services.bill_run_approve(bill_run=run, actor=finance)
