@@ -1,19 +1,22 @@
 """Calculating a bill run's draft invoices, one chunk of customers at a time.
 
 A chunk is one transaction: it deletes the run's existing drafts for its customers (recalculation
-replaces, never duplicates), records the customers it skips and why, creates the invoices with their
-legal snapshots, claims the customers' unbilled rated calls and one-off charges (UPDATE ... FROM), sums
-usage by band in SQL, prorates rentals, and totals each invoice. Money rules: fusion_site.money.
+replaces, never duplicates), records the customers it skips and why, sets aside the customers' unbilled
+rated calls (one snapshot, so what is summed is exactly what is claimed), sums their usage by band in SQL,
+prorates rentals, takes the one-off charges, and only then writes each invoice, once, with its totals and
+legal snapshots, its lines, and the claims of its calls (insert-only rows in BilledCall).
+Money rules: fusion_site.money.
 """
 
 import datetime
-from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Q, QuerySet
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_create_with_history
 
 from accounts.models import Customer, User
 from billing.models import (
@@ -138,7 +141,7 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
         .order_by("pk")
     )
     ids = [customer.pk for customer in customers]
-    # Releases their calls and one-off charges (SET_NULL) for claiming again below.
+    # Releases their calls (claims cascade) and one-off charges (SET_NULL) for claiming again below.
     Invoice.objects.filter(bill_run=bill_run, customer_id__in=ids).delete()
     BillRunException.objects.filter(
         bill_run=bill_run, customer_id__in=ids, kind__in=BillRunException.SKIP_KINDS
@@ -157,132 +160,156 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
     if not billable:
         return 0
 
-    invoices = bulk_create_with_history(
-        [
-            Invoice(
-                bill_run=bill_run,
-                partner_id=bill_run.partner_id,
-                customer=customer,
-                tax_point=bill_run.period_end,
-                period_start=bill_run.period_start,
-                period_end=bill_run.period_end,
-                supplier_name=profile.legal_name,
-                supplier_address=profile.address,
-                supplier_vat_number=profile.vat_number,
-                customer_reference=customer.reference,
-                customer_name=customer.name,
-                customer_address=_address_snapshot(customer),
-                vat_rate=STANDARD_VAT_RATE,
+    billable_ids = [customer.pk for customer in billable]
+    with _unbilled_calls(bill_run, billable_ids) as calls_table:
+        lines_of: dict[int, list[InvoiceLine]] = {customer.pk: [] for customer in billable}
+        for customer_id, line in _usage(calls_table):
+            lines_of[customer_id].append(line)
+        one_offs = _one_offs(bill_run, billable_ids)
+        for charge in one_offs:
+            lines_of[charge.customer_id].append(
+                InvoiceLine(
+                    kind=InvoiceLine.Kind.ONE_OFF, description=charge.description, amount=charge.amount
+                )
             )
-            for customer in billable
-        ],
-        Invoice,
-        default_user=actor,
-        default_change_reason="Draft calculated",
-    )
-    if invoices[0].pk is None:
-        invoices = list(Invoice.objects.filter(bill_run=bill_run, customer_id__in=[c.pk for c in billable]))
-    invoice_of = {invoice.customer_id: invoice for invoice in invoices}
-    lines: list[InvoiceLine] = []
-    lines += _claim_usage(bill_run, chunk, invoice_of)
-    lines += _claim_one_offs(bill_run, invoice_of)
-    lines += _rentals(bill_run, billable, invoice_of)
-    InvoiceLine.objects.bulk_create(lines, batch_size=2000)
-    _total(invoices, lines, actor)
+        for customer_id, line in _rentals(bill_run, billable):
+            lines_of[customer_id].append(line)
+
+        invoices = bulk_create_with_history(
+            [_draft(bill_run, profile, customer, lines_of[customer.pk]) for customer in billable],
+            Invoice,
+            default_user=actor,
+            default_change_reason="Draft calculated",
+        )
+        if invoices[0].pk is None:  # databases that do not return ids from a bulk insert
+            invoices = list(Invoice.objects.filter(bill_run=bill_run, customer_id__in=billable_ids))
+        invoice_of = {invoice.customer_id: invoice for invoice in invoices}
+        for customer_id, lines in lines_of.items():
+            for line in lines:
+                line.invoice = invoice_of[customer_id]
+        InvoiceLine.objects.bulk_create(
+            [line for lines in lines_of.values() for line in lines], batch_size=2000
+        )
+        for charge in one_offs:
+            charge.invoice = invoice_of[charge.customer_id]
+        OneOffCharge.objects.bulk_update(one_offs, ["invoice"], batch_size=1000)
+        _claim(calls_table, bill_run)
     return len(invoices)
 
 
-def _claim_usage(bill_run: BillRun, chunk: BillRunChunk, invoice_of: dict[int, Invoice]) -> list[InvoiceLine]:
+def _draft(
+    bill_run: BillRun, profile: PartnerBillingProfile, customer: Customer, lines: list[InvoiceLine]
+) -> Invoice:
+    net = sum((line.amount for line in lines), Decimal("0"))
+    vat = vat_on(net, STANDARD_VAT_RATE)
+    return Invoice(
+        bill_run=bill_run,
+        partner_id=bill_run.partner_id,
+        customer=customer,
+        tax_point=bill_run.period_end,
+        period_start=bill_run.period_start,
+        period_end=bill_run.period_end,
+        supplier_name=profile.legal_name,
+        supplier_address=profile.address,
+        supplier_vat_number=profile.vat_number,
+        customer_reference=customer.reference,
+        customer_name=customer.name,
+        customer_address=_address_snapshot(customer),
+        vat_rate=STANDARD_VAT_RATE,
+        net=net,
+        vat=vat,
+        gross=net + vat,
+    )
+
+
+_CHUNK_CALLS = "chunk_calls"
+
+
+@contextmanager
+def _unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> Iterator[str]:
+    """The customers' rated calls up to the period end that no invoice bills yet, copied (id, customer,
+    band, cost) into a temporary table by one statement: the sums and the claims read the same rows even
+    if calls are imported meanwhile."""
+    placeholders = ", ".join(["%s"] * len(customer_ids))
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_CHUNK_CALLS}")
+        cursor.execute(
+            f"""
+            CREATE TEMPORARY TABLE {_CHUNK_CALLS} AS
+            SELECT c.id, c.customer_id, c.band, CAST(ROUND(c.cost * 10000) AS BIGINT) AS units
+            FROM billing_callrecord c
+            WHERE c.customer_id IN ({placeholders}) AND c.status = 'rated' AND c.started_on <= %s
+              AND NOT EXISTS (SELECT 1 FROM billing_billedcall b WHERE b.call_id = c.id)
+            """,  # noqa: S608 - only placeholders are interpolated
+            [*customer_ids, bill_run.period_end],
+        )
+    yield _CHUNK_CALLS
+    # Not in a finally: after an error the transaction is aborted and its rollback drops the table.
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {_CHUNK_CALLS}")
+
+
+def _usage(calls_table: str) -> Iterator[tuple[int, InvoiceLine]]:
     with connection.cursor() as cursor:
         cursor.execute(
-            """
-            UPDATE billing_callrecord SET invoice_id = inv.id
-            FROM billing_invoice inv
-            WHERE inv.bill_run_id = %s AND inv.customer_id = billing_callrecord.customer_id
-              AND billing_callrecord.customer_id BETWEEN %s AND %s
-              AND billing_callrecord.status = 'rated' AND billing_callrecord.invoice_id IS NULL
-              AND billing_callrecord.started_on <= %s
-            """,
-            [bill_run.pk, chunk.first_customer_id, chunk.last_customer_id, bill_run.period_end],
-        )
-        cursor.execute(
-            """
-            SELECT c.invoice_id, c.band, COUNT(*), SUM(CAST(ROUND(c.cost * 10000) AS BIGINT))
-            FROM billing_callrecord c JOIN billing_invoice inv ON inv.id = c.invoice_id
-            WHERE inv.bill_run_id = %s AND inv.customer_id BETWEEN %s AND %s
-            GROUP BY c.invoice_id, c.band
-            """,
-            [bill_run.pk, chunk.first_customer_id, chunk.last_customer_id],
+            f"SELECT customer_id, band, COUNT(*), SUM(units) FROM {calls_table} "  # noqa: S608
+            "GROUP BY customer_id, band ORDER BY customer_id, band"
         )
         rows = cursor.fetchall()
     labels = dict(Band.choices)
-    return [
-        InvoiceLine(
-            invoice_id=invoice_id,
-            kind=InvoiceLine.Kind.USAGE,
-            band=band,
-            description=f"Calls: {labels.get(band, band)}",
-            quantity=Decimal(count),
-            amount=to_money(Decimal(units) / COST_UNITS_PER_POUND),
+    for customer_id, band, count, units in rows:
+        yield (
+            customer_id,
+            InvoiceLine(
+                kind=InvoiceLine.Kind.USAGE,
+                band=band,
+                description=f"Calls: {labels.get(band, band)}",
+                quantity=Decimal(count),
+                amount=to_money(Decimal(units) / COST_UNITS_PER_POUND),
+            ),
         )
-        for invoice_id, band, count, units in rows
-    ]
 
 
-def _claim_one_offs(bill_run: BillRun, invoice_of: dict[int, Invoice]) -> list[InvoiceLine]:
-    charges = list(
+def _claim(calls_table: str, bill_run: BillRun) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO billing_billedcall (call_id, invoice_id) "  # noqa: S608
+            f"SELECT c.id, inv.id FROM {calls_table} c "
+            "JOIN billing_invoice inv ON inv.customer_id = c.customer_id AND inv.bill_run_id = %s",
+            [bill_run.pk],
+        )
+
+
+def _one_offs(bill_run: BillRun, customer_ids: list[int]) -> list[OneOffCharge]:
+    return list(
         OneOffCharge.objects.filter(
-            customer_id__in=invoice_of, invoice__isnull=True, charge_date__lte=bill_run.period_end
-        )
+            customer_id__in=customer_ids, invoice__isnull=True, charge_date__lte=bill_run.period_end
+        ).order_by("charge_date", "pk")
     )
-    for charge in charges:
-        charge.invoice = invoice_of[charge.customer_id]
-    OneOffCharge.objects.bulk_update(charges, ["invoice"], batch_size=1000)
-    return [
-        InvoiceLine(
-            invoice=charge.invoice,
-            kind=InvoiceLine.Kind.ONE_OFF,
-            description=charge.description,
-            amount=charge.amount,
-        )
-        for charge in charges
-    ]
 
 
-def _rentals(
-    bill_run: BillRun, customers: list[Customer], invoice_of: dict[int, Invoice]
-) -> list[InvoiceLine]:
+def _rentals(bill_run: BillRun, customers: list[Customer]) -> Iterator[tuple[int, InvoiceLine]]:
     _start, rental_end = bill_run.rental_period
+    contract_end = {customer.pk: customer.contract_end for customer in customers}
     charges = (
-        RecurringCharge.objects.filter(customer_id__in=invoice_of, start_date__lte=rental_end)
+        RecurringCharge.objects.filter(customer_id__in=contract_end, start_date__lte=rental_end)
         .filter(Q(end_date__isnull=True) | Q(end_date__gte=bill_run.period_start))
         .select_related("line")
+        # Proration needs the line's dates, not its number: no decryption per rental.
+        .defer("line__cli", "line__cli_index")
+        .order_by("customer_id", "pk")
     )
-    contract_end = {customer.pk: customer.contract_end for customer in customers}
-    lines = []
     for charge in charges:
         for item in rental_charges(charge, bill_run, contract_end[charge.customer_id]):
-            lines.append(
+            yield (
+                charge.customer_id,
                 InvoiceLine(
-                    invoice=invoice_of[charge.customer_id],
                     kind=InvoiceLine.Kind.RENTAL,
                     description=item.description,
                     quantity=Decimal(item.days),
                     amount=item.amount,
-                )
+                ),
             )
-    return lines
-
-
-def _total(invoices: list[Invoice], lines: list[InvoiceLine], actor: User) -> None:
-    nets: dict[int, Decimal] = defaultdict(Decimal)
-    for line in lines:
-        nets[line.invoice_id] += line.amount
-    for invoice in invoices:
-        invoice.net = nets[invoice.pk]
-        invoice.vat = vat_on(invoice.net, invoice.vat_rate)
-        invoice.gross = invoice.net + invoice.vat
-    bulk_update_with_history(invoices, Invoice, ["net", "vat", "gross"], batch_size=1000, default_user=actor)
 
 
 def plan_chunks(bill_run: BillRun, size: int = CHUNK_SIZE) -> list[BillRunChunk]:

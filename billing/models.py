@@ -225,6 +225,10 @@ class CallImportError(models.Model):
         return f"line {self.line_number}: {self.reason}"
 
 
+# Statuses of calls not (yet) rated: few at any time, so their indexes cost the import almost nothing.
+UNRATED = ("pending", "suspense")
+
+
 class CallRecord(models.Model):
     """One call from a line, rated into a cost (or held in suspense with the reason)."""
 
@@ -239,13 +243,27 @@ class CallRecord(models.Model):
         NO_TARIFF = "no_tariff", "The line has no tariff"
         UNRATEABLE = "unrateable", "No rate for this destination"
 
-    # Every index here is rewritten by each rating and billing UPDATE of a million rows: only the ones the
-    # queries use are kept (foreign keys the composite indexes lead with get none of their own).
+    # Every index and foreign-key check here is paid once per imported call, a million times a month, so
+    # only what the queries use is kept: the full indexes serve billing (by customer) and deduplication; the
+    # others cover only calls awaiting rating or in suspense, which are few. Billing never rewrites a call:
+    # the invoice that bills it is recorded in BilledCall.
+    #
+    # partner, customer, rate and call_import are copied in by the import and rating statements from rows
+    # they join at that moment (the import's partner, the matched line's customer, the chosen rate), so they
+    # carry no database constraint of their own; the ORM still applies on_delete to them, and the line, the
+    # link the others are derived from, keeps its constraint.
     call_reference = models.CharField(max_length=64)
     call_import = models.ForeignKey(
-        CallImport, null=True, on_delete=models.SET_NULL, related_name="calls", db_index=False
+        CallImport,
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="calls",
+        db_index=False,
+        db_constraint=False,
     )
-    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="+", db_index=False)
+    partner = models.ForeignKey(
+        Partner, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
+    )
     cli = BulkEncryptedTextField(help_text="The calling line's number (E.164).")
     cli_index = models.CharField(max_length=64)
     dialled_number = BulkEncryptedTextField(help_text="National format, e.g. 01134960000 or 0035312345678.")
@@ -258,27 +276,41 @@ class CallRecord(models.Model):
     call_type = models.CharField(max_length=20)
     line = models.ForeignKey(Line, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
     customer = models.ForeignKey(
-        Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="calls", db_index=False
+        Customer,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="calls",
+        db_index=False,
+        db_constraint=False,
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     suspense_reason = models.CharField(max_length=20, choices=SuspenseReason.choices, blank=True)
     rate = models.ForeignKey(
-        Rate, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+        Rate,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
     band = models.CharField(max_length=20, choices=Band.choices, blank=True)
     cost = _cost(null=True, blank=True)
-    invoice = models.ForeignKey(
-        "Invoice", null=True, blank=True, on_delete=models.SET_NULL, related_name="calls", db_index=False
-    )
 
     class Meta:
         ordering = ["started_at"]
         indexes = [
             models.Index(fields=["customer", "status", "started_on"], name="call_customer_status_day"),
-            models.Index(fields=["partner", "status", "started_on"], name="call_partner_status_day"),
-            models.Index(fields=["invoice", "band"], name="call_invoice_band"),
-            models.Index(fields=["cli_index"], name="call_cli_index"),
-            models.Index(fields=["call_import", "status"], name="call_import_status"),
+            models.Index(
+                fields=["partner", "status", "started_on"],
+                name="call_unrated_partner_day",
+                condition=Q(status__in=UNRATED),
+            ),
+            models.Index(fields=["cli_index"], name="call_unrated_cli", condition=Q(status__in=UNRATED)),
+            models.Index(
+                fields=["call_import", "status"], name="call_unrated_import", condition=Q(status__in=UNRATED)
+            ),
         ]
         constraints = [
             models.UniqueConstraint(fields=["call_reference"], name="call_unique_reference"),
@@ -522,6 +554,7 @@ class Invoice(TimeStampedModel):
     vat_rate = models.DecimalField(max_digits=5, decimal_places=4, default=STANDARD_VAT_RATE)
     vat = _money(default=Decimal("0"))
     gross = _money(default=Decimal("0"))
+    calls = models.ManyToManyField(CallRecord, through="BilledCall", related_name="invoices")
 
     history = HistoricalRecords()
 
@@ -542,6 +575,20 @@ class Invoice(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Invoice {self.number or '(draft)'}"
+
+
+class BilledCall(models.Model):
+    """The invoice that bills a call. Insert-only and narrow: claiming a month's calls writes a million
+    small rows instead of rewriting a million wide call records and their indexes. Deleting a draft
+    invoice (recalculation) deletes its claims, which releases the calls."""
+
+    call = models.OneToOneField(
+        CallRecord, primary_key=True, on_delete=models.CASCADE, related_name="billing"
+    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="billed_calls")
+
+    def __str__(self) -> str:
+        return f"call {self.call_id} on invoice {self.invoice_id}"
 
 
 class InvoiceLine(models.Model):

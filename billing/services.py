@@ -203,7 +203,7 @@ def customer_lift_billing_cease(
     # re-rated); calls from before the cease are untouched by every policy.
     ceased_period = CallRecord.objects.filter(
         customer=customer,
-        invoice__isnull=True,
+        billing__isnull=True,
         status__in=[CallRecord.Status.RATED, CallRecord.Status.SUSPENSE, CallRecord.Status.PENDING],
         started_at__gte=customer.billing_ceased_at,
     )
