@@ -482,11 +482,12 @@ def calculate(world: World, calls: CallFile, phases: Phases, *, profile: bool) -
         (services, "_pre_billing_checks", "checks"),
         (calculation, "plan_chunks", "plan"),
         (calculation, "calculate_chunk", "chunk"),
-        (calculation, "bulk_create_with_history", "invoices"),
-        (calculation, "_claim_usage", "usage"),
-        (calculation, "_claim_one_offs", "one_offs"),
+        (calculation, "_set_aside_unbilled_calls", "set_aside"),
+        (calculation, "_usage", "usage"),
+        (calculation, "_one_offs", "one_offs"),
         (calculation, "_rentals", "rentals"),
-        (calculation, "_total", "totals"),
+        (calculation, "bulk_create_with_history", "invoices"),
+        (calculation, "_claim", "claims"),
         (connection, "commit", "calc_commit"),
     ]
     checkpoint()
@@ -727,7 +728,7 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     rate_ratio = rate_and_calculate / results.minimal_sql_seconds
     month_seconds = results.import_seconds + results.calculation_seconds
     chunk_rest = phases.get("chunk") - sum(
-        phases.get(label) for label in ("invoices", "usage", "one_offs", "rentals", "totals")
+        phases.get(label) for label in ("set_aside", "usage", "one_offs", "rentals", "invoices", "claims")
     )
     calculation_rest = (
         results.calculation_seconds
@@ -771,11 +772,12 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
         ("     pre-billing checks", phases.get("checks"), ""),
         ("     plan chunks", phases.get("plan"), ""),
         ("     calculate chunks", phases.get("chunk"), ""),
-        ("       invoices + history (bulk_create_with_history)", phases.get("invoices"), ""),
-        ("       claim usage (UPDATE calls, SUM by band)", phases.get("usage"), ""),
+        ("       set aside unbilled calls (CREATE TEMP TABLE AS)", phases.get("set_aside"), ""),
+        ("       usage by band (SUM over the set-aside calls)", phases.get("usage"), ""),
         ("       one-off charges", phases.get("one_offs"), ""),
         ("       rentals (load + prorate in Python)", phases.get("rentals"), ""),
-        ("       totals + history (bulk_update_with_history)", phases.get("totals"), ""),
+        ("       invoices with totals + history (one insert)", phases.get("invoices"), ""),
+        ("       claim the calls (INSERT INTO BilledCall)", phases.get("claims"), ""),
         ("       rest of the chunk (deletes, lines insert, ...)", chunk_rest, ""),
         ("     commits (deferred foreign key checks)", phases.get("calc_commit"), ""),
         ("     rest (locks, events, task overhead)", calculation_rest, ""),

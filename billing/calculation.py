@@ -9,8 +9,6 @@ Money rules: fusion_site.money.
 """
 
 import datetime
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -161,39 +159,36 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
         return 0
 
     billable_ids = [customer.pk for customer in billable]
-    with _unbilled_calls(bill_run, billable_ids) as calls_table:
-        lines_of: dict[int, list[InvoiceLine]] = {customer.pk: [] for customer in billable}
-        for customer_id, line in _usage(calls_table):
-            lines_of[customer_id].append(line)
-        one_offs = _one_offs(bill_run, billable_ids)
-        for charge in one_offs:
-            lines_of[charge.customer_id].append(
-                InvoiceLine(
-                    kind=InvoiceLine.Kind.ONE_OFF, description=charge.description, amount=charge.amount
-                )
-            )
-        for customer_id, line in _rentals(bill_run, billable):
-            lines_of[customer_id].append(line)
+    calls_table = _set_aside_unbilled_calls(bill_run, billable_ids)
+    lines_of: dict[int, list[InvoiceLine]] = {customer.pk: [] for customer in billable}
+    for customer_id, line in _usage(calls_table):
+        lines_of[customer_id].append(line)
+    one_offs = _one_offs(bill_run, billable_ids)
+    for charge in one_offs:
+        lines_of[charge.customer_id].append(
+            InvoiceLine(kind=InvoiceLine.Kind.ONE_OFF, description=charge.description, amount=charge.amount)
+        )
+    for customer_id, line in _rentals(bill_run, billable):
+        lines_of[customer_id].append(line)
 
-        invoices = bulk_create_with_history(
-            [_draft(bill_run, profile, customer, lines_of[customer.pk]) for customer in billable],
-            Invoice,
-            default_user=actor,
-            default_change_reason="Draft calculated",
-        )
-        if invoices[0].pk is None:  # databases that do not return ids from a bulk insert
-            invoices = list(Invoice.objects.filter(bill_run=bill_run, customer_id__in=billable_ids))
-        invoice_of = {invoice.customer_id: invoice for invoice in invoices}
-        for customer_id, lines in lines_of.items():
-            for line in lines:
-                line.invoice = invoice_of[customer_id]
-        InvoiceLine.objects.bulk_create(
-            [line for lines in lines_of.values() for line in lines], batch_size=2000
-        )
-        for charge in one_offs:
-            charge.invoice = invoice_of[charge.customer_id]
-        OneOffCharge.objects.bulk_update(one_offs, ["invoice"], batch_size=1000)
-        _claim(calls_table, bill_run)
+    invoices = bulk_create_with_history(
+        [_draft(bill_run, profile, customer, lines_of[customer.pk]) for customer in billable],
+        Invoice,
+        default_user=actor,
+        default_change_reason="Draft calculated",
+    )
+    if invoices[0].pk is None:  # databases that do not return ids from a bulk insert
+        invoices = list(Invoice.objects.filter(bill_run=bill_run, customer_id__in=billable_ids))
+    invoice_of = {invoice.customer_id: invoice for invoice in invoices}
+    for customer_id, lines in lines_of.items():
+        for line in lines:
+            line.invoice = invoice_of[customer_id]
+    InvoiceLine.objects.bulk_create([line for lines in lines_of.values() for line in lines], batch_size=2000)
+    for charge in one_offs:
+        charge.invoice = invoice_of[charge.customer_id]
+    OneOffCharge.objects.bulk_update(one_offs, ["invoice"], batch_size=1000)
+    _claim(calls_table, bill_run)
+    _drop(calls_table)
     return len(invoices)
 
 
@@ -225,11 +220,10 @@ def _draft(
 _CHUNK_CALLS = "chunk_calls"
 
 
-@contextmanager
-def _unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> Iterator[str]:
-    """The customers' rated calls up to the period end that no invoice bills yet, copied (id, customer,
-    band, cost) into a temporary table by one statement: the sums and the claims read the same rows even
-    if calls are imported meanwhile."""
+def _set_aside_unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> str:
+    """Copy the customers' rated calls up to the period end that no invoice bills yet (id, customer, band,
+    cost) into a temporary table with one statement, so the sums and the claims read the same rows even
+    if calls are imported meanwhile. Returns the table's name."""
     placeholders = ", ".join(["%s"] * len(customer_ids))
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {_CHUNK_CALLS}")
@@ -243,13 +237,16 @@ def _unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> Iterator[str]
             """,  # noqa: S608 - only placeholders are interpolated
             [*customer_ids, bill_run.period_end],
         )
-    yield _CHUNK_CALLS
-    # Not in a finally: after an error the transaction is aborted and its rollback drops the table.
+    return _CHUNK_CALLS
+
+
+def _drop(table: str) -> None:
+    # Only on success: after an error the transaction is aborted, and its rollback drops the table.
     with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS {_CHUNK_CALLS}")
+        cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _usage(calls_table: str) -> Iterator[tuple[int, InvoiceLine]]:
+def _usage(calls_table: str) -> list[tuple[int, InvoiceLine]]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT customer_id, band, COUNT(*), SUM(units) FROM {calls_table} "  # noqa: S608
@@ -257,8 +254,8 @@ def _usage(calls_table: str) -> Iterator[tuple[int, InvoiceLine]]:
         )
         rows = cursor.fetchall()
     labels = dict(Band.choices)
-    for customer_id, band, count, units in rows:
-        yield (
+    return [
+        (
             customer_id,
             InvoiceLine(
                 kind=InvoiceLine.Kind.USAGE,
@@ -268,6 +265,8 @@ def _usage(calls_table: str) -> Iterator[tuple[int, InvoiceLine]]:
                 amount=to_money(Decimal(units) / COST_UNITS_PER_POUND),
             ),
         )
+        for customer_id, band, count, units in rows
+    ]
 
 
 def _claim(calls_table: str, bill_run: BillRun) -> None:
@@ -288,7 +287,7 @@ def _one_offs(bill_run: BillRun, customer_ids: list[int]) -> list[OneOffCharge]:
     )
 
 
-def _rentals(bill_run: BillRun, customers: list[Customer]) -> Iterator[tuple[int, InvoiceLine]]:
+def _rentals(bill_run: BillRun, customers: list[Customer]) -> list[tuple[int, InvoiceLine]]:
     _start, rental_end = bill_run.rental_period
     contract_end = {customer.pk: customer.contract_end for customer in customers}
     charges = (
@@ -299,17 +298,19 @@ def _rentals(bill_run: BillRun, customers: list[Customer]) -> Iterator[tuple[int
         .defer("line__cli", "line__cli_index")
         .order_by("customer_id", "pk")
     )
-    for charge in charges:
-        for item in rental_charges(charge, bill_run, contract_end[charge.customer_id]):
-            yield (
-                charge.customer_id,
-                InvoiceLine(
-                    kind=InvoiceLine.Kind.RENTAL,
-                    description=item.description,
-                    quantity=Decimal(item.days),
-                    amount=item.amount,
-                ),
-            )
+    return [
+        (
+            charge.customer_id,
+            InvoiceLine(
+                kind=InvoiceLine.Kind.RENTAL,
+                description=item.description,
+                quantity=Decimal(item.days),
+                amount=item.amount,
+            ),
+        )
+        for charge in charges
+        for item in rental_charges(charge, bill_run, contract_end[charge.customer_id])
+    ]
 
 
 def plan_chunks(bill_run: BillRun, size: int = CHUNK_SIZE) -> list[BillRunChunk]:
