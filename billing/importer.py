@@ -9,11 +9,12 @@ Loading is COPY into a temporary table and one INSERT ... ON CONFLICT DO NOTHING
 already stored is skipped, so importing a file twice imports nothing twice.
 """
 
+import _csv
 import csv
 import datetime
 import re
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -32,13 +33,14 @@ BATCH_SIZE = 20_000
 MAX_DURATION_SECONDS = 24 * 3600
 UK_TIME = zoneinfo.ZoneInfo("Europe/London")
 _DIALLED_RE = re.compile(r"^[0-9]{3,20}$")
+_DIALLED_SEPARATORS = re.compile(r"[\s()-]")
 
 
 class ImportFileError(Exception):
     """The file as a whole cannot be read (no header, missing columns)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ParsedCall:
     call_reference: str
     cli: str
@@ -60,7 +62,9 @@ class ImportCounts:
 
 def normalise_dialled(value: str) -> str:
     """National format digits: '+44 113 496 0000' -> '01134960000', '+353 1 234' -> '003531234'."""
-    compact = re.sub(r"[\s()-]", "", value)
+    if 3 <= len(value) <= 20 and value.isdigit() and value.isascii():
+        return value  # already national digits, as most switches write them
+    compact = _DIALLED_SEPARATORS.sub("", value)
     if compact.startswith("+44"):
         compact = "0" + compact[3:]
     elif compact.startswith("+"):
@@ -97,27 +101,38 @@ class _CliCache:
         return cached
 
 
-def parse_rows(rows: Iterable[dict[str, str]], counts: ImportCounts) -> Iterator[tuple[ParsedCall, str]]:
-    """Yield (call, encrypted cli) for good rows; record (line number, reason) for bad ones."""
+def parse_rows(
+    reader: "_csv.Reader", columns: dict[str, int], counts: ImportCounts
+) -> Iterator[tuple[ParsedCall, str]]:
+    """Yield (call, encrypted cli) for good rows; record (line number, reason) for bad ones. ``reader`` is
+    a csv.reader past the header, ``columns`` the position of each header name. Blank lines are skipped;
+    line numbers are the file's own (a quoted field may span lines)."""
     clis = _CliCache()
     seen: set[str] = set()
-    for line_number, row in enumerate(rows, start=2):
+    width = len(columns)
+    cli_at, dialled_at, time_at, duration_at, type_at, reference_at = (
+        columns[name] for name in REQUIRED_COLUMNS
+    )
+    for row in reader:
+        if not row:
+            continue
+        line_number = reader.line_num
         counts.lines_read += 1
         try:
-            if None in row or any(value is None for value in row.values()):
+            if len(row) != width:
                 raise ValueError("wrong number of columns")
-            reference = row["call_reference"].strip()
+            reference = row[reference_at].strip()
             if not reference or len(reference) > 64:
                 raise ValueError("call_reference must be 1 to 64 characters")
             if reference in seen:
                 raise ValueError("call_reference repeats an earlier line of this file")
-            e164, cli_index, encrypted_cli = clis.get(row["cli"])
-            dialled = normalise_dialled(row["dialled_number"])
-            started_at = _parse_time(row["start_time"])
-            duration_text = row["duration"].strip()
+            e164, cli_index, encrypted_cli = clis.get(row[cli_at])
+            dialled = normalise_dialled(row[dialled_at])
+            started_at = _parse_time(row[time_at])
+            duration_text = row[duration_at].strip()
             if not duration_text.isdigit() or int(duration_text) > MAX_DURATION_SECONDS:
                 raise ValueError("duration must be whole seconds between 0 and 86400")
-            call_type = row["call_type"].strip().lower()
+            call_type = row[type_at].strip().lower()
             if call_type not in CALL_TYPES:
                 raise ValueError(f"call_type must be one of {', '.join(sorted(CALL_TYPES))}")
         except ValueError as exc:
@@ -229,17 +244,21 @@ def run_import(
 
     Each batch commits on its own, so a failure part way keeps what was already loaded; rerunning the
     same file loads the rest (references already stored are skipped)."""
-    reader = csv.DictReader(stream)
-    missing = [name for name in REQUIRED_COLUMNS if name not in (reader.fieldnames or [])]
+    reader = csv.reader(stream)
+    header = [name.strip() for name in next(reader, [])]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise ImportFileError(
             f"The header must name the columns {', '.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}."
         )
+    if len(set(header)) != len(header):
+        raise ImportFileError("The header names a column more than once.")
     counts = ImportCounts()
     load = _load_postgresql if connection.vendor == "postgresql" else _load_generic
     partner_id = call_import.partner_id
     reported_lines = 0
-    for batch in _batches(parse_rows(reader, counts), BATCH_SIZE):
+    columns = {name: position for position, name in enumerate(header)}
+    for batch in _batches(parse_rows(reader, columns, counts), BATCH_SIZE):
         with transaction.atomic():
             inserted = load(batch, call_import_id=call_import.pk, partner_id=partner_id)
             counts.imported += inserted

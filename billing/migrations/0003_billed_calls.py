@@ -17,6 +17,7 @@ class Migration(migrations.Migration):
                 (
                     "call",
                     models.OneToOneField(
+                        db_constraint=False,
                         on_delete=django.db.models.deletion.CASCADE,
                         primary_key=True,
                         related_name="billing",
@@ -119,7 +120,10 @@ class Migration(migrations.Migration):
             model_name="billedcall",
             name="invoice",
             field=models.ForeignKey(
-                on_delete=django.db.models.deletion.CASCADE, related_name="billed_calls", to="billing.invoice"
+                db_constraint=False,
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="billed_calls",
+                to="billing.invoice",
             ),
         ),
         # Each billed call's invoice moves to its claim row before the column goes (one statement).

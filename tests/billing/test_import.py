@@ -360,3 +360,31 @@ def test_another_partners_import_page_is_not_found(client, make_user, other_part
 
     assert client.get(f"/billing/imports/{foreign.pk}/").status_code == 404
     assert foreign not in client.get("/billing/imports/").context["imports"]
+
+
+def test_line_numbers_are_the_files_own_across_blank_lines_and_quoted_line_breaks(partner, profile, cli):
+    text = "\n".join(
+        [
+            HEADER,
+            _good(cli, "R1"),
+            "",
+            f'{cli},{GOOD_DIALLED},2025-01-15T10:00:00,60,"voice\nextra",R2',
+            f"{cli},{GOOD_DIALLED},2025-01-15T10:00:00,60,sms,R3",
+            _good(cli, "R4"),
+        ]
+    )
+
+    call_import = _run(partner, text + "\n")
+
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (5, "call_type must be one of data, fax, voice"),
+        (6, "call_type must be one of data, fax, voice"),
+    ], "the quoted field spans lines 4-5; the blank line 3 is not a call"
+    assert call_import.imported == 2
+    assert call_import.lines_read == 4
+
+
+def test_a_header_naming_a_column_twice_fails_clearly(partner, profile, cli):
+    with pytest.raises(ImportFileError, match="names a column more than once"):
+        _run(partner, f"{HEADER},cli\n{_good(cli, 'R1')},x\n")
+    assert not CallRecord.objects.exists()
