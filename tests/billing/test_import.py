@@ -2,6 +2,7 @@
 a file without the header fails as a whole; importing the same file twice imports nothing twice."""
 
 import io
+import threading
 from decimal import Decimal
 
 import pytest
@@ -10,7 +11,7 @@ from django.core.management import CommandError, call_command
 
 from accounts.models import Role
 from billing import services
-from billing.importer import ImportFileError
+from billing.importer import ImportFileError, _Batch, _read_ahead
 from billing.models import CallImport, CallRecord
 from tests.billing.factories import CSV_HEADER, Call, calls_csv, cli_of, run_on_commit
 
@@ -388,3 +389,21 @@ def test_a_header_naming_a_column_twice_fails_clearly(partner, profile, cli):
     with pytest.raises(ImportFileError, match="names a column more than once"):
         _run(partner, f"{HEADER},cli\n{_good(cli, 'R1')},x\n")
     assert not CallRecord.objects.exists()
+
+
+def test_the_read_ahead_thread_keeps_order_raises_its_errors_here_and_stops_when_the_loader_does():
+    def batches(fail_after: int | None = None):
+        for number in range(5):
+            if number == fail_after:
+                raise ValueError("unreadable")
+            yield _Batch(rows=[number], lines_read=number, rejected=0)
+
+    assert [batch.rows for batch in _read_ahead(batches())] == [[0], [1], [2], [3], [4]]
+
+    with pytest.raises(ValueError, match="unreadable"):
+        list(_read_ahead(batches(fail_after=3)))
+
+    reading = _read_ahead(batches())
+    assert next(reading).rows == [0]
+    reading.close()  # the loader failed: the reader thread must end, not wait forever
+    assert not any(thread.name == "call-import-reader" for thread in threading.enumerate())
