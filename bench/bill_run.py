@@ -722,7 +722,10 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     rating_commit = phases.last("import_commit")
     batch_commits = phases.get("import_commit") - rating_commit
     rating_seconds = phases.get("rating") + rating_commit
-    parse_seconds = results.import_seconds - phases.get("load") - batch_commits - rating_seconds
+    final_pass = phases.last("rating") + rating_commit
+    # The reader thread parses, validates and encrypts the next batch while a batch loads; what is left
+    # is the time the loader waited for it (the first batch, and any batch it could not keep up with).
+    waiting_seconds = results.import_seconds - phases.get("load") - batch_commits - final_pass
     rate_and_calculate = rating_seconds + results.calculation_seconds
     import_ratio = results.import_seconds / results.raw_copy_seconds
     rate_ratio = rate_and_calculate / results.minimal_sql_seconds
@@ -752,18 +755,18 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     rows: list[tuple[str, float, str]] = [
         ("A  raw COPY of the file (text columns, plain table)", results.raw_copy_seconds, ""),
         ("   import: services.call_import_run", results.import_seconds, ""),
-        ("     parse, validate, encrypt CLIs (Python)", parse_seconds, "the rest of the import"),
+        ("     waiting for the reader thread (parse, validate, encrypt)", waiting_seconds, "the rest"),
         (
-            "     load: encrypt numbers, COPY, INSERT ON CONFLICT",
+            "     load: COPY to staging, rate there, INSERT ON CONFLICT",
             phases.get("load"),
             f"{phases.count('load')} batches",
         ),
         ("     batch commits (deferred foreign key checks)", batch_commits, ""),
-        ("     rating: rate_pending_calls and its commit", rating_seconds, ""),
+        ("     final pass: rate what is still pending, commit", final_pass, ""),
+        ("     rating, in the load and the final pass", rating_seconds, ""),
         ("       match lines (UPDATE)", phases.get("match"), ""),
         ("       apply rates (UPDATE)", phases.get("rates"), ""),
         ("       to suspense (3 UPDATEs)", phases.get("suspense"), ""),
-        ("       commit (deferred foreign key checks)", rating_commit, ""),
         (
             "   calculation: bill_run_start_calculation",
             results.calculation_seconds,
