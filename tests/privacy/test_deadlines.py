@@ -74,7 +74,8 @@ def test_extended_deadline_is_three_months_from_receipt(received, expected):
 )
 def test_clock_stopped_for_clarification_moves_the_deadline(received, days_on_hold, extended, expected):
     assert (
-        statutory_deadline(clock_started_on=received, extended=extended, days_on_hold=days_on_hold) == expected
+        statutory_deadline(clock_started_on=received, extended=extended, days_on_hold=days_on_hold)
+        == expected
     )
 
 
@@ -96,7 +97,10 @@ def test_clock_counts_from_identity_verification_not_receipt():
 )
 def test_extension_only_once_and_within_the_first_month(today, days_on_hold, already_extended, allowed):
     result = may_extend(
-        today=today, clock_started_on=D(2025, 9, 3), days_on_hold=days_on_hold, already_extended=already_extended
+        today=today,
+        clock_started_on=D(2025, 9, 3),
+        days_on_hold=days_on_hold,
+        already_extended=already_extended,
     )
     assert result is allowed
 
