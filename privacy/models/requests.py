@@ -237,6 +237,10 @@ class PrivacyRequestEvent(models.Model):
         return f"{self.action}: {self.from_state} -> {self.to_state}"
 
     @property
+    def label(self) -> str:
+        return self.action.replace("_", " ").capitalize()
+
+    @property
     def is_transition(self) -> bool:
         return self.from_state != self.to_state
 
