@@ -33,3 +33,8 @@ class PortalRequestForm(forms.Form):
         label="If you object: to what?",
     )
     details = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=5000, label="Details")
+
+
+class SubjectCodeForm(forms.Form):
+    reference = forms.CharField(max_length=20, help_text="As in our email, e.g. DSR-000123.")
+    code = forms.CharField(max_length=12, help_text="The six-digit code from the same email.")

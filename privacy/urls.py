@@ -11,4 +11,5 @@ urlpatterns = [
     path("requests/<int:pk>/<str:action>/", views.request_action, name="request_action"),
     path("register.csv", views.register_download, name="register"),
     path("my-requests/", views.my_requests, name="my_requests"),
+    path("verify/", views.verify_identity, name="verify_identity"),
 ]

@@ -17,9 +17,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import pii
 from accounts.models import AccessLog, Contact, Customer, User
 from accounts.selectors import customers_visible_to
-from accounts.services import access_log_record
+from accounts.services import access_log_record, system_user
 from privacy import charts, register, selectors
-from privacy.forms import NewRequestForm, PortalRequestForm
+from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State
 from privacy.services import requests as services
 
@@ -353,3 +353,40 @@ def my_requests(request: HttpRequest) -> HttpResponse:
             return redirect("privacy:my_requests")
     context = {"requests": selectors.requests_of_portal_user(user), "form": form}
     return render(request, "privacy/my_requests.html", context)
+
+
+SUBJECT_CODE_MISMATCH = "That reference and code do not match a request waiting for a code."
+
+
+@require_http_methods(["GET", "POST"])
+def verify_identity(request: HttpRequest) -> HttpResponse:
+    """Where the subject enters the emailed code themselves; no login. Every failure but a wrong code reads
+    the same, so the page tells a stranger nothing about which references exist or what state they are in."""
+    form = SubjectCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        reference = (
+            form.cleaned_data["reference"].strip().upper().removeprefix(PrivacyRequest.REFERENCE_PREFIX)
+        )
+        item = (
+            PrivacyRequest.objects.filter(pk=int(reference)).first()
+            if reference.isdigit() and len(reference) <= 12
+            else None
+        )
+        if item is None:
+            form.add_error(None, SUBJECT_CODE_MISMATCH)
+        else:
+            try:
+                services.privacy_request_verify_identity_code(
+                    privacy_request=item,
+                    code=form.cleaned_data["code"],
+                    actor=system_user(job="subject-identity-check"),
+                    reason="The subject entered the one-time code.",
+                )
+            except ValidationError as exc:
+                wrong_code = getattr(exc, "error_dict", {}).get("code") and "wrong" in " ".join(exc.messages)
+                form.add_error(
+                    "code" if wrong_code else None, exc.messages if wrong_code else SUBJECT_CODE_MISMATCH
+                )
+            else:
+                return render(request, "privacy/verify_identity.html", {"verified": item.reference})
+    return render(request, "privacy/verify_identity.html", {"form": form})

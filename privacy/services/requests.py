@@ -15,6 +15,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail, send_mass_mail
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts import validation
@@ -274,8 +275,9 @@ def _issue_identity_code(privacy_request: PrivacyRequest, *, actor: User) -> boo
     )
     body = (
         f"We received a data protection request, reference {privacy_request.reference}.\n\n"
-        f"To confirm it is yours, give this code to our staff or enter it with the reference on our "
-        f"verification page: {code}\n\n"
+        f"To confirm it is yours, give this code to our staff, or enter it with the reference at "
+        f"{settings.SITE_URL}{reverse('privacy:verify_identity')}\n\n"
+        f"Your code: {code}\n\n"
         f"The code expires at {timezone.localtime(expires_at):%H:%M on %d %B %Y}. If you did not make "
         f"this request, ignore this email and nothing will happen."
     )

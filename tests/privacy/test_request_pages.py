@@ -172,7 +172,7 @@ def test_identity_code_entered_by_staff_on_the_page(
     client.force_login(dpo)
     with django_capture_on_commit_callbacks(execute=True):
         _follow_post(client, _act(item, "request_identity"))
-    code = re.search(r"verification page: (\d{6})\n", mail.outbox[0].body).group(1)
+    code = re.search(r"Your code: (\d{6})\n", mail.outbox[0].body).group(1)
     html = _follow_post(client, _act(item, "verify_code"), {"code": "not-it"})
     assert "The code is wrong; 4 attempts left." in html
     _follow_post(client, _act(item, "verify_code"), {"code": code})
@@ -301,3 +301,29 @@ def test_register_csv_holds_the_register_without_personal_data(
     }
     assert by_reference[rejected.reference]["outcome"] == "'-Manifestly unfounded"
     assert by_reference[rejected.reference]["customer_reference"] == ""
+
+
+def test_subject_enters_the_emailed_code_without_logging_in(
+    client, dpo, customer, django_capture_on_commit_callbacks
+):
+    item = receive(dpo, customer=customer)
+    other = receive(dpo, customer=customer, kind=Kind.ERASURE)  # received, not awaiting a code
+    with django_capture_on_commit_callbacks(execute=True):
+        services.privacy_request_request_identity(privacy_request=item, actor=dpo)
+    body = mail.outbox[0].body
+    url = reverse("privacy:verify_identity")
+    assert url in body
+    code = re.search(r"Your code: (\d{6})\n", body).group(1)
+
+    assert client.get(url).status_code == 200
+    for reference in ("DSR-999999", other.reference, "nonsense"):
+        response = client.post(url, {"reference": reference, "code": code})
+        assert "That reference and code do not match" in response.content.decode()
+    response = client.post(url, {"reference": item.reference, "code": "123"})
+    assert response.context["form"].errors["code"] == ["The code is wrong; 4 attempts left."]
+    response = client.post(url, {"reference": item.reference.lower(), "code": code})
+    assert "your identity is confirmed" in response.content.decode()
+    item.refresh_from_db()
+    assert item.state == State.IN_PROGRESS
+    event = item.events.get(action="verify_identity")
+    assert event.actor.email.startswith("subject-identity-check@")

@@ -24,7 +24,7 @@ Kind = PrivacyRequest.Kind
 
 
 def _code_from(message) -> str:
-    found = re.search(r"verification page: (\d{6})\n", message.body)
+    found = re.search(r"Your code: (\d{6})\n", message.body)
     assert found, message.body
     return found.group(1)
 
