@@ -188,6 +188,20 @@ class BackBillPolicy:
 
 
 @transaction.atomic
+def customer_cease_billing(*, customer: Customer, actor: User, reason: str) -> Customer:
+    """Stop billing the customer (an upheld objection): bill runs skip it until billing is resumed
+    with a back-bill policy."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Give the reason billing is ceased."})
+    if customer.billing_ceased_at is not None:
+        raise BillingError("Billing is already ceased for this customer.")
+    customer.billing_ceased_at = timezone.now()
+    customer.billing_ceased_by = actor
+    customer.billing_ceased_reason = reason.strip()
+    return save_with_actor(customer, actor=actor, reason=f"Billing ceased: {reason.strip()}")
+
+
+@transaction.atomic
 def customer_lift_billing_cease(
     *, customer: Customer, actor: User, policy: str, reason: str, from_date: datetime.date | None = None
 ) -> Customer:

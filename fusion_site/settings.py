@@ -7,6 +7,7 @@ With nothing set, the product runs embedded: SQLite, in-process tasks, a generat
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from fusion_site.local_keys import load_or_create_local_keys
 
@@ -139,11 +140,29 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# Static beat schedule (one beat per deployment); every entry is idempotent, so a missed or doubled run
+# does no harm.
+CELERY_BEAT_SCHEDULE = {
+    "privacy-deadline-reminders": {
+        "task": "privacy.tasks.send_deadline_reminders",
+        "schedule": crontab(hour=6, minute=30),
+    },
+}
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
 # How long GDPR training stays current.
 GDPR_TRAINING_VALID_DAYS = env.int("GDPR_TRAINING_VALID_DAYS", default=365)
+
+# Email: notices to data subjects and reminders to the DPO. The console backend prints them in development.
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+# Where this site is reached from outside, for links in emails (no trailing slash).
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="privacy@fusion.example")
+# The nightly reminder lists privacy requests overdue or due within this many days.
+PRIVACY_REMINDER_DAYS = env.int("PRIVACY_REMINDER_DAYS", default=7)
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,50 @@
+"""What each job role may do with privacy requests. Frozen here; changes are new migrations.
+
+The DPO works the queue and approves; administrators may look; support agents open requests for the
+customers they can see (and see those); a portal user submits requests for its own account.
+"""
+
+from django.contrib.auth.management import create_permissions
+from django.db import migrations
+
+ROLE_PERMISSIONS = {
+    "data protection officer": [
+        "privacy.view_privacyrequest",
+        "privacy.add_privacyrequest",
+        "privacy.change_privacyrequest",
+        "privacy.approve_privacyrequest",
+    ],
+    "administrator": ["privacy.view_privacyrequest"],
+    "support agent": ["privacy.view_privacyrequest", "privacy.add_privacyrequest"],
+    "customer": ["privacy.add_privacyrequest"],
+}
+
+
+def grant(apps, schema_editor):
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, perms in ROLE_PERMISSIONS.items():
+        group = Group.objects.get(name=role)
+        codenames = {perm.split(".")[1] for perm in perms}
+        found = list(Permission.objects.filter(content_type__app_label="privacy", codename__in=codenames))
+        missing = codenames - {permission.codename for permission in found}
+        if missing:
+            raise RuntimeError(f"Unknown privacy permissions for {role}: {sorted(missing)}")
+        group.permissions.add(*found)
+
+
+def revoke(apps, schema_editor):
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for group in Group.objects.filter(name__in=ROLE_PERMISSIONS):
+        group.permissions.remove(*Permission.objects.filter(content_type__app_label="privacy"))
+
+
+class Migration(migrations.Migration):
+    dependencies = [("privacy", "0001_initial"), ("accounts", "0002_role_groups")]
+
+    operations = [migrations.RunPython(grant, revoke)]

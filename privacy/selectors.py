@@ -1,0 +1,166 @@
+"""Reads of privacy requests, scoped to what the user may see.
+
+A request about a customer is visible to a user who holds the privacy view permission and may see that
+customer (``accounts.selectors.customers_visible_to``), so a partner's staff never see another
+partner's customers' requests. A request from a member of the public names no customer: only users who
+see every partner's customers (the DPO, administrators) see it.
+"""
+
+import datetime
+from collections import Counter
+from dataclasses import dataclass
+
+from django.contrib.auth.models import AnonymousUser, Group
+from django.db.models import Case, Count, F, Q, QuerySet, When
+from django.db.models.functions import TruncMonth
+from django.http import Http404
+
+from accounts import validation
+from accounts.models import Contact, Role, User
+from accounts.selectors import VIEW_ALL_CUSTOMERS, customer_ids_visible_to
+from fusion_site.crypto import blind_index
+from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State, SuppressionEntry
+
+DUE_SOON_DAYS = 7
+
+
+def privacy_requests_visible_to(user: User | AnonymousUser) -> QuerySet[PrivacyRequest]:
+    if not user.is_authenticated or not user.is_active or not user.has_perm(PrivacyPermission.VIEW):
+        return PrivacyRequest.objects.none()
+    requests = PrivacyRequest.objects.select_related("customer", "duplicate_of")
+    if user.has_perm(VIEW_ALL_CUSTOMERS):
+        return requests
+    return requests.filter(customer__in=customer_ids_visible_to(user))
+
+
+def access_privacy_request(user: User | AnonymousUser, pk: int) -> PrivacyRequest:
+    """The request, if the user may see it; otherwise 404."""
+    found = privacy_requests_visible_to(user).select_related("contact", "received_by").filter(pk=pk).first()
+    if found is None:
+        raise Http404("No such privacy request.")
+    return found
+
+
+def open_queue(user: User | AnonymousUser) -> QuerySet[PrivacyRequest]:
+    """Open requests, soonest deadline first; those whose clock has not started come last."""
+    return (
+        privacy_requests_visible_to(user)
+        .filter(state__in=OPEN_STATES)
+        .order_by(F("due_on").asc(nulls_last=True), "id")
+    )
+
+
+def requests_of_portal_user(user: User) -> QuerySet[PrivacyRequest]:
+    """A portal user's own account's requests: never another customer's."""
+    if user.customer_id is None:
+        return PrivacyRequest.objects.none()
+    return PrivacyRequest.objects.filter(customer_id=user.customer_id).order_by("-received_on", "-id")
+
+
+@dataclass(frozen=True)
+class Urgency:
+    overdue: bool
+    due_this_week: bool
+
+
+def urgency_of(privacy_request: PrivacyRequest, *, today: datetime.date) -> Urgency:
+    """Overdue, or due within a week. A request on hold has its clock stopped and is neither."""
+    due = privacy_request.due_on
+    if due is None or privacy_request.state == State.ON_HOLD or not privacy_request.is_open:
+        return Urgency(False, False)
+    return Urgency(due < today, today <= due <= today + datetime.timedelta(days=DUE_SOON_DAYS))
+
+
+def requests_by_kind_and_month(
+    queryset: QuerySet[PrivacyRequest], *, months: int, today: datetime.date
+) -> tuple[list[datetime.date], dict[str, Counter[datetime.date]]]:
+    """Requests received per month and kind over the last ``months`` months (oldest first), in one query."""
+    first = today.replace(day=1)
+    for _ in range(months - 1):
+        first = (first - datetime.timedelta(days=1)).replace(day=1)
+    month_starts = [first]
+    while len(month_starts) < months:
+        previous = month_starts[-1]
+        month_starts.append((previous.replace(day=28) + datetime.timedelta(days=4)).replace(day=1))
+    rows = (
+        queryset.filter(received_on__gte=first)
+        .annotate(month=TruncMonth("received_on"))
+        .values("month", "kind")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    counts: dict[str, Counter[datetime.date]] = {kind: Counter() for kind in PrivacyRequest.Kind.values}
+    for row in rows:
+        month = row["month"]
+        month = month.date() if isinstance(month, datetime.datetime) else month
+        counts[row["kind"]][month] += row["n"]
+    return month_starts, counts
+
+
+def subject_email_on_file(privacy_request: PrivacyRequest) -> str:
+    """Where notices and identity codes go: the email the subject gave, else the named contact's, else the
+    customer's primary contact's. Empty when there is none (then staff write or phone)."""
+    if privacy_request.subject_email:
+        return privacy_request.subject_email
+    if privacy_request.contact is not None:
+        return privacy_request.contact.email
+    if privacy_request.customer_id is not None:
+        contact = (
+            Contact.objects.filter(customer_id=privacy_request.customer_id)
+            # The primary contact first; any contact rather than none.
+            .order_by(Case(When(role=Contact.ContactRole.PRIMARY, then=0), default=1), "id")
+            .first()
+        )
+        if contact is not None:
+            return contact.email
+    return ""
+
+
+def open_duplicate_of(
+    *, kind: str, customer_id: int | None, contact_id: int | None, subject_email_index: str
+) -> PrivacyRequest | None:
+    """The earliest open request of the same kind from the same subject, if there is one."""
+    same_subject: Q
+    if contact_id is not None:
+        same_subject = Q(contact_id=contact_id)
+    elif customer_id is not None:
+        same_subject = Q(customer_id=customer_id, contact__isnull=True)
+    else:
+        same_subject = Q(customer__isnull=True, subject_email_index=subject_email_index)
+    return (
+        PrivacyRequest.objects.filter(same_subject, kind=kind, state__in=OPEN_STATES)
+        .order_by("received_on", "id")
+        .first()
+    )
+
+
+def dpo_email_addresses() -> list[str]:
+    group = Group.objects.filter(name=Role.DATA_PROTECTION_OFFICER.value).first()
+    if group is None:
+        return []
+    return sorted(User.objects.filter(groups=group, is_active=True).values_list("email", flat=True))
+
+
+def requests_needing_reminder(*, today: datetime.date, within_days: int) -> QuerySet[PrivacyRequest]:
+    """Open requests whose clock runs and whose deadline is past or within ``within_days`` days."""
+    horizon = today + datetime.timedelta(days=within_days)
+    return (
+        PrivacyRequest.objects.filter(state__in=OPEN_STATES, due_on__isnull=False, due_on__lte=horizon)
+        .exclude(state=State.ON_HOLD)
+        .order_by("due_on", "id")
+    )
+
+
+def suppression_hmac(channel: str, value: str) -> str:
+    """The HMAC stored for a suppressed email or phone number, from its normal form."""
+    normalise = (
+        validation.normalise_email
+        if channel == SuppressionEntry.Channel.EMAIL
+        else validation.normalise_phone
+    )
+    return blind_index("suppression", f"{channel}:{normalise(value)}")
+
+
+def is_suppressed(*, channel: str, value: str) -> bool:
+    """Whether marketing to this email or phone number is refused (an objection to direct marketing)."""
+    return SuppressionEntry.objects.filter(value_hmac=suppression_hmac(channel, value)).exists()

@@ -1,0 +1,15 @@
+from django.urls import path
+
+from privacy import views
+
+app_name = "privacy"
+
+urlpatterns = [
+    path("", views.queue, name="queue"),
+    path("requests/new/", views.request_new, name="request_new"),
+    path("requests/<int:pk>/", views.request_detail, name="request"),
+    path("requests/<int:pk>/<str:action>/", views.request_action, name="request_action"),
+    path("register.csv", views.register_download, name="register"),
+    path("my-requests/", views.my_requests, name="my_requests"),
+    path("verify/", views.verify_identity, name="verify_identity"),
+]

@@ -1,0 +1,392 @@
+"""Privacy request pages: the DPO queue, a request with its timeline and steps, the new-request form, the
+DSR register download, and the customer's own requests in the portal. Thin: reads through
+privacy.selectors, writes through privacy.services.requests."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts import pii
+from accounts.models import AccessLog, Contact, Customer, User
+from accounts.selectors import customers_visible_to
+from accounts.services import access_log_record, system_user
+from privacy import charts, register, selectors
+from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
+from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State
+from privacy.services import requests as services
+
+CHART_MONTHS = 12
+
+
+def _user(request: HttpRequest) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+def _require(user: User, permission: PrivacyPermission) -> None:
+    if not user.is_staff or not user.has_perm(permission):
+        raise PermissionDenied
+
+
+@login_required
+def queue(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    _require(user, PrivacyPermission.VIEW)
+    today = timezone.localdate()
+    rows = [(item, selectors.urgency_of(item, today=today)) for item in selectors.open_queue(user)[:500]]
+    months, counts = selectors.requests_by_kind_and_month(
+        selectors.privacy_requests_visible_to(user), months=CHART_MONTHS, today=today
+    )
+    chart = charts.stacked_bars(
+        [f"{month:%b %y}" for month in months],
+        [(label, [counts[kind][month] for month in months]) for kind, label in PrivacyRequest.Kind.choices],
+    )
+    context = {
+        "rows": rows,
+        "today": today,
+        "chart": chart,
+        "overdue": sum(1 for _item, urgency in rows if urgency.overdue),
+        "due_this_week": sum(1 for _item, urgency in rows if urgency.due_this_week),
+        "may_add": user.has_perm(PrivacyPermission.ADD),
+        "may_download_register": user.has_perm(PrivacyPermission.CHANGE),
+    }
+    return render(request, "privacy/queue.html", context)
+
+
+_FIELD_FOR_ERROR = {"customer": "customer_reference", "contact": "contact_id", "reason": None}
+
+
+def _add_service_errors(form: Any, exc: ValidationError) -> None:
+    """Show a service's errors next to the form field they name."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for name, errors in exc.message_dict.items():
+        field = _FIELD_FOR_ERROR.get(name, name)
+        form.add_error(field if field in form.fields else None, errors)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def request_new(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    _require(user, PrivacyPermission.ADD)
+    form = NewRequestForm(
+        request.POST or None, initial={"customer_reference": request.GET.get("customer", "")}
+    )
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        customer: Customer | None = None
+        contact: Contact | None = None
+        if data["customer_reference"]:
+            pk = Customer.pk_from_reference(data["customer_reference"])
+            customer = customers_visible_to(user).filter(pk=pk).first() if pk else None
+            if customer is None:
+                form.add_error("customer_reference", "No such customer.")
+        if data["contact_id"]:
+            contact = (
+                Contact.objects.filter(customer=customer, pk=data["contact_id"]).first() if customer else None
+            )
+            if contact is None:
+                form.add_error("contact_id", "No such contact of this customer.")
+        if form.is_valid():
+            try:
+                created = services.privacy_request_receive(
+                    kind=data["kind"],
+                    channel=data["channel"],
+                    details=data["details"],
+                    actor=user,
+                    customer=customer,
+                    contact=contact,
+                    subject_email=data["subject_email"],
+                    received_on=data["received_on"],
+                    objection_scope=data["objection_scope"],
+                )
+            except ValidationError as exc:
+                _add_service_errors(form, exc)
+            else:
+                messages.success(request, f"{created.reference} recorded; due {created.due_on:%d %b %Y}.")
+                return redirect("privacy:request", pk=created.pk)
+    return render(request, "privacy/request_new.html", {"form": form})
+
+
+@dataclass(frozen=True)
+class Step:
+    action: str
+    label: str
+    states: frozenset[str]
+    permission: PrivacyPermission = PrivacyPermission.CHANGE
+    input: str = ""  # "reason", "code" or "" for a plain button
+    placeholder: str = "Reason"
+    run: Callable[..., Any] | None = None
+
+
+_OPEN = frozenset(OPEN_STATES)
+
+
+def _with_reason(service: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda item, user, post: service(privacy_request=item, actor=user, reason=post.get("reason", ""))
+
+
+STEPS = [
+    Step(
+        "request_identity",
+        "Ask for proof of identity (emails a code)",
+        frozenset({State.RECEIVED}),
+        run=_with_reason(services.privacy_request_request_identity),
+    ),
+    Step(
+        "verify_code",
+        "Check the code",
+        frozenset({State.AWAITING_IDENTITY}),
+        input="code",
+        placeholder="6-digit code",
+        run=lambda item, user, post: services.privacy_request_verify_identity_code(
+            privacy_request=item, code=post.get("code", ""), actor=user
+        ),
+    ),
+    Step(
+        "send_code",
+        "Send a new code",
+        frozenset({State.AWAITING_IDENTITY}),
+        run=_with_reason(services.privacy_request_send_identity_code),
+    ),
+    Step(
+        "attest",
+        "Attest identity",
+        frozenset({State.RECEIVED, State.AWAITING_IDENTITY}),
+        input="reason",
+        placeholder="How you verified the subject's identity",
+        run=_with_reason(services.privacy_request_attest_identity),
+    ),
+    Step(
+        "start", "Start work", frozenset({State.RECEIVED}), run=_with_reason(services.privacy_request_start)
+    ),
+    Step(
+        "start",
+        "Return for more work",
+        frozenset({State.AWAITING_APPROVAL}),
+        input="reason",
+        placeholder="What is missing",
+        run=_with_reason(services.privacy_request_start),
+    ),
+    Step(
+        "hold",
+        "Hold for clarification",
+        frozenset({State.IN_PROGRESS}),
+        input="reason",
+        placeholder="Clarification asked for",
+        run=_with_reason(services.privacy_request_hold),
+    ),
+    Step("resume", "Resume", frozenset({State.ON_HOLD}), run=_with_reason(services.privacy_request_resume)),
+    Step(
+        "extend",
+        "Extend by two months",
+        _OPEN - {State.AWAITING_IDENTITY},
+        input="reason",
+        placeholder="Reasons (sent to the subject)",
+        run=_with_reason(services.privacy_request_extend),
+    ),
+    Step(
+        "submit_for_approval",
+        "Submit for approval",
+        frozenset({State.IN_PROGRESS}),
+        run=_with_reason(services.privacy_request_submit_for_approval),
+    ),
+    Step(
+        "approve",
+        "Approve",
+        frozenset({State.AWAITING_APPROVAL}),
+        permission=PrivacyPermission.APPROVE,
+        run=_with_reason(services.privacy_request_approve),
+    ),
+    Step(
+        "complete",
+        "Complete",
+        frozenset({State.AWAITING_APPROVAL}),
+        input="reason",
+        placeholder="Outcome (no personal data)",
+        run=_with_reason(services.privacy_request_complete),
+    ),
+    Step(
+        "reject",
+        "Reject",
+        _OPEN,
+        input="reason",
+        placeholder="Reason (sent to the subject)",
+        run=_with_reason(services.privacy_request_reject),
+    ),
+    Step(
+        "withdraw",
+        "Record withdrawal",
+        _OPEN,
+        input="reason",
+        placeholder="How the subject withdrew",
+        run=_with_reason(services.privacy_request_withdraw),
+    ),
+    Step(
+        "lift_restriction",
+        "Lift the restriction (tells the subject)",
+        frozenset({State.COMPLETED}),
+        input="reason",
+        placeholder="Why it is lifted (sent to the subject)",
+        run=_with_reason(services.privacy_request_lift_restriction),
+    ),
+]
+
+
+def _steps_for(item: PrivacyRequest, user: User) -> list[Step]:
+    shown = []
+    for step in STEPS:
+        if item.state not in step.states or not user.has_perm(step.permission):
+            continue
+        if step.action == "extend" and (item.is_extended or item.clock_started_on is None):
+            continue
+        if step.action == "approve" and item.approved_by_id is not None:
+            continue
+        if step.action == "lift_restriction" and (
+            item.kind != PrivacyRequest.Kind.RESTRICTION or item.restriction_lifted_at is not None
+        ):
+            continue
+        shown.append(step)
+    return shown
+
+
+def _subject_view(item: PrivacyRequest, user: User) -> dict[str, str]:
+    """The subject's email and what they asked: in clear only through the PII gate, and logged."""
+    email = selectors.subject_email_on_file(item)
+    if not pii.may_reveal_personal_data(user):
+        return {"email": pii.mask_email(email) if email else "", "details": pii.mask_text(item.details)}
+    if item.customer is not None:
+        access_log_record(
+            user=user,
+            customer=item.customer,
+            action=AccessLog.Action.REVEAL,
+            fields=["privacyrequest.subject_email", "privacyrequest.details"],
+            reason=f"Worked privacy request {item.reference}",
+        )
+    return {"email": email, "details": item.details}
+
+
+@login_required
+def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    _require(user, PrivacyPermission.VIEW)
+    item = selectors.access_privacy_request(user, pk)
+    context = {
+        "item": item,
+        "subject": _subject_view(item, user),
+        "events": item.events.select_related("actor"),
+        "steps": _steps_for(item, user),
+        "urgency": selectors.urgency_of(item, today=timezone.localdate()),
+        "duplicates": list(item.duplicates.filter(state__in=OPEN_STATES).only("id")),
+    }
+    return render(request, "privacy/request_detail.html", context)
+
+
+@login_required
+@require_POST
+def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    user = _user(request)
+    _require(user, PrivacyPermission.VIEW)
+    item = selectors.access_privacy_request(user, pk)
+    step = next((s for s in STEPS if s.action == action and item.state in s.states), None)
+    step = step or next((s for s in STEPS if s.action == action), None)
+    if step is None or step.run is None or not user.has_perm(step.permission):
+        raise PermissionDenied
+    try:
+        step.run(item, user, request.POST)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, f"{item.reference}: {step.label.lower()} done.")
+    return redirect("privacy:request", pk=item.pk)
+
+
+@login_required
+def register_download(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    _require(user, PrivacyPermission.CHANGE)
+    content = register.register_csv(selectors.privacy_requests_visible_to(user))
+    response = HttpResponse(content, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="dsr-register-{timezone.localdate():%Y-%m-%d}.csv"'
+    )
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def my_requests(request: HttpRequest) -> HttpResponse:
+    """A portal user's own requests, and the form to make one."""
+    user = _user(request)
+    if user.customer is None or not user.has_perm(PrivacyPermission.ADD):
+        raise PermissionDenied
+    form = PortalRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            created = services.privacy_request_receive(
+                kind=form.cleaned_data["kind"],
+                channel=PrivacyRequest.Channel.PORTAL,
+                details=form.cleaned_data["details"],
+                objection_scope=form.cleaned_data["objection_scope"],
+                customer=user.customer,
+                actor=user,
+            )
+        except ValidationError as exc:
+            _add_service_errors(form, exc)
+        else:
+            messages.success(
+                request,
+                f"Thank you. Your request is {created.reference}; "
+                f"we will reply by {created.due_on:%d %B %Y}.",
+            )
+            return redirect("privacy:my_requests")
+    context = {"requests": selectors.requests_of_portal_user(user), "form": form}
+    return render(request, "privacy/my_requests.html", context)
+
+
+SUBJECT_CODE_MISMATCH = "That reference and code do not match a request waiting for a code."
+
+
+@require_http_methods(["GET", "POST"])
+def verify_identity(request: HttpRequest) -> HttpResponse:
+    """Where the subject enters the emailed code themselves; no login. Every failure but a wrong code reads
+    the same, so the page tells a stranger nothing about which references exist or what state they are in."""
+    form = SubjectCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        reference = (
+            form.cleaned_data["reference"].strip().upper().removeprefix(PrivacyRequest.REFERENCE_PREFIX)
+        )
+        item = (
+            PrivacyRequest.objects.filter(pk=int(reference)).first()
+            if reference.isdigit() and len(reference) <= 12
+            else None
+        )
+        if item is None:
+            form.add_error(None, SUBJECT_CODE_MISMATCH)
+        else:
+            try:
+                services.privacy_request_verify_identity_code(
+                    privacy_request=item,
+                    code=form.cleaned_data["code"],
+                    actor=system_user(job="subject-identity-check"),
+                    reason="The subject entered the one-time code.",
+                )
+            except ValidationError as exc:
+                wrong_code = getattr(exc, "error_dict", {}).get("code") and "wrong" in " ".join(exc.messages)
+                form.add_error(
+                    "code" if wrong_code else None, exc.messages if wrong_code else SUBJECT_CODE_MISMATCH
+                )
+            else:
+                return render(request, "privacy/verify_identity.html", {"verified": item.reference})
+    return render(request, "privacy/verify_identity.html", {"form": form})

@@ -1,0 +1,117 @@
+"""The statutory deadline, against answers worked by hand with a calendar and the England & Wales bank
+holidays (2025: Christmas Thu 25 Dec, Boxing Day Fri 26 Dec; 2026: New Year Thu 1 Jan; 2027: Good Friday
+26 Mar, Easter Monday 29 Mar, Christmas and Boxing Day observed Mon 27 and Tue 28 Dec)."""
+
+import datetime
+
+import pytest
+
+from privacy.deadlines import add_calendar_months, days_between, may_extend, statutory_deadline
+
+D = datetime.date
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "expected"),
+    [
+        (D(2025, 9, 3), 1, D(2025, 10, 3)),  # the corresponding date
+        (D(2025, 1, 31), 1, D(2025, 2, 28)),  # no 31 Feb: the month's last day
+        (D(2024, 1, 31), 1, D(2024, 2, 29)),  # leap year
+        (D(2025, 3, 31), 1, D(2025, 4, 30)),
+        (D(2025, 12, 31), 1, D(2026, 1, 31)),  # across the year end
+        (D(2025, 1, 31), 3, D(2025, 4, 30)),
+        (D(2023, 11, 30), 3, D(2024, 2, 29)),
+        (D(2025, 11, 15), 3, D(2026, 2, 15)),
+    ],
+)
+def test_calendar_months(start, months, expected):
+    assert add_calendar_months(start, months) == expected
+
+
+@pytest.mark.parametrize(
+    ("received", "expected", "why"),
+    [
+        (D(2025, 9, 3), D(2025, 10, 3), "Fri 3 Oct is a working day"),
+        (D(2025, 1, 31), D(2025, 2, 28), "Fri 28 Feb: month end, working day"),
+        (D(2024, 1, 31), D(2024, 2, 29), "Thu 29 Feb 2024: leap year"),
+        (D(2027, 1, 30), D(2027, 3, 1), "28 Feb 2027 is a Sunday: Monday 1 March"),
+        (D(2025, 10, 8), D(2025, 11, 10), "Sat 8 Nov: Monday 10 Nov"),
+        (D(2025, 11, 25), D(2025, 12, 29), "Christmas Thu, Boxing Day Fri, weekend: Mon 29 Dec"),
+        (D(2025, 12, 1), D(2026, 1, 2), "New Year's Day Thu 1 Jan 2026: Fri 2 Jan"),
+        (D(2027, 2, 26), D(2027, 3, 30), "Good Friday 26 Mar 2027, weekend, Easter Monday: Tue 30 Mar"),
+        (D(2027, 2, 28), D(2027, 3, 30), "Sun 28 Mar 2027, Easter Monday: Tue 30 Mar"),
+        (D(2027, 11, 25), D(2027, 12, 29), "Sat 25 Dec 2027, Sun, two observed holidays: Wed 29 Dec"),
+        (D(2025, 6, 7), D(2025, 7, 7), "received on a Saturday still counts from that day"),
+    ],
+)
+def test_one_month_deadline(received, expected, why):
+    assert statutory_deadline(clock_started_on=received) == expected, why
+
+
+@pytest.mark.parametrize(
+    ("received", "expected"),
+    [
+        (D(2025, 9, 3), D(2025, 12, 3)),  # Wed 3 Dec
+        (D(2025, 1, 31), D(2025, 4, 30)),  # three months from receipt, not 28 Feb + 2 months (28 Apr)
+        (D(2023, 11, 30), D(2024, 2, 29)),  # leap day
+        (D(2025, 11, 30), D(2026, 3, 2)),  # Sat 28 Feb 2026: Monday 2 March
+        (D(2024, 9, 25), D(2024, 12, 27)),  # Christmas Wed, Boxing Day Thu: Fri 27 Dec 2024
+    ],
+)
+def test_extended_deadline_is_three_months_from_receipt(received, expected):
+    assert statutory_deadline(clock_started_on=received, extended=True) == expected
+
+
+@pytest.mark.parametrize(
+    ("received", "days_on_hold", "extended", "expected"),
+    [
+        (D(2025, 9, 3), 5, False, D(2025, 10, 8)),  # 3 Oct + 5 days
+        (D(2025, 9, 3), 1, False, D(2025, 10, 6)),  # Sat 4 Oct: Monday
+        (D(2027, 2, 22), 5, False, D(2027, 3, 30)),  # 22 Mar + 5 = Sat 27 Mar, Sun, Easter Mon: Tue 30
+        (D(2025, 9, 3), 10, True, D(2025, 12, 15)),  # 3 Dec + 10 = Sat 13 Dec: Monday 15 Dec
+        (D(2025, 9, 3), 0, False, D(2025, 10, 3)),
+    ],
+)
+def test_clock_stopped_for_clarification_moves_the_deadline(received, days_on_hold, extended, expected):
+    assert (
+        statutory_deadline(clock_started_on=received, extended=extended, days_on_hold=days_on_hold)
+        == expected
+    )
+
+
+def test_clock_counts_from_identity_verification_not_receipt():
+    # Received Wed 3 Sep 2025, identity verified Wed 10 Sep: due Fri 10 Oct, not Fri 3 Oct.
+    assert statutory_deadline(clock_started_on=D(2025, 9, 10)) == D(2025, 10, 10)
+
+
+@pytest.mark.parametrize(
+    ("today", "days_on_hold", "already_extended", "allowed"),
+    [
+        (D(2025, 9, 20), 0, False, True),
+        (D(2025, 10, 3), 0, False, True),  # the last day of the first month
+        (D(2025, 10, 4), 0, False, False),  # one day late
+        (D(2025, 10, 8), 5, False, True),  # the hold moved the first month's end to 8 Oct
+        (D(2025, 10, 9), 5, False, False),
+        (D(2025, 9, 20), 0, True, False),  # only once
+    ],
+)
+def test_extension_only_once_and_within_the_first_month(today, days_on_hold, already_extended, allowed):
+    result = may_extend(
+        today=today,
+        clock_started_on=D(2025, 9, 3),
+        days_on_hold=days_on_hold,
+        already_extended=already_extended,
+    )
+    assert result is allowed
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(ValueError, match="days_on_hold"):
+        statutory_deadline(clock_started_on=D(2025, 9, 3), days_on_hold=-1)
+    with pytest.raises(ValueError, match="months"):
+        add_calendar_months(D(2025, 9, 3), -1)
+
+
+def test_days_between_never_negative():
+    assert days_between(D(2025, 9, 3), D(2025, 9, 8)) == 5
+    assert days_between(D(2025, 9, 8), D(2025, 9, 3)) == 0
