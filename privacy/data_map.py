@@ -616,13 +616,13 @@ def field_entry(label: str, field_name: str) -> FieldEntry | None:
     return next((f for f in entry.fields if f.field == field_name), None) if entry else None
 
 
-def iter_fields(data_map: Iterable[ModelEntry] = DATA_MAP) -> Iterator[tuple[ModelEntry, FieldEntry]]:
-    for entry in data_map:
+def iter_fields(data_map: Iterable[ModelEntry] | None = None) -> Iterator[tuple[ModelEntry, FieldEntry]]:
+    for entry in DATA_MAP if data_map is None else data_map:
         for item in entry.fields:
             yield entry, item
 
 
-def fields_with_action(action: ErasureAction, data_map: Iterable[ModelEntry] = DATA_MAP) -> list[str]:
+def fields_with_action(action: ErasureAction, data_map: Iterable[ModelEntry] | None = None) -> list[str]:
     """``app.Model.field`` of every mapped field erasure treats with ``action``."""
     return [f"{entry.label}.{item.field}" for entry, item in iter_fields(data_map) if item.action == action]
 
@@ -657,14 +657,16 @@ def personal_fields_of(model: type[models.Model]) -> list[str]:
 
 
 def unmapped_personal_fields(
-    data_map: Iterable[ModelEntry] = DATA_MAP, not_personal: dict[str, str] | None = None
+    data_map: Iterable[ModelEntry] | None = None,
+    not_personal: dict[str, str] | None = None,
+    candidates: Iterable[type[models.Model]] | None = None,
 ) -> list[str]:
-    """Every personal-looking field of every installed model that neither the data map nor
-    ``NOT_PERSONAL`` accounts for, as ``app.Model.field`` (history models under their own label)."""
+    """Every personal-looking field of every installed model (or of ``candidates``) that neither the data
+    map nor ``NOT_PERSONAL`` accounts for, as ``app.Model.field`` (history models under their own label)."""
     reviewed = set(NOT_PERSONAL if not_personal is None else not_personal)
     reviewed |= {f"{entry.label}.{item.field}" for entry, item in iter_fields(data_map)}
     missing = []
-    for model in apps.get_models():
+    for model in apps.get_models() if candidates is None else candidates:
         base_label = base_model(model)._meta.label
         for name in personal_fields_of(model):
             if f"{base_label}.{name}" not in reviewed:

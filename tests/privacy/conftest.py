@@ -3,6 +3,7 @@
 import datetime
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import cast
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
@@ -76,7 +77,7 @@ def build_subject(
     """A customer whose every value is unique to it, with history (corrections), calls billed and unbilled,
     a suspense call from its number, a finalised invoice with a credit note, rentals, a one-off charge,
     an order, a portal user, an admin log entry, an access log entry, an export file and a cached value."""
-    customer = CustomerFactory(partner=partner, name="Zebedee Quill Plumbing")
+    customer = cast(Customer, CustomerFactory(partner=partner, name="Zebedee Quill Plumbing"))
     site = SiteFactory(
         customer=customer, address_line1="17 Quillfeather Lane", town="Otterburnham", postcode="LS29 7QJ"
     )

@@ -135,7 +135,7 @@ def test_erasure_leaves_nothing_of_the_subject_in_any_table(
 def test_preview_counts_what_erasure_then_does(subject, dpo):
     preview = erasure_preview(customer=subject.customer)
     assert preview.can_erase and preview.blockers == []
-    expected = {}
+    expected: dict[str, int] = {}
     for item in preview.erased:
         if item.rows:
             expected[item.table] = expected.get(item.table, 0) + item.rows
