@@ -207,14 +207,13 @@ def left_of(customer: Customer) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with django_environment(args.database_url, keep=args.keep) as database:
+        from django.core.management import call_command
         from django.db import connection
 
         from accounts import services
         from accounts.models import Role
         from billing.models import CallRecord
         from privacy.erasure import customer_erase, erasure_preview
-
-        from django.core.management import call_command
 
         print("Building (not timed)...", file=sys.stderr)
         started = time.perf_counter()

@@ -268,3 +268,23 @@ def test_preview_page_refused_to_others(subject, make_user, client):
     assert client.get(url).status_code == 403
     client.force_login(make_user(Role.DATA_PROTECTION_OFFICER))
     assert client.get(reverse("privacy:erasure_preview", args=["C-999999"])).status_code == 404
+
+
+def test_erasure_records_in_the_admin_are_read_only(subject, make_user, client):
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    record = customer_erase(
+        customer=subject.customer, actor=dpo, reason="Erasure request", request_reference="PR-7"
+    )
+    client.force_login(dpo)
+    listing = client.get(reverse("admin:privacy_erasurerecord_changelist"))
+    assert listing.status_code == 200 and "PR-7" in listing.content.decode()
+    detail = client.get(reverse("admin:privacy_erasurerecord_change", args=[record.pk]))
+    assert detail.status_code == 200 and "Zebedee" not in detail.content.decode()
+    assert (
+        client.post(
+            reverse("admin:privacy_erasurerecord_delete", args=[record.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    client.force_login(make_user(Role.BILLING_AGENT))
+    assert client.get(reverse("admin:privacy_erasurerecord_changelist")).status_code == 403
