@@ -166,6 +166,8 @@ class Customer(TimeStampedModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     processing_restricted_reason = models.TextField(blank=True)
+    # Set by erasure (privacy): the row stays, anonymised, because kept invoices and records name it.
+    erased_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
 
@@ -215,6 +217,10 @@ class Customer(TimeStampedModel):
     @property
     def is_processing_restricted(self) -> bool:
         return self.processing_restricted_at is not None
+
+    @property
+    def is_erased(self) -> bool:
+        return self.erased_at is not None
 
 
 class CustomerUserObjectPermission(UserObjectPermissionBase):

@@ -12,4 +12,7 @@ urlpatterns = [
     path("register.csv", views.register_download, name="register"),
     path("my-requests/", views.my_requests, name="my_requests"),
     path("verify/", views.verify_identity, name="verify_identity"),
+    path("data-map/", views.data_map_view, name="data_map"),
+    path("data-map.csv", views.data_map_csv, name="data_map_csv"),
+    path("customers/<str:reference>/erasure-preview/", views.erasure_preview_view, name="erasure_preview"),
 ]

@@ -1,7 +1,8 @@
-"""What each job role may do with privacy requests. Frozen here; changes are new migrations.
+"""What each job role may do in privacy. Frozen here; changes are new migrations.
 
-The DPO works the queue and approves; administrators may look; support agents open requests for the
-customers they can see (and see those); a portal user submits requests for its own account.
+The DPO works the request queue and approves, reads the data map, previews and carries out erasures;
+administrators may look at requests, the data map, erasure previews and records; support agents open
+requests for the customers they can see (and see those); a portal user submits requests for its own account.
 """
 
 from django.contrib.auth.management import create_permissions
@@ -13,8 +14,17 @@ ROLE_PERMISSIONS = {
         "privacy.add_privacyrequest",
         "privacy.change_privacyrequest",
         "privacy.approve_privacyrequest",
+        "privacy.view_data_map",
+        "privacy.preview_erasure",
+        "privacy.erase_customer",
+        "privacy.view_erasurerecord",
     ],
-    "administrator": ["privacy.view_privacyrequest"],
+    "administrator": [
+        "privacy.view_privacyrequest",
+        "privacy.view_data_map",
+        "privacy.preview_erasure",
+        "privacy.view_erasurerecord",
+    ],
     "support agent": ["privacy.view_privacyrequest", "privacy.add_privacyrequest"],
     "customer": ["privacy.add_privacyrequest"],
 }
@@ -40,8 +50,12 @@ def grant(apps, schema_editor):
 def revoke(apps, schema_editor):
     Group = apps.get_model("auth", "Group")
     Permission = apps.get_model("auth", "Permission")
-    for group in Group.objects.filter(name__in=ROLE_PERMISSIONS):
-        group.permissions.remove(*Permission.objects.filter(content_type__app_label="privacy"))
+    for role, perms in ROLE_PERMISSIONS.items():
+        codenames = [perm.split(".")[1] for perm in perms]
+        for group in Group.objects.filter(name=role):
+            group.permissions.remove(
+                *Permission.objects.filter(content_type__app_label="privacy", codename__in=codenames)
+            )
 
 
 class Migration(migrations.Migration):

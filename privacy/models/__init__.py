@@ -1,10 +1,10 @@
-"""Models of the privacy app, one module per concern; each is imported here by name."""
+"""Models of the privacy app, one module per concern; each is imported here by name for Django."""
 
+from privacy.models.erasure import ErasureEvent, ErasureRecord
 from privacy.models.requests import (
     OPEN_STATES,
     TRANSITIONS,
     IdentityCode,
-    PrivacyPermission,
     PrivacyRequest,
     PrivacyRequestEvent,
     ReminderRun,
@@ -12,10 +12,13 @@ from privacy.models.requests import (
     SuppressionEntry,
     Transition,
 )
+from privacy.permissions import PrivacyPermission
 
 __all__ = [
     "OPEN_STATES",
     "TRANSITIONS",
+    "ErasureEvent",
+    "ErasureRecord",
     "IdentityCode",
     "PrivacyPermission",
     "PrivacyRequest",

@@ -7,7 +7,6 @@ table (``TRANSITIONS``) is the one place that says which step may follow which.
 
 import datetime
 from dataclasses import dataclass
-from enum import StrEnum
 
 from django.conf import settings
 from django.db import models
@@ -17,15 +16,6 @@ from simple_history.models import HistoricalRecords
 from accounts.models import Contact, Customer
 from fusion_site.fields import EncryptedTextField
 from fusion_site.models import TimeStampedModel
-
-
-class PrivacyPermission(StrEnum):
-    """Every privacy permission, by its full name, as ``user.has_perm`` takes it."""
-
-    VIEW = "privacy.view_privacyrequest"
-    ADD = "privacy.add_privacyrequest"
-    CHANGE = "privacy.change_privacyrequest"
-    APPROVE = "privacy.approve_privacyrequest"
 
 
 class State(models.TextChoices):
@@ -122,6 +112,9 @@ class PrivacyRequest(TimeStampedModel):
     subject_email = EncryptedTextField(blank=True, default="")
     subject_email_index = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     details = EncryptedTextField(help_text="What the subject asked for, in their words.")
+    # Set when the subject is erased: the record of the request stays (the law asks us to show it was
+    # answered), without the subject's email, words or contact.
+    subject_erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     received_on = models.DateField()
     received_by = models.ForeignKey(

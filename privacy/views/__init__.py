@@ -1,0 +1,25 @@
+"""Privacy pages, one module per concern: the request workflow, and the data map with erasure previews."""
+
+from privacy.views.data_map import data_map_csv, data_map_view, erasure_preview_view
+from privacy.views.requests import (
+    my_requests,
+    queue,
+    register_download,
+    request_action,
+    request_detail,
+    request_new,
+    verify_identity,
+)
+
+__all__ = [
+    "data_map_csv",
+    "data_map_view",
+    "erasure_preview_view",
+    "my_requests",
+    "queue",
+    "register_download",
+    "request_action",
+    "request_detail",
+    "request_new",
+    "verify_identity",
+]

@@ -1,0 +1,60 @@
+"""Privacy pages: the Record of Processing Activities (and its CSV) and the erasure preview. Thin: the
+data map and the erasure engine decide; these check permissions and render."""
+
+import csv
+from decimal import Decimal
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from accounts.models import User
+from accounts.selectors import access_customer
+from billing import charts
+from privacy import data_map, ropa
+from privacy.erasure import erasure_preview
+from privacy.permissions import PrivacyPermission
+
+
+def _user_with(request: HttpRequest, permission: PrivacyPermission) -> User:
+    user = request.user
+    assert isinstance(user, User)
+    if user.is_portal_user or not user.has_perm(permission.value):
+        raise PermissionDenied
+    return user
+
+
+@login_required
+def data_map_view(request: HttpRequest) -> HttpResponse:
+    _user_with(request, PrivacyPermission.VIEW_DATA_MAP)
+    context = {
+        "rows": ropa.field_rows(),
+        "activities": data_map.ACTIVITIES,
+        "processors": data_map.PROCESSORS,
+        "not_personal": sorted(data_map.NOT_PERSONAL.items()),
+        "chart": charts.diverging_bars(ropa.fields_per_category(), height=180),
+    }
+    return render(request, "privacy/data_map.html", context)
+
+
+@login_required
+def data_map_csv(request: HttpRequest) -> HttpResponse:
+    _user_with(request, PrivacyPermission.VIEW_DATA_MAP)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'attachment; filename="record-of-processing-activities.csv"'
+    csv.writer(response).writerows(ropa.csv_rows())
+    return response
+
+
+@login_required
+def erasure_preview_view(request: HttpRequest, reference: str) -> HttpResponse:
+    user = _user_with(request, PrivacyPermission.PREVIEW_ERASURE)
+    customer = access_customer(user, reference)
+    preview = erasure_preview(customer=customer)
+    chart = charts.diverging_bars(
+        [(item.table, Decimal(item.rows)) for item in preview.erased if item.rows], height=180
+    )
+    return render(
+        request, "privacy/erasure_preview.html", {"customer": customer, "preview": preview, "chart": chart}
+    )

@@ -1,0 +1,296 @@
+"""Erasure: nothing of the subject left in any table (history included), invoices kept with the legal
+minimum, other customers untouched, idempotent, all-or-nothing, and a fixed number of queries."""
+
+import pytest
+from django.apps import apps
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from guardian.shortcuts import get_perms
+
+from accounts.models import Contact, Customer, Line, Role, Site, User
+from billing.models import CallRecord, CreditNote, Invoice
+from fusion_site.customer_cache import customer_cache_get
+from privacy.data_map import ErasureAction, base_model, fields_with_action
+from privacy.erasure import ErasureBlockedError, customer_erase, erasure_preview
+from privacy.models import ErasureEvent, ErasureRecord, PrivacyRequest
+from tests.billing.factories import Call, import_calls
+from tests.factories import UserFactory, full_customer
+from tests.privacy.conftest import build_subject
+
+KEPT_FIELDS = set(fields_with_action(ErasureAction.KEEP))
+
+
+def scan(values: list[str], indexes: list[str], *, kept_invoice_ids: set[int]) -> list[str]:
+    """Every (table, column) of every installed model, history included, whose value (decrypted by the
+    model field) contains one of the subject's values or blind indexes. A kept field of a kept invoice
+    (the VAT snapshot) is allowed."""
+    needles = [value.casefold() for value in values] + indexes
+    found = []
+    for model in apps.get_models():
+        names = [f.attname for f in model._meta.concrete_fields]
+        base_label = base_model(model)._meta.label
+        for row in model._base_manager.values_list(*names):
+            record = dict(zip(names, row, strict=True))
+            for name, value in record.items():
+                if value is None:
+                    continue
+                text = str(value).casefold()
+                hits = [needle for needle in needles if needle in text]
+                if not hits:
+                    continue
+                if f"{base_label}.{name}" in KEPT_FIELDS and record.get("id") in kept_invoice_ids:
+                    continue
+                found.append(f"{model._meta.label}.{name}: {hits[0]}")
+    return found
+
+
+def other_customer_snapshot(customer: Customer) -> dict[str, object]:
+    return {
+        "contacts": sorted(
+            (c.name, c.email, c.phone, c.email_index) for c in Contact.objects.filter(customer=customer)
+        ),
+        "sites": sorted((s.address_line1, s.postcode) for s in Site.objects.filter(customer=customer)),
+        "lines": sorted(line.cli for line in Line.objects.filter(customer=customer)),
+        "calls": sorted((c.cli, c.dialled_number) for c in CallRecord.objects.filter(customer=customer)),
+        "history": Contact.history.filter(customer_id=customer.pk).count()
+        + Site.history.filter(customer_id=customer.pk).count(),
+        "invoices": list(Invoice.objects.filter(customer=customer).values_list("customer_name", "gross")),
+        "name": Customer.objects.get(pk=customer.pk).name,
+    }
+
+
+@pytest.fixture
+def neighbour(partner, subject):
+    """A customer of the same partner, with calls, built after the subject so ids interleave."""
+    customer = full_customer(partner, sites=2, lines=2, contacts=2)
+    clis = [line.cli for line in customer.lines.all()]
+    import_calls(partner, [Call(cli=cli, start_time="2025-01-20T12:00:00") for cli in clis])
+    return customer
+
+
+def test_erasure_leaves_nothing_of_the_subject_in_any_table(
+    subject, neighbour, other_customer, dpo, media_root, django_capture_on_commit_callbacks
+):
+    kept = {subject.invoice.pk}
+    before = scan(subject.values, subject.blind_indexes, kept_invoice_ids=kept)
+    # The scan finds the subject everywhere before erasure, so finding nothing afterwards means something.
+    tables = {hit.split(":")[0].rsplit(".", 1)[0] for hit in before}
+    assert {
+        "accounts.Contact",
+        "accounts.HistoricalContact",
+        "accounts.Site",
+        "accounts.HistoricalSite",
+        "billing.CallRecord",
+        "accounts.PaymentDetails",
+        "accounts.User",
+        "accounts.HistoricalUser",
+        "accounts.Customer",
+        "accounts.HistoricalCustomer",
+        "admin.LogEntry",
+        "accounts.Line",
+        "privacy.PrivacyRequest",
+        "privacy.HistoricalPrivacyRequest",
+    } <= tables
+    neighbour_before = other_customer_snapshot(neighbour)
+    other_before = other_customer_snapshot(other_customer)
+    export_dir = media_root / "exports" / str(subject.customer.pk)
+    assert customer_cache_get(subject.customer.pk, "site_details")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        record = customer_erase(
+            customer=subject.customer, actor=dpo, reason="Erasure request", request_reference="PR-0042"
+        )
+
+    assert scan(subject.values, subject.blind_indexes, kept_invoice_ids=kept) == []
+    assert not export_dir.exists()
+    assert customer_cache_get(subject.customer.pk, "site_details") is None
+    assert other_customer_snapshot(neighbour) == neighbour_before
+    assert other_customer_snapshot(other_customer) == other_before
+    # The invoice keeps the legal minimum: number, dates, supplier, name and address as invoiced, amounts.
+    invoice = Invoice.objects.get(pk=subject.invoice.pk)
+    assert invoice.number == subject.invoice.number and invoice.issue_date == subject.invoice.issue_date
+    assert invoice.customer_name == "Zebedee Quill Plumbing"
+    assert "Quillfeather Lane" in invoice.customer_address and "LS29 7QJ" in invoice.customer_address
+    assert (invoice.net, invoice.vat, invoice.gross) == (
+        subject.invoice.net,
+        subject.invoice.vat,
+        subject.invoice.gross,
+    )
+    assert invoice.lines.exists()
+    assert CreditNote.objects.filter(invoice=invoice).count() == 1
+    assert invoice.customer_id == subject.customer.pk
+    customer = Customer.objects.get(pk=subject.customer.pk)
+    assert customer.is_erased and customer.name == f"Erased customer {customer.reference}"
+    assert record.request_reference == "PR-0042" and record.actor == dpo and not record.repeat
+    assert (
+        record.counts["billing.CallRecord"] == 7
+    )  # 3 billed, 3 unbilled, 1 in suspense before the line began
+    assert record.counts["accounts.HistoricalContact"] == 2 and record.files_deleted == 1
+    assert record.kept["billing.Invoice"]["rows"] == 1
+    assert ErasureEvent.objects.get(record=record).action == ErasureEvent.Action.ERASED
+    latest = customer.history.order_by("-history_id").first()
+    assert latest.history_user == dpo and "PR-0042" in latest.history_change_reason
+    # The erasure request's own record stays, without the person: kind, dates and state remain.
+    request = PrivacyRequest.objects.get(customer=customer)
+    assert request.subject_erased_at is not None and request.contact is None
+    assert request.details == "(erased)" and request.kind == PrivacyRequest.Kind.ERASURE
+
+
+def test_preview_counts_what_erasure_then_does(subject, dpo):
+    preview = erasure_preview(customer=subject.customer)
+    assert preview.can_erase and preview.blockers == []
+    expected: dict[str, int] = {}
+    for item in preview.erased:
+        if item.rows:
+            expected[item.table] = expected.get(item.table, 0) + item.rows
+    kept = {item.table: item.rows for item in preview.kept}
+    assert (
+        kept["billing.Invoice"] == 1 and kept["billing.CreditNote"] == 1 and kept["accounts.AccessLog"] == 1
+    )
+    assert (
+        next(item for item in preview.kept if item.table == "billing.Invoice").until.year
+        == subject.invoice.issue_date.year + 6
+    )
+    assert any("never invoiced" in warning for warning in preview.warnings)
+    assert preview.files == 1
+
+    record = customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+    assert record.counts == expected
+
+
+def test_portal_user_is_deactivated_without_name_email_or_grants(subject, dpo, client):
+    user = subject.portal_user
+    assert client.login(email="zeb.portal@quillmail.example", password="portal-password-123")
+    customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+    user.refresh_from_db()
+    assert not user.is_active and user.full_name == "" and user.email == f"erased-{user.pk}@erased.invalid"
+    assert not user.has_usable_password()
+    assert user.groups.count() == 0 and get_perms(User.objects.get(pk=user.pk), subject.customer) == []
+    # The session started before erasure no longer authenticates.
+    assert client.get(reverse("accounts:my_account")).status_code == 302
+    assert not client.login(email=f"erased-{user.pk}@erased.invalid", password="portal-password-123")
+
+
+def test_second_run_is_safe_and_records_a_repeat(subject, dpo):
+    customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+    again = customer_erase(customer=subject.customer, actor=dpo, reason="Make sure")
+    assert again.repeat and again.counts == {}
+    assert ErasureEvent.objects.get(record=again).action == ErasureEvent.Action.REPEATED
+    assert scan(subject.values, subject.blind_indexes, kept_invoice_ids={subject.invoice.pk}) == []
+    assert Invoice.objects.filter(pk=subject.invoice.pk).exists()
+
+
+def test_failure_rolls_everything_back_and_retry_finishes(subject, dpo, monkeypatch):
+    def broken(**kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(ErasureRecord.objects, "create", broken)
+    with pytest.raises(RuntimeError):
+        customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+    assert Contact.objects.filter(customer=subject.customer).exists()
+    assert CallRecord.objects.filter(customer=subject.customer).count() == 6
+    assert not Customer.objects.get(pk=subject.customer.pk).is_erased
+
+    monkeypatch.undo()
+    record = customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+    assert not record.repeat and record.counts["accounts.Contact"] == 1
+
+
+def test_draft_invoice_in_open_run_blocks_erasure(partner, profile, agent, finance, dpo):
+    subject = build_subject(partner, agent=agent, finance=finance, dpo=dpo, finalise=False)
+    preview = erasure_preview(customer=subject.customer)
+    assert not preview.can_erase and "draft invoice" in preview.blockers[0]
+    with pytest.raises(ErasureBlockedError) as raised:
+        customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+    assert "customer" in raised.value.message_dict
+    assert Contact.objects.filter(customer=subject.customer).exists()
+    assert not ErasureRecord.objects.exists()
+
+
+def test_reason_is_required(subject, dpo):
+    with pytest.raises(ValidationError) as raised:
+        customer_erase(customer=subject.customer, actor=dpo, reason="  ")
+    assert "reason" in raised.value.message_dict
+
+
+def _customer_with_calls(partner, *, size: int):
+    customer = full_customer(partner, sites=size, lines=size, contacts=size)
+    UserFactory(role=Role.CUSTOMER, customer=customer)
+    for contact in customer.contacts.all():
+        contact.phone = "07700 100111"
+        contact.save()
+    clis = [line.cli for line in customer.lines.all()]
+    import_calls(
+        partner,
+        [
+            Call(cli=clis[n % len(clis)], start_time=f"2025-01-{n % 27 + 1:02d}T08:00:00")
+            for n in range(size * 10)
+        ],
+    )
+    return customer
+
+
+def test_queries_do_not_depend_on_the_number_of_rows(partner, profile, dpo):
+    small = _customer_with_calls(partner, size=1)
+    large = _customer_with_calls(partner, size=8)
+    assert CallRecord.objects.filter(customer=large).count() == 80
+    erasure_preview(customer=small)  # content types cached, as in a running process
+
+    counts = []
+    for customer in (small, large):
+        with CaptureQueriesContext(connection) as preview_queries:
+            erasure_preview(customer=customer)
+        with CaptureQueriesContext(connection) as erase_queries:
+            customer_erase(customer=customer, actor=dpo, reason="Erasure request")
+        counts.append((len(preview_queries), len(erase_queries)))
+    assert counts[0] == counts[1]
+    assert not CallRecord.objects.filter(customer__in=[small, large]).exists()
+
+
+# Pages
+
+
+def test_preview_page_for_dpo_and_administrator(subject, make_user, client):
+    url = reverse("privacy:erasure_preview", args=[subject.customer.reference])
+    for role in (Role.DATA_PROTECTION_OFFICER, Role.ADMINISTRATOR):
+        client.force_login(make_user(role))
+        response = client.get(url)
+        assert response.status_code == 200
+        page = response.content.decode()
+        assert "billing.CallRecord" in page and "VAT Act 1994" in page and "<svg" in page
+        assert "Zebedee Quillfeather" not in page
+
+
+def test_preview_page_refused_to_others(subject, make_user, client):
+    url = reverse("privacy:erasure_preview", args=[subject.customer.reference])
+    response = client.get(url)
+    assert response.status_code == 302 and "/login/" in response["Location"]
+    for role in (Role.BILLING_AGENT, Role.SUPPORT_AGENT, Role.FINANCE_MANAGER):
+        client.force_login(make_user(role))
+        assert client.get(url).status_code == 403
+    client.force_login(subject.portal_user)
+    assert client.get(url).status_code == 403
+    client.force_login(make_user(Role.DATA_PROTECTION_OFFICER))
+    assert client.get(reverse("privacy:erasure_preview", args=["C-999999"])).status_code == 404
+
+
+def test_erasure_records_in_the_admin_are_read_only(subject, make_user, client):
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    record = customer_erase(
+        customer=subject.customer, actor=dpo, reason="Erasure request", request_reference="PR-7"
+    )
+    client.force_login(dpo)
+    listing = client.get(reverse("admin:privacy_erasurerecord_changelist"))
+    assert listing.status_code == 200 and "PR-7" in listing.content.decode()
+    detail = client.get(reverse("admin:privacy_erasurerecord_change", args=[record.pk]))
+    assert detail.status_code == 200 and "Zebedee" not in detail.content.decode()
+    assert (
+        client.post(
+            reverse("admin:privacy_erasurerecord_delete", args=[record.pk]), {"post": "yes"}
+        ).status_code
+        == 403
+    )
+    client.force_login(make_user(Role.BILLING_AGENT))
+    assert client.get(reverse("admin:privacy_erasurerecord_changelist")).status_code == 403
