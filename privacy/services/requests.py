@@ -26,6 +26,7 @@ from billing.services import customer_cease_billing
 from fusion_site.crypto import blind_index
 from fusion_site.models import save_with_actor
 from privacy import deadlines, selectors
+from privacy.erasure import customer_erase
 from privacy.models import (
     TRANSITIONS,
     IdentityCode,
@@ -627,13 +628,22 @@ def privacy_request_withdraw(*, privacy_request: PrivacyRequest, actor: User, re
 
 def privacy_request_execute(*, privacy_request: PrivacyRequest, actor: User) -> None:
     """Carry out a completed request. Restriction restricts the customer's processing; objection ceases
-    billing or suppresses marketing. Access, rectification, erasure and portability are done by their
-    own engines (erasure, export), to be called from here; for now this does nothing for them.
+    billing or suppresses marketing; erasure erases the customer (privacy.erasure, which the DPO previewed
+    before a second person approved). Access and rectification are answered by people (the Art. 15 report
+    and the normal edit screens), so completing them records the outcome only.
 
-    Idempotent: a customer already restricted or already ceased is left as it is."""
+    Idempotent: a customer already restricted, ceased or erased is left as it is (erasure runs again
+    safely and records a repeat)."""
     customer = privacy_request.customer
     why = f"Privacy request {privacy_request.reference} ({privacy_request.get_kind_display().lower()})"
-    if privacy_request.kind == Kind.RESTRICTION:
+    if privacy_request.kind == Kind.ERASURE:
+        if customer is None:
+            raise PrivacyRequestError("An erasure request needs the customer whose data is erased.")
+        _require(actor, PrivacyPermission.ERASE_CUSTOMER, "erase customers")
+        customer_erase(
+            customer=customer, actor=actor, reason=why, request_reference=privacy_request.reference
+        )
+    elif privacy_request.kind == Kind.RESTRICTION:
         if customer is None:
             raise PrivacyRequestError(
                 "A restriction request needs the customer whose processing is restricted."

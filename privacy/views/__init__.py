@@ -2,6 +2,8 @@
 
 from privacy.views.data_map import data_map_csv, data_map_view, erasure_preview_view
 from privacy.views.requests import (
+    access_report_view,
+    my_access_report,
     my_requests,
     queue,
     register_download,
@@ -12,9 +14,11 @@ from privacy.views.requests import (
 )
 
 __all__ = [
+    "access_report_view",
     "data_map_csv",
     "data_map_view",
     "erasure_preview_view",
+    "my_access_report",
     "my_requests",
     "queue",
     "register_download",

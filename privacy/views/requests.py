@@ -16,9 +16,10 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import pii
 from accounts.models import AccessLog, Contact, Customer, User
-from accounts.selectors import customers_visible_to
+from accounts.selectors import access_customer, customers_visible_to
 from accounts.services import access_log_record, system_user
-from privacy import charts, register, selectors
+from accounts.site_details import Visibility
+from privacy import access_report, charts, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State
 from privacy.services import requests as services
@@ -390,3 +391,37 @@ def verify_identity(request: HttpRequest) -> HttpResponse:
             else:
                 return render(request, "privacy/verify_identity.html", {"verified": item.reference})
     return render(request, "privacy/verify_identity.html", {"form": form})
+
+
+def _access_report(request: HttpRequest, customer: Customer, visibility: Any) -> HttpResponse:
+    context = access_report.report_context(customer, visibility=visibility)
+    context["generated_at"] = timezone.now()
+    return render(request, "privacy/access_report.html", context)
+
+
+@login_required
+def access_report_view(request: HttpRequest, reference: str) -> HttpResponse:
+    """Staff prepare a customer's Art. 15 report. Shown in clear only to staff who may reveal personal
+    data, and then logged as a reveal; otherwise masked, as on the Site Details page."""
+    user = _user(request)
+    _require(user, PrivacyPermission.VIEW)
+    customer = access_customer(user, reference)
+    clear = pii.may_reveal_personal_data(user)
+    if clear:
+        access_log_record(
+            user=user,
+            customer=customer,
+            action=AccessLog.Action.REVEAL,
+            fields=["access_report"],
+            reason="Prepared the Art. 15 access report",
+        )
+    return _access_report(request, customer, Visibility(personal=clear, payment=False))
+
+
+@login_required
+def my_access_report(request: HttpRequest) -> HttpResponse:
+    """A customer's own Art. 15 report, from the portal."""
+    user = _user(request)
+    if user.customer is None:
+        raise PermissionDenied
+    return _access_report(request, user.customer, Visibility(personal=True, payment=False))

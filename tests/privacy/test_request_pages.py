@@ -13,7 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Role
+from accounts.models import AccessLog, Role
 from privacy.models import PrivacyRequest, State
 from privacy.register import escape_cell
 from privacy.services import requests as services
@@ -327,3 +327,46 @@ def test_subject_enters_the_emailed_code_without_logging_in(
     assert item.state == State.IN_PROGRESS
     event = item.events.get(action="verify_identity")
     assert event.actor.email.startswith("subject-identity-check@")
+
+
+# The Art. 15 report ------------------------------------------------------------------------------
+
+
+def test_the_access_report_shows_the_data_and_what_art_15_requires(client, customer, make_user):
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    contact = customer.contacts.get()
+    client.force_login(dpo)
+
+    response = client.get(reverse("privacy:access_report", args=[customer.reference]))
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert contact.email in page, "a cleared DPO sees the data in clear"
+    for heading in ("How we use it", "Where it came from", "Automated decisions", "Your rights"):
+        assert heading in page
+    assert "Information Commissioner" in page and "Traffic data" in page
+    assert AccessLog.objects.filter(
+        user=dpo, customer=customer, action=AccessLog.Action.REVEAL, reason__icontains="Art. 15"
+    ).exists()
+
+
+def test_the_access_report_is_masked_for_staff_who_may_not_reveal_and_scoped_by_partner(
+    client, customer, other_customer, make_user
+):
+    support = make_user(Role.SUPPORT_AGENT, cleared=False)
+    client.force_login(support)
+    page = client.get(reverse("privacy:access_report", args=[customer.reference])).content.decode()
+    assert customer.contacts.get().email not in page and "masked" in page
+    assert not AccessLog.objects.filter(user=support).exists()
+    other = client.get(reverse("privacy:access_report", args=[other_customer.reference]))
+    assert other.status_code == 404
+
+
+def test_a_customer_reads_its_own_access_report_from_the_portal(client, customer, other_customer, make_user):
+    portal_user = make_user(Role.CUSTOMER, customer=customer)
+    client.force_login(portal_user)
+    page = client.get(reverse("privacy:my_access_report")).content.decode()
+    assert customer.contacts.get().email in page
+    assert other_customer.reference not in page
+    staff_url = reverse("privacy:access_report", args=[customer.reference])
+    assert client.get(staff_url).status_code == 403

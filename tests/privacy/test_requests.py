@@ -5,14 +5,23 @@ import datetime
 import re
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Contact, Role
-from privacy import deadlines, selectors
-from privacy.models import PrivacyRequest, PrivacyRequestEvent, ReminderRun, State, SuppressionEntry
+from privacy import deadlines, erasure, selectors
+from privacy.models import (
+    ErasureRecord,
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    ReminderRun,
+    State,
+    SuppressionEntry,
+)
 from privacy.services import requests as services
 from privacy.services.requests import PrivacyRequestError
 from privacy.tasks import send_deadline_reminders
@@ -435,11 +444,57 @@ def test_objection_to_marketing_suppresses_hmacs_only(customer, dpo, second_dpo)
     assert not customer.is_billing_ceased
 
 
-def test_erasure_completes_without_executing_anything_yet(customer, dpo, second_dpo):
-    request = _approved(receive(dpo, customer=customer, kind=Kind.ERASURE), dpo, second_dpo)
-    services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
+def test_an_approved_erasure_erases_the_customer_on_completion_and_tells_the_subject_first(
+    customer, dpo, second_dpo, on_commit
+):
+    contact = Contact.objects.get(customer=customer)
+    request = _approved(
+        receive(dpo, contact=contact, kind=Kind.ERASURE, subject_email=contact.email), dpo, second_dpo
+    )
+    with on_commit():
+        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
+
     customer.refresh_from_db()
-    assert customer.contacts.exists() and not customer.is_processing_restricted
+    assert customer.is_erased and not customer.contacts.exists()
+    record = ErasureRecord.objects.get(customer_pk=customer.pk)
+    assert record.request_reference == request.reference and record.actor == second_dpo
+    request.refresh_from_db()
+    assert request.state == State.COMPLETED and request.subject_erased_at is not None
+    assert request.subject_email == "" and request.contact is None
+    # The completion notice went to the address on file before it was erased.
+    assert mail.outbox[-1].to == [contact.email]
+
+
+def test_erasure_needs_the_erase_permission_and_a_customer(customer, dpo, second_dpo, make_user):
+    public = _approved(receive(dpo, kind=Kind.ERASURE, subject_email="someone@example.com"), dpo, second_dpo)
+    with pytest.raises(PrivacyRequestError, match="needs the customer"):
+        services.privacy_request_complete(privacy_request=public, actor=second_dpo, reason="Erased")
+
+    request = _approved(receive(dpo, customer=customer, kind=Kind.ERASURE), dpo, second_dpo)
+    second_dpo.groups.clear()
+    second_dpo.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="privacy", codename__in=["change_privacyrequest", "view_privacyrequest"]
+        )
+    )
+    second_dpo = type(second_dpo).objects.get(pk=second_dpo.pk)  # fresh permission cache
+    with pytest.raises(PermissionDenied, match="erase customers"):
+        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
+    customer.refresh_from_db()
+    assert not customer.is_erased
+    request.refresh_from_db()
+    assert request.state == State.AWAITING_APPROVAL, "the refusal rolled the completion back"
+
+
+def test_a_blocked_erasure_cannot_complete(customer, dpo, second_dpo, monkeypatch):
+    monkeypatch.setattr(erasure, "_blockers", lambda customer: ["Bill run X has a draft invoice"])
+    request = _approved(receive(dpo, customer=customer, kind=Kind.ERASURE), dpo, second_dpo)
+    with pytest.raises(ValidationError, match="draft invoice"):
+        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
+    request.refresh_from_db()
+    assert request.state == State.AWAITING_APPROVAL
+    customer.refresh_from_db()
+    assert not customer.is_erased
 
 
 # Reminders --------------------------------------------------------------------------------------
@@ -481,3 +536,32 @@ def test_deadline_helpers_agree_with_the_stored_due_date(customer, dpo, today):
     today(D(2027, 2, 26))
     request = receive(dpo, customer=customer)
     assert request.due_on == deadlines.statutory_deadline(clock_started_on=D(2027, 2, 26)) == D(2027, 3, 30)
+
+
+# Rectification through the normal edit screens --------------------------------------------------
+
+
+def test_a_correction_naming_the_request_is_recorded_against_it_with_its_history(client, customer, dpo):
+    contact = Contact.objects.get(customer=customer)
+    old_email = contact.email
+    request = receive(dpo, contact=contact, kind=Kind.RECTIFICATION, details="My email is wrong")
+    other_customers_request = receive(dpo, customer=CustomerFactory(partner=customer.partner))
+    client.force_login(dpo)
+
+    response = client.post(
+        reverse("accounts:contact_edit", args=[customer.reference, contact.pk]),
+        {
+            "name": contact.name,
+            "role": contact.role,
+            "email": "corrected@example.com",
+            "phone": contact.phone,
+            "reason": f"{request.reference} and {other_customers_request.reference}: email corrected",
+        },
+    )
+
+    assert response.status_code == 302
+    event = request.events.get(action="rectified")
+    assert event.actor == dpo and "email" in event.reason and "corrected@" not in event.reason
+    history = contact.history.get(history_id=int(event.reason.rsplit(" ", 1)[1]))
+    assert history.email == "corrected@example.com" and history.prev_record.email == old_email
+    assert not other_customers_request.events.filter(action="rectified").exists(), "only its own customer"
