@@ -7,6 +7,7 @@ With nothing set, the product runs embedded: SQLite, in-process tasks, a generat
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 from fusion_site.local_keys import load_or_create_local_keys
 
@@ -139,11 +140,22 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# The periodic jobs, static in code (one beat per deployment runs them).
+CELERY_BEAT_SCHEDULE = {
+    # Hourly, so an export's file outlives its expiry by at most an hour.
+    "privacy-purge-expired-data-exports": {
+        "task": "privacy.tasks.purge_expired_data_exports",
+        "schedule": crontab(minute=17),
+    },
+}
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
 # How long GDPR training stays current.
 GDPR_TRAINING_VALID_DAYS = env.int("GDPR_TRAINING_VALID_DAYS", default=365)
+# Data portability exports: days a built file is kept, and seconds a download link stays valid.
+PRIVACY_EXPORT_RETENTION_DAYS = env.int("PRIVACY_EXPORT_RETENTION_DAYS", default=7)
+PRIVACY_EXPORT_LINK_MAX_AGE = env.int("PRIVACY_EXPORT_LINK_MAX_AGE", default=24 * 60 * 60)
 
 LOGGING = {
     "version": 1,

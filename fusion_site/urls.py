@@ -10,5 +10,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
+    path("privacy/", include("privacy.urls")),
     path("", include("accounts.urls")),
 ]
