@@ -39,3 +39,4 @@ beat: install
 bench: install
 	$(PY) bench/site_details.py
 	$(PY) bench/bill_run.py
+	$(PY) bench/privacy_export.py
