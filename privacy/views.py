@@ -129,7 +129,13 @@ def export_download(request: HttpRequest, token: str) -> HttpResponse | FileResp
         return render(
             request,
             "privacy/export_gone.html",
-            {"export": export, "link_expired": link.has_expired(now=now), "portal": user.is_portal_user},
+            {
+                "export": export,
+                "link_expired": link.has_expired(now=now),
+                "export_expired": export.expires_at <= now or export.status == DataExport.Status.EXPIRED,
+                "downloadable": export.is_downloadable(now=now),
+                "portal": user.is_portal_user,
+            },
             status=410,
         )
     services.data_export_record_download(export=export, user=user, now=now)
