@@ -40,3 +40,4 @@ bench: install
 	$(PY) bench/site_details.py
 	$(PY) bench/bill_run.py
 	$(PY) bench/privacy_erasure.py
+	$(PY) bench/privacy_export.py

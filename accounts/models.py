@@ -427,6 +427,7 @@ class AccessLog(models.Model):
         EDIT_FORM = "edit_form", "Opened for correction"
         ADMIN_VIEW = "admin_view", "Viewed in the admin"
         CROSS_PARTNER_VIEW = "cross_partner_view", "Viewed another partner's customer"
+        EXPORT_DOWNLOAD = "export_download", "Downloaded a data export"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

@@ -147,12 +147,20 @@ CELERY_BEAT_SCHEDULE = {
         "task": "privacy.tasks.send_deadline_reminders",
         "schedule": crontab(hour=6, minute=30),
     },
+    # Hourly, so an export's file outlives its expiry by at most an hour.
+    "privacy-purge-expired-data-exports": {
+        "task": "privacy.tasks.purge_expired_data_exports",
+        "schedule": crontab(minute=17),
+    },
 }
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
 # How long GDPR training stays current.
 GDPR_TRAINING_VALID_DAYS = env.int("GDPR_TRAINING_VALID_DAYS", default=365)
+# Data portability exports: days a built file is kept, and seconds a download link stays valid.
+PRIVACY_EXPORT_RETENTION_DAYS = env.int("PRIVACY_EXPORT_RETENTION_DAYS", default=7)
+PRIVACY_EXPORT_LINK_MAX_AGE = env.int("PRIVACY_EXPORT_LINK_MAX_AGE", default=24 * 60 * 60)
 
 # Email: notices to data subjects and reminders to the DPO. The console backend prints them in development.
 EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")

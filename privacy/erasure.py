@@ -70,7 +70,7 @@ from billing.models import (
 from fusion_site.customer_cache import customer_cache_forget
 from fusion_site.models import save_with_actor
 from privacy.data_map import ACCOUNTABILITY, VAT_RECORDS, ErasureAction, LegalObligation
-from privacy.models import ErasureEvent, ErasureRecord, PrivacyRequest
+from privacy.models import DataExport, ErasureEvent, ErasureRecord, PrivacyRequest
 
 EXPORTS_DIR = "exports"
 VAT_RETENTION_YEARS = 6
@@ -218,6 +218,8 @@ def _steps(customer: Customer) -> list[_Step]:
             },
             Q(subject_erased_at__isnull=True),
         ),
+        _Step(DataExport.objects.filter(customer_id=pk), "Portability exports (their files go after commit)"),
+        _Step(DataExport.history.filter(customer_id=pk), "History of portability exports"),
         # Which invoice billed each call: the invoice keeps its usage lines, the links go with the calls.
         _Step(BilledCall.objects.filter(call__in=calls.values("pk")), "Links of billed calls to invoices"),
         _Step(calls, "Traffic data: every call from the customer's lines, billed or not"),

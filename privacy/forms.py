@@ -1,7 +1,7 @@
 from django import forms
 from django.utils import timezone
 
-from privacy.models import PrivacyRequest
+from privacy.models import DataExport, PrivacyRequest
 
 
 class NewRequestForm(forms.Form):
@@ -38,3 +38,12 @@ class PortalRequestForm(forms.Form):
 class SubjectCodeForm(forms.Form):
     reference = forms.CharField(max_length=20, help_text="As in our email, e.g. DSR-000123.")
     code = forms.CharField(max_length=12, help_text="The six-digit code from the same email.")
+
+
+class ExportRequestForm(forms.Form):
+    request_reference = forms.CharField(
+        max_length=DataExport._meta.get_field("request_reference").max_length,
+        required=False,
+        label="Privacy request reference",
+        help_text="The request this export answers, if any.",
+    )

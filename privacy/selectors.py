@@ -7,6 +7,7 @@ see every partner's customers (the DPO, administrators) see it.
 """
 
 import datetime
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 
@@ -16,10 +17,10 @@ from django.db.models.functions import TruncMonth
 from django.http import Http404
 
 from accounts import validation
-from accounts.models import Contact, Role, User
+from accounts.models import Contact, Customer, Role, User
 from accounts.selectors import VIEW_ALL_CUSTOMERS, customer_ids_visible_to
 from fusion_site.crypto import blind_index
-from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State, SuppressionEntry
+from privacy.models import OPEN_STATES, DataExport, PrivacyPermission, PrivacyRequest, State, SuppressionEntry
 
 DUE_SOON_DAYS = 7
 
@@ -164,3 +165,32 @@ def suppression_hmac(channel: str, value: str) -> str:
 def is_suppressed(*, channel: str, value: str) -> bool:
     """Whether marketing to this email or phone number is refused (an objection to direct marketing)."""
     return SuppressionEntry.objects.filter(value_hmac=suppression_hmac(channel, value)).exists()
+
+
+VIEW_DATA_EXPORT = "privacy.view_dataexport"
+ADD_DATA_EXPORT = "privacy.add_dataexport"
+EXPORTS_LISTED = 50
+
+
+def exports_of_customer(customer: Customer) -> QuerySet[DataExport]:
+    """The customer's exports, newest first, for a customer the caller has already been allowed to see."""
+    return (
+        DataExport.objects.filter(customer=customer)
+        .select_related("requested_by")
+        .order_by("-created_at", "-id")
+    )
+
+
+def data_exports_visible_to(user: User | AnonymousUser) -> QuerySet[DataExport]:
+    if not isinstance(user, User) or not user.is_active or not user.has_perm(VIEW_DATA_EXPORT):
+        return DataExport.objects.none()
+    return DataExport.objects.filter(customer__in=customer_ids_visible_to(user))
+
+
+def access_data_export(user: User | AnonymousUser, public_id: uuid.UUID) -> DataExport:
+    """The export, if the user may see its customer and exports; otherwise 404 (never 403, which would
+    confirm the export exists)."""
+    export = data_exports_visible_to(user).select_related("customer").filter(public_id=public_id).first()
+    if export is None:
+        raise Http404("No such export.")
+    return export

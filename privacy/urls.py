@@ -17,4 +17,7 @@ urlpatterns = [
     path("data-map/", views.data_map_view, name="data_map"),
     path("data-map.csv", views.data_map_csv, name="data_map_csv"),
     path("customers/<str:reference>/erasure-preview/", views.erasure_preview_view, name="erasure_preview"),
+    path("my-data/", views.my_data, name="my_data"),
+    path("customers/<str:reference>/exports/", views.customer_exports, name="customer_exports"),
+    path("exports/download/<str:token>/", views.export_download, name="export_download"),
 ]

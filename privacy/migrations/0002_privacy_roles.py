@@ -18,6 +18,8 @@ ROLE_PERMISSIONS = {
         "privacy.preview_erasure",
         "privacy.erase_customer",
         "privacy.view_erasurerecord",
+        "privacy.view_dataexport",
+        "privacy.add_dataexport",
     ],
     "administrator": [
         "privacy.view_privacyrequest",
@@ -26,7 +28,8 @@ ROLE_PERMISSIONS = {
         "privacy.view_erasurerecord",
     ],
     "support agent": ["privacy.view_privacyrequest", "privacy.add_privacyrequest"],
-    "customer": ["privacy.add_privacyrequest"],
+    # A portal user exports its own account only (the object permission on its customer limits it).
+    "customer": ["privacy.add_privacyrequest", "privacy.view_dataexport", "privacy.add_dataexport"],
 }
 
 

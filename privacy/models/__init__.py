@@ -1,6 +1,7 @@
 """Models of the privacy app, one module per concern; each is imported here by name for Django."""
 
 from privacy.models.erasure import ErasureEvent, ErasureRecord
+from privacy.models.exports import DataExport
 from privacy.models.requests import (
     OPEN_STATES,
     TRANSITIONS,
@@ -17,6 +18,7 @@ from privacy.permissions import PrivacyPermission
 __all__ = [
     "OPEN_STATES",
     "TRANSITIONS",
+    "DataExport",
     "ErasureEvent",
     "ErasureRecord",
     "IdentityCode",

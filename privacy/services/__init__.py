@@ -1,1 +1,1 @@
-"""Writes of the privacy app, one module per area (requests today)."""
+"""Writes of the privacy app, one module per concern."""

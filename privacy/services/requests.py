@@ -37,6 +37,7 @@ from privacy.models import (
     State,
     SuppressionEntry,
 )
+from privacy.services.exports import portability_export_create
 
 IDENTITY_CODE_DIGITS = 6
 IDENTITY_CODE_MAX_ATTEMPTS = 5
@@ -629,8 +630,9 @@ def privacy_request_withdraw(*, privacy_request: PrivacyRequest, actor: User, re
 def privacy_request_execute(*, privacy_request: PrivacyRequest, actor: User) -> None:
     """Carry out a completed request. Restriction restricts the customer's processing; objection ceases
     billing or suppresses marketing; erasure erases the customer (privacy.erasure, which the DPO previewed
-    before a second person approved). Access and rectification are answered by people (the Art. 15 report
-    and the normal edit screens), so completing them records the outcome only.
+    before a second person approved); portability builds the export. Access and rectification are
+    answered by people (the Art. 15 report and the normal edit screens), so completing them records the
+    outcome only.
 
     Idempotent: a customer already restricted, ceased or erased is left as it is (erasure runs again
     safely and records a repeat)."""
@@ -643,6 +645,12 @@ def privacy_request_execute(*, privacy_request: PrivacyRequest, actor: User) -> 
         customer_erase(
             customer=customer, actor=actor, reason=why, request_reference=privacy_request.reference
         )
+    elif privacy_request.kind == Kind.PORTABILITY:
+        if customer is None:
+            raise PrivacyRequestError("A portability request needs the customer whose data is exported.")
+        # Built by a task once this commits; the subject downloads it from the portal, staff from the
+        # customer's exports page, through a link that expires and is logged.
+        portability_export_create(customer=customer, actor=actor, request_reference=privacy_request.reference)
     elif privacy_request.kind == Kind.RESTRICTION:
         if customer is None:
             raise PrivacyRequestError(

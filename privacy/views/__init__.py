@@ -1,6 +1,8 @@
-"""Privacy pages, one module per concern: the request workflow, and the data map with erasure previews."""
+"""Privacy pages, one module per concern: the request workflow, the data map with erasure previews, and
+portability exports."""
 
 from privacy.views.data_map import data_map_csv, data_map_view, erasure_preview_view
+from privacy.views.exports import customer_exports, export_download, my_data
 from privacy.views.requests import (
     access_report_view,
     my_access_report,
@@ -15,10 +17,13 @@ from privacy.views.requests import (
 
 __all__ = [
     "access_report_view",
+    "customer_exports",
     "data_map_csv",
     "data_map_view",
     "erasure_preview_view",
+    "export_download",
     "my_access_report",
+    "my_data",
     "my_requests",
     "queue",
     "register_download",

@@ -15,6 +15,7 @@ from django.utils import timezone
 from accounts.models import Contact, Role
 from privacy import deadlines, erasure, selectors
 from privacy.models import (
+    DataExport,
     ErasureRecord,
     PrivacyRequest,
     PrivacyRequestEvent,
@@ -565,3 +566,15 @@ def test_a_correction_naming_the_request_is_recorded_against_it_with_its_history
     history = contact.history.get(history_id=int(event.reason.rsplit(" ", 1)[1]))
     assert history.email == "corrected@example.com" and history.prev_record.email == old_email
     assert not other_customers_request.events.filter(action="rectified").exists(), "only its own customer"
+
+
+def test_completing_a_portability_request_builds_the_export_for_the_portal(
+    customer, dpo, second_dpo, on_commit, settings, tmp_path
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+    request = _approved(receive(dpo, customer=customer, kind=Kind.PORTABILITY), dpo, second_dpo)
+    with on_commit():
+        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Export sent")
+    export = DataExport.objects.get(customer=customer)
+    assert export.request_reference == request.reference
+    assert export.status == DataExport.Status.READY and export.storage_path().is_file()
