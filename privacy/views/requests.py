@@ -19,6 +19,8 @@ from accounts.models import AccessLog, Contact, Customer, User
 from accounts.selectors import access_customer, customers_visible_to
 from accounts.services import access_log_record, system_user
 from accounts.site_details import Visibility
+from billing.models import BillRun
+from billing.selectors import bill_runs_visible_to
 from privacy import access_report, charts, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State
@@ -290,6 +292,18 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "steps": _steps_for(item, user),
         "urgency": selectors.urgency_of(item, today=timezone.localdate()),
         "duplicates": list(item.duplicates.filter(state__in=OPEN_STATES).only("id")),
+        # A restriction may have to hold a whole bill run too: the runs it could be restricted in.
+        "open_bill_runs": (
+            list(
+                bill_runs_visible_to(user).filter(
+                    partner_id=item.customer.partner_id, status__in=BillRun.OPEN_STATUSES
+                )
+            )
+            if item.kind == PrivacyRequest.Kind.RESTRICTION
+            and item.customer
+            and user.has_perm("billing.restrict_billrun")
+            else []
+        ),
     }
     return render(request, "privacy/request_detail.html", context)
 

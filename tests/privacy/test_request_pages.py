@@ -14,9 +14,11 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AccessLog, Role
+from billing.demo import uk_tariff
 from privacy.models import PrivacyRequest, State
 from privacy.register import escape_cell
 from privacy.services import requests as services
+from tests.billing.factories import billing_profile, calculated_run, month
 from tests.privacy.conftest import receive
 
 Kind = PrivacyRequest.Kind
@@ -370,3 +372,16 @@ def test_a_customer_reads_its_own_access_report_from_the_portal(client, customer
     assert other_customer.reference not in page
     staff_url = reverse("privacy:access_report", args=[customer.reference])
     assert client.get(staff_url).status_code == 403
+
+
+def test_a_restriction_request_links_the_partners_open_bill_runs_to_restrict(client, customer, make_user):
+    billing_profile(customer.partner, default_tariff=uk_tariff())
+    agent = make_user(Role.BILLING_AGENT)
+    run = calculated_run(customer.partner, month(2025, 1), actor=agent)
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    request = receive(dpo, customer=customer, kind=PrivacyRequest.Kind.RESTRICTION)
+    client.force_login(dpo)
+
+    page = client.get(reverse("privacy:request", args=[request.pk])).content.decode()
+
+    assert reverse("billing:bill_run", args=[run.pk]) in page
