@@ -19,6 +19,7 @@ run: install
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py seed_billing_demo
+	$(PY) manage.py seed_privacy_demo
 	@echo "Open http://127.0.0.1:8000/ and log in with one of the accounts above."
 	$(PY) manage.py runserver 127.0.0.1:8000
 

@@ -1,0 +1,61 @@
+"""Demo privacy requests for the DPO queue: every kind, spread over the last months, in every state a
+request can be in (some overdue, some due this week), worked by the demo DPO."""
+
+import datetime
+import random
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from accounts.models import Customer, User
+from privacy.models import PrivacyRequest
+from privacy.services import requests as services
+
+DEMO_DPO = "dpo@fusion.example"
+KINDS = [choice for choice, _label in PrivacyRequest.Kind.choices]
+CHANNELS = [PrivacyRequest.Channel.EMAIL, PrivacyRequest.Channel.PHONE, PrivacyRequest.Channel.POST]
+
+
+class Command(BaseCommand):
+    help = "Create demo privacy requests (idempotent: skipped when any request exists)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--requests", type=int, default=24)
+        parser.add_argument("--seed", type=int, default=2026)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if PrivacyRequest.objects.exists():
+            self.stdout.write("Demo privacy requests already present; not adding more.")
+            return
+        dpo = User.objects.filter(email=DEMO_DPO).first()
+        if dpo is None:
+            raise CommandError("Run seed_demo first: the demo DPO works the requests.")
+        rng = random.Random(options["seed"])
+        customers = list(Customer.objects.order_by("pk")[: options["requests"]])
+        today = timezone.localdate()
+        for number, customer in enumerate(customers):
+            kind = KINDS[number % len(KINDS)]
+            request = services.privacy_request_receive(
+                kind=kind,
+                channel=rng.choice(CHANNELS),
+                details=f"Demo {kind} request.",
+                actor=dpo,
+                customer=customer,
+                received_on=today - datetime.timedelta(days=rng.randrange(0, 150)),
+                objection_scope=(
+                    PrivacyRequest.ObjectionScope.MARKETING if kind == PrivacyRequest.Kind.OBJECTION else ""
+                ),
+            )
+            # Some are still new; the rest are verified and worked, one in three put on hold.
+            if number % 4 == 0:
+                continue
+            services.privacy_request_attest_identity(
+                privacy_request=request, actor=dpo, reason="Known to the account manager (demo)"
+            )
+            services.privacy_request_start(privacy_request=request, actor=dpo)
+            if number % 3 == 0:
+                services.privacy_request_hold(
+                    privacy_request=request, actor=dpo, reason="Asked the subject which line they mean"
+                )
+        self.stdout.write(self.style.SUCCESS(f"Created {len(customers)} demo privacy requests."))
