@@ -23,7 +23,9 @@ MAX_PREFIX_LENGTH = 8
 CALLS_TABLE = "billing_callrecord"
 STAGING_TABLE = "call_staging"
 RATEABLE_TABLES = frozenset({CALLS_TABLE, STAGING_TABLE})
-_LENGTHS = ", ".join(f"({n})" for n in range(1, MAX_PREFIX_LENGTH + 1))
+# Only the prefix lengths some rate has are tried: each length is one probe per call (UK cards have
+# four or five, not eight).
+_LENGTHS = "SELECT DISTINCT LENGTH(prefix) FROM billing_rate"
 _UNITS = "CAST(ROUND({} * 10000) AS BIGINT)"
 
 
@@ -89,7 +91,7 @@ def _apply_rates(*, partner_id: int, call_import_id: int | None, table: str) -> 
         SET status = 'rated', suspense_reason = '', rate_id = m.rate_id, band = m.band,
             cost = ({cost_units}) / 10000.0
         FROM (
-            WITH lengths(n) AS (VALUES {_LENGTHS}),
+            WITH lengths(n) AS ({_LENGTHS}),
             candidates AS (
                 SELECT c.id AS call_id, r.id AS rate_id, r.band, r.price_per_minute, r.connection_charge,
                        r.minimum_charge, r.increment_seconds, c.duration_seconds,
