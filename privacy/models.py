@@ -1,1 +1,0 @@
-"""Models of the privacy app; its capability arrives with its own issue."""
