@@ -20,7 +20,7 @@ run: install
 	$(PY) manage.py seed_demo
 	$(PY) manage.py seed_billing_demo
 	$(PY) manage.py seed_privacy_demo
-	@echo "Open http://127.0.0.1:8000/ and log in with one of the accounts above."
+	@echo "Open http://127.0.0.1:8000/ and log in with one of the accounts above; the public website is /site/."
 	$(PY) manage.py runserver 127.0.0.1:8000
 
 lint: install

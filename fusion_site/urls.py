@@ -11,5 +11,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("billing/", include("billing.urls")),
     path("privacy/", include("privacy.urls")),
+    # The public website lives under /site/ because "/" is the staff home (see privacy/website/urls.py).
+    path("site/", include("privacy.website.urls")),
+    path("privacy/website/", include("privacy.website.staff_urls")),
     path("", include("accounts.urls")),
 ]

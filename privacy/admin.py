@@ -1,12 +1,21 @@
-"""Erasure records in the admin, read-only: they are written by ``customer_erase`` alone. Only roles
-with ``view_erasurerecord`` (DPO, administrator) see them, and they hold no personal data."""
+"""Privacy in the admin. Erasure records, read-only: they are written by ``customer_erase`` alone, and only
+roles with ``view_erasurerecord`` (DPO, administrator) see them; they hold no personal data. Privacy notices
+(drafts edited, published versions read-only) and anonymous cookie choices.
+
+Website submissions are kept out of the admin on purpose: their pages scope job applications to the
+recruitment permission and mask personal data, which a plain ModelAdmin would not."""
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from simple_history.admin import SimpleHistoryAdmin
 
-from privacy.models import ErasureEvent, ErasureRecord
+from accounts.models import User
+from privacy.models import CookieConsentRecord, ErasureEvent, ErasureRecord, PrivacyNotice
+from privacy.website import services
 
 
 class ErasureEventInline(admin.TabularInline):
@@ -37,6 +46,64 @@ class ErasureRecordAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in ErasureRecord._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(PrivacyNotice)
+class PrivacyNoticeAdmin(SimpleHistoryAdmin):
+    list_display = ["version", "title", "status", "published_at", "updated_at"]
+    list_filter = ["status"]
+    fields = ["version", "title", "summary", "body", "status", "published_at", "published_by", "updated_at"]
+    actions = ["publish"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: PrivacyNotice | None = None) -> list[str]:
+        always = ["version", "status", "published_at", "published_by", "updated_at"]
+        if obj is not None and obj.is_published:
+            return [*always, "title", "summary", "body"]
+        return always
+
+    def has_delete_permission(self, request: HttpRequest, obj: PrivacyNotice | None = None) -> bool:
+        # Consents point at published versions; a draft nobody consented to may go.
+        return obj is not None and not obj.is_published and super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: PrivacyNotice, form: Any, change: bool) -> None:
+        actor = request.user
+        assert isinstance(actor, User)
+        fields = {name: form.cleaned_data[name] for name in ("title", "summary", "body")}
+        if change:
+            services.privacy_notice_update_draft(notice=obj, actor=actor, **fields)
+        else:
+            created = services.privacy_notice_create(actor=actor, **fields)
+            obj.pk, obj.version = created.pk, created.version
+
+    @admin.action(description="Publish the selected draft", permissions=["publish"])
+    def publish(self, request: HttpRequest, queryset: QuerySet[PrivacyNotice]) -> None:
+        actor = request.user
+        assert isinstance(actor, User)
+        for notice in queryset.order_by("version"):
+            try:
+                services.privacy_notice_publish(notice=notice, actor=actor)
+            except ValidationError as exc:
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+            else:
+                self.message_user(request, f"Version {notice.version} published.", messages.SUCCESS)
+
+    def has_publish_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("privacy.publish_privacynotice")
+
+
+@admin.register(CookieConsentRecord)
+class CookieConsentRecordAdmin(admin.ModelAdmin):
+    list_display = ["recorded_hour", "choice", "notice"]
+    list_filter = ["choice"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -139,6 +139,12 @@ SIX_YEARS_FROM_ISSUE = Retention("6 years from issue", Anchor.INVOICE_ISSUE, 72)
 LOGIN_ACCOUNT = Retention("1 month after the login account is closed", Anchor.ACCOUNT_CLOSED, 1)
 LOGS = Retention("2 years from the entry", Anchor.CREATED, 24)
 IMPORT_LOGS = Retention("3 months from the import", Anchor.CREATED, 3)
+WEBSITE_SUBMISSIONS = Retention(
+    "enquiries 12 months from receipt; job applications 6 months after the decision; mailing list until "
+    "the subscriber unsubscribes",
+    Anchor.CREATED,
+    12,
+)
 REQUEST_RECORDS = Retention("3 years after the request is closed", Anchor.REQUEST_CLOSED, 36)
 
 
@@ -497,6 +503,54 @@ DATA_MAP: tuple[ModelEntry, ...] = (
         ),
         recipients=("hosting", "mail"),
     ),
+    ModelEntry(
+        "privacy.WebsiteSubmission",
+        "members of the public: enquirers, mailing list subscribers, job applicants",
+        "Answer enquiries, send the newsletter to those who asked for it, consider job applications",
+        (
+            FieldEntry(
+                "name",
+                Category.CONTACT,
+                LawfulBasis.CONSENT,
+                WEBSITE_SUBMISSIONS,
+                ErasureAction.DELETE,
+                "Address the person by name",
+            ),
+            FieldEntry(
+                "email",
+                Category.CONTACT,
+                LawfulBasis.CONSENT,
+                WEBSITE_SUBMISSIONS,
+                ErasureAction.DELETE,
+                "Reply, confirm a subscription, send the newsletter",
+            ),
+            FieldEntry(
+                "email_index",
+                Category.CONTACT,
+                LawfulBasis.CONSENT,
+                WEBSITE_SUBMISSIONS,
+                ErasureAction.DELETE,
+                "Find a person's earlier submissions (duplicates, unsubscribe)",
+            ),
+            FieldEntry(
+                "message",
+                Category.CONTACT,
+                LawfulBasis.CONSENT,
+                WEBSITE_SUBMISSIONS,
+                ErasureAction.DELETE,
+                "The enquiry or the covering note of an application",
+            ),
+            FieldEntry(
+                "cv",
+                Category.RECRUITMENT,
+                LawfulBasis.CONSENT,
+                WEBSITE_SUBMISSIONS,
+                ErasureAction.DELETE,
+                "Consider the application (the CV file, outside public storage)",
+            ),
+        ),
+        recipients=("hosting", "mail"),
+    ),
 )
 
 # Fields whose names look personal but hold no personal data, and why.
@@ -616,6 +670,16 @@ ACTIVITIES: tuple[ProcessingActivity, ...] = (
         ("privacy.PrivacyRequest", "privacy.PrivacyRequestEvent", "privacy.ErasureRecord"),
         ("hosting", "mail"),
         REQUEST_RECORDS.text,
+    ),
+    ProcessingActivity(
+        "Public website",
+        "Answer enquiries, run the mailing list (double opt-in), receive job applications, record cookie "
+        "choices without identifying the visitor",
+        LawfulBasis.CONSENT,
+        "Members of the public, job applicants",
+        ("privacy.WebsiteSubmission", "privacy.CookieConsentRecord"),
+        ("hosting", "mail"),
+        WEBSITE_SUBMISSIONS.text,
     ),
 )
 

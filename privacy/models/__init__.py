@@ -13,15 +13,18 @@ from privacy.models.requests import (
     SuppressionEntry,
     Transition,
 )
+from privacy.models.website import CookieConsentRecord, PrivacyNotice, WebsiteSubmission
 from privacy.permissions import PrivacyPermission
 
 __all__ = [
     "OPEN_STATES",
     "TRANSITIONS",
+    "CookieConsentRecord",
     "DataExport",
     "ErasureEvent",
     "ErasureRecord",
     "IdentityCode",
+    "PrivacyNotice",
     "PrivacyPermission",
     "PrivacyRequest",
     "PrivacyRequestEvent",
@@ -29,4 +32,5 @@ __all__ = [
     "State",
     "SuppressionEntry",
     "Transition",
+    "WebsiteSubmission",
 ]

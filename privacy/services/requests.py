@@ -251,6 +251,54 @@ def privacy_request_receive(
     return privacy_request
 
 
+@transaction.atomic
+def privacy_request_receive_from_public(
+    *, email: str, kind: str, details: str, actor: User
+) -> PrivacyRequest:
+    """A request a member of the public sent from the website, once they proved they read the email
+    address (``privacy.website``). That is not proof of identity: the DPO still verifies it (a code to
+    the address is enough for a subject known only by it). ``actor`` is the website's system user; no
+    staff permission applies, the verified address is the gate. A request the website cannot tie to an
+    account is about the address alone; the DPO links or answers it."""
+    if kind not in Kind.values:
+        raise ValidationError({"kind": f"'{kind}' is not a kind of privacy request."})
+    try:
+        email = validation.normalise_email(email)
+    except ValidationError as exc:
+        raise ValidationError({"subject_email": "Enter a valid email address."}) from exc
+    if not details.strip():
+        raise ValidationError({"details": "Say what the subject asked for."})
+    today = _today()
+    privacy_request = PrivacyRequest(
+        kind=kind,
+        channel=PrivacyRequest.Channel.WEBSITE,
+        # From the public, an objection is to direct marketing: billing objections come from an account.
+        objection_scope=PrivacyRequest.ObjectionScope.MARKETING if kind == Kind.OBJECTION else "",
+        subject_email=email,
+        subject_email_index=blind_index("email", email),
+        details=details.strip(),
+        received_on=today,
+        received_by=actor,
+        clock_started_on=today,
+    )
+    privacy_request.duplicate_of = selectors.open_duplicate_of(
+        kind=kind, customer_id=None, contact_id=None, subject_email_index=privacy_request.subject_email_index
+    )
+    _refresh_due(privacy_request)
+    reason = "Sent from the public website; email address verified"
+    save_with_actor(privacy_request, actor=actor, reason=reason)
+    _event(privacy_request, actor=actor, action="received", from_state=State.RECEIVED, reason=reason)
+    if privacy_request.duplicate_of is not None:
+        _event(
+            privacy_request,
+            actor=actor,
+            action="flagged_duplicate",
+            from_state=State.RECEIVED,
+            reason=f"Same subject and kind as the open request {privacy_request.duplicate_of.reference}.",
+        )
+    return privacy_request
+
+
 # Identity ------------------------------------------------------------------------------------------
 
 

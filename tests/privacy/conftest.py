@@ -19,6 +19,7 @@ from fusion_site.crypto import blind_index
 from fusion_site.customer_cache import customer_cache_set
 from privacy.models import PrivacyRequest
 from privacy.services import requests as services
+from privacy.website import services as website_services
 from tests.billing.factories import Call, billing_profile, calculated_run, finalised_run, import_calls, month
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PaymentDetailsFactory, SiteFactory
 
@@ -226,3 +227,21 @@ def receive(actor, *, kind=PrivacyRequest.Kind.ACCESS, **fields) -> PrivacyReque
     fields.setdefault("channel", PrivacyRequest.Channel.EMAIL)
     fields.setdefault("details", "Please send me a copy of my data.")
     return services.privacy_request_receive(kind=kind, actor=actor, **fields)
+
+
+@pytest.fixture
+def notice(dpo):
+    draft = website_services.privacy_notice_create(
+        title="How we use your data",
+        summary="We use what you send us only to answer you.",
+        body="First paragraph.\n\nSecond paragraph.",
+        actor=dpo,
+    )
+    return website_services.privacy_notice_publish(notice=draft, actor=dpo)
+
+
+@pytest.fixture(autouse=True)
+def _private_media(settings, tmp_path):
+    """Uploaded CVs and exports land in a throwaway MEDIA_ROOT."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return tmp_path / "media"

@@ -1,5 +1,6 @@
-"""Demo privacy requests for the DPO queue: every kind, spread over the last months, in every state a
-request can be in (some overdue, some due this week), worked by the demo DPO."""
+"""The privacy demo: privacy notice version 1 published (so the public website's forms are open), and
+privacy requests for the DPO queue: every kind, spread over the last months, in the states a request
+can be in (some overdue, some due this week), worked by the demo DPO."""
 
 import datetime
 import random
@@ -11,6 +12,7 @@ from django.utils import timezone
 from accounts.models import Customer, User
 from privacy.models import PrivacyRequest
 from privacy.services import requests as services
+from privacy.website.demo import NoDataProtectionOfficer, seed_first_notice
 
 DEMO_DPO = "dpo@fusion.example"
 KINDS = [choice for choice, _label in PrivacyRequest.Kind.choices]
@@ -18,17 +20,25 @@ CHANNELS = [PrivacyRequest.Channel.EMAIL, PrivacyRequest.Channel.PHONE, PrivacyR
 
 
 class Command(BaseCommand):
-    help = "Create demo privacy requests (idempotent: skipped when any request exists)."
+    help = (
+        "Publish the first privacy notice and create demo privacy requests (idempotent). Run after seed_demo."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--requests", type=int, default=24)
         parser.add_argument("--seed", type=int, default=2026)
 
     def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            notice = seed_first_notice()
+        except NoDataProtectionOfficer as exc:
+            raise CommandError(f"{exc} Run seed_demo first: the demo DPO works the requests.") from exc
+        self.stdout.write(self.style.SUCCESS(f"Privacy notice version {notice.version} is published."))
+        self.stdout.write("Public website: http://127.0.0.1:8000/site/")
         if PrivacyRequest.objects.exists():
             self.stdout.write("Demo privacy requests already present; not adding more.")
             return
-        dpo = User.objects.filter(email=DEMO_DPO).first()
+        dpo = User.objects.filter(email=DEMO_DPO).first() or notice.published_by
         if dpo is None:
             raise CommandError("Run seed_demo first: the demo DPO works the requests.")
         rng = random.Random(options["seed"])
