@@ -18,7 +18,7 @@ REDACTIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![\w+])0(?:[\s-]?\d){9,10}(?!\d)"), "[phone]"),
     (re.compile(r"\+\d{8,15}\b"), "[phone]"),
     (re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}\b", re.IGNORECASE), "[postcode]"),
-    (re.compile(r"\b\d{2}[- ]\d{2}[- ]\d{2}\b"), "[sort code]"),
+    (re.compile(r"\b\d{2}-\d{2}-\d{2}\b"), "[sort code]"),
     (re.compile(r"\b\d{6}\b|\b\d{8}\b"), "[number]"),
 ]
 

@@ -122,6 +122,8 @@ LOGIN_URL = "login"
 OTP_TOTP_ISSUER = "Fusion back office"
 OTP_LOGIN_URL = "accounts:otp_verify"
 RECOVERY_CODE_COUNT = 10
+# Nobody, administrators included, can read another user's TOTP secret or QR code in the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # django-axes: five failures lock the username, and separately the address they came from, for
 # AXES_COOLOFF_MINUTES (an administrator can unlock sooner in the admin, under Axes > Access attempts).
@@ -129,6 +131,9 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
+# The login form's field (and authenticate()'s keyword) is "username", though it holds the email; axes
+# would otherwise look for "email" and count every failure against no username at all.
+AXES_USERNAME_FORM_FIELD = "username"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_VERBOSE = False
 

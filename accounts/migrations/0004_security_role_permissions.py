@@ -1,5 +1,5 @@
-"""Administrators unlock locked-out logins (django-axes' access attempts) and read the audit trail; the
-DPO reads the audit trail too."""
+"""Administrators unlock locked-out logins (django-axes' access attempts), remove a lost authenticator
+(its owner enrols a new one at the next login) and read the audit trail; the DPO reads the audit trail."""
 
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
@@ -11,6 +11,10 @@ ADDED = {
         "axes.delete_accessattempt",
         "axes.view_accessfailurelog",
         "axes.view_accesslog",
+        "otp_totp.view_totpdevice",
+        "otp_totp.delete_totpdevice",
+        "otp_static.view_staticdevice",
+        "otp_static.delete_staticdevice",
     ],
     "data protection officer": ["accounts.view_auditevent"],
 }
@@ -48,6 +52,8 @@ class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0003_audit_trail"),
         ("axes", "0010_accessattemptexpiration"),
+        ("otp_totp", "0003_add_timestamps"),
+        ("otp_static", "0003_add_timestamps"),
     ]
 
     operations = [migrations.RunPython(grant, revoke)]
