@@ -42,7 +42,9 @@ def test_the_command_passes_an_intact_chain(make_user, capsys):
 def test_a_raw_sql_update_is_detected_and_named(make_user, capsys):
     _, middle, _ = _three_events(make_user(Role.ADMINISTRATOR))
     with connection.cursor() as cursor:
-        cursor.execute("UPDATE accounts_auditevent SET action = %s WHERE id = %s", ["test.harmless", middle.id])
+        cursor.execute(
+            "UPDATE accounts_auditevent SET action = %s WHERE id = %s", ["test.harmless", middle.id]
+        )
 
     with pytest.raises(CommandError, match="Audit chain broken"):
         call_command("verify_audit_chain")
@@ -156,7 +158,9 @@ def test_role_changes_are_audited_with_the_acting_user(client, make_user):
     response = client.post(f"/admin/accounts/user/{agent.pk}/change/", data)
     assert response.status_code == 302, response.content[:2000]
 
-    event = AuditEvent.objects.filter(action="permissions.user_groups_changed", target_id=str(agent.pk)).last()
+    event = AuditEvent.objects.filter(
+        action="permissions.user_groups_changed", target_id=str(agent.pk)
+    ).last()
     assert event.actor_id == administrator.pk
     assert event.detail["change"] == "add"
     assert group.pk in event.detail["ids"]
@@ -216,4 +220,5 @@ def test_concurrent_writers_keep_one_chain(make_user):
     assert errors == []
     checked, problems = verify_chain()
     assert problems == []
+    assert checked == AuditEvent.objects.count()
     assert AuditEvent.objects.filter(action="test.concurrent").count() == 40
