@@ -32,7 +32,7 @@ class EncryptedTable:
         return self.model._meta.label
 
     def columns(self) -> list[str]:
-        return [self.model._meta.get_field(name).column for name in self.fields]  # type: ignore[union-attr]
+        return [str(self.model._meta.get_field(name).column) for name in self.fields]  # type: ignore[union-attr]
 
 
 def encrypted_tables() -> list[EncryptedTable]:
