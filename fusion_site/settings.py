@@ -223,11 +223,11 @@ GDPR_TRAINING_VALID_DAYS = env.int("GDPR_TRAINING_VALID_DAYS", default=365)
 
 # Alerts on unusual access (accounts.alerts) go to the DPO and administrators by email.
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="backoffice@fusion.example")
-EMAIL_BACKEND = env(
-    "DJANGO_EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend"
+# Development prints mail to the console; production sends it over SMTP.
+EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="") or (
+    "django.core.mail.backends.console.EmailBackend"
     if DEBUG
-    else "django.core.mail.backends.smtp.EmailBackend",
+    else "django.core.mail.backends.smtp.EmailBackend"
 )
 EMAIL_HOST = env("DJANGO_EMAIL_HOST", default="localhost")
 ALERT_REVEALS_PER_WINDOW = env.int("ALERT_REVEALS_PER_WINDOW", default=20)
