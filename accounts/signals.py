@@ -5,13 +5,13 @@ from typing import Any
 from axes.signals import user_locked_out
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
-from django.db.models.signals import m2m_changed
+from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
 from accounts import alerts
 from accounts.audit import audit_record
-from accounts.models import User
+from accounts.models import CustomerGroupObjectPermission, CustomerUserObjectPermission, User
 from fusion_site.crypto import blind_index
 
 
@@ -98,3 +98,30 @@ def _audit_group_permissions(
     sender: Any, instance: Any, action: str, model: Any, pk_set: Any, **kwargs: Any
 ) -> None:
     _audit_m2m("permissions.group_permissions_changed", instance, model, pk_set, action)
+
+
+def _audit_object_permission(instance: Any, change: str) -> None:
+    holder = (
+        {"user": instance.user_id}
+        if isinstance(instance, CustomerUserObjectPermission)
+        else {"group": instance.group_id}
+    )
+    audit_record(
+        actor=_current_actor(),
+        action=f"permissions.customer_access_{change}",
+        target=instance.content_object,
+        detail={**holder, "permission": instance.permission_id},
+    )
+
+
+@receiver(post_save, sender=CustomerUserObjectPermission)
+@receiver(post_save, sender=CustomerGroupObjectPermission)
+def _audit_customer_grant(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    if created:
+        _audit_object_permission(instance, "granted")
+
+
+@receiver(post_delete, sender=CustomerUserObjectPermission)
+@receiver(post_delete, sender=CustomerGroupObjectPermission)
+def _audit_customer_revoke(sender: Any, instance: Any, **kwargs: Any) -> None:
+    _audit_object_permission(instance, "revoked")

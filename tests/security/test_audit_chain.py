@@ -166,6 +166,19 @@ def test_role_changes_are_audited_with_the_acting_user(client, make_user):
     assert group.pk in event.detail["ids"]
 
 
+def test_granting_and_revoking_one_customer_to_a_user_is_audited(make_user, customer):
+    from guardian.shortcuts import assign_perm, remove_perm
+
+    user = make_user(Role.SUPPORT_AGENT, partner=None)
+    assign_perm("accounts.view_customer", user, customer)
+    remove_perm("accounts.view_customer", user, customer)
+
+    events = AuditEvent.objects.filter(target_type="accounts.customer", target_id=str(customer.pk))
+    granted = events.get(action="permissions.customer_access_granted", detail__user=user.pk)
+    revoked = events.get(action="permissions.customer_access_revoked", detail__user=user.pk)
+    assert granted.id < revoked.id
+
+
 def test_restricting_processing_is_audited(make_user, customer):
     dpo = make_user(Role.DATA_PROTECTION_OFFICER)
 
@@ -173,9 +186,9 @@ def test_restricting_processing_is_audited(make_user, customer):
     services.customer_lift_processing_restriction(customer=customer, actor=dpo, reason="Resolved")
 
     actions = list(
-        AuditEvent.objects.filter(target_type="accounts.customer", target_id=str(customer.pk)).values_list(
-            "action", flat=True
-        )
+        AuditEvent.objects.filter(
+            target_type="accounts.customer", target_id=str(customer.pk), action__startswith="customer."
+        ).values_list("action", flat=True)
     )
     assert actions == ["customer.processing_restricted", "customer.processing_restriction_lifted"]
 
