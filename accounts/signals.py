@@ -3,15 +3,17 @@
 from typing import Any
 
 from axes.signals import user_locked_out
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
+from django.utils import timezone
 
 from accounts import alerts
 from accounts.audit import audit_record
-from accounts.models import CustomerGroupObjectPermission, CustomerUserObjectPermission, User
+from accounts.models import AuditEvent, CustomerGroupObjectPermission, CustomerUserObjectPermission, User
 from fusion_site.crypto import blind_index
 
 
@@ -52,14 +54,21 @@ def _audit_login_failure(
 def _audit_lockout(
     sender: Any, request: HttpRequest | None, username: str | None, ip_address: str | None, **kwargs: Any
 ) -> None:
-    audit_record(
-        actor=None,
+    digest = username_digest(username or "")
+    # django-axes signals again at every attempt while the lock holds: those are failed logins (audited
+    # as such), not new lockouts, so one lock is one event and the repeated-lockout alert counts locks.
+    still_locked = AuditEvent.objects.filter(
         action="auth.locked_out",
-        detail={"username_digest": username_digest(username or ""), "ip": ip_address or ""},
+        detail__username_digest=digest,
+        detail__ip=ip_address or "",
+        at__gte=timezone.now() - settings.AXES_COOLOFF_TIME,
+    ).exists()
+    if still_locked:
+        return
+    audit_record(
+        actor=None, action="auth.locked_out", detail={"username_digest": digest, "ip": ip_address or ""}
     )
-    alerts.check_repeated_lockouts(
-        username_digest=username_digest(username or ""), ip_address=ip_address or ""
-    )
+    alerts.check_repeated_lockouts(username_digest=digest, ip_address=ip_address or "")
 
 
 def _audit_m2m(action: str, instance: Any, model: Any, pk_set: set[int] | None, m2m_action: str) -> None:

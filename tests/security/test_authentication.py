@@ -184,7 +184,12 @@ def test_five_failures_lock_the_username_until_an_administrator_unlocks_it(make_
     assert locked.status_code == 429
     assert "Too many failed logins" in locked.content.decode()
     assert AuditEvent.objects.filter(action="auth.login_failed").count() >= settings.AXES_FAILURE_LIMIT
-    assert AuditEvent.objects.filter(action="auth.locked_out").exists()
+    # One lockout event per username and address: hammering a locked login adds failed logins only.
+    lockouts = AuditEvent.objects.filter(action="auth.locked_out").count()
+    assert lockouts == 2  # the attacker's address, and the refused attempt from the second one
+    for _ in range(3):
+        attacker.post("/login/", {"username": user.email, "password": "wrong password"})
+    assert AuditEvent.objects.filter(action="auth.locked_out").count() == lockouts
 
     administrator = make_user(Role.ADMINISTRATOR)
     client.force_login(administrator)
