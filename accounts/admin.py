@@ -13,6 +13,7 @@ from accounts import pii, selectors, services
 from accounts.forms import UserChangeForm, UserCreationForm
 from accounts.models import (
     AccessLog,
+    AuditEvent,
     Contact,
     Customer,
     Line,
@@ -310,6 +311,25 @@ class AccessLogAdmin(admin.ModelAdmin):
     list_filter = ["action"]
     search_fields = ["customer_reference", "user__email"]
     list_select_related = ["user"]
+    date_hierarchy = "at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the trail is append-only (``manage.py verify_audit_chain`` proves it stayed so)."""
+
+    list_display = ["id", "at", "actor_label", "action", "target_type", "target_id"]
+    list_filter = ["action"]
+    search_fields = ["action", "target_id", "actor_label"]
     date_hierarchy = "at"
 
     def has_add_permission(self, request: HttpRequest) -> bool:

@@ -428,6 +428,7 @@ class AccessLog(models.Model):
         ADMIN_VIEW = "admin_view", "Viewed in the admin"
         CROSS_PARTNER_VIEW = "cross_partner_view", "Viewed another partner's customer"
         EXPORT_DOWNLOAD = "export_download", "Downloaded a data export"
+        EXPORT = "export", "Exported"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -448,3 +449,56 @@ class AccessLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_action_display()} {self.customer_reference} by user {self.user_id}"
+
+
+class AuditEvent(models.Model):
+    """One link of the tamper-evident audit trail (written only through ``accounts.audit.audit_record``).
+
+    Append-only: the id is the event's place in the chain (1, 2, 3, ... with no gaps), ``previous_hash``
+    is the hash of the event before it and ``hash`` is SHA-256 over this event's canonical serialisation
+    (which includes ``previous_hash``). Editing a row breaks its own hash; deleting one leaves a gap in
+    the ids or a chain head (``AuditChainHead``) that does not match the last row. The actor is kept as
+    an id and a label, not a foreign key, so erasing a user can never rewrite the trail. ``detail``
+    holds ids and codes, never personal data.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    at = models.DateTimeField()
+    actor_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    actor_label = models.CharField(max_length=254)
+    action = models.CharField(max_length=64, db_index=True)
+    target_type = models.CharField(max_length=100, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict)
+    previous_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["action", "at"], name="auditevent_action_at")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.action} by {self.actor_label}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValueError("Audit events are append-only and cannot be changed.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValueError("Audit events are append-only and cannot be deleted.")
+
+
+class AuditChainHead(models.Model):
+    """The single row naming the chain's last event: the lock concurrent writers queue on, and the
+    witness that catches a deleted tail (a chain cut short is still a valid chain on its own)."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    last_event_id = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    class Meta:
+        constraints = [models.CheckConstraint(name="auditchainhead_singleton", condition=Q(id=1))]
+
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.last_event_id}"

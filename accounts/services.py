@@ -14,6 +14,8 @@ from django.db import models, transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
+from accounts import alerts
+from accounts.audit import audit_record
 from accounts.gateways import GatewayRejectedError, provisioning_gateway
 from accounts.models import (
     AccessLog,
@@ -238,6 +240,7 @@ def customer_restrict_processing(*, customer: Customer, actor: User, reason: str
     customer.processing_restricted_by = actor
     customer.processing_restricted_reason = reason
     save_with_actor(customer, actor=actor, reason=f"Processing restricted: {reason}")
+    audit_record(actor=actor, action="customer.processing_restricted", target=customer)
     customer.provisioning_orders.filter(status=ProvisioningOrder.Status.QUEUED).update(
         status=ProvisioningOrder.Status.HELD
     )
@@ -251,6 +254,7 @@ def customer_lift_processing_restriction(*, customer: Customer, actor: User, rea
     customer.processing_restricted_by = None
     customer.processing_restricted_reason = ""
     save_with_actor(customer, actor=actor, reason=f"Processing restriction lifted: {reason}")
+    audit_record(actor=actor, action="customer.processing_restriction_lifted", target=customer)
     held = list(customer.provisioning_orders.filter(status=ProvisioningOrder.Status.HELD))
     for order in held:
         order.status = ProvisioningOrder.Status.QUEUED
@@ -319,7 +323,7 @@ def access_log_record(
     """Record a read of personal data. Written even when the surrounding request later fails."""
     if not reason.strip():
         raise ValidationError({"reason": "Say why you need to see this data."})
-    return AccessLog.objects.create(
+    entry = AccessLog.objects.create(
         user=user,
         customer=customer,
         customer_reference=customer.reference,
@@ -327,3 +331,11 @@ def access_log_record(
         fields=sorted(set(fields)),
         reason=reason.strip(),
     )
+    audit_record(
+        actor=user,
+        action=f"export.{action}" if action == AccessLog.Action.EXPORT else f"access.{action}",
+        target=customer,
+        detail={"access_log": entry.pk, "fields": entry.fields},
+    )
+    alerts.after_access_logged(entry)
+    return entry

@@ -7,6 +7,9 @@ app_name = "accounts"
 urlpatterns = [
     path("", views.home, name="home"),
     path("my-account/", views.my_account, name="my_account"),
+    path("account/two-factor/", views.otp_verify, name="otp_verify"),
+    path("account/two-factor/enrol/", views.otp_enrol, name="otp_enrol"),
+    path("account/two-factor/recovery-codes/", views.recovery_codes_renew, name="recovery_codes"),
     path("customers/<str:reference>/", views.site_details_view, name="site_details"),
     path("customers/<str:reference>/reveal/", views.reveal, name="reveal"),
     path(

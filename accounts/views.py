@@ -8,11 +8,16 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_http_methods, require_POST
+from django_otp import login as otp_login
 
-from accounts import pii, selectors, services
+from accounts import pii, selectors, services, two_factor
 from accounts import site_details as details
-from accounts.forms import ContactForm, ProvisioningOrderForm, RevealForm, SiteForm
+from accounts.audit import audit_record
+from accounts.forms import ContactForm, OneTimeCodeForm, ProvisioningOrderForm, RevealForm, SiteForm
 from accounts.models import AccessLog, Customer, User
 
 CUSTOMERS_PER_PAGE = 50
@@ -225,3 +230,72 @@ def order_create(request: HttpRequest, reference: str) -> HttpResponse:
         order.refresh_from_db()
         messages.success(request, f"{order} {order.get_status_display().lower()}.")
     return redirect("accounts:site_details", reference=customer.reference)
+
+
+# Second factor ----------------------------------------------------------------------------------
+
+
+def _safe_next(request: HttpRequest) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=False):
+        return target
+    return reverse("accounts:home")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def otp_verify(request: HttpRequest) -> HttpResponse:
+    """The second step of every login: a code from the authenticator app or a recovery code."""
+    user = _user(request)
+    if not two_factor.has_confirmed_authenticator(user):
+        return redirect(f"{reverse('accounts:otp_enrol')}?{request.GET.urlencode()}")
+    form = OneTimeCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        device = two_factor.device_matching(user, form.cleaned_data["token"])
+        if device is not None:
+            otp_login(request, device)
+            audit_record(actor=user, action="auth.second_factor_passed", target=user, detail={})
+            return redirect(_safe_next(request))
+        audit_record(actor=user, action="auth.second_factor_failed", target=user, detail={})
+        form.add_error("token", "That code is not right, or has been used already.")
+    return render(request, "registration/otp_verify.html", {"form": form, "next": _safe_next(request)})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def otp_enrol(request: HttpRequest) -> HttpResponse:
+    """Set up an authenticator app: shows the secret (and its QR code), confirms it with a first code,
+    then shows the recovery codes once. Someone who already has an authenticator must verify first,
+    so a stolen password alone cannot replace it."""
+    user = _user(request)
+    if two_factor.has_confirmed_authenticator(user) and not user.is_verified():  # type: ignore[attr-defined]
+        return redirect("accounts:otp_verify")
+    device = two_factor.pending_authenticator(user)
+    form = OneTimeCodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        codes = two_factor.authenticator_confirm(device=device, token=form.cleaned_data["token"], actor=user)
+        if codes is not None:
+            otp_login(request, device)
+            return render(
+                request, "registration/recovery_codes.html", {"codes": codes, "next": _safe_next(request)}
+            )
+        form.add_error("token", "That code does not match the secret; check the app's clock and try again.")
+    uri = two_factor.otpauth_uri(device)
+    context = {
+        "form": form,
+        "secret": two_factor.base32_secret(device),
+        "otpauth_uri": uri,
+        "qr_svg": mark_safe(two_factor.qr_svg(uri)),  # noqa: S308 - SVG built by qrcode from our own URI
+        "next": _safe_next(request),
+    }
+    return render(request, "registration/otp_enrol.html", context)
+
+
+@login_required
+@require_POST
+def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
+    user = _user(request)
+    codes = two_factor.recovery_codes_issue(user=user, actor=user)
+    return render(
+        request, "registration/recovery_codes.html", {"codes": codes, "next": reverse("accounts:home")}
+    )

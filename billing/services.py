@@ -16,6 +16,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
+from accounts.audit import audit_record
 from accounts.models import Customer, Line, Partner, User
 from accounts.services import system_user
 from billing import calculation, importer, rating
@@ -229,7 +230,9 @@ def customer_lift_billing_cease(
     customer.billing_ceased_at = None
     customer.billing_ceased_by = None
     customer.billing_ceased_reason = ""
-    return save_with_actor(customer, actor=actor, reason=f"Billing resumed ({detail}): {reason}")
+    save_with_actor(customer, actor=actor, reason=f"Billing resumed ({detail}): {reason}")
+    audit_record(actor=actor, action="customer.billing_resumed", target=customer, detail={"policy": policy})
+    return customer
 
 
 # Bill runs --------------------------------------------------------------------------------------
@@ -628,5 +631,11 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> tuple[str, str]:
         DIRECT_DEBIT_EXPORTED,
         f"{len(result.collections)} collections due {processing_date:%Y-%m-%d}, "
         f"{len(result.skipped)} skipped",
+    )
+    audit_record(
+        actor=actor,
+        action="export.direct_debit_file",
+        target=bill_run,
+        detail={"collections": len(result.collections), "skipped": len(result.skipped)},
     )
     return result.content, f"direct-debit-{bill_run.partner.code}-{bill_run.period_start:%Y-%m}.txt"

@@ -53,3 +53,25 @@ def save_with_actor(instance: M, *, actor: Any, reason: str = "") -> M:
         instance._change_reason = reason  # type: ignore[attr-defined]
     instance.save()
     return instance
+
+
+class EncryptionKeyCensus(models.Model):
+    """How many encrypted values each key id held when ``rotate_encryption_keys`` last counted them.
+
+    The system check ``fusion_site.W001`` reads the newest census instead of scanning every table at
+    each start-up (a full count reads every encrypted column of every table, call records included).
+    """
+
+    counted_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    primary_key_id = models.CharField(max_length=8)
+    counts = models.JSONField(default=dict, help_text="key id -> number of values under it")
+
+    class Meta:
+        ordering = ["-counted_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"key census {self.counted_at:%Y-%m-%d %H:%M}"
+
+    @property
+    def values_under_old_keys(self) -> dict[str, int]:
+        return {kid: n for kid, n in self.counts.items() if kid != self.primary_key_id and n}

@@ -4,10 +4,12 @@ Configuration comes from environment variables only (django-environ); `.env.exam
 With nothing set, the product runs embedded: SQLite, in-process tasks, a generated local key file.
 """
 
+import datetime
 from pathlib import Path
 
 import environ
 from celery.schedules import crontab
+from csp.constants import NONE, SELF
 
 from fusion_site.local_keys import load_or_create_local_keys
 
@@ -38,6 +40,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "guardian",
     "simple_history",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
     "fusion_site",
     "accounts",
     "billing",
@@ -46,13 +52,20 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # After authentication: an idle session is ended before anything else looks at the user.
+    "accounts.security.IdleSessionTimeoutMiddleware",
+    "accounts.security.RequireSecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes requires: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "fusion_site.urls"
@@ -89,6 +102,8 @@ CACHES = {
 
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out username or address is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
@@ -102,6 +117,34 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Every login (staff and portal) needs a second factor: a TOTP device, or one of its recovery codes.
+# There is deliberately no setting that switches this off (see accounts.security).
+OTP_TOTP_ISSUER = "Fusion back office"
+OTP_LOGIN_URL = "accounts:otp_verify"
+RECOVERY_CODE_COUNT = 10
+# Nobody, administrators included, can read another user's TOTP secret or QR code in the admin.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+
+# django-axes: five failures lock the username, and separately the address they came from, for
+# AXES_COOLOFF_MINUTES (an administrator can unlock sooner in the admin, under Axes > Access attempts).
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The login form's field (and authenticate()'s keyword) is "username", though it holds the email; axes
+# would otherwise look for "email" and count every failure against no username at all.
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
+# Successful logins are in the audit trail already; axes keeps only what lockout needs (AccessAttempt).
+AXES_DISABLE_ACCESS_LOG = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = False
+
+# Idle timeout: a staff session ends after this long without a request (each request refreshes it).
+STAFF_SESSION_IDLE_SECONDS = env.int("STAFF_SESSION_IDLE_SECONDS", default=15 * 60)
+PORTAL_SESSION_IDLE_SECONDS = env.int("PORTAL_SESSION_IDLE_SECONDS", default=30 * 60)
+# The absolute cap on any session, however active.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=8 * 60 * 60)
 LOGIN_REDIRECT_URL = "accounts:home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -117,7 +160,8 @@ STATIC_ROOT = env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
 # Private files (uploaded call records while they are imported); never served by the web server.
 MEDIA_ROOT = env("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / ".local" / "media"))
 
-# Mail to the public (double opt-in, verification links). The embedded default prints mails to the console.
+# Mail: to the public (double opt-in, verification links), to data subjects (notices, identity codes),
+# to the DPO (reminders) and administrators (alerts). The embedded default prints mails to the console.
 EMAIL_BACKEND = env(
     "DJANGO_EMAIL_BACKEND",
     default="django.core.mail.backends.console.EmailBackend"
@@ -127,13 +171,43 @@ EMAIL_BACKEND = env(
 EMAIL_HOST = env("DJANGO_EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("DJANGO_EMAIL_PORT", default=25)
 DEFAULT_FROM_EMAIL = env("DJANGO_DEFAULT_FROM_EMAIL", default="Fusion Telecom <no-reply@fusion.example>")
+# Where this site is reached from outside, for links in emails (no trailing slash).
+SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
+# Transport and browser. Production (DJANGO_DEBUG=false) always gets TLS-only cookies, HSTS and the
+# redirect to HTTPS; `manage.py check --deploy` passes with no warnings there (tests/test_security_settings).
+PRODUCTION = not DEBUG
+SECURE_SSL_REDIRECT = PRODUCTION
+SECURE_HSTS_SECONDS = 365 * 24 * 60 * 60 if PRODUCTION else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
+SECURE_HSTS_PRELOAD = PRODUCTION
+if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = env.bool("DJANGO_SECURE_COOKIES", default=not DEBUG)
+SESSION_COOKIE_SECURE = PRODUCTION or env.bool("DJANGO_SECURE_COOKIES", default=False)
+SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Strict"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# No inline script or style anywhere (templates keep theirs in static/); QR codes are inline SVG markup.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+    }
+}
 
 # Celery: configured under the CELERY namespace (fusion_site/celery.py). With no broker the tasks run
 # in-process, so the embedded default needs no Redis.
@@ -151,9 +225,13 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-# Static beat schedule (one beat per deployment); every entry is idempotent, so a missed or doubled run
-# does no harm.
+# Static beat schedule, in code (one beat per deployment runs it); every entry is idempotent, so a
+# missed or doubled run does no harm.
 CELERY_BEAT_SCHEDULE = {
+    "verify-audit-chain": {
+        "task": "accounts.tasks.verify_audit_chain_nightly",
+        "schedule": crontab(hour=2, minute=15),
+    },
     "privacy-deadline-reminders": {
         "task": "privacy.tasks.send_deadline_reminders",
         "schedule": crontab(hour=6, minute=30),
@@ -173,20 +251,23 @@ GDPR_TRAINING_VALID_DAYS = env.int("GDPR_TRAINING_VALID_DAYS", default=365)
 PRIVACY_EXPORT_RETENTION_DAYS = env.int("PRIVACY_EXPORT_RETENTION_DAYS", default=7)
 PRIVACY_EXPORT_LINK_MAX_AGE = env.int("PRIVACY_EXPORT_LINK_MAX_AGE", default=24 * 60 * 60)
 
-# Email: notices to data subjects and reminders to the DPO. The console backend prints them in development.
-EMAIL_BACKEND = env("DJANGO_EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
-EMAIL_HOST = env("EMAIL_HOST", default="localhost")
-EMAIL_PORT = env.int("EMAIL_PORT", default=25)
-# Where this site is reached from outside, for links in emails (no trailing slash).
-SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
-DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="privacy@fusion.example")
 # The nightly reminder lists privacy requests overdue or due within this many days.
 PRIVACY_REMINDER_DAYS = env.int("PRIVACY_REMINDER_DAYS", default=7)
 
+# Alerts on unusual access (accounts.alerts) go to the DPO and administrators by email.
+ALERT_REVEALS_PER_WINDOW = env.int("ALERT_REVEALS_PER_WINDOW", default=20)
+ALERT_EXPORTS_PER_WINDOW = env.int("ALERT_EXPORTS_PER_WINDOW", default=5)
+ALERT_WINDOW_MINUTES = env.int("ALERT_WINDOW_MINUTES", default=10)
+ALERT_LOCKOUTS_PER_DAY = env.int("ALERT_LOCKOUTS_PER_DAY", default=3)
+
+# Every handler redacts personal data (emails, phone numbers, postcodes, bank details) from what it writes;
+# fusion_site.log_redaction also redacts records as they are made, so handlers added later (a test's
+# caplog, an APM agent) never see the plaintext either.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {"redact_personal_data": {"()": "fusion_site.log_redaction.RedactPersonalDataFilter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_personal_data"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
 }

@@ -138,6 +138,9 @@ TRAFFIC_DATA = Retention(
 SIX_YEARS_FROM_ISSUE = Retention("6 years from issue", Anchor.INVOICE_ISSUE, 72)
 LOGIN_ACCOUNT = Retention("1 month after the login account is closed", Anchor.ACCOUNT_CLOSED, 1)
 LOGS = Retention("2 years from the entry", Anchor.CREATED, 24)
+LOGIN_ATTEMPTS = Retention(
+    "until the lockout's cool-off ends or an administrator unlocks (kept at most 1 month)", Anchor.CREATED, 1
+)
 IMPORT_LOGS = Retention("3 months from the import", Anchor.CREATED, 3)
 WEBSITE_SUBMISSIONS = Retention(
     "enquiries 12 months from receipt; job applications 6 months after the decision; mailing list until "
@@ -551,10 +554,84 @@ DATA_MAP: tuple[ModelEntry, ...] = (
         ),
         recipients=("hosting", "mail"),
     ),
+    ModelEntry(
+        "axes.AccessAttempt",
+        "people who tried to log in (staff, portal users, attackers)",
+        "Lock out repeated failed logins by username and by address (security of processing)",
+        (
+            FieldEntry(
+                "username",
+                Category.TECHNICAL,
+                LawfulBasis.LEGITIMATE_INTERESTS,
+                LOGIN_ATTEMPTS,
+                ErasureAction.DELETE,
+                "Which account was tried",
+            ),
+            FieldEntry(
+                "ip_address",
+                Category.TECHNICAL,
+                LawfulBasis.LEGITIMATE_INTERESTS,
+                LOGIN_ATTEMPTS,
+                ErasureAction.DELETE,
+                "Where the attempts came from",
+            ),
+        ),
+        recipients=("hosting",),
+    ),
+    ModelEntry(
+        "axes.AccessFailureLog",
+        "people who tried to log in (staff, portal users, attackers)",
+        "Lock out repeated failed logins by username and by address (security of processing)",
+        (
+            FieldEntry(
+                "username",
+                Category.TECHNICAL,
+                LawfulBasis.LEGITIMATE_INTERESTS,
+                LOGIN_ATTEMPTS,
+                ErasureAction.DELETE,
+                "Which account was tried",
+            ),
+            FieldEntry(
+                "ip_address",
+                Category.TECHNICAL,
+                LawfulBasis.LEGITIMATE_INTERESTS,
+                LOGIN_ATTEMPTS,
+                ErasureAction.DELETE,
+                "Where the attempts came from",
+            ),
+        ),
+        recipients=("hosting",),
+    ),
+    ModelEntry(
+        "axes.AccessLog",
+        "people who tried to log in (staff, portal users, attackers)",
+        "Lock out repeated failed logins by username and by address (security of processing)",
+        (
+            FieldEntry(
+                "username",
+                Category.TECHNICAL,
+                LawfulBasis.LEGITIMATE_INTERESTS,
+                LOGIN_ATTEMPTS,
+                ErasureAction.DELETE,
+                "Which account was tried",
+            ),
+            FieldEntry(
+                "ip_address",
+                Category.TECHNICAL,
+                LawfulBasis.LEGITIMATE_INTERESTS,
+                LOGIN_ATTEMPTS,
+                ErasureAction.DELETE,
+                "Where the attempts came from",
+            ),
+        ),
+        recipients=("hosting",),
+    ),
 )
 
 # Fields whose names look personal but hold no personal data, and why.
 NOT_PERSONAL: dict[str, str] = {
+    "otp_totp.TOTPDevice.name": 'The label of an authenticator app ("authenticator"), set by the product',
+    "otp_static.StaticDevice.name": "The label of a set of recovery codes, set by the product",
     "auth.Permission.name": "A permission's description",
     "auth.Group.name": "A role's or partner group's name",
     "accounts.Partner.name": "A reseller company's name: organisation data",

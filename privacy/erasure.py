@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from axes.models import AccessAttempt
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
@@ -220,6 +221,11 @@ def _steps(customer: Customer) -> list[_Step]:
         ),
         _Step(DataExport.objects.filter(customer_id=pk), "Portability exports (their files go after commit)"),
         _Step(DataExport.history.filter(customer_id=pk), "History of portability exports"),
+        # Login attempts name the portal users by email: before their emails are anonymised below.
+        _Step(
+            AccessAttempt.objects.filter(username__in=portal_users.values("email")),
+            "Failed login attempts of the portal users",
+        ),
         # Which invoice billed each call: the invoice keeps its usage lines, the links go with the calls.
         _Step(BilledCall.objects.filter(call__in=calls.values("pk")), "Links of billed calls to invoices"),
         _Step(calls, "Traffic data: every call from the customer's lines, billed or not"),

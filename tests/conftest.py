@@ -1,6 +1,9 @@
 import os
 
 import pytest
+from django.test import Client
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Role
 from fusion_site.celery import app as celery_app
@@ -22,6 +25,27 @@ def _tasks_in_process():
 def _fast_password_hashing(settings):
     """The production hasher costs most of a second per user; tests make hundreds of users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+class VerifiedClient(Client):
+    """A test client whose ``force_login`` also passes the second factor, as a real login through
+    /login/ and /account/two-factor/ would: the user gets a confirmed TOTP device and the session
+    records it. Tests of the second factor itself use ``Client`` and log in step by step."""
+
+    def force_login(self, user, backend=None):
+        super().force_login(user, backend)
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+            user=user, name="test authenticator", confirmed=True
+        )
+        session = self.session
+        session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+        session.save()
+
+
+@pytest.fixture
+def client():
+    """pytest-django's ``client``, with a ``force_login`` that completes two-factor verification."""
+    return VerifiedClient()
 
 
 @pytest.fixture

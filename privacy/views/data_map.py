@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.views.decorators.http import require_POST
 
 from accounts.models import User
 from accounts.selectors import access_customer
@@ -39,6 +40,7 @@ def data_map_view(request: HttpRequest) -> HttpResponse:
 
 
 @login_required
+@require_POST  # an export: never by a link a page or a mail could make the browser follow
 def data_map_csv(request: HttpRequest) -> HttpResponse:
     _user_with(request, PrivacyPermission.VIEW_DATA_MAP)
     response = HttpResponse(content_type="text/csv; charset=utf-8")

@@ -328,6 +328,7 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 
 
 @login_required
+@require_POST  # an export: never by a link a page or a mail could make the browser follow
 def register_download(request: HttpRequest) -> HttpResponse:
     user = _user(request)
     _require(user, PrivacyPermission.CHANGE)

@@ -6,6 +6,7 @@ from decimal import Decimal
 from typing import cast
 
 import pytest
+from axes.models import AccessAttempt
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.contenttypes.models import ContentType
 
@@ -148,6 +149,17 @@ def build_subject(
         reason="Subject access request",
     )
     customer_cache_set(customer.pk, "site_details", "Zebedee Quillfeather, 19 Quillfeather Lane")
+    # A failed login of the portal user: lockout keeps the username (the email) in clear.
+    AccessAttempt.objects.create(
+        username="zeb.portal@quillmail.example",
+        ip_address="203.0.113.5",
+        user_agent="Mozilla/5.0",
+        http_accept="*/*",
+        path_info="/login/",
+        get_data="",
+        post_data="",
+        failures_since_start=1,
+    )
     # The erasure request itself names the person: its record stays, without them.
     services.privacy_request_receive(
         kind=PrivacyRequest.Kind.ERASURE,

@@ -112,17 +112,17 @@ def test_ropa_page_for_dpo_and_administrator(make_user, client, role):
 def test_ropa_refused_to_other_roles(make_user, client, role):
     client.force_login(make_user(role))
     assert client.get(reverse("privacy:data_map")).status_code == 403
-    assert client.get(reverse("privacy:data_map_csv")).status_code == 403
+    assert client.post(reverse("privacy:data_map_csv")).status_code == 403
 
 
 def test_ropa_needs_login(client, db):
-    for name in ("privacy:data_map", "privacy:data_map_csv"):
-        response = client.get(reverse(name))
+    for response in (client.get(reverse("privacy:data_map")), client.post(reverse("privacy:data_map_csv"))):
         assert response.status_code == 302 and "/login/" in response["Location"]
 
 
 def _csv(client) -> list[list[str]]:
-    response = client.get(reverse("privacy:data_map_csv"))
+    assert client.get(reverse("privacy:data_map_csv")).status_code == 405, "an export only by POST"
+    response = client.post(reverse("privacy:data_map_csv"))
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     return list(csv.reader(io.StringIO(response.content.decode())))
 

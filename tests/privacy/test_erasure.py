@@ -92,6 +92,7 @@ def test_erasure_leaves_nothing_of_the_subject_in_any_table(
         "accounts.Line",
         "privacy.PrivacyRequest",
         "privacy.HistoricalPrivacyRequest",
+        "axes.AccessAttempt",
     } <= tables
     neighbour_before = other_customer_snapshot(neighbour)
     other_before = other_customer_snapshot(other_customer)
@@ -162,15 +163,17 @@ def test_preview_counts_what_erasure_then_does(subject, dpo):
 
 def test_portal_user_is_deactivated_without_name_email_or_grants(subject, dpo, client):
     user = subject.portal_user
-    assert client.login(email="zeb.portal@quillmail.example", password="portal-password-123")
+    client.force_login(user)
+    assert client.get(reverse("accounts:my_account")).status_code == 302  # to its Site Details
+    assert client.get(reverse("privacy:my_access_report")).status_code == 200
     customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
     user.refresh_from_db()
     assert not user.is_active and user.full_name == "" and user.email == f"erased-{user.pk}@erased.invalid"
     assert not user.has_usable_password()
     assert user.groups.count() == 0 and get_perms(User.objects.get(pk=user.pk), subject.customer) == []
-    # The session started before erasure no longer authenticates.
-    assert client.get(reverse("accounts:my_account")).status_code == 302
-    assert not client.login(email=f"erased-{user.pk}@erased.invalid", password="portal-password-123")
+    # The session started before erasure no longer authenticates, and the password is gone.
+    assert client.get(reverse("privacy:my_access_report")).status_code == 302
+    assert not User.objects.get(pk=user.pk).check_password("portal-password-123")
 
 
 def test_second_run_is_safe_and_records_a_repeat(subject, dpo):

@@ -30,7 +30,7 @@ from privacy.export_links import download_token
 from privacy.models import DataExport
 from privacy.services import exports as export_services
 from tests.billing.factories import billing_profile, finalised_run, month
-from tests.factories import PASSWORD, full_customer
+from tests.factories import full_customer
 
 CATEGORY_NAMES = [category.name for category in portability.CATEGORIES]
 DOWNLOAD_LINK = re.compile(r'href="(/privacy/exports/download/[^"]+/)"')
@@ -48,7 +48,7 @@ def dpo(make_user):
 
 
 def logged_in(client, user):
-    assert client.login(email=user.email, password=PASSWORD)
+    client.force_login(user)
     return client
 
 
@@ -336,6 +336,7 @@ def test_the_beat_job_deletes_expired_exports_and_keeps_current_ones(
     assert ready_export.history.latest().history_user.email.startswith(export_services.EXPORT_JOB)
     current.refresh_from_db()
     assert current.status == DataExport.Status.READY and current.storage_path().is_file()
+    client.force_login(dpo)  # days later: the idle session timed out long ago
     response = client.get(link)
     assert response.status_code == 410
     assert "The export has expired and its file has been deleted." in response.content.decode()

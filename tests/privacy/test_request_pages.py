@@ -99,7 +99,7 @@ def test_pages_refuse_users_without_the_permission(client, make_user, customer, 
     client.force_login(support)
     # A support agent may look, and open requests, but not work them.
     assert client.post(_act(item, "withdraw"), {"reason": "x"}).status_code == 403
-    assert client.get(reverse("privacy:register")).status_code == 403
+    assert client.post(reverse("privacy:register")).status_code == 403
 
 
 def test_support_agent_records_a_request_for_a_customer_it_sees(client, support, customer, other_customer):
@@ -273,7 +273,8 @@ def test_register_csv_holds_the_register_without_personal_data(
     rejected = receive(dpo, subject_email="sam@example.com", kind=Kind.ERASURE)
     services.privacy_request_reject(privacy_request=rejected, actor=dpo, reason="-Manifestly unfounded")
     client.force_login(dpo)
-    response = client.get(reverse("privacy:register"))
+    assert client.get(reverse("privacy:register")).status_code == 405, "an export only by POST"
+    response = client.post(reverse("privacy:register"))
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"].startswith('attachment; filename="dsr-register-')

@@ -4,11 +4,13 @@ from typing import Any, TextIO, cast
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import connection
+from django_otp.oath import totp
 from tqdm import tqdm
 
 from accounts.demo import DEMO_PASSWORD, DemoBuilder
-from accounts.models import Customer
+from accounts.models import Customer, User
 from accounts.services import system_user
+from accounts.two_factor import base32_secret, demo_authenticator
 
 
 class Command(BaseCommand):
@@ -41,3 +43,16 @@ class Command(BaseCommand):
         width = max(len(login.email) for login in logins)
         for login in logins:
             self.stdout.write(f"  {login.email:<{width}}  {login.role:<24} {login.partner:<20} {login.note}")
+        # Two-factor authentication is never switched off, so each demo user gets an authenticator:
+        # add the secret to an app, or type the current code printed here (it changes every 30 s).
+        self.stdout.write(
+            self.style.SUCCESS("\nSecond factor (TOTP secret for an authenticator app, code now)")
+        )
+        users = {user.email: user for user in User.objects.filter(email__in=[x.email for x in logins])}
+        for login in logins:
+            device = demo_authenticator(users[login.email])
+            code = f"{totp(device.bin_key, device.step, device.t0, device.digits):0{device.digits}d}"
+            self.stdout.write(f"  {login.email:<{width}}  {base32_secret(device)}  {code}")
+        self.stdout.write(
+            "  Codes change every 30 seconds; `manage.py demo_totp_codes` prints the current ones again."
+        )

@@ -1,0 +1,113 @@
+"""Alerts to the DPO and administrators about unusual access, sent by email once the transaction commits.
+
+- many reveals (access log) or exports (audit events ``export.*``) by one user within a short window;
+- a user opening a customer outside their own partner (an administrator or DPO reading a partner's
+  customer, which their role allows but which should be seen);
+- repeated lockouts of one username or from one address within a day.
+
+Each alert is sent once per subject and window (an atomic ``cache.add``), not once per request. The
+mails name staff by email and customers by account reference only: no customer personal data.
+"""
+
+import datetime
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import AccessLog, AuditEvent, Customer, Role, User
+
+ALERT_ROLES = (Role.ADMINISTRATOR.value, Role.DATA_PROTECTION_OFFICER.value)
+
+
+def alert_recipients() -> list[str]:
+    users = User.objects.filter(is_active=True, customer__isnull=True, groups__name__in=ALERT_ROLES)
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def _send_once(key: str, window: datetime.timedelta, subject: str, body: str) -> bool:
+    if not cache.add(f"security-alert:{key}", 1, timeout=int(window.total_seconds())):
+        return False
+    recipients = alert_recipients()
+    if not recipients:
+        return False
+    from accounts.audit import audit_record
+    from accounts.tasks import send_security_alert
+
+    audit_record(actor=None, action="alert.sent", detail={"key": key, "subject": subject})
+    transaction.on_commit(lambda: send_security_alert.delay(subject, body, recipients))
+    return True
+
+
+def _window() -> datetime.timedelta:
+    return datetime.timedelta(minutes=settings.ALERT_WINDOW_MINUTES)
+
+
+def check_reveal_volume(*, user: User) -> bool:
+    since = timezone.now() - _window()
+    count = AccessLog.objects.filter(user=user, action=AccessLog.Action.REVEAL, at__gte=since).count()
+    if count < settings.ALERT_REVEALS_PER_WINDOW:
+        return False
+    return _send_once(
+        f"reveals:{user.pk}",
+        _window(),
+        f"[Fusion security] Many reveals of personal data by {user.email}",
+        f"{user.email} (user {user.pk}) revealed personal data {count} times in the last "
+        f"{settings.ALERT_WINDOW_MINUTES} minutes. See the access log in the admin.",
+    )
+
+
+def check_export_volume(*, user: User) -> bool:
+    since = timezone.now() - _window()
+    count = AuditEvent.objects.filter(actor_id=user.pk, action__startswith="export.", at__gte=since).count()
+    if count < settings.ALERT_EXPORTS_PER_WINDOW:
+        return False
+    return _send_once(
+        f"exports:{user.pk}",
+        _window(),
+        f"[Fusion security] Many exports by {user.email}",
+        f"{user.email} (user {user.pk}) made {count} exports in the last "
+        f"{settings.ALERT_WINDOW_MINUTES} minutes. See the audit trail in the admin.",
+    )
+
+
+def check_cross_partner_access(*, user: User, customer: Customer) -> bool:
+    return _send_once(
+        f"cross-partner:{user.pk}:{customer.pk}",
+        datetime.timedelta(days=1),
+        f"[Fusion security] {user.email} opened a customer outside their partner",
+        f"{user.email} (user {user.pk}) opened customer {customer.reference} of partner "
+        f"{customer.partner_id}, which is not theirs. Check it was needed.",
+    )
+
+
+def check_repeated_lockouts(*, username_digest: str, ip_address: str) -> bool:
+    since = timezone.now() - datetime.timedelta(days=1)
+    lockouts = AuditEvent.objects.filter(action="auth.locked_out", at__gte=since)
+    by_username = lockouts.filter(detail__username_digest=username_digest).count()
+    by_address = lockouts.filter(detail__ip=ip_address).count() if ip_address else 0
+    sent = False
+    if by_username >= settings.ALERT_LOCKOUTS_PER_DAY:
+        sent |= _send_once(
+            f"lockouts-user:{username_digest}",
+            datetime.timedelta(days=1),
+            "[Fusion security] Repeated lockouts of one username",
+            f"One username (digest {username_digest[:12]}) was locked out {by_username} times in a day: "
+            "someone may be guessing its password. See Axes > Access attempts in the admin.",
+        )
+    if by_address >= settings.ALERT_LOCKOUTS_PER_DAY:
+        sent |= _send_once(
+            f"lockouts-ip:{ip_address}",
+            datetime.timedelta(days=1),
+            f"[Fusion security] Repeated lockouts from {ip_address}",
+            f"Address {ip_address} was locked out {by_address} times in a day.",
+        )
+    return sent
+
+
+def after_access_logged(entry: AccessLog) -> None:
+    if entry.action == AccessLog.Action.REVEAL:
+        check_reveal_volume(user=entry.user)
+    elif entry.action == AccessLog.Action.CROSS_PARTNER_VIEW and entry.customer is not None:
+        check_cross_partner_access(user=entry.user, customer=entry.customer)
