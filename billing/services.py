@@ -199,6 +199,7 @@ def customer_cease_billing(*, customer: Customer, actor: User, reason: str) -> C
     customer.billing_ceased_at = timezone.now()
     customer.billing_ceased_by = actor
     customer.billing_ceased_reason = reason.strip()
+    audit_record(actor=actor, action="customer.billing_ceased", target=customer)
     return save_with_actor(customer, actor=actor, reason=f"Billing ceased: {reason.strip()}")
 
 
@@ -240,6 +241,13 @@ def customer_lift_billing_cease(
 
 def _event(bill_run: BillRun, actor: User | None, action: str, detail: str = "") -> None:
     BillRunEvent.objects.create(bill_run=bill_run, actor=actor, action=action, detail=detail)
+    # The chained audit trail gets the step, not the free text (reasons can name people).
+    audit_record(
+        actor=actor,
+        action=f"bill_run.{action.replace(' ', '_')}",
+        target=bill_run,
+        detail={"partner": bill_run.partner_id, "period_start": bill_run.period_start},
+    )
 
 
 @dataclass(frozen=True)

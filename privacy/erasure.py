@@ -44,6 +44,7 @@ from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
+from accounts.audit import audit_record
 from accounts.models import (
     AccessLog,
     Contact,
@@ -482,6 +483,12 @@ def customer_erase(
         actor=actor,
         action=ErasureEvent.Action.REPEATED if repeat else ErasureEvent.Action.ERASED,
         detail=f"{sum(counts.values())} rows erased{label}",
+    )
+    audit_record(
+        actor=actor,
+        action="customer.erased_again" if repeat else "customer.erased",
+        target=customer,
+        detail={"request": request_reference, "rows": sum(counts.values()), "record": record.pk},
     )
     customer_pk = customer.pk
     transaction.on_commit(_after_commit(customer_pk, directory))

@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts import validation
+from accounts.audit import audit_record
 from accounts.models import Contact, Customer, User
 from accounts.selectors import customers_visible_to
 from accounts.services import customer_lift_processing_restriction, customer_restrict_processing
@@ -85,7 +86,7 @@ def _event(
     to_state: str | None = None,
     reason: str = "",
 ) -> PrivacyRequestEvent:
-    return PrivacyRequestEvent.objects.create(
+    event = PrivacyRequestEvent.objects.create(
         privacy_request=privacy_request,
         actor=actor,
         action=action,
@@ -93,6 +94,14 @@ def _event(
         to_state=to_state or from_state,
         reason=reason,
     )
+    # The chained audit trail gets the step and the states, never the reason (it can name the subject).
+    audit_record(
+        actor=actor,
+        action=f"privacy_request.{action}",
+        target=privacy_request,
+        detail={"kind": privacy_request.kind, "from": from_state, "to": event.to_state},
+    )
+    return event
 
 
 def _check_step(privacy_request: PrivacyRequest, action: str) -> None:

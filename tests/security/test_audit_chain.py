@@ -11,6 +11,11 @@ from accounts import services
 from accounts.audit import audit_record, verify_chain
 from accounts.models import AccessLog, AuditEvent, Role
 from accounts.tasks import verify_audit_chain_nightly
+from billing import services as run_services
+from billing.demo import uk_tariff
+from privacy.models import PrivacyRequest
+from privacy.services import requests as privacy_services
+from tests.billing.factories import billing_profile, calculated_run, month
 from tests.conftest import require_service
 from tests.factories import PASSWORD
 
@@ -235,3 +240,38 @@ def test_concurrent_writers_keep_one_chain(make_user):
     assert problems == []
     assert checked == AuditEvent.objects.count()
     assert AuditEvent.objects.filter(action="test.concurrent").count() == 40
+
+
+def test_privacy_request_steps_bill_run_steps_and_erasure_are_chained_without_free_text(
+    customer, make_user, django_capture_on_commit_callbacks
+):
+    dpo, second = make_user(Role.DATA_PROTECTION_OFFICER), make_user(Role.DATA_PROTECTION_OFFICER)
+    billing_profile(customer.partner, default_tariff=uk_tariff())
+    run = calculated_run(customer.partner, month(2025, 1), actor=make_user(Role.BILLING_AGENT))
+    request = privacy_services.privacy_request_receive(
+        kind=PrivacyRequest.Kind.ERASURE,
+        channel=PrivacyRequest.Channel.EMAIL,
+        details="Secret words of the subject",
+        actor=dpo,
+        customer=customer,
+    )
+    privacy_services.privacy_request_attest_identity(
+        privacy_request=request, actor=dpo, reason="Known caller"
+    )
+    privacy_services.privacy_request_start(privacy_request=request, actor=dpo)
+    privacy_services.privacy_request_submit_for_approval(privacy_request=request, actor=dpo)
+    privacy_services.privacy_request_approve(privacy_request=request, actor=second)
+    run_services.bill_run_cancel(bill_run=run, actor=make_user(Role.BILLING_AGENT), reason="Erasure first")
+    with django_capture_on_commit_callbacks(execute=True):
+        privacy_services.privacy_request_complete(privacy_request=request, actor=second, reason="Erased")
+
+    actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))
+    assert {"bill_run.created", "bill_run.cancelled"} <= set(actions)
+    for step in ("received", "identity_attested", "start", "submit_for_approval", "approved", "complete"):
+        assert any(a == f"privacy_request.{step}" for a in actions), (step, actions)
+    assert "customer.erased" in actions
+    assert not any(
+        "Secret words" in str(detail) for detail in AuditEvent.objects.values_list("detail", flat=True)
+    )
+    checked, problems = verify_chain()
+    assert problems == [] and checked == len(actions)
