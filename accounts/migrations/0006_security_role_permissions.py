@@ -1,8 +1,9 @@
 """Administrators unlock locked-out logins (django-axes' access attempts), remove a lost authenticator
 (its owner enrols a new one at the next login) and read the audit trail; the DPO reads the audit trail."""
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from fusion_site.role_migrations import grant_role_permissions
 
 ADDED = {
     "administrator": [
@@ -20,34 +21,6 @@ ADDED = {
 }
 
 
-def grant(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in ADDED.items():
-        group = Group.objects.get(name=role)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.add(
-                Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            )
-
-
-def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in ADDED.items():
-        group = Group.objects.get(name=role)
-        for perm in perms:
-            app_label, codename = perm.split(".")
-            group.permissions.remove(
-                *Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-            )
-
-
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0005_audit_trail"),
@@ -56,4 +29,4 @@ class Migration(migrations.Migration):
         ("otp_static", "0003_add_timestamps"),
     ]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [grant_role_permissions(ADDED)]

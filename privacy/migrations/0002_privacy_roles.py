@@ -9,8 +9,9 @@ its own account. Partner staff get no export permission: an export is the whole 
 and billing data, so it is granted one user at a time if at all.
 """
 
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
+
+from fusion_site.role_migrations import grant_role_permissions
 
 ROLE_PERMISSIONS = {
     "data protection officer": [
@@ -49,35 +50,7 @@ ROLE_PERMISSIONS = {
 }
 
 
-def grant(apps, schema_editor):
-    for app_config in apps.get_app_configs():
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in ROLE_PERMISSIONS.items():
-        group = Group.objects.get(name=role)
-        codenames = {perm.split(".")[1] for perm in perms}
-        found = list(Permission.objects.filter(content_type__app_label="privacy", codename__in=codenames))
-        missing = codenames - {permission.codename for permission in found}
-        if missing:
-            raise RuntimeError(f"Unknown privacy permissions for {role}: {sorted(missing)}")
-        group.permissions.add(*found)
-
-
-def revoke(apps, schema_editor):
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    for role, perms in ROLE_PERMISSIONS.items():
-        codenames = [perm.split(".")[1] for perm in perms]
-        for group in Group.objects.filter(name=role):
-            group.permissions.remove(
-                *Permission.objects.filter(content_type__app_label="privacy", codename__in=codenames)
-            )
-
-
 class Migration(migrations.Migration):
     dependencies = [("privacy", "0001_initial"), ("accounts", "0002_role_groups")]
 
-    operations = [migrations.RunPython(grant, revoke)]
+    operations = [grant_role_permissions(ROLE_PERMISSIONS)]
