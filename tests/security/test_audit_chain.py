@@ -210,7 +210,7 @@ def test_a_reveal_is_audited_with_its_access_log_entry(client, make_user, custom
     assert event.detail["access_log"] == entry.pk
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_concurrent_writers_keep_one_chain(make_user):
     require_service(
         "PostgreSQL",
