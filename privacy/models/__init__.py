@@ -13,6 +13,7 @@ from privacy.models.requests import (
     SuppressionEntry,
     Transition,
 )
+from privacy.models.retention import LegalHold, RetentionLock, RetentionPolicy, RetentionRun
 from privacy.permissions import PrivacyPermission
 
 __all__ = [
@@ -22,10 +23,14 @@ __all__ = [
     "ErasureEvent",
     "ErasureRecord",
     "IdentityCode",
+    "LegalHold",
     "PrivacyPermission",
     "PrivacyRequest",
     "PrivacyRequestEvent",
     "ReminderRun",
+    "RetentionLock",
+    "RetentionPolicy",
+    "RetentionRun",
     "State",
     "SuppressionEntry",
     "Transition",
