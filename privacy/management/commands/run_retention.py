@@ -49,6 +49,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         dry_run: bool = options["dry_run"]
+        if options["today"] and not dry_run:
+            # A real run as of a later day would delete early; only a preview may look ahead.
+            raise CommandError("--today is only allowed with --dry-run.")
         observer = CommandObserver(self, verbose=dry_run or options["verbosity"] > 1)
         run = retention_run(dry_run=dry_run, today=options["today"], observer=observer)
         if run is None:
