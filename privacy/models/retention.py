@@ -30,7 +30,7 @@ class RetentionPolicy(TimeStampedModel):
     may change the period (history keeps every change with who and why), never the key or the anchor."""
 
     key = models.SlugField(max_length=40, unique=True, editable=False)
-    name = models.CharField(max_length=100)
+    title = models.CharField(max_length=100)
     anchor = models.CharField(max_length=30, choices=ANCHOR_CHOICES, editable=False)
     # Sixty years is far past any period the law asks for; a larger number is a typing mistake.
     months = models.PositiveIntegerField(validators=[MaxValueValidator(720)])
@@ -47,7 +47,7 @@ class RetentionPolicy(TimeStampedModel):
         permissions = [("run_retention", "Can run the retention job and see its runs")]
 
     def __str__(self) -> str:
-        return f"{self.name}: {self.months} months from the {self.get_anchor_display()}"
+        return f"{self.title}: {self.months} months from the {self.get_anchor_display()}"
 
 
 class LegalHold(TimeStampedModel):
@@ -144,9 +144,9 @@ class RetentionLock(models.Model):
 
     SINGLETON = 1
 
-    holder = models.CharField(max_length=64, blank=True)
+    lease_token = models.CharField(max_length=64, blank=True)
     run = models.ForeignKey(RetentionRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
-        return f"Retention lock held by {self.holder or 'nobody'}"
+        return f"Retention lock held by {self.lease_token or 'nobody'}"

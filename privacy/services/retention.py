@@ -108,14 +108,14 @@ def retention_lock_acquire(*, holder: str) -> bool:
     now = timezone.now()
     taken = (
         RetentionLock.objects.filter(pk=RetentionLock.SINGLETON)
-        .filter(Q(holder="") | Q(expires_at__lt=now))
-        .update(holder=holder, expires_at=now + _lease_length())
+        .filter(Q(lease_token="") | Q(expires_at__lt=now))
+        .update(lease_token=holder, expires_at=now + _lease_length())
     )
     return taken == 1
 
 
 def retention_lock_renew(*, holder: str) -> None:
-    renewed = RetentionLock.objects.filter(pk=RetentionLock.SINGLETON, holder=holder).update(
+    renewed = RetentionLock.objects.filter(pk=RetentionLock.SINGLETON, lease_token=holder).update(
         expires_at=timezone.now() + _lease_length()
     )
     if not renewed:
@@ -123,16 +123,16 @@ def retention_lock_renew(*, holder: str) -> None:
 
 
 def retention_lock_release(*, holder: str) -> None:
-    RetentionLock.objects.filter(pk=RetentionLock.SINGLETON, holder=holder).update(
-        holder="", expires_at=None, run=None
+    RetentionLock.objects.filter(pk=RetentionLock.SINGLETON, lease_token=holder).update(
+        lease_token="", expires_at=None, run=None
     )
 
 
 def retention_lock_holder() -> str:
     lock = RetentionLock.objects.filter(pk=RetentionLock.SINGLETON).first()
-    if lock is None or not lock.holder or (lock.expires_at and lock.expires_at < timezone.now()):
+    if lock is None or not lock.lease_token or (lock.expires_at and lock.expires_at < timezone.now()):
         return ""
-    return lock.holder
+    return lock.lease_token
 
 
 # The run
@@ -163,7 +163,7 @@ def retention_run(
         return None
     try:
         run = _resume_or_start(today=today, actor=actor, holder=holder)
-        RetentionLock.objects.filter(pk=RetentionLock.SINGLETON, holder=holder).update(run=run)
+        RetentionLock.objects.filter(pk=RetentionLock.SINGLETON, lease_token=holder).update(run=run)
         _execute(
             run,
             today=today,

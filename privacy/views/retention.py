@@ -194,5 +194,5 @@ def retention_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
     except ValidationError as error:
         _report_errors(request, error)
     else:
-        messages.success(request, f"{policy.name}: now {form.cleaned_data['months']} months.")
+        messages.success(request, f"{policy.title}: now {form.cleaned_data['months']} months.")
     return redirect("privacy:retention")
