@@ -42,3 +42,4 @@ bench: install
 	$(PY) bench/bill_run.py
 	$(PY) bench/privacy_erasure.py
 	$(PY) bench/privacy_export.py
+	$(PY) bench/retention.py

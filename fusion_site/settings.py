@@ -241,7 +241,17 @@ CELERY_BEAT_SCHEDULE = {
         "task": "privacy.tasks.purge_expired_data_exports",
         "schedule": crontab(minute=17),
     },
+    # Nightly, after the evening's bill runs and before the working day; level-triggered, so a missed
+    # night is caught up by the next.
+    "privacy-retention": {
+        "task": "privacy.tasks.run_retention",
+        "schedule": crontab(hour=2, minute=15),
+    },
 }
+# Redis redelivers a task whose worker died without acknowledging it after this many seconds (Kombu's
+# default, an hour). A task still running then is delivered twice: the retention run's lock makes the
+# second wait for the first, and the tests shorten it to see a killed worker's task redelivered.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
@@ -253,6 +263,17 @@ PRIVACY_EXPORT_LINK_MAX_AGE = env.int("PRIVACY_EXPORT_LINK_MAX_AGE", default=24 
 
 # The nightly reminder lists privacy requests overdue or due within this many days.
 PRIVACY_REMINDER_DAYS = env.int("PRIVACY_REMINDER_DAYS", default=7)
+
+# Retention (privacy.retention). Fusion keeps no payment ledger: a customer with a finalised invoice issued
+# within this many days may still owe money and is kept (and reported) until the invoice is older.
+RETENTION_UNPAID_GRACE_DAYS = env.int("RETENTION_UNPAID_GRACE_DAYS", default=60)
+# Customers erased per chunk (one transaction each); rows deleted per chunk for bulk categories.
+RETENTION_CHUNK_SIZE = env.int("RETENTION_CHUNK_SIZE", default=200)
+RETENTION_ROW_BATCH = env.int("RETENTION_ROW_BATCH", default=5000)
+# The run's lease on the lock, renewed after every chunk: a killed run's lease lapses after this long.
+RETENTION_LOCK_TTL_SECONDS = env.int("RETENTION_LOCK_TTL_SECONDS", default=600)
+# A pause between chunks, to spare the database during the working day if a run is started by hand.
+RETENTION_CHUNK_PAUSE_SECONDS = env.float("RETENTION_CHUNK_PAUSE_SECONDS", default=0.0)
 
 # Alerts on unusual access (accounts.alerts) go to the DPO and administrators by email.
 ALERT_REVEALS_PER_WINDOW = env.int("ALERT_REVEALS_PER_WINDOW", default=20)

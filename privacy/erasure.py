@@ -72,7 +72,7 @@ from billing.models import (
 from fusion_site.customer_cache import customer_cache_forget
 from fusion_site.models import save_with_actor
 from privacy.data_map import ACCOUNTABILITY, VAT_RECORDS, ErasureAction, LegalObligation
-from privacy.models import DataExport, ErasureEvent, ErasureRecord, PrivacyRequest
+from privacy.models import DataExport, ErasureEvent, ErasureRecord, LegalHold, PrivacyRequest
 
 EXPORTS_DIR = "exports"
 VAT_RETENTION_YEARS = 6
@@ -322,10 +322,15 @@ def _blockers(customer: Customer) -> list[str]:
         .select_related("partner")
         .distinct()
     )
+    holds = LegalHold.objects.filter(customer=customer, lifted_at__isnull=True).order_by("id")
     return [
         f"Bill run {run} ({run.get_status_display().lower()}) has a draft invoice for this customer: "
         "finalise the run (the invoice is then kept) or cancel it before erasing."
         for run in open_runs
+    ] + [
+        f"Legal hold ({hold.get_kind_display().lower()}, review on {hold.review_on:%d %B %Y}): the data "
+        "must be kept while it lasts; the DPO lifts the hold before erasing."
+        for hold in holds
     ]
 
 

@@ -1,11 +1,11 @@
 """Privacy tasks: thin, call a service, safe to run twice."""
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from privacy.services import exports
+from privacy.services import exports, retention
 from privacy.services.requests import privacy_deadline_reminders_send
 
 
@@ -30,3 +30,25 @@ def build_data_export(export_id: int) -> str | None:
 @shared_task(acks_late=True, soft_time_limit=10 * 60, time_limit=15 * 60)
 def purge_expired_data_exports() -> int:
     return exports.data_export_purge_expired()
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    soft_time_limit=6 * 60 * 60,
+    time_limit=6 * 60 * 60 + 300,
+)
+def run_retention(self: Task) -> int | None:
+    """Nightly: delete what retention no longer lets us keep. Acknowledged only when done, so a worker
+    killed mid-run has the task redelivered; the redelivery carries on the same run record. If the lease
+    is still held under this task's own id (the killed delivery's, not yet expired), try again once it
+    has expired; if another run holds it, this one does nothing."""
+    holder = f"task-{self.request.id}"
+    run = retention.retention_run(holder=holder)
+    if run is None:
+        if retention.retention_lock_holder() == holder:
+            raise self.retry(countdown=int(settings.RETENTION_LOCK_TTL_SECONDS) + 1)
+        return None
+    return run.pk

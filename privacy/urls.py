@@ -20,4 +20,8 @@ urlpatterns = [
     path("my-data/", views.my_data, name="my_data"),
     path("customers/<str:reference>/exports/", views.customer_exports, name="customer_exports"),
     path("exports/download/<str:token>/", views.export_download, name="export_download"),
+    path("retention/", views.retention_overview, name="retention"),
+    path("retention/holds/", views.legal_hold_set_view, name="legal_hold_set"),
+    path("retention/holds/<int:pk>/lift/", views.legal_hold_lift_view, name="legal_hold_lift"),
+    path("retention/policies/<int:pk>/", views.retention_policy_edit, name="retention_policy_edit"),
 ]

@@ -13,6 +13,7 @@ from privacy.models.requests import (
     SuppressionEntry,
     Transition,
 )
+from privacy.models.retention import LegalHold, RetentionLock, RetentionPolicy, RetentionRun
 from privacy.models.website import CookieConsentRecord, PrivacyNotice, WebsiteSubmission
 from privacy.permissions import PrivacyPermission
 
@@ -24,11 +25,15 @@ __all__ = [
     "ErasureEvent",
     "ErasureRecord",
     "IdentityCode",
+    "LegalHold",
     "PrivacyNotice",
     "PrivacyPermission",
     "PrivacyRequest",
     "PrivacyRequestEvent",
     "ReminderRun",
+    "RetentionLock",
+    "RetentionPolicy",
+    "RetentionRun",
     "State",
     "SuppressionEntry",
     "Transition",

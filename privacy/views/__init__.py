@@ -14,6 +14,12 @@ from privacy.views.requests import (
     request_new,
     verify_identity,
 )
+from privacy.views.retention import (
+    legal_hold_lift_view,
+    legal_hold_set_view,
+    retention_overview,
+    retention_policy_edit,
+)
 
 __all__ = [
     "access_report_view",
@@ -22,6 +28,8 @@ __all__ = [
     "data_map_view",
     "erasure_preview_view",
     "export_download",
+    "legal_hold_lift_view",
+    "legal_hold_set_view",
     "my_access_report",
     "my_data",
     "my_requests",
@@ -30,5 +38,7 @@ __all__ = [
     "request_action",
     "request_detail",
     "request_new",
+    "retention_overview",
+    "retention_policy_edit",
     "verify_identity",
 ]

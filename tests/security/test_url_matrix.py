@@ -186,6 +186,11 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
     ),
     # A link that does not verify answers 404 to everyone (tests/privacy/test_portability.py has the rest).
     "privacy:export_download": (lambda w: "/privacy/exports/download/not-a-token/", NOBODY, None),
+    "privacy:retention": (lambda w: "/privacy/retention/", PRIVACY_OFFICE, None),
+    # Setting and lifting holds and changing a policy are POST only (tests/privacy/test_retention*.py).
+    "privacy:legal_hold_set": (lambda w: "/privacy/retention/holds/", NOBODY, None),
+    "privacy:legal_hold_lift": (lambda w: "/privacy/retention/holds/1/lift/", NOBODY, None),
+    "privacy:retention_policy_edit": (lambda w: "/privacy/retention/policies/1/", NOBODY, None),
     "website_staff:submissions": (lambda w: "/privacy/website/submissions/", PRIVACY_OFFICE, None),
     "website_staff:submission": (
         lambda w: f"/privacy/website/submissions/{_submission(w)}/",

@@ -1,0 +1,490 @@
+"""The retention job's rules: when data is past due, who is kept and why, and one handler per policy.
+
+Each ``RetentionPolicy`` row names a handler by its key (``HANDLERS``, filled by ``@retention_handler``).
+A handler finds what its policy makes due *as of today* (level-triggered: a missed night is caught up by
+the next), and works through it in chunks, each in its own transaction through ``RetentionContext.chunk``,
+which also adds the chunk's counts to the run in that same transaction: a chunk is either done and
+counted, or neither. A policy whose handler does not exist yet (the public website's records) is
+reported on the run as "no handler yet".
+
+Customers: due when ``add_calendar_months(contract_end, months) <= today`` (Europe/London date), not
+erased, no active legal hold, no draft invoice in an open bill run (erasure would refuse), and no
+finalised invoice issued within ``RETENTION_UNPAID_GRACE_DAYS`` (default 60). Fusion keeps no payment
+ledger, so a recent invoice is the only sign that money may still be owed: such a customer is kept and
+reported, and is due again once the invoice is older than the grace period (or earlier, by the DPO
+erasing it). A due customer is erased exactly as an erasure request does (``customer_erase``), as the
+``retention`` system user, with the policy in the reason; the erased customer is not due again, so a
+redelivered chunk erases no one twice.
+
+Invoices and credit notes: deleted, with their lines, history and call links, once the invoice and every
+credit note against it are 6 years old (a credit note PROTECTs its invoice, and restarts nothing: each
+document keeps its own 6 years). Calls: deleted once the dispute period has passed after the invoice that
+billed them, or after the call for calls never billed. Access logs: after 2 years. Closed privacy
+requests: 3 years after closing, with their events, identity codes and history. Anything of a customer
+under an active legal hold is kept by every handler.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from accounts.models import AccessLog, Customer, User
+from billing.models import BilledCall, BillRun, CallRecord, CreditNote, Invoice, InvoiceLine, OneOffCharge
+from privacy.deadlines import add_calendar_months
+from privacy.erasure import ErasureBlockedError, customer_erase, erasure_preview
+from privacy.models import (
+    IdentityCode,
+    LegalHold,
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    RetentionPolicy,
+    RetentionRun,
+    State,
+    SuppressionEntry,
+)
+
+logger = logging.getLogger(__name__)
+
+CLOSED_STATES = (State.COMPLETED, State.REJECTED, State.WITHDRAWN)
+# The run record lists at most this many held or kept customers; the counts beside them are complete.
+LISTED_AT_MOST = 1000
+
+
+def retention_cutoff(today: datetime.date, months: int) -> datetime.date:
+    """The latest anchor date that is due today: the largest ``d`` with ``add_calendar_months(d, months)
+    <= today``. At a month's end several anchors share one due date (31, 30 and 29 January plus one month
+    are all 28 February in 2025), so on the last day of a month every day of the month ``months`` earlier
+    is due."""
+    index = today.year * 12 + today.month - 1 - months
+    year, month = divmod(index, 12)
+    month += 1
+    last = calendar.monthrange(year, month)[1]
+    if today.day == calendar.monthrange(today.year, today.month)[1]:
+        return datetime.date(year, month, last)
+    return datetime.date(year, month, min(today.day, last))
+
+
+def start_of_day_after(day: datetime.date) -> datetime.datetime:
+    """Midnight (UK time) at the end of ``day``: timestamps before it fall on ``day`` or earlier."""
+    return timezone.make_aware(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min))
+
+
+def unpaid_grace_days() -> int:
+    return int(getattr(settings, "RETENTION_UNPAID_GRACE_DAYS", 60))
+
+
+# Who is due, held or kept
+
+
+def active_holds() -> QuerySet[LegalHold]:
+    return LegalHold.objects.filter(lifted_at__isnull=True)
+
+
+def _held_customer_ids() -> QuerySet[LegalHold, Any]:
+    return active_holds().values("customer_id")
+
+
+def customers_past_due(today: datetime.date, months: int) -> QuerySet[Customer]:
+    """Not erased, and the contract ended at least ``months`` ago (whatever else may keep them)."""
+    return Customer.objects.filter(
+        erased_at__isnull=True, contract_end__isnull=False, contract_end__lte=retention_cutoff(today, months)
+    )
+
+
+def _reasons_to_keep(today: datetime.date) -> dict[str, Exists]:
+    """Per customer row: an active legal hold; a finalised invoice recent enough to be unpaid; a draft
+    invoice in an open bill run (erasure would refuse)."""
+    recent = today - datetime.timedelta(days=unpaid_grace_days())
+    return {
+        "is_held": Exists(active_holds().filter(customer_id=OuterRef("pk"))),
+        "maybe_unpaid": Exists(
+            Invoice.objects.filter(
+                customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED, issue_date__gt=recent
+            )
+        ),
+        "in_open_run": Exists(
+            Invoice.objects.filter(customer_id=OuterRef("pk"), bill_run__status__in=BillRun.OPEN_STATUSES)
+        ),
+    }
+
+
+def due_customers(today: datetime.date, months: int) -> QuerySet[Customer]:
+    """The customers to erase today."""
+    reasons = _reasons_to_keep(today)
+    return customers_past_due(today, months).exclude(
+        reasons["is_held"] | reasons["maybe_unpaid"] | reasons["in_open_run"]
+    )
+
+
+def customers_due_between(start: datetime.date, end: datetime.date, months: int) -> QuerySet[Customer]:
+    """Customers not erased whose deletion date falls after ``start`` and on or before ``end``."""
+    return Customer.objects.filter(
+        erased_at__isnull=True,
+        contract_end__gt=retention_cutoff(start, months),
+        contract_end__lte=retention_cutoff(end, months),
+    )
+
+
+def deletion_date(contract_end: datetime.date, months: int) -> datetime.date:
+    return add_calendar_months(contract_end, months)
+
+
+# Reporting
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One line of what the run did or would do: ``action`` is delete, anonymise, keep or note."""
+
+    action: str
+    policy: str
+    subject: str
+    detail: str
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{table} {rows}" for table, rows in self.counts.items())
+        parts = [self.action.upper(), self.policy, self.subject, self.detail, counts]
+        return " | ".join(part for part in parts if part)
+
+
+class RetentionObserver:
+    """Told what happens, for progress bars and dry-run listings; the default ignores it all."""
+
+    def begin(self, policy: str, total: int) -> None:
+        return None
+
+    def advance(self, done: int) -> None:
+        return None
+
+    def end(self) -> None:
+        return None
+
+    def finding(self, finding: Finding) -> None:
+        return None
+
+
+class LeaseLostError(RuntimeError):
+    """Another run took the lock after ours expired; this run stops at once."""
+
+
+@dataclass
+class RetentionContext:
+    run: RetentionRun
+    policy: RetentionPolicy
+    today: datetime.date
+    actor: User
+    observer: RetentionObserver
+    renew_lease: Callable[[], None]
+    chunk_size: int = 200
+    row_batch: int = 5000
+    pause_seconds: float = 0.0
+
+    @property
+    def dry_run(self) -> bool:
+        return self.run.dry_run
+
+    @property
+    def cutoff(self) -> datetime.date:
+        return retention_cutoff(self.today, self.policy.months)
+
+    def report(self, action: str, subject: str, detail: str, counts: dict[str, int] | None = None) -> None:
+        self.observer.finding(Finding(action, self.policy.key, subject, detail, dict(counts or {})))
+
+    @contextmanager
+    def chunk(self, first_id: int) -> Iterator[dict[str, int]]:
+        """One chunk: its own transaction, its counts added to the run inside it. A failure rolls back the
+        chunk, is recorded on the run (in a transaction of its own) and does not stop the run."""
+        counts: dict[str, int] = {}
+        try:
+            with transaction.atomic():
+                yield counts
+                run = RetentionRun.objects.select_for_update().get(pk=self.run.pk)
+                policy_counts = run.counts.setdefault(self.policy.key, {})
+                for table, rows in counts.items():
+                    policy_counts[table] = policy_counts.get(table, 0) + rows
+                run.chunks_done += 1
+                run.save(update_fields=["counts", "chunks_done"])
+                self.run.counts, self.run.chunks_done = run.counts, run.chunks_done
+        except (SoftTimeLimitExceeded, LeaseLostError):
+            raise
+        # Any failure of a chunk is reported and the run goes on: a rerun finishes what it left.
+        except Exception as error:
+            logger.exception("Retention chunk of %s from id %s failed", self.policy.key, first_id)
+            with transaction.atomic():
+                run = RetentionRun.objects.select_for_update().get(pk=self.run.pk)
+                run.errors.append(
+                    {
+                        "policy": self.policy.key,
+                        "first_id": first_id,
+                        "error": f"{type(error).__name__}: {error}",
+                    }
+                )
+                run.save(update_fields=["errors"])
+                self.run.errors = run.errors
+            self.report("error", "", f"chunk from id {first_id} failed: {error}; a rerun finishes it")
+        # Each erasure leaves cyclic garbage (simple-history builds a manager class per call); collecting it
+        # per chunk keeps the run's memory flat however many customers are due (bench/retention.py).
+        gc.collect()
+        self.renew_lease()
+        if self.pause_seconds:
+            time.sleep(self.pause_seconds)
+
+
+Handler = Callable[[RetentionContext], None]
+HANDLERS: dict[str, Handler] = {}
+
+
+def retention_handler(key: str) -> Callable[[Handler], Handler]:
+    """Register the handler of the policy with this key."""
+
+    def register(handler: Handler) -> Handler:
+        HANDLERS[key] = handler
+        return handler
+
+    return register
+
+
+def _in_id_batches(queryset: QuerySet[Any], size: int) -> Iterator[list[int]]:
+    """Ids of ``queryset`` in ascending batches, by keyset: memory holds one batch, whatever the total."""
+    last = 0
+    while True:
+        ids = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def _raw_delete(queryset: QuerySet[Any]) -> int:
+    # No signals, no cascade collection, no "deleted" history row that would copy the data once more.
+    return int(queryset._raw_delete(queryset.db))
+
+
+# Customers
+
+
+def _report_kept_customers(ctx: RetentionContext) -> None:
+    months = ctx.policy.months
+    reasons = _reasons_to_keep(ctx.today)
+    kept = (
+        customers_past_due(ctx.today, months)
+        .annotate(**reasons)
+        .filter(reasons["is_held"] | reasons["maybe_unpaid"] | reasons["in_open_run"])
+    )
+    held: list[dict[str, Any]] = []
+    others: list[dict[str, Any]] = []
+    kinds: dict[int, list[str]] = {}
+    for hold in (
+        active_holds().filter(customer__in=kept.filter(reasons["is_held"]).values("pk")).order_by("id")
+    ):
+        kinds.setdefault(hold.customer_id, []).append(hold.kind)
+    for customer in kept.order_by("pk").only("pk", "contract_end").iterator(chunk_size=2000):
+        reference = customer.reference
+        if customer.is_held:  # type: ignore[attr-defined]
+            detail = f"legal hold: {', '.join(kinds.get(customer.pk, []))}"
+            if len(held) < LISTED_AT_MOST:
+                held.append({"customer": reference, "holds": kinds.get(customer.pk, [])})
+        elif customer.in_open_run:  # type: ignore[attr-defined]
+            detail = "draft invoice in an open bill run"
+            if len(others) < LISTED_AT_MOST:
+                others.append({"customer": reference, "why": "open_bill_run"})
+        else:
+            detail = (
+                f"finalised invoice issued in the last {unpaid_grace_days()} days: may be unpaid "
+                "(no payment ledger)"
+            )
+            if len(others) < LISTED_AT_MOST:
+                others.append({"customer": reference, "why": "maybe_unpaid"})
+        ctx.report("keep", reference, detail)
+    with transaction.atomic():
+        run = RetentionRun.objects.select_for_update().get(pk=ctx.run.pk)
+        run.held, run.kept = held, others
+        run.save(update_fields=["held", "kept"])
+
+
+@retention_handler("customer_account")
+def erase_customers_past_due(ctx: RetentionContext) -> None:
+    _report_kept_customers(ctx)
+    due = due_customers(ctx.today, ctx.policy.months)
+    ctx.observer.begin(ctx.policy.key, due.count())
+    reason = (
+        f"Retention policy {ctx.policy.key}: contract ended {ctx.policy.months} month(s) ago or more "
+        f"(run of {ctx.run.run_on:%Y-%m-%d})"
+    )
+    for ids in _in_id_batches(due, ctx.chunk_size):
+        if ctx.dry_run:
+            for customer in Customer.objects.filter(pk__in=ids).order_by("pk"):
+                _report_preview(ctx, customer)
+            ctx.observer.advance(len(ids))
+            continue
+        with ctx.chunk(ids[0]) as counts:
+            # Checked again under the chunk's transaction: a hold set or an erasure done since the ids were
+            # read (a redelivered task, the DPO) wins.
+            for customer in due_customers(ctx.today, ctx.policy.months).filter(pk__in=ids).order_by("pk"):
+                try:
+                    record = customer_erase(customer=customer, actor=ctx.actor, reason=reason)
+                except ErasureBlockedError as blocked:
+                    ctx.report("keep", customer.reference, "; ".join(blocked.messages))
+                    continue
+                for table, rows in record.counts.items():
+                    counts[table] = counts.get(table, 0) + rows
+                ctx.report("delete", customer.reference, "erased", record.counts)
+        ctx.observer.advance(len(ids))
+    ctx.observer.end()
+
+
+def _report_preview(ctx: RetentionContext, customer: Customer) -> None:
+    preview = erasure_preview(customer=customer)
+    for action in ("delete", "anonymise"):
+        counts = {item.table: item.rows for item in preview.erased if item.rows and item.action == action}
+        if counts:
+            ctx.report(action, customer.reference, f"contract ended {customer.contract_end}", counts)
+    for kept in preview.kept:
+        if kept.rows:
+            until = f" until {kept.until}" if kept.until else ""
+            ctx.report(
+                "keep", customer.reference, f"{kept.what}{until}: {kept.law.name}", {kept.table: kept.rows}
+            )
+
+
+# Invoices and credit notes
+
+
+def invoices_past_due(ctx: RetentionContext) -> QuerySet[Invoice]:
+    cutoff = ctx.cutoff
+    return (
+        Invoice.objects.filter(status=Invoice.Status.FINALISED, issue_date__lte=cutoff)
+        .exclude(credit_notes__issue_date__gt=cutoff)
+        .exclude(customer_id__in=_held_customer_ids())
+    )
+
+
+@retention_handler("invoices")
+def delete_old_invoices(ctx: RetentionContext) -> None:
+    due = invoices_past_due(ctx)
+    ctx.observer.begin(ctx.policy.key, due.count())
+    for ids in _in_id_batches(due, ctx.row_batch):
+        if ctx.dry_run:
+            ctx.report(
+                "delete",
+                "",
+                f"invoices issued on or before {ctx.cutoff}",
+                {
+                    Invoice._meta.label: len(ids),
+                    CreditNote._meta.label: CreditNote.objects.filter(invoice_id__in=ids).count(),
+                    InvoiceLine._meta.label: InvoiceLine.objects.filter(invoice_id__in=ids).count(),
+                },
+            )
+        else:
+            with ctx.chunk(ids[0]) as counts:
+                credit_notes = CreditNote.objects.filter(invoice_id__in=ids)
+                _raw_delete(CreditNote.history.filter(invoice_id__in=ids))
+                counts[CreditNote._meta.label] = _raw_delete(credit_notes)
+                _raw_delete(BilledCall.objects.filter(invoice_id__in=ids))
+                counts[InvoiceLine._meta.label] = _raw_delete(InvoiceLine.objects.filter(invoice_id__in=ids))
+                OneOffCharge.objects.filter(invoice_id__in=ids).update(invoice=None)
+                _raw_delete(Invoice.history.filter(id__in=ids))
+                counts[Invoice._meta.label] = _raw_delete(Invoice.objects.filter(pk__in=ids))
+        ctx.observer.advance(len(ids))
+    ctx.observer.end()
+
+
+# Call records
+
+
+def calls_past_due(ctx: RetentionContext) -> QuerySet[CallRecord]:
+    cutoff = ctx.cutoff
+    billed_long_ago = Q(
+        billing__invoice__status=Invoice.Status.FINALISED, billing__invoice__issue_date__lte=cutoff
+    )
+    never_billed = Q(billing__isnull=True, started_on__lte=cutoff)
+    return CallRecord.objects.filter(billed_long_ago | never_billed).exclude(
+        customer_id__in=_held_customer_ids()
+    )
+
+
+@retention_handler("call_records")
+def delete_old_calls(ctx: RetentionContext) -> None:
+    due = calls_past_due(ctx)
+    ctx.observer.begin(ctx.policy.key, due.count())
+    for ids in _in_id_batches(due, ctx.row_batch):
+        if ctx.dry_run:
+            ctx.report(
+                "delete",
+                "",
+                f"calls billed or made on or before {ctx.cutoff}",
+                {CallRecord._meta.label: len(ids)},
+            )
+        else:
+            with ctx.chunk(ids[0]) as counts:
+                _raw_delete(BilledCall.objects.filter(call_id__in=ids))
+                counts[CallRecord._meta.label] = _raw_delete(CallRecord.objects.filter(pk__in=ids))
+        ctx.observer.advance(len(ids))
+    ctx.observer.end()
+
+
+# Access logs
+
+
+@retention_handler("access_logs")
+def delete_old_access_logs(ctx: RetentionContext) -> None:
+    due = AccessLog.objects.filter(at__lt=start_of_day_after(ctx.cutoff))
+    ctx.observer.begin(ctx.policy.key, due.count())
+    for ids in _in_id_batches(due, ctx.row_batch):
+        if ctx.dry_run:
+            ctx.report("delete", "", f"entries of {ctx.cutoff} or earlier", {AccessLog._meta.label: len(ids)})
+        else:
+            with ctx.chunk(ids[0]) as counts:
+                counts[AccessLog._meta.label] = _raw_delete(AccessLog.objects.filter(pk__in=ids))
+        ctx.observer.advance(len(ids))
+    ctx.observer.end()
+
+
+# Privacy requests
+
+
+@retention_handler("privacy_requests")
+def delete_old_privacy_requests(ctx: RetentionContext) -> None:
+    due = PrivacyRequest.objects.filter(state__in=CLOSED_STATES, closed_at__lt=start_of_day_after(ctx.cutoff))
+    ctx.observer.begin(ctx.policy.key, due.count())
+    for ids in _in_id_batches(due, ctx.row_batch):
+        if ctx.dry_run:
+            ctx.report(
+                "delete",
+                "",
+                f"requests closed on or before {ctx.cutoff}",
+                {
+                    PrivacyRequest._meta.label: len(ids),
+                    PrivacyRequestEvent._meta.label: PrivacyRequestEvent.objects.filter(
+                        privacy_request_id__in=ids
+                    ).count(),
+                },
+            )
+        else:
+            with ctx.chunk(ids[0]) as counts:
+                # The suppression list outlives the request that created it (it holds only HMACs).
+                SuppressionEntry.objects.filter(privacy_request_id__in=ids).update(privacy_request=None)
+                PrivacyRequest.objects.filter(duplicate_of_id__in=ids).update(duplicate_of=None)
+                _raw_delete(IdentityCode.objects.filter(privacy_request_id__in=ids))
+                counts[PrivacyRequestEvent._meta.label] = _raw_delete(
+                    PrivacyRequestEvent.objects.filter(privacy_request_id__in=ids)
+                )
+                _raw_delete(PrivacyRequest.history.filter(id__in=ids))
+                counts[PrivacyRequest._meta.label] = _raw_delete(PrivacyRequest.objects.filter(pk__in=ids))
+        ctx.observer.advance(len(ids))
+    ctx.observer.end()

@@ -1,0 +1,475 @@
+"""The retention job: who is due (month ends, leap years, UK dates), who is kept and why, what each policy
+deletes, the lock, chunk failures and reruns, dry runs through the command, and nothing of an erased
+customer left anywhere."""
+
+import datetime
+import io
+import zoneinfo
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import AccessLog, Contact, Customer
+from accounts.services import access_log_record, system_user
+from billing.models import BilledCall, CallRecord, CreditNote, Invoice, InvoiceLine
+from privacy import retention as retention_rules
+from privacy.deadlines import add_calendar_months
+from privacy.erasure import ErasureBlockedError, customer_erase, erasure_preview
+from privacy.models import (
+    LegalHold,
+    PrivacyRequest,
+    PrivacyRequestEvent,
+    RetentionPolicy,
+    RetentionRun,
+)
+from privacy.retention import retention_cutoff
+from privacy.services.retention import (
+    legal_hold_lift,
+    legal_hold_set,
+    retention_lock_acquire,
+    retention_lock_release,
+    retention_policy_update,
+    retention_run,
+)
+from tests.billing.factories import Call, import_calls
+from tests.factories import CustomerFactory, full_customer
+from tests.privacy.conftest import receive
+from tests.privacy.test_erasure import scan
+
+TODAY = datetime.date(2026, 11, 30)
+LONDON = zoneinfo.ZoneInfo("Europe/London")
+
+
+@pytest.fixture
+def neighbour(partner, subject):
+    """A customer of the same partner whose contract has not ended, built after the subject."""
+    customer = full_customer(partner, sites=2, lines=2, contacts=2)
+    import_calls(
+        partner, [Call(cli=line.cli, start_time="2025-01-20T12:00:00") for line in customer.lines.all()]
+    )
+    return customer
+
+
+def ended(partner, contract_end: datetime.date | None, **fields) -> Customer:
+    customer = full_customer(partner)
+    Customer.objects.filter(pk=customer.pk).update(
+        contract_start=datetime.date(2020, 1, 1), contract_end=contract_end, **fields
+    )
+    customer.refresh_from_db()
+    return customer
+
+
+def is_erased(customer: Customer) -> bool:
+    return Customer.objects.get(pk=customer.pk).is_erased
+
+
+def hold(customer, dpo, kind=LegalHold.Kind.LITIGATION) -> LegalHold:
+    return legal_hold_set(
+        customer=customer,
+        kind=kind,
+        reason="Claim 2026-CL-118",
+        owner=dpo,
+        review_on=timezone.localdate() + datetime.timedelta(days=90),
+        actor=dpo,
+    )
+
+
+# When a customer is due
+
+
+def test_cutoff_is_exactly_the_inverse_of_adding_months():
+    """For every day of four years (a leap year among them) and the periods in use, an anchor is due
+    today exactly when the anchor plus the period is today or earlier."""
+    start = datetime.date(2023, 1, 1)
+    anchors = [start + datetime.timedelta(days=n) for n in range(0, 4 * 366)]
+    for months in (1, 6, 12, 24, 36, 72):
+        for today in (datetime.date(2024, 2, 29), datetime.date(2025, 2, 28), datetime.date(2026, 3, 30)):
+            cutoff = retention_cutoff(today, months)
+            for anchor in anchors:
+                assert (add_calendar_months(anchor, months) <= today) == (anchor <= cutoff), (
+                    anchor,
+                    months,
+                    today,
+                )
+
+
+@pytest.mark.parametrize(
+    ("contract_end", "today", "erased"),
+    [
+        (datetime.date(2026, 10, 31), datetime.date(2026, 11, 29), False),  # a month less a day
+        (datetime.date(2026, 10, 30), datetime.date(2026, 11, 30), True),  # a month to the day
+        (datetime.date(2026, 10, 31), datetime.date(2026, 11, 30), True),  # 31 Oct + 1 month = 30 Nov
+        (datetime.date(2025, 1, 31), datetime.date(2025, 2, 27), False),
+        (datetime.date(2025, 1, 31), datetime.date(2025, 2, 28), True),  # no 31 February: its last day
+        (datetime.date(2024, 1, 31), datetime.date(2024, 2, 28), False),  # leap year: due on the 29th
+        (datetime.date(2024, 1, 31), datetime.date(2024, 2, 29), True),
+        (datetime.date(2024, 2, 29), datetime.date(2024, 3, 28), False),
+        (datetime.date(2024, 2, 29), datetime.date(2024, 3, 29), True),
+    ],
+)
+def test_contract_end_boundaries(partner, contract_end, today, erased):
+    customer = ended(partner, contract_end)
+    run = retention_run(today=today)
+    assert is_erased(customer) is erased
+    assert run.counts.get("customer_account", {}).get("accounts.Customer", 0) == int(erased)
+
+
+def test_today_is_the_uk_date_not_the_utc_date(partner, monkeypatch):
+    """23:30 UTC on 31 March 2025 is 00:30 on 1 April in London (BST): a contract that ended on 1 March
+    is a month old there, though the UTC date still says 31 March."""
+    customer = ended(partner, datetime.date(2025, 3, 1))
+    instant = datetime.datetime(2025, 3, 31, 23, 30, tzinfo=datetime.UTC)
+    monkeypatch.setattr(timezone, "now", lambda: instant)
+    assert instant.date() == datetime.date(2025, 3, 31)
+    run = retention_run()
+    assert run.run_on == datetime.date(2025, 4, 1)
+    assert is_erased(customer)
+
+
+def test_active_held_unpaid_and_open_run_customers_are_kept_and_reported(
+    partner, profile, agent, finance, dpo
+):
+    from tests.billing.factories import calculated_run, finalised_run, month
+
+    active = ended(partner, None)
+    ends_later = ended(partner, TODAY + datetime.timedelta(days=10))
+    held = ended(partner, datetime.date(2026, 1, 31))
+    hold(held, dpo)
+    unpaid = ended(partner, datetime.date(2026, 1, 31))
+    due = ended(partner, datetime.date(2026, 1, 31))
+    # The unpaid customer's invoice is issued 40 days before the run: within the 60-day grace.
+    import_calls(partner, [Call(cli=unpaid.lines.get().cli, start_time="2026-01-10T10:00:00")])
+    run_issue = finalised_run(partner, month(2026, 1), agent=agent, finance=finance)
+    Invoice.objects.filter(bill_run=run_issue).exclude(customer=unpaid).delete()
+    Invoice.objects.filter(bill_run=run_issue).update(issue_date=TODAY - datetime.timedelta(days=40))
+    in_run = ended(partner, datetime.date(2026, 2, 28))
+    draft_run = calculated_run(partner, month(2026, 2), actor=agent)
+    Invoice.objects.filter(bill_run=draft_run).exclude(customer=in_run).delete()
+    assert Invoice.objects.filter(bill_run=draft_run, customer=in_run).exists()
+
+    assert Invoice.objects.filter(customer=unpaid, status="finalised").exists()
+    run = retention_run(today=TODAY)
+
+    assert [is_erased(c) for c in (active, ends_later, held, unpaid, in_run)] == [False] * 5
+    assert is_erased(due)
+    assert run.held == [{"customer": held.reference, "holds": ["litigation"]}]
+    assert {(item["customer"], item["why"]) for item in run.kept} == {
+        (unpaid.reference, "maybe_unpaid"),
+        (in_run.reference, "open_bill_run"),
+    }
+    # Once the invoice is older than the grace period, the customer is due.
+    later = retention_run(today=TODAY + datetime.timedelta(days=21))
+    assert is_erased(unpaid) and later.kept == [{"customer": in_run.reference, "why": "open_bill_run"}]
+
+
+def test_grace_period_is_a_setting(partner, profile, agent, finance, settings):
+    from tests.billing.factories import finalised_run, month
+
+    customer = ended(partner, datetime.date(2026, 1, 31))
+    finalised_run(partner, month(2026, 1), agent=agent, finance=finance)
+    assert Invoice.objects.filter(customer=customer).exists()
+    Invoice.objects.filter(customer=customer).update(issue_date=TODAY - datetime.timedelta(days=40))
+    settings.RETENTION_UNPAID_GRACE_DAYS = 30
+    retention_run(today=TODAY)
+    assert is_erased(customer)
+
+
+# Legal holds
+
+
+def test_held_customer_is_never_erased_by_the_job_or_by_hand(partner, dpo):
+    customer = ended(partner, datetime.date(2025, 1, 1))
+    the_hold = hold(customer, dpo, LegalHold.Kind.UNPAID_DEBT)
+    preview = erasure_preview(customer=customer)
+    assert not preview.can_erase and "Legal hold (unpaid debt" in preview.blockers[0]
+    with pytest.raises(ErasureBlockedError) as raised:
+        customer_erase(customer=customer, actor=dpo, reason="Erasure request")
+    assert "Legal hold" in raised.value.message_dict["customer"][0]
+    retention_run(today=TODAY)
+    assert not is_erased(customer) and Contact.objects.filter(customer=customer).exists()
+
+    legal_hold_lift(hold=the_hold, actor=dpo, reason="Debt settled, letter 2026-11-02")
+    retention_run(today=TODAY)
+    assert is_erased(customer)
+    history = list(LegalHold.history.filter(id=the_hold.pk).order_by("history_id"))
+    assert [h.history_user for h in history] == [dpo, dpo] and history[-1].lifted_at is not None
+
+
+def test_hold_needs_a_reason_and_a_future_review_date(partner, dpo):
+    customer = ended(partner, None)
+    with pytest.raises(ValidationError) as raised:
+        legal_hold_set(customer=customer, kind="dispute", reason=" ", owner=dpo, review_on=TODAY, actor=dpo)
+    assert "reason" in raised.value.message_dict
+    with pytest.raises(ValidationError) as raised:
+        legal_hold_set(
+            customer=customer,
+            kind="dispute",
+            reason="INV-1",
+            owner=dpo,
+            review_on=timezone.localdate() - datetime.timedelta(days=1),
+            actor=dpo,
+        )
+    assert "review_on" in raised.value.message_dict
+    the_hold = hold(customer, dpo)
+    with pytest.raises(ValidationError) as raised:
+        legal_hold_lift(hold=the_hold, actor=dpo, reason="")
+    assert "lift_reason" in raised.value.message_dict
+
+
+# Policies
+
+
+@pytest.mark.django_db
+def test_default_policies_come_from_the_data_map_and_unhandled_ones_are_reported():
+    policies = {p.key: (p.anchor, p.months) for p in RetentionPolicy.objects.all()}
+    assert policies == {
+        "customer_account": ("contract_end", 1),
+        "invoices": ("invoice_issue", 72),
+        "call_records": ("invoice_issue", 12),
+        "website_enquiries": ("created", 12),
+        "job_applications": ("decision", 6),
+        "mailing_list": ("unsubscribed", 0),
+        "privacy_requests": ("request_closed", 36),
+        "access_logs": ("created", 24),
+    }
+    run = retention_run(today=TODAY)
+    assert run.status == RetentionRun.Status.COMPLETED
+    assert {note["policy"] for note in run.notes if note["note"] == "no handler yet"} == {
+        "website_enquiries",
+        "job_applications",
+        "mailing_list",
+    }
+
+
+def test_dpo_changes_a_period_with_history(partner, dpo):
+    policy = RetentionPolicy.objects.get(key="customer_account")
+    customer = ended(partner, datetime.date(2026, 9, 30))
+    retention_policy_update(policy=policy, actor=dpo, reason="Board decision 12/2026", months=3)
+    retention_run(today=TODAY)
+    assert not is_erased(customer)  # 30 Sep + 3 months = 30 Dec
+    latest = policy.history.order_by("-history_id").first()
+    assert latest.months == 3 and latest.history_user == dpo and "Board" in latest.history_change_reason
+    with pytest.raises(ValidationError) as raised:
+        retention_policy_update(policy=policy, actor=dpo, reason="x", months=9999)
+    assert "months" in raised.value.message_dict
+
+
+# What the other policies delete
+
+
+def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo):
+    invoice = subject.invoice  # issued 1 February 2025, credited on the day the test runs
+    note = CreditNote.objects.get(invoice=invoice)
+    CreditNote.objects.filter(pk=note.pk).update(issue_date=datetime.date(2025, 3, 1))
+    customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+    assert InvoiceLine.objects.filter(invoice=invoice).exists()
+
+    retention_run(today=datetime.date(2031, 2, 28))  # six years less a day from issue
+    assert Invoice.objects.filter(pk=invoice.pk).exists()
+    retention_run(today=datetime.date(2031, 2, 1))
+    assert Invoice.objects.filter(pk=invoice.pk).exists()  # the credit note of 1 March is younger
+    run = retention_run(today=datetime.date(2031, 3, 1))
+    assert not Invoice.objects.filter(pk=invoice.pk).exists()
+    assert not Invoice.history.filter(id=invoice.pk).exists()
+    assert not InvoiceLine.objects.filter(invoice_id=invoice.pk).exists()
+    assert not CreditNote.objects.filter(pk=note.pk).exists() and not CreditNote.history.filter(id=note.pk)
+    assert run.counts["invoices"]["billing.Invoice"] == 1
+    # Nothing of the subject is left at all now, not even the VAT snapshot.
+    assert scan(subject.values, subject.blind_indexes, kept_invoice_ids=set()) == []
+
+
+def test_calls_go_after_the_dispute_period_from_their_invoice_or_the_call(subject):
+    billed = CallRecord.objects.filter(billing__isnull=False, customer=subject.customer)
+    unbilled = CallRecord.objects.filter(billing__isnull=True, customer=subject.customer)
+    assert billed.count() == 3 and unbilled.count() == 3
+    # Billed on an invoice of 1 February 2025: due on 1 February 2026. Unbilled calls of February
+    # 2025 (1, 2 and 3 February): each due a year after its own day.
+    Customer.objects.filter(pk=subject.customer.pk).update(contract_end=None)
+    retention_run(today=datetime.date(2026, 1, 31))
+    assert billed.count() == 3
+    retention_run(today=datetime.date(2026, 2, 1))
+    assert billed.count() == 0 and unbilled.count() == 2
+    assert not BilledCall.objects.filter(invoice=subject.invoice).exists()
+    retention_run(today=datetime.date(2026, 2, 3))
+    assert unbilled.count() == 0
+
+
+def test_access_logs_go_after_two_years_and_closed_requests_after_three(partner, dpo, customer):
+    old = access_log_record(user=dpo, customer=customer, action="reveal", fields=["email"], reason="Check")
+    recent = access_log_record(user=dpo, customer=customer, action="reveal", fields=["email"], reason="Chk")
+    AccessLog.objects.filter(pk=old.pk).update(at=datetime.datetime(2024, 11, 30, 23, 0, tzinfo=LONDON))
+    AccessLog.objects.filter(pk=recent.pk).update(at=datetime.datetime(2024, 12, 1, 0, 5, tzinfo=LONDON))
+    closed = receive(dpo, customer=customer)
+    open_request = receive(dpo, customer=customer)
+    PrivacyRequest.objects.filter(pk=closed.pk).update(
+        state="withdrawn", closed_at=datetime.datetime(2023, 11, 30, 12, 0, tzinfo=LONDON)
+    )
+    PrivacyRequest.objects.filter(pk=open_request.pk).update(
+        received_on=datetime.date(2020, 1, 1)
+    )  # open, however old: kept
+
+    run = retention_run(today=TODAY)
+
+    assert list(AccessLog.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert list(PrivacyRequest.objects.values_list("pk", flat=True)) == [open_request.pk]
+    assert not PrivacyRequestEvent.objects.filter(privacy_request_id=closed.pk).exists()
+    assert not PrivacyRequest.history.filter(id=closed.pk).exists()
+    assert run.counts["access_logs"] == {"accounts.AccessLog": 1}
+    assert run.counts["privacy_requests"]["privacy.PrivacyRequest"] == 1
+
+
+def test_a_held_customers_calls_and_invoices_stay(subject, dpo):
+    hold(subject.customer, dpo, LegalHold.Kind.DISPUTE)
+    retention_run(today=datetime.date(2032, 1, 1))
+    assert CallRecord.objects.filter(customer=subject.customer).count() == 6
+    assert Invoice.objects.filter(pk=subject.invoice.pk).exists()
+
+
+# A whole run: nothing of the customer left; the audit trail names the system actor
+
+
+def test_after_a_run_nothing_of_a_deleted_customer_remains_in_any_table(subject, neighbour):
+    Customer.objects.filter(pk=subject.customer.pk).update(contract_end=datetime.date(2025, 12, 31))
+    before = scan(subject.values, subject.blind_indexes, kept_invoice_ids={subject.invoice.pk})
+    assert {"accounts.HistoricalContact", "billing.CallRecord", "accounts.PaymentDetails"} <= {
+        hit.split(":")[0].rsplit(".", 1)[0] for hit in before
+    }
+    neighbour_contacts = sorted(c.email for c in Contact.objects.filter(customer=neighbour))
+
+    run = retention_run(today=TODAY)
+
+    assert scan(subject.values, subject.blind_indexes, kept_invoice_ids={subject.invoice.pk}) == []
+    assert sorted(c.email for c in Contact.objects.filter(customer=neighbour)) == neighbour_contacts
+    assert not is_erased(neighbour)
+    customer = Customer.objects.get(pk=subject.customer.pk)
+    latest = customer.history.order_by("-history_id").first()
+    assert latest.history_user == system_user(job="retention")
+    assert "Retention policy customer_account" in latest.history_change_reason
+    assert run.counts["customer_account"]["accounts.Customer"] == 1
+    assert run.status == RetentionRun.Status.COMPLETED and run.finished_at is not None
+    # Level-triggered and idempotent: the next night finds nothing more of this customer to do.
+    again = retention_run(today=TODAY + datetime.timedelta(days=1))
+    assert "customer_account" not in again.counts
+
+
+# The lock, failures and reruns
+
+
+def test_a_second_run_exits_while_the_first_holds_the_lock(partner):
+    customer = ended(partner, datetime.date(2025, 1, 1))
+    assert retention_lock_acquire(holder="the-other-run")
+    assert retention_run(today=TODAY) is None
+    with pytest.raises(CommandError, match="Another retention run is in progress"):
+        call_command("run_retention", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not is_erased(customer) and not RetentionRun.objects.exists()
+    retention_lock_release(holder="the-other-run")
+    assert retention_run(today=TODAY) is not None and is_erased(customer)
+
+
+def test_an_expired_lease_is_taken_over_and_the_dead_run_carried_on(partner, settings):
+    customer = ended(partner, datetime.date(2025, 1, 1))
+    settings.RETENTION_LOCK_TTL_SECONDS = -1  # the killed worker's lease has already lapsed
+    dead = RetentionRun.objects.create(
+        started_at=timezone.now(), run_on=TODAY, actor=system_user(job="retention"), task_id="killed"
+    )
+    assert retention_lock_acquire(holder="killed")
+    run = retention_run(today=TODAY)
+    assert run.pk == dead.pk and run.attempts == 2 and run.status == RetentionRun.Status.COMPLETED
+    assert is_erased(customer)
+
+
+def test_a_failing_chunk_is_reported_and_a_rerun_finishes_it(partner, monkeypatch, settings):
+    settings.RETENTION_CHUNK_SIZE = 2
+    customers = [ended(partner, datetime.date(2025, 1, 1)) for _ in range(5)]
+    real_erase = retention_rules.customer_erase
+
+    def failing(*, customer, **kwargs):
+        record = real_erase(customer=customer, **kwargs)
+        if customer.pk == customers[2].pk:
+            # A real database error, after the erasure's statements ran in the chunk's transaction.
+            with connection.cursor() as cursor:
+                cursor.execute("INSERT INTO retention_no_such_table VALUES (1)")
+        return record
+
+    monkeypatch.setattr(retention_rules, "customer_erase", failing)
+    run = retention_run(today=TODAY)
+    # Chunks: [0, 1] done, [2, 3] rolled back (2 was erased in it, then undone), [4] done.
+    assert [is_erased(c) for c in customers] == [True, True, False, False, True]
+    assert run.status == RetentionRun.Status.COMPLETED_WITH_ERRORS
+    assert run.errors[0]["policy"] == "customer_account" and run.errors[0]["first_id"] == customers[2].pk
+    assert "retention_no_such_table" in run.errors[0]["error"]
+    assert run.counts["customer_account"]["accounts.Customer"] == 3
+
+    monkeypatch.undo()
+    rerun = retention_run(today=TODAY)
+    assert all(is_erased(c) for c in customers)
+    assert rerun.counts["customer_account"]["accounts.Customer"] == 2 and not rerun.errors
+
+
+# The command
+
+
+def test_dry_run_prints_what_it_would_do_and_changes_nothing(subject, dpo, partner):
+    Customer.objects.filter(pk=subject.customer.pk).update(contract_end=datetime.date(2025, 12, 31))
+    held = ended(partner, datetime.date(2025, 1, 1))
+    hold(held, dpo)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("run_retention", "--dry-run", "--today", "2026-11-30", stdout=out, stderr=err)
+    text = out.getvalue()
+    reference = subject.customer.reference
+    assert f"DELETE | customer_account | {reference} | contract ended 2025-12-31" in text
+    assert "accounts.Contact 1" in text and "billing.CallRecord 7" in text
+    assert f"ANONYMISE | customer_account | {reference}" in text
+    assert f"KEEP | customer_account | {reference} |" in text and "VAT records" in text
+    assert f"KEEP | customer_account | {held.reference} | legal hold: litigation" in text
+    assert "NOTE | website_enquiries | no handler yet" in text
+    assert "customer_account" in err.getvalue()  # the progress bar
+    assert not is_erased(subject.customer) and CallRecord.objects.filter(customer=subject.customer).exists()
+    run = RetentionRun.objects.get()
+    assert (
+        run.dry_run
+        and run.counts == {}
+        and run.held == [{"customer": held.reference, "holds": ["litigation"]}]
+    )
+
+
+def test_command_runs_and_summarises(partner):
+    customer = ended(partner, datetime.date(2025, 1, 1))
+    out = io.StringIO()
+    call_command("run_retention", stdout=out, stderr=io.StringIO())
+    assert is_erased(customer)
+    assert "completed: customer_account" in out.getvalue()
+
+
+def test_command_refuses_a_real_run_as_of_another_day(partner):
+    ended(partner, datetime.date(2026, 11, 1))
+    with pytest.raises(CommandError, match="--today"):
+        call_command("run_retention", "--today", "2030-01-01", stdout=io.StringIO(), stderr=io.StringIO())
+    assert not Customer.objects.filter(erased_at__isnull=False).exists()
+
+
+def test_beat_schedules_the_task_nightly(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["privacy-retention"]
+    assert entry["task"] == "privacy.tasks.run_retention"
+    assert entry["schedule"].hour == {2}
+    from privacy.tasks import run_retention
+
+    assert run_retention.acks_late and run_retention.reject_on_worker_lost
+
+
+def test_the_task_runs_the_job(partner):
+    from privacy.tasks import run_retention
+
+    customer = ended(partner, timezone.localdate() - datetime.timedelta(days=400))
+    run_id = run_retention.delay().get()
+    assert RetentionRun.objects.get(pk=run_id).status == RetentionRun.Status.COMPLETED
+    assert is_erased(customer)
+
+
+def test_a_customer_without_contract_end_is_never_due(partner):
+    customer = CustomerFactory(partner=partner)
+    retention_run(today=datetime.date(2099, 1, 1))
+    assert not is_erased(customer)
