@@ -4,8 +4,8 @@ Each ``RetentionPolicy`` row names a handler by its key (``HANDLERS``, filled by
 A handler finds what its policy makes due *as of today* (level-triggered: a missed night is caught up by
 the next), and works through it in chunks, each in its own transaction through ``RetentionContext.chunk``,
 which also adds the chunk's counts to the run in that same transaction: a chunk is either done and
-counted, or neither. A policy whose handler does not exist yet (the public website's records) is
-reported on the run as "no handler yet".
+counted, or neither. A policy whose handler does not exist yet (job applications: the site records no
+decision date to count 6 months from) is reported on the run as "no handler yet".
 
 Customers: due when ``add_calendar_months(contract_end, months) <= today`` (Europe/London date), not
 erased, no active legal hold, no draft invoice in an open bill run (erasure would refuse), and no
@@ -55,6 +55,7 @@ from privacy.models import (
     RetentionRun,
     State,
     SuppressionEntry,
+    WebsiteSubmission,
 )
 
 logger = logging.getLogger(__name__)
@@ -488,3 +489,49 @@ def delete_old_privacy_requests(ctx: RetentionContext) -> None:
                 counts[PrivacyRequest._meta.label] = _raw_delete(PrivacyRequest.objects.filter(pk__in=ids))
         ctx.observer.advance(len(ids))
     ctx.observer.end()
+
+
+# The public website's records
+
+# An address that never confirmed its subscription is not on the list: its pending entry goes after this.
+UNCONFIRMED_SUBSCRIPTION_DAYS = 30
+
+
+def _delete_submissions(ctx: RetentionContext, due: QuerySet[WebsiteSubmission], detail: str) -> None:
+    """Delete website submissions with their history, in chunks (they hold no files: CVs are job
+    applications, which wait for a recorded decision)."""
+    ctx.observer.begin(ctx.policy.key, due.count())
+    for ids in _in_id_batches(due, ctx.row_batch):
+        if ctx.dry_run:
+            ctx.report("delete", "", detail, {WebsiteSubmission._meta.label: len(ids)})
+        else:
+            with ctx.chunk(ids[0]) as counts:
+                _raw_delete(WebsiteSubmission.history.filter(id__in=ids))
+                counts[WebsiteSubmission._meta.label] = _raw_delete(
+                    WebsiteSubmission.objects.filter(pk__in=ids)
+                )
+        ctx.observer.advance(len(ids))
+    ctx.observer.end()
+
+
+@retention_handler("website_enquiries")
+def delete_old_enquiries(ctx: RetentionContext) -> None:
+    due = WebsiteSubmission.objects.filter(
+        kind=WebsiteSubmission.Kind.CONTACT, created_at__lt=start_of_day_after(ctx.cutoff)
+    )
+    _delete_submissions(ctx, due, f"enquiries received on or before {ctx.cutoff}")
+
+
+@retention_handler("mailing_list")
+def delete_withdrawn_subscriptions(ctx: RetentionContext) -> None:
+    """Consent withdrawn (unsubscribed) or never given (not confirmed within 30 days): the entry goes.
+    The export's suppression list does not need it: unsubscribing removes the address from the list, and
+    an objection to marketing is kept as an HMAC on the suppression list itself."""
+    unconfirmed_before = start_of_day_after(ctx.today) - datetime.timedelta(
+        days=UNCONFIRMED_SUBSCRIPTION_DAYS
+    )
+    due = WebsiteSubmission.objects.filter(kind=WebsiteSubmission.Kind.MAILING_LIST).filter(
+        Q(status=WebsiteSubmission.Status.UNSUBSCRIBED, unsubscribed_at__lt=start_of_day_after(ctx.cutoff))
+        | Q(status=WebsiteSubmission.Status.PENDING_CONFIRMATION, created_at__lt=unconfirmed_before)
+    )
+    _delete_submissions(ctx, due, "subscriptions withdrawn, or never confirmed within 30 days")

@@ -24,6 +24,7 @@ from privacy.models import (
     PrivacyRequestEvent,
     RetentionPolicy,
     RetentionRun,
+    WebsiteSubmission,
 )
 from privacy.retention import retention_cutoff
 from privacy.services.retention import (
@@ -237,11 +238,7 @@ def test_default_policies_come_from_the_data_map_and_unhandled_ones_are_reported
     }
     run = retention_run(today=TODAY)
     assert run.status == RetentionRun.Status.COMPLETED
-    assert {note["policy"] for note in run.notes if note["note"] == "no handler yet"} == {
-        "website_enquiries",
-        "job_applications",
-        "mailing_list",
-    }
+    assert {note["policy"] for note in run.notes if note["note"] == "no handler yet"} == {"job_applications"}
 
 
 def test_dpo_changes_a_period_with_history(partner, dpo):
@@ -326,6 +323,51 @@ def test_a_held_customers_calls_and_invoices_stay(subject, dpo):
     retention_run(today=datetime.date(2032, 1, 1))
     assert CallRecord.objects.filter(customer=subject.customer).count() == 6
     assert Invoice.objects.filter(pk=subject.invoice.pk).exists()
+
+
+def test_website_enquiries_go_after_a_year_and_withdrawn_or_unconfirmed_subscriptions_at_once(notice):
+    def submission(kind, status, *, created, unsubscribed=None):
+        made = WebsiteSubmission.objects.create(
+            kind=kind,
+            status=status,
+            email="someone@example.com",
+            notice=notice,
+            consented_at=created,
+            unsubscribed_at=unsubscribed,
+        )
+        WebsiteSubmission.objects.filter(pk=made.pk).update(created_at=created)
+        return made.pk
+
+    contact, mailing = WebsiteSubmission.Kind.CONTACT, WebsiteSubmission.Kind.MAILING_LIST
+    status = WebsiteSubmission.Status
+    # A year before TODAY (30 Nov 2026) is 30 Nov 2025: that day is due, the next is not.
+    old_enquiry = submission(
+        contact, status.RECEIVED, created=datetime.datetime(2025, 11, 30, 12, tzinfo=LONDON)
+    )
+    new_enquiry = submission(
+        contact, status.RECEIVED, created=datetime.datetime(2025, 12, 1, 5, tzinfo=LONDON)
+    )
+    withdrawn = submission(
+        mailing,
+        status.UNSUBSCRIBED,
+        created=datetime.datetime(2026, 1, 1, tzinfo=LONDON),
+        unsubscribed=datetime.datetime(2026, 11, 29, 9, tzinfo=LONDON),
+    )
+    subscribed = submission(mailing, status.CONFIRMED, created=datetime.datetime(2020, 1, 1, tzinfo=LONDON))
+    never_confirmed = submission(
+        mailing, status.PENDING_CONFIRMATION, created=datetime.datetime(2026, 10, 30, tzinfo=LONDON)
+    )
+    just_asked = submission(
+        mailing, status.PENDING_CONFIRMATION, created=datetime.datetime(2026, 11, 20, tzinfo=LONDON)
+    )
+
+    run = retention_run(today=TODAY)
+
+    left = set(WebsiteSubmission.objects.values_list("pk", flat=True))
+    assert left == {new_enquiry, subscribed, just_asked}
+    assert not WebsiteSubmission.history.filter(id__in=[old_enquiry, withdrawn, never_confirmed]).exists()
+    assert run.counts["website_enquiries"] == {"privacy.WebsiteSubmission": 1}
+    assert run.counts["mailing_list"] == {"privacy.WebsiteSubmission": 2}
 
 
 # A whole run: nothing of the customer left; the audit trail names the system actor
@@ -425,7 +467,7 @@ def test_dry_run_prints_what_it_would_do_and_changes_nothing(subject, dpo, partn
     assert f"ANONYMISE | customer_account | {reference}" in text
     assert f"KEEP | customer_account | {reference} |" in text and "VAT records" in text
     assert f"KEEP | customer_account | {held.reference} | legal hold: litigation" in text
-    assert "NOTE | website_enquiries | no handler yet" in text
+    assert "NOTE | job_applications | no handler yet" in text
     assert "customer_account" in err.getvalue()  # the progress bar
     assert not is_erased(subject.customer) and CallRecord.objects.filter(customer=subject.customer).exists()
     run = RetentionRun.objects.get()
