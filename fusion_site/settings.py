@@ -251,7 +251,12 @@ CELERY_BEAT_SCHEDULE = {
 # Redis redelivers a task whose worker died without acknowledging it after this many seconds (Kombu's
 # default, an hour). A task still running then is delivered twice: the retention run's lock makes the
 # second wait for the first, and the tests shorten it to see a killed worker's task redelivered.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# Kombu looks for such tasks every interval x throttle seconds (10 x 10 by default).
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "unacked_restore_interval": env.int("CELERY_UNACKED_RESTORE_INTERVAL", default=10),
+    "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
+}
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 from django.db import connection
 
@@ -52,6 +53,9 @@ def _worker_env() -> dict[str, str]:
         # Short enough to see a redelivery in seconds: Redis hands an unacknowledged task to another
         # worker after the visibility timeout, and the killed run's lease lapses before that.
         "CELERY_VISIBILITY_TIMEOUT": "4",
+        # ... and the worker looks for such tasks every second instead of every 100.
+        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        "CELERY_UNACKED_RESTORE_THROTTLE": "1",
         "RETENTION_LOCK_TTL_SECONDS": "2",
         "RETENTION_CHUNK_SIZE": "2",
         "RETENTION_CHUNK_PAUSE_SECONDS": "0.4",
@@ -112,13 +116,20 @@ def due_customers(partner) -> list[Customer]:
     return customers
 
 
+def _forget_every_task() -> None:
+    """Empty the queue and Kombu's record of delivered but unacknowledged tasks, which a killed worker
+    leaves behind and which would otherwise be redelivered into the next test."""
+    celery_app.control.purge()
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete("unacked", "unacked_index", "unacked_mutex")
+
+
 @pytest.fixture
 def broker() -> Iterator[None]:
     previous = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = False
-    celery_app.control.purge()
+    _forget_every_task()
     yield
-    celery_app.control.purge()
+    _forget_every_task()
     celery_app.conf.task_always_eager = previous
 
 
