@@ -4,8 +4,8 @@ Each ``RetentionPolicy`` row names a handler by its key (``HANDLERS``, filled by
 A handler finds what its policy makes due *as of today* (level-triggered: a missed night is caught up by
 the next), and works through it in chunks, each in its own transaction through ``RetentionContext.chunk``,
 which also adds the chunk's counts to the run in that same transaction: a chunk is either done and
-counted, or neither. A policy whose handler does not exist yet (job applications: the site records no
-decision date to count 6 months from) is reported on the run as "no handler yet".
+counted, or neither. A policy whose handler does not exist yet is reported on the run as "no handler
+yet".
 
 Customers: due when ``add_calendar_months(contract_end, months) <= today`` (Europe/London date), not
 erased, no active legal hold, no draft invoice in an open bill run (erasure would refuse), and no
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import gc
 import logging
 import time
@@ -38,6 +39,7 @@ from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -497,19 +499,30 @@ def delete_old_privacy_requests(ctx: RetentionContext) -> None:
 UNCONFIRMED_SUBSCRIPTION_DAYS = 30
 
 
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
 def _delete_submissions(ctx: RetentionContext, due: QuerySet[WebsiteSubmission], detail: str) -> None:
-    """Delete website submissions with their history, in chunks (they hold no files: CVs are job
-    applications, which wait for a recorded decision)."""
+    """Delete website submissions with their history, in chunks; a job application's CV file goes once
+    its chunk has committed."""
     ctx.observer.begin(ctx.policy.key, due.count())
     for ids in _in_id_batches(due, ctx.row_batch):
         if ctx.dry_run:
             ctx.report("delete", "", detail, {WebsiteSubmission._meta.label: len(ids)})
         else:
             with ctx.chunk(ids[0]) as counts:
+                files = [
+                    name
+                    for name in WebsiteSubmission.objects.filter(pk__in=ids).values_list("cv", flat=True)
+                    if name
+                ]
                 _raw_delete(WebsiteSubmission.history.filter(id__in=ids))
                 counts[WebsiteSubmission._meta.label] = _raw_delete(
                     WebsiteSubmission.objects.filter(pk__in=ids)
                 )
+                transaction.on_commit(functools.partial(_delete_files, files))
         ctx.observer.advance(len(ids))
     ctx.observer.end()
 
@@ -520,6 +533,17 @@ def delete_old_enquiries(ctx: RetentionContext) -> None:
         kind=WebsiteSubmission.Kind.CONTACT, created_at__lt=start_of_day_after(ctx.cutoff)
     )
     _delete_submissions(ctx, due, f"enquiries received on or before {ctx.cutoff}")
+
+
+@retention_handler("job_applications")
+def delete_decided_applications(ctx: RetentionContext) -> None:
+    """6 months after the decision (the time to bring a discrimination claim); an application with no
+    decision recorded is kept and listed, so someone records one."""
+    applications = WebsiteSubmission.objects.filter(kind=WebsiteSubmission.Kind.JOB_APPLICATION)
+    if undecided := applications.filter(decided_at__isnull=True).count():
+        ctx.report("keep", "", f"{undecided} application(s) with no decision recorded")
+    due = applications.filter(decided_at__lt=start_of_day_after(ctx.cutoff))
+    _delete_submissions(ctx, due, f"applications decided on or before {ctx.cutoff}")
 
 
 @retention_handler("mailing_list")

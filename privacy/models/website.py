@@ -85,6 +85,12 @@ class WebsiteSubmission(TimeStampedModel):
         PENDING_VERIFICATION = "pending_verification", "Waiting for email verification"
         VERIFIED = "verified", "Email verified"
 
+    class Decision(models.TextChoices):
+        NONE = "", "Not decided"
+        OFFERED = "offered", "Offered the job"
+        DECLINED = "declined", "Not taken forward"
+        WITHDRAWN = "withdrawn", "Withdrawn by the applicant"
+
     class RequestKind(models.TextChoices):
         ACCESS = "access", "A copy of my data (access)"
         RECTIFICATION = "rectification", "Correct my data (rectification)"
@@ -108,6 +114,9 @@ class WebsiteSubmission(TimeStampedModel):
     consented_at = models.DateTimeField(null=True, blank=True)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     unsubscribed_at = models.DateTimeField(null=True, blank=True)
+    # A job application's outcome: retention counts its 6 months from the decision.
+    decision = models.CharField(max_length=20, choices=Decision.choices, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:

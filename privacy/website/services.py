@@ -281,6 +281,20 @@ def mailing_list_unsubscribe(*, token: str) -> WebsiteSubmission:
     return entry
 
 
+@transaction.atomic
+def job_application_record_decision(
+    *, submission: WebsiteSubmission, decision: str, actor: User
+) -> WebsiteSubmission:
+    """Record the outcome of a job application; its retention (6 months) runs from now."""
+    if submission.kind != Kind.JOB_APPLICATION:
+        raise ValidationError({"decision": "Only a job application has a decision."})
+    if decision not in WebsiteSubmission.Decision.values or not decision:
+        raise ValidationError({"decision": "Choose the outcome of the application."})
+    submission.decision = decision
+    submission.decided_at = timezone.now()
+    return save_with_actor(submission, actor=actor, reason=f"Decision recorded: {decision}")
+
+
 # --- Public privacy requests (verified email first) -------------------------------------------------
 
 

@@ -73,6 +73,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "shown": _masked(submission, reveal=reveal),
         "revealed": reveal,
         "history": submission.history.select_related("history_user").order_by("-history_date")[:20],
+        "decisions": [choice for choice in WebsiteSubmission.Decision.choices if choice[0]],
     }
     return render(request, "privacy/website_submission.html", context)
 
@@ -86,6 +87,24 @@ def submission_cv(request: HttpRequest, pk: int) -> FileResponse:
     return FileResponse(
         submission.cv.open("rb"), as_attachment=True, filename=f"cv-{submission.pk}{_suffix(submission)}"
     )
+
+
+@login_required
+@require_POST
+def submission_decision(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    submission = selectors.access_submission(user, pk)
+    if not user.has_perm("privacy.view_recruitment"):
+        raise Http404("No such submission.")
+    try:
+        services.job_application_record_decision(
+            submission=submission, decision=request.POST.get("decision", ""), actor=user
+        )
+    except ValidationError as exc:
+        messages.error(request, "; ".join(exc.messages))
+    else:
+        messages.success(request, "Decision recorded; the application is kept 6 months from today.")
+    return redirect("website_staff:submission", pk=submission.pk)
 
 
 def _suffix(submission: WebsiteSubmission) -> str:

@@ -8,11 +8,14 @@ import zoneinfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import AccessLog, Contact, Customer
+from accounts.models import AccessLog, Contact, Customer, Role
 from accounts.services import access_log_record, system_user
 from billing.models import BilledCall, CallRecord, CreditNote, Invoice, InvoiceLine
 from privacy import retention as retention_rules
@@ -238,7 +241,7 @@ def test_default_policies_come_from_the_data_map_and_unhandled_ones_are_reported
     }
     run = retention_run(today=TODAY)
     assert run.status == RetentionRun.Status.COMPLETED
-    assert {note["policy"] for note in run.notes if note["note"] == "no handler yet"} == {"job_applications"}
+    assert [note for note in run.notes if note["note"] == "no handler yet"] == [], "every policy has one"
 
 
 def test_dpo_changes_a_period_with_history(partner, dpo):
@@ -370,6 +373,58 @@ def test_website_enquiries_go_after_a_year_and_withdrawn_or_unconfirmed_subscrip
     assert run.counts["mailing_list"] == {"privacy.WebsiteSubmission": 2}
 
 
+def test_job_applications_go_six_months_after_the_decision_with_their_cv(
+    notice, dpo, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+
+    def application(decided_on: datetime.datetime | None) -> WebsiteSubmission:
+        made = WebsiteSubmission.objects.create(
+            kind=WebsiteSubmission.Kind.JOB_APPLICATION,
+            status=WebsiteSubmission.Status.RECEIVED,
+            email="applicant@example.com",
+            notice=notice,
+            consented_at=datetime.datetime(2025, 1, 1, tzinfo=LONDON),
+            cv=default_storage.save("applications/cv.pdf", ContentFile(b"%PDF-1.4 cv")),
+        )
+        if decided_on:
+            WebsiteSubmission.objects.filter(pk=made.pk).update(decision="declined", decided_at=decided_on)
+        return made
+
+    # TODAY (30 Nov 2026) is a month's last day, so every decision up to 31 May 2026 is six months old.
+    due = application(datetime.datetime(2026, 5, 31, 18, tzinfo=LONDON))
+    kept = application(datetime.datetime(2026, 6, 1, 9, tzinfo=LONDON))
+    undecided = application(None)
+
+    with django_capture_on_commit_callbacks(execute=True):  # the CV file goes once its chunk commits
+        run = retention_run(today=TODAY)
+
+    assert set(WebsiteSubmission.objects.values_list("pk", flat=True)) == {kept.pk, undecided.pk}
+    assert not default_storage.exists(due.cv.name) and default_storage.exists(kept.cv.name)
+    assert run.counts["job_applications"] == {"privacy.WebsiteSubmission": 1}
+
+
+def test_staff_record_a_decision_on_the_application_page(client, notice, make_user):
+    application = WebsiteSubmission.objects.create(
+        kind=WebsiteSubmission.Kind.JOB_APPLICATION,
+        status=WebsiteSubmission.Status.RECEIVED,
+        email="applicant@example.com",
+        notice=notice,
+        consented_at=datetime.datetime(2025, 1, 1, tzinfo=LONDON),
+    )
+    url = reverse("website_staff:submission_decision", args=[application.pk])
+    client.force_login(make_user(Role.SUPPORT_AGENT))
+    assert client.post(url, {"decision": "declined"}).status_code == 404, "recruitment staff only"
+    client.force_login(make_user(Role.DATA_PROTECTION_OFFICER))
+    assert client.get(url).status_code == 405
+    client.post(url, {"decision": "nonsense"})
+    application.refresh_from_db()
+    assert application.decided_at is None
+    client.post(url, {"decision": "declined"})
+    application.refresh_from_db()
+    assert application.decision == "declined" and application.decided_at is not None
+
+
 # A whole run: nothing of the customer left; the audit trail names the system actor
 
 
@@ -467,7 +522,7 @@ def test_dry_run_prints_what_it_would_do_and_changes_nothing(subject, dpo, partn
     assert f"ANONYMISE | customer_account | {reference}" in text
     assert f"KEEP | customer_account | {reference} |" in text and "VAT records" in text
     assert f"KEEP | customer_account | {held.reference} | legal hold: litigation" in text
-    assert "NOTE | job_applications | no handler yet" in text
+    assert "no handler yet" not in text
     assert "customer_account" in err.getvalue()  # the progress bar
     assert not is_erased(subject.customer) and CallRecord.objects.filter(customer=subject.customer).exists()
     run = RetentionRun.objects.get()

@@ -203,6 +203,11 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         NOBODY,
         None,
     ),
+    "website_staff:submission_decision": (
+        lambda w: f"/privacy/website/submissions/{_submission(w)}/decision/",
+        NOBODY,
+        None,
+    ),
     "website_staff:mailing_list_export": (lambda w: "/privacy/website/mailing-list/export/", NOBODY, None),
     "website_staff:notices": (lambda w: "/privacy/website/notices/", PRIVACY_OFFICE, None),
     "website_staff:notice_new": (lambda w: "/privacy/website/notices/new/", DPO_ONLY, None),
