@@ -37,9 +37,9 @@ from django.db.models import Model, QuerySet
 
 from accounts.models import Contact, Customer, Line, PaymentDetails, Site
 from billing.models import CallRecord, CreditNote, Invoice, InvoiceLine
+from fusion_site.spreadsheet import safe_cell
 
 CHUNK_SIZE = 2000
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 README_NAME = "README.md"
 CSV_ENCODING = "utf-8-sig"  # the byte order mark makes spreadsheet programs read UTF-8 correctly
 
@@ -49,11 +49,6 @@ DATETIME = "date and time (ISO 8601, UTC)"
 GBP = "GBP (pounds, decimal)"
 SECONDS = "seconds"
 IDENTIFIER = "identifier"
-
-
-def escape_formula(cell: str) -> str:
-    """A cell a spreadsheet would evaluate as a formula, made text with a leading single quote."""
-    return f"'{cell}" if cell.startswith(FORMULA_TRIGGERS) else cell
 
 
 def _plain(value: Any) -> Any:
@@ -68,9 +63,7 @@ def _plain(value: Any) -> Any:
 
 
 def _csv_cell(value: Any) -> str:
-    if value is None:
-        return ""
-    return escape_formula(str(value))
+    return safe_cell(value)
 
 
 def _reference(pk: int | None) -> str | None:

@@ -7,10 +7,10 @@ from collections.abc import Iterable, Iterator
 
 from django.db.models import QuerySet
 
+from fusion_site.spreadsheet import safe_cell
 from privacy.models import PrivacyRequest
 
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 HEADER = [
     "reference",
@@ -30,11 +30,6 @@ HEADER = [
 ]
 
 
-def escape_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
-
-
 def _date(value: object) -> str:
     return value.strftime("%Y-%m-%d") if value is not None else ""  # type: ignore[attr-defined]
 
@@ -44,7 +39,7 @@ def register_rows(requests: Iterable[PrivacyRequest]) -> Iterator[list[str]]:
     for item in requests:
         closed_on = item.closed_at.date() if item.closed_at else None
         yield [
-            escape_cell(value)
+            safe_cell(value)
             for value in (
                 item.reference,
                 item.kind,

@@ -5,6 +5,7 @@ from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 
+from fusion_site.spreadsheet import safe_cell
 from privacy import data_map as dm
 
 CSV_HEADER = (
@@ -21,8 +22,6 @@ CSV_HEADER = (
     "kept under",
     "recipients",
 )
-# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -39,11 +38,6 @@ def field_rows() -> list[FieldRow]:
 def fields_per_category() -> list[tuple[str, Decimal]]:
     counts = Counter(row.item.category.label for row in field_rows())
     return [(label, Decimal(count)) for label, count in sorted(counts.items())]
-
-
-def escape_cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return f"'{text}" if text.startswith(FORMULA_STARTS) else text
 
 
 def csv_rows() -> list[list[str]]:
@@ -100,4 +94,4 @@ def csv_rows() -> list[list[str]]:
                 "",
             ]
         )
-    return [[escape_cell(cell) for cell in row] for row in rows]
+    return [[safe_cell(cell) for cell in row] for row in rows]

@@ -3,16 +3,11 @@
 import csv
 import io
 
+from fusion_site.spreadsheet import safe_cell
 from privacy.models import WebsiteSubmission
 from privacy.website.suppression import suppressed_email_indexes, suppression_index
 
-# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection).
-FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 HEADER = ["name", "email", "subscribed_at", "confirmed_at", "notice_version"]
-
-
-def csv_safe(value: str) -> str:
-    return f"'{value}" if value.startswith(FORMULA_TRIGGERS) else value
 
 
 def mailing_list_rows() -> list[list[str]]:
@@ -45,5 +40,5 @@ def mailing_list_csv() -> str:
     writer = csv.writer(buffer)
     writer.writerow(HEADER)
     for row in mailing_list_rows():
-        writer.writerow([csv_safe(cell) for cell in row])
+        writer.writerow([safe_cell(cell) for cell in row])
     return buffer.getvalue()

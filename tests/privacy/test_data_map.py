@@ -12,6 +12,7 @@ from django.urls import reverse
 
 from accounts.models import Role
 from fusion_site.fields import EncryptedTextField
+from fusion_site.spreadsheet import FORMULA_STARTS, safe_cell
 from privacy import data_map, ropa
 from privacy.data_map import DATA_MAP, ErasureAction, FieldEntry, unmapped_personal_fields
 
@@ -157,10 +158,18 @@ def test_ropa_csv_escapes_formulas(make_user, client, monkeypatch):
     assert processor[1] == "'-2" and processor[10] == "'\tx"
     for row in rows:
         for cell in row:
-            assert not cell.startswith(ropa.FORMULA_STARTS), cell
+            assert not cell.startswith(FORMULA_STARTS), cell
 
 
 def test_escape_cell():
-    assert [
-        ropa.escape_cell(value) for value in ("=1+1", "+44", "-3", "@a", "\tb", "\rc", "plain", 5, None)
-    ] == ["'=1+1", "'+44", "'-3", "'@a", "'\tb", "'\rc", "plain", "5", ""]
+    assert [safe_cell(value) for value in ("=1+1", "+44", "-3", "@a", "\tb", "\rc", "plain", 5, None)] == [
+        "'=1+1",
+        "'+44",
+        "'-3",
+        "'@a",
+        "'\tb",
+        "'\rc",
+        "plain",
+        "5",
+        "",
+    ]

@@ -25,6 +25,7 @@ from billing.demo import uk_tariff
 from billing.models import CallRecord, CreditNote, Invoice, InvoiceLine
 from fusion_site.celery import app as celery_app
 from fusion_site.crypto import blind_index
+from fusion_site.spreadsheet import safe_cell
 from privacy import portability
 from privacy.export_links import download_token
 from privacy.models import DataExport
@@ -228,7 +229,7 @@ def test_the_export_holds_the_decrypted_values_of_this_customer_only(
     ],
 )
 def test_csv_cells_that_a_spreadsheet_would_evaluate_get_a_leading_quote(cell, escaped):
-    assert portability.escape_formula(cell) == escaped
+    assert safe_cell(cell) == escaped
 
 
 def test_formulas_in_the_customers_data_are_text_in_the_csv_and_exact_in_the_json(

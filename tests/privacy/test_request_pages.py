@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from accounts.models import AccessLog, Role
 from billing.demo import uk_tariff
+from fusion_site.spreadsheet import safe_cell
 from privacy.models import PrivacyRequest, State
-from privacy.register import escape_cell
 from privacy.services import requests as services
 from tests.billing.factories import billing_profile, calculated_run, month
 from tests.privacy.conftest import receive
@@ -254,7 +254,7 @@ def test_staff_navigation_links_the_queue(client, dpo, make_user):
     ],
 )
 def test_register_escapes_formulas(value, expected):
-    assert escape_cell(value) == expected
+    assert safe_cell(value) == expected
 
 
 def test_register_csv_holds_the_register_without_personal_data(

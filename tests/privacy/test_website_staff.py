@@ -8,10 +8,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from accounts.models import Role
+from fusion_site.spreadsheet import safe_cell
 from privacy.models import SuppressionEntry, WebsiteSubmission
 from privacy.selectors import suppression_hmac
 from privacy.website import services
-from privacy.website.exports import csv_safe
 
 pytestmark = pytest.mark.django_db
 
@@ -171,7 +171,7 @@ def test_export_needs_its_permission(client, make_user):
     ],
 )
 def test_csv_safe(value, expected):
-    assert csv_safe(value) == expected
+    assert safe_cell(value) == expected
 
 
 def _perms(*codenames):
