@@ -6,7 +6,9 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Role
+from billing.demo import uk_tariff
 from fusion_site.celery import app as celery_app
+from tests.billing.factories import billing_profile
 from tests.factories import CustomerFactory, PartnerFactory, UserFactory, full_customer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -92,3 +94,24 @@ def require_service(name: str, available: bool, why: str) -> None:
     if IN_CI:
         pytest.fail(f"{name} is required in CI: {why}")
     pytest.skip(f"{name} not available outside CI ({why})")
+
+
+@pytest.fixture
+def agent(make_user):
+    return make_user(Role.BILLING_AGENT)
+
+
+@pytest.fixture
+def finance(make_user):
+    return make_user(Role.FINANCE_MANAGER)
+
+
+@pytest.fixture
+def dpo(make_user):
+    return make_user(Role.DATA_PROTECTION_OFFICER)
+
+
+@pytest.fixture
+def profile(partner):
+    """The partner bills on the standard UK tariff (billing.demo.UK_RATES) by default."""
+    return billing_profile(partner, default_tariff=uk_tariff())

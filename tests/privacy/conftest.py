@@ -14,35 +14,15 @@ from accounts import services as account_services
 from accounts import validation
 from accounts.models import AccessLog, Customer, Role, User
 from billing import services as billing_services
-from billing.demo import line_rentals, uk_tariff
+from billing.demo import line_rentals
 from billing.models import Invoice, OneOffCharge
 from fusion_site.crypto import blind_index
 from fusion_site.customer_cache import customer_cache_set
 from privacy.models import PrivacyRequest
 from privacy.services import requests as services
 from privacy.website import services as website_services
-from tests.billing.factories import Call, billing_profile, calculated_run, finalised_run, import_calls, month
+from tests.billing.factories import Call, calculated_run, finalised_run, import_calls, month
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PaymentDetailsFactory, SiteFactory
-
-
-@pytest.fixture
-def agent(make_user):
-    return make_user(Role.BILLING_AGENT)
-
-
-@pytest.fixture
-def finance(make_user):
-    return make_user(Role.FINANCE_MANAGER)
-
-
-@pytest.fixture
-def dpo(make_user):
-    return make_user(Role.DATA_PROTECTION_OFFICER)
-
-
-@pytest.fixture
-def profile(partner):
-    return billing_profile(partner, default_tariff=uk_tariff())
 
 
 @pytest.fixture
