@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from accounts.validation import normalise_phone
 from billing.models import CallImport, CallImportError, CallRecord
-from billing.rating import MAX_PREFIX_LENGTH, STAGING_TABLE, rate_pending_calls
+from billing.rating import MAX_PREFIX_LENGTH, RATED_COLUMNS, rate_pending_calls, rating_query
 from fusion_site.crypto import blind_index, encrypt_bulk
 
 REQUIRED_COLUMNS = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
@@ -210,60 +210,69 @@ def _read_ahead(batches: Iterator[_Batch]) -> Generator[_Batch, None, None]:
         reader.join()
 
 
-_COLUMNS = (
-    "call_reference, call_import_id, partner_id, cli, cli_index, dialled_number, dialled_prefix, "
-    "started_at, started_on, duration_seconds, call_type, status, suspense_reason, band"
+# What the reader thread parses per call, in the staging table's column order. The import's partner and
+# the call's UK date are added in SQL, and rating, as the rows go from staging into the call records.
+_STAGED = (
+    "call_reference, cli, cli_index, dialled_number, dialled_prefix, started_at, duration_seconds, call_type"
 )
-
-
 _STAGING_TABLE = """
     CREATE TEMP TABLE IF NOT EXISTS call_staging (
-        call_reference varchar(64), call_import_id bigint, partner_id bigint, cli text,
-        cli_index varchar(64), dialled_number text, dialled_prefix varchar(8), started_at timestamptz,
-        started_on date,
-        duration_seconds integer, call_type varchar(20), status varchar(10), suspense_reason varchar(20),
-        band varchar(20), id bigint GENERATED ALWAYS AS IDENTITY, line_id bigint, customer_id bigint,
-        rate_id bigint, cost numeric(14, 4)
+        call_reference varchar(64), cli text, cli_index varchar(64), dialled_number text,
+        dialled_prefix varchar(8), started_at timestamptz, duration_seconds integer, call_type varchar(20)
     ) ON COMMIT DROP
 """
-
-
-_RATED_COLUMNS = f"{_COLUMNS}, line_id, customer_id, rate_id, cost"
+_STAGED_NAMES = [name.strip() for name in _STAGED.split(",")]
+_STORED = f"{_STAGED}, started_on, partner_id, call_import_id, {', '.join(RATED_COLUMNS)}"
 
 
 def _load_postgresql(rows: list[tuple[object, ...]], *, call_import_id: int, partner_id: int) -> int:
+    """COPY the batch into an unindexed temporary table, then one INSERT ... SELECT that rates each call
+    on the way into the call records: every stored row is written once, already rated."""
+    _copy_to_staging(rows)
+    return _insert_rated(call_import_id=call_import_id, partner_id=partner_id)
+
+
+def _copy_to_staging(rows: list[tuple[object, ...]]) -> None:
     with connection.cursor() as cursor:
         cursor.execute(_STAGING_TABLE)
         cursor.execute("TRUNCATE call_staging")
         raw = cursor.cursor  # the psycopg 3 cursor, for COPY
-        with raw.copy(f"COPY call_staging ({_COLUMNS}) FROM STDIN") as copy:
+        with raw.copy(f"COPY call_staging ({_STAGED}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row(row)
-        # Rated here, in the small unindexed staging table, so each stored row is written once.
-        rate_pending_calls(partner_id=partner_id, call_import_id=call_import_id, table=STAGING_TABLE)
+
+
+def _insert_rated(*, call_import_id: int, partner_id: int) -> int:
+    query = rating_query(partner_id=partner_id)
+    with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO billing_callrecord ({_RATED_COLUMNS}) SELECT {_RATED_COLUMNS} "  # noqa: S608
-            "FROM call_staging ON CONFLICT (call_reference) DO NOTHING"
+            f"""
+            INSERT INTO billing_callrecord ({_STORED})
+            SELECT {", ".join(f"c.{name}" for name in _STAGED_NAMES)}, c.started_on,
+                   c.partner_id, %s, {query.columns}
+            FROM (
+                SELECT s.*, CAST((s.started_at AT TIME ZONE 'Europe/London') AS date) AS started_on,
+                       CAST(%s AS bigint) AS partner_id, CAST(NULL AS bigint) AS line_id,
+                       CAST(NULL AS bigint) AS customer_id
+                FROM call_staging s
+            ) c {query.joins}
+            ON CONFLICT (call_reference) DO NOTHING
+            """,  # noqa: S608 - only fixed fragments are interpolated
+            [call_import_id, partner_id, *query.params],
         )
         return cursor.rowcount
 
 
-def _row(call: ParsedCall, encrypted_cli: str, call_import_id: int, partner_id: int) -> tuple[object, ...]:
+def _row(call: ParsedCall, encrypted_cli: str) -> tuple[object, ...]:
     return (
         call.call_reference,
-        call_import_id,
-        partner_id,
         encrypted_cli,
         call.cli_index,
         encrypt_bulk(call.dialled_number),
         call.dialled_number[:MAX_PREFIX_LENGTH],
         call.started_at,
-        call.started_at.astimezone(UK_TIME).date(),
         call.duration_seconds,
         call.call_type,
-        CallRecord.Status.PENDING,
-        "",
-        "",
     )
 
 
@@ -316,7 +325,7 @@ def run_import(
 
         def prepare(batch: list[tuple[ParsedCall, str]]) -> list[Any]:
             # Encrypting each dialled number is the reader thread's work too.
-            return [_row(call, cli, call_import.pk, partner_id) for call, cli in batch]
+            return [_row(call, cli) for call, cli in batch]
 
         batches = _read_ahead(_batches(parse_rows(reader, columns, counts), counts, prepare))
     else:

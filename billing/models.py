@@ -248,10 +248,11 @@ class CallRecord(models.Model):
     # others cover only calls awaiting rating or in suspense, which are few. Billing never rewrites a call:
     # the invoice that bills it is recorded in BilledCall.
     #
-    # partner, customer, rate and call_import are copied in by the import and rating statements from rows
-    # they join at that moment (the import's partner, the matched line's customer, the chosen rate), so they
-    # carry no database constraint of their own; the ORM still applies on_delete to them, and the line, the
-    # link the others are derived from, keeps its constraint.
+    # partner, line, customer, rate and call_import are written only by the import and rating statements,
+    # from rows they join at that moment (the import's partner, the matched line and its customer, the
+    # chosen rate), so they carry no database constraint (a deferred check per row at every commit) nor an
+    # index of their own; the ORM still applies on_delete to them. Lines and customers are ended, not
+    # deleted, in normal use; erasure deletes a customer's calls by customer first.
     call_reference = models.CharField(max_length=64)
     call_import = models.ForeignKey(
         CallImport,
@@ -274,7 +275,15 @@ class CallRecord(models.Model):
     started_on = models.DateField()
     duration_seconds = models.PositiveIntegerField()
     call_type = models.CharField(max_length=20)
-    line = models.ForeignKey(Line, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
+    line = models.ForeignKey(
+        Line,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="calls",
+        db_index=False,
+        db_constraint=False,
+    )
     customer = models.ForeignKey(
         Customer,
         null=True,

@@ -1,16 +1,22 @@
-"""Set-based rating of call records: a handful of SQL statements, whatever the number of calls.
+"""Set-based rating of call records: one SQL statement, whatever the number of calls.
 
-1. Each pending call is matched to the line that owned its number on the day of the call (through the
-   line's CLI blind index), which gives the customer.
-2. Its tariff is the line's own, else the customer's, else the partner's default.
-3. The rate card is the tariff's card effective at the call's start; the rate is the one with the
-   longest prefix of the dialled number (candidate prefix lengths are joined, so matching is an equality
-   join on (rate_card, prefix), not a LIKE scan).
-4. Cost, in integer ten-thousandths of a pound so SQLite and PostgreSQL agree to the last unit:
+For each call, in one pass of hash joins (no sort, no window over the calls):
+1. the line that owned its number on the day of the call (through the line's CLI blind index), which
+   gives the customer;
+2. its tariff: the line's own, else the customer's, else the partner's default;
+3. the tariff's rate card in force at the call's start;
+4. the rate with the longest prefix of the dialled number: one equality join on (rate card, prefix) per
+   prefix length that some rate has, the longest match winning;
+5. the cost, in integer ten-thousandths of a pound so SQLite and PostgreSQL agree to the last unit:
    billable seconds = duration rounded up to the increment;
    usage = price per minute x billable seconds / 60, rounded half-up;
    cost = max(connection charge + usage, minimum charge).
-Calls that cannot be rated go to suspense with the reason, never dropped.
+A call that cannot be rated goes to suspense with the reason (unknown CLI, no tariff, no rate), never
+dropped.
+
+The importer runs the same query as part of its INSERT from the staging table, so a loaded call is
+written once, rated; ``rate_pending_calls`` runs it as an UPDATE for calls already stored (SQLite's import,
+calls put back from suspense).
 """
 
 from dataclasses import dataclass
@@ -20,13 +26,10 @@ from django.db import connection
 from billing.models import CallRecord
 
 MAX_PREFIX_LENGTH = 8
-CALLS_TABLE = "billing_callrecord"
-STAGING_TABLE = "call_staging"
-RATEABLE_TABLES = frozenset({CALLS_TABLE, STAGING_TABLE})
-# Only the prefix lengths some rate has are tried: each length is one probe per call (UK cards have
-# four or five, not eight).
-_LENGTHS = "SELECT DISTINCT LENGTH(prefix) FROM billing_rate"
+# What rating writes, in this order, as ``rating_query`` selects it.
+RATED_COLUMNS = ("line_id", "customer_id", "rate_id", "band", "cost", "status", "suspense_reason")
 _UNITS = "CAST(ROUND({} * 10000) AS BIGINT)"
+_FAR_FUTURE = "'9999-12-31'"
 
 
 @dataclass(frozen=True)
@@ -35,122 +38,123 @@ class RatingResult:
     suspense: int
 
 
-def _scope(alias: str, *, partner_id: int, call_import_id: int | None) -> tuple[str, list[int]]:
-    where = f"{alias}.status = 'pending' AND {alias}.partner_id = %s"
-    params = [partner_id]
-    if call_import_id is not None:
-        where += f" AND {alias}.call_import_id = %s"
-        params.append(call_import_id)
-    return where, params
+@dataclass(frozen=True)
+class RatingQuery:
+    """Fragments of a SELECT over the calls aliased ``c``: ``columns`` (RATED_COLUMNS, in order and so
+    named) and ``joins`` (to follow ``FROM <calls> c``, taking ``params``)."""
+
+    columns: str
+    joins: str
+    params: list[int]
 
 
-def _match_lines(*, partner_id: int, call_import_id: int | None, table: str) -> None:
-    scope, params = _scope(table, partner_id=partner_id, call_import_id=call_import_id)
-    call_day = f"{table}.started_on"
-    sql = f"""
-        UPDATE {table}
-        SET line_id = owner.id, customer_id = owner.customer_id
-        FROM (
+def prefix_lengths() -> list[int]:
+    """Lengths of the prefixes some rate has, longest first. A prefix longer than the stored dialled
+    prefix could never match; each length is one join, so only those that exist are tried (UK cards have
+    four or five, not eight)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT LENGTH(prefix) FROM billing_rate WHERE LENGTH(prefix) <= %s",
+            [MAX_PREFIX_LENGTH],
+        )
+        return sorted((length for (length,) in cursor.fetchall()), reverse=True)
+
+
+def rating_query(*, partner_id: int) -> RatingQuery:
+    """The rating of each call of ``c`` (a partner's calls, stored or staged)."""
+    lengths = prefix_lengths()
+    line = "COALESCE(c.line_id, owner.id)"
+    customer = "COALESCE(c.customer_id, owner.customer_id)"
+    tariff = "COALESCE(lt.tariff_id, ct.tariff_id, p.default_tariff_id)"
+    prefix_joins = "".join(
+        f"""
+        LEFT JOIN billing_rate r{n}
+               ON r{n}.rate_card_id = rc.id AND r{n}.prefix = SUBSTR(c.dialled_prefix, 1, {n})"""
+        for n in lengths
+    )
+    # The longest match; the two typed NULLs keep COALESCE valid with no rates (SQLite wants two arguments).
+    best = ", ".join([*(f"r{n}.id" for n in lengths), "CAST(NULL AS bigint)", "CAST(NULL AS bigint)"])
+    # Each card's end is capped at the next card's start, so exactly one card is in force at any time
+    # even if two were ever saved overlapping (RateCard.clean refuses that): the newer card wins.
+    joins = f"""
+        LEFT JOIN (
             SELECT l.id, l.customer_id, l.cli_index, l.start_date, l.end_date
             FROM accounts_line l JOIN accounts_customer cu ON cu.id = l.customer_id
             WHERE cu.partner_id = %s
-        ) owner
-        WHERE {scope}
-          AND {table}.line_id IS NULL
-          AND owner.cli_index = {table}.cli_index
-          AND owner.start_date <= {call_day}
-          AND (owner.end_date IS NULL OR owner.end_date >= {call_day})
+        ) owner ON c.line_id IS NULL AND owner.cli_index = c.cli_index
+               AND owner.start_date <= c.started_on
+               AND (owner.end_date IS NULL OR owner.end_date >= c.started_on)
+        LEFT JOIN billing_linetariff lt ON lt.line_id = {line}
+        LEFT JOIN billing_customertariff ct ON ct.customer_id = {customer}
+        LEFT JOIN billing_partnerbillingprofile p ON p.partner_id = c.partner_id
+        LEFT JOIN (
+            SELECT id, tariff_id, effective_from,
+                   CASE WHEN next_from < until THEN next_from ELSE until END AS until
+            FROM (
+                SELECT id, tariff_id, effective_from, COALESCE(effective_to, {_FAR_FUTURE}) AS until,
+                       LEAD(effective_from) OVER (PARTITION BY tariff_id ORDER BY effective_from) AS next_from
+                FROM billing_ratecard
+            ) cards
+        ) rc ON {line} IS NOT NULL AND rc.tariff_id = {tariff}
+               AND rc.effective_from <= c.started_at AND rc.until > c.started_at
+        {prefix_joins}
+        LEFT JOIN billing_rate r ON r.id = COALESCE({best})
     """  # noqa: S608 - only fixed fragments are interpolated
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [partner_id, *params])
-
-
-_TARIFF = "COALESCE(lt.tariff_id, ct.tariff_id, p.default_tariff_id)"
-_TARIFF_JOINS = """
-    LEFT JOIN billing_linetariff lt ON lt.line_id = c.line_id
-    LEFT JOIN billing_customertariff ct ON ct.customer_id = c.customer_id
-    LEFT JOIN billing_partnerbillingprofile p ON p.partner_id = c.partner_id
-"""
-
-
-def _apply_rates(*, partner_id: int, call_import_id: int | None, table: str) -> int:
-    scope, params = _scope("c", partner_id=partner_id, call_import_id=call_import_id)
     price, connection_charge, minimum = (
-        _UNITS.format("m.price_per_minute"),
-        _UNITS.format("m.connection_charge"),
-        _UNITS.format("m.minimum_charge"),
+        _UNITS.format("r.price_per_minute"),
+        _UNITS.format("r.connection_charge"),
+        _UNITS.format("r.minimum_charge"),
     )
-    billable = "((m.duration_seconds + m.increment_seconds - 1) / m.increment_seconds) * m.increment_seconds"
-    usage = f"(({price}) * ({billable}) * 2 + 60) / 120"
-    charged = f"({connection_charge}) + {usage}"
-    cost_units = f"CASE WHEN {charged} > {minimum} THEN {charged} ELSE {minimum} END"
-    # The CTEs sit inside the FROM subquery: an UPDATE that starts with WITH reports no row count on
-    # SQLite. Ties on prefix length go to the most recent card, should cards ever overlap.
+    billable = "((c.duration_seconds + r.increment_seconds - 1) / r.increment_seconds) * r.increment_seconds"
+    charged = f"({connection_charge}) + (({price}) * ({billable}) * 2 + 60) / 120"
+    cost = f"(CASE WHEN {charged} > {minimum} THEN {charged} ELSE {minimum} END) / 10000.0"
+    reason = (
+        f"CASE WHEN {line} IS NULL THEN 'unknown_cli' WHEN {tariff} IS NULL THEN 'no_tariff' "
+        "WHEN r.id IS NULL THEN 'unrateable' ELSE '' END"
+    )
+    expressions = (
+        line,
+        customer,
+        "r.id",
+        "COALESCE(r.band, '')",
+        f"CASE WHEN r.id IS NULL THEN NULL ELSE {cost} END",
+        "CASE WHEN r.id IS NULL THEN 'suspense' ELSE 'rated' END",
+        reason,
+    )
+    columns = ", ".join(
+        f"{expression} AS {name}" for expression, name in zip(expressions, RATED_COLUMNS, strict=True)
+    )
+    return RatingQuery(columns=columns, joins=joins, params=[partner_id])
+
+
+def rate_pending_calls(*, partner_id: int, call_import_id: int | None = None) -> RatingResult:
+    """Rate every pending call of the partner (or of one import) already stored. Call in a transaction."""
+    query = rating_query(partner_id=partner_id)
+    scope = "c.status = 'pending' AND c.partner_id = %s"
+    params = [*query.params, partner_id]
+    if call_import_id is not None:
+        scope += " AND c.call_import_id = %s"
+        params.append(call_import_id)
+    assignments = ", ".join(f"{name} = m.{name}" for name in RATED_COLUMNS)
     sql = f"""
-        UPDATE {table}
-        SET status = 'rated', suspense_reason = '', rate_id = m.rate_id, band = m.band,
-            cost = ({cost_units}) / 10000.0
+        UPDATE billing_callrecord SET {assignments}
         FROM (
-            WITH lengths(n) AS ({_LENGTHS}),
-            candidates AS (
-                SELECT c.id AS call_id, r.id AS rate_id, r.band, r.price_per_minute, r.connection_charge,
-                       r.minimum_charge, r.increment_seconds, c.duration_seconds,
-                       ROW_NUMBER() OVER (
-                           PARTITION BY c.id ORDER BY lengths.n DESC, rc.effective_from DESC
-                       ) AS pick
-                FROM {table} c
-                {_TARIFF_JOINS}
-                JOIN billing_ratecard rc ON rc.tariff_id = {_TARIFF}
-                     AND rc.effective_from <= c.started_at
-                     AND (rc.effective_to IS NULL OR rc.effective_to > c.started_at)
-                JOIN lengths ON lengths.n <= LENGTH(c.dialled_prefix)
-                JOIN billing_rate r
-                     ON r.rate_card_id = rc.id AND r.prefix = SUBSTR(c.dialled_prefix, 1, lengths.n)
-                WHERE {scope} AND c.line_id IS NOT NULL
-            )
-            SELECT * FROM candidates WHERE pick = 1
+            SELECT c.id AS call_id, {query.columns}
+            FROM billing_callrecord c {query.joins}
+            WHERE {scope}
         ) m
-        WHERE m.call_id = {table}.id
+        WHERE m.call_id = billing_callrecord.id
+        RETURNING billing_callrecord.status
     """  # noqa: S608 - only fixed fragments are interpolated
+    rated = suspense = 0
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return cursor.rowcount
-
-
-def _to_suspense(*, partner_id: int, call_import_id: int | None, table: str) -> int:
-    scope, params = _scope(table, partner_id=partner_id, call_import_id=call_import_id)
-    no_tariff = f"""
-        SELECT c.id FROM {table} c {_TARIFF_JOINS}
-        WHERE c.partner_id = %s AND c.status = 'pending' AND {_TARIFF} IS NULL
-    """  # noqa: S608
-    statements = [
-        ("unknown_cli", f"{table}.line_id IS NULL", []),
-        ("no_tariff", f"{table}.id IN ({no_tariff})", [partner_id]),
-        ("unrateable", "1 = 1", []),
-    ]
-    moved = 0
-    with connection.cursor() as cursor:
-        for reason, condition, extra in statements:
-            cursor.execute(
-                f"UPDATE {table} SET status = 'suspense', suspense_reason = %s, "  # noqa: S608
-                f"rate_id = NULL, band = '', cost = NULL WHERE {scope} AND {condition}",
-                [reason, *params, *extra],
-            )
-            moved += cursor.rowcount
-    return moved
-
-
-def rate_pending_calls(
-    *, partner_id: int, call_import_id: int | None = None, table: str = CALLS_TABLE
-) -> RatingResult:
-    """Rate every pending call of the partner (or of one import) in ``table``: the call records, or the
-    import's staging table, where rating a batch before it is inserted spares rewriting every stored row
-    (and its indexes) once per step. Call inside a transaction."""
-    if table not in RATEABLE_TABLES:
-        raise ValueError(f"Cannot rate calls in {table!r}.")
-    _match_lines(partner_id=partner_id, call_import_id=call_import_id, table=table)
-    rated = _apply_rates(partner_id=partner_id, call_import_id=call_import_id, table=table)
-    suspense = _to_suspense(partner_id=partner_id, call_import_id=call_import_id, table=table)
+        while rows := cursor.fetchmany(5000):
+            for (status,) in rows:
+                if status == CallRecord.Status.RATED:
+                    rated += 1
+                else:
+                    suspense += 1
     return RatingResult(rated=rated, suspense=suspense)
 
 
