@@ -437,7 +437,8 @@ def import_calls(world: World, calls: CallFile, phases: Phases, *, profile: bool
     targets: list[tuple[object, str, str]] = [
         (importer, "_load_postgresql", "load"),
         (importer, "_copy_to_staging", "copy"),
-        (importer, "_insert_rated", "insert_rated"),
+        (importer, "_rate_staged", "rate_staged"),
+        (importer, "_store_rated", "store"),
         (importer, "rate_pending_calls", "final_pass"),
         # Foreign keys are checked at commit (DEFERRABLE INITIALLY DEFERRED), so commits take real time;
         # the last one is the rating transaction's.
@@ -721,10 +722,8 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     final_commit = phases.last("import_commit")
     batch_commits = phases.get("import_commit") - final_commit
     final_pass = phases.get("final_pass") + final_commit
-    # Rating happens inside the INSERT that stores each batch, and cannot be timed apart from it: the
-    # whole statement (and the final pass) is counted as rating here, and as import above it too, so
-    # both ratios are upper bounds.
-    rating_seconds = phases.get("insert_rated") + final_pass
+    # Rating each staged batch is part of the import's time and also counted with the calculation.
+    rating_seconds = phases.get("rate_staged") + final_pass
     # The reader thread parses, validates and encrypts the next batch while a batch loads; what is left
     # is the time the loader waited for it (the first batch, and any batch it could not keep up with).
     waiting_seconds = results.import_seconds - phases.get("load") - batch_commits - final_pass
@@ -759,14 +758,20 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
         ("   import: services.call_import_run", results.import_seconds, ""),
         ("     rest: waiting for the reader thread (parse, validate, encrypt), ANALYZE", waiting_seconds, ""),
         (
-            "     load: COPY to staging, INSERT rated ON CONFLICT",
+            "     load: COPY to staging, rate there, INSERT ON CONFLICT",
             phases.get("load"),
             f"{phases.count('load')} batches",
         ),
         ("       COPY to the staging table", phases.get("copy"), ""),
-        ("       INSERT ... SELECT rating each call (counted as rating)", phases.get("insert_rated"), ""),
+        (
+            "       rate the staged calls (one INSERT ... SELECT; counted as rating)",
+            phases.get("rate_staged"),
+            "",
+        ),
+        ("       store them (INSERT ... ON CONFLICT DO NOTHING)", phases.get("store"), ""),
         ("     batch commits", batch_commits, ""),
         ("     final pass: rate what is still pending, commit", final_pass, ""),
+        ("   rating: the staged batches and the final pass", rating_seconds, "in the import"),
         (
             "   calculation: bill_run_start_calculation",
             results.calculation_seconds,

@@ -28,7 +28,7 @@ from django.utils import timezone
 from accounts.validation import normalise_phone
 from billing.models import CallImport, CallImportError, CallRecord
 from billing.rating import MAX_PREFIX_LENGTH, RATED_COLUMNS, rate_pending_calls, rating_query
-from fusion_site.crypto import blind_index, encrypt_bulk
+from fusion_site.crypto import blind_index, encrypt_bulk, keyring
 
 REQUIRED_COLUMNS = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
 CALL_TYPES = frozenset({"voice", "fax", "data"})
@@ -222,14 +222,16 @@ _STAGING_TABLE = """
     ) ON COMMIT DROP
 """
 _STAGED_NAMES = [name.strip() for name in _STAGED.split(",")]
+_STAGED_TYPES = ["varchar", "text", "varchar", "text", "varchar", "timestamptz", "int4", "varchar"]
 _STORED = f"{_STAGED}, started_on, partner_id, call_import_id, {', '.join(RATED_COLUMNS)}"
 
 
 def _load_postgresql(rows: list[tuple[object, ...]], *, call_import_id: int, partner_id: int) -> int:
-    """COPY the batch into an unindexed temporary table, then one INSERT ... SELECT that rates each call
-    on the way into the call records: every stored row is written once, already rated."""
+    """COPY the batch into an unindexed temporary table, rate it there into a second one, then store it
+    with one INSERT ... SELECT: every stored row is written once, already rated."""
     _copy_to_staging(rows)
-    return _insert_rated(call_import_id=call_import_id, partner_id=partner_id)
+    _rate_staged(call_import_id=call_import_id, partner_id=partner_id)
+    return _store_rated()
 
 
 def _copy_to_staging(rows: list[tuple[object, ...]]) -> None:
@@ -237,17 +239,26 @@ def _copy_to_staging(rows: list[tuple[object, ...]]) -> None:
         cursor.execute(_STAGING_TABLE)
         cursor.execute("TRUNCATE call_staging")
         raw = cursor.cursor  # the psycopg 3 cursor, for COPY
-        with raw.copy(f"COPY call_staging ({_STAGED}) FROM STDIN") as copy:
+        # Binary COPY: half the Python work per row of the text format (measured), on the GIL the
+        # reader thread needs too.
+        with raw.copy(f"COPY call_staging ({_STAGED}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_STAGED_TYPES)
             for row in rows:
                 copy.write_row(row)
 
 
-def _insert_rated(*, call_import_id: int, partner_id: int) -> int:
+def _rate_staged(*, call_import_id: int, partner_id: int) -> None:
+    """The staged calls as they will be stored, rated, in the temporary table call_rated."""
     query = rating_query(partner_id=partner_id)
     with connection.cursor() as cursor:
         cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS call_rated ON COMMIT DROP AS "  # noqa: S608
+            f"SELECT {_STORED} FROM billing_callrecord WITH NO DATA"
+        )
+        cursor.execute("TRUNCATE call_rated")
+        cursor.execute(
             f"""
-            INSERT INTO billing_callrecord ({_STORED})
+            INSERT INTO call_rated ({_STORED})
             SELECT {", ".join(f"c.{name}" for name in _STAGED_NAMES)}, c.started_on,
                    c.partner_id, %s, {query.columns}
             FROM (
@@ -256,19 +267,28 @@ def _insert_rated(*, call_import_id: int, partner_id: int) -> int:
                        CAST(NULL AS bigint) AS customer_id
                 FROM call_staging s
             ) c {query.joins}
-            ON CONFLICT (call_reference) DO NOTHING
             """,  # noqa: S608 - only fixed fragments are interpolated
             [call_import_id, partner_id, *query.params],
+        )
+
+
+def _store_rated() -> int:
+    """Rows go in by customer: a bill run reads calls customer by customer, and a customer's calls then
+    sit on a few pages of each batch instead of one page each. A reference already stored is skipped."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO billing_callrecord ({_STORED}) SELECT {_STORED} FROM call_rated "  # noqa: S608
+            "ORDER BY customer_id, started_at ON CONFLICT (call_reference) DO NOTHING"
         )
         return cursor.rowcount
 
 
-def _row(call: ParsedCall, encrypted_cli: str) -> tuple[object, ...]:
+def _row(call: ParsedCall, encrypted_cli: str, encrypt: Callable[[str], str]) -> tuple[object, ...]:
     return (
         call.call_reference,
         encrypted_cli,
         call.cli_index,
-        encrypt_bulk(call.dialled_number),
+        encrypt(call.dialled_number),
         call.dialled_number[:MAX_PREFIX_LENGTH],
         call.started_at,
         call.duration_seconds,
@@ -322,10 +342,12 @@ def run_import(
     columns = {name: position for position, name in enumerate(header)}
     if connection.vendor == "postgresql":
         load: Callable[..., int] = _load_postgresql
+        # The key ring, looked up once for the import rather than through settings for every call.
+        encrypt = keyring().encrypt_bulk
 
         def prepare(batch: list[tuple[ParsedCall, str]]) -> list[Any]:
             # Encrypting each dialled number is the reader thread's work too.
-            return [_row(call, cli) for call, cli in batch]
+            return [_row(call, cli, encrypt) for call, cli in batch]
 
         batches = _read_ahead(_batches(parse_rows(reader, columns, counts), counts, prepare))
     else:

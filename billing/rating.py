@@ -98,16 +98,17 @@ def rating_query(*, partner_id: int) -> RatingQuery:
         ) rc ON {line} IS NOT NULL AND rc.tariff_id = {tariff}
                AND rc.effective_from <= c.started_at AND rc.until > c.started_at
         {prefix_joins}
-        LEFT JOIN billing_rate r ON r.id = COALESCE({best})
+        LEFT JOIN (
+            SELECT id, band, increment_seconds, {_UNITS.format("price_per_minute")} AS price,
+                   {_UNITS.format("connection_charge")} AS connection_charge,
+                   {_UNITS.format("minimum_charge")} AS minimum_charge
+            FROM billing_rate
+        ) r ON r.id = COALESCE({best})
     """  # noqa: S608 - only fixed fragments are interpolated
-    price, connection_charge, minimum = (
-        _UNITS.format("r.price_per_minute"),
-        _UNITS.format("r.connection_charge"),
-        _UNITS.format("r.minimum_charge"),
-    )
+    # Money in integer units, converted once per rate above rather than once per call.
     billable = "((c.duration_seconds + r.increment_seconds - 1) / r.increment_seconds) * r.increment_seconds"
-    charged = f"({connection_charge}) + (({price}) * ({billable}) * 2 + 60) / 120"
-    cost = f"(CASE WHEN {charged} > {minimum} THEN {charged} ELSE {minimum} END) / 10000.0"
+    charged = "r.connection_charge + (r.price * " + billable + " * 2 + 60) / 120"
+    cost = f"(CASE WHEN {charged} > r.minimum_charge THEN {charged} ELSE r.minimum_charge END) / 10000.0"
     reason = (
         f"CASE WHEN {line} IS NULL THEN 'unknown_cli' WHEN {tariff} IS NULL THEN 'no_tariff' "
         "WHEN r.id IS NULL THEN 'unrateable' ELSE '' END"
