@@ -27,6 +27,7 @@ import datetime
 import functools
 import io
 import math
+import multiprocessing
 import os
 import pstats
 import random
@@ -172,6 +173,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--lines-per-customer", type=int, default=2, help="lines of each customer (default 2)"
     )
     parser.add_argument("--calls", type=int, default=1_000_000, help="call records (default 1000000)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="processes running the chunk tasks at once, as Celery workers would (default: one per CPU)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--profile",
@@ -463,17 +470,20 @@ def import_calls(world: World, calls: CallFile, phases: Phases, *, profile: bool
     return elapsed, call_import
 
 
-def calculate(world: World, calls: CallFile, phases: Phases, *, profile: bool) -> tuple[float, BillRun]:
-    """Ours: create the month's bill run and start its calculation. Called outside any transaction, so
-    the chunks queued on commit run (eagerly, in-process) as the service's own atomic block commits:
-    when the call returns, every chunk has been calculated."""
-    from django.db import connection
+def calculate(
+    world: World, calls: CallFile, phases: Phases, *, profile: bool, workers: int
+) -> tuple[float, BillRun]:
+    """Ours: create the month's bill run and start its calculation, then run the chunk tasks it queued
+    as Celery workers would: in ``workers`` processes at once (forked, each with its own database
+    connection, calling the task), or with one worker in this process. Timed until the last chunk is
+    done, which is when the run is calculated."""
+    from django.db import connection, connections
     from tqdm import tqdm
 
-    from billing import calculation, services
+    from billing import calculation, services, tasks
 
     if connection.in_atomic_block:
-        raise RuntimeError("The calculation must start outside a transaction for its chunks to run.")
+        raise RuntimeError("The calculation must start outside a transaction for its chunks to be queued.")
     run = services.bill_run_create(
         partner=world.partner, period_start=calls.month[0], period_end=calls.month[1], actor=world.agent
     )
@@ -490,26 +500,46 @@ def calculate(world: World, calls: CallFile, phases: Phases, *, profile: bool) -
         (calculation, "_claim", "claims"),
         (connection, "commit", "calc_commit"),
     ]
+    queued: list[tuple[Any, ...]] = []
     checkpoint()
     with (
         phases.timing(targets),
-        tqdm(total=expected_chunks, desc="Calculating (timed)", unit="chunk") as bar,
+        mock.patch.object(tasks.calculate_bill_run_chunk, "delay", new=lambda *args: queued.append(args)),
+        tqdm(total=expected_chunks, desc=f"Calculating on {workers} worker(s) (timed)", unit="chunk") as bar,
         profiled(profile, "bill_run_start_calculation"),
     ):
-        chunk_function = calculation.calculate_chunk
-
-        def chunk_with_progress(**kwargs: Any) -> int:
-            try:
-                return chunk_function(**kwargs)
-            finally:
+        started = time.perf_counter()
+        services.bill_run_start_calculation(bill_run=run, actor=world.agent)
+        if workers == 1:
+            for args in queued:
+                tasks.calculate_bill_run_chunk(*args)
                 bar.update(1)
-
-        with mock.patch.object(calculation, "calculate_chunk", new=chunk_with_progress):
-            started = time.perf_counter()
-            services.bill_run_start_calculation(bill_run=run, actor=world.agent)
-            elapsed = time.perf_counter() - started
+        else:
+            connections.close_all()  # each forked worker opens its own
+            _forked_phases[:] = [phases]
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for durations in pool.imap_unordered(_run_chunk_task, queued):
+                    for label, seconds in durations.items():
+                        phases.durations.setdefault(label, []).extend(seconds)
+                    bar.update(1)
+        elapsed = time.perf_counter() - started
     run.refresh_from_db()
     return elapsed, run
+
+
+# The Phases the timed functions record into, as the forked workers inherit it.
+_forked_phases: list[Phases] = []
+
+
+def _run_chunk_task(args: tuple[Any, ...]) -> dict[str, list[float]]:
+    """In a worker process: one chunk task, returning the phase timings it recorded (the patched
+    functions were inherited through fork and record into this process's copy of the Phases)."""
+    from billing import tasks
+
+    phases = _forked_phases[0]
+    phases.durations.clear()
+    tasks.calculate_bill_run_chunk(*args)
+    return dict(phases.durations)
 
 
 # Baseline B, one read-only statement after an ANALYZE: the invoices of the run from the stored calls,
@@ -705,7 +735,9 @@ def run(args: argparse.Namespace, world: World, calls: CallFile) -> Results:
     )
     results.rss_mb["import"] = rss_mb()
 
-    results.calculation_seconds, bill_run = calculate(world, calls, results.phases, profile=args.profile)
+    results.calculation_seconds, bill_run = calculate(
+        world, calls, results.phases, profile=args.profile, workers=args.workers
+    )
     results.run_status = bill_run.status
     results.chunks = bill_run.chunks_total
     results.rss_mb["calculation"] = rss_mb()

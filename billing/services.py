@@ -431,8 +431,17 @@ def bill_run_resume_calculation(*, bill_run: BillRun, actor: User) -> int:
 
 @transaction.atomic
 def bill_run_calculate_chunk(*, chunk_id: int, actor_id: int | None) -> bool:
-    """Calculate one chunk (the task's work). Idempotent: a chunk already done is left alone."""
-    chunk = BillRunChunk.objects.select_for_update().select_related("bill_run").filter(pk=chunk_id).first()
+    """Calculate one chunk (the task's work). Idempotent: a chunk already done is left alone.
+
+    The chunks of a run are calculated at once by as many workers as there are: a chunk locks its own
+    row only, and the run's row just for the closing count, which checks again that the run may still
+    be calculated; a restriction or cancellation that came in meanwhile rolls the chunk back."""
+    chunk = (
+        BillRunChunk.objects.select_for_update(of=("self",))
+        .select_related("bill_run")
+        .filter(pk=chunk_id)
+        .first()
+    )
     if chunk is None or chunk.done_at is not None:
         return False
     bill_run = chunk.bill_run
@@ -443,9 +452,14 @@ def bill_run_calculate_chunk(*, chunk_id: int, actor_id: int | None) -> bool:
     chunk.done_at = timezone.now()
     chunk.attempts = F("attempts") + 1
     chunk.save(update_fields=["done_at", "attempts"])
-    BillRun.objects.filter(pk=bill_run.pk).update(chunks_done=F("chunks_done") + 1)
-    locked = _locked(bill_run)
-    if locked.chunks_done >= locked.chunks_total and locked.status == BillRun.Status.CALCULATING:
+    counted = BillRun.objects.filter(
+        pk=bill_run.pk, status=BillRun.Status.CALCULATING, restricted_at__isnull=True
+    ).update(chunks_done=F("chunks_done") + 1)
+    if not counted:
+        transaction.set_rollback(True)
+        return False
+    locked = _locked(bill_run)  # already this transaction's, by the update: no wait
+    if locked.chunks_done >= locked.chunks_total:
         locked.status = BillRun.Status.CALCULATED
         locked.calculated_at = timezone.now()
         save_with_actor(locked, actor=actor, reason="Calculation finished")

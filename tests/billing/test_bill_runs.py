@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts import services as accounts_services
 from accounts.models import Customer, Partner, Role, User
-from billing import calculation, services
+from billing import calculation, services, tasks
 from billing.demo import uk_tariff
 from billing.models import (
     BilledCall,
@@ -311,6 +311,96 @@ def test_a_crashed_calculation_resumes_the_unfinished_chunks(
     assert bill_run.invoices.count() == 3
     with pytest.raises(BillingError, match="Only a run that is calculating"):
         services.bill_run_resume_calculation(bill_run=bill_run, actor=agent)
+
+
+def test_a_run_restricted_while_a_chunk_calculates_keeps_nothing_of_that_chunk(
+    partner, profile, agent, dpo, monkeypatch
+):
+    monkeypatch.setattr(calculation, "plan_chunks", functools.partial(calculation.plan_chunks, size=1))
+    _billable_customer(partner, agent)
+    bill_run = services.bill_run_create(
+        partner=partner, period_start=JANUARY[0], period_end=JANUARY[1], actor=agent
+    )
+    services.bill_run_start_calculation(bill_run=bill_run, actor=agent)
+    (chunk,) = bill_run.chunks.all()
+    calculate = calculation.calculate_chunk
+
+    def restricted_meanwhile(**kwargs):
+        created = calculate(**kwargs)
+        services.bill_run_restrict(bill_run=bill_run, actor=dpo, reason="Complaint received")
+        return created
+
+    monkeypatch.setattr(calculation, "calculate_chunk", restricted_meanwhile)
+
+    assert services.bill_run_calculate_chunk(chunk_id=chunk.pk, actor_id=agent.pk) is False
+
+    bill_run.refresh_from_db()
+    chunk.refresh_from_db()
+    assert (bill_run.status, bill_run.chunks_done, chunk.done_at) == (BillRun.Status.CALCULATING, 0, None)
+    assert bill_run.invoices.count() == 0
+    assert BilledCall.objects.count() == 0
+    # The chunk's rollback took the restriction made in the same transaction with it; a real one comes
+    # from another request and stays. Either way the chunk left nothing.
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs PostgreSQL: SQLite takes one write lock for the whole database, so two chunks can never "
+    "be calculated at once there",
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_two_workers_calculate_two_chunks_of_one_run_at_once(monkeypatch):
+    partner = accounts_services.partner_create(code="two-workers", name="Two Workers Ltd", actor=None)
+    billing_profile(partner, default_tariff=uk_tariff(name="Two workers"))
+    agent = _staff_with(partner, "calculate_billrun")
+    customers = [_billable_customer(partner, agent) for _ in range(2)]
+    monkeypatch.setattr(calculation, "plan_chunks", functools.partial(calculation.plan_chunks, size=1))
+    bill_run = services.bill_run_create(
+        partner=partner, period_start=JANUARY[0], period_end=JANUARY[1], actor=agent
+    )
+    # The workers here are the test's two threads, not the tasks queued on commit.
+    monkeypatch.setattr(tasks.calculate_bill_run_chunk, "delay", lambda *args: None)
+    services.bill_run_start_calculation(bill_run=bill_run, actor=agent)
+    first, second = bill_run.chunks.order_by("number")
+    in_first, second_done = threading.Event(), threading.Event()
+    calculate = calculation.calculate_chunk
+
+    def calculate_holding_the_first(**kwargs):
+        created = calculate(**kwargs)
+        if kwargs["chunk"].pk == first.pk:
+            in_first.set()
+            # The first chunk's transaction stays open until the second chunk has committed.
+            assert second_done.wait(timeout=20), "the second chunk waited for the first one's transaction"
+        return created
+
+    monkeypatch.setattr(calculation, "calculate_chunk", calculate_holding_the_first)
+    results: list[object] = []
+
+    def work(chunk_id: int, before: threading.Event | None, after: threading.Event | None) -> None:
+        try:
+            if before is not None:
+                assert before.wait(timeout=20)
+            results.append(services.bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=agent.pk))
+            if after is not None:
+                after.set()
+        except Exception as exc:  # reported by the test
+            results.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=work, args=(first.pk, None, None)),
+        threading.Thread(target=work, args=(second.pk, in_first, second_done)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert results == [True, True]
+    bill_run.refresh_from_db()
+    assert (bill_run.status, bill_run.chunks_done) == (BillRun.Status.CALCULATED, 2)
+    assert sorted(bill_run.invoices.values_list("customer_id", flat=True)) == sorted(c.pk for c in customers)
 
 
 # Approval and finalisation ----------------------------------------------------------------------
