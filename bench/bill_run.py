@@ -150,6 +150,8 @@ class Results:
     import_seconds: float = 0.0
     calculation_seconds: float = 0.0
     minimal_sql_seconds: float = 0.0
+    parse_floor_seconds: float = 0.0
+    storage_floor_seconds: float = 0.0
     imported: int = 0
     rejected: int = 0
     suspense: int = 0
@@ -178,6 +180,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=os.cpu_count() or 1,
         help="processes running the chunk tasks at once, as Celery workers would (default: one per CPU)",
+    )
+    parser.add_argument(
+        "--no-floors",
+        dest="floors",
+        action="store_false",
+        help="skip the two floors of the import (its Python work alone; storing its rows alone)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
@@ -414,6 +422,55 @@ def raw_copy(url: str, calls: CallFile) -> tuple[float, int]:
         conn.execute("DROP TABLE bench_raw_calls")
         conn.commit()
     return elapsed, row[0] if row else 0
+
+
+def storage_floor(url: str) -> float:
+    """Floor F: the import's finished rows (parsed, encrypted, rated, as stored) copied in binary into an
+    empty table with billing_callrecord's columns, indexes and constraints. No parsing, no validation, no
+    rating, no Python per row: what storing those rows costs PostgreSQL alone."""
+    import psycopg
+
+    with tempfile.TemporaryFile() as rows, psycopg.connect(url) as conn:
+        columns = "call_reference, call_import_id, partner_id, cli, cli_index, dialled_number, " + (
+            "dialled_prefix, started_at, started_on, duration_seconds, call_type, line_id, customer_id, "
+            "status, suspense_reason, rate_id, band, cost"
+        )
+        with conn.cursor().copy(
+            f"COPY (SELECT {columns} FROM billing_callrecord) TO STDOUT (FORMAT BINARY)"
+        ) as out:
+            for block in out:
+                rows.write(block)
+        conn.execute("CREATE TABLE bench_floor (LIKE billing_callrecord INCLUDING ALL)")
+        conn.commit()
+        rows.seek(0)
+        checkpoint()
+        started = time.perf_counter()
+        with conn.cursor().copy(f"COPY bench_floor ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+            while block := rows.read(1 << 20):
+                copy.write(block)
+        conn.commit()
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_floor")
+        conn.commit()
+    return elapsed
+
+
+def parse_floor(calls: CallFile) -> float:
+    """Floor P: the import's Python work per line (csv, validation, normalisation, blind index,
+    encryption, the row for COPY) over the whole file in one thread, loading nothing."""
+    from billing import importer
+    from fusion_site.crypto import keyring
+
+    encrypt = keyring().encrypt_bulk
+    started = time.perf_counter()
+    with calls.path.open(encoding="utf-8-sig", newline="") as stream:
+        reader = csv.reader(stream)
+        header = [name.strip() for name in next(reader)]
+        columns = {name: position for position, name in enumerate(header)}
+        counts = importer.ImportCounts()
+        for call, cli in importer.parse_rows(reader, columns, counts):
+            importer._row(call, cli, encrypt)
+    return time.perf_counter() - started
 
 
 @contextmanager
@@ -746,6 +803,9 @@ def run(args: argparse.Namespace, world: World, calls: CallFile) -> Results:
     ours = our_bills(bill_run)
     results.invoices = len(ours)
     compare(ours, baseline, results)
+    if args.floors:
+        results.parse_floor_seconds = parse_floor(calls)
+        results.storage_floor_seconds = storage_floor(args.database_url)
     return results
 
 
@@ -823,6 +883,19 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
         ("     rest (locks, events, task overhead)", calculation_rest, ""),
         ("B  minimal SQL: ANALYZE, then rating + invoice totals", results.minimal_sql_seconds, "read-only"),
     ]
+    if args.floors:
+        rows += [
+            (
+                "P  floor: the import's Python work alone, one thread",
+                results.parse_floor_seconds,
+                f"{results.parse_floor_seconds / results.raw_copy_seconds:.1f}x A",
+            ),
+            (
+                "F  floor: COPY of the stored rows into an indexed copy",
+                results.storage_floor_seconds,
+                f"{results.storage_floor_seconds / results.raw_copy_seconds:.1f}x A",
+            ),
+        ]
     width = max(len(label) for label, _seconds, _note in rows)
     print(f"{'figure':<{width}}  {'seconds':>8}")
     print("-" * (width + 10))
