@@ -52,6 +52,7 @@ from django.db.models import (
     Case,
     CharField,
     Count,
+    DateField,
     F,
     Max,
     OuterRef,
@@ -64,10 +65,10 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import BaseExpression
-from django.db.models.functions import Cast, Concat
+from django.db.models.functions import Cast, Concat, Greatest, LPad
 from django.utils import timezone
 from guardian.models import UserObjectPermission
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_create_with_history
 
 from accounts.audit import AuditEntry, audit_record_many
 from accounts.models import (
@@ -252,7 +253,6 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
         name: Case(When(**{name: ""}, then=Value("")), default=Value(ERASED_TEXT))
         for name in ("billing_ceased_reason", "processing_restricted_reason")
     }
-    erased_names = Case(*(When(id=pk, then=Value(_erased_name(pk))) for pk in ids), output_field=CharField())
     requests = PrivacyRequest.objects.filter(Q(customer_id__in=ids) | Q(contact__customer_id__in=ids))
     request_owner = Case(
         When(customer_id__in=ids, then=F("customer_id")),
@@ -414,8 +414,8 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
         _Step(
             Customer.history.filter(id__in=ids),
             "History of the account: name and free-text reasons",
-            {"name": erased_names, **reason_erased},
-            ~Q(name=erased_names),
+            {"name": _erased_name(), **reason_erased},
+            ~Q(name=_erased_name()),
             owner="id",
         ),
         # Last: the subqueries above read the line history.
@@ -423,8 +423,15 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
     ]
 
 
-def _erased_name(customer_pk: int) -> str:
-    return f"Erased customer {Customer(pk=customer_pk).reference}"
+def _erased_name() -> Concat:
+    """ "Erased customer C-000123" for the row's ``id``, in SQL: ``Customer.reference`` pads the id to six
+    digits, and LPAD alone would cut a longer one."""
+    digits = Cast("id", CharField())
+    return Concat(
+        Value(f"Erased customer {Customer.REFERENCE_PREFIX}"),
+        Case(When(id__lt=10**6, then=LPad(digits, 6, Value("0"))), default=digits),
+        output_field=CharField(),
+    )
 
 
 def _export_dir(customer_pk: int) -> Path:
@@ -639,12 +646,12 @@ def customers_erase(
     now = timezone.now()
     label = f" under request {request_reference}" if request_reference else ""
     repeats = {customer.pk for customer in customers if customer.is_erased}
-    newly_erased = [customer for customer in customers if customer.pk not in repeats]
+    newly_erased = [pk for pk in ids if pk not in repeats]
     if newly_erased:
         _anonymise(newly_erased, now=now, actor=actor, reason=f"Erased{label}: {reason}")
         totals[Customer._meta.label] = len(newly_erased)
-        for customer in newly_erased:
-            counts[customer.pk][Customer._meta.label] = 1
+        for pk in newly_erased:
+            counts[pk][Customer._meta.label] = 1
     directories = {pk: _export_dir(pk) for pk in ids}
     records = bulk_create_with_history(
         [
@@ -692,34 +699,38 @@ def customers_erase(
     return CustomersErased(records=list(records), blocked=blocked, counts=totals)
 
 
-def _anonymise(customers: list[Customer], *, now: datetime.datetime, actor: User, reason: str) -> None:
-    """The account rows stay, anonymised and marked erased, in one UPDATE with their history rows.
+def _anonymise(customer_ids: list[int], *, now: datetime.datetime, actor: User, reason: str) -> None:
+    """The account rows stay, anonymised and marked erased: one UPDATE, then their history rows as the
+    database now holds them, attributed to ``actor`` with ``reason``.
 
     Not ``full_clean``: it would query per customer, and every value is valid by construction (the check
     constraints, which the database enforces anyway, hold: a reason stays wherever a date does, and the
     contract never ends before it starts)."""
     today = timezone.localdate()
-    for customer in customers:
-        customer.name = _erased_name(customer.pk)
-        customer.billing_ceased_reason = ERASED_TEXT if customer.billing_ceased_at else ""
-        customer.processing_restricted_reason = ERASED_TEXT if customer.processing_restricted_at else ""
-        customer.status = Customer.Status.ENDED
-        if customer.contract_end is None or customer.contract_end > today:
-            customer.contract_end = max(today, customer.contract_start)
-        customer.erased_at = now
-        customer.updated_at = now  # auto_now is not applied by bulk updates
-    bulk_update_with_history(
-        customers,
-        Customer,
-        [
-            "name",
-            "billing_ceased_reason",
-            "processing_restricted_reason",
-            "status",
-            "contract_end",
-            "erased_at",
-            "updated_at",
-        ],
+    Customer.objects.filter(pk__in=customer_ids).update(
+        name=_erased_name(),
+        billing_ceased_reason=Case(
+            When(billing_ceased_at__isnull=True, then=Value("")), default=Value(ERASED_TEXT)
+        ),
+        processing_restricted_reason=Case(
+            When(processing_restricted_at__isnull=True, then=Value("")), default=Value(ERASED_TEXT)
+        ),
+        status=Customer.Status.ENDED,
+        # An open or future contract ends today (or on its start, if that is later).
+        contract_end=Case(
+            When(
+                Q(contract_end__isnull=True) | Q(contract_end__gt=today),
+                then=Greatest(Value(today), F("contract_start")),
+            ),
+            default=F("contract_end"),
+            output_field=DateField(),
+        ),
+        erased_at=now,
+        updated_at=now,
+    )
+    Customer.history.bulk_history_create(
+        list(Customer.objects.filter(pk__in=customer_ids).order_by("pk")),
+        update=True,
         default_user=actor,
         default_change_reason=reason,
         default_date=now,

@@ -348,6 +348,22 @@ def test_a_chunk_takes_the_same_queries_for_2_customers_as_for_20(partner, profi
     assert Customer.objects.filter(pk__in=[c.pk for c in customers], erased_at__isnull=True).count() == 0
 
 
+def test_the_erased_name_carries_the_reference_whatever_the_ids_length(partner, dpo):
+    short, long = (
+        Customer.objects.create(
+            id=pk, partner=partner, name="Ada Ltd", contract_start=datetime.date(2020, 1, 1)
+        )
+        for pk in (42, 1_234_567)
+    )
+    customers_erase(customer_ids=[short.pk, long.pk], actor=dpo, reason="Erasure request")
+    assert (
+        Customer.objects.get(pk=42).name == "Erased customer C-000042" == f"Erased customer {short.reference}"
+    )
+    assert Customer.objects.get(pk=1_234_567).name == f"Erased customer {long.reference}"
+    assert long.reference == "C-1234567"
+    assert Customer.history.filter(id=1_234_567).latest("history_id").name == "Erased customer C-1234567"
+
+
 def is_erased(customer: Customer) -> bool:
     return Customer.objects.get(pk=customer.pk).is_erased
 
