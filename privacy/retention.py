@@ -336,21 +336,27 @@ def erase_customers_past_due(ctx: RetentionContext) -> None:
                 _report_preview(ctx, customer)
             ctx.observer.advance(len(ids))
             continue
-        with ctx.chunk(ids[0]) as counts:
-            # Checked again under the chunk's transaction: a hold set or an erasure done since the ids were
-            # read (a redelivered task, the DPO) wins.
-            still_due = due_customers(ctx.today, ctx.policy.months).filter(pk__in=ids)
-            erased = customers_erase(
-                customer_ids=list(still_due.values_list("pk", flat=True)), actor=ctx.actor, reason=reason
-            )
-            for blocked in erased.blocked:
-                ctx.report("keep", blocked.customer.reference, "; ".join(blocked.blockers))
-            for table, rows in erased.counts.items():
-                counts[table] = counts.get(table, 0) + rows
-            for record in erased.records:
-                ctx.report("delete", record.customer_reference, "erased", record.counts)
+        _erase_chunk(ctx, ids, reason)
         ctx.observer.advance(len(ids))
     ctx.observer.end()
+
+
+def _erase_chunk(ctx: RetentionContext, ids: list[int], reason: str) -> None:
+    """Erase one chunk of due customers in its own transaction. A function of its own so that the chunk's
+    erasure records are freed when it returns, not held by a loop variable while the next chunk runs."""
+    with ctx.chunk(ids[0]) as counts:
+        # Checked again under the chunk's transaction: a hold set or an erasure done since the ids were
+        # read (a redelivered task, the DPO) wins.
+        still_due = due_customers(ctx.today, ctx.policy.months).filter(pk__in=ids)
+        erased = customers_erase(
+            customer_ids=list(still_due.values_list("pk", flat=True)), actor=ctx.actor, reason=reason
+        )
+        for blocked in erased.blocked:
+            ctx.report("keep", blocked.customer.reference, "; ".join(blocked.blockers))
+        for table, rows in erased.counts.items():
+            counts[table] = counts.get(table, 0) + rows
+        for record in erased.records:
+            ctx.report("delete", record.customer_reference, "erased", record.counts)
 
 
 def _report_preview(ctx: RetentionContext, customer: Customer) -> None:
