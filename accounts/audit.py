@@ -4,6 +4,8 @@ Any app may call ``audit_record(actor=..., action=..., target=..., detail=...)``
 code (``auth.login``, ``customer.processing_restricted``, ``bill_run.finalised``), ``target`` the model
 instance acted on (or None), ``detail`` a small JSON-able dict of ids and codes (never personal data).
 It joins the caller's transaction, so an event is kept exactly when the change it records is.
+``audit_record_many`` appends several events by one actor under one lock of the chain head (a retention
+chunk records one erasure per customer).
 
 Writers serialise on the chain head row (``SELECT ... FOR UPDATE``); on SQLite, which has no row locks,
 the database's single writer lock does the same job.
@@ -12,7 +14,7 @@ the database's single writer lock does the same job.
 import datetime
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,35 +89,61 @@ def event_hash(event: AuditEvent) -> str:
     ).hexdigest()
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One event to append: a dotted ``action``, the instance acted on, and ids and codes (no personal
+    data) in ``detail``."""
+
+    action: str
+    target: models.Model | None = None
+    detail: dict[str, Any] | None = None
+
+
 @transaction.atomic
 def audit_record(
     *, actor: Any, action: str, target: models.Model | None = None, detail: dict[str, Any] | None = None
 ) -> AuditEvent:
     """Append one event to the chain."""
+    return audit_record_many(actor=actor, entries=[AuditEntry(action, target, detail)])[0]
+
+
+@transaction.atomic
+def audit_record_many(*, actor: Any, entries: Sequence[AuditEntry]) -> list[AuditEvent]:
+    """Append events by ``actor`` in the order given, with a fixed number of queries however many: the
+    head is locked once, each event hashes the one before it exactly as if appended alone, and they are
+    inserted together."""
+    if not entries:
+        return []
     AuditChainHead.objects.get_or_create(pk=1)
     head = AuditChainHead.objects.select_for_update().get(pk=1)
     actor_id, actor_label = _actor_fields(actor)
-    target_type, target_id = _target_fields(target)
-    event = AuditEvent(
-        id=head.last_event_id + 1,
-        at=timezone.now(),
-        actor_id=actor_id,
-        actor_label=actor_label[:254],
-        action=action,
-        target_type=target_type,
-        target_id=target_id,
-        # Through JSON first, so what is hashed is exactly what the database hands back.
-        detail=json.loads(json.dumps(detail or {}, sort_keys=True, default=str)),
-        previous_hash=head.last_hash,
-    )
-    event.hash = event_hash(event)
-    event.save(force_insert=True)
-    head.last_event_id = event.pk
-    head.last_hash = event.hash
+    at = timezone.now()
+    events: list[AuditEvent] = []
+    last_id, last_hash = head.last_event_id, head.last_hash
+    for entry in entries:
+        target_type, target_id = _target_fields(entry.target)
+        event = AuditEvent(
+            id=last_id + 1,
+            at=at,
+            actor_id=actor_id,
+            actor_label=actor_label[:254],
+            action=entry.action,
+            target_type=target_type,
+            target_id=target_id,
+            # Through JSON first, so what is hashed is exactly what the database hands back.
+            detail=json.loads(json.dumps(entry.detail or {}, sort_keys=True, default=str)),
+            previous_hash=last_hash,
+        )
+        event.hash = event_hash(event)
+        events.append(event)
+        last_id, last_hash = event.pk, event.hash
+    AuditEvent.objects.bulk_create(events)
+    head.last_event_id = last_id
+    head.last_hash = last_hash
     head.save(update_fields=["last_event_id", "last_hash"])
-    if action.startswith(EXPORT_ACTION_PREFIX) and isinstance(actor, User):
+    if isinstance(actor, User) and any(entry.action.startswith(EXPORT_ACTION_PREFIX) for entry in entries):
         alerts.check_export_volume(user=actor)
-    return event
+    return events
 
 
 @dataclass(frozen=True)

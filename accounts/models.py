@@ -452,7 +452,8 @@ class AccessLog(models.Model):
 
 
 class AuditEvent(models.Model):
-    """One link of the tamper-evident audit trail (written only through ``accounts.audit.audit_record``).
+    """One link of the tamper-evident audit trail (written only through ``accounts.audit.audit_record`` and
+    ``audit_record_many``).
 
     Append-only: the id is the event's place in the chain (1, 2, 3, ... with no gaps), ``previous_hash``
     is the hash of the event before it and ``hash`` is SHA-256 over this event's canonical serialisation

@@ -6,6 +6,7 @@ it). Flushing the whole cache instead would also flush whatever shares the Redis
 queue, by default), and leaving keys to expire would keep personal data for their lifetime.
 """
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.cache import cache
@@ -37,7 +38,14 @@ def customer_cache_get(customer_pk: int, name: str, default: Any = None) -> Any:
 
 def customer_cache_forget(customer_pk: int) -> int:
     """Delete every cached value noted for the customer; returns how many keys were noted."""
-    keys_key = _KEYS.format(pk=customer_pk)
-    known: list[str] = cache.get(keys_key, [])
-    cache.delete_many([*known, keys_key])
+    return customer_cache_forget_many([customer_pk])
+
+
+def customer_cache_forget_many(customer_pks: Iterable[int]) -> int:
+    """The same for several customers, in two round trips to the cache whatever their number."""
+    keys_keys = [_KEYS.format(pk=pk) for pk in customer_pks]
+    if not keys_keys:
+        return 0
+    known: list[str] = [key for keys in cache.get_many(keys_keys).values() for key in keys]
+    cache.delete_many([*known, *keys_keys])
     return len(known)

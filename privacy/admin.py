@@ -1,4 +1,4 @@
-"""Privacy in the admin. Erasure records, read-only: they are written by ``customer_erase`` alone, and only
+"""Privacy in the admin. Erasure records, read-only: they are written by ``privacy.erasure`` alone, and only
 roles with ``view_erasurerecord`` (DPO, administrator) see them; they hold no personal data. Privacy notices
 (drafts edited, published versions read-only) and anonymous cookie choices.
 

@@ -12,9 +12,10 @@ erased, no active legal hold, no draft invoice in an open bill run (erasure woul
 finalised invoice issued within ``RETENTION_UNPAID_GRACE_DAYS`` (default 60). Fusion keeps no payment
 ledger, so a recent invoice is the only sign that money may still be owed: such a customer is kept and
 reported, and is due again once the invoice is older than the grace period (or earlier, by the DPO
-erasing it). A due customer is erased exactly as an erasure request does (``customer_erase``), as the
-``retention`` system user, with the policy in the reason; the erased customer is not due again, so a
-redelivered chunk erases no one twice.
+erasing it). A due customer is erased exactly as an erasure request does, a chunk of them at a time
+(``customers_erase``: the statements of ``customer_erase`` over the chunk's ids), as the ``retention``
+system user, with the policy in the reason; the erased customer is not due again, so a redelivered chunk
+erases no one twice.
 
 Invoices and credit notes: deleted, with their lines, history and call links, once the invoice and every
 credit note against it are 6 years old (a credit note PROTECTs its invoice, and restarts nothing: each
@@ -47,7 +48,7 @@ from django.utils import timezone
 from accounts.models import AccessLog, Customer, User
 from billing.models import BilledCall, BillRun, CallRecord, CreditNote, Invoice, InvoiceLine, OneOffCharge
 from privacy.deadlines import add_calendar_months
-from privacy.erasure import ErasureBlockedError, customer_erase, erasure_preview
+from privacy.erasure import customers_erase, erasure_preview
 from privacy.models import (
     IdentityCode,
     LegalHold,
@@ -335,20 +336,27 @@ def erase_customers_past_due(ctx: RetentionContext) -> None:
                 _report_preview(ctx, customer)
             ctx.observer.advance(len(ids))
             continue
-        with ctx.chunk(ids[0]) as counts:
-            # Checked again under the chunk's transaction: a hold set or an erasure done since the ids were
-            # read (a redelivered task, the DPO) wins.
-            for customer in due_customers(ctx.today, ctx.policy.months).filter(pk__in=ids).order_by("pk"):
-                try:
-                    record = customer_erase(customer=customer, actor=ctx.actor, reason=reason)
-                except ErasureBlockedError as blocked:
-                    ctx.report("keep", customer.reference, "; ".join(blocked.messages))
-                    continue
-                for table, rows in record.counts.items():
-                    counts[table] = counts.get(table, 0) + rows
-                ctx.report("delete", customer.reference, "erased", record.counts)
+        _erase_chunk(ctx, ids, reason)
         ctx.observer.advance(len(ids))
     ctx.observer.end()
+
+
+def _erase_chunk(ctx: RetentionContext, ids: list[int], reason: str) -> None:
+    """Erase one chunk of due customers in its own transaction. A function of its own so that the chunk's
+    erasure records are freed when it returns, not held by a loop variable while the next chunk runs."""
+    with ctx.chunk(ids[0]) as counts:
+        # Checked again under the chunk's transaction: a hold set or an erasure done since the ids were
+        # read (a redelivered task, the DPO) wins.
+        still_due = due_customers(ctx.today, ctx.policy.months).filter(pk__in=ids)
+        erased = customers_erase(
+            customer_ids=list(still_due.values_list("pk", flat=True)), actor=ctx.actor, reason=reason
+        )
+        for blocked in erased.blocked:
+            ctx.report("keep", blocked.customer.reference, "; ".join(blocked.blockers))
+        for table, rows in erased.counts.items():
+            counts[table] = counts.get(table, 0) + rows
+        for record in erased.records:
+            ctx.report("delete", record.customer_reference, "erased", record.counts)
 
 
 def _report_preview(ctx: RetentionContext, customer: Customer) -> None:

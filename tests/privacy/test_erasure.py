@@ -1,20 +1,25 @@
 """Erasure: nothing of the subject left in any table (history included), invoices kept with the legal
 minimum, other customers untouched, idempotent, all-or-nothing, and a fixed number of queries."""
 
+import datetime
+
 import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 from guardian.shortcuts import get_perms
 
-from accounts.models import Contact, Customer, Line, Role, Site, User
+from accounts.audit import verify_chain
+from accounts.models import AuditEvent, Contact, Customer, Line, Role, Site, User
 from billing.models import CallRecord, CreditNote, Invoice
 from fusion_site.customer_cache import customer_cache_get
 from privacy.data_map import ErasureAction, base_model, fields_with_action
-from privacy.erasure import ErasureBlockedError, customer_erase, erasure_preview
-from privacy.models import ErasureEvent, ErasureRecord, PrivacyRequest
+from privacy.erasure import ErasureBlockedError, customer_erase, customers_erase, erasure_preview
+from privacy.models import ErasureEvent, ErasureRecord, LegalHold, PrivacyRequest
+from privacy.services.retention import legal_hold_set
 from tests.billing.factories import Call, import_calls
 from tests.factories import UserFactory, full_customer
 from tests.privacy.conftest import build_subject
@@ -139,13 +144,19 @@ def test_erasure_leaves_nothing_of_the_subject_in_any_table(
     assert request.details == "(erased)" and request.kind == PrivacyRequest.Kind.ERASURE
 
 
+def previewed_counts(customer: Customer) -> dict[str, int]:
+    """The rows per table the preview says erasure will delete or anonymise."""
+    expected: dict[str, int] = {}
+    for item in erasure_preview(customer=customer).erased:
+        if item.rows:
+            expected[item.table] = expected.get(item.table, 0) + item.rows
+    return expected
+
+
 def test_preview_counts_what_erasure_then_does(subject, dpo):
     preview = erasure_preview(customer=subject.customer)
     assert preview.can_erase and preview.blockers == []
-    expected: dict[str, int] = {}
-    for item in preview.erased:
-        if item.rows:
-            expected[item.table] = expected.get(item.table, 0) + item.rows
+    expected = previewed_counts(subject.customer)
     kept = {item.table: item.rows for item in preview.kept}
     assert (
         kept["billing.Invoice"] == 1 and kept["billing.CreditNote"] == 1 and kept["accounts.AccessLog"] == 1
@@ -186,10 +197,10 @@ def test_second_run_is_safe_and_records_a_repeat(subject, dpo):
 
 
 def test_failure_rolls_everything_back_and_retry_finishes(subject, dpo, monkeypatch):
-    def broken(**kwargs):
+    def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(ErasureRecord.objects, "create", broken)
+    monkeypatch.setattr(ErasureRecord.objects, "bulk_create", broken)
     with pytest.raises(RuntimeError):
         customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
     assert Contact.objects.filter(customer=subject.customer).exists()
@@ -250,6 +261,111 @@ def test_queries_do_not_depend_on_the_number_of_rows(partner, profile, dpo):
         counts.append((len(preview_queries), len(erase_queries)))
     assert counts[0] == counts[1]
     assert not CallRecord.objects.filter(customer__in=[small, large]).exists()
+
+
+# Several customers at once (a retention chunk)
+
+
+def test_a_chunk_erases_each_customer_and_leaves_a_held_one_untouched(
+    subject, partner, dpo, media_root, django_capture_on_commit_callbacks
+):
+    others = [_customer_with_calls(partner, size=2) for _ in range(2)]
+    held = full_customer(partner)
+    legal_hold_set(
+        customer=held,
+        kind=LegalHold.Kind.LITIGATION,
+        reason="Claim 2026-CL-118",
+        owner=dpo,
+        review_on=timezone.localdate() + datetime.timedelta(days=90),
+        actor=dpo,
+    )
+    erased_before = _customer_with_calls(partner, size=1)
+    customer_erase(customer=erased_before, actor=dpo, reason="Erasure request")
+    erased_before.refresh_from_db()
+    chunk = [subject.customer, *others, erased_before]
+    expected = {customer.pk: previewed_counts(customer) for customer in chunk}
+    assert expected[erased_before.pk] == {}
+    held_contacts = list(Contact.objects.filter(customer=held).values_list("pk", flat=True))
+    events_before = AuditEvent.objects.count()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        erased = customers_erase(
+            customer_ids=[c.pk for c in (*chunk, held)], actor=dpo, reason="Retention policy customer_account"
+        )
+
+    # The held customer is reported with what keeps it, and nothing of it changed.
+    assert [(b.customer.pk, len(b.blockers)) for b in erased.blocked] == [(held.pk, 1)]
+    assert "Legal hold (litigation" in erased.blocked[0].blockers[0]
+    assert not is_erased(held) and Customer.objects.get(pk=held.pk).name != ""
+    assert list(Contact.objects.filter(customer=held).values_list("pk", flat=True)) == held_contacts
+    assert not ErasureRecord.objects.filter(customer_pk=held.pk).exists()
+    # Every other customer has its own record, with the rows its own preview counted.
+    records = {record.customer_pk: record for record in erased.records}
+    assert sorted(records) == sorted(c.pk for c in chunk)
+    for customer in chunk:
+        record = records[customer.pk]
+        assert record.counts == expected[customer.pk], customer
+        assert record.repeat is (customer == erased_before)
+        assert record.actor == dpo and record.reason == "Retention policy customer_account"
+        assert ErasureEvent.objects.get(record=record).action == (
+            ErasureEvent.Action.REPEATED if record.repeat else ErasureEvent.Action.ERASED
+        )
+        assert is_erased(customer) and Customer.objects.get(pk=customer.pk).name.startswith("Erased customer")
+        latest = Customer.history.filter(id=customer.pk).order_by("-history_id").first()
+        assert latest.history_user == dpo
+    assert records[subject.customer.pk].files_deleted == 1
+    assert erased.counts == {
+        table: sum(record.counts.get(table, 0) for record in erased.records)
+        for table in {table for record in erased.records for table in record.counts}
+    }
+    assert scan(subject.values, subject.blind_indexes, kept_invoice_ids={subject.invoice.pk}) == []
+    assert not (media_root / "exports" / str(subject.customer.pk)).exists()
+    assert customer_cache_get(subject.customer.pk, "site_details") is None
+    assert not CallRecord.objects.filter(customer__in=chunk).exists()
+    assert not Contact.objects.filter(customer__in=chunk).exists()
+    # One audit event per customer, in id order, and the chain still verifies.
+    events = list(AuditEvent.objects.filter(pk__gt=events_before).order_by("pk"))
+    assert [(event.action, event.target_id) for event in events] == [
+        ("customer.erased_again" if c == erased_before else "customer.erased", str(c.pk))
+        for c in sorted(chunk, key=lambda c: c.pk)
+    ]
+    assert verify_chain()[1] == []
+
+
+def test_a_chunk_takes_the_same_queries_for_2_customers_as_for_20(partner, profile, dpo):
+    customers = [_customer_with_calls(partner, size=2) for _ in range(22)]
+    assert CallRecord.objects.filter(customer__in=customers).count() == 22 * 20
+    customers_erase(customer_ids=[customers[0].pk, customers[1].pk], actor=dpo, reason="Warm up")
+
+    counts = []
+    for chunk in (customers[2:4], customers[4:]):
+        with CaptureQueriesContext(connection) as queries:
+            erased = customers_erase(customer_ids=[c.pk for c in chunk], actor=dpo, reason="Retention")
+        assert len(erased.records) == len(chunk) and not erased.blocked
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+    assert not CallRecord.objects.filter(customer__in=customers).exists()
+    assert Customer.objects.filter(pk__in=[c.pk for c in customers], erased_at__isnull=True).count() == 0
+
+
+def test_the_erased_name_carries_the_reference_whatever_the_ids_length(partner, dpo):
+    short, long = (
+        Customer.objects.create(
+            id=pk, partner=partner, name="Ada Ltd", contract_start=datetime.date(2020, 1, 1)
+        )
+        for pk in (42, 1_234_567)
+    )
+    customers_erase(customer_ids=[short.pk, long.pk], actor=dpo, reason="Erasure request")
+    assert (
+        Customer.objects.get(pk=42).name == "Erased customer C-000042" == f"Erased customer {short.reference}"
+    )
+    assert Customer.objects.get(pk=1_234_567).name == f"Erased customer {long.reference}"
+    assert long.reference == "C-1234567"
+    assert Customer.history.filter(id=1_234_567).latest("history_id").name == "Erased customer C-1234567"
+
+
+def is_erased(customer: Customer) -> bool:
+    return Customer.objects.get(pk=customer.pk).is_erased
 
 
 # Pages

@@ -488,7 +488,11 @@ def test_erasure_needs_the_erase_permission_and_a_customer(customer, dpo, second
 
 
 def test_a_blocked_erasure_cannot_complete(customer, dpo, second_dpo, monkeypatch):
-    monkeypatch.setattr(erasure, "_blockers", lambda customer: ["Bill run X has a draft invoice"])
+    monkeypatch.setattr(
+        erasure,
+        "_blockers",
+        lambda customer_ids: {pk: ["Bill run X has a draft invoice"] for pk in customer_ids},
+    )
     request = _approved(receive(dpo, customer=customer, kind=Kind.ERASURE), dpo, second_dpo)
     with pytest.raises(ValidationError, match="draft invoice"):
         services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")

@@ -481,17 +481,17 @@ def test_an_expired_lease_is_taken_over_and_the_dead_run_carried_on(partner, set
 def test_a_failing_chunk_is_reported_and_a_rerun_finishes_it(partner, monkeypatch, settings):
     settings.RETENTION_CHUNK_SIZE = 2
     customers = [ended(partner, datetime.date(2025, 1, 1)) for _ in range(5)]
-    real_erase = retention_rules.customer_erase
+    real_erase = retention_rules.customers_erase
 
-    def failing(*, customer, **kwargs):
-        record = real_erase(customer=customer, **kwargs)
-        if customer.pk == customers[2].pk:
+    def failing(*, customer_ids, **kwargs):
+        erased = real_erase(customer_ids=customer_ids, **kwargs)
+        if customers[2].pk in customer_ids:
             # A real database error, after the erasure's statements ran in the chunk's transaction.
             with connection.cursor() as cursor:
                 cursor.execute("INSERT INTO retention_no_such_table VALUES (1)")
-        return record
+        return erased
 
-    monkeypatch.setattr(retention_rules, "customer_erase", failing)
+    monkeypatch.setattr(retention_rules, "customers_erase", failing)
     run = retention_run(today=TODAY)
     # Chunks: [0, 1] done, [2, 3] rolled back (2 was erased in it, then undone), [4] done.
     assert [is_erased(c) for c in customers] == [True, True, False, False, True]

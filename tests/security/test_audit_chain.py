@@ -1,14 +1,16 @@
 """The audit trail: what writes to it, and `verify_audit_chain` catching an edited or deleted row."""
 
+import itertools
 import threading
 
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from accounts import services
-from accounts.audit import audit_record, verify_chain
+from accounts.audit import AuditEntry, audit_record, audit_record_many, verify_chain
 from accounts.models import AccessLog, AuditEvent, Role
 from accounts.tasks import verify_audit_chain_nightly
 from billing import services as run_services
@@ -34,6 +36,31 @@ def test_each_event_holds_the_hash_of_the_one_before(make_user):
     checked, problems = verify_chain()
     assert problems == []
     assert checked == AuditEvent.objects.count()
+
+
+def test_a_batch_is_chained_as_if_appended_one_by_one_in_the_same_queries_however_long(make_user):
+    user = make_user(Role.ADMINISTRATOR)
+    first = audit_record(actor=user, action="test.before")
+    queries = []
+    batches = []
+    for size in (2, 30):
+        with CaptureQueriesContext(connection) as captured:
+            batches.append(
+                audit_record_many(
+                    actor=user, entries=[AuditEntry(f"test.batch_{n}", user, {"n": n}) for n in range(size)]
+                )
+            )
+        queries.append(len(captured))
+    after = audit_record(actor=user, action="test.after")
+
+    assert queries[0] == queries[1]
+    events = [first, *batches[0], *batches[1], after]
+    assert [event.pk for event in events] == list(range(first.pk, first.pk + 34))
+    assert all(later.previous_hash == earlier.hash for earlier, later in itertools.pairwise(events))
+    assert batches[1][5].target_id == str(user.pk) and batches[1][5].detail == {"n": 5}
+    assert audit_record_many(actor=user, entries=[]) == []
+    checked, problems = verify_chain()
+    assert problems == [] and checked == AuditEvent.objects.count()
 
 
 def test_the_command_passes_an_intact_chain(make_user, capsys):
