@@ -7,6 +7,7 @@ only at finalisation, gapless per partner (PartnerBillingProfile holds the count
 
 import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -229,6 +230,12 @@ class CallImportError(models.Model):
 UNRATED = ("pending", "suspense")
 
 
+def _derived_link(to: type[models.Model], **options: Any) -> models.ForeignKey[Any, Any]:
+    """A link of a call record that only the import and rating statements write, from the row they join:
+    no database constraint (a deferred check per row at every commit) and no index of its own."""
+    return models.ForeignKey(to, db_index=False, db_constraint=False, **options)
+
+
 class CallRecord(models.Model):
     """One call from a line, rated into a cost (or held in suspense with the reason)."""
 
@@ -254,17 +261,8 @@ class CallRecord(models.Model):
     # index of their own; the ORM still applies on_delete to them. Lines and customers are ended, not
     # deleted, in normal use; erasure deletes a customer's calls by customer first.
     call_reference = models.CharField(max_length=64)
-    call_import = models.ForeignKey(
-        CallImport,
-        null=True,
-        on_delete=models.SET_NULL,
-        related_name="calls",
-        db_index=False,
-        db_constraint=False,
-    )
-    partner = models.ForeignKey(
-        Partner, on_delete=models.PROTECT, related_name="+", db_index=False, db_constraint=False
-    )
+    call_import = _derived_link(CallImport, null=True, on_delete=models.SET_NULL, related_name="calls")
+    partner = _derived_link(Partner, on_delete=models.PROTECT, related_name="+")
     cli = BulkEncryptedTextField(help_text="The calling line's number (E.164).")
     cli_index = models.CharField(max_length=64)
     dialled_number = BulkEncryptedTextField(help_text="National format, e.g. 01134960000 or 0035312345678.")
@@ -275,35 +273,11 @@ class CallRecord(models.Model):
     started_on = models.DateField()
     duration_seconds = models.PositiveIntegerField()
     call_type = models.CharField(max_length=20)
-    line = models.ForeignKey(
-        Line,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="calls",
-        db_index=False,
-        db_constraint=False,
-    )
-    customer = models.ForeignKey(
-        Customer,
-        null=True,
-        blank=True,
-        on_delete=models.CASCADE,
-        related_name="calls",
-        db_index=False,
-        db_constraint=False,
-    )
+    line = _derived_link(Line, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
+    customer = _derived_link(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="calls")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     suspense_reason = models.CharField(max_length=20, choices=SuspenseReason.choices, blank=True)
-    rate = models.ForeignKey(
-        Rate,
-        null=True,
-        blank=True,
-        on_delete=models.PROTECT,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    rate = _derived_link(Rate, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     band = models.CharField(max_length=20, choices=Band.choices, blank=True)
     cost = _cost(null=True, blank=True)
 

@@ -524,36 +524,24 @@ def _six_years_after(day: datetime.date | None) -> datetime.date | None:
     return day.replace(year=day.year + VAT_RETENTION_YEARS) if day else None
 
 
+def _rows_by(queryset: QuerySet[Any], key: str) -> dict[int, int]:
+    return dict(queryset.order_by().values(key).annotate(rows=Count("id")).values_list(key, "rows"))
+
+
+def _rows_and_last_issue(queryset: QuerySet[Any], key: str) -> dict[int, tuple[int, datetime.date | None]]:
+    grouped = queryset.order_by().values(key).annotate(rows=Count("id"), last_issue=Max("issue_date"))
+    return {row[key]: (row["rows"], row["last_issue"]) for row in grouped}
+
+
 def _kept(customer_ids: Collection[int]) -> dict[int, list[TableKept]]:
     """What erasure keeps of each customer, and the law that keeps it: four grouped queries for them all."""
     finalised = Invoice.objects.filter(customer_id__in=customer_ids, status=Invoice.Status.FINALISED)
-    invoices = {
-        row["customer_id"]: (row["rows"], row["last_issue"])
-        for row in finalised.order_by()
-        .values("customer_id")
-        .annotate(rows=Count("id"), last_issue=Max("issue_date"))
-    }
-    invoice_lines = dict(
-        InvoiceLine.objects.filter(invoice__in=finalised)
-        .order_by()
-        .values("invoice__customer_id")
-        .annotate(rows=Count("id"))
-        .values_list("invoice__customer_id", "rows")
+    invoices = _rows_and_last_issue(finalised, "customer_id")
+    invoice_lines = _rows_by(InvoiceLine.objects.filter(invoice__in=finalised), "invoice__customer_id")
+    credit_notes = _rows_and_last_issue(
+        CreditNote.objects.filter(invoice__in=finalised), "invoice__customer_id"
     )
-    credit_notes = {
-        row["invoice__customer_id"]: (row["rows"], row["last_issue"])
-        for row in CreditNote.objects.filter(invoice__in=finalised)
-        .order_by()
-        .values("invoice__customer_id")
-        .annotate(rows=Count("id"), last_issue=Max("issue_date"))
-    }
-    access_logs = dict(
-        AccessLog.objects.filter(customer_id__in=customer_ids)
-        .order_by()
-        .values("customer_id")
-        .annotate(rows=Count("id"))
-        .values_list("customer_id", "rows")
-    )
+    access_logs = _rows_by(AccessLog.objects.filter(customer_id__in=customer_ids), "customer_id")
     kept = {}
     for pk in customer_ids:
         invoice_rows, last_invoice = invoices.get(pk, (0, None))
