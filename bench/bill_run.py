@@ -5,16 +5,20 @@ database (dropped at the end unless --keep), builds the customers through accoun
 CSV of last month's calls from their lines, then times, in the same run:
 
 - baseline A: a raw COPY of that file into a plain table of text columns (psycopg; no parsing, no index);
-- ours: services.call_import_run on the same file: parse, validate, encrypt, COPY + INSERT, then rating;
-- ours: services.bill_run_start_calculation for the month, its chunks running in-process as it commits;
+- ours: services.call_import_run on the same file: parse, validate, encrypt; per batch, COPY to staging,
+  rate there, store (--loaders batches at once, each on its own connection);
+- ours: services.bill_run_start_calculation for the month, then the chunk tasks it queued, run by
+  --workers processes at once as that many Celery workers would;
 - baseline B: ANALYZE of the calls, then one read-only hand-written SQL statement computing the same
-  invoices (see MINIMAL_SQL).
+  invoices (see MINIMAL_SQL); PostgreSQL runs it as a parallel plan;
+- floors of the import: P, its Python work alone; F, storing its finished rows alone (--no-floors skips).
 
 Targets (from the issue): import within 5x of baseline A; rating + calculation within 3x of baseline B;
 import + calculation (the whole month) under 60 s. Every figure and ratio is printed. The exit status is 1
 when a target is missed, the run does not end calculated, or baseline B disagrees with the invoices.
 
     .venv/bin/python bench/bill_run.py [--customers 10000] [--lines-per-customer 2] [--calls 1000000]
+                                      [--loaders N] [--workers N] [--no-floors]
                                       [--keep] [--profile] [--database-url URL]
 """
 
@@ -150,6 +154,7 @@ class Results:
     import_seconds: float = 0.0
     calculation_seconds: float = 0.0
     minimal_sql_seconds: float = 0.0
+    loaders: int = 1
     parse_floor_seconds: float = 0.0
     storage_floor_seconds: float = 0.0
     imported: int = 0
@@ -176,6 +181,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--calls", type=int, default=1_000_000, help="call records (default 1000000)")
     parser.add_argument(
+        "--loaders",
+        type=int,
+        default=None,
+        help="import batches loading at once (default: billing.importer.LOADERS); their statements then\n"
+        "overlap, and the phase figures of the import are sums, rating's included",
+    )
+    parser.add_argument(
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
@@ -200,8 +212,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"PostgreSQL database to DROP and re-create (default {DEFAULT_DATABASE_URL})",
     )
     args = parser.parse_args(argv)
-    if args.customers < 1 or args.lines_per_customer < 1 or args.calls < 1:
-        parser.error("--customers, --lines-per-customer and --calls must be at least 1")
+    if args.customers < 1 or args.lines_per_customer < 1 or args.calls < 1 or args.workers < 1:
+        parser.error("--customers, --lines-per-customer, --calls and --workers must be at least 1")
+    if args.loaders is not None and args.loaders < 1:
+        parser.error("--loaders must be at least 1")
     if args.customers * args.lines_per_customer > len(UNIQUE_CLI_BLOCKS) * CLIS_PER_BLOCK:
         parser.error(f"at most {len(UNIQUE_CLI_BLOCKS) * CLIS_PER_BLOCK:,} lines (distinct numbers)")
     if not args.database_url.startswith(("postgres://", "postgresql://")):
@@ -784,7 +798,11 @@ def run(args: argparse.Namespace, world: World, calls: CallFile) -> Results:
     results.rss_mb["build + CSV"] = rss_mb()
     results.raw_copy_seconds, results.raw_copy_rows = raw_copy(args.database_url, calls)
 
-    results.import_seconds, call_import = import_calls(world, calls, results.phases, profile=args.profile)
+    from billing import importer
+
+    with mock.patch.object(importer, "LOADERS", args.loaders or importer.LOADERS):
+        results.import_seconds, call_import = import_calls(world, calls, results.phases, profile=args.profile)
+        results.loaders = importer.LOADERS
     results.imported, results.rejected, results.suspense = (
         call_import.imported,
         call_import.rejected,
@@ -819,6 +837,7 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     # The reader thread parses, validates and encrypts the next batch while a batch loads; what is left
     # is the time the loader waited for it (the first batch, and any batch it could not keep up with).
     waiting_seconds = results.import_seconds - phases.get("load") - batch_commits - final_pass
+    loaders = results.loaders
     rate_and_calculate = rating_seconds + results.calculation_seconds
     import_ratio = results.import_seconds / results.raw_copy_seconds
     rate_ratio = rate_and_calculate / results.minimal_sql_seconds
@@ -848,11 +867,22 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     rows: list[tuple[str, float, str]] = [
         ("A  raw COPY of the file (text columns, plain table)", results.raw_copy_seconds, ""),
         ("   import: services.call_import_run", results.import_seconds, ""),
-        ("     rest: waiting for the reader thread (parse, validate, encrypt), ANALYZE", waiting_seconds, ""),
+        *(
+            [
+                (
+                    "     rest: waiting for the reader thread (parse, validate, encrypt), ANALYZE",
+                    waiting_seconds,
+                    "",
+                )
+            ]
+            if loaders == 1  # with more, the loads below overlap and are not parts of the elapsed time
+            else []
+        ),
         (
             "     load: COPY to staging, rate there, INSERT ON CONFLICT",
             phases.get("load"),
-            f"{phases.count('load')} batches",
+            f"{phases.count('load')} batches"
+            + (f", summed over {loaders} loaders; so is each figure below" if loaders > 1 else ""),
         ),
         ("       COPY to the staging table", phases.get("copy"), ""),
         (
@@ -861,7 +891,7 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
             "",
         ),
         ("       store them (INSERT ... ON CONFLICT DO NOTHING)", phases.get("store"), ""),
-        ("     batch commits", batch_commits, ""),
+        *([("     batch commits", batch_commits, "")] if loaders == 1 else []),
         ("     final pass: rate what is still pending, commit", final_pass, ""),
         ("   rating: the staged batches and the final pass", rating_seconds, "in the import"),
         (

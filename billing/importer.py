@@ -23,6 +23,8 @@ from typing import IO, Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models import F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from accounts.validation import normalise_phone
@@ -321,6 +323,60 @@ def _load_generic(batch: list[tuple[ParsedCall, str]], *, call_import_id: int, p
     return CallRecord.objects.count() - before
 
 
+LOADERS = 2  # PostgreSQL backends loading batches at once, one per core of the machine it was tuned on
+
+
+def _load_all(
+    batches: Iterator[_Batch], load_batch: Callable[[_Batch], int], *, loaders: int
+) -> Iterator[tuple[_Batch, int]]:
+    """Load each batch with ``load_batch``, yielding (batch, rows inserted) as each finishes. With more
+    than one loader, batches go to that many threads, at most one each at a time, and finish in any
+    order; an error in one is raised here once the others have finished their batch."""
+    if loaders == 1:
+        for batch in batches:
+            yield batch, load_batch(batch)
+        return
+    todo: queue.Queue[Any] = queue.Queue()
+    finished: queue.Queue[Any] = queue.Queue()
+
+    def loader() -> None:
+        try:
+            while (batch := todo.get()) is not _DONE:
+                try:
+                    finished.put((batch, load_batch(batch)))
+                except BaseException as exc:  # handed over, and raised in the caller's thread
+                    finished.put(exc)
+        finally:
+            connection.close()  # this thread's own connection
+
+    threads = [threading.Thread(target=loader, name=f"call-import-loader-{n}") for n in range(loaders)]
+    for thread in threads:
+        thread.start()
+
+    def next_finished() -> tuple[_Batch, int]:
+        item = finished.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    in_flight = 0
+    try:
+        for batch in batches:
+            todo.put(batch)
+            in_flight += 1
+            if in_flight == loaders:
+                in_flight -= 1
+                yield next_finished()
+        while in_flight:
+            in_flight -= 1
+            yield next_finished()
+    finally:
+        for _ in threads:
+            todo.put(_DONE)
+        for thread in threads:
+            thread.join()
+
+
 def run_import(
     *, call_import: CallImport, stream: IO[str], progress: Callable[[int], object] = lambda lines: None
 ) -> ImportCounts:
@@ -354,20 +410,33 @@ def run_import(
         # SQLite allows one writer and the ORM encrypts on save: nothing to overlap.
         load = _load_generic
         batches = _batches(parse_rows(reader, columns, counts), counts, lambda batch: batch)
+
+    def load_batch(batch: _Batch) -> int:
+        """One batch in one transaction, with the import's counts, so a failure part way keeps what was
+        loaded and says how far it got."""
+        with transaction.atomic():
+            inserted = load(batch.rows, call_import_id=call_import.pk, partner_id=partner_id)
+            CallImport.objects.filter(pk=call_import.pk).update(
+                imported=F("imported") + inserted,
+                duplicates=F("duplicates") + len(batch.rows) - inserted,
+                lines_read=Greatest("lines_read", Value(batch.lines_read)),
+                rejected=Greatest("rejected", Value(batch.rejected)),
+                updated_at=timezone.now(),
+            )
+        return inserted
+
+    # Several PostgreSQL backends load batches at once, each in a thread with its own connection; the
+    # caller's transaction, if any, would be invisible to them, so then batches load in turn on its own.
+    loaders = LOADERS if connection.vendor == "postgresql" and not connection.in_atomic_block else 1
     reported_lines = 0
-    loaded = ImportCounts()
     with closing(batches):  # an error while loading stops the reader thread at once
-        for batch in batches:
-            with transaction.atomic():
-                inserted = load(batch.rows, call_import_id=call_import.pk, partner_id=partner_id)
-                loaded.imported += inserted
-                loaded.duplicates += len(batch.rows) - inserted
-                loaded.lines_read, loaded.rejected = batch.lines_read, batch.rejected
-                _record_progress(call_import, loaded)
-            progress(batch.lines_read - reported_lines)
-            reported_lines = batch.lines_read
+        for batch, inserted in _load_all(batches, load_batch, loaders=loaders):
+            counts.imported += inserted
+            counts.duplicates += len(batch.rows) - inserted
+            if batch.lines_read > reported_lines:
+                progress(batch.lines_read - reported_lines)
+                reported_lines = batch.lines_read
     # The reader is done: its counts are final.
-    counts.imported, counts.duplicates = loaded.imported, loaded.duplicates
     progress(counts.lines_read - reported_lines)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:

@@ -8,12 +8,16 @@ from decimal import Decimal
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.db import connection
 
+from accounts import services as accounts_services
 from accounts.models import Role
-from billing import services
-from billing.importer import ImportFileError, _Batch, _read_ahead
+from billing import importer, services
+from billing.demo import uk_tariff
+from billing.importer import ImportFileError, _Batch, _load_all, _read_ahead
 from billing.models import CallImport, CallRecord
-from tests.billing.factories import CSV_HEADER, Call, calls_csv, cli_of, run_on_commit
+from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv, cli_of, run_on_commit
+from tests.factories import full_customer
 
 GOOD_DIALLED = "01134960000"
 
@@ -407,3 +411,65 @@ def test_the_read_ahead_thread_keeps_order_raises_its_errors_here_and_stops_when
     assert next(reading).rows == [0]
     reading.close()  # the loader failed: the reader thread must end, not wait forever
     assert not any(thread.name == "call-import-reader" for thread in threading.enumerate())
+
+
+def _loader_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name.startswith("call-import-loader")]
+
+
+def test_parallel_loaders_yield_every_batch_raise_an_error_here_and_stop():
+    batches = [_Batch(rows=[number], lines_read=number, rejected=0) for number in range(7)]
+    loaded = list(_load_all(iter(batches), lambda batch: batch.rows[0] * 10, loaders=2))
+    assert sorted((batch.rows[0], inserted) for batch, inserted in loaded) == [(n, n * 10) for n in range(7)]
+    assert not _loader_threads()
+
+    def fail_on_three(batch: _Batch) -> int:
+        if batch.rows[0] == 3:
+            raise ValueError("batch 3 failed")
+        return 1
+
+    with pytest.raises(ValueError, match="batch 3 failed"):
+        list(_load_all(iter(batches), fail_on_three, loaders=2))
+    assert not _loader_threads(), "the loader threads ended after the error"
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="needs PostgreSQL: parallel loading is for PostgreSQL only"
+)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_an_import_outside_a_transaction_loads_its_batches_in_parallel_and_counts_every_line(monkeypatch):
+    partner = accounts_services.partner_create(code="parallel", name="Parallel Ltd", actor=None)
+    billing_profile(partner, default_tariff=uk_tariff(name="Parallel"))
+    customer = full_customer(partner)
+    number = "0" + cli_of(customer).removeprefix("+44")
+    monkeypatch.setattr(importer, "BATCH_SIZE", 3)
+    loaded_by: set[str] = set()
+    load = importer._load_postgresql
+
+    def recording_load(rows, **kwargs):
+        loaded_by.add(threading.current_thread().name)
+        return load(rows, **kwargs)
+
+    monkeypatch.setattr(importer, "_load_postgresql", recording_load)
+    lines = [_good(number, f"PAR-{n:03d}") for n in range(20)]
+    lines[7] = f"{number},{GOOD_DIALLED},yesterday,60,voice,PAR-BAD"  # line 9 of the file
+
+    first = _run(partner, "\n".join([HEADER, *lines]))
+    again = _run(partner, "\n".join([HEADER, *lines]))
+
+    assert loaded_by == {"call-import-loader-0", "call-import-loader-1"}
+    first.refresh_from_db()
+    assert (first.status, first.lines_read, first.imported, first.duplicates, first.rejected) == (
+        CallImport.Status.COMPLETED,
+        20,
+        19,
+        0,
+        1,
+    )
+    assert list(first.errors.values_list("line_number", "reason")) == [
+        (9, "start_time is not an ISO 8601 date and time")
+    ]
+    assert CallRecord.objects.filter(call_import=first, status=CallRecord.Status.RATED).count() == 19
+    again.refresh_from_db()
+    assert (again.imported, again.duplicates) == (0, 19)
+    assert not _loader_threads()
