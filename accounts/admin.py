@@ -23,6 +23,7 @@ from accounts.models import (
     Site,
     User,
 )
+from fusion_site.admin_mixins import ReadOnlyMixin
 
 Masker = Callable[[str], str]
 
@@ -306,40 +307,22 @@ class ProvisioningOrderAdmin(CustomerChildAdmin):
 
 
 @admin.register(AccessLog)
-class AccessLogAdmin(admin.ModelAdmin):
+class AccessLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["at", "user", "customer_reference", "action", "reason"]
     list_filter = ["action"]
     search_fields = ["customer_reference", "user__email"]
     list_select_related = ["user"]
     date_hierarchy = "at"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Read-only: the trail is append-only (``manage.py verify_audit_chain`` proves it stayed so)."""
 
     list_display = ["id", "at", "actor_label", "action", "target_type", "target_id"]
     list_filter = ["action"]
     search_fields = ["action", "target_id", "actor_label"]
     date_hierarchy = "at"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(User)

@@ -23,6 +23,7 @@ from billing.models import (
     RecurringCharge,
     Tariff,
 )
+from fusion_site.admin_mixins import ReadOnlyMixin
 
 
 def _sees_all(request: HttpRequest) -> bool:
@@ -118,17 +119,6 @@ class OneOffChargeAdmin(CustomerScopedBillingAdmin):
     list_select_related = ["customer", "invoice"]
     autocomplete_fields = ["customer", "line"]
     readonly_fields = ["invoice"]
-
-
-class ReadOnlyMixin:
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(BillRun)

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.models import User
+from fusion_site.admin_mixins import ReadOnlyMixin
 from privacy.models import CookieConsentRecord, ErasureEvent, ErasureRecord, PrivacyNotice
 from privacy.website import services
 
@@ -30,7 +31,7 @@ class ErasureEventInline(admin.TabularInline):
 
 
 @admin.register(ErasureRecord)
-class ErasureRecordAdmin(admin.ModelAdmin):
+class ErasureRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = (
         "customer_reference",
         "request_reference",
@@ -46,15 +47,6 @@ class ErasureRecordAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [field.name for field in ErasureRecord._meta.fields]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(PrivacyNotice)
@@ -101,15 +93,6 @@ class PrivacyNoticeAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(CookieConsentRecord)
-class CookieConsentRecordAdmin(admin.ModelAdmin):
+class CookieConsentRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["recorded_hour", "choice", "notice"]
     list_filter = ["choice"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
