@@ -209,6 +209,17 @@ class RetentionContext:
     def report(self, action: str, subject: str, detail: str, counts: dict[str, int] | None = None) -> None:
         self.observer.finding(Finding(action, self.policy.key, subject, detail, dict(counts or {})))
 
+    def id_batches(self, due: QuerySet[Any], size: int) -> Iterator[list[int]]:
+        """The ids of ``due`` in ascending batches, by keyset (memory holds one batch), with the policy's
+        progress shown as each batch is done."""
+        self.observer.begin(self.policy.key, due.count())
+        last = 0
+        while ids := list(due.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size]):
+            yield ids
+            self.observer.advance(len(ids))
+            last = ids[-1]
+        self.observer.end()
+
     @contextmanager
     def chunk(self, first_id: int) -> Iterator[dict[str, int]]:
         """One chunk: its own transaction, its counts added to the run inside it. A failure rolls back the
@@ -263,17 +274,6 @@ def retention_handler(key: str) -> Callable[[Handler], Handler]:
     return register
 
 
-def _in_id_batches(queryset: QuerySet[Any], size: int) -> Iterator[list[int]]:
-    """Ids of ``queryset`` in ascending batches, by keyset: memory holds one batch, whatever the total."""
-    last = 0
-    while True:
-        ids = list(queryset.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size])
-        if not ids:
-            return
-        yield ids
-        last = ids[-1]
-
-
 def _raw_delete(queryset: QuerySet[Any]) -> int:
     # No signals, no cascade collection, no "deleted" history row that would copy the data once more.
     return int(queryset._raw_delete(queryset.db))
@@ -325,20 +325,16 @@ def _report_kept_customers(ctx: RetentionContext) -> None:
 def erase_customers_past_due(ctx: RetentionContext) -> None:
     _report_kept_customers(ctx)
     due = due_customers(ctx.today, ctx.policy.months)
-    ctx.observer.begin(ctx.policy.key, due.count())
     reason = (
         f"Retention policy {ctx.policy.key}: contract ended {ctx.policy.months} month(s) ago or more "
         f"(run of {ctx.run.run_on:%Y-%m-%d})"
     )
-    for ids in _in_id_batches(due, ctx.chunk_size):
+    for ids in ctx.id_batches(due, ctx.chunk_size):
         if ctx.dry_run:
             for customer in Customer.objects.filter(pk__in=ids).order_by("pk"):
                 _report_preview(ctx, customer)
-            ctx.observer.advance(len(ids))
-            continue
-        _erase_chunk(ctx, ids, reason)
-        ctx.observer.advance(len(ids))
-    ctx.observer.end()
+        else:
+            _erase_chunk(ctx, ids, reason)
 
 
 def _erase_chunk(ctx: RetentionContext, ids: list[int], reason: str) -> None:
@@ -388,8 +384,7 @@ def invoices_past_due(ctx: RetentionContext) -> QuerySet[Invoice]:
 @retention_handler("invoices")
 def delete_old_invoices(ctx: RetentionContext) -> None:
     due = invoices_past_due(ctx)
-    ctx.observer.begin(ctx.policy.key, due.count())
-    for ids in _in_id_batches(due, ctx.row_batch):
+    for ids in ctx.id_batches(due, ctx.row_batch):
         if ctx.dry_run:
             ctx.report(
                 "delete",
@@ -411,8 +406,6 @@ def delete_old_invoices(ctx: RetentionContext) -> None:
                 OneOffCharge.objects.filter(invoice_id__in=ids).update(invoice=None)
                 _raw_delete(Invoice.history.filter(id__in=ids))
                 counts[Invoice._meta.label] = _raw_delete(Invoice.objects.filter(pk__in=ids))
-        ctx.observer.advance(len(ids))
-    ctx.observer.end()
 
 
 # Call records
@@ -432,8 +425,7 @@ def calls_past_due(ctx: RetentionContext) -> QuerySet[CallRecord]:
 @retention_handler("call_records")
 def delete_old_calls(ctx: RetentionContext) -> None:
     due = calls_past_due(ctx)
-    ctx.observer.begin(ctx.policy.key, due.count())
-    for ids in _in_id_batches(due, ctx.row_batch):
+    for ids in ctx.id_batches(due, ctx.row_batch):
         if ctx.dry_run:
             ctx.report(
                 "delete",
@@ -445,8 +437,6 @@ def delete_old_calls(ctx: RetentionContext) -> None:
             with ctx.chunk(ids[0]) as counts:
                 _raw_delete(BilledCall.objects.filter(call_id__in=ids))
                 counts[CallRecord._meta.label] = _raw_delete(CallRecord.objects.filter(pk__in=ids))
-        ctx.observer.advance(len(ids))
-    ctx.observer.end()
 
 
 # Access logs
@@ -455,15 +445,12 @@ def delete_old_calls(ctx: RetentionContext) -> None:
 @retention_handler("access_logs")
 def delete_old_access_logs(ctx: RetentionContext) -> None:
     due = AccessLog.objects.filter(at__lt=start_of_day_after(ctx.cutoff))
-    ctx.observer.begin(ctx.policy.key, due.count())
-    for ids in _in_id_batches(due, ctx.row_batch):
+    for ids in ctx.id_batches(due, ctx.row_batch):
         if ctx.dry_run:
             ctx.report("delete", "", f"entries of {ctx.cutoff} or earlier", {AccessLog._meta.label: len(ids)})
         else:
             with ctx.chunk(ids[0]) as counts:
                 counts[AccessLog._meta.label] = _raw_delete(AccessLog.objects.filter(pk__in=ids))
-        ctx.observer.advance(len(ids))
-    ctx.observer.end()
 
 
 # Privacy requests
@@ -472,8 +459,7 @@ def delete_old_access_logs(ctx: RetentionContext) -> None:
 @retention_handler("privacy_requests")
 def delete_old_privacy_requests(ctx: RetentionContext) -> None:
     due = PrivacyRequest.objects.filter(state__in=CLOSED_STATES, closed_at__lt=start_of_day_after(ctx.cutoff))
-    ctx.observer.begin(ctx.policy.key, due.count())
-    for ids in _in_id_batches(due, ctx.row_batch):
+    for ids in ctx.id_batches(due, ctx.row_batch):
         if ctx.dry_run:
             ctx.report(
                 "delete",
@@ -497,8 +483,6 @@ def delete_old_privacy_requests(ctx: RetentionContext) -> None:
                 )
                 _raw_delete(PrivacyRequest.history.filter(id__in=ids))
                 counts[PrivacyRequest._meta.label] = _raw_delete(PrivacyRequest.objects.filter(pk__in=ids))
-        ctx.observer.advance(len(ids))
-    ctx.observer.end()
 
 
 # The public website's records
@@ -515,8 +499,7 @@ def _delete_files(names: list[str]) -> None:
 def _delete_submissions(ctx: RetentionContext, due: QuerySet[WebsiteSubmission], detail: str) -> None:
     """Delete website submissions with their history, in chunks; a job application's CV file goes once
     its chunk has committed."""
-    ctx.observer.begin(ctx.policy.key, due.count())
-    for ids in _in_id_batches(due, ctx.row_batch):
+    for ids in ctx.id_batches(due, ctx.row_batch):
         if ctx.dry_run:
             ctx.report("delete", "", detail, {WebsiteSubmission._meta.label: len(ids)})
         else:
@@ -531,8 +514,6 @@ def _delete_submissions(ctx: RetentionContext, due: QuerySet[WebsiteSubmission],
                     WebsiteSubmission.objects.filter(pk__in=ids)
                 )
                 transaction.on_commit(functools.partial(_delete_files, files))
-        ctx.observer.advance(len(ids))
-    ctx.observer.end()
 
 
 @retention_handler("website_enquiries")
