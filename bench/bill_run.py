@@ -117,6 +117,7 @@ class Phases:
     nothing measurable; per-row functions are left to --profile."""
 
     durations: dict[str, list[float]] = field(default_factory=dict)
+    spans: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
 
     @contextmanager
     def timing(self, targets: list[tuple[object, str, str]]) -> Iterator[None]:
@@ -133,12 +134,24 @@ class Phases:
             try:
                 return original(*args, **kwargs)
             finally:
-                self.durations.setdefault(label, []).append(time.perf_counter() - started)
+                ended = time.perf_counter()
+                self.durations.setdefault(label, []).append(ended - started)
+                self.spans.setdefault(label, []).append((started, ended))
 
         return timed
 
     def get(self, label: str) -> float:
         return sum(self.durations.get(label, []))
+
+    def wall(self, label: str) -> float:
+        """Seconds during which at least one call of ``label`` was running (calls overlap when several
+        threads make them): the union of their spans, as a stopwatch would have timed it."""
+        total, reached = 0.0, float("-inf")
+        for started, ended in sorted(self.spans.get(label, [])):
+            if ended > reached:
+                total += ended - max(started, reached)
+                reached = ended
+        return total
 
     def count(self, label: str) -> int:
         return len(self.durations.get(label, []))
@@ -567,7 +580,8 @@ def calculate(
         (calculation, "_usage", "usage"),
         (calculation, "_one_offs", "one_offs"),
         (calculation, "_rentals", "rentals"),
-        (calculation, "bulk_create_with_history", "invoices"),
+        (calculation, "insert_rows", "inserts"),
+        (calculation, "record_history_in_sql", "history"),
         (calculation, "_claim", "claims"),
         (connection, "commit", "calc_commit"),
     ]
@@ -832,8 +846,11 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     final_commit = phases.last("import_commit")
     batch_commits = phases.get("import_commit") - final_commit
     final_pass = phases.get("final_pass") + final_commit
-    # Rating each staged batch is part of the import's time and also counted with the calculation.
-    rating_seconds = phases.get("rate_staged") + final_pass
+    # Rating each staged batch is part of the import's time and also counted with the calculation. With
+    # several loaders their rating statements overlap: the ratio takes the time during which one or more
+    # of them was rating (as the calculation's time is that of its workers together), and the sum is shown.
+    rating_summed = phases.get("rate_staged") + final_pass
+    rating_seconds = phases.wall("rate_staged") + final_pass
     # The reader thread parses, validates and encrypts the next batch while a batch loads; what is left
     # is the time the loader waited for it (the first batch, and any batch it could not keep up with).
     waiting_seconds = results.import_seconds - phases.get("load") - batch_commits - final_pass
@@ -843,7 +860,8 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     rate_ratio = rate_and_calculate / results.minimal_sql_seconds
     month_seconds = results.import_seconds + results.calculation_seconds
     chunk_rest = phases.get("chunk") - sum(
-        phases.get(label) for label in ("set_aside", "usage", "one_offs", "rentals", "invoices", "claims")
+        phases.get(label)
+        for label in ("set_aside", "usage", "one_offs", "rentals", "inserts", "history", "claims")
     )
     calculation_rest = (
         results.calculation_seconds
@@ -893,7 +911,12 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
         ("       store them (INSERT ... ON CONFLICT DO NOTHING)", phases.get("store"), ""),
         *([("     batch commits", batch_commits, "")] if loaders == 1 else []),
         ("     final pass: rate what is still pending, commit", final_pass, ""),
-        ("   rating: the staged batches and the final pass", rating_seconds, "in the import"),
+        *([("   rating, summed over the loaders", rating_summed, "in the import")] if loaders > 1 else []),
+        (
+            "   rating: the staged batches and the final pass",
+            rating_seconds,
+            "in the import" + (f"; while one or more of the {loaders} loaders rated" if loaders > 1 else ""),
+        ),
         (
             "   calculation: bill_run_start_calculation",
             results.calculation_seconds,
@@ -910,9 +933,10 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
         ("       usage by band (SUM over the set-aside calls)", phases.get("usage"), ""),
         ("       one-off charges", phases.get("one_offs"), ""),
         ("       rentals (load + prorate in Python)", phases.get("rentals"), ""),
-        ("       invoices with totals + history (one insert)", phases.get("invoices"), ""),
+        ("       invoices and their lines (COPY)", phases.get("inserts"), ""),
+        ("       invoice history (INSERT ... SELECT)", phases.get("history"), ""),
         ("       claim the calls (INSERT INTO BilledCall)", phases.get("claims"), ""),
-        ("       rest of the chunk (deletes, lines insert, ...)", chunk_rest, ""),
+        ("       rest of the chunk (deletes, customers, addresses, ...)", chunk_rest, ""),
         ("     commits (deferred foreign key checks)", phases.get("calc_commit"), ""),
         *(
             [("     rest (locks, events, task overhead)", calculation_rest, "")]

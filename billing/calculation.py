@@ -9,14 +9,16 @@ Money rules: fusion_site.money.
 """
 
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Q, QuerySet
-from simple_history.utils import bulk_create_with_history
+from django.utils import timezone
 
-from accounts.models import Customer, User
+from accounts.models import Customer, Site, User
 from billing.models import (
     Band,
     BillRun,
@@ -28,6 +30,8 @@ from billing.models import (
     PartnerBillingProfile,
     RecurringCharge,
 )
+from fusion_site.bulk import insert_rows, record_history_in_sql
+from fusion_site.crypto import keyring
 from fusion_site.money import COST_UNITS_PER_POUND, STANDARD_VAT_RATE, to_money, vat_on
 
 CHUNK_SIZE = 500
@@ -77,16 +81,26 @@ def prorate(
     return ProratedCharge(f"{description} ({label} {first:%-d %b} to {last:%-d %b %Y})", days, amount)
 
 
+class RentalCharge(NamedTuple):
+    """What proration needs of a recurring charge and its line (dates, not the line's number)."""
+
+    customer_id: int
+    description: str
+    monthly_amount: Decimal
+    start_date: datetime.date
+    end_date: datetime.date | None
+    line_start: datetime.date | None
+    line_end: datetime.date | None
+
+
 def rental_charges(
-    charge: RecurringCharge, bill_run: BillRun, contract_end: datetime.date | None
+    charge: RentalCharge, bill_run: BillRun, contract_end: datetime.date | None
 ) -> list[ProratedCharge]:
     """Monthly in advance for the month after the usage period; a charge that started during the usage
     period was not in last month's advance billing, so its days in the usage period are billed in arrears."""
-    start = charge.start_date
-    ends = [d for d in (charge.end_date, contract_end, charge.line.end_date if charge.line else None) if d]
+    start = max(charge.start_date, charge.line_start) if charge.line_start else charge.start_date
+    ends = [d for d in (charge.end_date, contract_end, charge.line_end) if d]
     end = min(ends) if ends else None
-    if charge.line is not None:
-        start = max(start, charge.line.start_date)
     found = [
         prorate(
             monthly_amount=charge.monthly_amount,
@@ -111,16 +125,17 @@ def rental_charges(
     return [item for item in found if item is not None]
 
 
-def _address_snapshot(customer: Customer) -> str:
-    sites = list(customer.sites.all())
-    if not sites:
-        return ""
-    site = sites[0]
-    parts = [site.address_line1, site.address_line2, site.town, site.postcode]
-    return "\n".join(part for part in parts if part)
+class ChunkCustomer(NamedTuple):
+    pk: int
+    name: str
+    contract_end: datetime.date | None
+    billing_ceased_at: datetime.datetime | None
+    billing_ceased_reason: str
+    processing_restricted_at: datetime.datetime | None
+    processing_restricted_reason: str
 
 
-def _skip_reason(customer: Customer) -> tuple[str, str] | None:
+def _skip_reason(customer: ChunkCustomer) -> tuple[str, str] | None:
     """Why a customer must not be billed (objection first, then restriction), or None."""
     if customer.billing_ceased_at is not None:
         return BillRunException.Kind.BILLING_CEASED, customer.billing_ceased_reason
@@ -129,15 +144,54 @@ def _skip_reason(customer: Customer) -> tuple[str, str] | None:
     return None
 
 
+class DraftLine(NamedTuple):
+    """An invoice line before its invoice exists: (kind, description, band, quantity, amount)."""
+
+    kind: str
+    description: str
+    band: str
+    quantity: Decimal
+    amount: Decimal
+
+
+_INVOICE_FIELDS = (
+    "created_at",
+    "updated_at",
+    "bill_run",
+    "partner",
+    "customer",
+    "status",
+    "number",
+    "tax_point",
+    "period_start",
+    "period_end",
+    "supplier_name",
+    "supplier_address",
+    "supplier_vat_number",
+    "customer_reference",
+    "customer_name",
+    "customer_address",
+    "vat_rate",
+    "net",
+    "vat",
+    "gross",
+)
+_LINE_FIELDS = ("invoice", "kind", "description", "band", "quantity", "amount")
+
+
 def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> int:
-    """Build the drafts of one chunk. Returns the number of invoices created. Call in a transaction."""
+    """Build the drafts of one chunk. Returns the number of invoices created. Call in a transaction.
+
+    A bill run writes thousands of invoices and tens of thousands of lines, so they are written as rows
+    in SQL (fusion_site.bulk), with their history copied from them, rather than as model instances."""
     profile = PartnerBillingProfile.objects.get(partner_id=bill_run.partner_id)
-    customers = list(
-        customers_in_scope(bill_run)
+    customers = [
+        ChunkCustomer(*row)
+        for row in customers_in_scope(bill_run)
         .filter(pk__gte=chunk.first_customer_id, pk__lte=chunk.last_customer_id)
-        .prefetch_related("sites")
         .order_by("pk")
-    )
+        .values_list(*ChunkCustomer._fields)
+    ]
     ids = [customer.pk for customer in customers]
     # Releases their calls (claims cascade) and one-off charges (SET_NULL) for claiming again below.
     Invoice.objects.filter(bill_run=bill_run, customer_id__in=ids).delete()
@@ -152,7 +206,7 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
             billable.append(customer)
         else:
             skipped.append(
-                BillRunException(bill_run=bill_run, customer=customer, kind=reason[0], detail=reason[1])
+                BillRunException(bill_run=bill_run, customer_id=customer.pk, kind=reason[0], detail=reason[1])
             )
     BillRunException.objects.bulk_create(skipped)
     if not billable:
@@ -160,61 +214,101 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
 
     billable_ids = [customer.pk for customer in billable]
     calls_table = _set_aside_unbilled_calls(bill_run, billable_ids)
-    lines_of: dict[int, list[InvoiceLine]] = {customer.pk: [] for customer in billable}
+    lines_of: dict[int, list[DraftLine]] = {customer.pk: [] for customer in billable}
     for customer_id, line in _usage(calls_table):
         lines_of[customer_id].append(line)
     one_offs = _one_offs(bill_run, billable_ids)
     for charge in one_offs:
         lines_of[charge.customer_id].append(
-            InvoiceLine(kind=InvoiceLine.Kind.ONE_OFF, description=charge.description, amount=charge.amount)
+            DraftLine(InvoiceLine.Kind.ONE_OFF, charge.description, "", Decimal("1"), charge.amount)
         )
     for customer_id, line in _rentals(bill_run, billable):
         lines_of[customer_id].append(line)
 
-    invoices = bulk_create_with_history(
-        [_draft(bill_run, profile, customer, lines_of[customer.pk]) for customer in billable],
+    now = timezone.now()
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    addresses = _address_snapshots(billable_ids)
+    encrypt = keyring().encrypt_bulk
+    insert_rows(
         Invoice,
-        default_user=actor,
-        default_change_reason="Draft calculated",
+        _INVOICE_FIELDS,
+        [
+            _draft_row(
+                bill_run,
+                profile,
+                customer,
+                lines_of[customer.pk],
+                addresses.get(customer.pk, ""),
+                encrypt,
+                stamp,
+            )
+            for customer in billable
+        ],
     )
-    if invoices[0].pk is None:  # databases that do not return ids from a bulk insert
-        invoices = list(Invoice.objects.filter(bill_run=bill_run, customer_id__in=billable_ids))
-    invoice_of = {invoice.customer_id: invoice for invoice in invoices}
-    for customer_id, lines in lines_of.items():
-        for line in lines:
-            line.invoice = invoice_of[customer_id]
-    InvoiceLine.objects.bulk_create([line for lines in lines_of.values() for line in lines], batch_size=2000)
+    drafts = Invoice.objects.filter(bill_run=bill_run, customer_id__in=billable_ids)
+    record_history_in_sql(drafts, actor=actor, reason="Draft calculated", when=now)
+    invoice_of = dict(drafts.values_list("customer_id", "pk"))
+    insert_rows(
+        InvoiceLine,
+        _LINE_FIELDS,
+        [(invoice_of[customer_id], *line) for customer_id, lines in lines_of.items() for line in lines],
+    )
     for charge in one_offs:
-        charge.invoice = invoice_of[charge.customer_id]
+        charge.invoice_id = invoice_of[charge.customer_id]
     OneOffCharge.objects.bulk_update(one_offs, ["invoice"], batch_size=1000)
     _claim(calls_table, bill_run)
     _drop(calls_table)
-    return len(invoices)
+    return len(invoice_of)
 
 
-def _draft(
-    bill_run: BillRun, profile: PartnerBillingProfile, customer: Customer, lines: list[InvoiceLine]
-) -> Invoice:
+def _draft_row(
+    bill_run: BillRun,
+    profile: PartnerBillingProfile,
+    customer: ChunkCustomer,
+    lines: list[DraftLine],
+    address: str,
+    encrypt: Callable[[str], str],
+    now: object,
+) -> tuple[object, ...]:
+    """An invoice's values in the order of _INVOICE_FIELDS, its snapshots encrypted."""
     net = sum((line.amount for line in lines), Decimal("0"))
     vat = vat_on(net, STANDARD_VAT_RATE)
-    return Invoice(
-        bill_run=bill_run,
-        partner_id=bill_run.partner_id,
-        customer=customer,
-        tax_point=bill_run.period_end,
-        period_start=bill_run.period_start,
-        period_end=bill_run.period_end,
-        supplier_name=profile.legal_name,
-        supplier_address=profile.address,
-        supplier_vat_number=profile.vat_number,
-        customer_reference=customer.reference,
-        customer_name=customer.name,
-        customer_address=_address_snapshot(customer),
-        vat_rate=STANDARD_VAT_RATE,
-        net=net,
-        vat=vat,
-        gross=net + vat,
+    return (
+        now,
+        now,
+        bill_run.pk,
+        bill_run.partner_id,
+        customer.pk,
+        Invoice.Status.DRAFT,
+        "",
+        bill_run.period_end,
+        bill_run.period_start,
+        bill_run.period_end,
+        profile.legal_name,
+        profile.address,
+        profile.vat_number,
+        f"{Customer.REFERENCE_PREFIX}{customer.pk:06d}",
+        encrypt(customer.name),
+        encrypt(address),
+        STANDARD_VAT_RATE,
+        net,
+        vat,
+        net + vat,
     )
+
+
+def _address_snapshots(customer_ids: list[int]) -> dict[int, str]:
+    """Each customer's first site's address, as the invoice prints it."""
+    snapshots: dict[int, str] = {}
+    sites = (
+        Site.objects.filter(customer_id__in=customer_ids)
+        .order_by("customer_id", "pk")
+        .values_list("customer_id", "address_line1", "address_line2", "town", "postcode")
+    )
+    for customer_id, *parts in sites:
+        if customer_id not in snapshots:
+            snapshots[customer_id] = "\n".join(part for part in parts if part)
+    return snapshots
 
 
 _CHUNK_CALLS = "chunk_calls"
@@ -246,7 +340,7 @@ def _drop(table: str) -> None:
         cursor.execute(f"DROP TABLE IF EXISTS {table}")
 
 
-def _usage(calls_table: str) -> list[tuple[int, InvoiceLine]]:
+def _usage(calls_table: str) -> list[tuple[int, DraftLine]]:
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT customer_id, band, COUNT(*), SUM(units) FROM {calls_table} "  # noqa: S608
@@ -257,12 +351,12 @@ def _usage(calls_table: str) -> list[tuple[int, InvoiceLine]]:
     return [
         (
             customer_id,
-            InvoiceLine(
-                kind=InvoiceLine.Kind.USAGE,
-                band=band,
-                description=f"Calls: {labels.get(band, band)}",
-                quantity=Decimal(count),
-                amount=to_money(Decimal(units) / COST_UNITS_PER_POUND),
+            DraftLine(
+                InvoiceLine.Kind.USAGE,
+                f"Calls: {labels.get(band, band)}",
+                band,
+                Decimal(count),
+                to_money(Decimal(units) / COST_UNITS_PER_POUND),
             ),
         )
         for customer_id, band, count, units in rows
@@ -287,28 +381,29 @@ def _one_offs(bill_run: BillRun, customer_ids: list[int]) -> list[OneOffCharge]:
     )
 
 
-def _rentals(bill_run: BillRun, customers: list[Customer]) -> list[tuple[int, InvoiceLine]]:
+def _rentals(bill_run: BillRun, customers: list[ChunkCustomer]) -> list[tuple[int, DraftLine]]:
     _start, rental_end = bill_run.rental_period
     contract_end = {customer.pk: customer.contract_end for customer in customers}
     charges = (
         RecurringCharge.objects.filter(customer_id__in=contract_end, start_date__lte=rental_end)
         .filter(Q(end_date__isnull=True) | Q(end_date__gte=bill_run.period_start))
-        .select_related("line")
-        # Proration needs the line's dates, not its number: no decryption per rental.
-        .defer("line__cli", "line__cli_index")
         .order_by("customer_id", "pk")
+        .values_list(
+            "customer_id",
+            "description",
+            "monthly_amount",
+            "start_date",
+            "end_date",
+            "line__start_date",
+            "line__end_date",
+        )
     )
     return [
         (
             charge.customer_id,
-            InvoiceLine(
-                kind=InvoiceLine.Kind.RENTAL,
-                description=item.description,
-                quantity=Decimal(item.days),
-                amount=item.amount,
-            ),
+            DraftLine(InvoiceLine.Kind.RENTAL, item.description, "", Decimal(item.days), item.amount),
         )
-        for charge in charges
+        for charge in map(RentalCharge._make, charges)
         for item in rental_charges(charge, bill_run, contract_end[charge.customer_id])
     ]
 

@@ -16,7 +16,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from accounts.models import Customer, Line, Partner
-from fusion_site.fields import BulkEncryptedTextField, EncryptedTextField
+from fusion_site.fields import BulkEncryptedTextField
 from fusion_site.models import TimeStampedModel
 from fusion_site.money import COST_DIGITS, MONEY_DIGITS, STANDARD_VAT_RATE
 
@@ -531,8 +531,9 @@ class Invoice(TimeStampedModel):
     supplier_address = models.TextField()
     supplier_vat_number = models.CharField(max_length=20)
     customer_reference = models.CharField(max_length=20)
-    customer_name = EncryptedTextField()
-    customer_address = EncryptedTextField()
+    # AES-GCM like the call records: a bill run encrypts two snapshots per invoice, thousands at a time.
+    customer_name = BulkEncryptedTextField()
+    customer_address = BulkEncryptedTextField()
     net = _money(default=Decimal("0"))
     vat_rate = models.DecimalField(max_digits=5, decimal_places=4, default=STANDARD_VAT_RATE)
     vat = _money(default=Decimal("0"))

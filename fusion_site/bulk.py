@@ -1,0 +1,66 @@
+"""Writing many rows at once in SQL, with their history, where building a model instance per row
+costs more than the write.
+
+``bulk_create`` prepares every value of every instance through its field (about 8 µs a value), and
+simple-history's ``bulk_history_create`` builds a second instance per row: 0.45 ms per invoice of a bill
+run. Here the caller hands rows already in database form (ciphertext for encrypted fields, Python
+dates and decimals, which both database drivers adapt), and the history rows are copied from the
+stored rows by one INSERT ... SELECT, so they hold exactly what was written.
+"""
+
+import datetime
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connection, models
+
+# Rows per INSERT: psycopg and SQLite both take this many rows of a dozen values in one statement.
+ROWS_PER_STATEMENT = 1000
+
+
+def insert_rows(model: type[models.Model], field_names: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Insert ``rows`` (values in the order of ``field_names``, already as the database stores them)
+    into ``model``'s table: by COPY on PostgreSQL, by multi-row INSERTs elsewhere. No signals, no
+    history, no per-value preparation: the caller encrypts what the model encrypts."""
+    if not rows:
+        return
+    fields = [model._meta.get_field(name) for name in field_names]
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)  # type: ignore[union-attr]
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    per_statement = min(ROWS_PER_STATEMENT, connection.ops.bulk_batch_size(fields, rows) or len(rows))
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # COPY: psycopg adapts each value in C; a parameterised INSERT quotes each one in Python.
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            return
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(part))}",  # noqa: S608
+                [value for row in part for value in row],
+            )
+
+
+def record_history_in_sql(
+    queryset: models.QuerySet[Any], *, actor: Any, reason: str, when: datetime.datetime
+) -> None:
+    """One creation history row (simple-history's '+') per row of ``queryset``, copied from the stored
+    row in one INSERT ... SELECT and attributed to ``actor`` with ``reason``, as ``save_with_actor``
+    would have recorded it."""
+    model = queryset.model
+    history = model.history.model
+    columns = [field.column for field in model._meta.concrete_fields]
+    names = [field.attname for field in model._meta.concrete_fields]
+    select, params = queryset.order_by().values_list(*names).query.sql_with_params()
+    quote = connection.ops.quote_name
+    history_columns = [*columns, "history_date", "history_change_reason", "history_type", "history_user_id"]
+    constants = [connection.ops.adapt_datetimefield_value(when), reason, "+", getattr(actor, "pk", None)]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(history._meta.db_table)} ({', '.join(quote(c) for c in history_columns)}) "  # noqa: S608
+            f"SELECT stored.*, %s, %s, %s, %s FROM ({select}) stored",
+            [*constants, *params],
+        )
