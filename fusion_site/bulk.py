@@ -26,16 +26,26 @@ def insert_rows(model: type[models.Model], field_names: Sequence[str], rows: Seq
         return
     fields = [model._meta.get_field(name) for name in field_names]
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)  # type: ignore[union-attr]
-    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
     per_statement = min(ROWS_PER_STATEMENT, connection.ops.bulk_batch_size(fields, rows) or len(rows))
     table = connection.ops.quote_name(model._meta.db_table)
+    if connection.vendor == "postgresql":
+        _copy_rows(table, columns, rows)
+    else:
+        _insert_statements(table, columns, rows, per_statement=per_statement)
+
+
+def _copy_rows(table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+    # COPY: psycopg adapts each value in C; a parameterised INSERT quotes each one in Python.
+    with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def _insert_statements(
+    table: str, columns: str, rows: Sequence[Sequence[Any]], *, per_statement: int
+) -> None:
+    row_sql = "(" + ", ".join(["%s"] * len(rows[0])) + ")"
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            # COPY: psycopg adapts each value in C; a parameterised INSERT quotes each one in Python.
-            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
         for start in range(0, len(rows), per_statement):
             part = rows[start : start + per_statement]
             cursor.execute(

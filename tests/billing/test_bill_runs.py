@@ -596,6 +596,33 @@ def test_invoice_totals_are_the_sum_of_their_lines_and_gross_is_net_plus_vat(
     assert summary_net == sum(bill_run.invoices.values_list("lines__amount", flat=True), Decimal("0"))
 
 
+def test_each_draft_has_one_history_row_by_the_actor_and_encrypted_snapshots(partner, profile, agent):
+    customer = _billable_customer(partner, agent)
+    site = customer.sites.get()
+
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+
+    draft = bill_run.invoices.get()
+    (record,) = draft.history.all()
+    assert (record.history_type, record.history_user, record.history_change_reason) == (
+        "+",
+        agent,
+        "Draft calculated",
+    )
+    assert (record.net, record.gross, record.customer_name) == (draft.net, draft.gross, customer.name)
+    assert draft.customer_reference == customer.reference
+    assert draft.customer_address == "\n".join(
+        part for part in (site.address_line1, site.address_line2, site.town, site.postcode) if part
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT customer_name, customer_address FROM billing_invoice WHERE id = %s", [draft.pk]
+        )
+        stored = cursor.fetchone()
+    assert all(value.startswith("enc2$") for value in stored)
+    assert customer.name not in stored[0]
+
+
 # Credit notes ----------------------------------------------------------------------------------
 
 

@@ -1,0 +1,72 @@
+"""fusion_site.bulk: rows written in SQL, with history copied from what was stored."""
+
+import datetime
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from billing.models import OneOffCharge
+from fusion_site import bulk
+from tests.factories import CustomerFactory, UserFactory
+
+FIELDS = ("created_at", "updated_at", "customer", "description", "amount", "charge_date")
+
+
+def _rows(customer_id: int, count: int) -> list[tuple[object, ...]]:
+    stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+    return [
+        (stamp, stamp, customer_id, f"Handset {n}", Decimal(f"{n}.05"), datetime.date(2025, 1, n + 1))
+        for n in range(count)
+    ]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["insert_rows", "multi-row INSERT"])
+def test_rows_are_stored_as_the_orm_reads_them(path, monkeypatch):
+    customer = CustomerFactory()
+    if path == "insert_rows":
+        bulk.insert_rows(OneOffCharge, FIELDS, _rows(customer.pk, 5))
+    else:  # the path every database but PostgreSQL takes, two rows a statement
+        monkeypatch.setattr(bulk, "ROWS_PER_STATEMENT", 2)
+        with CaptureQueriesContext(connection) as queries:
+            bulk._insert_statements(
+                OneOffCharge._meta.db_table,
+                ", ".join(OneOffCharge._meta.get_field(name).column for name in FIELDS),  # type: ignore[misc]
+                _rows(customer.pk, 5),
+                per_statement=2,
+            )
+        assert len(queries) == 3
+
+    stored = list(customer.one_off_charges.order_by("charge_date"))
+    assert [(c.description, c.amount, c.charge_date) for c in stored] == [
+        (f"Handset {n}", Decimal(f"{n}.05"), datetime.date(2025, 1, n + 1)) for n in range(5)
+    ]
+    assert all(timezone.is_aware(c.created_at) for c in stored)
+
+
+@pytest.mark.django_db
+def test_history_copies_the_stored_rows_with_the_actor_and_reason():
+    customer, actor = CustomerFactory(), UserFactory()
+    bulk.insert_rows(OneOffCharge, FIELDS, _rows(customer.pk, 3))
+    when = timezone.now()
+
+    bulk.record_history_in_sql(
+        OneOffCharge.objects.filter(customer_id=customer.pk), actor=actor, reason="Imported", when=when
+    )
+
+    for charge in customer.one_off_charges.all():
+        (record,) = charge.history.all()
+        assert (record.history_type, record.history_user, record.history_change_reason) == (
+            "+",
+            actor,
+            "Imported",
+        )
+        assert record.history_date == when
+        assert (record.description, record.amount, record.charge_date) == (
+            charge.description,
+            charge.amount,
+            charge.charge_date,
+        )
