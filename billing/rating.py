@@ -108,7 +108,8 @@ def rating_query(*, partner_id: int) -> RatingQuery:
     # Money in integer units, converted once per rate above rather than once per call.
     billable = "((c.duration_seconds + r.increment_seconds - 1) / r.increment_seconds) * r.increment_seconds"
     charged = "r.connection_charge + (r.price * " + billable + " * 2 + 60) / 120"
-    cost = f"(CASE WHEN {charged} > r.minimum_charge THEN {charged} ELSE r.minimum_charge END) / 10000.0"
+    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite's two-argument MAX
+    cost = f"{greatest}({charged}, r.minimum_charge) / 10000.0"
     reason = (
         f"CASE WHEN {line} IS NULL THEN 'unknown_cli' WHEN {tariff} IS NULL THEN 'no_tariff' "
         "WHEN r.id IS NULL THEN 'unrateable' ELSE '' END"
