@@ -212,34 +212,28 @@ def _read_ahead(batches: Iterator[_Batch]) -> Generator[_Batch, None, None]:
         reader.join()
 
 
-# What the reader thread parses per call, in the staging table's column order: its place in the batch
-# first, which the rated rows are joined back on. The import's partner and the call's UK date are added
-# in SQL, and rating, as the rows go from staging into the call records.
+# What the reader thread parses per call, in the staging table's column order. The import's partner and
+# the call's UK date are added in SQL, and rating, as the rows go from staging into the call records.
 _STAGED = (
-    "n, call_reference, cli, cli_index, dialled_number, dialled_prefix, started_at, duration_seconds, "
-    "call_type"
+    "call_reference, cli, cli_index, dialled_number, dialled_prefix, started_at, duration_seconds, call_type"
 )
 _STAGING_TABLE = """
     CREATE TEMP TABLE IF NOT EXISTS call_staging (
-        n integer, call_reference varchar(64), cli text, cli_index varchar(64), dialled_number text,
+        call_reference varchar(64), cli text, cli_index varchar(64), dialled_number text,
         dialled_prefix varchar(8), started_at timestamptz, duration_seconds integer, call_type varchar(20)
     ) ON COMMIT DROP
 """
 _STAGED_NAMES = [name.strip() for name in _STAGED.split(",")]
-_STAGED_TYPES = ["int4", "varchar", "text", "varchar", "text", "varchar", "timestamptz", "int4", "varchar"]
-# Rating's result per staged call: narrow, so rating writes a tenth of what the calls weigh.
-_RATED = f"n, started_on, {', '.join(RATED_COLUMNS)}"
-_STORED = (
-    f"{', '.join(_STAGED_NAMES[1:])}, started_on, partner_id, call_import_id, {', '.join(RATED_COLUMNS)}"
-)
+_STAGED_TYPES = ["varchar", "text", "varchar", "text", "varchar", "timestamptz", "int4", "varchar"]
+_STORED = f"{_STAGED}, started_on, partner_id, call_import_id, {', '.join(RATED_COLUMNS)}"
 
 
 def _load_postgresql(rows: list[tuple[object, ...]], *, call_import_id: int, partner_id: int) -> int:
     """COPY the batch into an unindexed temporary table, rate it there into a second one, then store it
     with one INSERT ... SELECT: every stored row is written once, already rated."""
     _copy_to_staging(rows)
-    _rate_staged(partner_id=partner_id)
-    return _store_rated(call_import_id=call_import_id, partner_id=partner_id)
+    _rate_staged(call_import_id=call_import_id, partner_id=partner_id)
+    return _store_rated()
 
 
 def _copy_to_staging(rows: list[tuple[object, ...]]) -> None:
@@ -251,48 +245,42 @@ def _copy_to_staging(rows: list[tuple[object, ...]]) -> None:
         # reader thread needs too.
         with raw.copy(f"COPY call_staging ({_STAGED}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_STAGED_TYPES)
-            for n, row in enumerate(rows):
-                copy.write_row((n, *row))
+            for row in rows:
+                copy.write_row(row)
 
 
-def _rate_staged(*, partner_id: int) -> None:
-    """The rating of each staged call (and its UK date), by its place in the batch, in the temporary
-    table call_rated."""
+def _rate_staged(*, call_import_id: int, partner_id: int) -> None:
+    """The staged calls as they will be stored, rated, in the temporary table call_rated."""
     query = rating_query(partner_id=partner_id)
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS call_rated ON COMMIT DROP AS "  # noqa: S608
-            f"SELECT 0 AS n, {', '.join(['started_on', *RATED_COLUMNS])} FROM billing_callrecord WITH NO DATA"
+            f"SELECT {_STORED} FROM billing_callrecord WITH NO DATA"
         )
         cursor.execute("TRUNCATE call_rated")
         cursor.execute(
             f"""
-            INSERT INTO call_rated ({_RATED})
-            SELECT c.n, c.started_on, {query.columns}
+            INSERT INTO call_rated ({_STORED})
+            SELECT {", ".join(f"c.{name}" for name in _STAGED_NAMES)}, c.started_on,
+                   c.partner_id, %s, {query.columns}
             FROM (
-                SELECT s.n, s.cli_index, s.dialled_prefix, s.started_at, s.duration_seconds,
-                       CAST((s.started_at AT TIME ZONE 'Europe/London') AS date) AS started_on,
+                SELECT s.*, CAST((s.started_at AT TIME ZONE 'Europe/London') AS date) AS started_on,
                        CAST(%s AS bigint) AS partner_id, CAST(NULL AS bigint) AS line_id,
                        CAST(NULL AS bigint) AS customer_id
                 FROM call_staging s
             ) c {query.joins}
             """,  # noqa: S608 - only fixed fragments are interpolated
-            [partner_id, *query.params],
+            [call_import_id, partner_id, *query.params],
         )
 
 
-def _store_rated(*, call_import_id: int, partner_id: int) -> int:
+def _store_rated() -> int:
     """Rows go in by customer: a bill run reads calls customer by customer, and a customer's calls then
     sit on a few pages of each batch instead of one page each. A reference already stored is skipped."""
-    staged = ", ".join(f"s.{name}" for name in _STAGED_NAMES[1:])
-    rated = ", ".join(f"r.{name}" for name in RATED_COLUMNS)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO billing_callrecord ({_STORED}) "  # noqa: S608 - only fixed fragments are interpolated
-            f"SELECT {staged}, r.started_on, %s, %s, {rated} "
-            "FROM call_staging s JOIN call_rated r ON r.n = s.n "
-            "ORDER BY r.customer_id, s.started_at ON CONFLICT (call_reference) DO NOTHING",
-            [partner_id, call_import_id],
+            f"INSERT INTO billing_callrecord ({_STORED}) SELECT {_STORED} FROM call_rated "  # noqa: S608
+            "ORDER BY customer_id, started_at ON CONFLICT (call_reference) DO NOTHING"
         )
         return cursor.rowcount
 
