@@ -202,7 +202,12 @@ class Customer(TimeStampedModel):
     @property
     def reference(self) -> str:
         """The public account reference, C-000123, derived from the primary key."""
-        return f"{self.REFERENCE_PREFIX}{self.pk:06d}"
+        return self.reference_of(self.pk)
+
+    @classmethod
+    def reference_of(cls, pk: int) -> str:
+        """The reference of the customer with this primary key, without loading it."""
+        return f"{cls.REFERENCE_PREFIX}{pk:06d}"
 
     @classmethod
     def pk_from_reference(cls, reference: str) -> int | None:

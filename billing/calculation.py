@@ -301,7 +301,7 @@ def _draft_row(
         profile.legal_name,
         profile.address,
         profile.vat_number,
-        f"{Customer.REFERENCE_PREFIX}{customer.pk:06d}",
+        Customer.reference_of(customer.pk),
         encrypt(customer.name),
         encrypt(address),
         STANDARD_VAT_RATE,
