@@ -30,7 +30,7 @@ from billing.models import (
     PartnerBillingProfile,
     RecurringCharge,
 )
-from fusion_site.bulk import insert_rows, record_history_in_sql
+from fusion_site.bulk import insert_rows, record_history_in_sql, set_for_transaction
 from fusion_site.crypto import keyring
 from fusion_site.money import COST_UNITS_PER_POUND, STANDARD_VAT_RATE, to_money, vat_on
 
@@ -184,7 +184,11 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
 
     A bill run writes thousands of invoices and tens of thousands of lines, so they are written as rows
     in SQL (fusion_site.bulk), with their history copied from them, rather than as model instances."""
-    _plan_for_a_chunk()
+    # A chunk's calls are a twentieth of the table, a few rows on each of many pages (imported in
+    # batches, each in customer order). At PostgreSQL's default cost of a random page (4, for spinning
+    # disks) the planner read the whole table instead of those pages through the customer index: 260 ms
+    # instead of 65 ms a chunk of a million calls (bench/bill_run.py). JIT costs more than it saves here.
+    set_for_transaction(random_page_cost="1.1", jit="off")
     profile = PartnerBillingProfile.objects.get(partner_id=bill_run.partner_id)
     customers = [
         ChunkCustomer(*row)
@@ -260,19 +264,6 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
     _claim(calls_table, bill_run)
     _drop(calls_table)
     return len(invoice_of)
-
-
-def _plan_for_a_chunk() -> None:
-    """Planner settings for this transaction (PostgreSQL). A chunk's calls are a twentieth of the
-    table, a few rows on each of many pages (they were imported in batches, each in customer order).
-    At the default cost of a random page (4, for spinning disks) the planner reads the whole table
-    instead of those pages through the customer index: 260 ms instead of 65 ms a chunk of a million
-    calls (bench/bill_run.py). Compiling the statements to machine code (JIT) costs more than it saves."""
-    if connection.vendor != "postgresql":
-        return
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL random_page_cost = 1.1")
-        cursor.execute("SET LOCAL jit = off")
 
 
 def _draft_row(

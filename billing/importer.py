@@ -30,6 +30,7 @@ from django.utils import timezone
 from accounts.validation import normalise_phone
 from billing.models import CallImport, CallImportError, CallRecord
 from billing.rating import MAX_PREFIX_LENGTH, RATED_COLUMNS, rate_pending_calls, rating_query
+from fusion_site.bulk import set_for_transaction
 from fusion_site.crypto import blind_index, encrypt_bulk, keyring
 
 REQUIRED_COLUMNS = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
@@ -234,6 +235,10 @@ _STORED = f"{_STAGED}, started_on, partner_id, call_import_id, {', '.join(RATED_
 def _load_postgresql(rows: list[tuple[object, ...]], *, call_import_id: int, partner_id: int) -> int:
     """COPY the batch into an unindexed temporary table, rate it there into a second one, then store it
     with one INSERT ... SELECT: every stored row is written once, already rated."""
+    # Compiling the store's statement to machine code (JIT, which its estimated cost triggers) takes
+    # longer than running it, and its sort of the batch by customer (about 20 MB) spilled to disk at the
+    # default work_mem of 4 MB.
+    set_for_transaction(jit="off", work_mem="32MB")
     _copy_to_staging(rows)
     _rate_staged(call_import_id=call_import_id, partner_id=partner_id)
     return _store_rated()
@@ -241,11 +246,6 @@ def _load_postgresql(rows: list[tuple[object, ...]], *, call_import_id: int, par
 
 def _copy_to_staging(rows: list[tuple[object, ...]]) -> None:
     with connection.cursor() as cursor:
-        # For this batch's transaction: compiling the store's statement to machine code (JIT, which its
-        # estimated cost triggers) takes longer than running it, and its sort of the batch by customer
-        # (about 10 MB) spills to disk at the default work_mem of 4 MB.
-        cursor.execute("SET LOCAL jit = off")
-        cursor.execute("SET LOCAL work_mem = '32MB'")
         cursor.execute(_STAGING_TABLE)
         cursor.execute("TRUNCATE call_staging")
         raw = cursor.cursor  # the psycopg 3 cursor, for COPY

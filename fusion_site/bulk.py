@@ -54,6 +54,17 @@ def _insert_statements(
             )
 
 
+def set_for_transaction(**settings: str) -> None:
+    """PostgreSQL planner and memory settings (``SET LOCAL``) for the rest of the current transaction
+    only; nothing elsewhere. For bulk statements whose shape the defaults misjudge, each call site says
+    what it measured."""
+    if connection.vendor != "postgresql":
+        return
+    with connection.cursor() as cursor:
+        for name, value in settings.items():
+            cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
 def record_history_in_sql(
     queryset: models.QuerySet[Any], *, actor: Any, reason: str, when: datetime.datetime
 ) -> None:

@@ -4,12 +4,13 @@ import datetime
 from decimal import Decimal
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import OneOffCharge
 from fusion_site import bulk
+from tests.conftest import require_service
 from tests.factories import CustomerFactory, UserFactory
 
 FIELDS = ("created_at", "updated_at", "customer", "description", "amount", "charge_date")
@@ -70,3 +71,19 @@ def test_history_copies_the_stored_rows_with_the_actor_and_reason():
             charge.amount,
             charge.charge_date,
         )
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_settings_last_for_the_transaction_only():
+    require_service("PostgreSQL", connection.vendor == "postgresql", "SET LOCAL is PostgreSQL's")
+
+    def work_mem() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW work_mem")
+            return cursor.fetchone()[0]
+
+    before = work_mem()
+    with transaction.atomic():
+        bulk.set_for_transaction(work_mem="48MB", jit="off")
+        assert work_mem() == "48MB"
+    assert work_mem() == before, "a committed transaction leaves the session's settings as they were"
