@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import connection
-from django.db.models import Q, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Customer, Site, User
@@ -303,17 +303,18 @@ def _draft_row(
 
 
 def _address_snapshots(customer_ids: list[int]) -> dict[int, str]:
-    """Each customer's first site's address, as the invoice prints it."""
-    snapshots: dict[int, str] = {}
-    sites = (
+    """Each customer's first site's address, as the invoice prints it. Only first sites are read, so a
+    customer with fifty sites costs four decryptions, not two hundred."""
+    first_sites = (
         Site.objects.filter(customer_id__in=customer_ids)
-        .order_by("customer_id", "pk")
-        .values_list("customer_id", "address_line1", "address_line2", "town", "postcode")
+        .values("customer_id")
+        .annotate(first=Min("pk"))
+        .values("first")
     )
-    for customer_id, *parts in sites:
-        if customer_id not in snapshots:
-            snapshots[customer_id] = "\n".join(part for part in parts if part)
-    return snapshots
+    sites = Site.objects.filter(pk__in=first_sites).values_list(
+        "customer_id", "address_line1", "address_line2", "town", "postcode"
+    )
+    return {customer_id: "\n".join(part for part in parts if part) for customer_id, *parts in sites}
 
 
 _CHUNK_CALLS = "chunk_calls"

@@ -40,7 +40,7 @@ from tests.billing.factories import (
     run_on_commit,
     uk,
 )
-from tests.factories import UserFactory, full_customer
+from tests.factories import SiteFactory, UserFactory, full_customer
 
 JANUARY, FEBRUARY, MARCH, APRIL = (month(2025, n) for n in (1, 2, 3, 4))
 
@@ -599,6 +599,7 @@ def test_invoice_totals_are_the_sum_of_their_lines_and_gross_is_net_plus_vat(
 def test_each_draft_has_one_history_row_by_the_actor_and_encrypted_snapshots(partner, profile, agent):
     customer = _billable_customer(partner, agent)
     site = customer.sites.get()
+    SiteFactory(customer=customer, label="Second site")  # the snapshot is the first site's address
 
     bill_run = calculated_run(partner, JANUARY, actor=agent)
 
