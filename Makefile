@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: install run test lint worker beat bench
+.PHONY: install run test test-dates lint worker beat bench bench-smoke
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -31,15 +31,26 @@ lint: install
 test: lint
 	.venv/bin/pytest
 
+# The tests marked date_sensitive again, each under a frozen instant: a month end, a leap day, and the
+# repeated hour of the night the clocks go back (01:30 BST, before the second 01:00 GMT).
+DATE_SENSITIVE_INSTANTS := 2027-01-31T23:30:00+00:00 2028-02-29T12:00:00+00:00 2026-10-25T01:30:00+01:00
+test-dates: install
+	@set -e; for instant in $(DATE_SENSITIVE_INSTANTS); do \
+	  echo "date-sensitive tests at $$instant"; \
+	  FUSION_TEST_NOW=$$instant .venv/bin/pytest -q -p no:cacheprovider -m date_sensitive; \
+	done
+
 worker: install
 	.venv/bin/celery -A fusion_site worker --loglevel=INFO
 
 beat: install
 	.venv/bin/celery -A fusion_site beat --loglevel=INFO
 
+BENCHES := bench/site_details.py bench/bill_run.py bench/privacy_erasure.py bench/privacy_export.py bench/retention.py
+
 bench: install
-	$(PY) bench/site_details.py
-	$(PY) bench/bill_run.py
-	$(PY) bench/privacy_erasure.py
-	$(PY) bench/privacy_export.py
-	$(PY) bench/retention.py
+	@set -e; for script in $(BENCHES); do $(PY) $$script; done
+
+# Every bench at a size that runs in seconds (CI runs this), so a bench that breaks fails.
+bench-smoke: install
+	@set -e; for script in $(BENCHES); do echo "$$script --smoke"; $(PY) $$script --smoke; done

@@ -212,6 +212,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="skip the two floors of the import (its Python work alone; storing its rows alone)",
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a size that runs in seconds (CI: 50 customers, 2,000 calls, no floors); the invoices must\n"
+        "still agree with B, but the timing targets are not checked at that size",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--profile",
@@ -225,6 +231,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"PostgreSQL database to DROP and re-create (default {DEFAULT_DATABASE_URL})",
     )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.customers, args.calls, args.floors = 50, 2_000, False
     if args.customers < 1 or args.lines_per_customer < 1 or args.calls < 1 or args.workers < 1:
         parser.error("--customers, --lines-per-customer, --calls and --workers must be at least 1")
     if args.loaders is not None and args.loaders < 1:
@@ -984,7 +992,7 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     )
     print()
 
-    checks = [
+    checks: list[tuple[str, str, str, bool | None]] = [
         (
             "import / raw COPY",
             f"{import_ratio:.1f}x",
@@ -1012,12 +1020,16 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
         ),
         ("every call imported", f"{results.imported:,}", f"{calls.rows:,}", results.imported == calls.rows),
     ]
+    if args.smoke:
+        # At smoke size fixed costs swamp the work the targets are about: print them, check correctness.
+        checks = [(*check[:3], None) if index < 3 else check for index, check in enumerate(checks)]
     print(f"{'check':<38}  {'value':>14}  {'target':>10}  result")
     print("-" * 74)
     for label, value, target, ok in checks:
-        print(f"{label:<38}  {value:>14}  {target:>10}  {'ok' if ok else 'MISSED'}")
+        verdict = "not checked (smoke)" if ok is None else "ok" if ok else "MISSED"
+        print(f"{label:<38}  {value:>14}  {target:>10}  {verdict}")
     print(f"{'peak RSS':<38}  {rss_mb():>11,.0f} MB")
-    passed = all(ok for *_rest, ok in checks)
+    passed = all(ok is not False for *_rest, ok in checks)
     print()
     print("PASS" if passed else "FAIL: see MISSED above")
     return passed

@@ -53,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--calls", type=int, default=100_000)
     parser.add_argument("--small-calls", type=int, default=1_000)
+    parser.add_argument(
+        "--smoke", action="store_true", help="a size that runs in seconds (CI): 2,000 and 200 calls"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--database-url",
@@ -60,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"PostgreSQL database to DROP and re-create (default {DEFAULT_DATABASE_URL})",
     )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.calls, args.small_calls = 2_000, 200
     if "bench" not in database_name(args.database_url):
         parser.error("the database's name must contain 'bench' (it is dropped and re-created)")
     return args

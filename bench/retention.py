@@ -56,6 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--due", type=int, default=10_000)
     parser.add_argument("--small-due", type=int, default=1_000)
     parser.add_argument("--max-memory-ratio", type=float, default=2.0)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a size that runs in seconds (CI: 1,000 customers, 200 and 20 due); the memory ratio is not\n"
+        "checked at that size, where the fixed costs outweigh the growth it looks for",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--no-tracemalloc",
@@ -69,6 +75,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"PostgreSQL database to DROP and re-create (default {DEFAULT_DATABASE_URL})",
     )
     args = parser.parse_args(argv)
+    if args.smoke:
+        args.customers, args.due, args.small_due = 1_000, 200, 20
     if "bench" not in database_name(args.database_url):
         parser.error("the database's name must contain 'bench' (it is dropped and re-created)")
     if args.small_due + args.due > args.customers:
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", {memory_ratio:.2f}x the peak memory" if args.trace else " (not traced: no memory figures)")
     )
     failed = False
-    if args.trace and memory_ratio > args.max_memory_ratio:
+    if args.trace and not args.smoke and memory_ratio > args.max_memory_ratio:
         print(f"FAIL: peak memory grew {memory_ratio:.2f}x (limit {args.max_memory_ratio}x)")
         failed = True
     for item in (small, large):

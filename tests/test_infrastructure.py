@@ -1,5 +1,6 @@
 """The two commands' foundations: the real services in CI, Celery configuration, roles, demo data."""
 
+import datetime
 import io
 
 import pytest
@@ -12,7 +13,7 @@ from django.db import connection
 
 from accounts.models import Contact, Customer, Line, PaymentDetails, Role, Site, User
 from fusion_site.celery import app as celery_app
-from tests.conftest import require_service
+from tests.conftest import LONDON, require_service
 
 
 def _redis_reachable() -> bool:
@@ -86,3 +87,42 @@ def test_demo_history_is_attributed_to_the_seed_actor(db):
     call_command("seed_demo", customers=4, partners=1, stdout=io.StringIO(), stderr=io.StringIO())
     record = Contact.history.first()
     assert record is not None and record.history_user.email.startswith("seed-demo@")
+
+
+# Nothing rots unrun: CI runs ``make bench-smoke`` and ``make test-dates`` (.ci/run).
+
+REPO = settings.BASE_DIR
+
+
+def _make_variable(name: str) -> list[str]:
+    for line in (REPO / "Makefile").read_text().splitlines():
+        if line.startswith(f"{name} :="):
+            return line.split(":=", 1)[1].split()
+    raise AssertionError(f"the Makefile sets no {name}")
+
+
+def test_every_bench_script_is_run_at_smoke_size_by_ci():
+    """A bench script added to bench/ is listed for ``make bench-smoke`` and takes ``--smoke``."""
+    scripts = sorted(
+        f"bench/{path.name}"
+        for path in (REPO / "bench").glob("*.py")
+        if 'if __name__ == "__main__":' in path.read_text()
+    )
+    assert scripts, "no bench scripts found"
+    assert sorted(_make_variable("BENCHES")) == scripts
+    for script in scripts:
+        assert '"--smoke"' in (REPO / script).read_text(), f"{script} has no --smoke size"
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make bench-smoke" in ci and "make test-dates" in ci
+
+
+def test_ci_reruns_the_date_sensitive_tests_at_a_month_end_a_leap_day_and_the_clocks_going_back():
+    instants = [datetime.datetime.fromisoformat(text) for text in _make_variable("DATE_SENSITIVE_INSTANTS")]
+    london = [instant.astimezone(LONDON) for instant in instants]
+    month_end = any((day + datetime.timedelta(days=1)).day == 1 for day in london)
+    leap_day = any((day.month, day.day) == (2, 29) for day in london)
+    # The repeated hour: the same wall-clock time an hour later is another UTC instant (fold=1).
+    clocks_back = any(
+        day.replace(fold=1).utcoffset() != day.replace(fold=0).utcoffset() and day.fold == 0 for day in london
+    )
+    assert month_end and leap_day and clocks_back, london
