@@ -98,6 +98,7 @@ from billing.models import (
 )
 from fusion_site.customer_cache import customer_cache_forget_many
 from privacy.data_map import ACCOUNTABILITY, VAT_RECORDS, ErasureAction, LegalObligation
+from privacy.deadlines import add_calendar_months
 from privacy.models import DataExport, ErasureEvent, ErasureRecord, LegalHold, PrivacyRequest
 
 EXPORTS_DIR = "exports"
@@ -521,7 +522,8 @@ def _warnings(customer: Customer) -> list[str]:
 
 
 def _six_years_after(day: datetime.date | None) -> datetime.date | None:
-    return day.replace(year=day.year + VAT_RETENTION_YEARS) if day else None
+    # Calendar months, so an invoice of 29 February is kept until 28 February six years on.
+    return add_calendar_months(day, VAT_RETENTION_YEARS * 12) if day else None
 
 
 def _rows_by(queryset: QuerySet[Any], key: str) -> dict[int, int]:

@@ -1,6 +1,9 @@
+import datetime
 import os
+import zoneinfo
 
 import pytest
+import time_machine
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -12,6 +15,51 @@ from tests.billing.factories import billing_profile
 from tests.factories import CustomerFactory, PartnerFactory, UserFactory, full_customer
 
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+# Every test runs under a frozen clock, so no outcome depends on the day the suite runs. The default
+# instant is a month's last day (retention and deadline rules turn on month ends). ``FUSION_TEST_NOW``
+# (an ISO 8601 instant with its offset) moves the tests marked ``date_sensitive`` to another instant:
+# CI runs them again at a month end, on a leap day and in the hour the clocks go back (.ci/run).
+DEFAULT_TEST_NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.UTC)
+TEST_NOW_VARIABLE = "FUSION_TEST_NOW"
+LONDON = zoneinfo.ZoneInfo("Europe/London")
+
+
+def test_now(*, date_sensitive: bool) -> datetime.datetime:
+    """The instant a test starts at: ``FUSION_TEST_NOW`` for date-sensitive tests when it is set."""
+    override = os.environ.get(TEST_NOW_VARIABLE, "")
+    if not (date_sensitive and override):
+        return DEFAULT_TEST_NOW
+    instant = datetime.datetime.fromisoformat(override)
+    if instant.tzinfo is None:
+        raise pytest.UsageError(f"{TEST_NOW_VARIABLE}={override!r} needs an offset, e.g. +00:00")
+    return instant
+
+
+@pytest.fixture(autouse=True)
+def _frozen_clock(request):
+    """Freeze the clock at ``test_now`` (it ticks on from there, so code that waits still sees time
+    pass). A test marked ``frozen_at("<ISO instant>")`` starts at its own instant; one marked
+    ``real_clock`` (it talks to another process on the real clock: a Celery worker, Chromium) is left
+    alone and must use only times relative to now."""
+    if request.node.get_closest_marker("real_clock"):
+        yield None
+        return
+    pinned = request.node.get_closest_marker("frozen_at")
+    if pinned:
+        start = datetime.datetime.fromisoformat(pinned.args[0])
+    else:
+        start = test_now(date_sensitive=request.node.get_closest_marker("date_sensitive") is not None)
+    with time_machine.travel(start, tick=True) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def clock(_frozen_clock):
+    """The test's time machine: ``clock.shift(datetime.timedelta(...))`` or ``clock.move_to(instant)``."""
+    if _frozen_clock is None:
+        pytest.fail("this test is marked real_clock: it has no frozen clock to move")
+    return _frozen_clock
 
 
 @pytest.fixture(autouse=True)

@@ -14,6 +14,9 @@ from accounts import services
 from accounts.models import AccessLog, Role
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PaymentDetailsFactory, SiteFactory
 
+# The outcome turns on today's date: CI runs this module again at other frozen instants.
+pytestmark = pytest.mark.date_sensitive
+
 STAFF_ROLES = [role for role in Role if role != Role.CUSTOMER]
 
 # What the customer below shows in clear, and masked, on the Site Details page.
@@ -157,17 +160,19 @@ def test_untrained_staff_cannot_reveal(client, make_user, customer, role):
     assert not AccessLog.objects.exists()
 
 
+# Made when the test runs, under its frozen clock: a date computed at import would be the real today.
 CLEARANCE_CASES = {
-    "training 364 days ago": ({"gdpr_training_completed_at": days_ago(364)}, True),
-    "training 366 days ago": ({"gdpr_training_completed_at": days_ago(366)}, False),
-    "no training": ({"gdpr_training_completed_at": None}, False),
-    "agreement not signed": ({"confidentiality_signed_at": None}, False),
+    "training 364 days ago": (lambda: {"gdpr_training_completed_at": days_ago(364)}, True),
+    "training 366 days ago": (lambda: {"gdpr_training_completed_at": days_ago(366)}, False),
+    "no training": (lambda: {"gdpr_training_completed_at": None}, False),
+    "agreement not signed": (lambda: {"confidentiality_signed_at": None}, False),
 }
 
 
 @pytest.mark.parametrize("case", list(CLEARANCE_CASES))
 def test_clearance_needs_current_training_and_a_signed_agreement(client, make_user, customer, case):
-    fields, cleared = CLEARANCE_CASES[case]
+    make_fields, cleared = CLEARANCE_CASES[case]
+    fields = make_fields()
     client.force_login(make_user(Role.SUPPORT_AGENT, **fields))
 
     page = client.get(f"/customers/{customer.reference}/")

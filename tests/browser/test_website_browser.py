@@ -6,7 +6,8 @@ import pytest
 from privacy.models import CookieConsentRecord, WebsiteSubmission
 
 # serialized_rollback: each live-server test starts from the migrated data (role groups) a flush removes.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# Chromium keeps the real clock (it would drop cookies set from a frozen one): relative times only.
+pytestmark = [pytest.mark.real_clock, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ANALYTICS = "script[data-analytics]"
 

@@ -22,6 +22,7 @@ from privacy.models import PrivacyRequest
 from privacy.services import requests as services
 from privacy.website import services as website_services
 from tests.billing.factories import Call, calculated_run, finalised_run, import_calls, month
+from tests.conftest import LONDON
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PaymentDetailsFactory, SiteFactory
 
 
@@ -206,11 +207,11 @@ def on_commit(django_capture_on_commit_callbacks):
 
 
 @pytest.fixture
-def today(monkeypatch):
-    """Set the services' idea of today: ``today(date)``."""
+def today(clock):
+    """Move the frozen clock to noon in London on a day: ``today(date)``."""
 
     def set_today(day: datetime.date) -> None:
-        monkeypatch.setattr(services, "_today", lambda: day)
+        clock.move_to(datetime.datetime.combine(day, datetime.time(12), tzinfo=LONDON))
 
     return set_today
 

@@ -45,6 +45,9 @@ from tests.privacy.test_erasure import scan
 
 TODAY = datetime.date(2026, 11, 30)
 LONDON = zoneinfo.ZoneInfo("Europe/London")
+# Scenarios on fixed dates around TODAY (a month's last day), so the clock is pinned there; the month-end,
+# leap-year and UK-date boundaries are the explicit cases below, whatever day the suite runs on.
+pytestmark = pytest.mark.frozen_at("2026-11-30T12:00:00+00:00")
 
 
 @pytest.fixture
@@ -121,12 +124,12 @@ def test_contract_end_boundaries(partner, contract_end, today, erased):
     assert run.counts.get("customer_account", {}).get("accounts.Customer", 0) == int(erased)
 
 
-def test_today_is_the_uk_date_not_the_utc_date(partner, monkeypatch):
+def test_today_is_the_uk_date_not_the_utc_date(partner, clock):
     """23:30 UTC on 31 March 2025 is 00:30 on 1 April in London (BST): a contract that ended on 1 March
     is a month old there, though the UTC date still says 31 March."""
     customer = ended(partner, datetime.date(2025, 3, 1))
     instant = datetime.datetime(2025, 3, 31, 23, 30, tzinfo=datetime.UTC)
-    monkeypatch.setattr(timezone, "now", lambda: instant)
+    clock.move_to(instant)
     assert instant.date() == datetime.date(2025, 3, 31)
     run = retention_run()
     assert run.run_on == datetime.date(2025, 4, 1)

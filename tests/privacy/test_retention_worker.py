@@ -28,7 +28,12 @@ from tests.test_infrastructure import _redis_reachable
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMERS = 12
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+# The workers are other processes on the real clock, so these tests use only times relative to now.
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.real_clock,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 
 def _require_services() -> None:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from privacy.models import CookieConsentRecord
 from privacy.website.views import COOKIE_CONSENT_COOKIE
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.date_sensitive, pytest.mark.django_db]
 
 ANALYTICS_TAG = 'website/js/analytics.js" defer data-analytics'
 

@@ -2,16 +2,15 @@
 
 import datetime
 import re
-import time
 
 import pytest
-from django.core import mail, signing
+from django.core import mail
 from django.urls import reverse
 
 from privacy.models import WebsiteSubmission
 from privacy.website import verification
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.date_sensitive, pytest.mark.django_db]
 
 Status = WebsiteSubmission.Status
 
@@ -62,13 +61,10 @@ def test_sign_up_confirm_then_unsubscribe(client, notice, django_capture_on_comm
     assert reasons[-1] == "Unsubscribed through the link in a mail"
 
 
-def test_expired_confirmation_link_is_refused(
-    client, notice, django_capture_on_commit_callbacks, monkeypatch
-):
+def test_expired_confirmation_link_is_refused(client, notice, django_capture_on_commit_callbacks, clock):
     sign_up(client, django_capture_on_commit_callbacks)
     confirm_path, unsubscribe_path = links(mail.outbox[0])
-    four_days_later = time.time() + datetime.timedelta(days=4).total_seconds()
-    monkeypatch.setattr(signing.time, "time", lambda: four_days_later)
+    clock.shift(datetime.timedelta(days=4))
     assert datetime.timedelta(days=4) > verification.DEFAULT_MAX_AGE
     response = client.post(confirm_path)
     assert response.status_code == 400

@@ -9,7 +9,7 @@ from django.urls import reverse
 from privacy.models import PrivacyRequest, State, WebsiteSubmission
 from privacy.website import services, verification
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.date_sensitive, pytest.mark.django_db]
 
 Status = WebsiteSubmission.Status
 
