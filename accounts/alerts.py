@@ -3,7 +3,8 @@
 - many reveals (access log) or exports (audit events ``export.*``) by one user within a short window;
 - a user opening a customer outside their own partner (an administrator or DPO reading a partner's
   customer, which their role allows but which should be seen);
-- repeated lockouts of one username or from one address within a day.
+- repeated lockouts of one username or from one address within a day;
+- an address throttled for failed logins at many usernames (password spraying, accounts.lockout).
 
 Each alert is sent once per subject and window (an atomic ``cache.add``), not once per request. The
 mails name staff by email and customers by account reference only: no customer personal data.
@@ -104,6 +105,18 @@ def check_repeated_lockouts(*, username_digest: str, ip_address: str) -> bool:
             f"Address {ip_address} was locked out {by_address} times in a day.",
         )
     return sent
+
+
+def check_password_spraying(*, ip_address: str, failures: int, usernames: int) -> bool:
+    return _send_once(
+        f"spraying:{ip_address}",
+        datetime.timedelta(days=1),
+        f"[Fusion security] Logins from {ip_address} throttled: failures at many usernames",
+        f"Address {ip_address} failed to log in at least {failures} times at {usernames} usernames within "
+        f"{int(settings.AXES_COOLOFF_TIME.total_seconds() // 60)} minutes, which looks like password "
+        "spraying: every login from it is refused until its failures age out. If it is one of our offices "
+        "or partners, delete its access attempts under Axes > Access attempts in the admin to let it in.",
+    )
 
 
 def after_access_logged(entry: AccessLog) -> None:

@@ -125,11 +125,21 @@ RECOVERY_CODE_COUNT = 10
 # Nobody, administrators included, can read another user's TOTP secret or QR code in the admin.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
-# django-axes: five failures lock the username, and separately the address they came from, for
-# AXES_COOLOFF_MINUTES (an administrator can unlock sooner in the admin, under Axes > Access attempts).
+# django-axes: AXES_FAILURE_LIMIT failures lock the username, from every address, for AXES_COOLOFF_MINUTES
+# (an administrator can unlock sooner in the admin, under Axes > Access attempts). Not the address: axes
+# has one limit for every lockout parameter, and at five one person's typos locked the whole office behind
+# it. Nor the (username, address) pair: at the same limit the username's lock always covers it.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = datetime.timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
-AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_LOCKOUT_PARAMETERS = ["username"]
+# An address is throttled (every login from it refused, and the administrators alerted) only for password
+# spraying: LOGIN_ADDRESS_FAILURE_LIMIT failures within the cool-off, counting at most AXES_FAILURE_LIMIT
+# per username, so at ten usernames or more by default (accounts.lockout).
+AXES_HANDLER = "accounts.lockout.AddressThrottlingHandler"
+LOGIN_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=50)
+# Axes warns when the address is not among its lockout parameters, since then nothing limits one address
+# guessing at many usernames; the handler above does (tests/security/test_lockout.py guards it).
+SILENCED_SYSTEM_CHECKS = ["axes.W006"]
 AXES_RESET_ON_SUCCESS = True
 # The login form's field (and authenticate()'s keyword) is "username", though it holds the email; axes
 # would otherwise look for "email" and count every failure against no username at all.
