@@ -196,15 +196,17 @@ def test_requesting_identity_stops_the_clock_and_emails_a_code(awaiting_identity
     assert code not in stored.code_hash and len(stored.code_hash) == 64
 
 
-def test_right_code_starts_the_clock_from_the_day_of_verification(awaiting_identity, dpo, today):
+def test_right_code_starts_the_clock_from_the_day_of_verification(awaiting_identity, dpo, clock):
     code = _code_from(mail.outbox[0])
-    today(D(2025, 9, 10))
+    # The code was sent at noon on 3 September; it is entered the next morning, within its 24 hours.
+    clock.shift(datetime.timedelta(hours=20))
     services.privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=code, actor=dpo)
     awaiting_identity.refresh_from_db()
     assert awaiting_identity.state == State.IN_PROGRESS
     assert awaiting_identity.identity_method == PrivacyRequest.IdentityMethod.CODE
-    assert awaiting_identity.clock_started_on == D(2025, 9, 10)
-    assert awaiting_identity.due_on == D(2025, 10, 10)
+    assert awaiting_identity.clock_started_on == D(2025, 9, 4)
+    # A month from 4 September 2025 is Saturday 4 October: the next working day is Monday the 6th.
+    assert awaiting_identity.due_on == D(2025, 10, 6)
     # A used code cannot be used again.
     services.privacy_request_hold(privacy_request=awaiting_identity, actor=dpo, reason="Which account?")
     assert awaiting_identity.identity_codes.get().used_at is not None
