@@ -166,6 +166,7 @@ def test_a_run_whose_lease_is_live_is_not_marked_abandoned(clock, partner):
     real = killed_run(clock, dry_run=False)  # a minute later: its lease lapses a minute after the dry run's
     # The real run's worker still holds the lock, as a live one does.
     assert retention_lock_acquire(holder="the-real-runs-worker")
+    assert dry.lease_expires_at is not None and real.lease_expires_at is not None
     second = datetime.timedelta(seconds=1)
 
     clock.move_to(dry.lease_expires_at - second)
