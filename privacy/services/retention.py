@@ -207,6 +207,8 @@ def retention_run(
     task's: a task whose run already finished gets that run back and nothing is done again."""
     observer = observer or RetentionObserver()
     today = today or timezone.localdate()
+    # As stored (a Celery id is 36 characters; a custom one may be longer), so a redelivery finds it.
+    task_id = task_id[:64]
     actor = system_user(job=RETENTION_JOB)
     retention_runs_abandon_lapsed()
     if (done := _finished_run_of(task_id)) is not None:
