@@ -257,6 +257,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "privacy.tasks.run_retention",
         "schedule": crontab(hour=2, minute=15),
     },
+    # A retention run whose worker died shows as abandoned within this and RETENTION_LOCK_TTL_SECONDS.
+    "privacy-retention-abandoned-runs": {
+        "task": "privacy.tasks.abandon_lapsed_retention_runs",
+        "schedule": crontab(minute="*/10"),
+    },
 }
 # Redis redelivers a task whose worker died without acknowledging it after this many seconds (Kombu's
 # default, an hour). A task still running then is delivered twice: the retention run's lock makes the

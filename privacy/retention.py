@@ -211,11 +211,13 @@ class RetentionContext:
 
     def id_batches(self, due: QuerySet[Any], size: int) -> Iterator[list[int]]:
         """The ids of ``due`` in ascending batches, by keyset (memory holds one batch), with the policy's
-        progress shown as each batch is done."""
+        progress shown as each batch is done. The run's lease is renewed after every batch, a dry run's
+        too, so a run whose worker died is seen to have stopped."""
         self.observer.begin(self.policy.key, due.count())
         last = 0
         while ids := list(due.filter(pk__gt=last).order_by("pk").values_list("pk", flat=True)[:size]):
             yield ids
+            self.renew_lease()
             self.observer.advance(len(ids))
             last = ids[-1]
         self.observer.end()
@@ -255,7 +257,6 @@ class RetentionContext:
         # Each erasure leaves cyclic garbage (simple-history builds a manager class per call); collecting it
         # per chunk keeps the run's memory flat however many customers are due (bench/retention.py).
         gc.collect()
-        self.renew_lease()
         if self.pause_seconds:
             time.sleep(self.pause_seconds)
 

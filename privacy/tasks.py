@@ -42,13 +42,23 @@ def purge_expired_data_exports() -> int:
 )
 def run_retention(self: Task) -> int | None:
     """Nightly: delete what retention no longer lets us keep. Acknowledged only when done, so a worker
-    killed mid-run has the task redelivered; the redelivery carries on the same run record. If the lease
-    is still held under this task's own id (the killed delivery's, not yet expired), try again once it
-    has expired; if another run holds it, this one does nothing."""
-    holder = f"task-{self.request.id}"
-    run = retention.retention_run(holder=holder)
+    killed mid-run has the task redelivered; the redelivery carries on the same run record, and a
+    delivery after the run finished does nothing. If the lease is still held by another delivery of this
+    task (a killed one's, not yet expired), try again once it has expired; if another run holds it, this
+    one does nothing."""
+    task_id = str(self.request.id)
+    run = retention.retention_run(task_id=task_id)
     if run is None:
-        if retention.retention_lock_holder() == holder:
+        if retention.retention_lock_held_by_task(task_id):
             raise self.retry(countdown=int(settings.RETENTION_LOCK_TTL_SECONDS) + 1)
         return None
     return run.pk
+
+
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=60, time_limit=90
+)
+def abandon_lapsed_retention_runs() -> int:
+    """Every few minutes: a retention run (dry runs too) whose worker stopped renewing its lease is
+    marked abandoned, so the Retention page does not show it running for ever."""
+    return retention.retention_runs_abandon_lapsed()

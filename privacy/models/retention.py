@@ -100,13 +100,22 @@ class LegalHold(TimeStampedModel):
 
 
 class RetentionRun(models.Model):
-    """One run of the retention job: what it did per policy, whom it kept and why, and what failed."""
+    """One run of the retention job: what it did per policy, whom it kept and why, and what failed.
+
+    A run is alive while its worker keeps renewing ``lease_expires_at`` (after every batch, dry runs
+    too). A run still ``running`` past it has no worker: the sweep, or the next run, marks it
+    ``abandoned``, so the page never shows a dead run as running. The next real run carries an abandoned
+    real run on (the same record, one more attempt); an abandoned dry run stays as it is."""
 
     class Status(models.TextChoices):
         RUNNING = "running", "Running"
         COMPLETED = "completed", "Completed"
         COMPLETED_WITH_ERRORS = "completed_with_errors", "Completed with errors (rerun finishes the rest)"
         INTERRUPTED = "interrupted", "Interrupted"
+        ABANDONED = "abandoned", "Abandoned (its worker stopped before the end)"
+
+    # A delivery of the task whose run is in one of these states has nothing left to do.
+    FINISHED = (Status.COMPLETED, Status.COMPLETED_WITH_ERRORS, Status.INTERRUPTED)
 
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -115,7 +124,11 @@ class RetentionRun(models.Model):
     status = models.CharField(max_length=30, choices=Status.choices, default=Status.RUNNING)
     dry_run = models.BooleanField(default=False)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The Celery task (its last delivery) that works on the run; empty when started from the command.
     task_id = models.CharField(max_length=64, blank=True)
+    lease_expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Renewed by the run's worker; a running run past it has none."
+    )
     attempts = models.PositiveSmallIntegerField(default=1)
     counts = models.JSONField(default=dict, help_text="Rows deleted or customers erased, per policy key.")
     held = models.JSONField(default=list, help_text="Customers due but held: reference and hold kinds.")
@@ -126,7 +139,11 @@ class RetentionRun(models.Model):
 
     class Meta:
         ordering = ["-started_at", "-id"]
-        indexes = [models.Index(fields=["status", "started_at"], name="retentionrun_status_started")]
+        indexes = [
+            models.Index(fields=["status", "started_at"], name="retentionrun_status_started"),
+            # Each delivery of the task looks for a run it already finished.
+            models.Index(fields=["task_id"], condition=~Q(task_id=""), name="retentionrun_task_id"),
+        ]
 
     def __str__(self) -> str:
         kind = "Dry run" if self.dry_run else "Run"
