@@ -44,6 +44,8 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="backoffice.example",
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         BLIND_INDEX_KEY=secrets.token_urlsafe(32),
+        AUDIT_HMAC_KEYS=secrets.token_urlsafe(32),
+        AUDIT_CHECKPOINT_DIR=str(tmp_path / "audit-checkpoints"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'production.sqlite3'}",
     )
     env.pop("REDIS_URL", None)
