@@ -42,7 +42,8 @@ class AuditKeyRing:
         return list(self.keys).index(kid)
 
     def sign(self, message: bytes, kid: str | None = None) -> str:
-        kid = kid or self.signing_id
+        # Only None means the newest key: an empty key id (an event from before the keys) is unknown.
+        kid = self.signing_id if kid is None else kid
         if kid not in self.keys:
             raise UnknownAuditKeyError(kid)
         return hmac.new(self.keys[kid], message, hashlib.sha256).hexdigest()

@@ -38,7 +38,7 @@ AUDIT_HMAC_KEYS = env.list("AUDIT_HMAC_KEYS", default=[]) or _local_keys.get("AU
 # In production this directory belongs to the user the Celery worker and beat run as (mode 0700), and the
 # web process's user can neither write nor replace anything in it.
 AUDIT_CHECKPOINT_DIR = Path(
-    env("AUDIT_CHECKPOINT_DIR", default=str(BASE_DIR / ".local" / "audit-checkpoints"))
+    env("AUDIT_CHECKPOINT_DIR", default="") or BASE_DIR / ".local" / "audit-checkpoints"
 )
 
 INSTALLED_APPS = [
