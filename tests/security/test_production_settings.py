@@ -76,6 +76,17 @@ def test_check_deploy_would_catch_a_missing_setting(tmp_path):
     assert "security.W009" in result.stdout + result.stderr
 
 
+def test_production_refuses_to_start_without_the_audit_key_or_checkpoint_directory(tmp_path):
+    for name in ("AUDIT_HMAC_KEYS", "AUDIT_CHECKPOINT_DIR"):
+        env = production_env(tmp_path)
+        del env[name]
+
+        result = run(["manage.py", "check"], env)
+
+        assert result.returncode != 0
+        assert f"{name} must be set when DJANGO_DEBUG is off." in result.stderr
+
+
 @pytest.fixture(scope="module")
 def production_response(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("production")
