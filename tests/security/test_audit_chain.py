@@ -10,7 +10,9 @@ import os
 import stat
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -51,12 +53,28 @@ def kid(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()[:8]
 
 
+@dataclass
+class AuditSettings:
+    settings: Any
+    configured: list[str]
+
+    def use_keys(self, *newest: str) -> None:
+        """``newest`` first, then the keys configured outside the test, which signed the events the flush
+        after a transactional test leaves behind (its post_migrate handlers are audited)."""
+        self.settings.AUDIT_HMAC_KEYS = [*newest, *self.configured]
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return Path(self.settings.AUDIT_CHECKPOINT_DIR)
+
+
 @pytest.fixture(autouse=True)
 def audit_settings(settings, tmp_path):
     """A known key, and checkpoints in a directory of the test's own (never the developer's .local/)."""
-    settings.AUDIT_HMAC_KEYS = [KEY]
+    audit = AuditSettings(settings, [key for key in settings.AUDIT_HMAC_KEYS if key not in (KEY, NEW_KEY)])
+    audit.use_keys(KEY)
     settings.AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
-    return settings
+    return audit
 
 
 def _three_events(actor):
@@ -315,7 +333,7 @@ def test_a_tail_cut_with_its_head_row_after_a_checkpoint_is_named_by_the_checkpo
 def test_a_checkpoint_is_a_signed_read_only_file_that_is_never_replaced(make_user, audit_settings):
     user = make_user(Role.ADMINISTRATOR)
     *_, last = _three_events(user)
-    directory = Path(audit_settings.AUDIT_CHECKPOINT_DIR)
+    directory = audit_settings.checkpoint_dir
 
     checkpoint, path = audit_checkpoint_write(actor=user, now=NIGHT)
 
@@ -349,14 +367,14 @@ def test_a_checkpoint_is_a_signed_read_only_file_that_is_never_replaced(make_use
 def test_a_forged_foreign_or_unreadable_checkpoint_file_is_a_problem(make_user, audit_settings, monkeypatch):
     user = make_user(Role.ADMINISTRATOR)
     *_, last = _three_events(user)
-    directory = Path(audit_settings.AUDIT_CHECKPOINT_DIR)
+    directory = audit_settings.checkpoint_dir
     _, edited = audit_checkpoint_write(actor=user, now=NIGHT)
     data = json.loads(edited.read_text())
     edited.chmod(0o640)
     edited.write_text(json.dumps({**data, "last_hash": "f" * 64}))
-    audit_settings.AUDIT_HMAC_KEYS = [WRONG_KEY]
+    audit_settings.use_keys(WRONG_KEY)
     _, foreign = audit_checkpoint_write(actor=user, now=NIGHT + datetime.timedelta(hours=1))
-    audit_settings.AUDIT_HMAC_KEYS = [KEY]
+    audit_settings.use_keys(KEY)
     (directory / "checkpoint-garbage.json").write_text("{not json")
 
     _, problems = verify_chain()
@@ -383,7 +401,7 @@ def test_a_forged_foreign_or_unreadable_checkpoint_file_is_a_problem(make_user, 
 def test_no_checkpoint_directory_yet_is_no_problem(make_user, audit_settings):
     _three_events(make_user(Role.ADMINISTRATOR))
 
-    assert not Path(audit_settings.AUDIT_CHECKPOINT_DIR).exists()
+    assert not audit_settings.checkpoint_dir.exists()
     assert verify_chain()[1] == []
 
 
@@ -394,7 +412,7 @@ def test_the_nightly_checkpoint_is_written_and_mailed_to_the_dpo_group(make_user
 
     filename = write_audit_checkpoint_nightly.delay().get()
 
-    checkpoints, problems = checkpoints_read(Path(audit_settings.AUDIT_CHECKPOINT_DIR))
+    checkpoints, problems = checkpoints_read(audit_settings.checkpoint_dir)
     assert problems == [] and [c.filename for c in checkpoints] == [filename]
     assert (checkpoints[0].last_event_id, checkpoints[0].last_hash) == (last.pk, last.hash)
     assert [mail.to for mail in mailoutbox] == [[dpo.email]]
@@ -435,21 +453,21 @@ def test_the_command_mails_the_dpo_and_administrators_and_fails_on_a_break(make_
 def test_events_under_an_old_key_verify_while_it_stays_configured(make_user, audit_settings):
     user = make_user(Role.ADMINISTRATOR)
     _three_events(user)
-    audit_settings.AUDIT_HMAC_KEYS = [NEW_KEY, KEY]
+    audit_settings.use_keys(NEW_KEY, KEY)
 
     after = _three_events(user)
 
     under_old = list(AuditEvent.objects.filter(key_id=kid(KEY)).values_list("pk", flat=True))
     assert under_old and {event.key_id for event in after} == {kid(NEW_KEY)}
     assert verify_chain()[1] == []
-    audit_settings.AUDIT_HMAC_KEYS = [NEW_KEY]
+    audit_settings.use_keys(NEW_KEY)
     assert [p.event_id for p in verify_chain()[1]] == under_old
 
 
 def test_a_retired_key_cannot_sign_an_event_after_a_newer_one(make_user, audit_settings):
     """Someone holding the old key (say, leaked after a rotation) appends an event signed with it."""
     user = make_user(Role.ADMINISTRATOR)
-    audit_settings.AUDIT_HMAC_KEYS = [NEW_KEY, KEY]
+    audit_settings.use_keys(NEW_KEY, KEY)
     *_, last = _three_events(user)
     forged = AuditEvent(
         id=last.pk + 1,
