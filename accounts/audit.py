@@ -304,6 +304,11 @@ def verify_chain() -> tuple[int, list[ChainProblem]]:
     return report.checked, report.problems
 
 
+def audit_events_per_key_id() -> dict[str, int]:
+    rows = AuditEvent.objects.order_by("key_id").values_list("key_id").annotate(events=models.Count("id"))
+    return dict(rows)
+
+
 def audit_checkpoint_write(*, actor: Any, now: datetime.datetime) -> tuple[Checkpoint, Path]:
     """Sign the chain's head as it stands into a new file in ``AUDIT_CHECKPOINT_DIR`` and record that in
     the trail. The head is signed whether or not the chain verifies: a checkpoint pins what is there

@@ -450,7 +450,7 @@ def test_the_command_mails_the_dpo_and_administrators_and_fails_on_a_break(make_
     assert "Mailed to 2" in capsys.readouterr().err
 
 
-def test_events_under_an_old_key_verify_while_it_stays_configured(make_user, audit_settings):
+def test_events_under_an_old_key_verify_while_it_stays_configured(make_user, audit_settings, capsys):
     user = make_user(Role.ADMINISTRATOR)
     _three_events(user)
     audit_settings.use_keys(NEW_KEY, KEY)
@@ -460,6 +460,9 @@ def test_events_under_an_old_key_verify_while_it_stays_configured(make_user, aud
     under_old = list(AuditEvent.objects.filter(key_id=kid(KEY)).values_list("pk", flat=True))
     assert under_old and {event.key_id for event in after} == {kid(NEW_KEY)}
     assert verify_chain()[1] == []
+    call_command("verify_audit_chain")
+    out = capsys.readouterr().out
+    assert f"  {kid(NEW_KEY)} (newest): 3\n" in out and f"  {kid(KEY)}: {len(under_old)}\n" in out
     audit_settings.use_keys(NEW_KEY)
     assert [p.event_id for p in verify_chain()[1]] == under_old
 
