@@ -250,18 +250,10 @@ class _CheckpointWitness:
         )
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    checked: int
-    problems: list[ChainProblem]
-    head_event_id: int
-    head_hash: str
-
-
-def verify_chain_report() -> ChainReport:
-    """Recompute every HMAC and link, and compare with the head row and every checkpoint. Reads in chunks
-    by id; the head is read first, so events appended during the walk are checked but not mistaken for a
-    head that moved."""
+def verify_chain() -> tuple[int, list[ChainProblem]]:
+    """Recompute every HMAC and link, and compare with the head row and every checkpoint; returns (events
+    checked, problems). Reads in chunks by id; the head is read first, so events appended during the
+    walk are checked but not mistaken for a head that moved."""
     head = AuditChainHead.objects.filter(pk=1).first()
     head_id, head_hash = (head.last_event_id, head.last_hash) if head else (0, GENESIS_HASH)
     checkpoints, checkpoint_problems = checkpoints_read(Path(settings.AUDIT_CHECKPOINT_DIR))
@@ -295,13 +287,7 @@ def verify_chain_report() -> ChainReport:
     beyond = witness.beyond(last_id)
     if beyond:
         problems.append(beyond)
-    return ChainReport(checked, problems, head_id, head_hash)
-
-
-def verify_chain() -> tuple[int, list[ChainProblem]]:
-    """Verify the whole chain (see ``verify_chain_report``); returns (events checked, problems)."""
-    report = verify_chain_report()
-    return report.checked, report.problems
+    return checked, problems
 
 
 def audit_events_per_key_id() -> dict[str, int]:
@@ -313,8 +299,7 @@ def audit_checkpoint_write(*, actor: Any, now: datetime.datetime) -> tuple[Check
     """Sign the chain's head as it stands into a new file in ``AUDIT_CHECKPOINT_DIR`` and record that in
     the trail. The head is signed whether or not the chain verifies: a checkpoint pins what is there
     now, and every event is still checked on its own HMAC, so a tampered event is not made to pass."""
-    AuditChainHead.objects.get_or_create(pk=1)
-    head = AuditChainHead.objects.get(pk=1)
+    head, _ = AuditChainHead.objects.get_or_create(pk=1)
     checkpoint = checkpoint_sign(last_event_id=head.last_event_id, last_hash=head.last_hash, at=now)
     path = checkpoint_write_file(directory=Path(settings.AUDIT_CHECKPOINT_DIR), checkpoint=checkpoint)
     audit_record(

@@ -18,6 +18,7 @@ import datetime
 import fnmatch
 import json
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,10 @@ class Checkpoint:
         return json.dumps({**self.signed_fields(), "hmac": self.signature}, sort_keys=True, indent=2) + "\n"
 
 
+class CheckpointDirectoryError(Exception):
+    """The checkpoint directory is open to writers other than its owner."""
+
+
 class CheckpointFileError(Exception):
     """A file in the checkpoint directory that is not a checkpoint signed with a configured key."""
 
@@ -87,6 +92,9 @@ def checkpoint_sign(*, last_event_id: int, last_hash: str, at: datetime.datetime
 def checkpoint_write_file(*, directory: Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` as a new read-only file; raises FileExistsError rather than replace one."""
     directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
+    if stat.S_IMODE(directory.stat().st_mode) & 0o022:
+        # Anyone else who may write here may also replace a checkpoint with one of their own making.
+        raise CheckpointDirectoryError(f"{directory} is writable by its group or others: make it 0700.")
     final = directory / checkpoint.filename
     # A dot-name: readers never mistake a half-written file for a checkpoint.
     descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")

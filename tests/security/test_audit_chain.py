@@ -32,7 +32,12 @@ from accounts.audit import (
     canonical_serialisation,
     verify_chain,
 )
-from accounts.audit_checkpoints import checkpoint_sign, checkpoint_write_file, checkpoints_read
+from accounts.audit_checkpoints import (
+    CheckpointDirectoryError,
+    checkpoint_sign,
+    checkpoint_write_file,
+    checkpoints_read,
+)
 from accounts.models import AccessLog, AuditChainHead, AuditEvent, Role
 from accounts.tasks import verify_audit_chain_nightly, write_audit_checkpoint_nightly
 from billing import services as run_services
@@ -362,6 +367,18 @@ def test_a_checkpoint_is_a_signed_read_only_file_that_is_never_replaced(make_use
         checkpoint_write_file(directory=directory, checkpoint=forged)
     assert path.read_bytes() == content
     assert sorted(os.listdir(directory)) == [path.name]
+
+
+def test_no_checkpoint_is_written_into_a_directory_others_may_write(make_user, audit_settings):
+    audit_settings.checkpoint_dir.mkdir(mode=0o700)
+    audit_settings.checkpoint_dir.chmod(0o770)
+    user = make_user(Role.ADMINISTRATOR)
+
+    with pytest.raises(CheckpointDirectoryError, match="writable by its group or others"):
+        audit_checkpoint_write(actor=user, now=NIGHT)
+
+    assert os.listdir(audit_settings.checkpoint_dir) == []
+    assert not AuditEvent.objects.filter(action="audit.checkpoint_written").exists()
 
 
 def test_a_forged_foreign_or_unreadable_checkpoint_file_is_a_problem(make_user, audit_settings, monkeypatch):
