@@ -4,16 +4,20 @@
 - a user opening a customer outside their own partner (an administrator or DPO reading a partner's
   customer, which their role allows but which should be seen);
 - repeated lockouts of one username or from one address within a day;
-- an address throttled for failed logins at many usernames (password spraying, accounts.lockout).
+- an address throttled for failed logins at many usernames (password spraying, accounts.lockout);
+- a broken audit chain (``report_broken_audit_chain``, mailed at once by the verification job and command).
 
 Each alert is sent once per subject and window (an atomic ``cache.add``), not once per request. The
 mails name staff by email and customers by account reference only: no customer personal data.
 """
 
 import datetime
+import logging
+from collections.abc import Sequence
 
 from django.conf import settings
 from django.core.cache import cache
+from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
@@ -21,10 +25,30 @@ from accounts.models import AccessLog, AuditEvent, Customer, Role, User
 
 ALERT_ROLES = (Role.ADMINISTRATOR.value, Role.DATA_PROTECTION_OFFICER.value)
 
+logger = logging.getLogger(__name__)
+
+
+def role_email_addresses(*roles: str) -> list[str]:
+    """The addresses of active staff (never a portal user) in any of ``roles``."""
+    users = User.objects.filter(is_active=True, customer__isnull=True, groups__name__in=roles)
+    return sorted(set(users.values_list("email", flat=True)))
+
 
 def alert_recipients() -> list[str]:
-    users = User.objects.filter(is_active=True, customer__isnull=True, groups__name__in=ALERT_ROLES)
-    return sorted(set(users.values_list("email", flat=True)))
+    return role_email_addresses(*ALERT_ROLES)
+
+
+def report_broken_audit_chain(problems: Sequence[object]) -> list[str]:
+    """Log a failed verification of the audit chain as an error and mail it at once to the DPO and
+    administrators; returns who was mailed. The problems name events by id, which says nothing about
+    anyone. Called by the nightly verification and by ``manage.py verify_audit_chain``, outside any
+    transaction, so the mail is not queued."""
+    lines = "\n".join(str(problem) for problem in problems)
+    logger.error("Audit chain verification failed:\n%s", lines)
+    recipients = alert_recipients()
+    if recipients:
+        send_mail("[Fusion security] The audit trail has been tampered with", lines, None, recipients)
+    return recipients
 
 
 def _send_once(key: str, window: datetime.timedelta, subject: str, body: str) -> bool:

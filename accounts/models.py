@@ -461,9 +461,12 @@ class AuditEvent(models.Model):
     ``audit_record_many``).
 
     Append-only: the id is the event's place in the chain (1, 2, 3, ... with no gaps), ``previous_hash``
-    is the hash of the event before it and ``hash`` is SHA-256 over this event's canonical serialisation
-    (which includes ``previous_hash``). Editing a row breaks its own hash; deleting one leaves a gap in
-    the ids or a chain head (``AuditChainHead``) that does not match the last row. The actor is kept as
+    is the hash of the event before it and ``hash`` is HMAC-SHA256, under the audit key ``key_id`` names
+    (``accounts.audit_keys``; the key itself is never in the database), over this event's canonical
+    serialisation (which includes ``previous_hash``). Editing a row breaks its own hash, and without the
+    key nobody can compute a new one; deleting one leaves a gap in the ids or a chain head
+    (``AuditChainHead``) that does not match the last row; rewriting a tail with the key is caught by
+    the signed checkpoints kept outside the database (``accounts.audit_checkpoints``). The actor is kept as
     an id and a label, not a foreign key, so erasing a user can never rewrite the trail. ``detail``
     holds ids and codes, never personal data.
     """
@@ -478,6 +481,7 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict)
     previous_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+    key_id = models.CharField(max_length=16)
 
     class Meta:
         ordering = ["id"]

@@ -30,6 +30,16 @@ FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[]) or _local_
     "FIELD_ENCRYPTION_KEYS", ""
 ).split(",")
 BLIND_INDEX_KEY = env("BLIND_INDEX_KEY", default="") or _local_keys.get("BLIND_INDEX_KEY", "")
+# The audit trail's HMAC keys (accounts.audit_keys), newest first: the first signs new events, every key
+# verifies the events signed with it. Never stored in the database, so writing to the database is not
+# enough to forge the trail. Keep an old key configured while any event signed with it exists.
+AUDIT_HMAC_KEYS = env.list("AUDIT_HMAC_KEYS", default=[]) or _local_keys.get("AUDIT_HMAC_KEYS", "").split(",")
+# Nightly signed checkpoints of the audit chain's head (accounts.audit_checkpoints), outside the database.
+# In production this directory belongs to the user the Celery worker and beat run as (mode 0700), and the
+# web process's user can neither write nor replace anything in it.
+AUDIT_CHECKPOINT_DIR = Path(
+    env("AUDIT_CHECKPOINT_DIR", default="") or BASE_DIR / ".local" / "audit-checkpoints"
+)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -242,6 +252,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.verify_audit_chain_nightly",
         "schedule": crontab(hour=2, minute=15),
     },
+    # After the verification, so a head already tampered with is reported rather than signed.
+    "audit-checkpoint": {
+        "task": "accounts.tasks.write_audit_checkpoint_nightly",
+        "schedule": crontab(hour=2, minute=45),
+    },
     "privacy-deadline-reminders": {
         "task": "privacy.tasks.send_deadline_reminders",
         "schedule": crontab(hour=6, minute=30),
@@ -316,6 +331,14 @@ LOGGING = {
 if not DEBUG:
     from django.core.exceptions import ImproperlyConfigured
 
-    for _name in ("DJANGO_SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "BLIND_INDEX_KEY"):
+    # The checkpoint directory too: its development default lies inside the code, which the web process
+    # may be able to write.
+    for _name in (
+        "DJANGO_SECRET_KEY",
+        "FIELD_ENCRYPTION_KEYS",
+        "BLIND_INDEX_KEY",
+        "AUDIT_HMAC_KEYS",
+        "AUDIT_CHECKPOINT_DIR",
+    ):
         if not env(_name, default=""):
             raise ImproperlyConfigured(f"{_name} must be set when DJANGO_DEBUG is off.")

@@ -54,6 +54,7 @@ def _worker_env() -> dict[str, str]:
         "DATABASE_URL": url,
         "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
         "BLIND_INDEX_KEY": settings.BLIND_INDEX_KEY,
+        "AUDIT_HMAC_KEYS": ",".join(settings.AUDIT_HMAC_KEYS),
         "CELERY_TASK_ALWAYS_EAGER": "false",
         # Short enough to see a redelivery in seconds: Redis hands an unacknowledged task to another
         # worker after the visibility timeout, and the killed run's lease lapses before that.

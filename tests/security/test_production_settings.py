@@ -44,6 +44,8 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         DJANGO_ALLOWED_HOSTS="backoffice.example",
         FIELD_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         BLIND_INDEX_KEY=secrets.token_urlsafe(32),
+        AUDIT_HMAC_KEYS=secrets.token_urlsafe(32),
+        AUDIT_CHECKPOINT_DIR=str(tmp_path / "audit-checkpoints"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'production.sqlite3'}",
     )
     env.pop("REDIS_URL", None)
@@ -72,6 +74,17 @@ def test_check_deploy_would_catch_a_missing_setting(tmp_path):
 
     assert result.returncode != 0
     assert "security.W009" in result.stdout + result.stderr
+
+
+def test_production_refuses_to_start_without_the_audit_key_or_checkpoint_directory(tmp_path):
+    for name in ("AUDIT_HMAC_KEYS", "AUDIT_CHECKPOINT_DIR"):
+        env = production_env(tmp_path)
+        del env[name]
+
+        result = run(["manage.py", "check"], env)
+
+        assert result.returncode != 0
+        assert f"{name} must be set when DJANGO_DEBUG is off." in result.stderr
 
 
 @pytest.fixture(scope="module")
