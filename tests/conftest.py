@@ -72,6 +72,12 @@ def _tasks_in_process():
 
 
 @pytest.fixture(autouse=True)
+def _own_audit_checkpoints(settings, tmp_path):
+    """Each test verifies the audit chain against its own checkpoints, never a developer's local ones."""
+    settings.AUDIT_CHECKPOINT_DIR = tmp_path / "audit-checkpoints"
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """The production hasher costs most of a second per user; tests make hundreds of users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
