@@ -12,13 +12,20 @@ from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.admin import StaticDeviceAdmin as OtpStaticDeviceAdmin
+from django_otp.plugins.otp_static.admin import StaticTokenInline as OtpStaticTokenInline
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin as OtpTOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts import pii, selectors, services
-from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, changed_fields, copy_saved
+from accounts.admin_scoping import (
+    ScopedFormFieldsMixin,
+    ScopedInline,
+    TenantScopedAdmin,
+    changed_fields,
+    copy_saved,
+)
 from accounts.audit import audit_record
 from accounts.forms import UserChangeForm, UserCreationForm
 from accounts.models import (
@@ -454,8 +461,12 @@ class TOTPDeviceAdmin(_DeviceDeletionAudit, OtpTOTPDeviceAdmin):
     pass
 
 
-class StaticDeviceAdmin(_DeviceDeletionAudit, OtpStaticDeviceAdmin):
+class StaticTokenInline(ScopedFormFieldsMixin, OtpStaticTokenInline):
     pass
+
+
+class StaticDeviceAdmin(_DeviceDeletionAudit, OtpStaticDeviceAdmin):
+    inlines = [StaticTokenInline]
 
 
 class AccessAttemptAdmin(AuditedDeletionAdmin, AxesAccessAttemptAdmin):

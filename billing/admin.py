@@ -68,6 +68,11 @@ class PartnerBillingProfileAdmin(BillingAdmin):
     list_display = ["partner", "legal_name", "vat_number", "invoice_prefix", "next_invoice_number"]
     readonly_fields = ["next_invoice_number", "next_credit_note_number"]
 
+    def save_with_services(
+        self, request: HttpRequest, obj: PartnerBillingProfile, form: Any, change: bool
+    ) -> None:
+        services.partner_billing_profile_save(profile=obj, actor=_actor(request))
+
 
 class AssignmentAdmin(BillingAdmin):
     """A tariff given to one customer or line; which one is fixed once saved."""
