@@ -255,6 +255,8 @@ class Probe:
         self.partner_b = world.other_customer.partner
         self.partner_a = world.customer.partner
         self.problems: list[str] = []
+        # (model, field) of every form field that was offered B's id and had to refuse it.
+        self.refusals_checked: set[tuple[str, str]] = set()
 
     def note(self, what: str) -> None:
         self.problems.append(what)
@@ -263,7 +265,7 @@ class Probe:
         """Make the request and look for B's values in the answer (except ``echoes``, the search term
         the page repeats back in its search box)."""
         response = getattr(self.client, method)(url, data or {})
-        body = response.content.decode(errors="replace")
+        body = response.content.decode(errors="replace") + response.get("Location", "")
         if echoes:
             body = body.replace(echoes, "")
         leaked = [secret for secret in self.secrets if secret and secret in body]
@@ -314,8 +316,10 @@ class Probe:
                 continue
             data = {**base, field.name: [b_id] if field.many_to_many else b_id}
             response = self.post_unsaved(add, data)
-            if page.status_code == 200 and field.name in fields and not _field_refused(response, field.name):
-                self.note(f"POST {add} accepted partner B's {field.name} ({response.status_code})")
+            if page.status_code == 200 and field.name in fields:
+                self.refusals_checked.add((model._meta.label, field.name))
+                if not _field_refused(response, field.name):
+                    self.note(f"POST {add} accepted partner B's {field.name} ({response.status_code})")
             elif page.status_code != 200 and response.status_code not in {403, 404}:
                 self.note(
                     f"POST {add} answered {response.status_code} where its page answered {page.status_code}"
@@ -417,6 +421,17 @@ def test_partner_staff_reach_nothing_of_another_partner_through_any_admin_door(
         probe.walk(model, model_admin)
 
     assert probe.problems == [], "\n".join(probe.problems)
+    if role == Role.BILLING_AGENT:
+        # The walk is not vacuous: the doors of the issue were among those tried.
+        assert {
+            ("billing.OneOffCharge", "customer"),
+            ("billing.RecurringCharge", "customer"),
+            ("billing.RecurringCharge", "line"),
+            ("billing.CustomerTariff", "tariff"),
+            ("billing.LineTariff", "line"),
+            ("accounts.Line", "site"),
+            ("accounts.Contact", "customer"),
+        } <= probe.refusals_checked
 
 
 def test_the_walk_reaches_partner_b_through_every_linking_model(world):
