@@ -151,9 +151,8 @@ class PartnerAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     def save_with_services(self, request: HttpRequest, obj: Partner, form: Any, change: bool) -> None:
         actor = _actor(request)
         if change:
-            saved = services.partner_update(
-                partner=Partner.objects.get(pk=obj.pk), actor=actor, **changed_fields(form)
-            )
+            current = Partner.objects.get(pk=obj.pk)
+            saved = services.partner_update(partner=current, actor=actor, **changed_fields(form, current))
             copy_saved(saved, obj)
         else:
             services.partner_register(partner=obj, actor=actor)
@@ -162,6 +161,10 @@ class PartnerAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
 def _actor(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
+
+
+def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
 
 
 class SiteInline(ScopedInline):
@@ -225,9 +228,8 @@ class CustomerAdmin(CustomerScopedAdmin):
     def save_with_services(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         actor = _actor(request)
         if change:
-            saved = services.customer_update(
-                customer=Customer.objects.get(pk=obj.pk), actor=actor, **changed_fields(form)
-            )
+            current = Customer.objects.get(pk=obj.pk)
+            saved = services.customer_update(customer=current, actor=actor, **changed_fields(form, current))
             copy_saved(saved, obj)
         else:
             services.customer_register(customer=obj, actor=actor)
@@ -261,12 +263,13 @@ class SiteAdmin(CustomerChildAdmin):
     search_blind_indexes = {"postcode": ["postcode_index"]}
 
     def save_with_services(self, request: HttpRequest, obj: Site, form: Any, change: bool) -> None:
-        actor, changes = _actor(request), changed_fields(form)
+        actor = _actor(request)
         if change:
-            saved = services.site_update(site=Site.objects.get(pk=obj.pk), actor=actor, **changes)
+            current = Site.objects.get(pk=obj.pk)
+            saved = services.site_update(site=current, actor=actor, **changed_fields(form, current))
         else:
-            changes.pop("customer", None)
-            saved = services.site_create(customer=obj.customer, actor=actor, **changes)
+            fields = _form_values(form, services.SITE_EDITABLE_FIELDS)
+            saved = services.site_create(customer=obj.customer, actor=actor, **fields)
         copy_saved(saved, obj)
 
 
@@ -279,12 +282,13 @@ class ContactAdmin(CustomerChildAdmin):
     search_blind_indexes = {"email": ["email_index"], "phone": ["phone_index"]}
 
     def save_with_services(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
-        actor, changes = _actor(request), changed_fields(form)
+        actor = _actor(request)
         if change:
-            saved = services.contact_update(contact=Contact.objects.get(pk=obj.pk), actor=actor, **changes)
+            current = Contact.objects.get(pk=obj.pk)
+            saved = services.contact_update(contact=current, actor=actor, **changed_fields(form, current))
         else:
-            changes.pop("customer", None)
-            saved = services.contact_create(customer=obj.customer, actor=actor, **changes)
+            fields = _form_values(form, services.CONTACT_EDITABLE_FIELDS)
+            saved = services.contact_create(customer=obj.customer, actor=actor, **fields)
         copy_saved(saved, obj)
 
 
@@ -299,9 +303,8 @@ class LineAdmin(CustomerChildAdmin):
     def save_with_services(self, request: HttpRequest, obj: Line, form: Any, change: bool) -> None:
         actor = _actor(request)
         if change:
-            saved = services.line_update(
-                line=Line.objects.get(pk=obj.pk), actor=actor, **changed_fields(form)
-            )
+            current = Line.objects.get(pk=obj.pk)
+            saved = services.line_update(line=current, actor=actor, **changed_fields(form, current))
         else:
             saved = services.line_create(
                 customer=obj.customer,

@@ -163,9 +163,19 @@ class TenantScopedAdmin(ScopedFormFieldsMixin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-def changed_fields(form: Any) -> dict[str, Any]:
-    """The fields the form changed, with their new values: what an ``*_update`` service takes."""
-    return {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+def changed_fields(form: Any, current: Model) -> dict[str, Any]:
+    """The form's values that differ from the row as it is now: what an ``*_update`` service takes.
+    Compared with the row, not the form's initial values: a reverted past version differs from the row
+    though its form, which starts from that version, saw no change."""
+    changes: dict[str, Any] = {}
+    for name, value in form.cleaned_data.items():
+        try:
+            field = current._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if field.concrete and not field.many_to_many and getattr(current, name) != value:
+            changes[name] = value
+    return changes
 
 
 def copy_saved(saved: Model, onto: Model) -> None:

@@ -124,8 +124,9 @@ class RecurringChargeAdmin(ChargeAdmin):
     def save_with_services(self, request: HttpRequest, obj: RecurringCharge, form: Any, change: bool) -> None:
         actor = _actor(request)
         if change:
+            current = RecurringCharge.objects.get(pk=obj.pk)
             saved = services.recurring_charge_update(
-                charge=RecurringCharge.objects.get(pk=obj.pk), actor=actor, **changed_fields(form)
+                charge=current, actor=actor, **changed_fields(form, current)
             )
         else:
             saved = services.recurring_charge_create(
@@ -150,8 +151,9 @@ class OneOffChargeAdmin(ChargeAdmin):
     def save_with_services(self, request: HttpRequest, obj: OneOffCharge, form: Any, change: bool) -> None:
         actor = _actor(request)
         if change:
+            current = OneOffCharge.objects.get(pk=obj.pk)
             saved = services.one_off_charge_update(
-                charge=OneOffCharge.objects.get(pk=obj.pk), actor=actor, **changed_fields(form)
+                charge=current, actor=actor, **changed_fields(form, current)
             )
         else:
             saved = services.one_off_charge_create(

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.models import AuditEvent, Role
+from accounts.models import AuditEvent, Line, Role
 from accounts.signals import username_digest
 from billing import services as billing_services
 from billing.demo import uk_tariff
@@ -160,6 +160,28 @@ def test_view_only_staff_cannot_revert_a_past_version(client, make_user, custome
     assert response.status_code == 403
     order.refresh_from_db()
     assert order.notes == "Second"
+
+
+def test_reverting_a_line_goes_through_the_service(client, make_user, customer):
+    agent = make_user(Role.BILLING_AGENT)
+    line = customer.lines.get()
+    first = line.history.get()
+    services.line_update(line=line, actor=agent, line_type=Line.LineType.SIP, reason="Upgraded")
+    client.force_login(agent)
+    url = f"/admin/accounts/line/{line.pk}/history/{first.history_id}/"
+    data = {
+        "site": first.site_id,
+        "cli": first.cli,
+        "line_type": first.line_type,
+        "start_date": first.start_date.isoformat(),
+    }
+
+    response = client.post(url, data)
+
+    assert response.status_code == 302
+    line.refresh_from_db()
+    assert line.line_type == Line.LineType.WLR_ANALOGUE
+    assert line.history.latest().history_user == agent
 
 
 def test_history_of_another_partners_object_is_404(client, make_user, other_customer):
