@@ -1,15 +1,32 @@
 """The staff web admin, filtered through the same selectors and PII gate as the pages."""
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
+from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
+from axes.models import AccessAttempt
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
+from django_otp.plugins.otp_static.admin import StaticDeviceAdmin as OtpStaticDeviceAdmin
+from django_otp.plugins.otp_static.admin import StaticTokenInline as OtpStaticTokenInline
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin as OtpTOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from simple_history.admin import SimpleHistoryAdmin
 
 from accounts import pii, selectors, services
+from accounts.admin_scoping import (
+    ScopedFormFieldsMixin,
+    ScopedInline,
+    TenantScopedAdmin,
+    changed_fields,
+    copy_saved,
+)
+from accounts.audit import audit_record
 from accounts.forms import UserChangeForm, UserCreationForm
 from accounts.models import (
     AccessLog,
@@ -23,16 +40,16 @@ from accounts.models import (
     Site,
     User,
 )
+from accounts.signals import username_digest
 from fusion_site.admin_mixins import ReadOnlyMixin
 
 Masker = Callable[[str], str]
 
 
-class CustomerScopedAdmin(SimpleHistoryAdmin):
-    """Rows of customers the user may not see do not exist here: lists omit them, URLs to them are 404,
-    and their history is not shown. Personal fields are masked for users who may not reveal them."""
+class CustomerScopedAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    """Rows of customers the user may not see do not exist here (``TenantScopedAdmin``). Personal fields
+    are masked for users who may not reveal them, and reading them in clear is logged."""
 
-    customer_lookup = "customer"
     personal_fields: dict[str, Masker] = {}
     reveal_check: Callable[[Any], bool] = staticmethod(pii.may_reveal_personal_data)
 
@@ -52,28 +69,16 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
     def _may_reveal(self, request: HttpRequest) -> bool:
         return bool(self.reveal_check(request.user))
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        visible = selectors.customer_ids_visible_to(request.user)
-        lookup = "pk" if not self.customer_lookup else self.customer_lookup
-        return queryset.filter(**{f"{lookup}__in": visible})
-
-    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
-        obj = super().get_object(request, object_id, from_field)
-        if obj is None:
-            raise Http404("No such object.")
-        return obj
-
     def _masks_personal_data(self, request: HttpRequest) -> bool:
         return bool(self.personal_fields) and not self._may_reveal(request)
 
-    def get_exclude(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_exclude(self, request: HttpRequest, obj: Any = None) -> list[str]:
         excluded = list(super().get_exclude(request, obj) or [])
         if self._masks_personal_data(request):
             excluded += list(self.personal_fields)
         return excluded
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         if self._masks_personal_data(request):
             readonly += [f"masked_{name}" for name in self.personal_fields]
@@ -104,20 +109,15 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
         self._log_read_in_clear(request, object_id, "Opened the record")
         return super().change_view(request, object_id, form_url, extra_context)
 
-    def _require_visible(self, request: HttpRequest, object_id: str) -> None:
-        if not self.get_queryset(request).filter(pk=object_id).exists():
-            raise Http404("No such object.")
-
     def history_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> HttpResponse:
-        # simple-history falls back to the history rows of objects outside the queryset; we do not.
-        self._require_visible(request, object_id)
+        self.get_object(request, unquote(object_id))
         self._log_read_in_clear(request, object_id, "Read the change history")
         return super().history_view(request, object_id, extra_context)
 
     def history_form_view(
         self, request: HttpRequest, object_id: str, version_id: str, extra_context: Any = None
     ) -> HttpResponse:
-        self._require_visible(request, object_id)
+        self.get_object(request, unquote(object_id))
         if self._masks_personal_data(request):
             raise Http404("Past versions show personal data in clear.")
         self._log_read_in_clear(request, object_id, f"Opened past version {version_id}")
@@ -140,22 +140,34 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Partner)
-class PartnerAdmin(SimpleHistoryAdmin):
+class PartnerAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     list_display = ["name", "code", "vat_number"]
     search_fields = ["name", "code"]
     exclude = ["staff_group"]
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["code"] if obj else []
 
-    def save_model(self, request: HttpRequest, obj: Partner, form: Any, change: bool) -> None:
+    def save_with_services(self, request: HttpRequest, obj: Partner, form: Any, change: bool) -> None:
+        actor = _actor(request)
         if change:
-            super().save_model(request, obj, form, change)
+            current = Partner.objects.get(pk=obj.pk)
+            saved = services.partner_update(partner=current, actor=actor, **changed_fields(form, current))
+            copy_saved(saved, obj)
         else:
-            services.partner_register(partner=obj, actor=request.user)  # type: ignore[arg-type]
+            services.partner_register(partner=obj, actor=actor)
 
 
-class SiteInline(admin.TabularInline):
+def _actor(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: form.cleaned_data[name] for name in names if name in form.cleaned_data}
+
+
+class SiteInline(ScopedInline):
     model = Site
     fields = ["label"]
     readonly_fields = ["label"]
@@ -196,6 +208,7 @@ class CustomerAdmin(CustomerScopedAdmin):
         "processing_restricted_at",
         "processing_restricted_by",
         "processing_restricted_reason",
+        "erased_at",
     ]
     inlines = [SiteInline]
 
@@ -203,7 +216,7 @@ class CustomerAdmin(CustomerScopedAdmin):
     def reference(self, obj: Customer) -> str:
         return obj.reference
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "partner"] if obj else readonly
 
@@ -212,31 +225,25 @@ class CustomerAdmin(CustomerScopedAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         return selectors.search_customers(queryset, search_term), True
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        user = request.user
-        if db_field.name == "partner" and isinstance(user, User) and user.partner_id is not None:
-            kwargs["queryset"] = Partner.objects.filter(pk=user.partner_id)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+    def save_with_services(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        actor = _actor(request)
         if change:
-            super().save_model(request, obj, form, change)
+            current = Customer.objects.get(pk=obj.pk)
+            saved = services.customer_update(customer=current, actor=actor, **changed_fields(form, current))
+            copy_saved(saved, obj)
         else:
-            services.customer_register(customer=obj, actor=request.user)  # type: ignore[arg-type]
+            services.customer_register(customer=obj, actor=actor)
 
 
 class CustomerChildAdmin(CustomerScopedAdmin):
+    """Rows of one customer, which they never move away from: the customer is fixed once saved."""
+
     list_select_related = ["customer"]
     autocomplete_fields = ["customer"]
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        # The autocomplete widget only narrows what is offered; the form must refuse the rest too.
-        visible = selectors.customer_ids_visible_to(request.user)
-        if db_field.name == "customer":
-            kwargs["queryset"] = Customer.objects.filter(pk__in=visible)
-        elif db_field.name in {"site", "line"}:
-            kwargs["queryset"] = db_field.related_model.objects.filter(customer__in=visible)
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "customer"] if obj is not None else readonly
 
     @admin.display(description="Customer", ordering="customer_id")
     def customer_reference(self, obj: Any) -> str:
@@ -255,6 +262,16 @@ class SiteAdmin(CustomerChildAdmin):
     search_fields = ["label"]
     search_blind_indexes = {"postcode": ["postcode_index"]}
 
+    def save_with_services(self, request: HttpRequest, obj: Site, form: Any, change: bool) -> None:
+        actor = _actor(request)
+        if change:
+            current = Site.objects.get(pk=obj.pk)
+            saved = services.site_update(site=current, actor=actor, **changed_fields(form, current))
+        else:
+            fields = _form_values(form, services.SITE_EDITABLE_FIELDS)
+            saved = services.site_create(customer=obj.customer, actor=actor, **fields)
+        copy_saved(saved, obj)
+
 
 @admin.register(Contact)
 class ContactAdmin(CustomerChildAdmin):
@@ -264,6 +281,16 @@ class ContactAdmin(CustomerChildAdmin):
     search_fields = ["customer__name"]
     search_blind_indexes = {"email": ["email_index"], "phone": ["phone_index"]}
 
+    def save_with_services(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
+        actor = _actor(request)
+        if change:
+            current = Contact.objects.get(pk=obj.pk)
+            saved = services.contact_update(contact=current, actor=actor, **changed_fields(form, current))
+        else:
+            fields = _form_values(form, services.CONTACT_EDITABLE_FIELDS)
+            saved = services.contact_create(customer=obj.customer, actor=actor, **fields)
+        copy_saved(saved, obj)
+
 
 @admin.register(Line)
 class LineAdmin(CustomerChildAdmin):
@@ -272,6 +299,23 @@ class LineAdmin(CustomerChildAdmin):
     list_filter = ["line_type", ("end_date", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name"]
     search_blind_indexes = {"phone": ["cli_index"]}
+
+    def save_with_services(self, request: HttpRequest, obj: Line, form: Any, change: bool) -> None:
+        actor = _actor(request)
+        if change:
+            current = Line.objects.get(pk=obj.pk)
+            saved = services.line_update(line=current, actor=actor, **changed_fields(form, current))
+        else:
+            saved = services.line_create(
+                customer=obj.customer,
+                site=obj.site,
+                cli=obj.cli,
+                line_type=obj.line_type,
+                start_date=obj.start_date,
+                end_date=obj.end_date,
+                actor=actor,
+            )
+        copy_saved(saved, obj)
 
 
 @admin.register(PaymentDetails)
@@ -285,6 +329,17 @@ class PaymentDetailsAdmin(CustomerChildAdmin):
     reveal_check = staticmethod(pii.may_reveal_payment_details)
     list_display = ["customer_reference", "masked_sort_code", "masked_account_number"]
     search_fields = ["customer__name"]
+
+    def save_with_services(self, request: HttpRequest, obj: PaymentDetails, form: Any, change: bool) -> None:
+        saved = services.payment_details_set(
+            customer=obj.customer,
+            actor=_actor(request),
+            account_holder=obj.account_holder,
+            sort_code=obj.sort_code,
+            account_number=obj.account_number,
+            mandate_reference=obj.mandate_reference,
+        )
+        copy_saved(saved, obj)
 
 
 @admin.register(ProvisioningOrder)
@@ -302,12 +357,23 @@ class ProvisioningOrderAdmin(CustomerChildAdmin):
     search_fields = ["gateway_reference"]
     autocomplete_fields = ["customer", "line"]
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), "line", "kind"]
+
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False  # orders are placed from the Site Details page, which holds restricted customers' orders
 
+    def save_with_services(
+        self, request: HttpRequest, obj: ProvisioningOrder, form: Any, change: bool
+    ) -> None:
+        saved = services.provisioning_order_update_notes(
+            order=ProvisioningOrder.objects.get(pk=obj.pk), actor=_actor(request), notes=obj.notes
+        )
+        copy_saved(saved, obj)
+
 
 @admin.register(AccessLog)
-class AccessLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AccessLogAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ["at", "user", "customer_reference", "action", "reason"]
     list_filter = ["action"]
     search_fields = ["customer_reference", "user__email"]
@@ -316,7 +382,7 @@ class AccessLogAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyMixin, TenantScopedAdmin):
     """Read-only: the trail is append-only (``manage.py verify_audit_chain`` proves it stayed so)."""
 
     list_display = ["id", "at", "actor_label", "action", "target_type", "target_id"]
@@ -326,7 +392,7 @@ class AuditEventAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin, SimpleHistoryAdmin):
+class UserAdmin(TenantScopedAdmin, DjangoUserAdmin, SimpleHistoryAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     ordering = ["email"]
@@ -360,3 +426,65 @@ class UserAdmin(DjangoUserAdmin, SimpleHistoryAdmin):
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         services.user_sync_scope(user=form.instance)
+
+
+# The README tells administrators to remove a lost authenticator and to unlock a locked-out login here;
+# both are security events, so the admin's deletions of them go into the audit trail.
+
+
+class AuditedDeletionAdmin(TenantScopedAdmin):
+    deletion_action = ""
+
+    def deletion_audit(self, obj: Any) -> tuple[Model | None, dict[str, Any]]:
+        """The target and detail of the audit event for deleting ``obj``."""
+        raise NotImplementedError
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        with transaction.atomic():
+            target, detail = self.deletion_audit(obj)
+            audit_record(actor=request.user, action=self.deletion_action, target=target, detail=detail)
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            for obj in queryset:
+                target, detail = self.deletion_audit(obj)
+                audit_record(actor=request.user, action=self.deletion_action, target=target, detail=detail)
+            super().delete_queryset(request, queryset)
+
+
+class _DeviceDeletionAudit(AuditedDeletionAdmin):
+    deletion_action = "auth.device_removed"
+
+    def deletion_audit(self, obj: Any) -> tuple[Model | None, dict[str, Any]]:
+        return obj.user, {"device": obj.persistent_id}
+
+
+class TOTPDeviceAdmin(_DeviceDeletionAudit, OtpTOTPDeviceAdmin):
+    pass
+
+
+class StaticTokenInline(ScopedFormFieldsMixin, OtpStaticTokenInline):
+    pass
+
+
+class StaticDeviceAdmin(_DeviceDeletionAudit, OtpStaticDeviceAdmin):
+    inlines = [StaticTokenInline]
+
+
+class AccessAttemptAdmin(AuditedDeletionAdmin, AxesAccessAttemptAdmin):
+    deletion_action = "auth.lockout_cleared"
+
+    def deletion_audit(self, obj: Any) -> tuple[Model | None, dict[str, Any]]:
+        # Named as the lockout event names it: the username's blind index, never its text.
+        return None, {"username_digest": username_digest(obj.username or ""), "ip": obj.ip_address or ""}
+
+
+for _model, _admin_class in (
+    (TOTPDevice, TOTPDeviceAdmin),
+    (StaticDevice, StaticDeviceAdmin),
+    (AccessAttempt, AccessAttemptAdmin),
+):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
+    admin.site.register(_model, _admin_class)

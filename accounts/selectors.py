@@ -12,7 +12,17 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, OuterRef, Prefetch, QuerySet, Subquery, prefetch_related_objects
+from django.db.models import (
+    Count,
+    Exists,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    prefetch_related_objects,
+)
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -23,6 +33,7 @@ from accounts.models import (
     CustomerGroupObjectPermission,
     CustomerUserObjectPermission,
     Line,
+    Partner,
     PaymentDetails,
     ProvisioningOrder,
     Site,
@@ -56,6 +67,89 @@ def customers_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
 def customer_ids_visible_to(user: User | AnonymousUser) -> QuerySet[Customer, Any]:
     """The visible customers as a subquery, for filtering their children."""
     return customers_visible_to(user).values("pk")
+
+
+def _path_to(model: type[Model], target: type[Model], *, depth: int = 4) -> str | None:
+    """The shortest chain of forward foreign keys from ``model`` to ``target`` ("line__customer"). Links to
+    users are not followed: they name who acted (``created_by``), not whose the row is."""
+    paths: list[tuple[type[Model], str]] = [(model, "")]
+    for _ in range(depth):
+        next_paths = []
+        for current, prefix in paths:
+            for link in current._meta.concrete_fields:
+                related = link.related_model
+                if not (link.many_to_one or link.one_to_one) or related is None or related is User:
+                    continue
+                path = f"{prefix}__{link.name}" if prefix else link.name
+                if related is target:
+                    return path
+                next_paths.append((related, path))
+        paths = next_paths
+    return None
+
+
+def owner_path(model: type[Model]) -> tuple[type[Model], str] | None:
+    """Whose a row of ``model`` is: (Customer, path) for rows of a customer, (Partner, path) for rows of a
+    partner, None for rows of nobody (privacy notices, groups). Found from the foreign keys, so a new model
+    is scoped by what it links to without anyone listing it."""
+    if model is Customer or model is Partner:
+        return model, "pk"
+    for owner in (Customer, Partner):
+        path = _path_to(model, owner)
+        if path is not None:
+            return owner, path
+    return None
+
+
+def is_partner_owned(model: type[Model]) -> bool:
+    return model is User or owner_path(model) is not None
+
+
+def scope_of(user: User | AnonymousUser, model: type[Model]) -> Q | None:
+    """The filter that leaves the rows of ``model`` the user may see, or None when nobody owns its rows.
+
+    Rows of a customer follow ``customers_visible_to``; rows of a partner are the user's partner's, or
+    everyone's for roles that see every partner. A row whose link to its partner is empty is the
+    provider's, shared with every partner (a tariff with no partner is the standard one)."""
+    if model is User:
+        if _sees_every_partner(user):
+            return Q()
+        partner_id = getattr(user, "partner_id", None)
+        own_staff = Q(partner_id=partner_id) if partner_id else Q(pk__in=[])
+        return own_staff | Q(customer__in=customer_ids_visible_to(user))
+    owner = owner_path(model)
+    if owner is None:
+        return None
+    owner_model, path = owner
+    if _sees_every_partner(user) and (owner_model is Partner or user.has_perm(VIEW_CUSTOMER)):
+        return Q()  # as the pages do: every row, those of erased customers (no customer link) too
+    if owner_model is Customer:
+        return Q(**{f"{path}__in": customer_ids_visible_to(user)})
+    partner_id = getattr(user, "partner_id", None)
+    scope = Q(**{path: partner_id}) if partner_id else Q(pk__in=[])
+    if path != "pk" and _last_link_nullable(model, path):
+        scope |= Q(**{f"{path}__isnull": True})
+    return scope
+
+
+def rows_visible_to(user: User | AnonymousUser, model: type[Model]) -> QuerySet[Any]:
+    """Every row of ``model`` the user may see (all of them when nobody owns its rows)."""
+    scope = scope_of(user, model)
+    rows = model._default_manager.all()
+    return rows if scope is None else rows.filter(scope)
+
+
+def _sees_every_partner(user: User | AnonymousUser) -> bool:
+    return bool(user.is_authenticated and user.is_active and user.has_perm(VIEW_ALL_CUSTOMERS))
+
+
+def _last_link_nullable(model: type[Model], path: str) -> bool:
+    current: Any = model
+    link: Any = None
+    for name in path.split("__"):
+        link = current._meta.get_field(name)
+        current = link.related_model
+    return bool(link is not None and link.null)
 
 
 def access_customer(user: User | AnonymousUser, reference: str) -> Customer:

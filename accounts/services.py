@@ -70,6 +70,15 @@ def partner_register(*, partner: Partner, actor: User | None) -> Partner:
     return save_with_actor(partner, actor=actor)
 
 
+PARTNER_EDITABLE_FIELDS = ("name", "vat_number")
+
+
+@transaction.atomic
+def partner_update(*, partner: Partner, actor: User, reason: str = "", **changes: Any) -> Partner:
+    """Rename a partner or correct its VAT number; its code names its staff group and does not change."""
+    return _update(partner, actor=actor, changes=changes, allowed=PARTNER_EDITABLE_FIELDS, reason=reason)
+
+
 @transaction.atomic
 def user_create(
     *,
@@ -213,6 +222,18 @@ def line_create(
     return save_with_actor(line, actor=actor)
 
 
+LINE_EDITABLE_FIELDS = ("site", "cli", "line_type", "start_date", "end_date")
+
+
+@transaction.atomic
+def line_update(*, line: Line, actor: User, reason: str = "", **changes: Any) -> Line:
+    """Change a line; its site stays one of its own customer's."""
+    site = changes.get("site")
+    if site is not None and site.customer_id != line.customer_id:
+        raise ValidationError({"site": "The site belongs to another customer."})
+    return _update(line, actor=actor, changes=changes, allowed=LINE_EDITABLE_FIELDS, reason=reason)
+
+
 @transaction.atomic
 def payment_details_set(
     *,
@@ -291,6 +312,15 @@ def provisioning_order_create(
     if status == ProvisioningOrder.Status.QUEUED:
         _queue_submission(order)
     return order
+
+
+@transaction.atomic
+def provisioning_order_update_notes(
+    *, order: ProvisioningOrder, actor: User, notes: str
+) -> ProvisioningOrder:
+    """Staff notes on an order; what was ordered, and its progress at the gateway, change only through
+    the order's own steps."""
+    return _update(order, actor=actor, changes={"notes": notes}, allowed=("notes",), reason="Notes changed")
 
 
 @transaction.atomic

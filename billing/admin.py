@@ -1,15 +1,17 @@
-"""Billing in the admin: tariffs and rates to set up; runs, invoices and credit notes to look at.
-Scoped like the pages: partner staff see their partner's rows (and the provider's shared tariffs)."""
+"""Billing in the admin: tariffs and rates to set up; charges and tariff assignments to enter; runs,
+invoices and credit notes to look at. Scoped like the pages by ``accounts.admin_scoping``: partner staff
+see and link to their partner's rows (and the provider's shared tariffs) and the rows of customers they
+may see; assignments and charges are written through ``billing.services``, with their checks."""
 
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, changed_fields, copy_saved
 from accounts.models import User
-from accounts.selectors import VIEW_ALL_CUSTOMERS, customer_ids_visible_to
+from billing import services
 from billing.models import (
     BillRun,
     CreditNote,
@@ -26,51 +28,28 @@ from billing.models import (
 from fusion_site.admin_mixins import ReadOnlyMixin
 
 
-def _sees_all(request: HttpRequest) -> bool:
-    return bool(request.user.has_perm(VIEW_ALL_CUSTOMERS))
+def _actor(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
 
 
-def _partner_id(request: HttpRequest) -> int | None:
-    user = request.user
-    return user.partner_id if isinstance(user, User) else None
+class BillingAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+    pass
 
 
-class PartnerScopedAdmin(SimpleHistoryAdmin):
-    partner_lookup = "partner"
-    shared_when_partner_empty = False
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        if _sees_all(request):
-            return queryset
-        scope = Q(**{self.partner_lookup: _partner_id(request)}) if _partner_id(request) else Q(pk__in=[])
-        if self.shared_when_partner_empty:
-            scope |= Q(**{f"{self.partner_lookup}__isnull": True})
-        return queryset.filter(scope)
-
-
-class CustomerScopedBillingAdmin(SimpleHistoryAdmin):
-    customer_lookup = "customer"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        visible = customer_ids_visible_to(request.user)
-        return super().get_queryset(request).filter(**{f"{self.customer_lookup}__in": visible})
-
-
-class RateInline(admin.TabularInline):
+class RateInline(ScopedInline):
     model = Rate
     extra = 3
 
 
-class RateCardInline(admin.TabularInline):
+class RateCardInline(ScopedInline):
     model = RateCard
     extra = 0
     show_change_link = True
 
 
 @admin.register(Tariff)
-class TariffAdmin(PartnerScopedAdmin):
-    shared_when_partner_empty = True
+class TariffAdmin(BillingAdmin):
     list_display = ["name", "partner"]
     list_filter = ["partner"]
     search_fields = ["name"]
@@ -78,58 +57,125 @@ class TariffAdmin(PartnerScopedAdmin):
 
 
 @admin.register(RateCard)
-class RateCardAdmin(PartnerScopedAdmin):
-    partner_lookup = "tariff__partner"
-    shared_when_partner_empty = True
+class RateCardAdmin(BillingAdmin):
     list_display = ["tariff", "effective_from", "effective_to"]
     list_select_related = ["tariff"]
     inlines = [RateInline]
 
 
 @admin.register(PartnerBillingProfile)
-class PartnerBillingProfileAdmin(PartnerScopedAdmin):
+class PartnerBillingProfileAdmin(BillingAdmin):
     list_display = ["partner", "legal_name", "vat_number", "invoice_prefix", "next_invoice_number"]
     readonly_fields = ["next_invoice_number", "next_credit_note_number"]
 
+    def save_with_services(
+        self, request: HttpRequest, obj: PartnerBillingProfile, form: Any, change: bool
+    ) -> None:
+        services.partner_billing_profile_save(profile=obj, actor=_actor(request))
+
+
+class AssignmentAdmin(BillingAdmin):
+    """A tariff given to one customer or line; which one is fixed once saved."""
+
+    assigned_to = ""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, self.assigned_to] if obj is not None else readonly
+
 
 @admin.register(CustomerTariff)
-class CustomerTariffAdmin(CustomerScopedBillingAdmin):
+class CustomerTariffAdmin(AssignmentAdmin):
+    assigned_to = "customer"
     list_display = ["customer", "tariff"]
     list_select_related = ["customer", "tariff"]
     autocomplete_fields = ["customer"]
 
+    def save_with_services(self, request: HttpRequest, obj: CustomerTariff, form: Any, change: bool) -> None:
+        saved = services.customer_set_tariff(customer=obj.customer, tariff=obj.tariff, actor=_actor(request))
+        copy_saved(saved, obj)
+
 
 @admin.register(LineTariff)
-class LineTariffAdmin(CustomerScopedBillingAdmin):
-    customer_lookup = "line__customer"
+class LineTariffAdmin(AssignmentAdmin):
+    assigned_to = "line"
     list_display = ["line", "tariff"]
     autocomplete_fields = ["line"]
 
+    def save_with_services(self, request: HttpRequest, obj: LineTariff, form: Any, change: bool) -> None:
+        saved = services.line_set_tariff(line=obj.line, tariff=obj.tariff, actor=_actor(request))
+        copy_saved(saved, obj)
+
+
+class ChargeAdmin(BillingAdmin):
+    """A charge stays on the customer it was entered for."""
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        readonly = list(super().get_readonly_fields(request, obj))
+        return [*readonly, "customer"] if obj is not None else readonly
+
 
 @admin.register(RecurringCharge)
-class RecurringChargeAdmin(CustomerScopedBillingAdmin):
+class RecurringChargeAdmin(ChargeAdmin):
     list_display = ["description", "customer", "monthly_amount", "start_date", "end_date"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer", "line"]
 
+    def save_with_services(self, request: HttpRequest, obj: RecurringCharge, form: Any, change: bool) -> None:
+        actor = _actor(request)
+        if change:
+            current = RecurringCharge.objects.get(pk=obj.pk)
+            saved = services.recurring_charge_update(
+                charge=current, actor=actor, **changed_fields(form, current)
+            )
+        else:
+            saved = services.recurring_charge_create(
+                customer=obj.customer,
+                line=obj.line,
+                description=obj.description,
+                monthly_amount=obj.monthly_amount,
+                start_date=obj.start_date,
+                end_date=obj.end_date,
+                actor=actor,
+            )
+        copy_saved(saved, obj)
+
 
 @admin.register(OneOffCharge)
-class OneOffChargeAdmin(CustomerScopedBillingAdmin):
+class OneOffChargeAdmin(ChargeAdmin):
     list_display = ["description", "customer", "amount", "charge_date", "invoice"]
     list_select_related = ["customer", "invoice"]
     autocomplete_fields = ["customer", "line"]
     readonly_fields = ["invoice"]
 
+    def save_with_services(self, request: HttpRequest, obj: OneOffCharge, form: Any, change: bool) -> None:
+        actor = _actor(request)
+        if change:
+            current = OneOffCharge.objects.get(pk=obj.pk)
+            saved = services.one_off_charge_update(
+                charge=current, actor=actor, **changed_fields(form, current)
+            )
+        else:
+            saved = services.one_off_charge_create(
+                customer=obj.customer,
+                line=obj.line,
+                description=obj.description,
+                amount=obj.amount,
+                charge_date=obj.charge_date,
+                actor=actor,
+            )
+        copy_saved(saved, obj)
+
 
 @admin.register(BillRun)
-class BillRunAdmin(ReadOnlyMixin, PartnerScopedAdmin):
+class BillRunAdmin(ReadOnlyMixin, BillingAdmin):
     list_display = ["__str__", "partner", "period_start", "status", "restricted_at"]
     list_filter = ["status", "partner"]
     list_select_related = ["partner"]
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyMixin, CustomerScopedBillingAdmin):
+class InvoiceAdmin(ReadOnlyMixin, BillingAdmin):
     list_display = ["number", "customer_reference", "partner", "status", "issue_date", "net", "vat", "gross"]
     list_filter = ["status", "partner"]
     list_select_related = ["partner"]
@@ -138,7 +184,6 @@ class InvoiceAdmin(ReadOnlyMixin, CustomerScopedBillingAdmin):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(ReadOnlyMixin, CustomerScopedBillingAdmin):
-    customer_lookup = "invoice__customer"
+class CreditNoteAdmin(ReadOnlyMixin, BillingAdmin):
     list_display = ["number", "invoice", "issue_date", "net", "vat", "gross"]
     list_select_related = ["invoice"]

@@ -67,9 +67,23 @@ def line_set_tariff(*, line: Line, tariff: Tariff, actor: User) -> LineTariff:
     return save_with_actor(assignment, actor=actor)
 
 
-def _check_tariff_usable(tariff: Tariff, partner_id: int) -> None:
+@transaction.atomic
+def partner_billing_profile_save(*, profile: PartnerBillingProfile, actor: User) -> PartnerBillingProfile:
+    """Set up or correct a partner's supplier details; its default tariff must be one the partner may use.
+    The invoice and credit note counters move only as documents are numbered."""
+    if profile.default_tariff is not None:
+        _check_tariff_usable(profile.default_tariff, profile.partner_id, field="default_tariff")
+    if profile.pk is not None:
+        # The form was read before a finalisation may have numbered invoices: keep the counters it left.
+        current = PartnerBillingProfile.objects.select_for_update().get(pk=profile.pk)
+        profile.next_invoice_number = current.next_invoice_number
+        profile.next_credit_note_number = current.next_credit_note_number
+    return save_with_actor(profile, actor=actor)
+
+
+def _check_tariff_usable(tariff: Tariff, partner_id: int, *, field: str = "tariff") -> None:
     if tariff.partner_id not in (None, partner_id):
-        raise ValidationError({"tariff": "That tariff belongs to another partner."})
+        raise ValidationError({field: "That tariff belongs to another partner."})
 
 
 @transaction.atomic
@@ -83,8 +97,7 @@ def recurring_charge_create(
     line: Line | None = None,
     end_date: datetime.date | None = None,
 ) -> RecurringCharge:
-    if line is not None and line.customer_id != customer.pk:
-        raise ValidationError({"line": "The line belongs to another customer."})
+    _check_line_of(line, customer)
     charge = RecurringCharge(
         customer=customer,
         line=line,
@@ -106,10 +119,55 @@ def one_off_charge_create(
     actor: User | None,
     line: Line | None = None,
 ) -> OneOffCharge:
+    _check_line_of(line, customer)
     charge = OneOffCharge(
         customer=customer, line=line, description=description, amount=amount, charge_date=charge_date
     )
     return save_with_actor(charge, actor=actor)
+
+
+RECURRING_CHARGE_EDITABLE_FIELDS = ("line", "description", "monthly_amount", "start_date", "end_date")
+
+
+@transaction.atomic
+def recurring_charge_update(
+    *, charge: RecurringCharge, actor: User, reason: str = "", **changes: Any
+) -> RecurringCharge:
+    _check_line_of(changes.get("line"), charge.customer)
+    return _update_charge(charge, actor, changes, RECURRING_CHARGE_EDITABLE_FIELDS, reason)
+
+
+ONE_OFF_CHARGE_EDITABLE_FIELDS = ("line", "description", "amount", "charge_date")
+
+
+@transaction.atomic
+def one_off_charge_update(
+    *, charge: OneOffCharge, actor: User, reason: str = "", **changes: Any
+) -> OneOffCharge:
+    """Correct a charge not yet billed; a billed one is on an invoice and is credited instead."""
+    if charge.invoice_id is not None:
+        raise BillingError("This charge is on an invoice already; credit the invoice instead.")
+    _check_line_of(changes.get("line"), charge.customer)
+    return _update_charge(charge, actor, changes, ONE_OFF_CHARGE_EDITABLE_FIELDS, reason)
+
+
+ChargeT = TypeVar("ChargeT", RecurringCharge, OneOffCharge)
+
+
+def _update_charge(
+    charge: ChargeT, actor: User, changes: dict[str, Any], allowed: tuple[str, ...], reason: str
+) -> ChargeT:
+    unknown = set(changes) - set(allowed)
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
+    for name, value in changes.items():
+        setattr(charge, name, value)
+    return save_with_actor(charge, actor=actor, reason=reason)
+
+
+def _check_line_of(line: Line | None, customer: Customer) -> None:
+    if line is not None and line.customer_id != customer.pk:
+        raise ValidationError({"line": "The line belongs to another customer."})
 
 
 # Call records -----------------------------------------------------------------------------------

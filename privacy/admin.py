@@ -13,13 +13,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
+from accounts.admin_scoping import ScopedInline, TenantScopedAdmin
 from accounts.models import User
 from fusion_site.admin_mixins import ReadOnlyMixin
 from privacy.models import CookieConsentRecord, ErasureEvent, ErasureRecord, PrivacyNotice
 from privacy.website import services
 
 
-class ErasureEventInline(admin.TabularInline):
+class ErasureEventInline(ScopedInline):
     model = ErasureEvent
     extra = 0
     fields = ("at", "actor", "action", "detail")
@@ -31,7 +32,7 @@ class ErasureEventInline(admin.TabularInline):
 
 
 @admin.register(ErasureRecord)
-class ErasureRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class ErasureRecordAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = (
         "customer_reference",
         "request_reference",
@@ -50,7 +51,7 @@ class ErasureRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
 
 
 @admin.register(PrivacyNotice)
-class PrivacyNoticeAdmin(SimpleHistoryAdmin):
+class PrivacyNoticeAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     list_display = ["version", "title", "status", "published_at", "updated_at"]
     list_filter = ["status"]
     fields = ["version", "title", "summary", "body", "status", "published_at", "published_by", "updated_at"]
@@ -66,7 +67,7 @@ class PrivacyNoticeAdmin(SimpleHistoryAdmin):
         # Consents point at published versions; a draft nobody consented to may go.
         return obj is not None and not obj.is_published and super().has_delete_permission(request, obj)
 
-    def save_model(self, request: HttpRequest, obj: PrivacyNotice, form: Any, change: bool) -> None:
+    def save_with_services(self, request: HttpRequest, obj: PrivacyNotice, form: Any, change: bool) -> None:
         actor = request.user
         assert isinstance(actor, User)
         fields = {name: form.cleaned_data[name] for name in ("title", "summary", "body")}
@@ -93,6 +94,6 @@ class PrivacyNoticeAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(CookieConsentRecord)
-class CookieConsentRecordAdmin(ReadOnlyMixin, admin.ModelAdmin):
+class CookieConsentRecordAdmin(ReadOnlyMixin, TenantScopedAdmin):
     list_display = ["recorded_hour", "choice", "notice"]
     list_filter = ["choice"]
