@@ -33,22 +33,20 @@ def _scoped_choices(request: HttpRequest, model: type[Model], queryset: QuerySet
 class ScopedFormFieldsMixin:
     """Form fields linking to partner-owned rows offer and accept only the user's (admins and inlines)."""
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+    def _scope_link(self, db_field: Any, request: HttpRequest, kwargs: dict[str, Any]) -> None:
         queryset = kwargs.get("queryset")
         if queryset is None:
             queryset = self.get_field_queryset(None, db_field, request)  # type: ignore[attr-defined]
         scoped = _scoped_choices(request, db_field.related_model, queryset)
         if scoped is not None:
             kwargs["queryset"] = scoped
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        self._scope_link(db_field, request, kwargs)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)  # type: ignore[misc]
 
     def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        queryset = kwargs.get("queryset")
-        if queryset is None:
-            queryset = self.get_field_queryset(None, db_field, request)  # type: ignore[attr-defined]
-        scoped = _scoped_choices(request, db_field.related_model, queryset)
-        if scoped is not None:
-            kwargs["queryset"] = scoped
+        self._scope_link(db_field, request, kwargs)
         return super().formfield_for_manytomany(db_field, request, **kwargs)  # type: ignore[misc]
 
 

@@ -3,6 +3,7 @@ invoices and credit notes to look at. Scoped like the pages by ``accounts.admin_
 see and link to their partner's rows (and the provider's shared tariffs) and the rows of customers they
 may see; assignments and charges are written through ``billing.services``, with their checks."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
@@ -108,11 +109,25 @@ class LineTariffAdmin(AssignmentAdmin):
 
 
 class ChargeAdmin(BillingAdmin):
-    """A charge stays on the customer it was entered for."""
+    """A charge stays on the customer it was entered for; it is created and changed by its services."""
+
+    create_service: Callable[..., Any]
+    update_service: Callable[..., Any]
+    entered_fields: tuple[str, ...]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "customer"] if obj is not None else readonly
+
+    def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = _actor(request)
+        if change:
+            current = type(obj).objects.get(pk=obj.pk)
+            saved = self.update_service(charge=current, actor=actor, **changed_fields(form, current))
+        else:
+            entered = {name: getattr(obj, name) for name in self.entered_fields}
+            saved = self.create_service(customer=obj.customer, line=obj.line, actor=actor, **entered)
+        copy_saved(saved, obj)
 
 
 @admin.register(RecurringCharge)
@@ -120,25 +135,9 @@ class RecurringChargeAdmin(ChargeAdmin):
     list_display = ["description", "customer", "monthly_amount", "start_date", "end_date"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer", "line"]
-
-    def save_with_services(self, request: HttpRequest, obj: RecurringCharge, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = RecurringCharge.objects.get(pk=obj.pk)
-            saved = services.recurring_charge_update(
-                charge=current, actor=actor, **changed_fields(form, current)
-            )
-        else:
-            saved = services.recurring_charge_create(
-                customer=obj.customer,
-                line=obj.line,
-                description=obj.description,
-                monthly_amount=obj.monthly_amount,
-                start_date=obj.start_date,
-                end_date=obj.end_date,
-                actor=actor,
-            )
-        copy_saved(saved, obj)
+    create_service = staticmethod(services.recurring_charge_create)
+    update_service = staticmethod(services.recurring_charge_update)
+    entered_fields = ("description", "monthly_amount", "start_date", "end_date")
 
 
 @admin.register(OneOffCharge)
@@ -147,24 +146,9 @@ class OneOffChargeAdmin(ChargeAdmin):
     list_select_related = ["customer", "invoice"]
     autocomplete_fields = ["customer", "line"]
     readonly_fields = ["invoice"]
-
-    def save_with_services(self, request: HttpRequest, obj: OneOffCharge, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = OneOffCharge.objects.get(pk=obj.pk)
-            saved = services.one_off_charge_update(
-                charge=current, actor=actor, **changed_fields(form, current)
-            )
-        else:
-            saved = services.one_off_charge_create(
-                customer=obj.customer,
-                line=obj.line,
-                description=obj.description,
-                amount=obj.amount,
-                charge_date=obj.charge_date,
-                actor=actor,
-            )
-        copy_saved(saved, obj)
+    create_service = staticmethod(services.one_off_charge_create)
+    update_service = staticmethod(services.one_off_charge_update)
+    entered_fields = ("description", "amount", "charge_date")
 
 
 @admin.register(BillRun)
