@@ -5,7 +5,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -26,6 +26,8 @@ from accounts.models import (
 from fusion_site.admin_mixins import ReadOnlyMixin
 
 Masker = Callable[[str], str]
+# Search fields naming an encrypted name, which the admin searches by word through its blind index.
+NAME_SEARCH_FIELDS = frozenset({"name", "customer__name"})
 
 
 class CustomerScopedAdmin(SimpleHistoryAdmin):
@@ -133,10 +135,32 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        for index_filter in selectors.blind_index_filters(search_term.strip(), self.search_blind_indexes):
+        term = search_term.strip()
+        fields = [str(name) for name in self.get_search_fields(request)]
+        if term and any(name in NAME_SEARCH_FIELDS for name in fields):
+            results, may_have_duplicates = self._search_with_names(queryset, term, fields), False
+        else:
+            results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        for index_filter in selectors.blind_index_filters(term, self.search_blind_indexes):
             results = results | queryset.filter(**index_filter)
         return results, may_have_duplicates
+
+    def _search_with_names(self, queryset: QuerySet[Any], term: str, fields: list[str]) -> QuerySet[Any]:
+        """Encrypted names cannot be matched in SQL: every word of the term must be a word of the name
+        (through ``NameToken``); other search fields are matched as Django would, on the whole term."""
+        names = selectors.names_holding_words(term)
+        own_names = names.filter(contact__isnull=True).values("customer_id")
+        found = Q(pk__in=[])
+        for name in fields:
+            if name == "customer__name":
+                found |= Q(customer_id__in=own_names)
+            elif name == "name" and self.model is Contact:
+                found |= Q(pk__in=names.filter(contact__isnull=False).values("contact_id"))
+            elif name == "name" and self.model is Customer:
+                found |= Q(pk__in=own_names)
+            else:
+                found |= Q(**{f"{name}__icontains": term})
+        return queryset.filter(found)
 
 
 @admin.register(Partner)
@@ -172,7 +196,7 @@ class CustomerAdmin(CustomerScopedAdmin):
     customer_lookup = ""
     list_display = [
         "reference",
-        "name",
+        "trading_name",
         "partner",
         "status",
         "contract_start",
@@ -202,6 +226,11 @@ class CustomerAdmin(CustomerScopedAdmin):
     @admin.display(description="Reference", ordering="id")
     def reference(self, obj: Customer) -> str:
         return obj.reference
+
+    # Not sortable: the name is encrypted, so SQL would sort ciphertext.
+    @admin.display(description="Name")
+    def trading_name(self, obj: Customer) -> str:
+        return obj.name
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Sequence[str]:
         readonly = list(super().get_readonly_fields(request, obj))
@@ -261,7 +290,7 @@ class ContactAdmin(CustomerChildAdmin):
     personal_fields = {"name": pii.mask_text, "email": pii.mask_email, "phone": pii.mask_phone}
     list_display = ["__str__", "customer_reference", "role", "masked_email", "masked_phone"]
     list_filter = ["role"]
-    search_fields = ["customer__name"]
+    search_fields = ["name", "customer__name"]
     search_blind_indexes = {"email": ["email_index"], "phone": ["phone_index"]}
 
 
