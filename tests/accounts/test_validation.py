@@ -1,5 +1,7 @@
 """Bad input is rejected with a message naming the field, and nothing partial is saved."""
 
+from typing import cast
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -132,7 +134,7 @@ def test_line_rejects_bad_cli_and_end_before_start(db):
 def test_customer_contract_must_end_after_it_starts(db):
     import datetime
 
-    existing = CustomerFactory()
+    existing = cast(Customer, CustomerFactory())
     with pytest.raises(ValidationError):
         services.customer_create(
             partner=existing.partner,
