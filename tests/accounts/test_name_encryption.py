@@ -2,13 +2,16 @@
 customer by any word of its name or of a contact's name, within their own partner only, and contact
 names stay masked for staff who may not reveal them."""
 
+import datetime
 import os
 import shutil
 import subprocess
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.templatetags.admin_list import result_headers
 from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
 from accounts import services
@@ -254,3 +257,75 @@ def test_the_admin_masks_contact_names_for_staff_not_cleared(client, make_user, 
     client.force_login(make_user(Role.SUPPORT_AGENT, cleared=False))
     page = client.get(f"/admin/accounts/contact/{contact.pk}/change/").content.decode()
     assert CONTACT_NAME not in page and "O***" in page
+
+
+def test_the_admin_change_log_names_a_customer_by_reference_only(client, make_user, named):
+    client.force_login(make_user(Role.ADMINISTRATOR))
+    form = {
+        "name": "Quintessa Vexley Studio",
+        "status": Customer.Status.ACTIVE,
+        "contract_start": "2024-01-01",
+        **{f"sites-{key}": value for key, value in {"TOTAL_FORMS": 0, "INITIAL_FORMS": 0}.items()},
+    }
+    response = client.post(f"/admin/accounts/customer/{named.pk}/change/", form)
+    assert response.status_code == 302
+    entry = LogEntry.objects.get(object_id=str(named.pk), content_type__model="customer")
+    assert entry.object_repr == named.reference and entry.action_flag == CHANGE
+    assert entry.get_change_message() == "Changed Name."
+
+
+def _migrations_around_encryption() -> tuple[tuple[str, str], tuple[str, str]]:
+    """(the migration before it, the latest) of accounts, found by name so renumbering does not matter."""
+    graph = MigrationExecutor(connection).loader.graph
+    (encrypt,) = [key for key in graph.nodes if key[0] == "accounts" and key[1].endswith("_encrypt_names")]
+    (before,) = [key for key in graph.node_map[encrypt].parents if key[0] == "accounts"]
+    return before, graph.leaf_nodes("accounts")[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_encrypts_existing_names_and_history_and_indexes_their_words():
+    before, latest = _migrations_around_encryption()
+    executor = MigrationExecutor(connection)
+    executor.migrate([before])
+    old = executor.loader.project_state(before).apps
+    group = old.get_model("auth", "Group").objects.create(name="partner:old")
+    partner = old.get_model("accounts", "Partner").objects.create(code="old", name="Old", staff_group=group)
+    customer = old.get_model("accounts", "Customer").objects.create(
+        partner=partner, name="Zoë O'Brien-Quayle", contract_start=datetime.date(2024, 1, 1)
+    )
+    old.get_model("accounts", "Customer").objects.create(
+        partner=partner,
+        name="Erased customer C-000002",
+        contract_start=datetime.date(2024, 1, 1),
+        erased_at=datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC),
+    )
+    at = datetime.datetime(2024, 1, 1, tzinfo=datetime.UTC)
+    old.get_model("accounts", "HistoricalCustomer").objects.create(
+        id=customer.pk,
+        partner_id=partner.pk,
+        name="Zoë O'Brien",
+        status="active",
+        contract_start=datetime.date(2024, 1, 1),
+        created_at=at,
+        updated_at=at,
+        history_date=at,
+        history_type="+",
+    )
+    old.get_model("accounts", "Contact").objects.create(
+        customer=customer, name="Marguerite Quillon", email="m@example.com", phone="+447700900123"
+    )
+
+    MigrationExecutor(connection).migrate([latest])
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM accounts_customer UNION ALL SELECT name FROM accounts_historicalcustomer"
+        )
+        stored = [row[0] for row in cursor.fetchall()]
+    assert len(stored) == 3 and all(value.startswith("enc1$") for value in stored)
+    assert Customer.objects.get(pk=customer.pk).name == "Zoë O'Brien-Quayle"
+    assert Customer.history.get(id=customer.pk).name == "Zoë O'Brien"
+    everyone = Customer.objects.all()
+    assert [c.pk for c in search_customers(everyone, "zoe obrien")] == [customer.pk]
+    assert [c.pk for c in search_customers(everyone, "QUILLON")] == [customer.pk]
+    assert list(search_customers(everyone, "erased")) == []  # an erased placeholder is not indexed
