@@ -52,7 +52,9 @@ def _pg_dump() -> str:
 
 
 @pytest.mark.services
-@pytest.mark.django_db(transaction=True)
+# Committed, so pg_dump (another connection) sees the rows; serialized_rollback restores the migrated
+# data (role groups, content types) the flush after a transactional test removes, as elsewhere.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_no_name_appears_anywhere_in_a_dump_of_the_database(client, make_user, partner):
     require_service(
         "PostgreSQL",
@@ -282,7 +284,7 @@ def _migrations_around_encryption() -> tuple[tuple[str, str], tuple[str, str]]:
     return before, graph.leaf_nodes("accounts")[0]
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_migration_encrypts_existing_names_and_history_and_indexes_their_words():
     before, latest = _migrations_around_encryption()
     executor = MigrationExecutor(connection)
