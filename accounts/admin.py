@@ -214,7 +214,11 @@ class CustomerAdmin(CustomerScopedAdmin):
         ("processing_restricted_at", admin.EmptyFieldListFilter),
     ]
     list_select_related = ["partner"]
-    search_fields = ["name"]
+    search_fields = ["name"]  # searched by selectors.search_customers (get_search_results below)
+    search_help_text = (
+        "A reference, whole words of the customer's or a contact's name, or an exact phone number, email "
+        "or postcode."
+    )
     date_hierarchy = "contract_start"
     readonly_fields = [
         "billing_ceased_at",
