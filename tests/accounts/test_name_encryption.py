@@ -15,6 +15,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 
 from accounts import services
+from accounts.demo import DemoBuilder
 from accounts.models import Contact, Customer, NameToken, Role, name_index_digests
 from accounts.selectors import names_holding_words, search_customers
 from tests.conftest import require_service
@@ -331,3 +332,15 @@ def test_the_migration_encrypts_existing_names_and_history_and_indexes_their_wor
     assert [c.pk for c in search_customers(everyone, "zoe obrien")] == [customer.pk]
     assert [c.pk for c in search_customers(everyone, "QUILLON")] == [customer.pk]
     assert list(search_customers(everyone, "erased")) == []  # an erased placeholder is not indexed
+
+
+def test_demo_customers_and_contacts_written_in_bulk_are_findable_by_name(db):
+    builder = DemoBuilder(seed=7)
+    (partner,) = builder.partners(1)
+    builder.customers(partner, 3)
+    everyone = Customer.objects.all()
+    for customer in Customer.objects.filter(partner=partner):
+        assert customer in search_customers(everyone, customer.name)
+        for contact in customer.contacts.all():
+            assert customer in search_customers(everyone, contact.name)
+    assert NameToken.objects.filter(contact__isnull=False).values("contact_id").distinct().count() == 6
