@@ -150,7 +150,7 @@ class CustomerScopedAdmin(SimpleHistoryAdmin):
 
     def _search_with_names(self, queryset: QuerySet[Any], term: str, fields: list[str]) -> QuerySet[Any]:
         """Encrypted names cannot be matched in SQL: every word of the term must be a word of the name
-        (through ``NameToken``); other search fields are matched as Django would, on the whole term."""
+        (through ``NameToken``); other search fields match the whole term with icontains."""
         names = selectors.names_holding_words(term)
         own_names = names.filter(contact__isnull=True).values("customer_id")
         found = Q(pk__in=[])
