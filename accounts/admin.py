@@ -1,15 +1,18 @@
 """The staff web admin, filtered through the same selectors and PII gate as the pages."""
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from axes.admin import AccessAttemptAdmin as AxesAccessAttemptAdmin
 from axes.models import AccessAttempt
 from django.contrib import admin
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.admin.utils import unquote
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django_otp.plugins.otp_static.admin import StaticDeviceAdmin as OtpStaticDeviceAdmin
 from django_otp.plugins.otp_static.admin import StaticTokenInline as OtpStaticTokenInline
@@ -44,6 +47,8 @@ from accounts.signals import username_digest
 from fusion_site.admin_mixins import ReadOnlyMixin
 
 Masker = Callable[[str], str]
+# Search fields naming an encrypted name, which the admin searches by word through its blind index.
+NAME_SEARCH_FIELDS = frozenset({"name", "customer__name"})
 
 
 class CustomerScopedAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
@@ -133,10 +138,32 @@ class CustomerScopedAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        for index_filter in selectors.blind_index_filters(search_term.strip(), self.search_blind_indexes):
+        term = search_term.strip()
+        fields = [str(name) for name in self.get_search_fields(request)]
+        if term and any(name in NAME_SEARCH_FIELDS for name in fields):
+            results, may_have_duplicates = self._search_with_names(queryset, term, fields), False
+        else:
+            results, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        for index_filter in selectors.blind_index_filters(term, self.search_blind_indexes):
             results = results | queryset.filter(**index_filter)
         return results, may_have_duplicates
+
+    def _search_with_names(self, queryset: QuerySet[Any], term: str, fields: list[str]) -> QuerySet[Any]:
+        """Encrypted names cannot be matched in SQL: every word of the term must be a word of the name
+        (through ``NameToken``); other search fields match the whole term with icontains."""
+        names = selectors.names_holding_words(term)
+        own_names = names.filter(contact__isnull=True).values("customer_id")
+        found = Q(pk__in=[])
+        for name in fields:
+            if name == "customer__name":
+                found |= Q(customer_id__in=own_names)
+            elif name == "name" and self.model is Contact:
+                found |= Q(pk__in=names.filter(contact__isnull=False).values("contact_id"))
+            elif name == "name" and self.model is Customer:
+                found |= Q(pk__in=own_names)
+            else:
+                found |= Q(**{f"{name}__icontains": term})
+        return queryset.filter(found)
 
 
 @admin.register(Partner)
@@ -184,7 +211,7 @@ class CustomerAdmin(CustomerScopedAdmin):
     customer_lookup = ""
     list_display = [
         "reference",
-        "name",
+        "trading_name",
         "partner",
         "status",
         "contract_start",
@@ -199,7 +226,11 @@ class CustomerAdmin(CustomerScopedAdmin):
         ("processing_restricted_at", admin.EmptyFieldListFilter),
     ]
     list_select_related = ["partner"]
-    search_fields = ["name"]
+    search_fields = ["name"]  # searched by selectors.search_customers (get_search_results below)
+    search_help_text = (
+        "A reference, whole words of the customer's or a contact's name, or an exact phone number, email "
+        "or postcode."
+    )
     date_hierarchy = "contract_start"
     readonly_fields = [
         "billing_ceased_at",
@@ -215,6 +246,34 @@ class CustomerAdmin(CustomerScopedAdmin):
     @admin.display(description="Reference", ordering="id")
     def reference(self, obj: Customer) -> str:
         return obj.reference
+
+    # Not sortable: the name is encrypted, so SQL would sort ciphertext.
+    @admin.display(description="Name")
+    def trading_name(self, obj: Customer) -> str:
+        return obj.name
+
+    # The admin's change log stores ``str(obj)`` (reference and name) in clear, in a table no field
+    # encrypts: it names the customer by reference instead.
+    def log_addition(self, request: HttpRequest, obj: Customer, message: Any) -> LogEntry:
+        return self._log(request, obj, ADDITION, message)
+
+    def log_change(self, request: HttpRequest, obj: Customer, message: Any) -> LogEntry:
+        return self._log(request, obj, CHANGE, message)
+
+    def log_deletions(self, request: HttpRequest, queryset: Any) -> list[LogEntry]:
+        return [self._log(request, obj, DELETION, "") for obj in queryset]
+
+    @staticmethod
+    def _log(request: HttpRequest, obj: Customer, action_flag: int, message: Any) -> LogEntry:
+        assert isinstance(request.user, User)  # the admin is behind login
+        return LogEntry.objects.create(
+            user=request.user,
+            content_type=ContentType.objects.get_for_model(Customer),
+            object_id=str(obj.pk),
+            object_repr=obj.reference,
+            action_flag=action_flag,
+            change_message=json.dumps(message) if isinstance(message, list) else message,
+        )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
@@ -278,7 +337,7 @@ class ContactAdmin(CustomerChildAdmin):
     personal_fields = {"name": pii.mask_text, "email": pii.mask_email, "phone": pii.mask_phone}
     list_display = ["__str__", "customer_reference", "role", "masked_email", "masked_phone"]
     list_filter = ["role"]
-    search_fields = ["customer__name"]
+    search_fields = ["name", "customer__name"]
     search_blind_indexes = {"email": ["email_index"], "phone": ["phone_index"]}
 
     def save_with_services(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:

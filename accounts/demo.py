@@ -19,7 +19,17 @@ from guardian.shortcuts import assign_perm
 from simple_history.utils import bulk_create_with_history
 
 from accounts import services
-from accounts.models import Contact, Customer, Line, Partner, PaymentDetails, Role, Site, User
+from accounts.models import (
+    Contact,
+    Customer,
+    Line,
+    Partner,
+    PaymentDetails,
+    Role,
+    Site,
+    User,
+    name_tokens_rebuild,
+)
 
 DEMO_PASSWORD = "fusion-demo-password"  # noqa: S105 - printed for the demo; never used in production
 GEOGRAPHIC_PREFIXES = ["2079460", "1134960", "1614960", "1174960", "2890180", "1314960"]
@@ -211,7 +221,11 @@ class DemoBuilder:
             for customer, _sites, line_count in line_specs
             for _ in range(line_count)
         ]
-        _bulk(contacts, Contact, self.actor)
+        contacts = _bulk(contacts, Contact, self.actor)
+        if contacts and contacts[0].pk is None:  # backends without RETURNING: fetch the new rows back
+            contacts = list(Contact.objects.filter(customer__in=customers))
+        # Bulk inserts skip save(), which indexes the words of names for search.
+        name_tokens_rebuild(customers=customers, contacts=contacts)
         _bulk(lines, Line, self.actor)
         _bulk(payments, PaymentDetails, self.actor)
 

@@ -2,17 +2,20 @@
 
 Personal and payment fields are EncryptedTextFields; the values staff search by (phone numbers,
 emails, postcodes, CLIs) also get an HMAC blind index, recomputed on every save from the
-normalised value. Every model here keeps its history with django-simple-history.
+normalised value. Names (customers' and contacts') are searched by word: each word's HMAC is a row of
+``NameToken``, rewritten whenever the name is saved. Every model here keeps its history with
+django-simple-history (``NameToken`` excepted: it is derived from the names, whose history is kept).
 """
 
 import datetime
-from typing import ClassVar
+from collections.abc import Iterable
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import Group, PermissionsMixin
 from django.core.exceptions import ValidationError
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
@@ -149,7 +152,9 @@ class Customer(TimeStampedModel):
     REFERENCE_PREFIX = "C-"
 
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="customers")
-    name = models.CharField(max_length=200, help_text="The account's trading name.")
+    # A sole trader's or partnership's trading name is a person's name: encrypted like every personal
+    # field, and searched by word through NameToken. SQL can no longer sort by it: lists order by id.
+    name = EncryptedTextField(help_text="The account's trading name.")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.ACTIVE)
     contract_start = models.DateField()
     contract_end = models.DateField(null=True, blank=True)
@@ -198,6 +203,11 @@ class Customer(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"{self.reference} {self.name}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        if _saves_field(kwargs, "name"):
+            name_tokens_rebuild(customers=[self])
 
     @property
     def reference(self) -> str:
@@ -306,6 +316,69 @@ class Contact(BlindIndexedModel):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} contact"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        super().save(*args, **kwargs)
+        if _saves_field(kwargs, "name"):
+            name_tokens_rebuild(contacts=[self])
+
+
+NAME_TOKEN_PURPOSE = "name"  # noqa: S105 - the blind index's purpose, not a secret
+
+
+class NameToken(models.Model):
+    """One word of a customer's name, or of one of its contacts' names, as an HMAC (blind index).
+
+    Names are encrypted, so SQL cannot match them; a search finds the owners that hold a row for every
+    word of the query, each word an indexed exact match on ``name_index``. The words are normalised by
+    ``validation.name_words`` (case, accents, punctuation). Rows with ``contact`` empty are the
+    customer's own name. An erased customer's placeholder name is not indexed.
+    """
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="name_tokens")
+    contact = models.ForeignKey(
+        Contact, null=True, blank=True, on_delete=models.CASCADE, related_name="name_tokens"
+    )
+    name_index = models.CharField(max_length=64, editable=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["name_index", "customer"], name="nametoken_index_customer")]
+
+    def __str__(self) -> str:
+        return f"name word of customer {self.customer_id}"
+
+
+def name_index_digests(name: str) -> list[str]:
+    """The blind index of each word of ``name`` (of a stored name, or of a search)."""
+    return sorted({blind_index(NAME_TOKEN_PURPOSE, word) for word in validation.name_words(name)})
+
+
+def _saves_field(save_kwargs: dict[str, Any], name: str) -> bool:
+    update_fields = save_kwargs.get("update_fields")
+    return update_fields is None or name in update_fields
+
+
+@transaction.atomic(savepoint=False)
+def name_tokens_rebuild(*, customers: Iterable[Customer] = (), contacts: Iterable[Contact] = ()) -> int:
+    """Replace the name words of these customers (their own names) and contacts, in three statements
+    whatever their number; bulk writers that bypass ``save`` call it themselves. Returns rows written."""
+    customers, contacts = list(customers), list(contacts)
+    if customers:
+        NameToken.objects.filter(customer__in=[c.pk for c in customers], contact__isnull=True).delete()
+    if contacts:
+        NameToken.objects.filter(contact__in=[c.pk for c in contacts]).delete()
+    rows = [
+        NameToken(customer_id=customer.pk, name_index=digest)
+        for customer in customers
+        if not customer.is_erased
+        for digest in name_index_digests(customer.name)
+    ] + [
+        NameToken(customer_id=contact.customer_id, contact_id=contact.pk, name_index=digest)
+        for contact in contacts
+        for digest in name_index_digests(contact.name)
+    ]
+    NameToken.objects.bulk_create(rows)
+    return len(rows)
 
 
 class Line(BlindIndexedModel):

@@ -33,11 +33,13 @@ from accounts.models import (
     CustomerGroupObjectPermission,
     CustomerUserObjectPermission,
     Line,
+    NameToken,
     Partner,
     PaymentDetails,
     ProvisioningOrder,
     Site,
     User,
+    name_index_digests,
 )
 from fusion_site.crypto import blind_index
 
@@ -167,17 +169,35 @@ def is_outside_users_partner(user: User, customer: Customer) -> bool:
 
 
 def search_customers(queryset: QuerySet[Customer], query: str) -> QuerySet[Customer]:
-    """Match a reference or name, or exactly a phone number, email or postcode through the blind index."""
+    """Match a reference; or every word of the customer's name or of one contact's name; or exactly a
+    phone number, email or postcode; each through its blind index (names are encrypted)."""
     query = query.strip()
     if not query:
         return queryset
     pk = Customer.pk_from_reference(query) if query.upper().startswith(Customer.REFERENCE_PREFIX) else None
     if pk is not None:
         return queryset.filter(pk=pk)
-    matches = queryset.filter(name__icontains=query)
+    matches = queryset.filter(pk__in=names_holding_words(query).values("customer_id"))
     for index_filter in blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS):
         matches = matches | queryset.filter(**index_filter)
     return matches.distinct()
+
+
+def names_holding_words(query: str) -> QuerySet[NameToken, Any]:
+    """The names (a customer's own, ``contact_id`` empty, or a contact's) holding every word of ``query``,
+    as rows of ``customer_id`` and ``contact_id``: one indexed exact match per word, grouped by name.
+    Whole words only: "Acme" finds "Acme Plumbing Ltd", "Acm" does not. Not scoped: filter a scoped
+    queryset by these ids."""
+    digests = name_index_digests(query)
+    if not digests:
+        return NameToken.objects.none().values("customer_id", "contact_id")
+    return (
+        NameToken.objects.filter(name_index__in=digests)
+        .values("customer_id", "contact_id")
+        .annotate(words=Count("name_index", distinct=True))
+        .filter(words=len(digests))
+        .order_by()
+    )
 
 
 _NORMALISERS = {

@@ -5,6 +5,7 @@ attaches it to the field, so forms, services and the admin all report the same f
 """
 
 import re
+import unicodedata
 
 import phonenumbers
 from django.core.exceptions import ValidationError
@@ -85,3 +86,21 @@ def normalise_account_number(value: str) -> str:
 
 def validate_account_number(value: str) -> None:
     normalise_account_number(value)
+
+
+# Marks that join the parts of one word (O'Brien, A.B.C.) rather than separate two words.
+_WORD_JOINERS = re.compile(r"['\u2018\u2019\u02bc`.]")
+_NOT_WORD = re.compile(r"[\W_]+")
+# Latin letters that Unicode does not decompose into a base letter and an accent.
+_UNDECOMPOSED = str.maketrans(
+    {"æ": "ae", "œ": "oe", "ø": "o", "ł": "l", "đ": "d", "ð": "d", "þ": "th", "\u0131": "i"}  # dotless i
+)
+
+
+def name_words(value: str) -> list[str]:
+    """The words of a name as search compares them: accents removed, case folded, "O'Brien" as
+    "obrien", and any other punctuation ("Smith-Jones & Co.") a break between words. Distinct words,
+    sorted, so a name indexes each word once."""
+    decomposed = unicodedata.normalize("NFKD", value.casefold())
+    bare = "".join(char for char in decomposed if not unicodedata.combining(char)).translate(_UNDECOMPOSED)
+    return sorted(set(_NOT_WORD.split(_WORD_JOINERS.sub("", bare))) - {""})

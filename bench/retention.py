@@ -86,7 +86,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build(customers: int) -> None:
     from accounts import services
-    from accounts.models import Contact, Customer, Site
+    from accounts.models import Contact, Customer, Site, name_tokens_rebuild
 
     partner = services.partner_create(code="bench", name="Bench Telecom", actor=None)
     start = datetime.date(2020, 1, 1)
@@ -106,10 +106,12 @@ def build(customers: int) -> None:
             )
             for customer in made
         )
-        Contact.objects.bulk_create(
+        contacts = Contact.objects.bulk_create(
             Contact(customer=customer, name=f"Person {customer.pk}", email=f"p{customer.pk}@bench.example")
             for customer in made
         )
+        # bulk_create skips save(), which indexes the names' words; erasure deletes those rows too.
+        name_tokens_rebuild(customers=made, contacts=contacts)
         print(f"  {offset + size:,} customers", file=sys.stderr)
 
 

@@ -285,8 +285,10 @@ def site_details_baseline(user: User, customer: Customer) -> Callable[[], dict[s
                     WHERE c.id = %s AND {granted}""",
                 (customer.pk, *params),
             )
-            if cursor.fetchone() is None:
+            account = cursor.fetchone()
+            if account is None:
                 raise RuntimeError(f"Baseline cannot see {customer.reference}")
+            decrypt(account[1])  # the page shows the (encrypted) name
             cursor.execute(
                 f"""SELECT id, label, address_line1, address_line2, town, postcode
                     FROM {t["site"]} WHERE customer_id = %s ORDER BY id""",
@@ -334,6 +336,8 @@ def customer_list_baseline(user: User, page: int) -> Callable[[], dict[str, int]
     """The count and one page of 50 visible customers with their site and line counts, as the list shows."""
     from django.db import connection
 
+    from fusion_site.crypto import decrypt
+
     t = _tables()
     visible = VISIBLE_SQL.format(**t)
     params = (user.pk, _view_customer_permission_id())
@@ -352,7 +356,7 @@ def customer_list_baseline(user: User, page: int) -> Callable[[], dict[str, int]
                     ORDER BY c.id LIMIT %s OFFSET %s""",
                 (*params, PAGE_SIZE, (page - 1) * PAGE_SIZE),
             )
-            rows = cursor.fetchall()
+            rows = [(row[0], decrypt(row[1]), *row[2:]) for row in cursor.fetchall()]
         return {"count": total, "rows": len(rows)}
 
     return run

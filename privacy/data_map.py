@@ -271,6 +271,20 @@ DATA_MAP: tuple[ModelEntry, ...] = (
         recipients=("hosting", "mail"),
     ),
     ModelEntry(
+        "accounts.NameToken",
+        "end customers and people at the customer",
+        "Let staff find a customer by a word of its name or of a contact's name (both encrypted)",
+        (
+            _account(
+                "name_index",
+                ID,
+                "Blind index (keyed hash) of one word of a customer's or contact's name; rebuilt when the "
+                "name changes",
+            ),
+        ),
+        recipients=("hosting",),
+    ),
+    ModelEntry(
         "accounts.Line",
         "end customers",
         "Provide the telephone service and match calls to the customer",
@@ -699,6 +713,7 @@ ACTIVITIES: tuple[ProcessingActivity, ...] = (
             "accounts.Customer",
             "accounts.Site",
             "accounts.Contact",
+            "accounts.NameToken",
             "accounts.Line",
             "accounts.ProvisioningOrder",
         ),

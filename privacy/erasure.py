@@ -54,6 +54,7 @@ from django.db.models import (
     CharField,
     Count,
     DateField,
+    Exists,
     F,
     Max,
     OuterRef,
@@ -66,7 +67,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import BaseExpression
-from django.db.models.functions import Cast, Concat, Greatest, LPad
+from django.db.models.functions import Cast, Concat, Greatest
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 from simple_history.utils import bulk_create_with_history
@@ -78,6 +79,7 @@ from accounts.models import (
     Customer,
     CustomerUserObjectPermission,
     Line,
+    NameToken,
     PaymentDetails,
     ProvisioningOrder,
     Site,
@@ -96,6 +98,7 @@ from billing.models import (
     OneOffCharge,
     RecurringCharge,
 )
+from fusion_site.crypto import encrypt
 from fusion_site.customer_cache import customer_cache_forget_many
 from privacy.data_map import ACCOUNTABILITY, VAT_RECORDS, ErasureAction, LegalObligation
 from privacy.deadlines import add_calendar_months
@@ -369,6 +372,11 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
         _Step(ProvisioningOrder.history.filter(customer_id__in=ids), "History of provisioning orders"),
         _Step(PaymentDetails.objects.filter(customer_id__in=ids), "Direct Debit mandate"),
         _Step(PaymentDetails.history.filter(customer_id__in=ids), "History of the Direct Debit mandate"),
+        # Before the contacts they point at go.
+        _Step(
+            NameToken.objects.filter(customer_id__in=ids),
+            "Name search index: keyed hashes of the words of the account's and its contacts' names",
+        ),
         _Step(Contact.objects.filter(customer_id__in=ids), "Contacts (names, emails, phones, blind indexes)"),
         _Step(Contact.history.filter(customer_id__in=ids), "History of contacts"),
         _Step(Line.objects.filter(customer_id__in=ids), "Lines (numbers and blind indexes)"),
@@ -416,8 +424,16 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
         _Step(
             Customer.history.filter(id__in=ids),
             "History of the account: name and free-text reasons",
-            {"name": _erased_name(), **reason_erased},
-            ~Q(name=_erased_name()),
+            {"name": _erased_names(ids, "id"), **reason_erased},
+            # The encrypted name cannot be compared in SQL: what is left to scrub is every version written
+            # before the customer was erased (or since, should anyone have edited it after).
+            Q(
+                Exists(
+                    Customer.objects.filter(pk=OuterRef("id")).filter(
+                        Q(erased_at__isnull=True) | Q(erased_at__lt=OuterRef("history_date"))
+                    )
+                )
+            ),
             owner="id",
         ),
         # Last: the subqueries above read the line history.
@@ -425,14 +441,17 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
     ]
 
 
-def _erased_name() -> Concat:
-    """ "Erased customer C-000123" for the row's ``id``, in SQL: ``Customer.reference`` pads the id to six
-    digits, and LPAD alone would cut a longer one."""
-    digits = Cast("id", CharField())
-    return Concat(
-        Value(f"Erased customer {Customer.REFERENCE_PREFIX}"),
-        Case(When(id__lt=10**6, then=LPad(digits, 6, Value("0"))), default=digits),
-        output_field=CharField(),
+def erased_name(customer_pk: int) -> str:
+    return f"Erased customer {Customer.reference_of(customer_pk)}"
+
+
+def _erased_names(customer_ids: Sequence[int], column: str) -> Case:
+    """Each customer's placeholder name, "Erased customer C-000123", for the rows whose ``column`` is its
+    id. Encrypted here, as SQL cannot encrypt: one ciphertext per customer, written to every row of it in
+    the same statement, so the queries still do not depend on the number of customers or rows."""
+    return Case(
+        *(When(**{column: pk}, then=Value(encrypt(erased_name(pk)))) for pk in customer_ids),
+        output_field=TextField(),
     )
 
 
@@ -717,7 +736,7 @@ def _anonymise(customer_ids: list[int], *, now: datetime.datetime, actor: User, 
     contract never ends before it starts)."""
     today = timezone.localdate()
     Customer.objects.filter(pk__in=customer_ids).update(
-        name=_erased_name(),
+        name=_erased_names(customer_ids, "pk"),
         billing_ceased_reason=Case(
             When(billing_ceased_at__isnull=True, then=Value("")), default=Value(ERASED_TEXT)
         ),

@@ -1,10 +1,12 @@
 """Bad input is rejected with a message naming the field, and nothing partial is saved."""
 
+from typing import cast
+
 import pytest
 from django.core.exceptions import ValidationError
 
 from accounts import services
-from accounts.models import Contact, Customer, Line, PaymentDetails, Role, Site
+from accounts.models import Contact, Customer, Line, NameToken, PaymentDetails, Role, Site
 from tests.factories import CustomerFactory
 
 
@@ -132,15 +134,17 @@ def test_line_rejects_bad_cli_and_end_before_start(db):
 def test_customer_contract_must_end_after_it_starts(db):
     import datetime
 
+    existing = cast(Customer, CustomerFactory())
     with pytest.raises(ValidationError):
         services.customer_create(
-            partner=CustomerFactory().partner,
+            partner=existing.partner,
             name="Backwards Ltd",
             contract_start=datetime.date(2024, 5, 1),
             contract_end=datetime.date(2024, 4, 1),
             actor=None,
         )
-    assert not Customer.objects.filter(name="Backwards Ltd").exists()
+    assert list(Customer.objects.all()) == [existing]
+    assert not NameToken.objects.exclude(customer=existing).exists()
 
 
 def test_site_details_form_shows_error_on_the_field_and_saves_nothing(client, make_user, customer):

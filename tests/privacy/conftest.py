@@ -12,7 +12,7 @@ from django.contrib.contenttypes.models import ContentType
 
 from accounts import services as account_services
 from accounts import validation
-from accounts.models import AccessLog, Customer, Role, User
+from accounts.models import AccessLog, Customer, Role, User, name_index_digests
 from billing import services as billing_services
 from billing.demo import line_rentals
 from billing.models import Invoice, OneOffCharge
@@ -175,6 +175,9 @@ def build_subject(
         blind_index("postcode", validation.normalise_postcode("LS29 7QJ")),
         blind_index("email", "zebedee.quill@quillmail.example"),
         *[blind_index("phone", e164) for e164 in e164s],
+        # The words of the account's and the contact's names, by which staff find the customer.
+        *name_index_digests("Zebedee Quill Plumbing"),
+        *name_index_digests("Zebedee Quillfeather"),
     ]
     return Subject(
         customer=customer, portal_user=portal_user, invoice=invoice, values=values, blind_indexes=indexes

@@ -96,6 +96,7 @@ def test_erasure_leaves_nothing_of_the_subject_in_any_table(
         "accounts.HistoricalUser",
         "accounts.Customer",
         "accounts.HistoricalCustomer",
+        "accounts.NameToken",
         "admin.LogEntry",
         "accounts.Line",
         "privacy.PrivacyRequest",

@@ -6,6 +6,8 @@ from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.db import connection
 
+from accounts.models import Customer
+from accounts.selectors import search_customers
 from fusion_site import crypto, key_rotation
 from fusion_site.checks import old_encryption_keys_in_use
 from tests.billing.factories import Call, billing_profile, cli_of, import_calls
@@ -49,6 +51,27 @@ def test_the_covered_tables_include_history_and_call_records(db):
 
     assert {"accounts.Contact", "accounts.HistoricalContact", "accounts.PaymentDetails"} <= labels
     assert "billing.CallRecord" in labels
+    by_label = {table.label: table.fields for table in tables}
+    assert "name" in by_label["accounts.Customer"] and "name" in by_label["accounts.HistoricalCustomer"]
+
+
+def test_rotated_customer_names_stay_findable_by_word(settings, data, old_key):
+    customer = data[0]
+    new_key = Fernet.generate_key().decode()
+    settings.FIELD_ENCRYPTION_KEYS = [new_key, old_key]
+
+    call_command("rotate_encryption_keys")
+
+    settings.FIELD_ENCRYPTION_KEYS = [new_key]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name FROM accounts_customer UNION ALL SELECT name FROM accounts_historicalcustomer"
+        )
+        kids = {crypto.split_ciphertext(row[0])[1] for row in cursor.fetchall()}
+    assert kids == {crypto.key_id(new_key)}
+    # The words' blind index is keyed by BLIND_INDEX_KEY, which rotation leaves alone.
+    first_word = customer.name.split()[0]
+    assert customer in search_customers(Customer.objects.all(), first_word)
 
 
 def test_rotation_moves_every_value_and_the_old_key_can_then_go(settings, data, old_key, capsys):
