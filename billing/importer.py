@@ -1,17 +1,25 @@
 """Call record import: read a CSV line by line, report every bad line, load the good ones in bulk.
 
-Columns (header required, in any order): ``cli, dialled_number, start_time, duration, call_type,
-call_reference`` — the fields of the UK industry standard CDR this product needs. ``start_time`` is ISO
-8601; without an offset it is read as UK local time. ``duration`` is whole seconds.
+Columns (header required, in any order, names matched trimmed and case-insensitively): ``cli,
+dialled_number, start_time, duration, call_type, call_reference`` — the fields of the UK industry standard
+CDR this product needs. ``start_time`` is ISO 8601; without an offset it is read as UK local time; a call
+that starts (or ends) after the import's clock plus CALL_IMPORT_CLOCK_SKEW_SECONDS is rejected.
+``duration`` is whole seconds. The file is UTF-8, read line by line: a line that is not (or that the csv
+module cannot read) is rejected with its number, and the rest of the file still loads.
+
+Every line ends in exactly one of: imported (rated or in suspense), already imported (the partner
+already has its call reference), rejected (listed with its number and reason).
 
 Loading is COPY into a temporary table and one INSERT ... ON CONFLICT DO NOTHING on PostgreSQL
-(psycopg 3), and bulk_create(ignore_conflicts=True) elsewhere; either way a call reference that is
-already stored is skipped, so importing a file twice imports nothing twice.
+(psycopg 3), and bulk_create(ignore_conflicts=True) elsewhere; either way a call reference the partner
+already has is skipped, so importing a file twice imports nothing twice. References are unique per
+partner: two partners' networks may well use the same reference for different calls.
 """
 
 import _csv
 import csv
 import datetime
+import io
 import queue
 import re
 import threading
@@ -21,6 +29,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Value
@@ -42,7 +51,11 @@ BATCH_SIZE = 40_000
 MAX_DURATION_SECONDS = 24 * 3600
 UK_TIME = zoneinfo.ZoneInfo("Europe/London")
 _DIALLED_RE = re.compile(r"^[0-9]{3,20}$")
-_DIALLED_SEPARATORS = re.compile(r"[\s()-]")
+# Spaces, brackets, hyphens and dots only group the digits of a written number.
+_DIALLED_SEPARATORS = re.compile(r"[\s().-]")
+# "+44 (0)20 ...": the trunk prefix written in brackets after the country code, never dialled from abroad.
+_BRACKETED_TRUNK = re.compile(r"\(\s*0\s*\)")
+UK_COUNTRY_CODE = "44"
 
 
 class ImportFileError(Exception):
@@ -70,17 +83,82 @@ class ImportCounts:
 
 
 def normalise_dialled(value: str) -> str:
-    """National format digits: '+44 113 496 0000' -> '01134960000', '+353 1 234' -> '003531234'."""
-    if 3 <= len(value) <= 20 and value.isdigit() and value.isascii():
-        return value  # already national digits, as most switches write them
+    """The number as dialled from the UK, the one form rating matches prefixes against.
+
+    The rule (ITU-T E.164 and Ofcom's National Telephone Numbering Plan): an international number is a
+    country code (never starting with 0) and a national significant number (NSN), written after ``+`` or
+    after the UK's international access code ``00``; a UK number is +44 and an NSN that never starts with
+    0, dialled within the UK as the trunk prefix 0 and the NSN. So every international form of a UK number
+    ('+44 20 7946 0123', '0044 20 7946 0123', '+44 (0)20 7946 0123', '+440207946 0123') becomes
+    '02079460123', like the national form, and any other country's becomes '00' + country code + NSN
+    ('+353 (0)1 234 5678' -> '0035312345678'). Spaces, brackets, hyphens and dots are ignored."""
+    if (
+        3 <= len(value) <= 20
+        and value.isdigit()
+        and value.isascii()
+        and (not value.startswith("00") or (value[2] != "0" and not value.startswith("0044")))
+    ):
+        return value  # already in the dialled-from-the-UK form, as most switches write it
     compact = _DIALLED_SEPARATORS.sub("", value)
-    if compact.startswith("+44"):
-        compact = "0" + compact[3:]
-    elif compact.startswith("+"):
-        compact = "00" + compact[1:]
+    if compact.startswith("+"):
+        international = compact[1:]
+    elif compact.startswith("00"):
+        international = compact[2:]
+    else:
+        international = None
+    if international is not None:
+        if "(" in value:
+            international = _DIALLED_SEPARATORS.sub("", _BRACKETED_TRUNK.sub("", value)).removeprefix(
+                "+" if compact.startswith("+") else "00"
+            )
+        if not international[:1].isdigit() or international.startswith("0"):
+            raise ValueError("dialled_number is not a telephone number")
+        if international.startswith(UK_COUNTRY_CODE):
+            # A UK NSN never starts with 0: a 0 here is the trunk prefix written in by mistake.
+            compact = "0" + international[len(UK_COUNTRY_CODE) :].removeprefix("0")
+        else:
+            compact = "00" + international
     if not _DIALLED_RE.match(compact):
         raise ValueError("dialled_number is not a telephone number")
     return compact
+
+
+def text_stream(raw: IO[bytes]) -> IO[str]:
+    """The file's bytes as text for ``run_import``: UTF-8 (an Excel byte order mark skipped), each byte
+    that is not UTF-8 kept as a lone surrogate so that only its line is rejected, not the whole file."""
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def read_header(reader: "_csv.Reader") -> dict[str, int]:
+    """The position of each column the header names, by its name trimmed and in lower case (' CLI' is
+    cli). Raises ImportFileError when a required column is missing or a name repeats."""
+    header = [name.strip().lstrip("\ufeff").strip().lower() for name in next(reader, [])]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise ImportFileError(
+            f"The header must name the columns {', '.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}."
+        )
+    if len(set(header)) != len(header):
+        raise ImportFileError("The header names a column more than once.")
+    return {name: position for position, name in enumerate(header)}
+
+
+def latest_start(now: datetime.datetime) -> datetime.datetime:
+    """The latest a call may start (or end) and still be a call that happened: now, plus the skew the
+    partner's switch clock is allowed over ours."""
+    return now + datetime.timedelta(seconds=settings.CALL_IMPORT_CLOCK_SKEW_SECONDS)
+
+
+def _undecodable_reason(row: list[str]) -> str | None:
+    """Why the line is rejected if it holds bytes that are not UTF-8 (kept as lone surrogates)."""
+    try:
+        "".join(row).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(exc.object[exc.start]) - 0xDC00
+        if 0x80 <= byte <= 0xFF:
+            return f"line is not UTF-8 text (byte 0x{byte:02x})"
+        return "line is not UTF-8 text"
+    return None
 
 
 def _parse_time(value: str) -> datetime.datetime:
@@ -101,6 +179,9 @@ class _CliCache:
     def get(self, raw: str) -> tuple[str, str, str]:
         cached = self._known.get(raw)
         if cached is None:
+            if not raw.isprintable():
+                # phonenumbers would skip an undecodable byte or a control character after the digits.
+                raise ValueError("cli is not a valid phone number")
             try:
                 e164 = normalise_phone(raw)
             except ValidationError as exc:
@@ -110,19 +191,45 @@ class _CliCache:
         return cached
 
 
+def _rows(reader: "_csv.Reader", counts: ImportCounts) -> Iterator[list[str]]:
+    """The reader's rows; a line the csv module cannot read (a field over its size limit) is rejected
+    with its number and reading goes on at the next line."""
+    while True:
+        line_before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num == line_before:
+                raise  # nothing consumed: the reader cannot go on, so the file fails as a whole
+            counts.lines_read += 1
+            counts.rejected += 1
+            counts.errors.append((reader.line_num, f"line cannot be read as CSV: {exc}"[:300]))
+            continue
+        yield row
+
+
 def parse_rows(
-    reader: "_csv.Reader", columns: dict[str, int], counts: ImportCounts
+    reader: "_csv.Reader",
+    columns: dict[str, int],
+    counts: ImportCounts,
+    *,
+    latest: datetime.datetime,
 ) -> Iterator[tuple[ParsedCall, str]]:
     """Yield (call, encrypted cli) for good rows; record (line number, reason) for bad ones. ``reader`` is
-    a csv.reader past the header, ``columns`` the position of each header name. Blank lines are skipped;
-    line numbers are the file's own (a quoted field may span lines)."""
+    a csv.reader past the header, ``columns`` the position of each header name (``read_header``),
+    ``latest`` the latest a call may start or end (``latest_start``). Blank lines are skipped; line
+    numbers are the file's own (a quoted field may span lines)."""
     clis = _CliCache()
     seen: set[str] = set()
     width = len(columns)
     cli_at, dialled_at, time_at, duration_at, type_at, reference_at = (
         columns[name] for name in REQUIRED_COLUMNS
     )
-    for row in reader:
+    # Only a call starting this late may end after ``latest``: one comparison for all the others.
+    may_end_late = latest - datetime.timedelta(seconds=MAX_DURATION_SECONDS)
+    for row in _rows(reader, counts):
         if not row:
             continue
         line_number = reader.line_num
@@ -133,6 +240,8 @@ def parse_rows(
             reference = row[reference_at].strip()
             if not reference or len(reference) > 64:
                 raise ValueError("call_reference must be 1 to 64 characters")
+            if not reference.isprintable():
+                raise ValueError("call_reference must be printable characters")
             if reference in seen:
                 raise ValueError("call_reference repeats an earlier line of this file")
             e164, cli_index, encrypted_cli = clis.get(row[cli_at])
@@ -141,12 +250,17 @@ def parse_rows(
             duration_text = row[duration_at].strip()
             if not duration_text.isdigit() or int(duration_text) > MAX_DURATION_SECONDS:
                 raise ValueError("duration must be whole seconds between 0 and 86400")
+            if started_at > may_end_late:
+                if started_at > latest:
+                    raise ValueError("start_time is in the future")
+                if started_at + datetime.timedelta(seconds=int(duration_text)) > latest:
+                    raise ValueError("the call ends in the future (start_time plus duration)")
             call_type = row[type_at].strip().lower()
             if call_type not in CALL_TYPES:
                 raise ValueError(f"call_type must be one of {', '.join(sorted(CALL_TYPES))}")
         except ValueError as exc:
             counts.rejected += 1
-            counts.errors.append((line_number, str(exc)))
+            counts.errors.append((line_number, _undecodable_reason(row) or str(exc)))
             continue
         seen.add(reference)
         call = ParsedCall(reference, e164, cli_index, dialled, started_at, int(duration_text), call_type)
@@ -284,11 +398,12 @@ def _rate_staged(*, call_import_id: int, partner_id: int) -> None:
 
 def _store_rated() -> int:
     """Rows go in by customer: a bill run reads calls customer by customer, and a customer's calls then
-    sit on a few pages of each batch instead of one page each. A reference already stored is skipped."""
+    sit on a few pages of each batch instead of one page each. A reference the partner already has is
+    skipped (and counted as already imported); another partner's reference is no conflict."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO billing_callrecord ({_STORED}) SELECT {_STORED} FROM call_rated "  # noqa: S608
-            "ORDER BY customer_id, started_at ON CONFLICT (call_reference) DO NOTHING"
+            "ORDER BY customer_id, started_at ON CONFLICT (partner_id, call_reference) DO NOTHING"
         )
         return cursor.rowcount
 
@@ -393,17 +508,11 @@ def run_import(
     Each batch commits on its own, so a failure part way keeps what was already loaded; rerunning the
     same file loads the rest (references already stored are skipped)."""
     reader = csv.reader(stream)
-    header = [name.strip() for name in next(reader, [])]
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise ImportFileError(
-            f"The header must name the columns {', '.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}."
-        )
-    if len(set(header)) != len(header):
-        raise ImportFileError("The header names a column more than once.")
+    columns = read_header(reader)
     counts = ImportCounts()
     partner_id = call_import.partner_id
-    columns = {name: position for position, name in enumerate(header)}
+    # The import's one reading of the clock: every line is judged against the same instant.
+    latest = latest_start(timezone.now())
     if connection.vendor == "postgresql":
         load: Callable[..., int] = _load_postgresql
         # The key ring, looked up once for the import rather than through settings for every call.
@@ -413,11 +522,11 @@ def run_import(
             # Encrypting each dialled number is the reader thread's work too.
             return [_row(call, cli, encrypt) for call, cli in batch]
 
-        batches = _read_ahead(_batches(parse_rows(reader, columns, counts), counts, prepare))
+        batches = _read_ahead(_batches(parse_rows(reader, columns, counts, latest=latest), counts, prepare))
     else:
         # SQLite allows one writer and the ORM encrypts on save: nothing to overlap.
         load = _load_generic
-        batches = _batches(parse_rows(reader, columns, counts), counts, lambda batch: batch)
+        batches = _batches(parse_rows(reader, columns, counts, latest=latest), counts, lambda batch: batch)
 
     def load_batch(batch: _Batch) -> int:
         """One batch in one transaction, with the import's counts, so a failure part way keeps what was

@@ -296,7 +296,11 @@ class CallRecord(models.Model):
             ),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["call_reference"], name="call_unique_reference"),
+            # A reference is the partner's network's: two partners may use the same one for different
+            # calls. The import's ON CONFLICT names these columns.
+            models.UniqueConstraint(
+                fields=["partner", "call_reference"], name="call_unique_partner_reference"
+            ),
             models.CheckConstraint(
                 name="call_rated_has_cost",
                 condition=~Q(status="rated")
