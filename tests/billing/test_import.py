@@ -527,18 +527,22 @@ def test_a_uk_number_in_any_written_form_rates_as_the_uk_number(partner, profile
 
 
 @pytest.mark.parametrize(
-    ("written", "prefix"),
-    [("+353 (0)87 123 4567", "0035387"), ("00 353 1 234 5678", "00353"), ("+33 (0)1 23 45 67 89", "00")],
+    ("written", "dialled", "prefix"),
+    [
+        ("+353 (0)87 123 4567", "00353871234567", "0035387"),
+        ("00 353 1 234 5678", "0035312345678", "00353"),
+        ("+33 (0)1 23 45 67 89", "0033123456789", "00"),
+    ],
 )
 def test_an_international_number_written_with_its_trunk_zero_rates_by_its_country(
-    partner, profile, cli, written, prefix
+    partner, profile, cli, written, dialled, prefix
 ):
     call_import = _run(partner, f'{HEADER}\n{cli},"{written}",2025-01-15T10:00:00,60,voice,INTL\n')
 
     assert call_import.imported == 1
     stored = CallRecord.objects.get(call_reference="INTL")
     assert (stored.band, stored.rate.prefix) == ("international", prefix)
-    assert not stored.dialled_number.startswith("000"), "the bracketed trunk 0 is not dialled from abroad"
+    assert stored.dialled_number == dialled, "the bracketed trunk 0 is not dialled from abroad"
 
 
 @pytest.mark.parametrize("written", ["+0044 20 7946 0123", "000 44 20", "+", "00", "0044"])
