@@ -134,6 +134,18 @@ class Rate(models.Model):
     def __str__(self) -> str:
         return f"{self.prefix} ({self.get_band_display()})"
 
+    def clean(self) -> None:
+        super().clean()
+        # Calls are matched in the form dialled from the UK (billing.importer.normalise_dialled): a UK
+        # number is 0 and its national significant number, never 0044, and a country code never starts
+        # with 0. A rate for such a prefix would never match a call.
+        if self.prefix.startswith("0044"):
+            raise ValidationError(
+                {"prefix": "Rate UK numbers by their national form: 0 then the number (020, not 004420)."}
+            )
+        if self.prefix.startswith("000"):
+            raise ValidationError({"prefix": "After 00 comes a country code, which never starts with 0."})
+
 
 class PartnerBillingProfile(TimeStampedModel):
     """What a partner's invoices say about the supplier, its default tariff, and its number counters.
