@@ -71,6 +71,7 @@ class ParsedCall:
     started_at: datetime.datetime
     duration_seconds: int
     call_type: str
+    line_number: int
 
 
 @dataclass
@@ -263,7 +264,9 @@ def parse_rows(
             counts.errors.append((line_number, _undecodable_reason(row) or str(exc)))
             continue
         seen.add(reference)
-        call = ParsedCall(reference, e164, cli_index, dialled, started_at, int(duration_text), call_type)
+        call = ParsedCall(
+            reference, e164, cli_index, dialled, started_at, int(duration_text), call_type, line_number
+        )
         yield call, encrypted_cli
 
 
@@ -274,6 +277,8 @@ class _Batch:
     rows: list[Any]
     lines_read: int
     rejected: int
+    # The file's line number of each row, to report a row the database turns away.
+    line_numbers: list[int] = field(default_factory=list)
 
 
 def _batches(
@@ -283,10 +288,17 @@ def _batches(
     for item in parsed:
         batch.append(item)
         if len(batch) == BATCH_SIZE:
-            yield _Batch(prepare(batch), counts.lines_read, counts.rejected)
+            yield _batch(batch, counts, prepare)
             batch = []
     if batch:
-        yield _Batch(prepare(batch), counts.lines_read, counts.rejected)
+        yield _batch(batch, counts, prepare)
+
+
+def _batch(
+    batch: list[tuple[ParsedCall, str]], counts: ImportCounts, prepare: Callable[[list[Any]], list[Any]]
+) -> _Batch:
+    line_numbers = [call.line_number for call, _cli in batch]
+    return _Batch(prepare(batch), counts.lines_read, counts.rejected, line_numbers)
 
 
 _DONE = object()
@@ -408,6 +420,48 @@ def _store_rated() -> int:
         return cursor.rowcount
 
 
+# A reference the partner already has, on a call that is not this one, is reported, not skipped in silence:
+# a switch that reuses its references would otherwise lose calls without a word.
+REFERENCE_CONFLICT = "call_reference already imported for a different call (start, duration, line or number)"
+# What makes two records of a reference the same call. The dialled number is encrypted with a random
+# nonce, so its stored prefix stands for it.
+_SAME_CALL = ("cli_index", "started_at", "duration_seconds", "dialled_prefix", "call_type")
+
+
+def _conflicts_postgresql(*, partner_id: int) -> set[str]:
+    """References of the batch just stored (still in call_rated) that the partner had for another call."""
+    stored = ", ".join(f"c.{name}" for name in _SAME_CALL)
+    staged = ", ".join(f"r.{name}" for name in _SAME_CALL)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT r.call_reference FROM call_rated r
+            JOIN billing_callrecord c ON c.partner_id = %s AND c.call_reference = r.call_reference
+            WHERE ({stored}) IS DISTINCT FROM ({staged})
+            """,  # noqa: S608 - only fixed fragments are interpolated
+            [partner_id],
+        )
+        return {reference for (reference,) in cursor.fetchall()}
+
+
+def _conflicts_generic(batch: list[tuple[ParsedCall, str]], *, partner_id: int) -> set[str]:
+    calls = {call.call_reference: call for call, _cli in batch}
+    references = list(calls)
+    conflicts = set()
+    for start in range(0, len(references), 500):  # SQLite's limit on a statement's parameters
+        stored = CallRecord.objects.filter(
+            partner_id=partner_id, call_reference__in=references[start : start + 500]
+        ).values_list("call_reference", *_SAME_CALL)
+        for reference, cli_index, started_at, *rest in stored:
+            call = calls[reference]
+            staged = (call.duration_seconds, call.dialled_number[:MAX_PREFIX_LENGTH], call.call_type)
+            # In UTC: Python never finds a time in the repeated hour of October equal to one in another zone.
+            same_start = started_at.astimezone(datetime.UTC) == call.started_at.astimezone(datetime.UTC)
+            if not (cli_index == call.cli_index and same_start and tuple(rest) == staged):
+                conflicts.add(reference)
+    return conflicts
+
+
 def _row(call: ParsedCall, encrypted_cli: str, encrypt: Callable[[str], str]) -> tuple[object, ...]:
     return (
         call.call_reference,
@@ -515,6 +569,13 @@ def run_import(
     latest = latest_start(timezone.now())
     if connection.vendor == "postgresql":
         load: Callable[..., int] = _load_postgresql
+
+        def conflicts_of(rows: list[Any]) -> set[str]:
+            return _conflicts_postgresql(partner_id=partner_id)
+
+        def reference_of(row: Any) -> str:
+            return str(row[0])
+
         # The key ring, looked up once for the import rather than through settings for every call.
         encrypt = keyring().encrypt_bulk
 
@@ -526,20 +587,38 @@ def run_import(
     else:
         # SQLite allows one writer and the ORM encrypts on save: nothing to overlap.
         load = _load_generic
+
+        def conflicts_of(rows: list[Any]) -> set[str]:
+            return _conflicts_generic(rows, partner_id=partner_id)
+
+        def reference_of(row: Any) -> str:
+            return str(row[0].call_reference)
+
         batches = _batches(parse_rows(reader, columns, counts, latest=latest), counts, lambda batch: batch)
+
+    conflicts: list[tuple[int, str]] = []  # lines the database turned away, from every loader thread
 
     def load_batch(batch: _Batch) -> int:
         """One batch in one transaction, with the import's counts, so a failure part way keeps what was
         loaded and says how far it got."""
         with transaction.atomic():
             inserted = load(batch.rows, call_import_id=call_import.pk, partner_id=partner_id)
+            turned_away: list[tuple[int, str]] = []
+            if inserted < len(batch.rows):  # only then can a reference be another call's
+                references = conflicts_of(batch.rows)
+                turned_away = [
+                    (line_number, REFERENCE_CONFLICT)
+                    for row, line_number in zip(batch.rows, batch.line_numbers, strict=True)
+                    if reference_of(row) in references
+                ]
             CallImport.objects.filter(pk=call_import.pk).update(
                 imported=F("imported") + inserted,
-                duplicates=F("duplicates") + len(batch.rows) - inserted,
+                duplicates=F("duplicates") + len(batch.rows) - inserted - len(turned_away),
                 lines_read=Greatest("lines_read", Value(batch.lines_read)),
                 rejected=Greatest("rejected", Value(batch.rejected)),
                 updated_at=timezone.now(),
             )
+        conflicts.extend(turned_away)
         return inserted
 
     # Several PostgreSQL backends load batches at once, each in a thread with its own connection; the
@@ -555,6 +634,9 @@ def run_import(
                 reported_lines = batch.lines_read
     # The reader is done: its counts are final.
     progress(counts.lines_read - reported_lines)
+    counts.duplicates -= len(conflicts)
+    counts.rejected += len(conflicts)
+    counts.errors = sorted([*counts.errors, *conflicts])
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # Fresh statistics, or the planner takes a million new rows for one and rates them by nested loop.

@@ -752,3 +752,36 @@ def test_header_names_are_matched_trimmed_and_case_insensitively(partner, profil
 def test_a_header_naming_a_column_twice_in_different_cases_fails_clearly(partner, profile, cli):
     with pytest.raises(ImportFileError, match="names a column more than once"):
         _run(partner, f"{HEADER},CLI\n{_good(cli, 'R1')},x\n")
+
+
+@pytest.mark.parametrize(
+    ("changed", "line"),
+    [
+        ("start", "{cli},01134960000,2025-02-15T10:00:00,60,voice,REUSED"),
+        ("duration", "{cli},01134960000,2025-01-15T10:00:00,61,voice,REUSED"),
+        ("dialled", "{cli},07700900123,2025-01-15T10:00:00,60,voice,REUSED"),
+        ("cli", "020 7946 0123,01134960000,2025-01-15T10:00:00,60,voice,REUSED"),
+    ],
+)
+def test_a_reference_the_partner_reused_for_another_call_is_rejected_not_dropped(
+    partner, profile, cli, changed, line
+):
+    _run(partner, f"{HEADER}\n{_good(cli, 'REUSED')}\n")
+
+    later = _run(partner, f"{HEADER}\n{_good(cli, 'NEW-1')}\n{line.format(cli=cli)}\n{_good(cli, 'NEW-3')}\n")
+
+    assert (later.lines_read, later.imported, later.duplicates, later.rejected) == (3, 2, 0, 1)
+    assert list(later.errors.values_list("line_number", "reason")) == [
+        (3, "call_reference already imported for a different call (start, duration, line or number)")
+    ]
+    assert CallRecord.objects.get(call_reference="REUSED").duration_seconds == 60, "the first call stays"
+
+
+def test_the_same_call_again_is_already_imported_even_in_the_hour_the_clocks_go_back(partner, profile, cli):
+    """01:30 on 26 October 2025 happened twice in the UK; the second import must still recognise it."""
+    text = f"{HEADER}\n{cli},{GOOD_DIALLED},2025-10-26T01:30:00,60,voice,AMBIGUOUS\n"
+    _run(partner, text)
+
+    again = _run(partner, text)
+
+    assert (again.imported, again.duplicates, again.rejected) == (0, 1, 0)

@@ -199,6 +199,8 @@ BAD_LINES = {
     "latin-1": b"{cli},01134960000,2025-01-15T10:00:00,60,voice,{ref}-caf\xe9",
     "columns": b"{cli},01134960000,2025-01-15T10:00:00,60,{ref}",
     "control": b"{cli},01134960000,2025-01-15T10:00:00,60,voice,{ref}\x00",
+    # The reference of a call the partner imported before, on another call.
+    "reused": b"{cli},01134960000,2025-03-01T09:00:00,60,voice,{reused}",
 }
 LINE_KINDS = st.one_of(
     st.just((GOOD, "")),
@@ -207,7 +209,7 @@ LINE_KINDS = st.one_of(
 )
 
 
-def _line(kind: str, detail: str, *, cli: str, dialled: str) -> bytes:
+def _line(kind: str, detail: str, *, cli: str, dialled: str, reused: str) -> bytes:
     reference = _reference().encode()
     future = (timezone.now() + datetime.timedelta(days=2)).isoformat().encode()
     if kind == GOOD:
@@ -215,7 +217,14 @@ def _line(kind: str, detail: str, *, cli: str, dialled: str) -> bytes:
     if kind == SUSPENSE:  # no line of any partner has this number
         return b"020 7946 0999,%s,2025-01-15T10:00:00,60,voice,%s" % (dialled.encode(), reference)
     template = BAD_LINES[detail]
-    return template.replace(b"{cli}", cli.encode()).replace(b"{ref}", reference).replace(b"{future}", future)
+    for name, value in {
+        "cli": cli,
+        "ref": reference.decode(),
+        "future": future.decode(),
+        "reused": reused,
+    }.items():
+        template = template.replace(b"{%s}" % name.encode(), value.encode())
+    return template
 
 
 @DB_SETTINGS
@@ -228,8 +237,10 @@ def test_every_line_is_stored_rejected_or_in_suspense_and_a_second_import_stores
     partner, profile, customer, kinds, dialled, crlf
 ):
     cli = cli_of(customer)
+    reused = _reference()
+    _import(customer.partner, _csv([f"{cli},01134960000,2025-01-15T10:00:00,60,voice,{reused}"]).encode())
     quoted = f'"{dialled}"'
-    lines = [_line(kind, detail, cli=cli, dialled=quoted) for kind, detail in kinds]
+    lines = [_line(kind, detail, cli=cli, dialled=quoted, reused=reused) for kind, detail in kinds]
     data = (b"\r\n" if crlf else b"\n").join([",".join(CSV_HEADER).encode(), *lines, b""])
     stored_before = CallRecord.objects.count()
 
