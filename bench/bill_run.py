@@ -419,10 +419,15 @@ def write_calls(
         writer.writerow(CSV_COLUMNS)
         for number in range(count):
             prefix, rest = rng.choice(destinations)
+            dialled = f"{prefix}{rng.randrange(10**rest):0{rest}d}"
+            # After 00 comes a country code: never 0 (the import rejects it), nor 44 (a UK number, which
+            # the import rates in its national form).
+            while dialled.startswith(("000", "0044")):
+                dialled = f"{prefix}{rng.randrange(10**rest):0{rest}d}"
             writer.writerow(
                 (
                     clis[rng.randrange(len(clis))],
-                    f"{prefix}{rng.randrange(10**rest):0{rest}d}",
+                    dialled,
                     (first + datetime.timedelta(seconds=rng.randrange(seconds))).isoformat(),
                     rng.randrange(1, 1200),
                     "voice",
