@@ -785,3 +785,31 @@ def test_the_same_call_again_is_already_imported_even_in_the_hour_the_clocks_go_
     again = _run(partner, text)
 
     assert (again.imported, again.duplicates, again.rejected) == (0, 1, 0)
+
+
+@pytest.mark.date_sensitive
+def test_a_call_in_the_future_is_rejected_in_every_iso_8601_form(partner, profile, cli):
+    """The check skips the exact comparison for calls written with a date well before today: a call
+    written with an earlier date but a far-west offset, or in the basic format, must still be caught."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    in_an_hour = now + datetime.timedelta(hours=1)
+    far_west = datetime.timezone(datetime.timedelta(hours=-14))
+    # A naive time is UK local, and in the hour the clocks go back it names the earlier of its two
+    # instants: two hours ahead is in the future at any instant CI runs this at.
+    local = _uk_local(now + datetime.timedelta(hours=2))
+    forms = [
+        in_an_hour.astimezone(far_west).isoformat(),  # yesterday's date there, for most of the day
+        (now + datetime.timedelta(days=1)).astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
+        " " + local,
+        local.replace("T", " "),
+    ]
+    rows = [f"{cli},{GOOD_DIALLED},{form},0,voice,F-{n}" for n, form in enumerate(forms)]
+
+    call_import = _run(partner, "\n".join([HEADER, *rows, _good(cli, "PAST")]) + "\n")
+
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (line, "start_time is in the future") for line in range(2, 2 + len(forms))
+    ]
+    assert call_import.imported == 1
