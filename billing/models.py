@@ -29,6 +29,11 @@ def _cost(**kwargs: object) -> models.DecimalField:
     return models.DecimalField(max_digits=COST_DIGITS, decimal_places=4, **kwargs)  # type: ignore[arg-type]
 
 
+# The leading digits of a dialled number kept in clear on each call, and so the longest rate prefix that
+# can ever match (billing.rating joins on them).
+DIALLED_PREFIX_LENGTH = 8
+
+
 class Band(models.TextChoices):
     """UK destination bands, by the prefix of the dialled number."""
 
@@ -145,6 +150,10 @@ class Rate(models.Model):
             )
         if self.prefix.startswith("000"):
             raise ValidationError({"prefix": "After 00 comes a country code, which never starts with 0."})
+        if len(self.prefix) > DIALLED_PREFIX_LENGTH:
+            raise ValidationError(
+                {"prefix": f"Rating matches at most the first {DIALLED_PREFIX_LENGTH} digits of a number."}
+            )
 
 
 class PartnerBillingProfile(TimeStampedModel):
@@ -279,7 +288,7 @@ class CallRecord(models.Model):
     cli_index = models.CharField(max_length=64)
     dialled_number = BulkEncryptedTextField(help_text="National format, e.g. 01134960000 or 0035312345678.")
     # The leading digits rating matches prefixes against; the rest of the number stays encrypted.
-    dialled_prefix = models.CharField(max_length=8)
+    dialled_prefix = models.CharField(max_length=DIALLED_PREFIX_LENGTH)
     started_at = models.DateTimeField()
     # The call's date in UK time: what line dates and billing periods are compared with, on any database.
     started_on = models.DateField()

@@ -184,7 +184,12 @@ def test_another_partners_tariff_cannot_be_assigned(partner, other_partner, cust
 
 @pytest.mark.parametrize(
     ("prefix", "message"),
-    [("004420", "national form"), ("0044", "national form"), ("0001", "never starts with 0")],
+    [
+        ("004420", "national form"),
+        ("0044", "national form"),
+        ("0001", "never starts with 0"),
+        ("003538712", "at most the first 8 digits"),
+    ],
 )
 def test_a_rate_for_a_prefix_no_normalised_call_can_have_is_refused(prefix, message, db):
     """Calls are rated in the form dialled from the UK (0044 20 ... is stored as 020 ...), so a rate for
