@@ -419,10 +419,15 @@ def write_calls(
         writer.writerow(CSV_COLUMNS)
         for number in range(count):
             prefix, rest = rng.choice(destinations)
+            dialled = f"{prefix}{rng.randrange(10**rest):0{rest}d}"
+            # After 00 comes a country code: never 0 (the import rejects it), nor 44 (a UK number, which
+            # the import rates in its national form).
+            while dialled.startswith(("000", "0044")):
+                dialled = f"{prefix}{rng.randrange(10**rest):0{rest}d}"
             writer.writerow(
                 (
                     clis[rng.randrange(len(clis))],
-                    f"{prefix}{rng.randrange(10**rest):0{rest}d}",
+                    dialled,
                     (first + datetime.timedelta(seconds=rng.randrange(seconds))).isoformat(),
                     rng.randrange(1, 1200),
                     "voice",
@@ -493,17 +498,19 @@ def storage_floor(url: str) -> float:
 def parse_floor(calls: CallFile) -> float:
     """Floor P: the import's Python work per line (csv, validation, normalisation, blind index,
     encryption, the row for COPY) over the whole file in one thread, loading nothing."""
+    from django.utils import timezone
+
     from billing import importer
     from fusion_site.crypto import keyring
 
     encrypt = keyring().encrypt_bulk
     started = time.perf_counter()
-    with calls.path.open(encoding="utf-8-sig", newline="") as stream:
+    with calls.path.open("rb") as raw, importer.text_stream(raw) as stream:
         reader = csv.reader(stream)
-        header = [name.strip() for name in next(reader)]
-        columns = {name: position for position, name in enumerate(header)}
+        columns = importer.read_header(reader)
         counts = importer.ImportCounts()
-        for call, cli in importer.parse_rows(reader, columns, counts):
+        latest = importer.latest_start(timezone.now())
+        for call, cli in importer.parse_rows(reader, columns, counts, latest=latest):
             importer._row(call, cli, encrypt)
     return time.perf_counter() - started
 
@@ -546,7 +553,8 @@ def import_calls(world: World, calls: CallFile, phases: Phases, *, profile: bool
     checkpoint()
     with (
         phases.timing(targets),
-        calls.path.open(encoding="utf-8-sig", newline="") as stream,
+        calls.path.open("rb") as raw,
+        importer.text_stream(raw) as stream,
         tqdm(total=calls.rows, desc="Importing (timed)", unit="call") as bar,
         profiled(profile, "call_import_run"),
     ):

@@ -1,17 +1,25 @@
 """Call record import: read a CSV line by line, report every bad line, load the good ones in bulk.
 
-Columns (header required, in any order): ``cli, dialled_number, start_time, duration, call_type,
-call_reference`` — the fields of the UK industry standard CDR this product needs. ``start_time`` is ISO
-8601; without an offset it is read as UK local time. ``duration`` is whole seconds.
+Columns (header required, in any order, names matched trimmed and case-insensitively): ``cli,
+dialled_number, start_time, duration, call_type, call_reference`` — the fields of the UK industry standard
+CDR this product needs. ``start_time`` is ISO 8601; without an offset it is read as UK local time; a call
+that starts (or ends) after the import's clock plus CALL_IMPORT_CLOCK_SKEW_SECONDS is rejected.
+``duration`` is whole seconds. The file is UTF-8, read line by line: a line that is not (or that the csv
+module cannot read) is rejected with its number, and the rest of the file still loads.
+
+Every line ends in exactly one of: imported (rated or in suspense), already imported (the partner
+already has its call reference), rejected (listed with its number and reason).
 
 Loading is COPY into a temporary table and one INSERT ... ON CONFLICT DO NOTHING on PostgreSQL
-(psycopg 3), and bulk_create(ignore_conflicts=True) elsewhere; either way a call reference that is
-already stored is skipped, so importing a file twice imports nothing twice.
+(psycopg 3), and bulk_create(ignore_conflicts=True) elsewhere; either way a call reference the partner
+already has is skipped, so importing a file twice imports nothing twice. References are unique per
+partner: two partners' networks may well use the same reference for different calls.
 """
 
 import _csv
 import csv
 import datetime
+import io
 import queue
 import re
 import threading
@@ -21,6 +29,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models import F, Value
@@ -42,7 +51,11 @@ BATCH_SIZE = 40_000
 MAX_DURATION_SECONDS = 24 * 3600
 UK_TIME = zoneinfo.ZoneInfo("Europe/London")
 _DIALLED_RE = re.compile(r"^[0-9]{3,20}$")
-_DIALLED_SEPARATORS = re.compile(r"[\s()-]")
+# Spaces, brackets, hyphens and dots only group the digits of a written number.
+_DIALLED_SEPARATORS = re.compile(r"[\s().-]")
+# "+44 (0)20 ...": the trunk prefix written in brackets after the country code, never dialled from abroad.
+_BRACKETED_TRUNK = re.compile(r"\(\s*0\s*\)")
+UK_COUNTRY_CODE = "44"
 
 
 class ImportFileError(Exception):
@@ -58,6 +71,7 @@ class ParsedCall:
     started_at: datetime.datetime
     duration_seconds: int
     call_type: str
+    line_number: int
 
 
 @dataclass
@@ -70,22 +84,88 @@ class ImportCounts:
 
 
 def normalise_dialled(value: str) -> str:
-    """National format digits: '+44 113 496 0000' -> '01134960000', '+353 1 234' -> '003531234'."""
-    if 3 <= len(value) <= 20 and value.isdigit() and value.isascii():
-        return value  # already national digits, as most switches write them
+    """The number as dialled from the UK, the one form rating matches prefixes against.
+
+    The rule (ITU-T E.164 and Ofcom's National Telephone Numbering Plan): an international number is a
+    country code (never starting with 0) and a national significant number (NSN), written after ``+`` or
+    after the UK's international access code ``00``; a UK number is +44 and an NSN that never starts with
+    0, dialled within the UK as the trunk prefix 0 and the NSN. So every international form of a UK number
+    ('+44 20 7946 0123', '0044 20 7946 0123', '+44 (0)20 7946 0123', '+440207946 0123') becomes
+    '02079460123', like the national form, and any other country's becomes '00' + country code + NSN
+    ('+353 (0)1 234 5678' -> '0035312345678'). Spaces, brackets, hyphens and dots are ignored."""
+    if (
+        3 <= len(value) <= 20
+        and value.isdigit()
+        and value.isascii()
+        and (not value.startswith("00") or (value[2] != "0" and not value.startswith("0044")))
+    ):
+        return value  # already in the dialled-from-the-UK form, as most switches write it
     compact = _DIALLED_SEPARATORS.sub("", value)
-    if compact.startswith("+44"):
-        compact = "0" + compact[3:]
-    elif compact.startswith("+"):
-        compact = "00" + compact[1:]
+    if compact.startswith("+"):
+        international = compact[1:]
+    elif compact.startswith("00"):
+        international = compact[2:]
+    else:
+        international = None
+    if international is not None:
+        if "(" in value:
+            international = _DIALLED_SEPARATORS.sub("", _BRACKETED_TRUNK.sub("", value)).removeprefix(
+                "+" if compact.startswith("+") else "00"
+            )
+        if not international[:1].isdigit() or international.startswith("0"):
+            raise ValueError("dialled_number is not a telephone number")
+        if international.startswith(UK_COUNTRY_CODE):
+            # A UK NSN never starts with 0: a 0 here is the trunk prefix written in by mistake.
+            compact = "0" + international[len(UK_COUNTRY_CODE) :].removeprefix("0")
+        else:
+            compact = "00" + international
     if not _DIALLED_RE.match(compact):
         raise ValueError("dialled_number is not a telephone number")
     return compact
 
 
-def _parse_time(value: str) -> datetime.datetime:
+def text_stream(raw: IO[bytes]) -> IO[str]:
+    """The file's bytes as text for ``run_import``: UTF-8 (an Excel byte order mark skipped), each byte
+    that is not UTF-8 kept as a lone surrogate so that only its line is rejected, not the whole file."""
+    return io.TextIOWrapper(raw, encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def read_header(reader: "_csv.Reader") -> dict[str, int]:
+    """The position of each column the header names, by its name trimmed and in lower case (' CLI' is
+    cli). Raises ImportFileError when a required column is missing or a name repeats."""
+    header = [name.strip().lstrip("\ufeff").strip().lower() for name in next(reader, [])]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
+    if missing:
+        raise ImportFileError(
+            f"The header must name the columns {', '.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}."
+        )
+    if len(set(header)) != len(header):
+        raise ImportFileError("The header names a column more than once.")
+    return {name: position for position, name in enumerate(header)}
+
+
+def latest_start(now: datetime.datetime) -> datetime.datetime:
+    """The latest a call may start (or end) and still be a call that happened: now, plus the skew the
+    partner's switch clock is allowed over ours."""
+    return now + datetime.timedelta(seconds=settings.CALL_IMPORT_CLOCK_SKEW_SECONDS)
+
+
+def _undecodable_reason(row: list[str]) -> str | None:
+    """Why the line is rejected if it holds bytes that are not UTF-8 (kept as lone surrogates)."""
     try:
-        parsed = datetime.datetime.fromisoformat(value.strip())
+        "".join(row).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        byte = ord(exc.object[exc.start]) - 0xDC00
+        if 0x80 <= byte <= 0xFF:
+            return f"line is not UTF-8 text (byte 0x{byte:02x})"
+        return "line is not UTF-8 text"
+    return None
+
+
+def _parse_time(value: str) -> datetime.datetime:
+    """``value`` is already stripped; without an offset it is UK local time."""
+    try:
+        parsed = datetime.datetime.fromisoformat(value)
     except ValueError as exc:
         raise ValueError("start_time is not an ISO 8601 date and time") from exc
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UK_TIME)
@@ -101,6 +181,9 @@ class _CliCache:
     def get(self, raw: str) -> tuple[str, str, str]:
         cached = self._known.get(raw)
         if cached is None:
+            if not raw.isprintable():
+                # phonenumbers would skip an undecodable byte or a control character after the digits.
+                raise ValueError("cli is not a valid phone number")
             try:
                 e164 = normalise_phone(raw)
             except ValidationError as exc:
@@ -110,19 +193,48 @@ class _CliCache:
         return cached
 
 
+def _rows(reader: "_csv.Reader", counts: ImportCounts) -> Iterator[list[str]]:
+    """The reader's rows; a line the csv module cannot read (a field over its size limit) is rejected
+    with its number and reading goes on at the next line."""
+    failed_at = -1
+    while True:
+        try:
+            yield from reader  # no Python per row here: the reader's own loop
+            return
+        except csv.Error as exc:
+            if reader.line_num == failed_at:
+                raise  # nothing consumed since the last error: the file fails as a whole
+            failed_at = reader.line_num
+            counts.lines_read += 1
+            counts.rejected += 1
+            counts.errors.append((reader.line_num, f"line cannot be read as CSV: {exc}"[:300]))
+
+
 def parse_rows(
-    reader: "_csv.Reader", columns: dict[str, int], counts: ImportCounts
+    reader: "_csv.Reader",
+    columns: dict[str, int],
+    counts: ImportCounts,
+    *,
+    latest: datetime.datetime,
 ) -> Iterator[tuple[ParsedCall, str]]:
     """Yield (call, encrypted cli) for good rows; record (line number, reason) for bad ones. ``reader`` is
-    a csv.reader past the header, ``columns`` the position of each header name. Blank lines are skipped;
-    line numbers are the file's own (a quoted field may span lines)."""
+    a csv.reader past the header, ``columns`` the position of each header name (``read_header``),
+    ``latest`` the latest a call may start or end (``latest_start``). Blank lines are skipped; line
+    numbers are the file's own (a quoted field may span lines)."""
     clis = _CliCache()
     seen: set[str] = set()
     width = len(columns)
     cli_at, dialled_at, time_at, duration_at, type_at, reference_at = (
         columns[name] for name in REQUIRED_COLUMNS
     )
-    for row in reader:
+    # Only a call starting this late may end after ``latest``: one comparison for all the others.
+    may_end_late = latest - datetime.timedelta(seconds=MAX_DURATION_SECONDS)
+    # Comparing datetimes of two zones costs a UTC offset lookup each (0.6 us a call, on the reader
+    # thread). An ISO 8601 date sorts as text in date order, and a written offset moves the instant by
+    # less than a day, so a call written with an earlier date than this started well before
+    # ``may_end_late``: the datetime comparison is left for the few calls of the last days.
+    recent_day = (may_end_late - datetime.timedelta(days=2)).astimezone(datetime.UTC).date().isoformat()
+    for row in _rows(reader, counts):
         if not row:
             continue
         line_number = reader.line_num
@@ -133,23 +245,33 @@ def parse_rows(
             reference = row[reference_at].strip()
             if not reference or len(reference) > 64:
                 raise ValueError("call_reference must be 1 to 64 characters")
+            if not reference.isprintable():
+                raise ValueError("call_reference must be printable characters")
             if reference in seen:
                 raise ValueError("call_reference repeats an earlier line of this file")
             e164, cli_index, encrypted_cli = clis.get(row[cli_at])
             dialled = normalise_dialled(row[dialled_at])
-            started_at = _parse_time(row[time_at])
+            time_text = row[time_at].strip()
+            started_at = _parse_time(time_text)
             duration_text = row[duration_at].strip()
             if not duration_text.isdigit() or int(duration_text) > MAX_DURATION_SECONDS:
                 raise ValueError("duration must be whole seconds between 0 and 86400")
+            if time_text >= recent_day and started_at > may_end_late:
+                if started_at > latest:
+                    raise ValueError("start_time is in the future")
+                if started_at + datetime.timedelta(seconds=int(duration_text)) > latest:
+                    raise ValueError("the call ends in the future (start_time plus duration)")
             call_type = row[type_at].strip().lower()
             if call_type not in CALL_TYPES:
                 raise ValueError(f"call_type must be one of {', '.join(sorted(CALL_TYPES))}")
         except ValueError as exc:
             counts.rejected += 1
-            counts.errors.append((line_number, str(exc)))
+            counts.errors.append((line_number, _undecodable_reason(row) or str(exc)))
             continue
         seen.add(reference)
-        call = ParsedCall(reference, e164, cli_index, dialled, started_at, int(duration_text), call_type)
+        call = ParsedCall(
+            reference, e164, cli_index, dialled, started_at, int(duration_text), call_type, line_number
+        )
         yield call, encrypted_cli
 
 
@@ -160,6 +282,8 @@ class _Batch:
     rows: list[Any]
     lines_read: int
     rejected: int
+    # The file's line number of each row, to report a row the database turns away.
+    line_numbers: list[int] = field(default_factory=list)
 
 
 def _batches(
@@ -169,10 +293,17 @@ def _batches(
     for item in parsed:
         batch.append(item)
         if len(batch) == BATCH_SIZE:
-            yield _Batch(prepare(batch), counts.lines_read, counts.rejected)
+            yield _batch(batch, counts, prepare)
             batch = []
     if batch:
-        yield _Batch(prepare(batch), counts.lines_read, counts.rejected)
+        yield _batch(batch, counts, prepare)
+
+
+def _batch(
+    batch: list[tuple[ParsedCall, str]], counts: ImportCounts, prepare: Callable[[list[Any]], list[Any]]
+) -> _Batch:
+    line_numbers = [call.line_number for call, _cli in batch]
+    return _Batch(prepare(batch), counts.lines_read, counts.rejected, line_numbers)
 
 
 _DONE = object()
@@ -284,13 +415,56 @@ def _rate_staged(*, call_import_id: int, partner_id: int) -> None:
 
 def _store_rated() -> int:
     """Rows go in by customer: a bill run reads calls customer by customer, and a customer's calls then
-    sit on a few pages of each batch instead of one page each. A reference already stored is skipped."""
+    sit on a few pages of each batch instead of one page each. A reference the partner already has is
+    skipped (and counted as already imported); another partner's reference is no conflict."""
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO billing_callrecord ({_STORED}) SELECT {_STORED} FROM call_rated "  # noqa: S608
-            "ORDER BY customer_id, started_at ON CONFLICT (call_reference) DO NOTHING"
+            "ORDER BY customer_id, started_at ON CONFLICT (partner_id, call_reference) DO NOTHING"
         )
         return cursor.rowcount
+
+
+# A reference the partner already has, on a call that is not this one, is reported, not skipped in silence:
+# a switch that reuses its references would otherwise lose calls without a word.
+REFERENCE_CONFLICT = "call_reference already imported for a different call (start, duration, line or number)"
+# What makes two records of a reference the same call. The dialled number is encrypted with a random
+# nonce, so its stored prefix stands for it.
+_SAME_CALL = ("cli_index", "started_at", "duration_seconds", "dialled_prefix", "call_type")
+
+
+def _conflicts_postgresql(*, partner_id: int) -> set[str]:
+    """References of the batch just stored (still in call_rated) that the partner had for another call."""
+    stored = ", ".join(f"c.{name}" for name in _SAME_CALL)
+    staged = ", ".join(f"r.{name}" for name in _SAME_CALL)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT r.call_reference FROM call_rated r
+            JOIN billing_callrecord c ON c.partner_id = %s AND c.call_reference = r.call_reference
+            WHERE ({stored}) IS DISTINCT FROM ({staged})
+            """,  # noqa: S608 - only fixed fragments are interpolated
+            [partner_id],
+        )
+        return {reference for (reference,) in cursor.fetchall()}
+
+
+def _conflicts_generic(batch: list[tuple[ParsedCall, str]], *, partner_id: int) -> set[str]:
+    calls = {call.call_reference: call for call, _cli in batch}
+    references = list(calls)
+    conflicts = set()
+    for start in range(0, len(references), 500):  # SQLite's limit on a statement's parameters
+        stored = CallRecord.objects.filter(
+            partner_id=partner_id, call_reference__in=references[start : start + 500]
+        ).values_list("call_reference", *_SAME_CALL)
+        for reference, cli_index, started_at, *rest in stored:
+            call = calls[reference]
+            staged = (call.duration_seconds, call.dialled_number[:MAX_PREFIX_LENGTH], call.call_type)
+            # In UTC: Python never finds a time in the repeated hour of October equal to one in another zone.
+            same_start = started_at.astimezone(datetime.UTC) == call.started_at.astimezone(datetime.UTC)
+            if not (cli_index == call.cli_index and same_start and tuple(rest) == staged):
+                conflicts.add(reference)
+    return conflicts
 
 
 def _row(call: ParsedCall, encrypted_cli: str, encrypt: Callable[[str], str]) -> tuple[object, ...]:
@@ -393,19 +567,20 @@ def run_import(
     Each batch commits on its own, so a failure part way keeps what was already loaded; rerunning the
     same file loads the rest (references already stored are skipped)."""
     reader = csv.reader(stream)
-    header = [name.strip() for name in next(reader, [])]
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise ImportFileError(
-            f"The header must name the columns {', '.join(REQUIRED_COLUMNS)}; missing: {', '.join(missing)}."
-        )
-    if len(set(header)) != len(header):
-        raise ImportFileError("The header names a column more than once.")
+    columns = read_header(reader)
     counts = ImportCounts()
     partner_id = call_import.partner_id
-    columns = {name: position for position, name in enumerate(header)}
+    # The import's one reading of the clock: every line is judged against the same instant.
+    latest = latest_start(timezone.now())
     if connection.vendor == "postgresql":
         load: Callable[..., int] = _load_postgresql
+
+        def conflicts_of(rows: list[Any]) -> set[str]:
+            return _conflicts_postgresql(partner_id=partner_id)
+
+        def reference_of(row: Any) -> str:
+            return str(row[0])
+
         # The key ring, looked up once for the import rather than through settings for every call.
         encrypt = keyring().encrypt_bulk
 
@@ -413,24 +588,42 @@ def run_import(
             # Encrypting each dialled number is the reader thread's work too.
             return [_row(call, cli, encrypt) for call, cli in batch]
 
-        batches = _read_ahead(_batches(parse_rows(reader, columns, counts), counts, prepare))
+        batches = _read_ahead(_batches(parse_rows(reader, columns, counts, latest=latest), counts, prepare))
     else:
         # SQLite allows one writer and the ORM encrypts on save: nothing to overlap.
         load = _load_generic
-        batches = _batches(parse_rows(reader, columns, counts), counts, lambda batch: batch)
+
+        def conflicts_of(rows: list[Any]) -> set[str]:
+            return _conflicts_generic(rows, partner_id=partner_id)
+
+        def reference_of(row: Any) -> str:
+            return str(row[0].call_reference)
+
+        batches = _batches(parse_rows(reader, columns, counts, latest=latest), counts, lambda batch: batch)
+
+    conflicts: list[tuple[int, str]] = []  # lines the database turned away, from every loader thread
 
     def load_batch(batch: _Batch) -> int:
         """One batch in one transaction, with the import's counts, so a failure part way keeps what was
         loaded and says how far it got."""
         with transaction.atomic():
             inserted = load(batch.rows, call_import_id=call_import.pk, partner_id=partner_id)
+            turned_away: list[tuple[int, str]] = []
+            if inserted < len(batch.rows):  # only then can a reference be another call's
+                references = conflicts_of(batch.rows)
+                turned_away = [
+                    (line_number, REFERENCE_CONFLICT)
+                    for row, line_number in zip(batch.rows, batch.line_numbers, strict=True)
+                    if reference_of(row) in references
+                ]
             CallImport.objects.filter(pk=call_import.pk).update(
                 imported=F("imported") + inserted,
-                duplicates=F("duplicates") + len(batch.rows) - inserted,
+                duplicates=F("duplicates") + len(batch.rows) - inserted - len(turned_away),
                 lines_read=Greatest("lines_read", Value(batch.lines_read)),
                 rejected=Greatest("rejected", Value(batch.rejected)),
                 updated_at=timezone.now(),
             )
+        conflicts.extend(turned_away)
         return inserted
 
     # Several PostgreSQL backends load batches at once, each in a thread with its own connection; the
@@ -446,6 +639,9 @@ def run_import(
                 reported_lines = batch.lines_read
     # The reader is done: its counts are final.
     progress(counts.lines_read - reported_lines)
+    counts.duplicates -= len(conflicts)
+    counts.rejected += len(conflicts)
+    counts.errors = sorted([*counts.errors, *conflicts])
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             # Fresh statistics, or the planner takes a million new rows for one and rates them by nested loop.

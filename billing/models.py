@@ -29,6 +29,11 @@ def _cost(**kwargs: object) -> models.DecimalField:
     return models.DecimalField(max_digits=COST_DIGITS, decimal_places=4, **kwargs)  # type: ignore[arg-type]
 
 
+# The leading digits of a dialled number kept in clear on each call, and so the longest rate prefix that
+# can ever match (billing.rating joins on them).
+DIALLED_PREFIX_LENGTH = 8
+
+
 class Band(models.TextChoices):
     """UK destination bands, by the prefix of the dialled number."""
 
@@ -133,6 +138,22 @@ class Rate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix} ({self.get_band_display()})"
+
+    def clean(self) -> None:
+        super().clean()
+        # Calls are matched in the form dialled from the UK (billing.importer.normalise_dialled): a UK
+        # number is 0 and its national significant number, never 0044, and a country code never starts
+        # with 0. A rate for such a prefix would never match a call.
+        if self.prefix.startswith("0044"):
+            raise ValidationError(
+                {"prefix": "Rate UK numbers by their national form: 0 then the number (020, not 004420)."}
+            )
+        if self.prefix.startswith("000"):
+            raise ValidationError({"prefix": "After 00 comes a country code, which never starts with 0."})
+        if len(self.prefix) > DIALLED_PREFIX_LENGTH:
+            raise ValidationError(
+                {"prefix": f"Rating matches at most the first {DIALLED_PREFIX_LENGTH} digits of a number."}
+            )
 
 
 class PartnerBillingProfile(TimeStampedModel):
@@ -267,7 +288,7 @@ class CallRecord(models.Model):
     cli_index = models.CharField(max_length=64)
     dialled_number = BulkEncryptedTextField(help_text="National format, e.g. 01134960000 or 0035312345678.")
     # The leading digits rating matches prefixes against; the rest of the number stays encrypted.
-    dialled_prefix = models.CharField(max_length=8)
+    dialled_prefix = models.CharField(max_length=DIALLED_PREFIX_LENGTH)
     started_at = models.DateTimeField()
     # The call's date in UK time: what line dates and billing periods are compared with, on any database.
     started_on = models.DateField()
@@ -296,7 +317,11 @@ class CallRecord(models.Model):
             ),
         ]
         constraints = [
-            models.UniqueConstraint(fields=["call_reference"], name="call_unique_reference"),
+            # A reference is the partner's network's: two partners may use the same one for different
+            # calls. The import's ON CONFLICT names these columns.
+            models.UniqueConstraint(
+                fields=["partner", "call_reference"], name="call_unique_partner_reference"
+            ),
             models.CheckConstraint(
                 name="call_rated_has_cost",
                 condition=~Q(status="rated")

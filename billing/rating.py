@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 from django.db import connection
 
-from billing.models import CallRecord
+from billing.models import DIALLED_PREFIX_LENGTH, CallRecord
 
-MAX_PREFIX_LENGTH = 8
+MAX_PREFIX_LENGTH = DIALLED_PREFIX_LENGTH
 # What rating writes, in this order, as ``rating_query`` selects it.
 RATED_COLUMNS = ("line_id", "customer_id", "rate_id", "band", "cost", "status", "suspense_reason")
 _UNITS = "CAST(ROUND({} * 10000) AS BIGINT)"

@@ -3,7 +3,6 @@
 import csv
 import datetime
 import functools
-import io
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -211,10 +210,7 @@ def call_import_from_storage(*, call_import_id: int, stored_name: str) -> CallIm
     if call_import is None:
         return None
     try:
-        with (
-            default_storage.open(stored_name, "rb") as raw,
-            io.TextIOWrapper(raw, encoding="utf-8-sig") as text,
-        ):
+        with default_storage.open(stored_name, "rb") as raw, importer.text_stream(raw) as text:
             call_import_process(call_import=call_import, stream=text)
     except importer.ImportFileError:
         pass  # recorded on the import and shown on its page

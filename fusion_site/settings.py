@@ -288,6 +288,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": env.int("CELERY_UNACKED_RESTORE_THROTTLE", default=10),
 }
 
+# Call import: a partner's switch clock may run this many seconds ahead of ours; a call that starts (or
+# ends) later than now plus this is rejected as in the future.
+CALL_IMPORT_CLOCK_SKEW_SECONDS = env.int("CALL_IMPORT_CLOCK_SKEW_SECONDS", default=300)
+
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
 # How long GDPR training stays current.

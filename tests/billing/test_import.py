@@ -1,8 +1,10 @@
 """Importing call records: every bad line reported with its number and reason while the good lines load;
 a file without the header fails as a whole; importing the same file twice imports nothing twice."""
 
+import datetime
 import io
 import threading
+import zoneinfo
 from decimal import Decimal
 
 import pytest
@@ -18,6 +20,8 @@ from billing.importer import ImportFileError, _Batch, _load_all, _read_ahead
 from billing.models import CallImport, CallRecord
 from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv, cli_of, run_on_commit
 from tests.factories import full_customer
+
+UK = zoneinfo.ZoneInfo("Europe/London")
 
 GOOD_DIALLED = "01134960000"
 
@@ -473,3 +477,339 @@ def test_an_import_outside_a_transaction_loads_its_batches_in_parallel_and_count
     again.refresh_from_db()
     assert (again.imported, again.duplicates) == (0, 19)
     assert not _loader_threads()
+
+
+# Issue 14: call import and rating -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "0044 20 7946 0123",
+        "00442079460123",
+        "+44 20 7946 0123",
+        "+44 (0)20 7946 0123",
+        "0044 (0) 20-7946-0123",
+        "+4402079460123",
+        "(+44) 20 7946 0123",
+        "(020) 7946-0123",
+        "020.7946.0123",
+    ],
+)
+def test_a_uk_number_in_any_written_form_rates_as_the_uk_number(partner, profile, cli, written):
+    text = "\n".join(
+        [
+            HEADER,
+            f"{cli},02079460123,2025-01-15T10:00:00,60,voice,NATIONAL",
+            f'{cli},"{written}",2025-01-15T10:00:00,60,voice,WRITTEN',
+            "",
+        ]
+    )
+
+    call_import = _run(partner, text)
+
+    assert (call_import.imported, call_import.rejected) == (2, 0)
+    national, as_written = (
+        CallRecord.objects.get(call_reference="NATIONAL"),
+        CallRecord.objects.get(call_reference="WRITTEN"),
+    )
+    assert (as_written.dialled_number, as_written.dialled_prefix) == ("02079460123", "02079460")
+    assert (as_written.band, as_written.rate.prefix, as_written.cost) == (
+        "geographic",
+        "02",
+        Decimal("0.0150"),
+    )
+    assert (as_written.band, as_written.rate_id, as_written.cost) == (
+        national.band,
+        national.rate_id,
+        national.cost,
+    )
+
+
+@pytest.mark.parametrize(
+    ("written", "dialled", "prefix"),
+    [
+        ("+353 (0)87 123 4567", "00353871234567", "0035387"),
+        ("00 353 1 234 5678", "0035312345678", "00353"),
+        ("+33 (0)1 23 45 67 89", "0033123456789", "00"),
+    ],
+)
+def test_an_international_number_written_with_its_trunk_zero_rates_by_its_country(
+    partner, profile, cli, written, dialled, prefix
+):
+    call_import = _run(partner, f'{HEADER}\n{cli},"{written}",2025-01-15T10:00:00,60,voice,INTL\n')
+
+    assert call_import.imported == 1
+    stored = CallRecord.objects.get(call_reference="INTL")
+    assert (stored.band, stored.rate.prefix) == ("international", prefix)
+    assert stored.dialled_number == dialled, "the bracketed trunk 0 is not dialled from abroad"
+
+
+@pytest.mark.parametrize("written", ["+0044 20 7946 0123", "000 44 20", "+", "00", "0044"])
+def test_an_international_prefix_without_a_country_code_is_rejected(partner, profile, cli, written):
+    call_import = _run(partner, f'{HEADER}\n{cli},"{written}",2025-01-15T10:00:00,60,voice,R1\n')
+
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (2, "dialled_number is not a telephone number")
+    ]
+    assert not CallRecord.objects.exists()
+
+
+def _iso(instant) -> str:
+    return instant.isoformat()
+
+
+def _uk_local(instant) -> str:
+    return instant.astimezone(UK).replace(tzinfo=None).isoformat()
+
+
+@pytest.mark.date_sensitive
+def test_a_call_in_the_future_is_rejected_with_its_line_number(partner, profile, cli, tmp_path, settings):
+    """The clock skew allowed is 300 s by default; margins of a minute keep the ticking clock out of it."""
+    from django.utils import timezone
+
+    settings.CALL_IMPORT_CLOCK_SKEW_SECONDS = 300
+    now = timezone.now()
+    minutes = datetime.timedelta(minutes=1)
+    rows = [
+        HEADER,
+        f"{cli},{GOOD_DIALLED},{_iso(now - 60 * minutes)},60,voice,PAST",
+        f"{cli},{GOOD_DIALLED},{_iso(now + 4 * minutes)},0,voice,WITHIN-SKEW",
+        f"{cli},{GOOD_DIALLED},{_iso(now + 6 * minutes)},60,voice,FUTURE",
+        f"{cli},{GOOD_DIALLED},{_iso(now + datetime.timedelta(days=400))},60,voice,NEXT-YEAR",
+        f"{cli},{GOOD_DIALLED},{_iso(now - 10 * minutes)},3600,voice,STILL-ON-THE-LINE",
+        # A naive time is UK local: tomorrow, whatever the offset of the day.
+        f"{cli},{GOOD_DIALLED},{_uk_local(now + datetime.timedelta(days=1))},60,voice,TOMORROW-LOCAL",
+    ]
+    path = tmp_path / "calls.csv"
+    path.write_text("\n".join([*rows, ""]))
+
+    out, err = _command(partner.code, str(path))
+
+    call_import = CallImport.objects.get()
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (4, "start_time is in the future"),
+        (5, "start_time is in the future"),
+        (6, "the call ends in the future (start_time plus duration)"),
+        (7, "start_time is in the future"),
+    ]
+    assert "line 4: start_time is in the future" in err
+    assert "2 imported, 0 already imported, 4 rejected, 0 in suspense." in out
+    assert set(CallRecord.objects.values_list("call_reference", flat=True)) == {"PAST", "WITHIN-SKEW"}
+
+
+@pytest.mark.date_sensitive
+def test_the_clock_skew_allowed_is_a_setting(partner, profile, cli, settings):
+    from django.utils import timezone
+
+    settings.CALL_IMPORT_CLOCK_SKEW_SECONDS = 0
+    ahead = timezone.now() + datetime.timedelta(minutes=2)
+
+    call_import = _run(partner, f"{HEADER}\n{cli},{GOOD_DIALLED},{_iso(ahead)},0,voice,AHEAD\n")
+
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (2, "start_time is in the future")
+    ]
+    assert not CallRecord.objects.exists()
+
+
+def test_a_reference_another_partner_used_is_imported_for_this_partner(
+    partner, profile, cli, other_partner, other_customer
+):
+    other_cli = "0" + cli_of(other_customer).removeprefix("+44")
+    _run(other_partner, f"{HEADER}\n{_good(other_cli, 'SHARED-1')}\n")
+
+    mine = _run(partner, f"{HEADER}\n{_good(cli, 'SHARED-1')}\n{_good(cli, 'MINE-2')}\n")
+
+    assert (mine.lines_read, mine.imported, mine.duplicates, mine.rejected) == (2, 2, 0, 0)
+    assert CallRecord.objects.filter(call_reference="SHARED-1").count() == 2
+    stored = CallRecord.objects.get(call_reference="SHARED-1", partner=partner)
+    assert (stored.call_import, stored.customer_id, stored.status) == (
+        mine,
+        cli_of_customer(partner),
+        "rated",
+    )
+
+    again = _run(partner, f"{HEADER}\n{_good(cli, 'SHARED-1')}\n{_good(cli, 'MINE-2')}\n")
+
+    assert (again.imported, again.duplicates) == (0, 2), "this partner's own reference is already imported"
+    assert CallRecord.objects.filter(partner=partner).count() == 2
+
+
+def cli_of_customer(partner) -> int:
+    return partner.customers.get().pk
+
+
+def test_a_reference_another_partner_used_for_a_call_in_suspense_is_imported_too(
+    partner, profile, other_partner
+):
+    _run(other_partner, f"{HEADER}\n{_good('020 7946 0123', 'SUSPENDED-1')}\n")
+    assert CallRecord.objects.get(call_reference="SUSPENDED-1").status == CallRecord.Status.SUSPENSE
+
+    mine = _run(partner, f"{HEADER}\n{_good('020 7946 0123', 'SUSPENDED-1')}\n")
+
+    assert (mine.imported, mine.duplicates, mine.suspense) == (1, 0, 1)
+    assert set(CallRecord.objects.values_list("partner_id", "status")) == {
+        (other_partner.pk, CallRecord.Status.SUSPENSE),
+        (partner.pk, CallRecord.Status.SUSPENSE),
+    }
+
+
+def test_an_undecodable_byte_rejects_only_its_line_through_the_command(partner, profile, cli, tmp_path):
+    path = tmp_path / "calls.csv"
+    path.write_bytes(
+        b"\r\n".join(
+            [
+                HEADER.encode(),
+                _good(cli, "C-1").encode(),
+                _good(cli, "C-2").encode() + b"\xff",
+                f"{cli},{GOOD_DIALLED},2025-01-15T10:00:00,60,voice,Caf\xe9".encode("latin-1"),
+                _good(cli, "C-4").encode(),
+                b"",
+            ]
+        )
+    )
+
+    out, err = _command(partner.code, str(path))
+
+    call_import = CallImport.objects.get()
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (3, "line is not UTF-8 text (byte 0xff)"),
+        (4, "line is not UTF-8 text (byte 0xe9)"),
+    ]
+    assert "line 3: line is not UTF-8 text (byte 0xff)" in err
+    assert "2 imported, 0 already imported, 2 rejected, 0 in suspense." in out
+    assert (call_import.status, call_import.lines_read) == (CallImport.Status.COMPLETED, 4)
+    assert set(CallRecord.objects.values_list("call_reference", flat=True)) == {"C-1", "C-4"}
+
+
+def test_an_undecodable_byte_rejects_only_its_line_through_the_upload_page(
+    client, make_user, partner, profile, cli, media
+):
+    client.force_login(make_user(Role.BILLING_AGENT))
+    body = "\n".join([HEADER, _good(cli, "U-1"), _good(cli, "U-2"), ""]).encode()
+    body = body.replace(b"U-2", b"U-\x80\x812")  # a cp1252 export's bytes in the reference
+
+    with run_on_commit():
+        response = client.post("/billing/imports/", {"file": SimpleUploadedFile("calls.csv", body)})
+
+    call_import = CallImport.objects.get()
+    assert (call_import.status, call_import.imported, call_import.rejected) == (
+        CallImport.Status.COMPLETED,
+        1,
+        1,
+    )
+    page = client.get(response.url)
+    assert [(e.line_number, e.reason) for e in page.context["errors"]] == [
+        (3, "line is not UTF-8 text (byte 0x80)")
+    ]
+
+
+def test_a_line_the_csv_module_cannot_read_is_rejected_and_the_rest_load(partner, profile, cli):
+    huge = "9" * 200_000  # over the csv module's field size limit
+    text = "\n".join(
+        [HEADER, _good(cli, "R1"), f"{cli},{huge},2025-01-15T10:00:00,60,voice,R2", _good(cli, "R3")]
+    )
+
+    call_import = _run(partner, text + "\n")
+
+    [(line_number, reason)] = call_import.errors.values_list("line_number", "reason")
+    assert line_number == 3
+    assert reason.startswith("line cannot be read as CSV: field larger than field limit")
+    assert (call_import.lines_read, call_import.imported, call_import.rejected) == (3, 2, 1)
+
+
+@pytest.mark.parametrize("reference", ["NUL\x00REF", "TAB\tREF", "BELL\x07"], ids=["nul", "tab", "control"])
+def test_a_reference_with_control_characters_is_rejected(partner, profile, cli, reference):
+    """PostgreSQL cannot store a NUL in text: one such line would fail its whole batch there."""
+    call_import = _run(partner, f"{HEADER}\n{_good(cli, 'R1')}\n{_good(cli, reference)}\n")
+
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (3, "call_reference must be printable characters")
+    ]
+    assert call_import.imported == 1
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "CLI,Dialled_Number,Start_Time,DURATION,Call_Type,Call_Reference",
+        " cli , Dialled_Number,start_time ,duration,call_type,call_reference",
+        "\ufeffCli,dialled_number,start_time,duration,call_type,call_reference",
+    ],
+    ids=["upper-and-mixed-case", "padded", "byte-order-mark"],
+)
+def test_header_names_are_matched_trimmed_and_case_insensitively(partner, profile, cli, tmp_path, header):
+    path = tmp_path / "calls.csv"
+    path.write_text(f"{header}\n{_good(cli, 'H-1')}\n", encoding="utf-8")
+
+    out, _err = _command(partner.code, str(path))
+
+    assert "1 imported, 0 already imported, 0 rejected, 0 in suspense." in out
+    assert CallRecord.objects.get().call_reference == "H-1"
+
+
+def test_a_header_naming_a_column_twice_in_different_cases_fails_clearly(partner, profile, cli):
+    with pytest.raises(ImportFileError, match="names a column more than once"):
+        _run(partner, f"{HEADER},CLI\n{_good(cli, 'R1')},x\n")
+
+
+@pytest.mark.parametrize(
+    ("changed", "line"),
+    [
+        ("start", "{cli},01134960000,2025-02-15T10:00:00,60,voice,REUSED"),
+        ("duration", "{cli},01134960000,2025-01-15T10:00:00,61,voice,REUSED"),
+        ("dialled", "{cli},07700900123,2025-01-15T10:00:00,60,voice,REUSED"),
+        ("cli", "020 7946 0123,01134960000,2025-01-15T10:00:00,60,voice,REUSED"),
+    ],
+)
+def test_a_reference_the_partner_reused_for_another_call_is_rejected_not_dropped(
+    partner, profile, cli, changed, line
+):
+    _run(partner, f"{HEADER}\n{_good(cli, 'REUSED')}\n")
+
+    later = _run(partner, f"{HEADER}\n{_good(cli, 'NEW-1')}\n{line.format(cli=cli)}\n{_good(cli, 'NEW-3')}\n")
+
+    assert (later.lines_read, later.imported, later.duplicates, later.rejected) == (3, 2, 0, 1)
+    assert list(later.errors.values_list("line_number", "reason")) == [
+        (3, "call_reference already imported for a different call (start, duration, line or number)")
+    ]
+    assert CallRecord.objects.get(call_reference="REUSED").duration_seconds == 60, "the first call stays"
+
+
+def test_the_same_call_again_is_already_imported_even_in_the_hour_the_clocks_go_back(partner, profile, cli):
+    """01:30 on 26 October 2025 happened twice in the UK; the second import must still recognise it."""
+    text = f"{HEADER}\n{cli},{GOOD_DIALLED},2025-10-26T01:30:00,60,voice,AMBIGUOUS\n"
+    _run(partner, text)
+
+    again = _run(partner, text)
+
+    assert (again.imported, again.duplicates, again.rejected) == (0, 1, 0)
+
+
+@pytest.mark.date_sensitive
+def test_a_call_in_the_future_is_rejected_in_every_iso_8601_form(partner, profile, cli):
+    """The check skips the exact comparison for calls written with a date well before today: a call
+    written with an earlier date but a far-west offset, or in the basic format, must still be caught."""
+    from django.utils import timezone
+
+    now = timezone.now()
+    in_an_hour = now + datetime.timedelta(hours=1)
+    far_west = datetime.timezone(datetime.timedelta(hours=-14))
+    # A naive time is UK local, and in the hour the clocks go back it names the earlier of its two
+    # instants: two hours ahead is in the future at any instant CI runs this at.
+    local = _uk_local(now + datetime.timedelta(hours=2))
+    forms = [
+        in_an_hour.astimezone(far_west).isoformat(),  # yesterday's date there, for most of the day
+        (now + datetime.timedelta(days=1)).astimezone(datetime.UTC).strftime("%Y%m%dT%H%M%SZ"),
+        " " + local,
+        local.replace("T", " "),
+    ]
+    rows = [f"{cli},{GOOD_DIALLED},{form},0,voice,F-{n}" for n, form in enumerate(forms)]
+
+    call_import = _run(partner, "\n".join([HEADER, *rows, _good(cli, "PAST")]) + "\n")
+
+    assert list(call_import.errors.values_list("line_number", "reason")) == [
+        (line, "start_time is in the future") for line in range(2, 2 + len(forms))
+    ]
+    assert call_import.imported == 1

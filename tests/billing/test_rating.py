@@ -182,6 +182,30 @@ def test_another_partners_tariff_cannot_be_assigned(partner, other_partner, cust
     assert "tariff" in raised.value.message_dict
 
 
+@pytest.mark.parametrize(
+    ("prefix", "message"),
+    [
+        ("004420", "national form"),
+        ("0044", "national form"),
+        ("0001", "never starts with 0"),
+        ("003538712", "at most the first 8 digits"),
+    ],
+)
+def test_a_rate_for_a_prefix_no_normalised_call_can_have_is_refused(prefix, message, db):
+    """Calls are rated in the form dialled from the UK (0044 20 ... is stored as 020 ...), so a rate for
+    0044 would silently never match; the admin's rate inline validates through Rate.full_clean."""
+    tariff = simple_tariff()
+    rate = Rate(rate_card=tariff.rate_cards.get(), prefix=prefix, band=Band.INTERNATIONAL, price_per_minute=1)
+
+    with pytest.raises(ValidationError, match=message) as raised:
+        rate.full_clean()
+
+    assert list(raised.value.message_dict) == ["prefix"]
+    Rate(
+        rate_card=tariff.rate_cards.get(), prefix="0045", band=Band.INTERNATIONAL, price_per_minute=1
+    ).full_clean()
+
+
 # Suspense ----------------------------------------------------------------------------------------
 
 

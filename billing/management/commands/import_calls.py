@@ -9,7 +9,7 @@ from tqdm import tqdm
 from accounts.models import Partner
 from accounts.services import system_user
 from billing import services
-from billing.importer import ImportFileError
+from billing.importer import ImportFileError, text_stream
 
 
 class Command(BaseCommand):
@@ -28,7 +28,8 @@ class Command(BaseCommand):
             raise CommandError(f"No such file: {path}")
         total = sum(1 for _ in path.open("rb")) - 1
         with (
-            path.open(encoding="utf-8-sig", newline="") as stream,
+            path.open("rb") as raw,
+            text_stream(raw) as stream,
             tqdm(
                 total=max(total, 0), unit="line", desc="Importing", file=cast(TextIO, self.stderr._out)
             ) as bar,
