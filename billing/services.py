@@ -649,6 +649,18 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     # The run's row lock serialises two exports of it: the second waits, then finds the first's file.
     bill_run = _locked(bill_run)
     _require(actor, "billing.finalise_billrun", bill_run, "export Direct Debit files of")
+    # A restriction holds exports to third parties, the file already made included.
+    if bill_run.is_restricted:
+        raise _refused(
+            BillingError(
+                f"This bill run is restricted ({bill_run.restricted_reason}); "
+                "its Direct Debit file cannot be handed out until the restriction is lifted."
+            ),
+            bill_run,
+            actor,
+            "direct debit export",
+            f"Run is restricted: {bill_run.restricted_reason}",
+        )
     live = DirectDebitSubmission.objects.filter(bill_run=bill_run, cancelled_at__isnull=True).first()
     if live is not None:
         if hashlib.sha256(live.file_bytes).hexdigest() != live.sha256:

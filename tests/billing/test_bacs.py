@@ -649,6 +649,9 @@ def test_a_billing_agent_can_neither_download_nor_cancel(client, billed, agent):
     services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
     client.force_login(agent)
 
+    page = client.get(f"/billing/runs/{billed.run.pk}/").content.decode()
+    assert "<td>000001</td>" in page and "live" in page
+    assert "Cancel Direct Debit submission" not in page and "Direct Debit file" not in page
     assert client.post(f"/billing/runs/{billed.run.pk}/direct-debit/").status_code == 403
     cancel = client.post(f"/billing/runs/{billed.run.pk}/direct-debit/cancel/", {"reason": "Because"})
     assert cancel.status_code == 403
@@ -824,3 +827,15 @@ def test_the_processing_day_keeps_the_three_day_cycle_and_the_notice(made_at, no
     processing = bacs.processing_day(made_at=made_at, promised=promised)
 
     assert_cycle_holds(processing, made_at=made_at, promised=promised)
+
+
+def test_a_restricted_run_hands_out_not_even_its_stored_file(client, billed, dpo):
+    client.force_login(billed.finance)
+    download(client, billed.run)
+    services.bill_run_restrict(bill_run=billed.run, actor=dpo, reason="Art. 18 request")
+
+    response = client.post(f"/billing/runs/{billed.run.pk}/direct-debit/", follow=True)
+
+    assert response.redirect_chain == [(f"/billing/runs/{billed.run.pk}/", 302)]
+    assert any("restricted" in m.message for m in response.context["messages"])
+    assert billed.run.events.filter(action="direct debit export refused").exists()
