@@ -16,7 +16,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from accounts.models import Customer, Line, Partner
-from fusion_site.fields import BulkEncryptedTextField
+from fusion_site.fields import BulkEncryptedTextField, EncryptedTextField
 from fusion_site.models import TimeStampedModel
 from fusion_site.money import COST_DIGITS, MONEY_DIGITS, STANDARD_VAT_RATE
 
@@ -640,7 +640,18 @@ class DirectDebitSubmission(TimeStampedModel):
 
     A run's collections are submitted once: while a submission is live (not cancelled) every download of
     the run's Direct Debit file gives back these bytes, so two files can never collect from a customer
-    twice. Only a recorded cancellation (who, when, why) lets a new file be made."""
+    twice. Only a recorded cancellation (who, when, why) lets a new file be made.
+
+    The file names every payer with their sort code and account number, so its text is encrypted at rest
+    and is cleared (``content`` set to empty, ``content_cleared_at``/``content_cleared_for`` set) by the
+    retention job once no dispute needs the exact file (``privacy.data_map.DIRECT_DEBIT_FILES``) and by
+    the erasure of any customer it collects from. The facts of the submission (serial, dates, counts,
+    total, SHA-256) stay: they answer a dispute without anyone's bank details."""
+
+    class ContentCleared(models.TextChoices):
+        KEPT = "", "Kept"
+        ERASURE = "erasure", "Cleared for a customer's erasure"
+        RETENTION = "retention", "Cleared by the retention policy"
 
     bill_run = models.ForeignKey(BillRun, on_delete=models.PROTECT, related_name="direct_debit_submissions")
     # The serial is unique per service user number, which belongs to the partner.
@@ -649,8 +660,12 @@ class DirectDebitSubmission(TimeStampedModel):
     processing_date = models.DateField(help_text="Bacs processing day (day 2 of the cycle), as in UHL1.")
     promised_date = models.DateField(help_text="The collection date the payers were given notice of.")
     file_name = models.CharField(max_length=120)
-    # ASCII only (the Bacs character set and CRLF), so the text is the file's bytes.
-    content = models.TextField()
+    # ASCII only (the Bacs character set and CRLF), so the text is the file's bytes. Empty once cleared.
+    content = EncryptedTextField(blank=True)
+    content_cleared_at = models.DateTimeField(null=True, blank=True)
+    content_cleared_for = models.CharField(
+        max_length=20, choices=ContentCleared.choices, default=ContentCleared.KEPT, blank=True
+    )
     sha256 = models.CharField(max_length=64, help_text="SHA-256 of the file's bytes, hex.")
     collections = models.PositiveIntegerField()
     total_pence = models.PositiveBigIntegerField()
@@ -677,6 +692,11 @@ class DirectDebitSubmission(TimeStampedModel):
             ),
             models.UniqueConstraint(fields=["partner", "serial"], name="ddsubmission_unique_serial"),
             models.CheckConstraint(
+                name="ddsubmission_clearance_complete",
+                condition=Q(content_cleared_at__isnull=True, content_cleared_for="")
+                | (Q(content_cleared_at__isnull=False) & ~Q(content_cleared_for="")),
+            ),
+            models.CheckConstraint(
                 name="ddsubmission_cancellation_complete",
                 condition=Q(cancelled_at__isnull=True, cancelled_reason="")
                 | (Q(cancelled_at__isnull=False) & ~Q(cancelled_reason="")),
@@ -689,6 +709,10 @@ class DirectDebitSubmission(TimeStampedModel):
     @property
     def is_cancelled(self) -> bool:
         return self.cancelled_at is not None
+
+    @property
+    def is_content_cleared(self) -> bool:
+        return self.content_cleared_at is not None
 
     @property
     def file_bytes(self) -> bytes:

@@ -639,6 +639,25 @@ def direct_debit_promised_date(bill_run: BillRun) -> datetime.date:
     return bill_run.issue_date + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
 
 
+def _cleared_file_message(submission: DirectDebitSubmission) -> str:
+    """Why a live submission's file cannot be handed out again, and what finance does about it."""
+    when = timezone.localtime(submission.content_cleared_at)
+    if submission.content_cleared_for == DirectDebitSubmission.ContentCleared.ERASURE:
+        return (
+            f"The file of Direct Debit submission {submission.serial} was cleared on {when:%d %B %Y} for a "
+            "customer's erasure (it held their bank details), so it cannot be downloaded again; its SHA-256 "
+            "and totals are kept. If it has not been sent to Bacs, cancel this submission (saying why) and "
+            "make a new file, which leaves the erased customer out. If it has been sent, do not make "
+            "another: it would collect twice."
+        )
+    return (
+        f"The file of Direct Debit submission {submission.serial} was cleared on {when:%d %B %Y} by the "
+        f"retention policy, after its processing day ({submission.processing_date:%d %B %Y}) was long past, "
+        "so it cannot be downloaded again; its SHA-256 and totals are kept. It was processed: do not make "
+        "another file of this run."
+    )
+
+
 @_recording_refusals
 @transaction.atomic
 def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmission:
@@ -663,6 +682,14 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
         )
     live = DirectDebitSubmission.objects.filter(bill_run=bill_run, cancelled_at__isnull=True).first()
     if live is not None:
+        if live.is_content_cleared:
+            raise _refused(
+                BillingError(_cleared_file_message(live)),
+                bill_run,
+                actor,
+                "direct debit export",
+                f"Serial {live.serial}: file text cleared ({live.content_cleared_for})",
+            )
         if hashlib.sha256(live.file_bytes).hexdigest() != live.sha256:
             raise BillingError(
                 f"The stored file of submission {live.serial} does not match its SHA-256; "

@@ -25,6 +25,7 @@ from accounts.validation import national_phone_digits
 from billing import bacs, services
 from billing.demo import uk_tariff
 from billing.models import BillRun, DirectDebitSubmission, Invoice, PartnerBillingProfile
+from fusion_site import crypto
 from tests.billing.factories import billing_profile
 from tests.factories import CustomerFactory, full_customer
 
@@ -839,3 +840,71 @@ def test_a_restricted_run_hands_out_not_even_its_stored_file(client, billed, dpo
     assert response.redirect_chain == [(f"/billing/runs/{billed.run.pk}/", 302)]
     assert any("restricted" in m.message for m in response.context["messages"])
     assert billed.run.events.filter(action="direct debit export refused").exists()
+
+
+# The stored file is personal data: encrypted at rest, and refused once cleared ------------------------
+
+
+def test_the_stored_file_is_ciphertext_in_the_database(billed):
+    submission = services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    assert "31926819" in submission.content and "400515" in submission.content  # the paying customer
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT content FROM billing_directdebitsubmission WHERE id = %s", [submission.pk])
+        (stored,) = cursor.fetchone()
+        history_columns = [
+            column.name
+            for column in connection.introspection.get_table_description(
+                cursor, "billing_historicaldirectdebitsubmission"
+            )
+        ]
+
+    for plaintext in ("31926819", "400515", "12345678", "JANE SMITH", "VOL1", "UHL1"):
+        assert plaintext not in stored
+    assert crypto.decrypt(stored) == submission.content
+    assert "content" not in history_columns, "the history must not copy the file a second time"
+    assert DirectDebitSubmission.objects.get(pk=submission.pk).file_bytes == submission.file_bytes
+
+
+@pytest.mark.parametrize(
+    ("cleared_for", "says"),
+    [
+        (
+            DirectDebitSubmission.ContentCleared.ERASURE,
+            ["cleared on", "for a customer's erasure", "cancel this submission", "make a new file"],
+        ),
+        (
+            DirectDebitSubmission.ContentCleared.RETENTION,
+            ["cleared on", "by the retention policy", "do not make another file"],
+        ),
+    ],
+)
+def test_a_cleared_file_is_refused_with_what_to_do_and_the_facts_stay(client, billed, cleared_for, says):
+    client.force_login(billed.finance)
+    first = download(client, billed.run)
+    DirectDebitSubmission.objects.update(
+        content="", content_cleared_at=timezone.now(), content_cleared_for=cleared_for
+    )
+
+    response = client.post(f"/billing/runs/{billed.run.pk}/direct-debit/", follow=True)
+
+    assert response.redirect_chain == [(f"/billing/runs/{billed.run.pk}/", 302)]
+    [message] = [m.message for m in response.context["messages"]]
+    for words in ["Direct Debit submission 000001", *says]:
+        assert words in message, message
+    assert "file text cleared" in response.content.decode()
+    assert billed.run.events.filter(
+        action="direct debit export refused", detail__contains="file text cleared"
+    ).exists()
+    assert not billed.run.events.filter(action=services.DIRECT_DEBIT_DOWNLOADED_AGAIN).exists()
+    kept = DirectDebitSubmission.objects.get()
+    assert kept.sha256 == hashlib.sha256(first.content).hexdigest() and kept.content == ""
+    assert (kept.serial, kept.collections, kept.cancelled_at) == ("000001", 2, None)
+
+
+def test_the_database_refuses_a_clearance_without_its_date_or_reason(billed):
+    services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DirectDebitSubmission.objects.update(content_cleared_for=DirectDebitSubmission.ContentCleared.ERASURE)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        DirectDebitSubmission.objects.update(content_cleared_at=timezone.now())
