@@ -22,6 +22,8 @@ What stays:
   dates, supplier, the customer's name and address as invoiced, amounts) for 6 years from issue
   (``privacy.data_map.VAT_RECORDS``); the retention job removes them after that;
 - the access log (who read the data and why), kept under UK GDPR Art. 5(2)/32;
+- Direct Debit submissions of the customer's bill runs, without the file's text (which names every payer
+  of the run, so it is cleared for any of them): serial, dates, SHA-256, count and total;
 - portal users, deactivated and stripped of name, email, password and every permission (history rows
   and the access log point at them).
 
@@ -90,6 +92,7 @@ from billing.models import (
     CallRecord,
     CreditNote,
     CustomerTariff,
+    DirectDebitSubmission,
     Invoice,
     InvoiceLine,
     LineTariff,
@@ -230,6 +233,7 @@ def _first_owner(queryset: QuerySet[Any], column: str = "customer_id") -> Subque
 def _steps(customer_ids: Sequence[int]) -> list[_Step]:
     """The statements that erase these customers, each filtered by ``customer_id IN (customer_ids)``."""
     ids = list(customer_ids)
+    now = timezone.now()
     line_history = Line.history.filter(customer_id__in=ids)
     line_ids = line_history.values("id")  # every line the customers ever had, not only today's
     subject_clis = line_history.exclude(cli_index="").values("cli_index")
@@ -364,6 +368,26 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
             "Bill run exceptions: the copied objection or restriction reason",
             {"detail": ""},
             ~Q(detail=""),
+        ),
+        # A Direct Debit file names every payer of its run: the text goes whole (it is encrypted, so the
+        # customer's records cannot be cut out in SQL, and an edited file would no longer be what was
+        # submitted); the submission's facts stay. Found through the customers' invoices in the run.
+        _Step(
+            DirectDebitSubmission.objects.filter(
+                bill_run_id__in=Invoice.objects.filter(customer_id__in=ids).values("bill_run_id")
+            ),
+            "Direct Debit files of the customer's bill runs: the file's text (every payer's bank details) "
+            "is cleared; serial, dates, SHA-256, count and total stay",
+            {
+                "content": "",
+                "content_cleared_at": now,
+                "content_cleared_for": DirectDebitSubmission.ContentCleared.ERASURE,
+                "updated_at": now,
+            },
+            Q(content_cleared_at__isnull=True),
+            owner=_first_owner(
+                Invoice.objects.filter(customer_id__in=ids, bill_run_id=OuterRef("bill_run_id"))
+            ),
         ),
         _Step(ProvisioningOrder.objects.filter(customer_id__in=ids), "Provisioning orders"),
         _Step(ProvisioningOrder.history.filter(customer_id__in=ids), "History of provisioning orders"),
