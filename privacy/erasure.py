@@ -329,6 +329,27 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
             "Failed login attempts of the portal users",
             owner=_first_owner(portal_users.filter(email=OuterRef("username"))),
         ),
+        # A Direct Debit file names every payer of its run: the text goes whole (it is encrypted, so the
+        # customer's records cannot be cut out in SQL, and an edited file would no longer be what was
+        # submitted); the submission's facts stay. Found through the customers' invoices in the run, so
+        # before any invoice goes.
+        _Step(
+            DirectDebitSubmission.objects.filter(
+                bill_run_id__in=Invoice.objects.filter(customer_id__in=ids).values("bill_run_id")
+            ),
+            "Direct Debit files of the customer's bill runs: the file's text (every payer's bank details) "
+            "is cleared; serial, dates, SHA-256, count and total stay",
+            {
+                "content": "",
+                "content_cleared_at": now,
+                "content_cleared_for": DirectDebitSubmission.ContentCleared.ERASURE,
+                "updated_at": now,
+            },
+            Q(content_cleared_at__isnull=True),
+            owner=_first_owner(
+                Invoice.objects.filter(customer_id__in=ids, bill_run_id=OuterRef("bill_run_id"))
+            ),
+        ),
         # Which invoice billed each call: the invoice keeps its usage lines, the links go with the calls.
         _Step(
             BilledCall.objects.filter(call__in=calls.values("pk")),
@@ -368,26 +389,6 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
             "Bill run exceptions: the copied objection or restriction reason",
             {"detail": ""},
             ~Q(detail=""),
-        ),
-        # A Direct Debit file names every payer of its run: the text goes whole (it is encrypted, so the
-        # customer's records cannot be cut out in SQL, and an edited file would no longer be what was
-        # submitted); the submission's facts stay. Found through the customers' invoices in the run.
-        _Step(
-            DirectDebitSubmission.objects.filter(
-                bill_run_id__in=Invoice.objects.filter(customer_id__in=ids).values("bill_run_id")
-            ),
-            "Direct Debit files of the customer's bill runs: the file's text (every payer's bank details) "
-            "is cleared; serial, dates, SHA-256, count and total stay",
-            {
-                "content": "",
-                "content_cleared_at": now,
-                "content_cleared_for": DirectDebitSubmission.ContentCleared.ERASURE,
-                "updated_at": now,
-            },
-            Q(content_cleared_at__isnull=True),
-            owner=_first_owner(
-                Invoice.objects.filter(customer_id__in=ids, bill_run_id=OuterRef("bill_run_id"))
-            ),
         ),
         _Step(ProvisioningOrder.objects.filter(customer_id__in=ids), "Provisioning orders"),
         _Step(ProvisioningOrder.history.filter(customer_id__in=ids), "History of provisioning orders"),

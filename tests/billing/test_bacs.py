@@ -25,7 +25,7 @@ from accounts.validation import national_phone_digits
 from billing import bacs, services
 from billing.demo import uk_tariff
 from billing.models import BillRun, DirectDebitSubmission, Invoice, PartnerBillingProfile
-from fusion_site import crypto
+from fusion_site import crypto, key_rotation
 from tests.billing.factories import billing_profile
 from tests.factories import CustomerFactory, full_customer
 
@@ -864,6 +864,8 @@ def test_the_stored_file_is_ciphertext_in_the_database(billed):
     assert crypto.decrypt(stored) == submission.content
     assert "content" not in history_columns, "the history must not copy the file a second time"
     assert DirectDebitSubmission.objects.get(pk=submission.pk).file_bytes == submission.file_bytes
+    # So key rotation re-encrypts it with the rest.
+    assert "billing.DirectDebitSubmission" in {table.label for table in key_rotation.encrypted_tables()}
 
 
 @pytest.mark.parametrize(
