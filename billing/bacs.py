@@ -1,14 +1,19 @@
 """Direct Debit collections of a finalised bill run as a Bacs Standard 18 file.
 
 ``build_standard18`` only reads: it returns the file's text with what it collected and what it skipped,
-and the caller (``services.direct_debit_export``) records the export. One file holds one partner's
+and the caller (``services.direct_debit_export``) records the submission. One file holds one partner's
 collections for one processing day, paid into the partner's own account (the contra), submitted under
 the partner's service user number (SUN) as a direct submitter.
 
+The layout is the published Bacs Standard 18 format for a single processing day (Bacs Payment Schemes
+Ltd, "Bacs Standard 18" file format, as restated field by field in the banks' submitter guides, e.g.
+HSBC "Message Implementation Guide: BACS Standard 18" (August 2012) and Bank of Ireland "BACS File
+Specification", appendix 2): the labels VOL1, HDR1, HDR2, UHL1, EOF1, EOF2 and UTL1 are 80 characters;
+the detail (standard) and contra records are 100 characters. HDR2 declares the 100 of the data records
+(record length 00100); a multi-processing-day file (work code "1 MULTI") would add the processing day
+at 101-106, which this single-day file ("1 DAILY") does not use. Labels are therefore not padded.
+
 Choices
-- Every record is exactly 100 characters. The published layout defines the labels (VOL1, HDR1, HDR2,
-  UHL1, EOF1, EOF2, UTL1) as 80 characters; they are padded with spaces to 100 so the whole file is one
-  fixed width, which Bacs-approved bureau software accepts. Positions below are 1-based.
 - Records are joined by CRLF ("\\r\\n"), with no terminator after the last: Bacstel-IP software and the
   banks' bureau tools read CRLF text, and ``content.split("\\r\\n")`` gives back exactly the records.
 - Every collection uses transaction code 17. Codes 01 (first) and 19 (final) are optional in the scheme,
@@ -19,10 +24,12 @@ Choices
   accents dropped (É -> E), apostrophes removed (O'Brien -> OBRIEN), anything else turned into a space,
   then cut to 18. A mandate reference is upper-cased but never otherwise changed: it must match the
   reference the payer's bank holds, so one Bacs cannot carry is skipped rather than mangled.
-- The processing day is the caller's: it must be a Bacs working day (no weekend or bank holiday).
+- The processing day comes from ``processing_day`` (the three-day cycle, below); ``build_standard18``
+  refuses one that is not a Bacs working day after the day the file is made.
 
 Records (1-based positions; ``bYYDDD`` is a space, 2-digit year and 3-digit day of the year)
 
+Labels, 80 characters each
 VOL1  1-4 "VOL1" | 5-10 submission serial | 11 accessibility " " | 12-41 blank | 42-47 owner (SUN)
       | 48-79 blank | 80 label standard "1"
 HDR1  1-4 "HDR1" | 5-21 file identifier "A" + SUN + "S" + 2 blanks + "1" + SUN | 22-27 set id (serial)
@@ -34,6 +41,7 @@ HDR2  1-4 "HDR2" | 5 record format "F" | 6-10 block length "02000" | 11-15 recor
 UHL1  1-4 "UHL1" | 5-10 processing day bYYDDD | 11-20 receiving party "999999" + 4 blanks
       | 21-22 currency "00" (sterling) | 23-28 country "000000" | 29-37 work code "1 DAILY  " (single
       processing day) | 38-40 file number "001" | 41-80 blank
+Data records, 100 characters each
 Detail (one a collection)
       1-6 payer's sort code | 7-14 payer's account number | 15 account type "0" | 16-17 transaction code
       "17" | 18-23 originator's sort code | 24-31 originator's account number | 32-35 blank
@@ -42,6 +50,7 @@ Detail (one a collection)
 Contra 1-6 originator's sort code | 7-14 originator's account number | 15 "0" | 16-17 "99" (credit)
       | 18-23 originator's sort code | 24-31 originator's account number | 32-35 blank | 36-46 total of
       the collections | 47-64 narrative "DD <MON YYYY>" | 65-82 "CONTRA" | 83-100 originator's name
+Labels, 80 characters each
 EOF1  as HDR1 with "EOF1"
 EOF2  as HDR2 with "EOF2"
 UTL1  1-4 "UTL1" | 5-17 debit total in pence (13 digits) | 18-30 credit total (13) | 31-37 count of debit
@@ -51,6 +60,7 @@ UTL1  1-4 "UTL1" | 5-17 debit total in pence (13 digits) | 18-30 credit total (1
 import datetime
 import re
 import unicodedata
+import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -59,9 +69,10 @@ from django.utils import timezone
 
 from accounts.models import Customer, PaymentDetails
 from billing.models import BillRun, Invoice, PartnerBillingProfile
+from fusion_site.working_days import is_working_day, next_working_day
 
-RECORD_LENGTH = 100
-LABEL_LENGTH = 80  # the published width of the labels, padded to RECORD_LENGTH
+RECORD_LENGTH = 100  # detail and contra records
+LABEL_LENGTH = 80  # VOL1, HDR1, HDR2, UHL1, EOF1, EOF2, UTL1
 LINE_SEPARATOR = "\r\n"
 
 TRANSACTION_DIRECT_DEBIT = "17"
@@ -151,6 +162,56 @@ def to_pence(amount: Decimal) -> int:
     return int(pence)
 
 
+# The Bacs three-day processing cycle (Bacs Payment Schemes Ltd, "The three-day processing cycle";
+# Bacstel-IP service user guide): day 1, the input day, is the working day the file reaches Bacs, by
+# 22:30 UK time (later, or on a day Bacs does not work, counts as the next working day); day 2 is the
+# processing day, the date in UHL1; day 3 is the entry day, when the payer's account is debited and the
+# originator's credited. The days are Bacs working days: Monday to Friday except the bank holidays of
+# England and Wales (Bacs processing calendar), which fusion_site.working_days holds.
+BACS_TIME_ZONE = zoneinfo.ZoneInfo("Europe/London")
+INPUT_CUT_OFF = datetime.time(22, 30)
+
+
+def working_day_after(day: datetime.date) -> datetime.date:
+    """The first Bacs working day strictly after ``day``."""
+    return next_working_day(day + datetime.timedelta(days=1))
+
+
+def working_day_before(day: datetime.date) -> datetime.date:
+    """The last Bacs working day strictly before ``day``."""
+    day -= datetime.timedelta(days=1)
+    while not is_working_day(day):
+        day -= datetime.timedelta(days=1)
+    return day
+
+
+def input_day(made_at: datetime.datetime) -> datetime.date:
+    """Day 1 of the cycle for a file made (and submitted) at ``made_at``."""
+    local = made_at.astimezone(BACS_TIME_ZONE)
+    day = local.date()
+    if is_working_day(day) and local.time() < INPUT_CUT_OFF:
+        return day
+    return working_day_after(day)
+
+
+def entry_day(processing: datetime.date) -> datetime.date:
+    """Day 3 of the cycle: the day the payer is debited."""
+    return working_day_after(processing)
+
+
+def processing_day(*, made_at: datetime.datetime, promised: datetime.date) -> datetime.date:
+    """The earliest processing day (UHL1) for a file made at ``made_at`` whose entry day is not before
+    ``promised``, the collection date in the payers' advance notice.
+
+    Never before the working day after the input day: a date Bacs has passed would be rejected or, worse,
+    moved by the submitting software to a day nobody was told of. Never so early that a payer is debited
+    before the notice said: the latest acceptable entry day is the first working day on or after
+    ``promised``, so the processing day is at least the working day before that."""
+    earliest = working_day_after(input_day(made_at))
+    by_notice = working_day_before(next_working_day(promised))
+    return max(earliest, by_notice)
+
+
 def build_standard18(
     bill_run: BillRun,
     *,
@@ -196,6 +257,11 @@ def build_standard18(
     if total >= 10**AMOUNT_DIGITS:
         raise ValueError("The collections total more than one contra record can carry; split the file.")
     day = creation_date or timezone.localdate()
+    if not is_working_day(processing_date) or processing_date <= day:
+        raise ValueError(
+            f"The processing day {processing_date:%d %B %Y} is not a Bacs working day after the day the file "
+            f"is made ({day:%d %B %Y})."
+        )
     labels_start = [
         _vol1(serial, originator),
         _hdr1("HDR", serial, originator, day),
@@ -350,7 +416,7 @@ def _record(*fields: str, length: int = RECORD_LENGTH) -> str:
     # A field put in the wrong place shifts every later one: fail here rather than at Bacs.
     if len(record) != length:
         raise AssertionError(f"Record {record[:4]!r} is {len(record)} characters, not {length}.")
-    return record.ljust(RECORD_LENGTH)
+    return record
 
 
 def _vol1(serial: str, originator: _Originator) -> str:

@@ -16,7 +16,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from accounts.models import Customer, Line, Partner
-from fusion_site.fields import BulkEncryptedTextField
+from fusion_site.fields import BulkEncryptedTextField, EncryptedTextField
 from fusion_site.models import TimeStampedModel
 from fusion_site.money import COST_DIGITS, MONEY_DIGITS, STANDARD_VAT_RATE
 
@@ -658,3 +658,87 @@ class CreditNote(TimeStampedModel):
 
     def __str__(self) -> str:
         return f"Credit note {self.number}"
+
+
+class DirectDebitSubmission(TimeStampedModel):
+    """The Standard 18 file made from a bill run's collections, kept byte for byte.
+
+    A run's collections are submitted once: while a submission is live (not cancelled) every download of
+    the run's Direct Debit file gives back these bytes, so two files can never collect from a customer
+    twice. Only a recorded cancellation (who, when, why) lets a new file be made.
+
+    The file names every payer with their sort code and account number, so its text is encrypted at rest
+    and is cleared (``content`` set to empty, ``content_cleared_at``/``content_cleared_for`` set) by the
+    retention job once no dispute needs the exact file (``privacy.data_map.DIRECT_DEBIT_FILES``) and by
+    the erasure of any customer it collects from. The facts of the submission (serial, dates, counts,
+    total, SHA-256) stay: they answer a dispute without anyone's bank details."""
+
+    class ContentCleared(models.TextChoices):
+        KEPT = "", "Kept"
+        ERASURE = "erasure", "Cleared for a customer's erasure"
+        RETENTION = "retention", "Cleared by the retention policy"
+
+    bill_run = models.ForeignKey(BillRun, on_delete=models.PROTECT, related_name="direct_debit_submissions")
+    # The serial is unique per service user number, which belongs to the partner.
+    partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="direct_debit_submissions")
+    serial = models.CharField(max_length=6, help_text="Submission serial number (VOL1, HDR1).")
+    processing_date = models.DateField(help_text="Bacs processing day (day 2 of the cycle), as in UHL1.")
+    promised_date = models.DateField(help_text="The collection date the payers were given notice of.")
+    file_name = models.CharField(max_length=120)
+    # ASCII only (the Bacs character set and CRLF), so the text is the file's bytes. Empty once cleared.
+    content = EncryptedTextField(blank=True)
+    content_cleared_at = models.DateTimeField(null=True, blank=True)
+    content_cleared_for = models.CharField(
+        max_length=20, choices=ContentCleared.choices, default=ContentCleared.KEPT, blank=True
+    )
+    sha256 = models.CharField(max_length=64, help_text="SHA-256 of the file's bytes, hex.")
+    collections = models.PositiveIntegerField()
+    total_pence = models.PositiveBigIntegerField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    cancelled_reason = models.TextField(blank=True)
+
+    # The file never changes after it is made; the history records the cancellation, not the bytes again.
+    history = HistoricalRecords(excluded_fields=["content"])
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # The backstop of the row lock in services.direct_debit_export: one live file a run.
+            models.UniqueConstraint(
+                fields=["bill_run"],
+                condition=Q(cancelled_at__isnull=True),
+                name="ddsubmission_one_live_per_run",
+            ),
+            models.UniqueConstraint(fields=["partner", "serial"], name="ddsubmission_unique_serial"),
+            models.CheckConstraint(
+                name="ddsubmission_clearance_complete",
+                condition=Q(content_cleared_at__isnull=True, content_cleared_for="")
+                | (Q(content_cleared_at__isnull=False) & ~Q(content_cleared_for="")),
+            ),
+            models.CheckConstraint(
+                name="ddsubmission_cancellation_complete",
+                condition=Q(cancelled_at__isnull=True, cancelled_reason="")
+                | (Q(cancelled_at__isnull=False) & ~Q(cancelled_reason="")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Direct Debit submission {self.serial} of {self.bill_run}"
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.cancelled_at is not None
+
+    @property
+    def is_content_cleared(self) -> bool:
+        return self.content_cleared_at is not None
+
+    @property
+    def file_bytes(self) -> bytes:
+        return self.content.encode("ascii")

@@ -12,7 +12,7 @@ from django.http import Http404
 
 from accounts.models import Customer, User
 from accounts.selectors import VIEW_ALL_CUSTOMERS, customers_visible_to
-from billing.models import BillRun, CallImport, CallRecord, Invoice
+from billing.models import BillRun, CallImport, CallRecord, DirectDebitSubmission, Invoice
 
 VIEW_BILLING_DATA = "billing.view_billing_data"
 
@@ -41,6 +41,18 @@ def access_bill_run(user: User | AnonymousUser, pk: int) -> BillRun:
     if bill_run is None:
         raise Http404("No such bill run.")
     return bill_run
+
+
+def direct_debit_submissions_of(
+    user: User | AnonymousUser, bill_run: BillRun
+) -> QuerySet[DirectDebitSubmission]:
+    """A run's submissions the user may see, newest first, without the file's text (the page shows
+    facts, not bytes)."""
+    return (
+        DirectDebitSubmission.objects.filter(bill_run=bill_run, bill_run__in=bill_runs_visible_to(user))
+        .select_related("created_by", "cancelled_by")
+        .defer("content")
+    )
 
 
 def invoices_visible_to(user: User | AnonymousUser) -> QuerySet[Invoice]:

@@ -8,6 +8,7 @@ urlpatterns = [
     path("runs/", views.bill_run_list, name="bill_runs"),
     path("runs/<int:pk>/", views.bill_run_detail, name="bill_run"),
     path("runs/<int:pk>/direct-debit/", views.direct_debit_file, name="direct_debit"),
+    path("runs/<int:pk>/direct-debit/cancel/", views.direct_debit_cancel, name="direct_debit_cancel"),
     path("runs/<int:pk>/<str:action>/", views.bill_run_action, name="bill_run_action"),
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice"),
     path("customers/<str:reference>/invoices/", views.customer_invoices, name="customer_invoices"),

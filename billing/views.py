@@ -103,7 +103,11 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         },
         "refresh": bill_run.status == BillRun.Status.CALCULATING,
         "failed_chunks": list(bill_run.chunks.filter(done_at__isnull=True).exclude(error="")),
+        "direct_debit_submissions": list(selectors.direct_debit_submissions_of(user, bill_run)),
     }
+    context["live_submission"] = next(
+        (sub for sub in context["direct_debit_submissions"] if not sub.is_cancelled), None
+    )
     return render(request, "billing/bill_run_detail.html", context)
 
 
@@ -145,13 +149,43 @@ def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
     if not user.has_perm("billing.finalise_billrun"):
         raise PermissionDenied
     try:
-        content, file_name = services.direct_debit_export(bill_run=bill_run, actor=user)
+        submission = services.direct_debit_export(bill_run=bill_run, actor=user)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
         return redirect("billing:bill_run", pk=bill_run.pk)
-    response = HttpResponse(content, content_type="text/plain; charset=us-ascii")
-    response["Content-Disposition"] = f'attachment; filename="{file_name}"'
+    response = HttpResponse(submission.file_bytes, content_type="text/plain; charset=us-ascii")
+    response["Content-Disposition"] = f'attachment; filename="{submission.file_name}"'
     return response
+
+
+@login_required
+@require_POST
+def direct_debit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    user = _user(request)
+    bill_run = selectors.access_bill_run(user, pk)
+    if not user.has_perm("billing.finalise_billrun"):
+        raise PermissionDenied
+    submission = (
+        selectors.direct_debit_submissions_of(user, bill_run).filter(cancelled_at__isnull=True).first()
+    )
+    form = ReasonForm(request.POST)
+    if submission is None:
+        messages.error(request, "This bill run has no Direct Debit submission to cancel.")
+    elif not form.is_valid():
+        messages.error(request, "Say why the submission is cancelled.")
+    else:
+        try:
+            services.direct_debit_submission_cancel(
+                submission=submission, actor=user, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as exc:
+            messages.error(request, _error_text(exc))
+        else:
+            messages.success(
+                request,
+                f"Direct Debit submission {submission.serial} cancelled; the next download makes a new file.",
+            )
+    return redirect("billing:bill_run", pk=bill_run.pk)
 
 
 @login_required

@@ -24,6 +24,7 @@ CUSTOMER_MODELS = (
     "accounts.Contact",
     "accounts.Line",
     "accounts.PaymentDetails",
+    "billing.DirectDebitSubmission",
     "accounts.ProvisioningOrder",
     "billing.CallRecord",
     "billing.RecurringCharge",

@@ -52,6 +52,7 @@ class Anchor(models.TextChoices):
     CREATED = "created", "creation of the record"
     ACCOUNT_CLOSED = "account_closed", "closure of the login account"
     REQUEST_CLOSED = "request_closed", "completion, rejection or withdrawal of the privacy request"
+    PROCESSING_DAY = "processing_day", "Bacs processing day of the Direct Debit file"
 
 
 class ErasureAction(models.TextChoices):
@@ -149,6 +150,19 @@ WEBSITE_SUBMISSIONS = Retention(
     12,
 )
 REQUEST_RECORDS = Retention("3 years after the request is closed", Anchor.REQUEST_CLOSED, 36)
+# The exact file is what a dispute of the collection is checked against. A payer has 13 months from the
+# debit to tell their bank of an unauthorised or wrong payment (Payment Services Regulations 2017
+# reg. 74(1)); the processing day is the working day before the debit, so 13 months from it covers that
+# window. A later Direct Debit Guarantee indemnity claim (DDICA) itself names the payer, the date and the
+# amount, so it is answered from the mandate and the submission's kept facts (serial, processing day,
+# SHA-256, count, total), not from the file's text.
+DIRECT_DEBIT_FILES = Retention(
+    "13 months from the Bacs processing day, then the file's text (every payer's name, sort code and "
+    "account number) is cleared; the serial, dates, SHA-256, count and total stay: the time a payer has "
+    "to dispute the debit with their bank (Payment Services Regulations 2017 reg. 74(1))",
+    Anchor.PROCESSING_DAY,
+    13,
+)
 
 
 def _account(
@@ -425,6 +439,23 @@ DATA_MAP: tuple[ModelEntry, ...] = (
         (_account("detail", FIN, "The objection or restriction reason, copied", ErasureAction.ANONYMISE),),
     ),
     ModelEntry(
+        "billing.DirectDebitSubmission",
+        "account holders of the customers' bank accounts (every payer collected in the file)",
+        "Submit a bill run's Direct Debit collections to Bacs once, and show what was submitted",
+        (
+            FieldEntry(
+                "content",
+                FIN,
+                LawfulBasis.CONTRACT,
+                DIRECT_DEBIT_FILES,
+                # The row stays (its facts are not personal); the text goes for any payer's erasure.
+                ErasureAction.ANONYMISE,
+                "The Bacs file as submitted, so a repeated download cannot collect twice",
+            ),
+        ),
+        recipients=("hosting", "bacs"),
+    ),
+    ModelEntry(
         "billing.Invoice",
         "end customers",
         "Issue VAT invoices",
@@ -651,6 +682,8 @@ NOT_PERSONAL: dict[str, str] = {
     "accounts.Partner.name": "A reseller company's name: organisation data",
     "billing.Tariff.name": "A price plan's name",
     "billing.CallImport.file_name": "The name staff gave an uploaded file; the file is deleted once read",
+    "billing.DirectDebitSubmission.file_name": "Made from the partner's code, the billing month and the "
+    "serial; names no payer",
     "billing.PartnerBillingProfile.legal_name": "The supplier (a partner company) as printed on invoices",
     "billing.PartnerBillingProfile.address": "The supplier's business address",
     "billing.PartnerBillingProfile.bacs_sort_code": "The partner company's own collection account",
@@ -730,11 +763,13 @@ ACTIVITIES: tuple[ProcessingActivity, ...] = (
             "billing.RecurringCharge",
             "billing.OneOffCharge",
             "accounts.PaymentDetails",
+            "billing.DirectDebitSubmission",
             "billing.BillRunException",
             "billing.CallImportError",
         ),
         ("hosting", "bacs"),
-        f"Calls: {TRAFFIC_DATA.text}; account data: {ACCOUNT_DATA.text}",
+        f"Calls: {TRAFFIC_DATA.text}; account data: {ACCOUNT_DATA.text}; Direct Debit files: "
+        f"{DIRECT_DEBIT_FILES.text}",
     ),
     ProcessingActivity(
         "VAT records",

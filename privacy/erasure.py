@@ -22,6 +22,8 @@ What stays:
   dates, supplier, the customer's name and address as invoiced, amounts) for 6 years from issue
   (``privacy.data_map.VAT_RECORDS``); the retention job removes them after that;
 - the access log (who read the data and why), kept under UK GDPR Art. 5(2)/32;
+- Direct Debit submissions of the customer's bill runs, without the file's text (which names every payer
+  of the run, so it is cleared for any of them): serial, dates, SHA-256, count and total;
 - portal users, deactivated and stripped of name, email, password and every permission (history rows
   and the access log point at them).
 
@@ -92,6 +94,7 @@ from billing.models import (
     CallRecord,
     CreditNote,
     CustomerTariff,
+    DirectDebitSubmission,
     Invoice,
     InvoiceLine,
     LineTariff,
@@ -233,6 +236,7 @@ def _first_owner(queryset: QuerySet[Any], column: str = "customer_id") -> Subque
 def _steps(customer_ids: Sequence[int]) -> list[_Step]:
     """The statements that erase these customers, each filtered by ``customer_id IN (customer_ids)``."""
     ids = list(customer_ids)
+    now = timezone.now()
     line_history = Line.history.filter(customer_id__in=ids)
     line_ids = line_history.values("id")  # every line the customers ever had, not only today's
     subject_clis = line_history.exclude(cli_index="").values("cli_index")
@@ -327,6 +331,27 @@ def _steps(customer_ids: Sequence[int]) -> list[_Step]:
             AccessAttempt.objects.filter(username__in=portal_users.values("email")),
             "Failed login attempts of the portal users",
             owner=_first_owner(portal_users.filter(email=OuterRef("username"))),
+        ),
+        # A Direct Debit file names every payer of its run: the text goes whole (it is encrypted, so the
+        # customer's records cannot be cut out in SQL, and an edited file would no longer be what was
+        # submitted); the submission's facts stay. Found through the customers' invoices in the run, so
+        # before any invoice goes.
+        _Step(
+            DirectDebitSubmission.objects.filter(
+                bill_run_id__in=Invoice.objects.filter(customer_id__in=ids).values("bill_run_id")
+            ),
+            "Direct Debit files of the customer's bill runs: the file's text (every payer's bank details) "
+            "is cleared; serial, dates, SHA-256, count and total stay",
+            {
+                "content": "",
+                "content_cleared_at": now,
+                "content_cleared_for": DirectDebitSubmission.ContentCleared.ERASURE,
+                "updated_at": now,
+            },
+            Q(content_cleared_at__isnull=True),
+            owner=_first_owner(
+                Invoice.objects.filter(customer_id__in=ids, bill_run_id=OuterRef("bill_run_id"))
+            ),
         ),
         # Which invoice billed each call: the invoice keeps its usage lines, the links go with the calls.
         _Step(

@@ -20,7 +20,8 @@ erases no one twice.
 Invoices and credit notes: deleted, with their lines, history and call links, once the invoice and every
 credit note against it are 6 years old (a credit note PROTECTs its invoice, and restarts nothing: each
 document keeps its own 6 years). Calls: deleted once the dispute period has passed after the invoice that
-billed them, or after the call for calls never billed. Access logs: after 2 years. Closed privacy
+billed them, or after the call for calls never billed. Direct Debit files: their text is cleared 13 months
+after the processing day (the submission's facts stay). Access logs: after 2 years. Closed privacy
 requests: 3 years after closing, with their events, identity codes and history. Anything of a customer
 under an active legal hold is kept by every handler.
 """
@@ -46,7 +47,16 @@ from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import AccessLog, Customer, User
-from billing.models import BilledCall, BillRun, CallRecord, CreditNote, Invoice, InvoiceLine, OneOffCharge
+from billing.models import (
+    BilledCall,
+    BillRun,
+    CallRecord,
+    CreditNote,
+    DirectDebitSubmission,
+    Invoice,
+    InvoiceLine,
+    OneOffCharge,
+)
 from privacy.deadlines import add_calendar_months
 from privacy.erasure import customers_erase, erasure_preview
 from privacy.models import (
@@ -438,6 +448,43 @@ def delete_old_calls(ctx: RetentionContext) -> None:
             with ctx.chunk(ids[0]) as counts:
                 _raw_delete(BilledCall.objects.filter(call_id__in=ids))
                 counts[CallRecord._meta.label] = _raw_delete(CallRecord.objects.filter(pk__in=ids))
+
+
+# Direct Debit files
+
+
+def direct_debit_files_past_due(ctx: RetentionContext) -> QuerySet[DirectDebitSubmission]:
+    """Submissions whose file text is still kept and whose processing day is on or before the cutoff,
+    except those of a run that billed a customer under an active legal hold (a dispute may need the file)."""
+    held_runs = Invoice.objects.filter(customer_id__in=_held_customer_ids()).values("bill_run_id")
+    return DirectDebitSubmission.objects.filter(
+        content_cleared_at__isnull=True, processing_date__lte=ctx.cutoff
+    ).exclude(bill_run_id__in=held_runs)
+
+
+@retention_handler("direct_debit_files")
+def clear_old_direct_debit_files(ctx: RetentionContext) -> None:
+    """Clear the text of Direct Debit files once the dispute window after their processing day has passed
+    (``privacy.data_map.DIRECT_DEBIT_FILES``): every payer's bank details go, the submission's facts
+    (serial, dates, SHA-256, count, total) stay. One UPDATE per batch."""
+    due = direct_debit_files_past_due(ctx)
+    label = DirectDebitSubmission._meta.label
+    for ids in ctx.id_batches(due, ctx.row_batch):
+        if ctx.dry_run:
+            ctx.report(
+                "anonymise", "", f"Direct Debit files processed on or before {ctx.cutoff}", {label: len(ids)}
+            )
+        else:
+            with ctx.chunk(ids[0]) as counts:
+                now = timezone.now()
+                # Filtered by ``due`` again under the chunk's transaction: a hold set since the ids were
+                # read wins.
+                counts[label] = due.filter(pk__in=ids).update(
+                    content="",
+                    content_cleared_at=now,
+                    content_cleared_for=DirectDebitSubmission.ContentCleared.RETENTION,
+                    updated_at=now,
+                )
 
 
 # Access logs

@@ -14,7 +14,8 @@ from guardian.shortcuts import get_perms
 
 from accounts.audit import verify_chain
 from accounts.models import AuditEvent, Contact, Customer, Line, Role, Site, User
-from billing.models import CallRecord, CreditNote, Invoice
+from billing import services as billing_services
+from billing.models import BillRun, CallRecord, CreditNote, DirectDebitSubmission, Invoice
 from fusion_site.customer_cache import customer_cache_get
 from privacy.data_map import ErasureAction, base_model, fields_with_action
 from privacy.erasure import ErasureBlockedError, customer_erase, customers_erase, erasure_preview
@@ -417,3 +418,78 @@ def test_erasure_records_in_the_admin_are_read_only(subject, make_user, client):
     )
     client.force_login(make_user(Role.BILLING_AGENT))
     assert client.get(reverse("admin:privacy_erasurerecord_changelist")).status_code == 403
+
+
+# Direct Debit files: one names every payer of its run, so any payer's erasure clears it
+
+
+def _submission_of_another_run(partner, finance) -> DirectDebitSubmission:
+    """A submission of a run that did not bill the subject, holding another payer's account number."""
+    run = BillRun.objects.create(
+        partner=partner,
+        period_start=datetime.date(2024, 6, 1),
+        period_end=datetime.date(2024, 6, 30),
+        status=BillRun.Status.FINALISED,
+        issue_date=datetime.date(2024, 7, 1),
+    )
+    return DirectDebitSubmission.objects.create(
+        bill_run=run,
+        partner=partner,
+        serial="000900",
+        processing_date=datetime.date(2024, 7, 15),
+        promised_date=datetime.date(2024, 7, 15),
+        file_name="direct-debit-other.txt",
+        content="OTHER PAYER 99887766",
+        sha256="0" * 64,
+        collections=1,
+        total_pence=100,
+        created_by=finance,
+    )
+
+
+def test_erasure_clears_the_direct_debit_file_that_collects_from_the_customer(
+    subject, partner, finance, dpo, client
+):
+    run = subject.invoice.bill_run
+    made = billing_services.direct_debit_export(bill_run=run, actor=finance)
+    assert "31926819" in made.content and "404784" in made.content
+    other = _submission_of_another_run(partner, finance)
+    kept = {subject.invoice.pk}
+    tables = {hit.split(":")[0] for hit in scan(subject.values, subject.blind_indexes, kept_invoice_ids=kept)}
+    assert "billing.DirectDebitSubmission.content" in tables
+    assert previewed_counts(subject.customer)["billing.DirectDebitSubmission"] == 1
+
+    record = customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+
+    assert record.counts["billing.DirectDebitSubmission"] == 1
+    assert scan(subject.values, subject.blind_indexes, kept_invoice_ids=kept) == []
+    cleared = DirectDebitSubmission.objects.get(pk=made.pk)
+    assert cleared.content == "" and cleared.is_content_cleared
+    assert cleared.content_cleared_for == DirectDebitSubmission.ContentCleared.ERASURE
+    facts = ("serial", "sha256", "processing_date", "collections", "total_pence", "cancelled_at")
+    assert [getattr(cleared, name) for name in facts] == [getattr(made, name) for name in facts]
+    untouched = DirectDebitSubmission.objects.get(pk=other.pk)
+    assert untouched.content == "OTHER PAYER 99887766" and not untouched.is_content_cleared
+    assert "billing.DirectDebitSubmission" not in previewed_counts(subject.customer), "nothing left to clear"
+
+    client.force_login(finance)
+    response = client.post(f"/billing/runs/{run.pk}/direct-debit/", follow=True)
+    assert response.redirect_chain == [(f"/billing/runs/{run.pk}/", 302)]
+    [message] = [m.message for m in response.context["messages"]]
+    assert f"submission {made.serial} was cleared" in message and "for a customer's erasure" in message
+    assert "cancel this submission" in message and "make a new file" in message
+
+
+def test_a_chunk_counts_a_cleared_file_for_the_customer_it_billed(subject, neighbour, finance, dpo):
+    billing_services.direct_debit_export(bill_run=subject.invoice.bill_run, actor=finance)
+    expected = previewed_counts(subject.customer)
+    assert expected["billing.DirectDebitSubmission"] == 1
+    assert "billing.DirectDebitSubmission" not in previewed_counts(neighbour)
+
+    erased = customers_erase(customer_ids=[subject.customer.pk, neighbour.pk], actor=dpo, reason="Retention")
+
+    records = {record.customer_pk: record for record in erased.records}
+    assert records[subject.customer.pk].counts == expected
+    assert "billing.DirectDebitSubmission" not in records[neighbour.pk].counts
+    assert erased.counts["billing.DirectDebitSubmission"] == 1
+    assert DirectDebitSubmission.objects.get().content == ""

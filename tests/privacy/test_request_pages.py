@@ -351,6 +351,8 @@ def test_the_access_report_shows_the_data_and_what_art_15_requires(client, custo
     for heading in ("How we use it", "Where it came from", "Automated decisions", "Your rights"):
         assert heading in page
     assert "Information Commissioner" in page and "Traffic data" in page
+    # The Direct Debit file sent to the Bacs bureau is processing of the payer's bank details too.
+    assert "DirectDebitSubmission" in page and "Payment Services Regulations 2017 reg. 74(1)" in page
     assert AccessLog.objects.filter(
         user=dpo, customer=customer, action=AccessLog.Action.REVEAL, reason__icontains="Art. 15"
     ).exists()

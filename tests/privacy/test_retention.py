@@ -17,7 +17,9 @@ from django.utils import timezone
 
 from accounts.models import AccessLog, Contact, Customer, Role
 from accounts.services import access_log_record, system_user
-from billing.models import BilledCall, CallRecord, CreditNote, Invoice, InvoiceLine
+from billing import services as billing_services
+from billing.models import BilledCall, CallRecord, CreditNote, DirectDebitSubmission, Invoice, InvoiceLine
+from privacy import data_map
 from privacy import retention as retention_rules
 from privacy.deadlines import add_calendar_months
 from privacy.erasure import ErasureBlockedError, customer_erase, erasure_preview
@@ -241,7 +243,15 @@ def test_default_policies_come_from_the_data_map_and_unhandled_ones_are_reported
         "mailing_list": ("unsubscribed", 0),
         "privacy_requests": ("request_closed", 36),
         "access_logs": ("created", 24),
+        "direct_debit_files": ("processing_day", 13),
     }
+    # The seeded row is the data map's rule for the file's text, not a second opinion of it.
+    rule = data_map.field_entry("billing.DirectDebitSubmission", "content").retention
+    assert (
+        policies["direct_debit_files"]
+        == (rule.anchor, rule.months)
+        == (data_map.DIRECT_DEBIT_FILES.anchor, 13)
+    )
     run = retention_run(today=TODAY)
     assert run.status == RetentionRun.Status.COMPLETED
     assert [note for note in run.notes if note["note"] == "no handler yet"] == [], "every policy has one"
@@ -322,6 +332,41 @@ def test_access_logs_go_after_two_years_and_closed_requests_after_three(partner,
     assert not PrivacyRequest.history.filter(id=closed.pk).exists()
     assert run.counts["access_logs"] == {"accounts.AccessLog": 1}
     assert run.counts["privacy_requests"]["privacy.PrivacyRequest"] == 1
+
+
+def test_direct_debit_files_are_cleared_13_months_after_their_processing_day(subject, finance, dpo):
+    Customer.objects.filter(pk=subject.customer.pk).update(contract_end=None)
+    run_of_january = subject.invoice.bill_run
+    old = billing_services.direct_debit_export(bill_run=run_of_january, actor=finance)
+    billing_services.direct_debit_submission_cancel(submission=old, actor=finance, reason="Rejected by Bacs")
+    recent = billing_services.direct_debit_export(bill_run=run_of_january, actor=finance)
+    # TODAY is 30 November 2026, a month's last day: 13 months back, all of October 2025 is due.
+    DirectDebitSubmission.objects.filter(pk=old.pk).update(processing_date=datetime.date(2025, 10, 31))
+    DirectDebitSubmission.objects.filter(pk=recent.pk).update(processing_date=datetime.date(2025, 11, 1))
+
+    dry = retention_run(today=TODAY, dry_run=True)
+    assert dry.counts == {} and DirectDebitSubmission.objects.get(pk=old.pk).content == old.content
+    run = retention_run(today=TODAY)
+
+    assert run.counts["direct_debit_files"] == {"billing.DirectDebitSubmission": 1}
+    cleared = DirectDebitSubmission.objects.get(pk=old.pk)
+    assert (
+        cleared.content == ""
+        and cleared.content_cleared_for == DirectDebitSubmission.ContentCleared.RETENTION
+    )
+    assert (cleared.sha256, cleared.serial, cleared.total_pence) == (old.sha256, old.serial, old.total_pence)
+    kept = DirectDebitSubmission.objects.get(pk=recent.pk)
+    assert kept.content == recent.content and "31926819" in kept.content and not kept.is_content_cleared
+
+    # A hold on a customer the run billed keeps the file a dispute may need; lifting it lets it go.
+    the_hold = hold(subject.customer, dpo, LegalHold.Kind.DISPUTE)
+    assert "direct_debit_files" not in retention_run(today=TODAY + datetime.timedelta(days=1)).counts
+    assert DirectDebitSubmission.objects.get(pk=recent.pk).content == recent.content
+    legal_hold_lift(hold=the_hold, actor=dpo, reason="Dispute settled")
+    later = retention_run(today=TODAY + datetime.timedelta(days=1))
+    assert later.counts["direct_debit_files"] == {"billing.DirectDebitSubmission": 1}
+    assert DirectDebitSubmission.objects.get(pk=recent.pk).content == ""
+    assert DirectDebitSubmission.objects.get(pk=old.pk).content_cleared_at == cleared.content_cleared_at
 
 
 def test_a_held_customers_calls_and_invoices_stay(subject, dpo):

@@ -128,6 +128,11 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         lambda w: f"/billing/runs/{w.other_bill_run.pk}/",
     ),
     "billing:direct_debit": (lambda w: f"/billing/runs/{w.bill_run.pk}/direct-debit/", NOBODY, None),
+    "billing:direct_debit_cancel": (
+        lambda w: f"/billing/runs/{w.bill_run.pk}/direct-debit/cancel/",
+        NOBODY,
+        None,
+    ),
     "billing:bill_run_action": (lambda w: f"/billing/runs/{w.bill_run.pk}/approve/", NOBODY, None),
     "billing:invoice": (
         lambda w: f"/billing/invoices/{w.invoice.pk}/",
