@@ -169,3 +169,19 @@ def dpo(make_user):
 def profile(partner):
     """The partner bills on the standard UK tariff (billing.demo.UK_RATES) by default."""
     return billing_profile(partner, default_tariff=uk_tariff())
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that commits must give back the migrated rows (role groups, content types) it flushes:
+    without ``serialized_rollback`` every later test finds them gone and fails far from the cause."""
+    unsafe = [
+        item.nodeid
+        for item in items
+        if (marker := item.get_closest_marker("django_db"))
+        and marker.kwargs.get("transaction")
+        and not marker.kwargs.get("serialized_rollback")
+    ]
+    if unsafe:
+        raise pytest.UsageError(
+            "django_db(transaction=True) needs serialized_rollback=True: " + ", ".join(unsafe)
+        )

@@ -687,7 +687,7 @@ def test_the_database_refuses_a_second_live_submission_of_a_run(billed):
         twin.save()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_two_concurrent_exports_make_one_submission(billed):
     if connection.vendor != "postgresql":
         pytest.skip("row locks need PostgreSQL; SQLite serialises writers and the constraint is tested above")
