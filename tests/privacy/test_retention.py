@@ -45,11 +45,12 @@ from tests.factories import CustomerFactory, full_customer
 from tests.privacy.conftest import receive
 from tests.privacy.test_erasure import scan
 
-TODAY = datetime.date(2026, 11, 30)
-LONDON = zoneinfo.ZoneInfo("Europe/London")
 # Scenarios on fixed dates around TODAY (a month's last day), so the clock is pinned there; the month-end,
 # leap-year and UK-date boundaries are the explicit cases below, whatever day the suite runs on.
-pytestmark = pytest.mark.frozen_at("2026-11-30T12:00:00+00:00")
+PINNED = "2026-11-30T12:00:00+00:00"
+pytestmark = pytest.mark.frozen_at(PINNED)
+TODAY = datetime.datetime.fromisoformat(PINNED).date()
+LONDON = zoneinfo.ZoneInfo("Europe/London")
 
 
 @pytest.fixture
