@@ -53,6 +53,8 @@ class Anchor(models.TextChoices):
     ACCOUNT_CLOSED = "account_closed", "closure of the login account"
     REQUEST_CLOSED = "request_closed", "completion, rejection or withdrawal of the privacy request"
     PROCESSING_DAY = "processing_day", "Bacs processing day of the Direct Debit file"
+    DECISION = "decision", "decision on the job application"
+    UNSUBSCRIBED = "unsubscribed", "unsubscribe from the mailing list"
 
 
 class ErasureAction(models.TextChoices):
@@ -133,8 +135,15 @@ class ProcessingActivity:
 
 # Retention rules, shared by the fields they govern.
 ACCOUNT_DATA = Retention("1 month after the contract ends", Anchor.CONTRACT_END, 1)
+# PECR reg. 7 lets traffic data be kept for billing "up to the end of the period during which legal
+# proceedings may be brought in respect of payments due or alleged to be due": the dispute period runs from
+# the bill, so a call is kept 12 months after the invoice that billed it. A call that was never billed has
+# no bill to challenge; it counts from its own date (privacy.retention.calls_past_due does both).
 TRAFFIC_DATA = Retention(
-    "12 months from the call: until the bill can no longer be challenged (PECR reg. 7)", Anchor.CALL_DATE, 12
+    "12 months after the invoice that billed the call (12 months after the call if it was never billed): "
+    "until the bill can no longer be challenged (PECR reg. 7)",
+    Anchor.INVOICE_ISSUE,
+    12,
 )
 SIX_YEARS_FROM_ISSUE = Retention("6 years from issue", Anchor.INVOICE_ISSUE, 72)
 LOGIN_ACCOUNT = Retention("1 month after the login account is closed", Anchor.ACCOUNT_CLOSED, 1)
@@ -143,9 +152,13 @@ LOGIN_ATTEMPTS = Retention(
     "until the lockout's cool-off ends or an administrator unlocks (kept at most 1 month)", Anchor.CREATED, 1
 )
 IMPORT_LOGS = Retention("3 months from the import", Anchor.CREATED, 3)
+WEBSITE_ENQUIRIES = Retention("12 months from receipt", Anchor.CREATED, 12)
+JOB_APPLICATIONS = Retention("6 months after the decision", Anchor.DECISION, 6)
+MAILING_LIST = Retention("until the subscriber unsubscribes", Anchor.UNSUBSCRIBED, 0)
+# One table holds all three kinds; each kind's own rule is above (and in RETENTION_POLICIES).
 WEBSITE_SUBMISSIONS = Retention(
-    "enquiries 12 months from receipt; job applications 6 months after the decision; mailing list until "
-    "the subscriber unsubscribes",
+    f"enquiries {WEBSITE_ENQUIRIES.text}; job applications {JOB_APPLICATIONS.text}; mailing list "
+    f"{MAILING_LIST.text}",
     Anchor.CREATED,
     12,
 )
@@ -906,3 +919,20 @@ def unmapped_personal_fields(
             if f"{base_label}.{name}" not in reviewed:
                 missing.append(f"{model._meta.label}.{name}")
     return sorted(missing)
+
+
+# The rule behind each row of privacy.RetentionPolicy (the key is the retention job's handler): the
+# policies the job runs must say what this map says. The migrations seed fixed values (a migration must
+# do the same thing whatever this file says later); tests/privacy/test_retention.py compares the rows
+# with these.
+RETENTION_POLICIES: dict[str, Retention] = {
+    "customer_account": ACCOUNT_DATA,
+    "invoices": SIX_YEARS_FROM_ISSUE,
+    "call_records": TRAFFIC_DATA,
+    "website_enquiries": WEBSITE_ENQUIRIES,
+    "job_applications": JOB_APPLICATIONS,
+    "mailing_list": MAILING_LIST,
+    "privacy_requests": REQUEST_RECORDS,
+    "access_logs": LOGS,
+    "direct_debit_files": DIRECT_DEBIT_FILES,
+}

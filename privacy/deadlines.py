@@ -16,10 +16,18 @@ How we read the ICO's guidance on the time limit ("Right of access: time limits 
   gives). The subject must be told of the extension, with reasons, within the first month.
 - Identity: where we need proof of identity, the time limit starts only when we receive it. The month
   then counts from the day identity was verified, not from receipt.
-- Clarification (the Data (Use and Access) Act's "stop the clock"): while we wait for the subject to
-  clarify, the clock is paused. We pause in whole calendar days: a request on hold from Monday and
-  resumed on Thursday has its deadline moved three days later. The shift is applied to the calendar
-  deadline before the working-day rule, so a paused request never gets a deadline on a holiday.
+- Clarification ("stop the clock"): UK GDPR Article 12A, inserted by the Data (Use and Access) Act
+  2025 s. 76 (in force 5 February 2026, SI 2026/82). Where the controller reasonably requires further
+  information to identify the information or processing a request relates to, it may ask for it, and
+  "the period beginning with the day on which the controller makes the request and ending with the day
+  on which the controller receives the information" does not count towards the response period (nor
+  towards the month in which an extension must be notified). That is the wording of the parallel
+  provision the same Act put in the DPA 2018, s. 54(3C), checked against legislation.gov.uk; the
+  paragraph number inside Article 12A was not verified here. "Beginning with" and "ending with" include
+  both days in UK drafting, so the days excluded are counted *inclusively* (``clock_stopped_days``):
+  asked and answered the same day excludes 1 day, answered the next day 2, held Monday and resumed
+  Thursday 4. The shift is applied to the calendar deadline before the working-day rule, so a paused
+  request never gets a deadline on a holiday.
 """
 
 import calendar
@@ -47,7 +55,8 @@ def statutory_deadline(
     """The day by which the response is due.
 
     ``clock_started_on`` is the day of receipt, or the day identity was verified when it had to be;
-    ``days_on_hold`` counts the calendar days the clock was stopped for clarification.
+    ``days_on_hold`` counts the calendar days the clock was stopped for clarification, both ends
+    included (``clock_stopped_days``).
     """
     if days_on_hold < 0:
         raise ValueError("days_on_hold must not be negative")
@@ -66,6 +75,9 @@ def may_extend(
     return today <= first_deadline
 
 
-def days_between(start: datetime.date, end: datetime.date) -> int:
-    """Whole calendar days from ``start`` to ``end`` (0 when the same day or earlier)."""
-    return max((end - start).days, 0)
+def clock_stopped_days(*, asked_on: datetime.date, answered_on: datetime.date) -> int:
+    """Days that do not count towards the response period: from the day clarification was asked for to
+    the day it arrived, both included (UK GDPR Art. 12A as inserted by DUAA 2025 s. 76; see above)."""
+    if answered_on < asked_on:
+        raise ValueError("the answer cannot arrive before the question was asked")
+    return (answered_on - asked_on).days + 1

@@ -17,12 +17,8 @@ from accounts.models import Customer
 from fusion_site.models import TimeStampedModel
 from privacy.data_map import Anchor
 
-# The data map's anchors, and two the public website's records count from.
-ANCHOR_CHOICES = [
-    *Anchor.choices,
-    ("decision", "decision on the job application"),
-    ("unsubscribed", "unsubscribe from the mailing list"),
-]
+# The data map's anchors (privacy.data_map.RETENTION_POLICIES gives each policy's).
+ANCHOR_CHOICES = Anchor.choices
 
 
 class RetentionPolicy(TimeStampedModel):

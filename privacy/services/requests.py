@@ -519,11 +519,14 @@ def privacy_request_hold(*, privacy_request: PrivacyRequest, actor: User, reason
 def privacy_request_resume(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
-    """Clarification received: the deadline moves by the days the request was on hold."""
+    """Clarification received: the deadline moves by the days the request was on hold, counted from the
+    day it was asked for to the day it arrived, both included (``deadlines.clock_stopped_days``)."""
     _require(actor, PrivacyPermission.CHANGE, "work privacy requests")
     privacy_request = _locked(privacy_request)
     _check_step(privacy_request, "resume")
-    held = deadlines.days_between(privacy_request.on_hold_since or _today(), _today())
+    today = _today()
+    # The day clarification was asked for and the day it arrived both stop the clock (UK GDPR Art. 12A).
+    held = deadlines.clock_stopped_days(asked_on=privacy_request.on_hold_since or today, answered_on=today)
     return _transition(
         privacy_request,
         action="resume",

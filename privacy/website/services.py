@@ -20,8 +20,15 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import system_user
 from fusion_site.models import save_with_actor
-from privacy.models import CookieConsentRecord, PrivacyNotice, PrivacyRequest, WebsiteSubmission
+from privacy.models import (
+    CookieConsentRecord,
+    PrivacyNotice,
+    PrivacyRequest,
+    SuppressionEntry,
+    WebsiteSubmission,
+)
 from privacy.models.website import website_email_index
+from privacy.selectors import is_suppressed
 from privacy.services.requests import privacy_request_receive_from_public
 from privacy.website import verification
 from privacy.website.verification import VerificationInvalid
@@ -202,11 +209,18 @@ def _mail_already_subscribed(entry: WebsiteSubmission, build_url: UrlBuilder) ->
 @transaction.atomic
 def mailing_list_subscribe(
     *, name: str, email: str, consent_notice: PrivacyNotice, build_url: UrlBuilder
-) -> WebsiteSubmission:
+) -> WebsiteSubmission | None:
     """A pending entry and a confirmation mail. The page says the same whatever the address's state,
-    so the form cannot be used to find out who is subscribed; the mail says the rest."""
+    so the form cannot be used to find out who is subscribed; the mail says the rest.
+
+    An address on the suppression list (an objection to direct marketing, ``privacy.selectors
+    .is_suppressed``) is never mailed, not even to confirm: the objection outranks a later form that
+    anyone could fill in with that address. Nothing is stored and ``None`` is returned; the page still
+    answers as usual, so the form does not reveal who objected."""
     notice = _require_published(consent_notice)
     email = email.strip()
+    if is_suppressed(channel=SuppressionEntry.Channel.EMAIL, value=email):
+        return None
     actor = public_actor()
     current = (
         WebsiteSubmission.objects.select_for_update()

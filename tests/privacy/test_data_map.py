@@ -15,6 +15,7 @@ from fusion_site.fields import EncryptedTextField
 from fusion_site.spreadsheet import FORMULA_STARTS, safe_cell
 from privacy import data_map, ropa
 from privacy.data_map import DATA_MAP, ErasureAction, FieldEntry, unmapped_personal_fields
+from privacy.models import RetentionPolicy
 
 
 def test_every_personal_field_is_mapped():
@@ -173,3 +174,17 @@ def test_escape_cell():
         "5",
         "",
     ]
+
+
+def test_ropa_says_call_records_are_kept_as_the_retention_job_keeps_them(make_user, client):
+    """The record of processing and the job agree: 12 months from the invoice that billed the call."""
+    client.force_login(make_user(Role.DATA_PROTECTION_OFFICER))
+    rows = [row for row in _csv(client)[1:] if row[0] == "field" and row[1] == "billing.CallRecord"]
+    policy = RetentionPolicy.objects.get(key="call_records")
+    assert rows and policy.anchor == data_map.Anchor.INVOICE_ISSUE
+    for row in rows:
+        retention, anchor, months = row[6:9]
+        assert (anchor, int(months)) == (data_map.Anchor(policy.anchor).label, policy.months), row[2]
+        assert "after the invoice that billed the call" in retention and "never billed" in retention
+    html = client.get(reverse("privacy:data_map")).content.decode()
+    assert "12 months after the invoice that billed the call" in html

@@ -5,8 +5,10 @@ holidays (2025: Christmas Thu 25 Dec, Boxing Day Fri 26 Dec; 2026: New Year Thu 
 import datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from privacy.deadlines import add_calendar_months, days_between, may_extend, statutory_deadline
+from privacy.deadlines import add_calendar_months, clock_stopped_days, may_extend, statutory_deadline
 
 D = datetime.date
 
@@ -112,6 +114,28 @@ def test_bad_arguments_are_refused():
         add_calendar_months(D(2025, 9, 3), -1)
 
 
-def test_days_between_never_negative():
-    assert days_between(D(2025, 9, 3), D(2025, 9, 8)) == 5
-    assert days_between(D(2025, 9, 8), D(2025, 9, 3)) == 0
+def test_clock_stop_counts_the_day_asked_and_the_day_answered():
+    # UK GDPR Art. 12A (DUAA 2025 s. 76): "beginning with the day ... ending with the day": both included.
+    assert clock_stopped_days(asked_on=D(2025, 9, 3), answered_on=D(2025, 9, 3)) == 1
+    assert clock_stopped_days(asked_on=D(2025, 9, 3), answered_on=D(2025, 9, 4)) == 2
+    assert clock_stopped_days(asked_on=D(2025, 9, 8), answered_on=D(2025, 9, 11)) == 4  # Mon to Thu
+    assert clock_stopped_days(asked_on=D(2025, 12, 31), answered_on=D(2026, 1, 1)) == 2
+
+
+@given(asked_on=st.dates(), waited=st.integers(min_value=0, max_value=400))
+def test_clock_stop_is_the_number_of_calendar_days_in_the_closed_period(asked_on, waited):
+    """Against the statute's own words: every day from the asking day to the answering day is excluded."""
+    answered_on = asked_on + datetime.timedelta(days=waited)
+    if answered_on > datetime.date.max - datetime.timedelta(days=1):
+        return
+    days_in_period = 0
+    day = asked_on
+    while day <= answered_on:
+        days_in_period += 1
+        day += datetime.timedelta(days=1)
+    assert clock_stopped_days(asked_on=asked_on, answered_on=answered_on) == days_in_period
+
+
+def test_clock_stop_refuses_an_answer_before_the_question():
+    with pytest.raises(ValueError, match="before"):
+        clock_stopped_days(asked_on=D(2025, 9, 8), answered_on=D(2025, 9, 3))

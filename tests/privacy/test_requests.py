@@ -278,11 +278,39 @@ def test_hold_stops_the_clock_and_resume_moves_the_deadline(customer, dpo, today
     today(D(2025, 9, 15))
     services.privacy_request_resume(privacy_request=request, actor=dpo)
     request.refresh_from_db()
-    assert request.days_on_hold == 5
-    assert request.due_on == D(2025, 10, 8)
+    # Held Wed 10 to Mon 15 September, both days included (UK GDPR Art. 12A): 6 days.
+    assert request.days_on_hold == 6
+    assert request.due_on == D(2025, 10, 9)
     resume = request.events.get(action="resume")
     assert (resume.from_state, resume.to_state) == (State.ON_HOLD, State.IN_PROGRESS)
-    assert "5 days on hold" in resume.reason
+    assert "6 days on hold" in resume.reason
+
+
+@pytest.mark.parametrize(
+    ("answered_on", "days_on_hold", "due_on"),
+    [
+        # Received Mon 1 September, due Wed 1 October; clarification asked for on Wed 10 September.
+        # Answered the same day: that day does not count, so Thu 2 October (not Wed 1).
+        (D(2025, 9, 10), 1, D(2025, 10, 2)),
+        # Answered the next day: both days, Fri 3 October (not Thu 2).
+        (D(2025, 9, 11), 2, D(2025, 10, 3)),
+        # Answered on the Friday: three days, Sat 4 October, so Monday 6.
+        (D(2025, 9, 12), 3, D(2025, 10, 6)),
+    ],
+)
+def test_clock_stop_includes_the_day_asked_and_the_day_answered(
+    customer, dpo, today, answered_on, days_on_hold, due_on
+):
+    today(D(2025, 9, 1))
+    request = receive(dpo, customer=customer)
+    services.privacy_request_attest_identity(privacy_request=request, actor=dpo, reason="Known caller")
+    services.privacy_request_start(privacy_request=request, actor=dpo)
+    today(D(2025, 9, 10))
+    services.privacy_request_hold(privacy_request=request, actor=dpo, reason="Which of the two accounts?")
+    today(answered_on)
+    services.privacy_request_resume(privacy_request=request, actor=dpo)
+    request.refresh_from_db()
+    assert (request.days_on_hold, request.due_on) == (days_on_hold, due_on)
 
 
 def test_extension_once_within_the_first_month_with_notice(customer, dpo, today, on_commit):

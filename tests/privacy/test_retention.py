@@ -234,25 +234,19 @@ def test_hold_needs_a_reason_and_a_future_review_date(partner, dpo):
 
 @pytest.mark.django_db
 def test_default_policies_come_from_the_data_map_and_unhandled_ones_are_reported():
+    # The rows the job runs, as the migrations left them, against the data map's rules: one source.
     policies = {p.key: (p.anchor, p.months) for p in RetentionPolicy.objects.all()}
-    assert policies == {
-        "customer_account": ("contract_end", 1),
-        "invoices": ("invoice_issue", 72),
-        "call_records": ("invoice_issue", 12),
-        "website_enquiries": ("created", 12),
-        "job_applications": ("decision", 6),
-        "mailing_list": ("unsubscribed", 0),
-        "privacy_requests": ("request_closed", 36),
-        "access_logs": ("created", 24),
-        "direct_debit_files": ("processing_day", 13),
-    }
-    # The seeded row is the data map's rule for the file's text, not a second opinion of it.
-    rule = data_map.field_entry("billing.DirectDebitSubmission", "content").retention
-    assert (
-        policies["direct_debit_files"]
-        == (rule.anchor, rule.months)
-        == (data_map.DIRECT_DEBIT_FILES.anchor, 13)
-    )
+    assert policies == {key: (rule.anchor, rule.months) for key, rule in data_map.RETENTION_POLICIES.items()}
+    # Each policy is the rule of the fields it deletes, not a second opinion of them.
+    for label, field, key in [
+        ("billing.CallRecord", "dialled_number", "call_records"),
+        ("billing.CallRecord", "cli", "call_records"),
+        ("billing.DirectDebitSubmission", "content", "direct_debit_files"),
+    ]:
+        rule = data_map.field_entry(label, field).retention
+        assert policies[key] == (rule.anchor, rule.months), (label, field)
+    # Calls count from the bill that charged them: the dispute period runs from the invoice (PECR reg. 7).
+    assert policies["call_records"] == (data_map.Anchor.INVOICE_ISSUE, 12)
     run = retention_run(today=TODAY)
     assert run.status == RetentionRun.Status.COMPLETED
     assert [note for note in run.notes if note["note"] == "no handler yet"] == [], "every policy has one"

@@ -5,14 +5,20 @@ import re
 
 import pytest
 from django.core import mail
+from django.test import Client
 from django.urls import reverse
 
-from privacy.models import WebsiteSubmission
+from accounts.models import Contact
+from privacy import selectors
+from privacy.models import PrivacyRequest, WebsiteSubmission
+from privacy.services import requests as request_services
 from privacy.website import verification
+from tests.privacy.conftest import receive
 
 pytestmark = [pytest.mark.date_sensitive, pytest.mark.django_db]
 
 Status = WebsiteSubmission.Status
+Kind = PrivacyRequest.Kind
 
 
 def sign_up(client, django_capture_on_commit_callbacks, email="reader@example.com", **extra):
@@ -109,3 +115,46 @@ def test_sign_up_without_consent_or_with_bad_email_sends_nothing(
     assert "Email address: enter a valid email address" in response.content.decode()
     assert not WebsiteSubmission.objects.exists()
     assert mail.outbox == []
+
+
+# An objection to marketing outranks a later sign-up ------------------------------------------------
+
+CSRF_TOKEN = re.compile(r'name="csrfmiddlewaretoken" value="[^"]+"')
+
+
+def _objected_to_marketing(customer, dpo, second_dpo) -> str:
+    """Carry an objection to direct marketing through to completion; the subject's email address."""
+    contact = Contact.objects.get(customer=customer)
+    objection = receive(
+        dpo, contact=contact, kind=Kind.OBJECTION, objection_scope=PrivacyRequest.ObjectionScope.MARKETING
+    )
+    request_services.privacy_request_attest_identity(privacy_request=objection, actor=dpo, reason="Known")
+    request_services.privacy_request_start(privacy_request=objection, actor=dpo)
+    request_services.privacy_request_submit_for_approval(privacy_request=objection, actor=dpo)
+    request_services.privacy_request_approve(privacy_request=objection, actor=second_dpo)
+    request_services.privacy_request_complete(privacy_request=objection, actor=second_dpo, reason="Suppress")
+    assert selectors.is_suppressed(channel="email", value=contact.email)
+    return contact.email
+
+
+def test_an_address_that_objected_to_marketing_is_never_mailed_and_the_page_does_not_tell(
+    client, notice, customer, dpo, second_dpo, django_capture_on_commit_callbacks
+):
+    objected = _objected_to_marketing(customer, dpo, second_dpo)
+    mail.outbox.clear()
+    submissions_before = WebsiteSubmission.objects.count()
+
+    # The same address in another case, as anyone filling in the form might type it.
+    suppressed_page = sign_up(client, django_capture_on_commit_callbacks, email=objected.upper())
+    assert mail.outbox == []
+    assert WebsiteSubmission.objects.count() == submissions_before == 0
+
+    other_page = sign_up(Client(), django_capture_on_commit_callbacks, email="new.reader@example.com")
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["new.reader@example.com"]
+    assert (suppressed_page.status_code, suppressed_page.redirect_chain) == (
+        other_page.status_code,
+        other_page.redirect_chain,
+    )
+    suppressed_html = CSRF_TOKEN.sub("", suppressed_page.content.decode())
+    assert "we have sent you an email" in suppressed_html
+    assert suppressed_html == CSRF_TOKEN.sub("", other_page.content.decode())
