@@ -309,8 +309,29 @@ class CustomerChildAdmin(CustomerScopedAdmin):
         return obj.customer.reference
 
 
+class EditedByServicesAdmin(CustomerChildAdmin):
+    """A child row created and changed through its two services, with the fields the pages edit."""
+
+    create_service: Callable[..., Any]
+    update_service: Callable[..., Any]
+    updated_as: str  # the keyword the update service takes the row by
+    editable_fields: tuple[str, ...]
+
+    def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = _actor(request)
+        if change:
+            current = type(obj).objects.get(pk=obj.pk)
+            saved = self.update_service(
+                actor=actor, **{self.updated_as: current}, **changed_fields(form, current)
+            )
+        else:
+            fields = _form_values(form, self.editable_fields)
+            saved = self.create_service(customer=obj.customer, actor=actor, **fields)
+        copy_saved(saved, obj)
+
+
 @admin.register(Site)
-class SiteAdmin(CustomerChildAdmin):
+class SiteAdmin(EditedByServicesAdmin):
     personal_fields = {
         "address_line1": pii.mask_text,
         "address_line2": pii.mask_text,
@@ -320,35 +341,23 @@ class SiteAdmin(CustomerChildAdmin):
     list_display = ["label", "customer_reference", "masked_postcode"]
     search_fields = ["label"]
     search_blind_indexes = {"postcode": ["postcode_index"]}
-
-    def save_with_services(self, request: HttpRequest, obj: Site, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = Site.objects.get(pk=obj.pk)
-            saved = services.site_update(site=current, actor=actor, **changed_fields(form, current))
-        else:
-            fields = _form_values(form, services.SITE_EDITABLE_FIELDS)
-            saved = services.site_create(customer=obj.customer, actor=actor, **fields)
-        copy_saved(saved, obj)
+    create_service = staticmethod(services.site_create)
+    update_service = staticmethod(services.site_update)
+    updated_as = "site"
+    editable_fields = services.SITE_EDITABLE_FIELDS
 
 
 @admin.register(Contact)
-class ContactAdmin(CustomerChildAdmin):
+class ContactAdmin(EditedByServicesAdmin):
     personal_fields = {"name": pii.mask_text, "email": pii.mask_email, "phone": pii.mask_phone}
     list_display = ["__str__", "customer_reference", "role", "masked_email", "masked_phone"]
     list_filter = ["role"]
     search_fields = ["name", "customer__name"]
     search_blind_indexes = {"email": ["email_index"], "phone": ["phone_index"]}
-
-    def save_with_services(self, request: HttpRequest, obj: Contact, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = Contact.objects.get(pk=obj.pk)
-            saved = services.contact_update(contact=current, actor=actor, **changed_fields(form, current))
-        else:
-            fields = _form_values(form, services.CONTACT_EDITABLE_FIELDS)
-            saved = services.contact_create(customer=obj.customer, actor=actor, **fields)
-        copy_saved(saved, obj)
+    create_service = staticmethod(services.contact_create)
+    update_service = staticmethod(services.contact_update)
+    updated_as = "contact"
+    editable_fields = services.CONTACT_EDITABLE_FIELDS
 
 
 @admin.register(Line)
