@@ -4,6 +4,7 @@ through billing.selectors, writes through billing.services, errors shown next to
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -41,6 +42,17 @@ def _partner_of(user: User, request: HttpRequest) -> Partner:
     return partner
 
 
+def _add_service_errors(form: forms.Form, exc: ValidationError, fields: dict[str, str]) -> None:
+    """Show a service's errors next to the form fields they concern (``fields`` maps the service's
+    names to the form's); errors about anything else go above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for name, errors in exc.error_dict.items():
+        field = fields.get(name, name)
+        form.add_error(field if field in form.fields else None, errors)
+
+
 def _error_text(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
@@ -63,7 +75,8 @@ def bill_run_list(request: HttpRequest) -> HttpResponse:
                     partner=_partner_of(user, request), period_start=start, period_end=end, actor=user
                 )
             except ValidationError as exc:
-                form.add_error(None, exc)
+                # The service names its period fields; on this page they are the month.
+                _add_service_errors(form, exc, {"period_start": "month", "period_end": "month"})
             else:
                 return redirect("billing:bill_run", pk=bill_run.pk)
     partners = Partner.objects.all() if user.partner_id is None else Partner.objects.none()
