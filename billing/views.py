@@ -90,6 +90,7 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
     bill_run = selectors.access_bill_run(user, pk)
     previous, variance_rows = selectors.variance(bill_run, threshold_percent=VARIANCE_THRESHOLD_PERCENT)
+    exceptions = selectors.exceptions_by_kind(bill_run)
     chart = charts.diverging_bars([(row.customer_reference, row.change) for row in variance_rows[:40]])
     invoices = Paginator(
         bill_run.invoices.order_by("customer_reference").only(
@@ -100,7 +101,8 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context: dict[str, Any] = {
         "bill_run": bill_run,
         "summary": selectors.bill_run_summary(bill_run),
-        "exceptions": selectors.exceptions_by_kind(bill_run),
+        "exceptions": exceptions,
+        "exceptions_listed": sum(len(group.items) for group in exceptions),
         "events": bill_run.events.select_related("actor"),
         "invoices": invoices,
         "previous": previous,

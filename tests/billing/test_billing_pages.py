@@ -2,6 +2,7 @@
 bill run actions posted from the run's page."""
 
 import datetime
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -242,8 +243,48 @@ def test_the_run_page_lists_skipped_customers_with_the_reason(client, partner, a
 
     html = client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
 
-    assert "Skipped: billing ceased (objection) (1)" in html
+    assert "Skipped: billing ceased (objection): 1 customer</h3>" in html
     assert held.reference in html and "Objection by email" in html
+
+
+def _exceptions_section(html: str) -> tuple[list[str], list[list[str]]]:
+    """The headings of the run page's exceptions and, under each, its listed items' text."""
+    section = html[html.index('<section id="exceptions">') :]
+    section = section[: section.index("</section>")]
+    headings = re.findall(r"<h3>(.*?)</h3>", section)
+    lists = [
+        [re.sub(r"<[^>]+>", "", item).strip() for item in re.findall(r"<li>(.*?)</li>", block)]
+        for block in re.findall(r"<ul>(.*?)</ul>", section, flags=re.S)
+    ]
+    return headings, lists
+
+
+def test_the_exceptions_headings_count_what_they_list_in_the_unit_they_count(client, partner, agent):
+    """Two calls from a number no line owns are one listed item: the heading said "(1)" beside "2 calls"."""
+    billing_profile(partner, default_tariff=uk_tariff())
+    rated, unrateable = full_customer(partner), full_customer(partner)
+    full_customer(partner)  # a third customer with nothing in suspense
+    import_calls(
+        partner,
+        [Call(cli="01134960111", start_time="2025-01-10T10:00"), Call(cli="01134960112")]
+        + [Call(cli=cli_of(unrateable), dialled_number="05001234567") for _ in range(3)]
+        + [Call(cli=cli_of(rated))],
+    )
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    client.force_login(agent)
+
+    html = client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
+
+    headings, lists = _exceptions_section(html)
+    assert headings == [
+        "Calls in suspense in the period: 3 calls of 1 customer",
+        "Calls from numbers no line owns: 2 calls",
+    ]
+    assert lists == [
+        [f"{unrateable.reference} 3 calls Calls that could not be rated"],
+        ["2 calls Fix the lines, then re-rate from the suspense queue"],
+    ]
+    assert "2 exceptions listed below, one a line." in html
 
 
 # Actions posted from the run's page ---------------------------------------------------------------
