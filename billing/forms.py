@@ -30,6 +30,19 @@ class BillRunForm(forms.Form):
         return start, self._end_of(start)
 
 
+class ApproveForm(forms.Form):
+    """Approval of a run; with exceptions, the approver ticks that they reviewed the number shown."""
+
+    exceptions_seen = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    acknowledge_exceptions = forms.BooleanField(required=False)
+
+    def exceptions_acknowledged(self) -> int | None:
+        if not self.is_valid() or not self.cleaned_data["acknowledge_exceptions"]:
+            return None
+        seen: int | None = self.cleaned_data["exceptions_seen"]
+        return seen
+
+
 class ReasonForm(forms.Form):
     reason = forms.CharField(max_length=500)
 

@@ -555,16 +555,41 @@ def bill_run_record_chunk_failure(*, chunk_id: int, error: str) -> None:
 
 @_recording_refusals
 @transaction.atomic
-def bill_run_approve(*, bill_run: BillRun, actor: User) -> BillRun:
+def bill_run_approve(
+    *, bill_run: BillRun, actor: User, exceptions_acknowledged: int | None = None
+) -> BillRun:
+    """Approve a calculated run. A run with exceptions is approved only by someone who says they
+    reviewed them, giving how many they saw (``exceptions_acknowledged``): a count that no longer
+    matches (the run was recalculated meanwhile) is no acknowledgement of what is there now."""
     bill_run = _locked(bill_run)
     _require(actor, "billing.approve_billrun", bill_run, "approve")
     _refuse_if_restricted(bill_run, actor, "approve")
     if bill_run.status != BillRun.Status.CALCULATED:
         raise BillingError("Only a calculated bill run can be approved.")
+    listed = bill_run.exceptions.count()
+    if listed and exceptions_acknowledged != listed:
+        exceptions = f"{listed} exception{'' if listed == 1 else 's'}"
+        if exceptions_acknowledged is None:
+            message = f"Confirm you have reviewed the {exceptions} before approving."
+        else:
+            message = (
+                f"The run now has {exceptions}, not the {exceptions_acknowledged} you reviewed: "
+                "review them again before approving."
+            )
+        raise _refused(
+            BillingError({"acknowledge_exceptions": message}),
+            bill_run,
+            actor,
+            "approve",
+            f"Exceptions not acknowledged ({listed} open)",
+        )
+    acknowledged = (
+        f"{listed} exception{'' if listed == 1 else 's'} reviewed and acknowledged" if listed else ""
+    )
     bill_run.status = BillRun.Status.APPROVED
     bill_run.approved_at, bill_run.approved_by = timezone.now(), actor
-    save_with_actor(bill_run, actor=actor, reason="Approved")
-    _event(bill_run, actor, "approved")
+    save_with_actor(bill_run, actor=actor, reason=f"Approved; {acknowledged}" if listed else "Approved")
+    _event(bill_run, actor, "approved", acknowledged)
     return bill_run
 
 

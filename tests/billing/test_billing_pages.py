@@ -287,6 +287,106 @@ def test_the_exceptions_headings_count_what_they_list_in_the_unit_they_count(cli
     assert "2 exceptions listed below, one a line." in html
 
 
+# Approving a run with exceptions -------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_with_exceptions(partner, agent) -> BillRun:
+    """A calculated January run with two listed exceptions: calls no line owns, and a customer's
+    calls no rate covers."""
+    billing_profile(partner, default_tariff=uk_tariff())
+    unrateable = full_customer(partner)
+    _charge(unrateable, "10.00", datetime.date(2025, 1, 5), agent)
+    import_calls(
+        partner,
+        [
+            Call(cli="01134960111"),
+            Call(cli="01134960112"),
+            Call(cli=cli_of(unrateable), dialled_number="05001234567"),
+        ],
+    )
+    return calculated_run(partner, JANUARY, actor=agent)
+
+
+def test_the_approve_form_asks_the_approver_to_confirm_the_exceptions_counted(
+    client, finance, run_with_exceptions
+):
+    client.force_login(finance)
+
+    html = client.get(f"/billing/runs/{run_with_exceptions.pk}/").content.decode()
+
+    assert re.search(
+        r'<input type="checkbox" name="acknowledge_exceptions"[^>]*>'
+        r" I have reviewed the 2 exceptions listed below",
+        html,
+    )
+    assert "2 exceptions listed below, one a line." in html
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        pytest.param({}, "Confirm you have reviewed the 2 exceptions before approving.", id="not-ticked"),
+        pytest.param(
+            {"exceptions_seen": "2"},
+            "Confirm you have reviewed the 2 exceptions before approving.",
+            id="count-only",
+        ),
+        pytest.param(
+            {"acknowledge_exceptions": "on", "exceptions_seen": "1"},
+            "The run now has 2 exceptions, not the 1 you reviewed: review them again before approving.",
+            id="stale-count",
+        ),
+    ],
+)
+def test_approving_without_acknowledging_the_exceptions_is_refused_on_the_checkbox(
+    client, finance, run_with_exceptions, data, error
+):
+    bill_run = run_with_exceptions
+    client.force_login(finance)
+
+    response = client.post(f"/billing/runs/{bill_run.pk}/approve/", data)
+
+    assert response.status_code == 200
+    assert response.context["approve_form"].errors == {"acknowledge_exceptions": [error]}
+    assert escape(error) in response.content.decode()
+    bill_run.refresh_from_db()
+    assert (bill_run.status, bill_run.approved_by) == (BillRun.Status.CALCULATED, None)
+    refusal = bill_run.events.get(action="approve refused")
+    assert (refusal.actor, refusal.detail) == (finance, "Exceptions not acknowledged (2 open)")
+
+
+def test_approving_with_the_exceptions_acknowledged_records_who_and_how_many(
+    client, finance, run_with_exceptions
+):
+    bill_run = run_with_exceptions
+    client.force_login(finance)
+
+    response = _post(client, bill_run, "approve", acknowledge_exceptions="on", exceptions_seen="2")
+
+    assert _messages(response) == ["Bill run: approve done."]
+    assert (bill_run.status, bill_run.approved_by) == (BillRun.Status.APPROVED, finance)
+    approved = bill_run.events.get(action="approved")
+    assert (approved.actor, approved.detail) == (finance, "2 exceptions reviewed and acknowledged")
+    assert (
+        bill_run.history.latest().history_change_reason == "Approved; 2 exceptions reviewed and acknowledged"
+    )
+    assert "2 exceptions reviewed and acknowledged" in response.content.decode()
+
+
+def test_a_run_without_exceptions_is_approved_without_a_checkbox(client, partner, customer, agent, finance):
+    billing_profile(partner, default_tariff=uk_tariff())
+    _charge(customer, "10.00", datetime.date(2025, 1, 5), agent)
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    client.force_login(finance)
+
+    assert "acknowledge_exceptions" not in client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
+    _post(client, bill_run, "approve")
+
+    assert bill_run.status == BillRun.Status.APPROVED
+    assert bill_run.events.get(action="approved").detail == ""
+
+
 # Actions posted from the run's page ---------------------------------------------------------------
 
 
