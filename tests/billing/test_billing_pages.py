@@ -287,6 +287,66 @@ def test_the_exceptions_headings_count_what_they_list_in_the_unit_they_count(cli
     assert "2 exceptions listed below, one a line." in html
 
 
+# Amounts of money on the pages --------------------------------------------------------------------
+
+SHOWN_AMOUNT = re.compile(r"-?£\d{1,3}(?:,\d{3})*\.\d{2}(?![\d,])")
+MORE_THAN_PENNIES = re.compile(r"\d\.\d{3,}")
+
+
+@pytest.fixture
+def money_world(partner, customer, agent, finance) -> dict[str, str]:
+    """Amounts with thousands, a fall between runs (a negative change), a credit note, calls whose
+    costs have four decimal places (summed unrounded), and calls never billed."""
+    billing_profile(partner, default_tariff=uk_tariff(), invoice_prefix="OWN-")
+    small = full_customer(partner)
+    _charge(customer, "8953.84", datetime.date(2025, 1, 5), agent)
+    _charge(small, "0.05", datetime.date(2025, 1, 5), agent)
+    import_calls(partner, [Call(cli=cli_of(small), duration=str(37 + n)) for n in range(7)])
+    january = finalised_run(partner, JANUARY, agent=agent, finance=finance)
+    services.credit_note_issue(
+        invoice=january.invoices.get(customer=customer),
+        actor=finance,
+        reason="Goodwill",
+        net=Decimal("1234.56"),
+    )
+    _charge(customer, "1000.00", datetime.date(2025, 2, 5), agent)
+    february = calculated_run(partner, FEBRUARY, actor=agent)
+    import_calls(partner, [Call(cli=cli_of(small), start_time="2025-03-03T09:00:00", duration="71")])
+    return {
+        "bill runs": "/billing/runs/",
+        "January run": f"/billing/runs/{january.pk}/",
+        "February run": f"/billing/runs/{february.pk}/",
+        "January invoice": f"/billing/invoices/{january.invoices.get(customer=customer).pk}/",
+        "small January invoice": f"/billing/invoices/{january.invoices.get(customer=small).pk}/",
+        "February draft invoice": f"/billing/invoices/{february.invoices.get(customer=customer).pk}/",
+        "customer invoices": f"/billing/customers/{customer.reference}/invoices/",
+        "suspense": "/billing/suspense/",
+        "erasure preview": f"/privacy/customers/{small.reference}/erasure-preview/",
+    }
+
+
+def test_every_amount_on_the_billing_pages_is_shown_in_pounds_and_pennies(
+    client, money_world, finance, make_user
+):
+    client.force_login(finance)
+    pages = {}
+    for name, url in money_world.items():
+        if name == "erasure preview":
+            client.force_login(make_user(Role.DATA_PROTECTION_OFFICER))
+        response = client.get(url)
+        assert response.status_code == 200, name
+        pages[name] = response.content.decode()
+
+    for name, html in pages.items():
+        assert not MORE_THAN_PENNIES.findall(html), name
+        for amount in re.findall(r"-?£\d[\d,.]*", html):
+            assert SHOWN_AMOUNT.fullmatch(amount), (name, amount)
+    assert "£8,953.84" in pages["January invoice"]
+    assert "£1,234.56" in pages["January invoice"] and "£246.91" in pages["January invoice"]
+    assert "-£7,953.84" in pages["February run"]  # the fall in the first customer's net
+    assert "rated cost £0." in pages["erasure preview"]
+
+
 # Approving a run with exceptions -------------------------------------------------------------------
 
 
