@@ -99,7 +99,7 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def _bill_run_page(
-    request: HttpRequest, user: User, bill_run: BillRun, *, approve_form: ApproveForm, status: int = 200
+    request: HttpRequest, user: User, bill_run: BillRun, *, approve_form: ApproveForm
 ) -> HttpResponse:
     previous, variance_rows = selectors.variance(bill_run, threshold_percent=VARIANCE_THRESHOLD_PERCENT)
     exceptions = selectors.exceptions_by_kind(bill_run)
@@ -136,7 +136,7 @@ def _bill_run_page(
     context["live_submission"] = next(
         (sub for sub in context["direct_debit_submissions"] if not sub.is_cancelled), None
     )
-    return render(request, "billing/bill_run_detail.html", context, status=status)
+    return render(request, "billing/bill_run_detail.html", context)
 
 
 BILL_RUN_ACTIONS = {
