@@ -1,8 +1,9 @@
 import datetime
 
 from django import forms
+from django.utils import timezone
 
-from billing.services import BackBillPolicy
+from billing.services import BackBillPolicy, unfinished_usage_period
 
 
 class BillRunForm(forms.Form):
@@ -12,10 +13,34 @@ class BillRunForm(forms.Form):
         help_text="The month of usage to bill.",
     )
 
-    def period(self) -> tuple[datetime.date, datetime.date]:
+    def clean_month(self) -> datetime.date:
         start = self.cleaned_data["month"].replace(day=1)
+        unfinished = unfinished_usage_period(self._end_of(start), today=timezone.localdate())
+        if unfinished:
+            raise forms.ValidationError(f"Usage month: {unfinished}")
+        return start
+
+    @staticmethod
+    def _end_of(start: datetime.date) -> datetime.date:
         next_month = (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
-        return start, next_month - datetime.timedelta(days=1)
+        return next_month - datetime.timedelta(days=1)
+
+    def period(self) -> tuple[datetime.date, datetime.date]:
+        start = self.cleaned_data["month"]
+        return start, self._end_of(start)
+
+
+class ApproveForm(forms.Form):
+    """Approval of a run; with exceptions, the approver ticks that they reviewed the number shown."""
+
+    exceptions_seen = forms.IntegerField(min_value=0, required=False, widget=forms.HiddenInput)
+    acknowledge_exceptions = forms.BooleanField(required=False)
+
+    def exceptions_acknowledged(self) -> int | None:
+        if not self.is_valid() or not self.cleaned_data["acknowledge_exceptions"]:
+            return None
+        seen: int | None = self.cleaned_data["exceptions_seen"]
+        return seen
 
 
 class ReasonForm(forms.Form):

@@ -514,6 +514,8 @@ class BillRunException(models.Model):
         SUSPENSE_CALLS = "suspense_calls", "Calls in suspense in the period"
 
     SKIP_KINDS = (Kind.BILLING_CEASED, Kind.PROCESSING_RESTRICTED)
+    # Kinds whose ``count`` is a number of calls; the other kinds are one customer each.
+    CALL_KINDS = (Kind.UNKNOWN_CLI_CALLS, Kind.SUSPENSE_CALLS)
 
     bill_run = models.ForeignKey(BillRun, on_delete=models.CASCADE, related_name="exceptions")
     kind = models.CharField(max_length=30, choices=Kind.choices)

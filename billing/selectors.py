@@ -12,7 +12,14 @@ from django.http import Http404
 
 from accounts.models import Customer, User
 from accounts.selectors import VIEW_ALL_CUSTOMERS, customers_visible_to
-from billing.models import BillRun, CallImport, CallRecord, DirectDebitSubmission, Invoice
+from billing.models import (
+    BillRun,
+    BillRunException,
+    CallImport,
+    CallRecord,
+    DirectDebitSubmission,
+    Invoice,
+)
 
 VIEW_BILLING_DATA = "billing.view_billing_data"
 
@@ -161,8 +168,42 @@ def suspense_summary(calls: QuerySet[CallRecord]) -> list[tuple[str, int]]:
     return [(labels.get(reason, reason), n) for reason, n in counts]
 
 
-def exceptions_by_kind(bill_run: BillRun) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = {}
+@dataclass(frozen=True)
+class ExceptionGroup:
+    """The exceptions of one kind as the run's page lists them. A call kind counts calls (an item is a
+    customer's calls, or the calls no line owns); every other kind counts customers, one item each."""
+
+    label: str
+    items: list[BillRunException]
+    counts_calls: bool
+
+    @property
+    def calls(self) -> int:
+        return sum(item.count for item in self.items) if self.counts_calls else 0
+
+    @property
+    def customers(self) -> int:
+        return len({item.customer_id for item in self.items if item.customer_id is not None})
+
+    @property
+    def summary(self) -> str:
+        if not self.counts_calls:
+            return _counted(self.customers, "customer")
+        if not self.customers:
+            return _counted(self.calls, "call")
+        return f"{_counted(self.calls, 'call')} of {_counted(self.customers, 'customer')}"
+
+
+def _counted(number: int, unit: str) -> str:
+    return f"{number} {unit}{'' if number == 1 else 's'}"
+
+
+def exceptions_by_kind(bill_run: BillRun) -> list[ExceptionGroup]:
+    grouped: dict[str, list[BillRunException]] = {}
     for exception in bill_run.exceptions.select_related("customer").order_by("kind", "customer_id"):
-        grouped.setdefault(exception.get_kind_display(), []).append(exception)
-    return grouped
+        grouped.setdefault(exception.kind, []).append(exception)
+    labels = dict(BillRunException.Kind.choices)
+    return [
+        ExceptionGroup(labels.get(kind, kind), items, counts_calls=kind in BillRunException.CALL_KINDS)
+        for kind, items in grouped.items()
+    ]

@@ -367,10 +367,27 @@ def _locked(bill_run: BillRun) -> BillRun:
     return BillRun.objects.select_for_update().get(pk=bill_run.pk)
 
 
+def unfinished_usage_period(period_end: datetime.date, *, today: datetime.date) -> str | None:
+    """Why a run for a usage period ending on ``period_end`` may not be billed today, or None.
+
+    A period is billable from the day after it ends (UK time): until then its calls are still being
+    made and imported, so its invoices would be short, and once finalised they can only be credited."""
+    if period_end < today:
+        return None
+    billable_from = period_end + datetime.timedelta(days=1)
+    return (
+        f"The usage month {period_end:%B %Y} has not ended: "
+        f"bill it from {billable_from.day} {billable_from:%B %Y}."
+    )
+
+
 @transaction.atomic
 def bill_run_create(
     *, partner: Partner, period_start: datetime.date, period_end: datetime.date, actor: User
 ) -> BillRun:
+    unfinished = unfinished_usage_period(period_end, today=timezone.localdate())
+    if unfinished:
+        raise BillingError({"period_end": unfinished})
     if BillRun.objects.filter(partner=partner, status__in=BillRun.OPEN_STATUSES).exists():
         raise BillingError("The partner already has an open bill run; finalise or cancel it first.")
     bill_run = save_with_actor(
@@ -439,6 +456,11 @@ def bill_run_start_calculation(*, bill_run: BillRun, actor: User) -> BillRun:
         raise BillingError(f"A {bill_run.get_status_display().lower()} bill run cannot be calculated.")
     if not PartnerBillingProfile.objects.filter(partner_id=bill_run.partner_id).exists():
         raise BillingError("Set up the partner's billing profile (supplier details, invoice prefix) first.")
+    # Checked here too: runs created before creation checked the month, or created just before midnight
+    # and calculated after it, must not bill a month still under way.
+    unfinished = unfinished_usage_period(bill_run.period_end, today=timezone.localdate())
+    if unfinished:
+        raise _refused(BillingError(unfinished), bill_run, actor, "calculate", unfinished)
     recalculating = bill_run.status == BillRun.Status.CALCULATED
     bill_run.invoices.all().delete()
     bill_run.chunks.all().delete()
@@ -533,16 +555,41 @@ def bill_run_record_chunk_failure(*, chunk_id: int, error: str) -> None:
 
 @_recording_refusals
 @transaction.atomic
-def bill_run_approve(*, bill_run: BillRun, actor: User) -> BillRun:
+def bill_run_approve(
+    *, bill_run: BillRun, actor: User, exceptions_acknowledged: int | None = None
+) -> BillRun:
+    """Approve a calculated run. A run with exceptions is approved only by someone who says they
+    reviewed them, giving how many they saw (``exceptions_acknowledged``): a count that no longer
+    matches (the run was recalculated meanwhile) is no acknowledgement of what is there now."""
     bill_run = _locked(bill_run)
     _require(actor, "billing.approve_billrun", bill_run, "approve")
     _refuse_if_restricted(bill_run, actor, "approve")
     if bill_run.status != BillRun.Status.CALCULATED:
         raise BillingError("Only a calculated bill run can be approved.")
+    listed = bill_run.exceptions.count()
+    if listed and exceptions_acknowledged != listed:
+        exceptions = f"{listed} exception{'' if listed == 1 else 's'}"
+        if exceptions_acknowledged is None:
+            message = f"Confirm you have reviewed the {exceptions} before approving."
+        else:
+            message = (
+                f"The run now has {exceptions}, not the {exceptions_acknowledged} you reviewed: "
+                "review them again before approving."
+            )
+        raise _refused(
+            BillingError({"acknowledge_exceptions": message}),
+            bill_run,
+            actor,
+            "approve",
+            f"Exceptions not acknowledged ({listed} open)",
+        )
+    acknowledged = (
+        f"{listed} exception{'' if listed == 1 else 's'} reviewed and acknowledged" if listed else ""
+    )
     bill_run.status = BillRun.Status.APPROVED
     bill_run.approved_at, bill_run.approved_by = timezone.now(), actor
-    save_with_actor(bill_run, actor=actor, reason="Approved")
-    _event(bill_run, actor, "approved")
+    save_with_actor(bill_run, actor=actor, reason=f"Approved; {acknowledged}" if listed else "Approved")
+    _event(bill_run, actor, "approved", acknowledged)
     return bill_run
 
 

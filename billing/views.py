@@ -4,6 +4,7 @@ through billing.selectors, writes through billing.services, errors shown next to
 from decimal import Decimal
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -17,7 +18,14 @@ from accounts.pii import mask_text, may_reveal_personal_data
 from accounts.selectors import access_customer
 from accounts.services import access_log_record
 from billing import charts, selectors, services
-from billing.forms import BillRunForm, CallImportForm, CreditNoteForm, LiftCeaseForm, ReasonForm
+from billing.forms import (
+    ApproveForm,
+    BillRunForm,
+    CallImportForm,
+    CreditNoteForm,
+    LiftCeaseForm,
+    ReasonForm,
+)
 from billing.importer import REQUIRED_COLUMNS
 from billing.models import BillRun, Invoice
 
@@ -39,6 +47,17 @@ def _partner_of(user: User, request: HttpRequest) -> Partner:
     if partner is None:
         raise ValidationError({"partner": "Choose the partner."})
     return partner
+
+
+def _add_service_errors(form: forms.Form, exc: ValidationError, fields: dict[str, str]) -> None:
+    """Show a service's errors next to the form fields they concern (``fields`` maps the service's
+    names to the form's); errors about anything else go above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for name, errors in exc.error_dict.items():
+        field = fields.get(name, name)
+        form.add_error(field if field in form.fields else None, errors)
 
 
 def _error_text(exc: ValidationError) -> str:
@@ -63,7 +82,8 @@ def bill_run_list(request: HttpRequest) -> HttpResponse:
                     partner=_partner_of(user, request), period_start=start, period_end=end, actor=user
                 )
             except ValidationError as exc:
-                form.add_error(None, exc)
+                # The service names its period fields; on this page they are the month.
+                _add_service_errors(form, exc, {"period_start": "month", "period_end": "month"})
             else:
                 return redirect("billing:bill_run", pk=bill_run.pk)
     partners = Partner.objects.all() if user.partner_id is None else Partner.objects.none()
@@ -75,8 +95,14 @@ def bill_run_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = _user(request)
-    bill_run = selectors.access_bill_run(user, pk)
+    return _bill_run_page(request, user, selectors.access_bill_run(user, pk), approve_form=ApproveForm())
+
+
+def _bill_run_page(
+    request: HttpRequest, user: User, bill_run: BillRun, *, approve_form: ApproveForm
+) -> HttpResponse:
     previous, variance_rows = selectors.variance(bill_run, threshold_percent=VARIANCE_THRESHOLD_PERCENT)
+    exceptions = selectors.exceptions_by_kind(bill_run)
     chart = charts.diverging_bars([(row.customer_reference, row.change) for row in variance_rows[:40]])
     invoices = Paginator(
         bill_run.invoices.order_by("customer_reference").only(
@@ -87,7 +113,8 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     context: dict[str, Any] = {
         "bill_run": bill_run,
         "summary": selectors.bill_run_summary(bill_run),
-        "exceptions": selectors.exceptions_by_kind(bill_run),
+        "exceptions": exceptions,
+        "exceptions_listed": sum(len(group.items) for group in exceptions),
         "events": bill_run.events.select_related("actor"),
         "invoices": invoices,
         "previous": previous,
@@ -95,6 +122,7 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "variance_threshold": VARIANCE_THRESHOLD_PERCENT,
         "chart": chart,
         "reason_form": ReasonForm(),
+        "approve_form": approve_form,
         "may": {
             "calculate": user.has_perm("billing.calculate_billrun"),
             "approve": user.has_perm("billing.approve_billrun"),
@@ -114,7 +142,6 @@ def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
 BILL_RUN_ACTIONS = {
     "calculate": lambda run, user, reason: services.bill_run_start_calculation(bill_run=run, actor=user),
     "resume": lambda run, user, reason: services.bill_run_resume_calculation(bill_run=run, actor=user),
-    "approve": lambda run, user, reason: services.bill_run_approve(bill_run=run, actor=user),
     "finalise": lambda run, user, reason: services.bill_run_finalise(bill_run=run, actor=user),
     "cancel": lambda run, user, reason: services.bill_run_cancel(bill_run=run, actor=user, reason=reason),
     "restrict": lambda run, user, reason: services.bill_run_restrict(bill_run=run, actor=user, reason=reason),
@@ -129,6 +156,8 @@ BILL_RUN_ACTIONS = {
 def bill_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     user = _user(request)
     bill_run = selectors.access_bill_run(user, pk)
+    if action == "approve":
+        return _approve(request, user, bill_run)
     step = BILL_RUN_ACTIONS.get(action)
     if step is None:
         raise PermissionDenied
@@ -138,6 +167,25 @@ def bill_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         messages.error(request, _error_text(exc))
     else:
         messages.success(request, f"Bill run: {action} done.")
+    return redirect("billing:bill_run", pk=bill_run.pk)
+
+
+def _approve(request: HttpRequest, user: User, bill_run: BillRun) -> HttpResponse:
+    """Approve from the run's page; a missing or stale acknowledgement of the exceptions is shown on
+    the form's checkbox, with the page as it is now."""
+    form = ApproveForm(request.POST)
+    try:
+        services.bill_run_approve(
+            bill_run=bill_run, actor=user, exceptions_acknowledged=form.exceptions_acknowledged()
+        )
+    except ValidationError as exc:
+        if not hasattr(exc, "error_dict"):
+            messages.error(request, _error_text(exc))
+            return redirect("billing:bill_run", pk=bill_run.pk)
+        _add_service_errors(form, exc, {})
+        bill_run = selectors.access_bill_run(user, bill_run.pk)
+        return _bill_run_page(request, user, bill_run, approve_form=form)
+    messages.success(request, "Bill run: approve done.")
     return redirect("billing:bill_run", pk=bill_run.pk)
 
 

@@ -103,6 +103,7 @@ from billing.models import (
 )
 from fusion_site.crypto import encrypt
 from fusion_site.customer_cache import customer_cache_forget_many
+from fusion_site.money import format_money
 from privacy.data_map import ACCOUNTABILITY, VAT_RECORDS, ErasureAction, LegalObligation
 from privacy.deadlines import add_calendar_months
 from privacy.models import DataExport, ErasureEvent, ErasureRecord, LegalHold, PrivacyRequest
@@ -556,8 +557,9 @@ def _warnings(customer: Customer) -> list[str]:
         calls=models.Count("id"), cost=Sum("cost")
     )
     if unbilled["calls"]:
+        cost = format_money(unbilled["cost"] or 0)
         warnings.append(
-            f"{unbilled['calls']} call(s) never invoiced (rated cost £{unbilled['cost'] or 0:.2f}) are "
+            f"{unbilled['calls']} call(s) never invoiced (rated cost {cost}) are "
             "deleted unbilled. Fusion records no payments: confirm with finance that nothing is owed."
         )
     if customer.contract_end is None or customer.contract_end > today:

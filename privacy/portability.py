@@ -37,6 +37,7 @@ from django.db.models import Model, QuerySet
 
 from accounts.models import Contact, Customer, Line, PaymentDetails, Site
 from billing.models import CallRecord, CreditNote, Invoice, InvoiceLine
+from fusion_site.money import format_money
 from fusion_site.spreadsheet import safe_cell
 
 CHUNK_SIZE = 2000
@@ -47,6 +48,7 @@ TEXT = "text"
 DATE = "date (ISO 8601, YYYY-MM-DD)"
 DATETIME = "date and time (ISO 8601, UTC)"
 GBP = "GBP (pounds, decimal)"
+PENNIES = "GBP (pounds and pence, e.g. 1234.50)"
 SECONDS = "seconds"
 IDENTIFIER = "identifier"
 
@@ -60,6 +62,12 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime.date):
         return value.isoformat()
     return value
+
+
+def _pennies(value: Any) -> str:
+    """Invoice amounts as every export and page writes them (fusion_site.money); a call's cost keeps
+    its four places instead, since it is the exact value the invoice lines were summed from."""
+    return format_money(value, for_csv=True)
 
 
 def _csv_cell(value: Any) -> str:
@@ -244,10 +252,10 @@ CATEGORIES: tuple[Category, ...] = (
             Field("supplier_vat_number", "The supplier's VAT registration number", IDENTIFIER),
             Field("customer_name", "The name the invoice was addressed to"),
             Field("customer_address", "The address the invoice was sent to"),
-            Field("net", "Total before VAT", GBP),
+            Field("net", "Total before VAT", PENNIES, convert=_pennies),
             Field("vat_rate", "VAT rate applied", "fraction (0.2000 = 20%)"),
-            Field("vat", "VAT charged", GBP),
-            Field("gross", "Total including VAT", GBP),
+            Field("vat", "VAT charged", PENNIES, convert=_pennies),
+            Field("gross", "Total including VAT", PENNIES, convert=_pennies),
         ),
     ),
     Category(
@@ -267,7 +275,7 @@ CATEGORIES: tuple[Category, ...] = (
             Field("description", "What was charged"),
             Field("band", "Destination band, for call usage lines"),
             Field("quantity", "Quantity charged: calls for usage, months or items otherwise", "count"),
-            Field("amount", "Amount before VAT", GBP),
+            Field("amount", "Amount before VAT", PENNIES, convert=_pennies),
         ),
     ),
     Category(
@@ -286,9 +294,9 @@ CATEGORIES: tuple[Category, ...] = (
             ),
             Field("issue_date", "Date of issue", DATE),
             Field("reason", "Why the credit was given"),
-            Field("net", "Credit before VAT", GBP),
-            Field("vat", "VAT credited", GBP),
-            Field("gross", "Credit including VAT", GBP),
+            Field("net", "Credit before VAT", PENNIES, convert=_pennies),
+            Field("vat", "VAT credited", PENNIES, convert=_pennies),
+            Field("gross", "Credit including VAT", PENNIES, convert=_pennies),
         ),
     ),
 )

@@ -30,6 +30,7 @@ from billing.models import (
 )
 from billing.services import BackBillPolicy, BillingError
 from tests.billing.factories import (
+    UK_TIME,
     Call,
     billing_profile,
     calculated_run,
@@ -883,3 +884,85 @@ def test_concurrent_finalisations_of_two_partners_and_a_retry_leave_gapless_uniq
         assert len(set(numbers)) == 10
         assert PartnerBillingProfile.objects.get(partner=partner).next_invoice_number == first + 10
         assert BillRunEvent.objects.filter(bill_run__partner=partner, action="finalised").count() == 2
+
+
+# The usage month must have ended ---------------------------------------------------------------------
+
+
+def _month_of(day: datetime.date) -> tuple[datetime.date, datetime.date]:
+    return month(day.year, day.month)
+
+
+def _first_moment_after(period: tuple[datetime.date, datetime.date]) -> datetime.datetime:
+    """Midnight UK time at the end of the period, when its calls stop."""
+    following = period[1] + datetime.timedelta(days=1)
+    return datetime.datetime(following.year, following.month, following.day, tzinfo=UK_TIME)
+
+
+def test_a_run_for_the_month_under_way_is_refused_on_the_page_naming_the_month(
+    client, partner, profile, agent
+):
+    _billable_customer(partner, agent)
+    today = timezone.localdate()
+    client.force_login(agent)
+
+    response = client.post("/billing/runs/", {"month": f"{today:%Y-%m}"})
+
+    assert response.status_code == 200
+    assert response.context["form"].errors["month"] == [
+        f"Usage month: The usage month {today:%B %Y} has not ended: bill it from "
+        f"1 {_first_moment_after(_month_of(today)):%B %Y}."
+    ]
+    assert "has not ended" in response.content.decode()
+    assert not BillRun.objects.exists()
+
+
+def test_the_service_refuses_a_run_for_the_month_under_way_naming_its_end(partner, profile, agent):
+    current = _month_of(timezone.localdate())
+
+    with pytest.raises(BillingError) as refused:
+        services.bill_run_create(partner=partner, period_start=current[0], period_end=current[1], actor=agent)
+
+    assert list(refused.value.message_dict) == ["period_end"]
+    assert not BillRun.objects.exists()
+
+
+def test_calculating_a_run_of_the_month_under_way_is_refused_and_recorded(client, partner, profile, agent):
+    """A draft made before the check existed (the December run created on 4 December) cannot be calculated."""
+    _billable_customer(partner, agent)
+    current = _month_of(timezone.localdate())
+    bill_run = BillRun.objects.create(
+        partner=partner, period_start=current[0], period_end=current[1], created_by=agent
+    )
+    client.force_login(agent)
+
+    with run_on_commit():
+        response = client.post(f"/billing/runs/{bill_run.pk}/calculate/", follow=True)
+
+    bill_run.refresh_from_db()
+    assert bill_run.status == BillRun.Status.DRAFT
+    assert not bill_run.invoices.exists() and not bill_run.chunks.exists()
+    assert [m.message for m in response.context["messages"]] == [
+        f"The usage month {current[0]:%B %Y} has not ended: bill it from "
+        f"1 {_first_moment_after(current):%B %Y}."
+    ]
+    refusal = bill_run.events.get()
+    assert (refusal.action, refusal.actor) == ("calculate refused", agent)
+    assert "has not ended" in refusal.detail
+
+
+@pytest.mark.parametrize(
+    ("offset", "allowed"), [(-datetime.timedelta(minutes=1), False), (datetime.timedelta(0), True)]
+)
+def test_a_month_becomes_billable_at_midnight_uk_time_after_its_last_day(
+    client, clock, partner, profile, agent, offset, allowed
+):
+    _billable_customer(partner, agent)
+    period = JANUARY
+    clock.move_to(_first_moment_after(period) + offset)
+    client.force_login(agent)
+
+    created = client.post("/billing/runs/", {"month": "2025-01"})
+
+    assert (created.status_code == 302) is allowed
+    assert BillRun.objects.exists() is allowed

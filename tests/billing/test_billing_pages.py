@@ -2,6 +2,7 @@
 bill run actions posted from the run's page."""
 
 import datetime
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -242,8 +243,208 @@ def test_the_run_page_lists_skipped_customers_with_the_reason(client, partner, a
 
     html = client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
 
-    assert "Skipped: billing ceased (objection) (1)" in html
+    assert "Skipped: billing ceased (objection): 1 customer</h3>" in html
     assert held.reference in html and "Objection by email" in html
+
+
+def _exceptions_section(html: str) -> tuple[list[str], list[list[str]]]:
+    """The headings of the run page's exceptions and, under each, its listed items' text."""
+    section = html[html.index('<section id="exceptions">') :]
+    section = section[: section.index("</section>")]
+    headings = re.findall(r"<h3>(.*?)</h3>", section)
+    lists = [
+        [re.sub(r"<[^>]+>", "", item).strip() for item in re.findall(r"<li>(.*?)</li>", block)]
+        for block in re.findall(r"<ul>(.*?)</ul>", section, flags=re.S)
+    ]
+    return headings, lists
+
+
+def test_the_exceptions_headings_count_what_they_list_in_the_unit_they_count(client, partner, agent):
+    """Two calls from a number no line owns are one listed item: the heading said "(1)" beside "2 calls"."""
+    billing_profile(partner, default_tariff=uk_tariff())
+    rated, unrateable = full_customer(partner), full_customer(partner)
+    full_customer(partner)  # a third customer with nothing in suspense
+    import_calls(
+        partner,
+        [Call(cli="01134960111", start_time="2025-01-10T10:00"), Call(cli="01134960112")]
+        + [Call(cli=cli_of(unrateable), dialled_number="05001234567") for _ in range(3)]
+        + [Call(cli=cli_of(rated))],
+    )
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    client.force_login(agent)
+
+    html = client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
+
+    headings, lists = _exceptions_section(html)
+    assert headings == [
+        "Calls in suspense in the period: 3 calls of 1 customer",
+        "Calls from numbers no line owns: 2 calls",
+    ]
+    assert lists == [
+        [f"{unrateable.reference} 3 calls Calls that could not be rated"],
+        ["2 calls Fix the lines, then re-rate from the suspense queue"],
+    ]
+    assert "2 exceptions listed below, one a line." in html
+
+
+# Amounts of money on the pages --------------------------------------------------------------------
+
+SHOWN_AMOUNT = re.compile(r"-?£\d{1,3}(?:,\d{3})*\.\d{2}(?![\d,])")
+MORE_THAN_PENNIES = re.compile(r"\d\.\d{3,}")
+
+
+@pytest.fixture
+def money_world(partner, customer, agent, finance) -> dict[str, str]:
+    """Amounts with thousands, a fall between runs (a negative change), a credit note, calls whose
+    costs have four decimal places (summed unrounded), and calls never billed."""
+    billing_profile(partner, default_tariff=uk_tariff(), invoice_prefix="OWN-")
+    small = full_customer(partner)
+    _charge(customer, "8953.84", datetime.date(2025, 1, 5), agent)
+    _charge(small, "0.05", datetime.date(2025, 1, 5), agent)
+    import_calls(partner, [Call(cli=cli_of(small), duration=str(37 + n)) for n in range(7)])
+    january = finalised_run(partner, JANUARY, agent=agent, finance=finance)
+    services.credit_note_issue(
+        invoice=january.invoices.get(customer=customer),
+        actor=finance,
+        reason="Goodwill",
+        net=Decimal("1234.56"),
+    )
+    _charge(customer, "1000.00", datetime.date(2025, 2, 5), agent)
+    february = calculated_run(partner, FEBRUARY, actor=agent)
+    import_calls(partner, [Call(cli=cli_of(small), start_time="2025-03-03T09:00:00", duration="71")])
+    return {
+        "bill runs": "/billing/runs/",
+        "January run": f"/billing/runs/{january.pk}/",
+        "February run": f"/billing/runs/{february.pk}/",
+        "January invoice": f"/billing/invoices/{january.invoices.get(customer=customer).pk}/",
+        "small January invoice": f"/billing/invoices/{january.invoices.get(customer=small).pk}/",
+        "February draft invoice": f"/billing/invoices/{february.invoices.get(customer=customer).pk}/",
+        "customer invoices": f"/billing/customers/{customer.reference}/invoices/",
+        "suspense": "/billing/suspense/",
+        "erasure preview": f"/privacy/customers/{small.reference}/erasure-preview/",
+    }
+
+
+def test_every_amount_on_the_billing_pages_is_shown_in_pounds_and_pennies(
+    client, money_world, finance, make_user
+):
+    client.force_login(finance)
+    pages = {}
+    for name, url in money_world.items():
+        if name == "erasure preview":
+            client.force_login(make_user(Role.DATA_PROTECTION_OFFICER))
+        response = client.get(url)
+        assert response.status_code == 200, name
+        pages[name] = response.content.decode()
+
+    for name, html in pages.items():
+        assert not MORE_THAN_PENNIES.findall(html), name
+        for amount in re.findall(r"-?£\d[\d,.]*", html):
+            assert SHOWN_AMOUNT.fullmatch(amount), (name, amount)
+    assert "£8,953.84" in pages["January invoice"]
+    assert "£1,234.56" in pages["January invoice"] and "£246.91" in pages["January invoice"]
+    assert "-£7,953.84" in pages["February run"]  # the fall in the first customer's net
+    assert "rated cost £0." in pages["erasure preview"]
+
+
+# Approving a run with exceptions -------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_with_exceptions(partner, agent) -> BillRun:
+    """A calculated January run with two listed exceptions: calls no line owns, and a customer's
+    calls no rate covers."""
+    billing_profile(partner, default_tariff=uk_tariff())
+    unrateable = full_customer(partner)
+    _charge(unrateable, "10.00", datetime.date(2025, 1, 5), agent)
+    import_calls(
+        partner,
+        [
+            Call(cli="01134960111"),
+            Call(cli="01134960112"),
+            Call(cli=cli_of(unrateable), dialled_number="05001234567"),
+        ],
+    )
+    return calculated_run(partner, JANUARY, actor=agent)
+
+
+def test_the_approve_form_asks_the_approver_to_confirm_the_exceptions_counted(
+    client, finance, run_with_exceptions
+):
+    client.force_login(finance)
+
+    html = client.get(f"/billing/runs/{run_with_exceptions.pk}/").content.decode()
+
+    assert re.search(
+        r'<input type="checkbox" name="acknowledge_exceptions"[^>]*>'
+        r" I have reviewed the 2 exceptions listed below",
+        html,
+    )
+    assert "2 exceptions listed below, one a line." in html
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        pytest.param({}, "Confirm you have reviewed the 2 exceptions before approving.", id="not-ticked"),
+        pytest.param(
+            {"exceptions_seen": "2"},
+            "Confirm you have reviewed the 2 exceptions before approving.",
+            id="count-only",
+        ),
+        pytest.param(
+            {"acknowledge_exceptions": "on", "exceptions_seen": "1"},
+            "The run now has 2 exceptions, not the 1 you reviewed: review them again before approving.",
+            id="stale-count",
+        ),
+    ],
+)
+def test_approving_without_acknowledging_the_exceptions_is_refused_on_the_checkbox(
+    client, finance, run_with_exceptions, data, error
+):
+    bill_run = run_with_exceptions
+    client.force_login(finance)
+
+    response = client.post(f"/billing/runs/{bill_run.pk}/approve/", data)
+
+    assert response.status_code == 200
+    assert response.context["approve_form"].errors == {"acknowledge_exceptions": [error]}
+    assert escape(error) in response.content.decode()
+    bill_run.refresh_from_db()
+    assert (bill_run.status, bill_run.approved_by) == (BillRun.Status.CALCULATED, None)
+    refusal = bill_run.events.get(action="approve refused")
+    assert (refusal.actor, refusal.detail) == (finance, "Exceptions not acknowledged (2 open)")
+
+
+def test_approving_with_the_exceptions_acknowledged_records_who_and_how_many(
+    client, finance, run_with_exceptions
+):
+    bill_run = run_with_exceptions
+    client.force_login(finance)
+
+    response = _post(client, bill_run, "approve", acknowledge_exceptions="on", exceptions_seen="2")
+
+    assert _messages(response) == ["Bill run: approve done."]
+    assert (bill_run.status, bill_run.approved_by) == (BillRun.Status.APPROVED, finance)
+    approved = bill_run.events.get(action="approved")
+    assert (approved.actor, approved.detail) == (finance, "2 exceptions reviewed and acknowledged")
+    assert (
+        bill_run.history.latest().history_change_reason == "Approved; 2 exceptions reviewed and acknowledged"
+    )
+    assert "2 exceptions reviewed and acknowledged" in response.content.decode()
+
+
+def test_a_run_without_exceptions_is_approved_without_a_checkbox(client, partner, customer, agent, finance):
+    billing_profile(partner, default_tariff=uk_tariff())
+    _charge(customer, "10.00", datetime.date(2025, 1, 5), agent)
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    client.force_login(finance)
+
+    assert "acknowledge_exceptions" not in client.get(f"/billing/runs/{bill_run.pk}/").content.decode()
+    _post(client, bill_run, "approve")
+
+    assert bill_run.status == BillRun.Status.APPROVED
+    assert bill_run.events.get(action="approved").detail == ""
 
 
 # Actions posted from the run's page ---------------------------------------------------------------

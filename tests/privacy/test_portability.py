@@ -7,6 +7,7 @@ import re
 import tracemalloc
 import uuid
 import zipfile
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -539,3 +540,29 @@ def test_export_memory_does_not_grow_with_the_number_of_calls(partner, tmp_path)
     with zipfile.ZipFile(tmp_path / "large.zip") as archive:
         assert len(json.loads(archive.read("call_records.json"))) == 15_000
         assert len(read_csv(archive, "call_records")) == 15_001
+
+
+def test_invoice_and_credit_amounts_are_exported_in_pounds_and_pence_without_separators(
+    partner, customer, make_user
+):
+    agent, finance = make_user(Role.BILLING_AGENT), make_user(Role.FINANCE_MANAGER)
+    billing_profile(partner, default_tariff=uk_tariff())
+    billing_services.one_off_charge_create(
+        customer=customer,
+        description="Equipment",
+        amount=Decimal("8953.84"),
+        charge_date=datetime.date(2025, 1, 5),
+        actor=agent,
+    )
+    invoice = finalised_run(partner, month(2025, 1), agent=agent, finance=finance).invoices.get()
+    billing_services.credit_note_issue(
+        invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1234.56")
+    )
+    categories = {category.name: category for category in portability.CATEGORIES}
+
+    [credit] = categories["credit_notes"].rows(customer)
+    [exported_invoice] = categories["invoices"].rows(customer)
+
+    assert credit[-3:] == ["1234.56", "246.91", "1481.47"]
+    assert "8953.84" in {row[-1] for row in categories["invoice_lines"].rows(customer)}
+    assert all(re.fullmatch(r"\d+\.\d{2}", value) for value in (exported_invoice[-4], *exported_invoice[-2:]))
