@@ -28,6 +28,7 @@ from billing.models import (
     InvoiceLine,
     OneOffCharge,
     PartnerBillingProfile,
+    Rate,
     RecurringCharge,
 )
 from fusion_site.bulk import insert_rows, record_history_in_sql, set_for_transaction
@@ -145,13 +146,21 @@ def _skip_reason(customer: ChunkCustomer) -> tuple[str, str] | None:
 
 
 class DraftLine(NamedTuple):
-    """An invoice line before its invoice exists: (kind, description, band, quantity, amount)."""
+    """An invoice line before its invoice exists, in the order of _LINE_FIELDS after the invoice.
+
+    Each line carries the particulars of VAT Notice 700 s.16.3: quantity and unit, unit price, VAT rate.
+    Every supply billed here is standard-rated."""
 
     kind: str
     description: str
     band: str
     quantity: Decimal
     amount: Decimal
+    unit: str
+    minutes: Decimal | None
+    unit_price: Decimal | None
+    price_per: str
+    vat_rate: Decimal = STANDARD_VAT_RATE
 
 
 _INVOICE_FIELDS = (
@@ -176,7 +185,19 @@ _INVOICE_FIELDS = (
     "vat",
     "gross",
 )
-_LINE_FIELDS = ("invoice", "kind", "description", "band", "quantity", "amount")
+_LINE_FIELDS = (
+    "invoice",
+    "kind",
+    "description",
+    "band",
+    "quantity",
+    "amount",
+    "unit",
+    "minutes",
+    "unit_price",
+    "price_per",
+    "vat_rate",
+)
 
 
 def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> int:
@@ -225,7 +246,17 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
     one_offs = _one_offs(bill_run, billable_ids)
     for charge in one_offs:
         lines_of[charge.customer_id].append(
-            DraftLine(InvoiceLine.Kind.ONE_OFF, charge.description, "", Decimal("1"), charge.amount)
+            DraftLine(
+                InvoiceLine.Kind.ONE_OFF,
+                charge.description,
+                "",
+                Decimal("1"),
+                charge.amount,
+                "items",
+                None,
+                charge.amount,
+                "item",
+            )
         )
     for customer_id, line in _rentals(bill_run, billable):
         lines_of[customer_id].append(line)
@@ -286,6 +317,7 @@ def _draft_row(
         customer.pk,
         Invoice.Status.DRAFT,
         "",
+        # Provisional: finalisation sets the tax point to the issue date (billing.services).
         bill_run.period_end,
         bill_run.period_start,
         bill_run.period_end,
@@ -322,16 +354,19 @@ _CHUNK_CALLS = "chunk_calls"
 
 def _set_aside_unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> str:
     """Copy the customers' rated calls up to the period end that no invoice bills yet (id, customer, band,
-    cost) into a temporary table with one statement, so the sums and the claims read the same rows even
-    if calls are imported meanwhile. Returns the table's name."""
+    cost, rate, billable seconds as billing.rating counts them) into a temporary table with one
+    statement, so the sums and the claims read the same rows even if calls are imported meanwhile.
+    Returns the table's name."""
     placeholders = ", ".join(["%s"] * len(customer_ids))
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {_CHUNK_CALLS}")
         cursor.execute(
             f"""
             CREATE TEMPORARY TABLE {_CHUNK_CALLS} AS
-            SELECT c.id, c.customer_id, c.band, CAST(ROUND(c.cost * 10000) AS BIGINT) AS units
-            FROM billing_callrecord c
+            SELECT c.id, c.customer_id, c.band, CAST(ROUND(c.cost * 10000) AS BIGINT) AS units, c.rate_id,
+              ((c.duration_seconds + r.increment_seconds - 1) / r.increment_seconds) * r.increment_seconds
+                AS billable_seconds
+            FROM billing_callrecord c JOIN billing_rate r ON r.id = c.rate_id
             WHERE c.customer_id IN ({placeholders}) AND c.status = 'rated' AND c.started_on <= %s
               AND NOT EXISTS (SELECT 1 FROM billing_billedcall b WHERE b.call_id = c.id)
             """,  # noqa: S608 - only placeholders are interpolated
@@ -347,13 +382,18 @@ def _drop(table: str) -> None:
 
 
 def _usage(calls_table: str) -> list[tuple[int, DraftLine]]:
+    """One line per customer and band: calls, billable minutes, and the price per minute when all the
+    band's calls were rated at one rate (otherwise no single unit price: shown as various)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT customer_id, band, COUNT(*), SUM(units) FROM {calls_table} "  # noqa: S608
+            "SELECT customer_id, band, COUNT(*), SUM(units), SUM(billable_seconds), "  # noqa: S608
+            f"COUNT(DISTINCT rate_id), MIN(rate_id) FROM {calls_table} "
             "GROUP BY customer_id, band ORDER BY customer_id, band"
         )
         rows = cursor.fetchall()
     labels = dict(Band.choices)
+    single_rates = {rate_id for *_rest, rates, rate_id in rows if rates == 1}
+    price_of = dict(Rate.objects.filter(pk__in=single_rates).values_list("pk", "price_per_minute"))
     return [
         (
             customer_id,
@@ -363,9 +403,13 @@ def _usage(calls_table: str) -> list[tuple[int, DraftLine]]:
                 band,
                 Decimal(count),
                 to_money(Decimal(units) / COST_UNITS_PER_POUND),
+                "calls",
+                (Decimal(seconds) / 60).quantize(Decimal("0.01")),
+                price_of.get(rate_id) if rates == 1 else None,
+                "minute",
             ),
         )
-        for customer_id, band, count, units in rows
+        for customer_id, band, count, units, seconds, rates, rate_id in rows
     ]
 
 
@@ -407,7 +451,17 @@ def _rentals(bill_run: BillRun, customers: list[ChunkCustomer]) -> list[tuple[in
     return [
         (
             charge.customer_id,
-            DraftLine(InvoiceLine.Kind.RENTAL, item.description, "", Decimal(item.days), item.amount),
+            DraftLine(
+                InvoiceLine.Kind.RENTAL,
+                item.description,
+                "",
+                Decimal(item.days),
+                item.amount,
+                "days",
+                None,
+                charge.monthly_amount,
+                "month",
+            ),
         )
         for charge in map(RentalCharge._make, charges)
         for item in rental_charges(charge, bill_run, contract_end[charge.customer_id])

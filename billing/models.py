@@ -551,7 +551,9 @@ class Invoice(TimeStampedModel):
     sequence = models.PositiveIntegerField(null=True, blank=True)
     number = models.CharField(max_length=30, blank=True)
     issue_date = models.DateField(null=True, blank=True)
-    tax_point = models.DateField(help_text="Time of supply: the last day of the usage period.")
+    tax_point = models.DateField(
+        help_text="Time of supply: the issue date once finalised (a continuous supply); period end in drafts."
+    )
     period_start = models.DateField()
     period_end = models.DateField()
     supplier_name = models.CharField(max_length=200)
@@ -624,6 +626,17 @@ class InvoiceLine(models.Model):
     description = models.CharField(max_length=200)
     band = models.CharField(max_length=20, choices=Band.choices, blank=True)
     quantity = models.DecimalField(max_digits=12, decimal_places=2, default=Decimal("1"))
+    # The particulars VAT Notice 700 s.16.3 asks of each line: quantity with its unit, unit price, VAT rate.
+    # Lines written before migration 0009 have no unit (shown as "item") and no price.
+    unit = models.CharField(max_length=10, blank=True, help_text="days, calls or items.")
+    minutes = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, help_text="Billable minutes (usage)."
+    )
+    unit_price = _cost(
+        null=True, blank=True, help_text="Price per ``price_per``; empty for usage at several rates."
+    )
+    price_per = models.CharField(max_length=10, blank=True, help_text="month, minute or item.")
+    vat_rate = models.DecimalField(max_digits=5, decimal_places=4, default=STANDARD_VAT_RATE)
     amount = _money()
 
     class Meta:

@@ -17,6 +17,7 @@ from billing.models import (
     BillRunException,
     CallImport,
     CallRecord,
+    CreditNote,
     DirectDebitSubmission,
     Invoice,
 )
@@ -80,6 +81,18 @@ def access_invoice(user: User | AnonymousUser, pk: int) -> Invoice:
     if invoice is None:
         raise Http404("No such invoice.")
     return invoice
+
+
+def access_credit_note(user: User | AnonymousUser, pk: int) -> CreditNote:
+    """A credit note, scoped by its invoice exactly as the invoice page is (another partner's: 404)."""
+    note = (
+        CreditNote.objects.select_related("invoice")
+        .filter(pk=pk, invoice__in=invoices_visible_to(user).values("pk"))
+        .first()
+    )
+    if note is None:
+        raise Http404("No such credit note.")
+    return note
 
 
 def invoices_of_customer(user: User | AnonymousUser, customer: Customer) -> QuerySet[Invoice]:

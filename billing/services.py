@@ -614,12 +614,16 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
         invoice.number = f"{profile.invoice_prefix}{invoice.sequence:06d}"
         invoice.status = Invoice.Status.FINALISED
         invoice.issue_date = issued
+        # Time of supply: rentals (billed monthly in advance) and calls are continuous supplies of
+        # services, whose tax point is the earlier of the VAT invoice's issue and payment (VAT Notice 700
+        # s.14, continuous supplies). Payment is always collected after issue, so the issue date is it.
+        invoice.tax_point = issued
     from simple_history.utils import bulk_update_with_history
 
     bulk_update_with_history(
         invoices,
         Invoice,
-        ["sequence", "number", "status", "issue_date"],
+        ["sequence", "number", "status", "issue_date", "tax_point"],
         batch_size=1000,
         default_user=actor,
         default_change_reason="Finalised",

@@ -11,6 +11,7 @@ urlpatterns = [
     path("runs/<int:pk>/direct-debit/cancel/", views.direct_debit_cancel, name="direct_debit_cancel"),
     path("runs/<int:pk>/<str:action>/", views.bill_run_action, name="bill_run_action"),
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice"),
+    path("credit-notes/<int:pk>/", views.credit_note_detail, name="credit_note"),
     path("customers/<str:reference>/invoices/", views.customer_invoices, name="customer_invoices"),
     path("customers/<str:reference>/resume-billing/", views.lift_billing_cease, name="lift_cease"),
     path("imports/", views.call_imports, name="call_imports"),

@@ -1,6 +1,7 @@
 """Billing pages: bill runs, invoices, credit notes, call imports and the suspense queue. Thin: reads
 through billing.selectors, writes through billing.services, errors shown next to what caused them."""
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -27,7 +28,8 @@ from billing.forms import (
     ReasonForm,
 )
 from billing.importer import REQUIRED_COLUMNS
-from billing.models import BillRun, Invoice
+from billing.models import BillRun, Invoice, InvoiceLine
+from fusion_site.money import format_money, vat_on
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
 INVOICES_PER_PAGE = 100
@@ -255,15 +257,76 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"{note} issued.")
             return redirect("billing:invoice", pk=invoice.pk)
+    # A full VAT invoice shows, per VAT Notice 700 s.16.3, for each supply the quantity, the unit price
+    # and the rate of VAT, and the totals per rate: rows and totals are built here, read from the lines.
+    lines = list(invoice.lines.all())
     context = {
         "invoice": invoice,
         "recipient": _invoice_recipient(user, invoice),
-        "lines": invoice.lines.all(),
+        "lines": [_line_particulars(line) for line in lines],
+        "vat_totals": _totals_per_rate(lines),
         "credit_notes": invoice.credit_notes.all(),
         "form": form,
         "may_credit": user.has_perm("billing.add_creditnote") and invoice.status == invoice.Status.FINALISED,
     }
     return render(request, "billing/invoice.html", context)
+
+
+@dataclass(frozen=True)
+class LineParticulars:
+    description: str
+    quantity: str
+    unit_price: str
+    vat_rate: str
+    amount: Decimal
+
+
+@dataclass(frozen=True)
+class RateTotal:
+    vat_rate: str
+    net: Decimal
+    vat: Decimal
+
+
+def _percent(rate: Decimal) -> str:
+    return f"{(rate * 100).normalize():f}%"
+
+
+def _line_particulars(line: InvoiceLine) -> LineParticulars:
+    quantity = line.quantity.normalize()
+    unit = line.unit or "items"
+    if line.kind == InvoiceLine.Kind.USAGE and line.minutes is not None:
+        shown = f"{quantity:f} {unit}, {line.minutes:f} min"
+    else:
+        shown = f"{quantity:f} {unit}"
+    if line.unit_price is None:
+        price = f"various ({line.get_band_display()})" if line.band else ""
+    elif line.price_per == "minute":
+        # Rates per minute have four decimal places: shown in pence, never as fractions of pennies.
+        price = f"{(line.unit_price * 100).normalize():f}p a minute"
+    elif line.price_per == "month":
+        price = f"{format_money(line.unit_price)} a month"
+    else:
+        price = format_money(line.unit_price)
+    return LineParticulars(line.description, shown, price, _percent(line.vat_rate), line.amount)
+
+
+def _totals_per_rate(lines: list[InvoiceLine]) -> list[RateTotal]:
+    """Net and VAT per VAT rate; VAT is worked out on each rate's net, as the invoice's own VAT is."""
+    nets: dict[Decimal, Decimal] = {}
+    for line in lines:
+        nets[line.vat_rate] = nets.get(line.vat_rate, Decimal("0")) + line.amount
+    return [RateTotal(_percent(rate), net, vat_on(net, rate)) for rate, net in sorted(nets.items())]
+
+
+@login_required
+def credit_note_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """A credit note as a document of its own, visible to exactly those who may see its invoice."""
+    user = _user(request)
+    note = selectors.access_credit_note(user, pk)
+    invoice = note.invoice
+    context = {"note": note, "invoice": invoice, "recipient": _invoice_recipient(user, invoice)}
+    return render(request, "billing/credit_note.html", context)
 
 
 def _invoice_recipient(user: User, invoice: Invoice) -> dict[str, str]:

@@ -14,6 +14,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import Role
+from billing.services import credit_note_issue
 from privacy.models import PrivacyRequest
 from privacy.services.requests import privacy_request_receive
 from privacy.website import services as website_services
@@ -68,6 +69,16 @@ def _request(w: World, *, other: bool = False) -> int:
             customer=customer,
         )
         setattr(w, key, made)
+    return getattr(w, key).pk
+
+
+def _credit_note(w: World, *, other: bool = False) -> int:
+    """A credit note against the world's invoice (or the other partner's), issued once per world."""
+    key = "_other_credit_note" if other else "_own_credit_note"
+    if not hasattr(w, key):
+        invoice = w.other_invoice if other else w.invoice
+        finance = UserFactory(role=Role.FINANCE_MANAGER, partner=invoice.partner)
+        setattr(w, key, credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill"))
     return getattr(w, key).pk
 
 
@@ -138,6 +149,11 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         lambda w: f"/billing/invoices/{w.invoice.pk}/",
         {*BILLING_READERS, Role.CUSTOMER},
         lambda w: f"/billing/invoices/{w.other_invoice.pk}/",
+    ),
+    "billing:credit_note": (
+        lambda w: f"/billing/credit-notes/{_credit_note(w)}/",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/credit-notes/{_credit_note(w, other=True)}/",
     ),
     "billing:customer_invoices": (
         lambda w: f"/billing/customers/{w.customer.reference}/invoices/",
