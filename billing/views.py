@@ -295,6 +295,8 @@ def _percent(rate: Decimal) -> str:
 def _line_particulars(line: InvoiceLine) -> LineParticulars:
     quantity = line.quantity.normalize()
     unit = line.unit or "items"
+    if quantity == 1:
+        unit = unit.removesuffix("s")
     if line.kind == InvoiceLine.Kind.USAGE and line.minutes is not None:
         shown = f"{quantity:f} {unit}, {line.minutes:f} min"
     else:
