@@ -245,7 +245,7 @@ CATEGORIES: tuple[Category, ...] = (
         fields=(
             Field("number", "Invoice number", IDENTIFIER),
             Field("issue_date", "Date of issue", DATE),
-            Field("tax_point", "Time of supply (last day of the usage period)", DATE),
+            Field("tax_point", "Tax point (time of supply: the date of issue)", DATE),
             Field("period_start", "First day of the usage period", DATE),
             Field("period_end", "Last day of the usage period", DATE),
             Field("supplier_name", "Who issued the invoice"),
