@@ -149,6 +149,27 @@ def call(reference: str) -> CallRecord:
     return CallRecord.objects.get(call_reference=reference)
 
 
+def january_charges(customer: Customer, agent: User, *, installation: str = "100.00") -> Customer:
+    """A one-off installation charge on 5 January 2025 and a £12.50 monthly rental of the customer's line
+    (from 2024), as a bill run of January 2025 bills them."""
+    services.one_off_charge_create(
+        customer=customer,
+        description="Installation",
+        amount=Decimal(installation),
+        charge_date=datetime.date(2025, 1, 5),
+        actor=agent,
+    )
+    services.recurring_charge_create(
+        customer=customer,
+        line=customer.lines.get(),
+        description="Line rental",
+        monthly_amount=Decimal("12.50"),
+        start_date=datetime.date(2024, 1, 1),
+        actor=agent,
+    )
+    return customer
+
+
 def cli_of(customer: Customer) -> str:
     return customer.lines.order_by("pk").first().cli
 

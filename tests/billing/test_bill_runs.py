@@ -37,6 +37,7 @@ from tests.billing.factories import (
     cli_of,
     finalised_run,
     import_calls,
+    january_charges,
     month,
     run_on_commit,
     uk,
@@ -51,22 +52,7 @@ JANUARY, FEBRUARY, MARCH, APRIL = (month(2025, n) for n in (1, 2, 3, 4))
 
 def _billable_customer(partner: Partner, agent: User, *, amount: str = "100.00", calls: int = 2) -> Customer:
     """A customer with a one-off charge, a rental and some calls in January 2025."""
-    customer = full_customer(partner)
-    services.one_off_charge_create(
-        customer=customer,
-        description="Installation",
-        amount=Decimal(amount),
-        charge_date=datetime.date(2025, 1, 5),
-        actor=agent,
-    )
-    services.recurring_charge_create(
-        customer=customer,
-        line=customer.lines.get(),
-        description="Line rental",
-        monthly_amount=Decimal("12.50"),
-        start_date=datetime.date(2024, 1, 1),
-        actor=agent,
-    )
+    customer = january_charges(full_customer(partner), agent, installation=amount)
     import_calls(
         partner,
         [

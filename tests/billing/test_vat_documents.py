@@ -9,9 +9,16 @@ from decimal import Decimal
 import pytest
 
 from accounts.models import Customer, Role, User
-from billing import services
 from billing.models import CreditNote, Invoice
-from tests.billing.factories import Call, calculated_run, cli_of, finalised_run, import_calls, month
+from tests.billing.factories import (
+    Call,
+    calculated_run,
+    cli_of,
+    finalised_run,
+    import_calls,
+    january_charges,
+    month,
+)
 from tests.factories import UserFactory, full_customer
 
 JANUARY, FEBRUARY = month(2025, 1), month(2025, 2)
@@ -21,22 +28,7 @@ ISSUED = "1 February 2025"  # finalised_run issues the day after the usage perio
 def _customer_with_every_kind_of_line(partner, agent: User) -> Customer:
     """A one-off charge, a rental billed in advance, geographic calls at one rate and non-geographic
     calls at two rates (084 and 087, per minute rounded up to the minute)."""
-    customer = full_customer(partner)
-    services.one_off_charge_create(
-        customer=customer,
-        description="Installation",
-        amount=Decimal("100.00"),
-        charge_date=datetime.date(2025, 1, 5),
-        actor=agent,
-    )
-    services.recurring_charge_create(
-        customer=customer,
-        line=customer.lines.get(),
-        description="Line rental",
-        monthly_amount=Decimal("12.50"),
-        start_date=datetime.date(2024, 1, 1),
-        actor=agent,
-    )
+    customer = january_charges(full_customer(partner), agent)
     cli = cli_of(customer)
     import_calls(
         partner,
