@@ -35,19 +35,17 @@ def validate_phone(value: str) -> None:
 
 
 def national_phone_digits(e164: str) -> str:
-    """Digits as dialled within the UK (07700900123), used for display and masking."""
-    if e164.startswith("+44"):
-        return "0" + e164[3:]  # a UK number's national form is its trunk prefix and the rest
-    parsed = phonenumbers.parse(e164, PHONE_REGION)
-    formatted = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
-    return re.sub(r"\D", "", formatted) if parsed.country_code == 44 else e164
+    """Digits as dialled within the UK (07700900123), used for display and masking: a UK number's
+    national form is the trunk prefix 0 and the rest. Any other number is shown as stored, in E.164."""
+    return "0" + e164[3:] if e164.startswith("+44") else e164
 
 
 def normalise_email(value: str) -> str:
+    """The address trimmed and lower-cased: we treat addresses as case-insensitive throughout (lookups,
+    the blind index, suppression), as every mailbox provider we send to does."""
     value = value.strip()
     django_validate_email(value)
-    local, _, domain = value.rpartition("@")
-    return f"{local}@{domain.lower()}".lower()
+    return value.lower()
 
 
 def validate_email(value: str) -> None:

@@ -35,7 +35,7 @@ def format_money(value: Decimal | int | str, *, for_csv: bool = False) -> str:
     CSV (no symbol or separators, so spreadsheets read a number). Rounded to pennies, half-up, like
     invoice lines; a sum that rounds to nothing is never shown as ``-£0.00``."""
     try:
-        amount = to_money(value if isinstance(value, Decimal) else Decimal(value))
+        amount = to_money(Decimal(value))
     except InvalidOperation as exc:
         raise ValueError(f"{value!r} is not an amount of money.") from exc
     sign = "-" if amount < 0 else ""

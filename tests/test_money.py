@@ -9,7 +9,7 @@ from django.template import Context, Template
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fusion_site.money import format_money, format_money_from_pence
+from fusion_site.money import format_money, format_money_from_pence, to_money, vat_on
 
 PAGE_AMOUNT = re.compile(r"(-?)£(\d{1,3}(?:,\d{3})*)\.(\d{2})")
 CSV_AMOUNT = re.compile(r"(-?)(\d+)\.(\d{2})")
@@ -64,3 +64,23 @@ def test_a_shown_amount_reads_back_as_the_amount_rounded_half_up_to_pennies(valu
         read_back = Decimal(f"{pounds.replace(',', '')}.{pence}")
         assert (-read_back if sign else read_back) == pennies
         assert not (sign and pennies == 0)
+
+
+def test_the_refusal_names_the_value():
+    with pytest.raises(ValueError, match=r"^'12,50' is not an amount of money\.$"):
+        format_money("12,50")
+
+
+@given(amounts)
+def test_vat_is_the_standard_rate_of_the_net_rounded_half_up_to_pennies(net):
+    """VAT Notice 700 s. 17: the standard rate is 20%; we round the invoice total's VAT half-up to pennies."""
+    expected = (net * Decimal("0.2")).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+    assert vat_on(net) == expected
+    assert vat_on(net, Decimal("0.05")) == (net * Decimal("0.05")).quantize(
+        Decimal("0.01"), rounding=ROUND_HALF_UP
+    )
+
+
+def test_vat_rounds_half_a_penny_up_not_to_even():
+    assert vat_on(Decimal("0.025")) == Decimal("0.01")  # 0.005, where half-even gives 0.00
+    assert to_money(Decimal("2.665")) == Decimal("2.67")

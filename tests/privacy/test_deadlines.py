@@ -139,3 +139,22 @@ def test_clock_stop_is_the_number_of_calendar_days_in_the_closed_period(asked_on
 def test_clock_stop_refuses_an_answer_before_the_question():
     with pytest.raises(ValueError, match="before"):
         clock_stopped_days(asked_on=D(2025, 9, 8), answered_on=D(2025, 9, 3))
+
+
+def test_no_months_later_is_the_same_day():
+    assert add_calendar_months(D(2025, 1, 31), 0) == D(2025, 1, 31)
+
+
+def test_each_refusal_says_what_is_wrong():
+    with pytest.raises(ValueError, match=r"^months must not be negative$"):
+        add_calendar_months(D(2025, 1, 1), -1)
+    with pytest.raises(ValueError, match=r"^days_on_hold must not be negative$"):
+        statutory_deadline(clock_started_on=D(2025, 1, 1), days_on_hold=-1)
+    with pytest.raises(ValueError, match=r"^the answer cannot arrive before the question was asked$"):
+        clock_stopped_days(asked_on=D(2025, 1, 2), answered_on=D(2025, 1, 1))
+
+
+def test_a_request_never_held_may_be_extended_up_to_its_first_deadline_and_not_after():
+    started = D(2025, 9, 3)  # first deadline Friday 3 October 2025
+    assert may_extend(today=D(2025, 10, 3), clock_started_on=started, already_extended=False)
+    assert not may_extend(today=D(2025, 10, 4), clock_started_on=started, already_extended=False)
