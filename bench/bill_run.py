@@ -5,9 +5,9 @@ database (dropped at the end unless --keep), builds the customers through accoun
 CSV of last month's calls from their lines, then times, in the same run:
 
 - baseline A: a raw COPY of that file into a plain table of text columns (psycopg; no parsing, no index);
-- ours: services.call_import_run on the same file: parse, validate, encrypt; per batch, COPY to staging,
+- ours: call_import_run on the same file: parse, validate, encrypt; per batch, COPY to staging,
   rate there, store (--loaders batches at once, each on its own connection);
-- ours: services.bill_run_start_calculation for the month, then the chunk tasks it queued, run by
+- ours: bill_run_start_calculation for the month, then the chunk tasks it queued, run by
   --workers processes at once as that many Celery workers would;
 - baseline B: ANALYZE of the calls, then one read-only hand-written SQL statement computing the same
   invoices (see MINIMAL_SQL); PostgreSQL runs it as a parallel plan;
@@ -538,7 +538,8 @@ def import_calls(world: World, calls: CallFile, phases: Phases, *, profile: bool
     from django.db import connection
     from tqdm import tqdm
 
-    from billing import importer, services
+    from billing import importer
+    from billing.services.call_imports import call_import_run
 
     targets: list[tuple[object, str, str]] = [
         (importer, "_load_postgresql", "load"),
@@ -559,7 +560,7 @@ def import_calls(world: World, calls: CallFile, phases: Phases, *, profile: bool
         profiled(profile, "call_import_run"),
     ):
         started = time.perf_counter()
-        call_import = services.call_import_run(
+        call_import = call_import_run(
             partner=world.partner,
             stream=stream,
             file_name=calls.path.name,
@@ -580,16 +581,17 @@ def calculate(
     from django.db import connection, connections
     from tqdm import tqdm
 
-    from billing import calculation, services, tasks
+    from billing import calculation, tasks
+    from billing.services import bill_runs
 
     if connection.in_atomic_block:
         raise RuntimeError("The calculation must start outside a transaction for its chunks to be queued.")
-    run = services.bill_run_create(
+    run = bill_runs.bill_run_create(
         partner=world.partner, period_start=calls.month[0], period_end=calls.month[1], actor=world.agent
     )
     expected_chunks = math.ceil(calculation.customers_in_scope(run).count() / calculation.CHUNK_SIZE)
     targets: list[tuple[object, str, str]] = [
-        (services, "_pre_billing_checks", "checks"),
+        (bill_runs, "_pre_billing_checks", "checks"),
         (calculation, "plan_chunks", "plan"),
         (calculation, "calculate_chunk", "chunk"),
         (calculation, "_set_aside_unbilled_calls", "set_aside"),
@@ -610,7 +612,7 @@ def calculate(
         profiled(profile, "bill_run_start_calculation"),
     ):
         started = time.perf_counter()
-        services.bill_run_start_calculation(bill_run=run, actor=world.agent)
+        bill_runs.bill_run_start_calculation(bill_run=run, actor=world.agent)
         if workers == 1:
             for args in queued:
                 tasks.calculate_bill_run_chunk(*args)
@@ -900,7 +902,7 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     print()
     rows: list[tuple[str, float, str]] = [
         ("A  raw COPY of the file (text columns, plain table)", results.raw_copy_seconds, ""),
-        ("   import: services.call_import_run", results.import_seconds, ""),
+        ("   import: call_import_run", results.import_seconds, ""),
         *(
             [
                 (

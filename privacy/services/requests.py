@@ -23,7 +23,7 @@ from accounts.audit import audit_record
 from accounts.models import Contact, Customer, User
 from accounts.selectors import customers_visible_to
 from accounts.services import customer_lift_processing_restriction, customer_restrict_processing
-from billing.services import customer_cease_billing
+from billing.services.billing_cease import customer_cease_billing
 from fusion_site.crypto import blind_index
 from fusion_site.models import save_with_actor
 from privacy import deadlines, selectors

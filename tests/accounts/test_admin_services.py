@@ -12,9 +12,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import services
 from accounts.models import AuditEvent, Line, Role
 from accounts.signals import username_digest
-from billing import services as billing_services
 from billing.demo import uk_tariff
 from billing.models import OneOffCharge
+from billing.services.charges import one_off_charge_create
 from tests.billing.factories import billing_profile, finalised_run, month
 from tests.factories import CustomerFactory, LineFactory, SiteFactory, UserFactory
 
@@ -119,7 +119,7 @@ def test_admin_line_change_keeps_its_site_within_its_customer(client, make_user,
 
 def test_invoiced_charge_cannot_be_changed_in_the_admin(client, make_user, customer, profile):
     agent, finance = make_user(Role.BILLING_AGENT), make_user(Role.FINANCE_MANAGER)
-    charge = billing_services.one_off_charge_create(
+    charge = one_off_charge_create(
         customer=customer,
         description="Router",
         amount=Decimal("10.00"),

@@ -14,10 +14,11 @@ from django.db import connection
 
 from accounts import services as accounts_services
 from accounts.models import Role
-from billing import importer, services
+from billing import importer
 from billing.demo import uk_tariff
 from billing.importer import ImportFileError, _Batch, _load_all, _read_ahead
 from billing.models import CallImport, CallRecord
+from billing.services.call_imports import call_import_run
 from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv, cli_of, run_on_commit
 from tests.factories import full_customer
 
@@ -37,9 +38,7 @@ def _good(cli: str, reference: str) -> str:
 
 
 def _run(partner, text: str, *, file_name: str = "calls.csv") -> CallImport:
-    return services.call_import_run(
-        partner=partner, stream=io.StringIO(text), file_name=file_name, actor=None
-    )
+    return call_import_run(partner=partner, stream=io.StringIO(text), file_name=file_name, actor=None)
 
 
 HEADER = ",".join(CSV_HEADER)

@@ -13,9 +13,9 @@ from django.contrib.contenttypes.models import ContentType
 from accounts import services as account_services
 from accounts import validation
 from accounts.models import AccessLog, Customer, Role, User, name_index_digests
-from billing import services as billing_services
 from billing.demo import line_rentals
 from billing.models import Invoice, OneOffCharge
+from billing.services.credit_notes import credit_note_issue
 from fusion_site.crypto import blind_index
 from fusion_site.customer_cache import customer_cache_set
 from privacy.models import PrivacyRequest
@@ -109,9 +109,7 @@ def build_subject(
     if finalise:
         run = finalised_run(partner, month(2025, 1), agent=agent, finance=finance)
         invoice = run.invoices.get(customer=customer)
-        billing_services.credit_note_issue(
-            invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1.00")
-        )
+        credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1.00"))
     else:
         invoice = calculated_run(partner, month(2025, 1), actor=agent).invoices.get(customer=customer)
     LogEntry.objects.create(

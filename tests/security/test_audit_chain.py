@@ -40,8 +40,8 @@ from accounts.audit_checkpoints import (
 )
 from accounts.models import AccessLog, AuditChainHead, AuditEvent, Role
 from accounts.tasks import verify_audit_chain_nightly, write_audit_checkpoint_nightly
-from billing import services as run_services
 from billing.demo import uk_tariff
+from billing.services.bill_runs import bill_run_cancel
 from privacy.models import PrivacyRequest
 from privacy.services import requests as privacy_services
 from tests.billing.factories import billing_profile, calculated_run, month
@@ -708,7 +708,7 @@ def test_privacy_request_steps_bill_run_steps_and_erasure_are_chained_without_fr
     privacy_services.privacy_request_start(privacy_request=request, actor=dpo)
     privacy_services.privacy_request_submit_for_approval(privacy_request=request, actor=dpo)
     privacy_services.privacy_request_approve(privacy_request=request, actor=second)
-    run_services.bill_run_cancel(bill_run=run, actor=make_user(Role.BILLING_AGENT), reason="Erasure first")
+    bill_run_cancel(bill_run=run, actor=make_user(Role.BILLING_AGENT), reason="Erasure first")
     with django_capture_on_commit_callbacks(execute=True):
         privacy_services.privacy_request_complete(privacy_request=request, actor=second, reason="Erased")
 
