@@ -27,7 +27,7 @@ from billing.forms import (
     LiftCeaseForm,
     ReasonForm,
 )
-from billing.importer import REQUIRED_COLUMNS
+from billing.importer.parse import REQUIRED_COLUMNS
 from billing.models import BillRun, Invoice, InvoiceLine
 from billing.services.bill_runs import (
     bill_run_approve,

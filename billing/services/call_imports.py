@@ -10,7 +10,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Partner, User
-from billing import importer, rating
+from billing import rating
+from billing.importer.parse import ImportFileError, text_stream
+from billing.importer.pipeline import run_import
 from billing.models import (
     CallImport,
     CallImportError,
@@ -27,15 +29,13 @@ def call_import_run(
 
 def call_import_process(*, call_import: CallImport, stream: IO[str], progress: Any = None) -> CallImport:
     try:
-        importer.run_import(
-            call_import=call_import, stream=stream, **({"progress": progress} if progress else {})
-        )
-    except (importer.ImportFileError, UnicodeDecodeError, csv.Error) as exc:
+        run_import(call_import=call_import, stream=stream, **({"progress": progress} if progress else {}))
+    except (ImportFileError, UnicodeDecodeError, csv.Error) as exc:
         call_import.status = CallImport.Status.FAILED
         call_import.finished_at = timezone.now()
         call_import.save(update_fields=["status", "finished_at", "updated_at"])
         CallImportError.objects.create(call_import=call_import, line_number=0, reason=str(exc)[:300])
-        raise importer.ImportFileError(str(exc)) from exc
+        raise ImportFileError(str(exc)) from exc
     return call_import
 
 
@@ -55,9 +55,9 @@ def call_import_from_storage(*, call_import_id: int, stored_name: str) -> CallIm
     if call_import is None:
         return None
     try:
-        with default_storage.open(stored_name, "rb") as raw, importer.text_stream(raw) as text:
+        with default_storage.open(stored_name, "rb") as raw, text_stream(raw) as text:
             call_import_process(call_import=call_import, stream=text)
-    except importer.ImportFileError:
+    except ImportFileError:
         pass  # recorded on the import and shown on its page
     finally:
         default_storage.delete(stored_name)

@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from accounts.models import Partner
 from accounts.services import system_user
-from billing.importer import ImportFileError, text_stream
+from billing.importer.parse import ImportFileError, text_stream
 from billing.services.call_imports import call_import_run
 
 
