@@ -29,7 +29,7 @@ from privacy.models import (
 )
 from privacy.models.website import website_email_index
 from privacy.selectors import is_suppressed
-from privacy.services.requests import privacy_request_receive_from_public
+from privacy.services.requests.receiving import privacy_request_receive_from_public
 from privacy.website import verification
 from privacy.website.verification import VerificationInvalid
 

@@ -19,7 +19,7 @@ from billing.services.credit_notes import credit_note_issue
 from fusion_site.crypto import blind_index
 from fusion_site.customer_cache import customer_cache_set
 from privacy.models import PrivacyRequest
-from privacy.services import requests as services
+from privacy.services.requests.receiving import privacy_request_receive
 from privacy.website import services as website_services
 from tests.billing.factories import Call, calculated_run, finalised_run, import_calls, month
 from tests.conftest import LONDON
@@ -140,7 +140,7 @@ def build_subject(
         failures_since_start=1,
     )
     # The erasure request itself names the person: its record stays, without them.
-    services.privacy_request_receive(
+    privacy_request_receive(
         kind=PrivacyRequest.Kind.ERASURE,
         channel=PrivacyRequest.Channel.EMAIL,
         details="Zebedee Quillfeather asks us to forget the rear office move",
@@ -220,7 +220,7 @@ def today(clock):
 def receive(actor, *, kind=PrivacyRequest.Kind.ACCESS, **fields) -> PrivacyRequest:
     fields.setdefault("channel", PrivacyRequest.Channel.EMAIL)
     fields.setdefault("details", "Please send me a copy of my data.")
-    return services.privacy_request_receive(kind=kind, actor=actor, **fields)
+    return privacy_request_receive(kind=kind, actor=actor, **fields)
 
 
 @pytest.fixture
