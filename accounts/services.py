@@ -125,25 +125,6 @@ def user_sync_scope(*, user: User) -> User:
 
 
 @transaction.atomic
-def user_record_training(
-    *,
-    user: User,
-    actor: User,
-    confidentiality_signed_at: datetime.datetime | None = None,
-    gdpr_training_completed_at: datetime.datetime | None = None,
-) -> User:
-    changes = {
-        name: value
-        for name, value in (
-            ("confidentiality_signed_at", confidentiality_signed_at),
-            ("gdpr_training_completed_at", gdpr_training_completed_at),
-        )
-        if value is not None
-    }
-    return _update(user, actor=actor, changes=changes, allowed=changes, reason="Training recorded")
-
-
-@transaction.atomic
 def customer_create(
     *,
     partner: Partner,
