@@ -26,6 +26,8 @@ from billing.models import (
     Tariff,
 )
 from billing.services.charges import (
+    ONE_OFF_CHARGE_EDITABLE_FIELDS,
+    RECURRING_CHARGE_EDITABLE_FIELDS,
     one_off_charge_create,
     one_off_charge_update,
     recurring_charge_create,
@@ -120,6 +122,7 @@ class ChargeAdmin(BillingAdmin):
     create_service: Callable[..., Any]
     update_service: Callable[..., Any]
     entered_fields: tuple[str, ...]
+    editable_fields: tuple[str, ...]  # what the update service changes
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
@@ -129,7 +132,11 @@ class ChargeAdmin(BillingAdmin):
         actor = _actor(request)
         if change:
             current = type(obj).objects.get(pk=obj.pk)
-            saved = self.update_service(charge=current, actor=actor, **changed_fields(form, current))
+            saved = self.update_service(
+                charge=current,
+                actor=actor,
+                **changed_fields(form, current, editable=self.editable_fields),
+            )
         else:
             entered = {name: getattr(obj, name) for name in self.entered_fields}
             saved = self.create_service(customer=obj.customer, line=obj.line, actor=actor, **entered)
@@ -144,6 +151,7 @@ class RecurringChargeAdmin(ChargeAdmin):
     create_service = staticmethod(recurring_charge_create)
     update_service = staticmethod(recurring_charge_update)
     entered_fields = ("description", "monthly_amount", "start_date", "end_date")
+    editable_fields = RECURRING_CHARGE_EDITABLE_FIELDS
 
 
 @admin.register(OneOffCharge)
@@ -155,6 +163,7 @@ class OneOffChargeAdmin(ChargeAdmin):
     create_service = staticmethod(one_off_charge_create)
     update_service = staticmethod(one_off_charge_update)
     entered_fields = ("description", "amount", "charge_date")
+    editable_fields = ONE_OFF_CHARGE_EDITABLE_FIELDS
 
 
 @admin.register(BillRun)

@@ -13,7 +13,7 @@ from billing.models import (
     RecurringCharge,
 )
 from billing.services.errors import BillingError
-from fusion_site.models import save_with_actor
+from fusion_site.models import UNCHANGED, Unchanged, given, save_with_actor
 
 
 @transaction.atomic
@@ -61,8 +61,25 @@ RECURRING_CHARGE_EDITABLE_FIELDS = ("line", "description", "monthly_amount", "st
 
 @transaction.atomic
 def recurring_charge_update(
-    *, charge: RecurringCharge, actor: User, reason: str = "", **changes: Any
+    *,
+    charge: RecurringCharge,
+    actor: User,
+    reason: str = "",
+    line: Line | Unchanged | None = UNCHANGED,
+    description: str | Unchanged = UNCHANGED,
+    monthly_amount: Decimal | Unchanged = UNCHANGED,
+    start_date: datetime.date | Unchanged = UNCHANGED,
+    end_date: datetime.date | Unchanged | None = UNCHANGED,
 ) -> RecurringCharge:
+    changes = given(
+        {
+            "line": line,
+            "description": description,
+            "monthly_amount": monthly_amount,
+            "start_date": start_date,
+            "end_date": end_date,
+        }
+    )
     _check_line_of(changes.get("line"), charge.customer)
     return _update_charge(charge, actor, changes, RECURRING_CHARGE_EDITABLE_FIELDS, reason)
 
@@ -72,11 +89,19 @@ ONE_OFF_CHARGE_EDITABLE_FIELDS = ("line", "description", "amount", "charge_date"
 
 @transaction.atomic
 def one_off_charge_update(
-    *, charge: OneOffCharge, actor: User, reason: str = "", **changes: Any
+    *,
+    charge: OneOffCharge,
+    actor: User,
+    reason: str = "",
+    line: Line | Unchanged | None = UNCHANGED,
+    description: str | Unchanged = UNCHANGED,
+    amount: Decimal | Unchanged = UNCHANGED,
+    charge_date: datetime.date | Unchanged = UNCHANGED,
 ) -> OneOffCharge:
     """Correct a charge not yet billed; a billed one is on an invoice and is credited instead."""
     if charge.invoice_id is not None:
         raise BillingError("This charge is on an invoice already; credit the invoice instead.")
+    changes = given({"line": line, "description": description, "amount": amount, "charge_date": charge_date})
     _check_line_of(changes.get("line"), charge.customer)
     return _update_charge(charge, actor, changes, ONE_OFF_CHARGE_EDITABLE_FIELDS, reason)
 
