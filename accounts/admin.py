@@ -179,7 +179,11 @@ class PartnerAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
         actor = _actor(request)
         if change:
             current = Partner.objects.get(pk=obj.pk)
-            saved = services.partner_update(partner=current, actor=actor, **changed_fields(form, current))
+            saved = services.partner_update(
+                partner=current,
+                actor=actor,
+                **changed_fields(form, current, editable=services.PARTNER_EDITABLE_FIELDS),
+            )
             copy_saved(saved, obj)
         else:
             services.partner_register(partner=obj, actor=actor)
@@ -288,7 +292,11 @@ class CustomerAdmin(CustomerScopedAdmin):
         actor = _actor(request)
         if change:
             current = Customer.objects.get(pk=obj.pk)
-            saved = services.customer_update(customer=current, actor=actor, **changed_fields(form, current))
+            saved = services.customer_update(
+                customer=current,
+                actor=actor,
+                **changed_fields(form, current, editable=services.CUSTOMER_EDITABLE_FIELDS),
+            )
             copy_saved(saved, obj)
         else:
             services.customer_register(customer=obj, actor=actor)
@@ -322,7 +330,9 @@ class EditedByServicesAdmin(CustomerChildAdmin):
         if change:
             current = type(obj).objects.get(pk=obj.pk)
             saved = self.update_service(
-                actor=actor, **{self.updated_as: current}, **changed_fields(form, current)
+                actor=actor,
+                **{self.updated_as: current},
+                **changed_fields(form, current, editable=self.editable_fields),
             )
         else:
             fields = _form_values(form, self.editable_fields)
@@ -372,7 +382,11 @@ class LineAdmin(CustomerChildAdmin):
         actor = _actor(request)
         if change:
             current = Line.objects.get(pk=obj.pk)
-            saved = services.line_update(line=current, actor=actor, **changed_fields(form, current))
+            saved = services.line_update(
+                line=current,
+                actor=actor,
+                **changed_fields(form, current, editable=services.LINE_EDITABLE_FIELDS),
+            )
         else:
             saved = services.line_create(
                 customer=obj.customer,

@@ -10,6 +10,7 @@ in the admin either, whichever door is used.
   field error where it names a field, and nothing is saved.
 """
 
+from collections.abc import Collection
 from typing import Any
 
 from django.contrib import admin
@@ -161,10 +162,11 @@ class TenantScopedAdmin(ScopedFormFieldsMixin, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-def changed_fields(form: Any, current: Model) -> dict[str, Any]:
+def changed_fields(form: Any, current: Model, *, editable: Collection[str]) -> dict[str, Any]:
     """The form's values that differ from the row as it is now: what an ``*_update`` service takes.
     Compared with the row, not the form's initial values: a reverted past version differs from the row
-    though its form, which starts from that version, saw no change."""
+    though its form, which starts from that version, saw no change. A changed field the service does not
+    edit (``editable``) is refused by name, as the service's own checks are."""
     changes: dict[str, Any] = {}
     for name, value in form.cleaned_data.items():
         try:
@@ -173,6 +175,9 @@ def changed_fields(form: Any, current: Model) -> dict[str, Any]:
             continue
         if field.concrete and not field.many_to_many and getattr(current, name) != value:
             changes[name] = value
+    refused = sorted(set(changes) - set(editable))
+    if refused:
+        raise ValidationError({name: "This field cannot be changed here." for name in refused})
     return changes
 
 

@@ -353,7 +353,3 @@ def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEn
                 previous = record
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
-
-
-def customer_counts(queryset: QuerySet[Customer]) -> dict[str, int]:
-    return {row["status"]: row["n"] for row in queryset.values("status").annotate(n=Count("id")).order_by()}

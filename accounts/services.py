@@ -29,7 +29,7 @@ from accounts.models import (
     Site,
     User,
 )
-from fusion_site.models import save_with_actor
+from fusion_site.models import UNCHANGED, Unchanged, given, save_with_actor
 
 M = TypeVar("M", bound=models.Model)
 
@@ -74,8 +74,16 @@ PARTNER_EDITABLE_FIELDS = ("name", "vat_number")
 
 
 @transaction.atomic
-def partner_update(*, partner: Partner, actor: User, reason: str = "", **changes: Any) -> Partner:
+def partner_update(
+    *,
+    partner: Partner,
+    actor: User,
+    reason: str = "",
+    name: str | Unchanged = UNCHANGED,
+    vat_number: str | Unchanged = UNCHANGED,
+) -> Partner:
     """Rename a partner or correct its VAT number; its code names its staff group and does not change."""
+    changes = given({"name": name, "vat_number": vat_number})
     return _update(partner, actor=actor, changes=changes, allowed=PARTNER_EDITABLE_FIELDS, reason=reason)
 
 
@@ -125,25 +133,6 @@ def user_sync_scope(*, user: User) -> User:
 
 
 @transaction.atomic
-def user_record_training(
-    *,
-    user: User,
-    actor: User,
-    confidentiality_signed_at: datetime.datetime | None = None,
-    gdpr_training_completed_at: datetime.datetime | None = None,
-) -> User:
-    changes = {
-        name: value
-        for name, value in (
-            ("confidentiality_signed_at", confidentiality_signed_at),
-            ("gdpr_training_completed_at", gdpr_training_completed_at),
-        )
-        if value is not None
-    }
-    return _update(user, actor=actor, changes=changes, allowed=changes, reason="Training recorded")
-
-
-@transaction.atomic
 def customer_create(
     *,
     partner: Partner,
@@ -171,7 +160,19 @@ CUSTOMER_EDITABLE_FIELDS = ("name", "status", "contract_start", "contract_end")
 
 
 @transaction.atomic
-def customer_update(*, customer: Customer, actor: User, reason: str = "", **changes: Any) -> Customer:
+def customer_update(
+    *,
+    customer: Customer,
+    actor: User,
+    reason: str = "",
+    name: str | Unchanged = UNCHANGED,
+    status: str | Unchanged = UNCHANGED,
+    contract_start: datetime.date | Unchanged = UNCHANGED,
+    contract_end: datetime.date | Unchanged | None = UNCHANGED,
+) -> Customer:
+    changes = given(
+        {"name": name, "status": status, "contract_start": contract_start, "contract_end": contract_end}
+    )
     return _update(customer, actor=actor, changes=changes, allowed=CUSTOMER_EDITABLE_FIELDS, reason=reason)
 
 
@@ -179,13 +180,48 @@ SITE_EDITABLE_FIELDS = ("label", "address_line1", "address_line2", "town", "post
 
 
 @transaction.atomic
-def site_create(*, customer: Customer, actor: User | None, **fields: Any) -> Site:
-    site = Site(customer=customer)
-    return _update(site, actor=actor, changes=fields, allowed=SITE_EDITABLE_FIELDS, reason="")  # type: ignore[arg-type]
+def site_create(
+    *,
+    customer: Customer,
+    actor: User | None,
+    label: str,
+    address_line1: str,
+    town: str,
+    postcode: str,
+    address_line2: str = "",
+) -> Site:
+    site = Site(
+        customer=customer,
+        label=label,
+        address_line1=address_line1,
+        address_line2=address_line2,
+        town=town,
+        postcode=postcode,
+    )
+    return save_with_actor(site, actor=actor)
 
 
 @transaction.atomic
-def site_update(*, site: Site, actor: User, reason: str = "", **changes: Any) -> Site:
+def site_update(
+    *,
+    site: Site,
+    actor: User,
+    reason: str = "",
+    label: str | Unchanged = UNCHANGED,
+    address_line1: str | Unchanged = UNCHANGED,
+    address_line2: str | Unchanged = UNCHANGED,
+    town: str | Unchanged = UNCHANGED,
+    postcode: str | Unchanged = UNCHANGED,
+) -> Site:
+    changes = given(
+        {
+            "label": label,
+            "address_line1": address_line1,
+            "address_line2": address_line2,
+            "town": town,
+            "postcode": postcode,
+        }
+    )
     return _update(site, actor=actor, changes=changes, allowed=SITE_EDITABLE_FIELDS, reason=reason)
 
 
@@ -193,13 +229,31 @@ CONTACT_EDITABLE_FIELDS = ("name", "email", "phone", "role")
 
 
 @transaction.atomic
-def contact_create(*, customer: Customer, actor: User | None, **fields: Any) -> Contact:
-    contact = Contact(customer=customer)
-    return _update(contact, actor=actor, changes=fields, allowed=CONTACT_EDITABLE_FIELDS, reason="")  # type: ignore[arg-type]
+def contact_create(
+    *,
+    customer: Customer,
+    actor: User | None,
+    name: str,
+    email: str,
+    phone: str,
+    role: str = Contact.ContactRole.PRIMARY,
+) -> Contact:
+    contact = Contact(customer=customer, name=name, email=email, phone=phone, role=role)
+    return save_with_actor(contact, actor=actor)
 
 
 @transaction.atomic
-def contact_update(*, contact: Contact, actor: User, reason: str = "", **changes: Any) -> Contact:
+def contact_update(
+    *,
+    contact: Contact,
+    actor: User,
+    reason: str = "",
+    name: str | Unchanged = UNCHANGED,
+    email: str | Unchanged = UNCHANGED,
+    phone: str | Unchanged = UNCHANGED,
+    role: str | Unchanged = UNCHANGED,
+) -> Contact:
+    changes = given({"name": name, "email": email, "phone": phone, "role": role})
     return _update(contact, actor=actor, changes=changes, allowed=CONTACT_EDITABLE_FIELDS, reason=reason)
 
 
@@ -226,10 +280,22 @@ LINE_EDITABLE_FIELDS = ("site", "cli", "line_type", "start_date", "end_date")
 
 
 @transaction.atomic
-def line_update(*, line: Line, actor: User, reason: str = "", **changes: Any) -> Line:
+def line_update(
+    *,
+    line: Line,
+    actor: User,
+    reason: str = "",
+    site: Site | Unchanged | None = UNCHANGED,
+    cli: str | Unchanged = UNCHANGED,
+    line_type: str | Unchanged = UNCHANGED,
+    start_date: datetime.date | Unchanged = UNCHANGED,
+    end_date: datetime.date | Unchanged | None = UNCHANGED,
+) -> Line:
     """Change a line; its site stays one of its own customer's."""
-    site = changes.get("site")
-    if site is not None and site.customer_id != line.customer_id:
+    changes = given(
+        {"site": site, "cli": cli, "line_type": line_type, "start_date": start_date, "end_date": end_date}
+    )
+    if isinstance(site, Site) and site.customer_id != line.customer_id:
         raise ValidationError({"site": "The site belongs to another customer."})
     return _update(line, actor=actor, changes=changes, allowed=LINE_EDITABLE_FIELDS, reason=reason)
 

@@ -30,10 +30,6 @@ def normalise_phone(value: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def validate_phone(value: str) -> None:
-    normalise_phone(value)
-
-
 def national_phone_digits(e164: str) -> str:
     """Digits as dialled within the UK (07700900123), used for display and masking: a UK number's
     national form is the trunk prefix 0 and the rest. Any other number is shown as stored, in E.164."""
@@ -48,20 +44,12 @@ def normalise_email(value: str) -> str:
     return value.lower()
 
 
-def validate_email(value: str) -> None:
-    normalise_email(value)
-
-
 def normalise_postcode(value: str) -> str:
     """Upper-case, single space before the inward code: 'sw1a1aa' -> 'SW1A 1AA'."""
     compact = re.sub(r"\s+", "", value).upper()
     if not _POSTCODE_RE.match(compact):
         raise ValidationError("Enter a valid UK postcode.", code="invalid_postcode")
     return f"{compact[:-3]} {compact[-3:]}"
-
-
-def validate_postcode(value: str) -> None:
-    normalise_postcode(value)
 
 
 def normalise_sort_code(value: str) -> str:
@@ -71,19 +59,11 @@ def normalise_sort_code(value: str) -> str:
     return digits
 
 
-def validate_sort_code(value: str) -> None:
-    normalise_sort_code(value)
-
-
 def normalise_account_number(value: str) -> str:
     digits = re.sub(r"\s", "", value)
     if not re.fullmatch(r"\d{8}", digits):
         raise ValidationError("Enter an account number of 8 digits.", code="invalid_account_number")
     return digits
-
-
-def validate_account_number(value: str) -> None:
-    normalise_account_number(value)
 
 
 # Marks that join the parts of one word (O'Brien, A.B.C.) rather than separate two words.

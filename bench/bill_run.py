@@ -5,9 +5,9 @@ database (dropped at the end unless --keep), builds the customers through accoun
 CSV of last month's calls from their lines, then times, in the same run:
 
 - baseline A: a raw COPY of that file into a plain table of text columns (psycopg; no parsing, no index);
-- ours: services.call_import_run on the same file: parse, validate, encrypt; per batch, COPY to staging,
+- ours: call_import_run on the same file: parse, validate, encrypt; per batch, COPY to staging,
   rate there, store (--loaders batches at once, each on its own connection);
-- ours: services.bill_run_start_calculation for the month, then the chunk tasks it queued, run by
+- ours: bill_run_start_calculation for the month, then the chunk tasks it queued, run by
   --workers processes at once as that many Celery workers would;
 - baseline B: ANALYZE of the calls, then one read-only hand-written SQL statement computing the same
   invoices (see MINIMAL_SQL); PostgreSQL runs it as a parallel plan;
@@ -197,8 +197,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--loaders",
         type=int,
         default=None,
-        help="import batches loading at once (default: billing.importer.LOADERS); their statements then\n"
-        "overlap, and the phase figures of the import are sums, rating's included",
+        help="import batches loading at once (default: billing.importer.pipeline.LOADERS); their statements\n"
+        "then overlap, and the phase figures of the import are sums, rating's included",
     )
     parser.add_argument(
         "--workers",
@@ -500,18 +500,18 @@ def parse_floor(calls: CallFile) -> float:
     encryption, the row for COPY) over the whole file in one thread, loading nothing."""
     from django.utils import timezone
 
-    from billing import importer
+    from billing.importer import load, parse
     from fusion_site.crypto import keyring
 
     encrypt = keyring().encrypt_bulk
     started = time.perf_counter()
-    with calls.path.open("rb") as raw, importer.text_stream(raw) as stream:
+    with calls.path.open("rb") as raw, parse.text_stream(raw) as stream:
         reader = csv.reader(stream)
-        columns = importer.read_header(reader)
-        counts = importer.ImportCounts()
-        latest = importer.latest_start(timezone.now())
-        for call, cli in importer.parse_rows(reader, columns, counts, latest=latest):
-            importer._row(call, cli, encrypt)
+        columns = parse.read_header(reader)
+        counts = parse.ImportCounts()
+        latest = parse.latest_start(timezone.now())
+        for call, cli in parse.parse_rows(reader, columns, counts, latest=latest):
+            load.staged_row(call, cli, encrypt)
     return time.perf_counter() - started
 
 
@@ -538,14 +538,15 @@ def import_calls(world: World, calls: CallFile, phases: Phases, *, profile: bool
     from django.db import connection
     from tqdm import tqdm
 
-    from billing import importer, services
+    from billing.importer import load, parse, pipeline
+    from billing.services.call_imports import call_import_run
 
     targets: list[tuple[object, str, str]] = [
-        (importer, "_load_postgresql", "load"),
-        (importer, "_copy_to_staging", "copy"),
-        (importer, "_rate_staged", "rate_staged"),
-        (importer, "_store_rated", "store"),
-        (importer, "rate_pending_calls", "final_pass"),
+        (load, "load_postgresql", "load"),
+        (load, "_copy_to_staging", "copy"),
+        (load, "_rate_staged", "rate_staged"),
+        (load, "_store_rated", "store"),
+        (pipeline, "rate_pending_calls", "final_pass"),
         # Foreign keys are checked at commit (DEFERRABLE INITIALLY DEFERRED), so commits take real time;
         # the last one is the rating transaction's.
         (connection, "commit", "import_commit"),
@@ -554,12 +555,12 @@ def import_calls(world: World, calls: CallFile, phases: Phases, *, profile: bool
     with (
         phases.timing(targets),
         calls.path.open("rb") as raw,
-        importer.text_stream(raw) as stream,
+        parse.text_stream(raw) as stream,
         tqdm(total=calls.rows, desc="Importing (timed)", unit="call") as bar,
         profiled(profile, "call_import_run"),
     ):
         started = time.perf_counter()
-        call_import = services.call_import_run(
+        call_import = call_import_run(
             partner=world.partner,
             stream=stream,
             file_name=calls.path.name,
@@ -580,16 +581,17 @@ def calculate(
     from django.db import connection, connections
     from tqdm import tqdm
 
-    from billing import calculation, services, tasks
+    from billing import calculation, tasks
+    from billing.services import bill_runs
 
     if connection.in_atomic_block:
         raise RuntimeError("The calculation must start outside a transaction for its chunks to be queued.")
-    run = services.bill_run_create(
+    run = bill_runs.bill_run_create(
         partner=world.partner, period_start=calls.month[0], period_end=calls.month[1], actor=world.agent
     )
     expected_chunks = math.ceil(calculation.customers_in_scope(run).count() / calculation.CHUNK_SIZE)
     targets: list[tuple[object, str, str]] = [
-        (services, "_pre_billing_checks", "checks"),
+        (bill_runs, "_pre_billing_checks", "checks"),
         (calculation, "plan_chunks", "plan"),
         (calculation, "calculate_chunk", "chunk"),
         (calculation, "_set_aside_unbilled_calls", "set_aside"),
@@ -610,7 +612,7 @@ def calculate(
         profiled(profile, "bill_run_start_calculation"),
     ):
         started = time.perf_counter()
-        services.bill_run_start_calculation(bill_run=run, actor=world.agent)
+        bill_runs.bill_run_start_calculation(bill_run=run, actor=world.agent)
         if workers == 1:
             for args in queued:
                 tasks.calculate_bill_run_chunk(*args)
@@ -828,11 +830,11 @@ def run(args: argparse.Namespace, world: World, calls: CallFile) -> Results:
     results.rss_mb["build + CSV"] = rss_mb()
     results.raw_copy_seconds, results.raw_copy_rows = raw_copy(args.database_url, calls)
 
-    from billing import importer
+    from billing.importer import pipeline
 
-    with mock.patch.object(importer, "LOADERS", args.loaders or importer.LOADERS):
+    with mock.patch.object(pipeline, "LOADERS", args.loaders or pipeline.LOADERS):
         results.import_seconds, call_import = import_calls(world, calls, results.phases, profile=args.profile)
-        results.loaders = importer.LOADERS
+        results.loaders = pipeline.LOADERS
     results.imported, results.rejected, results.suspense = (
         call_import.imported,
         call_import.rejected,
@@ -900,7 +902,7 @@ def report(args: argparse.Namespace, database: str, world: World, calls: CallFil
     print()
     rows: list[tuple[str, float, str]] = [
         ("A  raw COPY of the file (text columns, plain table)", results.raw_copy_seconds, ""),
-        ("   import: services.call_import_run", results.import_seconds, ""),
+        ("   import: call_import_run", results.import_seconds, ""),
         *(
             [
                 (

@@ -12,7 +12,6 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, changed_fields, copy_saved
 from accounts.models import User
-from billing import services
 from billing.models import (
     BillRun,
     CreditNote,
@@ -26,6 +25,15 @@ from billing.models import (
     RecurringCharge,
     Tariff,
 )
+from billing.services.charges import (
+    ONE_OFF_CHARGE_EDITABLE_FIELDS,
+    RECURRING_CHARGE_EDITABLE_FIELDS,
+    one_off_charge_create,
+    one_off_charge_update,
+    recurring_charge_create,
+    recurring_charge_update,
+)
+from billing.services.tariffs import customer_set_tariff, line_set_tariff, partner_billing_profile_save
 from fusion_site.admin_mixins import ReadOnlyMixin
 
 
@@ -72,7 +80,7 @@ class PartnerBillingProfileAdmin(BillingAdmin):
     def save_with_services(
         self, request: HttpRequest, obj: PartnerBillingProfile, form: Any, change: bool
     ) -> None:
-        services.partner_billing_profile_save(profile=obj, actor=_actor(request))
+        partner_billing_profile_save(profile=obj, actor=_actor(request))
 
 
 class AssignmentAdmin(BillingAdmin):
@@ -93,7 +101,7 @@ class CustomerTariffAdmin(AssignmentAdmin):
     autocomplete_fields = ["customer"]
 
     def save_with_services(self, request: HttpRequest, obj: CustomerTariff, form: Any, change: bool) -> None:
-        saved = services.customer_set_tariff(customer=obj.customer, tariff=obj.tariff, actor=_actor(request))
+        saved = customer_set_tariff(customer=obj.customer, tariff=obj.tariff, actor=_actor(request))
         copy_saved(saved, obj)
 
 
@@ -104,7 +112,7 @@ class LineTariffAdmin(AssignmentAdmin):
     autocomplete_fields = ["line"]
 
     def save_with_services(self, request: HttpRequest, obj: LineTariff, form: Any, change: bool) -> None:
-        saved = services.line_set_tariff(line=obj.line, tariff=obj.tariff, actor=_actor(request))
+        saved = line_set_tariff(line=obj.line, tariff=obj.tariff, actor=_actor(request))
         copy_saved(saved, obj)
 
 
@@ -114,6 +122,7 @@ class ChargeAdmin(BillingAdmin):
     create_service: Callable[..., Any]
     update_service: Callable[..., Any]
     entered_fields: tuple[str, ...]
+    editable_fields: tuple[str, ...]  # what the update service changes
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
@@ -123,7 +132,11 @@ class ChargeAdmin(BillingAdmin):
         actor = _actor(request)
         if change:
             current = type(obj).objects.get(pk=obj.pk)
-            saved = self.update_service(charge=current, actor=actor, **changed_fields(form, current))
+            saved = self.update_service(
+                charge=current,
+                actor=actor,
+                **changed_fields(form, current, editable=self.editable_fields),
+            )
         else:
             entered = {name: getattr(obj, name) for name in self.entered_fields}
             saved = self.create_service(customer=obj.customer, line=obj.line, actor=actor, **entered)
@@ -135,9 +148,10 @@ class RecurringChargeAdmin(ChargeAdmin):
     list_display = ["description", "customer", "monthly_amount", "start_date", "end_date"]
     list_select_related = ["customer"]
     autocomplete_fields = ["customer", "line"]
-    create_service = staticmethod(services.recurring_charge_create)
-    update_service = staticmethod(services.recurring_charge_update)
+    create_service = staticmethod(recurring_charge_create)
+    update_service = staticmethod(recurring_charge_update)
     entered_fields = ("description", "monthly_amount", "start_date", "end_date")
+    editable_fields = RECURRING_CHARGE_EDITABLE_FIELDS
 
 
 @admin.register(OneOffCharge)
@@ -146,9 +160,10 @@ class OneOffChargeAdmin(ChargeAdmin):
     list_select_related = ["customer", "invoice"]
     autocomplete_fields = ["customer", "line"]
     readonly_fields = ["invoice"]
-    create_service = staticmethod(services.one_off_charge_create)
-    update_service = staticmethod(services.one_off_charge_update)
+    create_service = staticmethod(one_off_charge_create)
+    update_service = staticmethod(one_off_charge_update)
     entered_fields = ("description", "amount", "charge_date")
+    editable_fields = ONE_OFF_CHARGE_EDITABLE_FIELDS
 
 
 @admin.register(BillRun)

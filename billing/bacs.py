@@ -194,11 +194,6 @@ def input_day(made_at: datetime.datetime) -> datetime.date:
     return working_day_after(day)
 
 
-def entry_day(processing: datetime.date) -> datetime.date:
-    """Day 3 of the cycle: the day the payer is debited."""
-    return working_day_after(processing)
-
-
 def processing_day(*, made_at: datetime.datetime, promised: datetime.date) -> datetime.date:
     """The earliest processing day (UHL1) for a file made at ``made_at`` whose entry day is not before
     ``promised``, the collection date in the payers' advance notice.

@@ -317,7 +317,7 @@ def _draft_row(
         customer.pk,
         Invoice.Status.DRAFT,
         "",
-        # Provisional: finalisation sets the tax point to the issue date (billing.services).
+        # Provisional: finalisation sets the tax point to the issue date (billing.services.bill_runs).
         bill_run.period_end,
         bill_run.period_start,
         bill_run.period_end,

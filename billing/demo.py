@@ -13,8 +13,15 @@ from django.utils import timezone
 
 from accounts.models import Line, Partner, Role, User
 from accounts.validation import national_phone_digits
-from billing import services
 from billing.models import Band, BillRun, PartnerBillingProfile, Rate, RateCard, RecurringCharge, Tariff
+from billing.services.bill_runs import (
+    bill_run_approve,
+    bill_run_calculate_chunk,
+    bill_run_create,
+    bill_run_finalise,
+    bill_run_start_calculation,
+)
+from billing.services.call_imports import call_import_run
 
 # prefix, band, price per minute, connection charge, minimum charge, increment (seconds)
 UK_RATES = [
@@ -150,7 +157,7 @@ def seed_partner(
     month_before = month_bounds(last_month[0] - datetime.timedelta(days=1))
     for month, per_line in ((month_before, 6), (last_month, 8)):
         progress(f"{partner.name}: importing calls for {month[0]:%B %Y}")
-        services.call_import_run(
+        call_import_run(
             partner=partner,
             stream=io.StringIO(calls_csv(lines, month, per_line, rng)),
             file_name=f"demo-{month[0]:%Y-%m}.csv",
@@ -158,23 +165,17 @@ def seed_partner(
         )
     for month, finalise in ((month_before, True), (last_month, False)):
         progress(f"{partner.name}: bill run for {month[0]:%B %Y}")
-        run = services.bill_run_create(
-            partner=partner, period_start=month[0], period_end=month[1], actor=actor
-        )
-        services.bill_run_start_calculation(bill_run=run, actor=actor)
+        run = bill_run_create(partner=partner, period_start=month[0], period_end=month[1], actor=actor)
+        bill_run_start_calculation(bill_run=run, actor=actor)
         # The chunks were queued on commit; inside a transaction (or without a worker) finish them here.
         # Chunks already done are skipped, so this never calculates anything twice.
         for chunk_id in run.chunks.filter(done_at__isnull=True).values_list("pk", flat=True):
-            services.bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=actor.pk)
+            bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=actor.pk)
         run.refresh_from_db()
         if finalise and run.status == BillRun.Status.CALCULATED:
             # The demo's earlier month is approved as if its finance manager had reviewed the exceptions.
-            services.bill_run_approve(
-                bill_run=run, actor=finance, exceptions_acknowledged=run.exceptions.count()
-            )
-            services.bill_run_finalise(
-                bill_run=run, actor=finance, issue_date=month[1] + datetime.timedelta(days=1)
-            )
+            bill_run_approve(bill_run=run, actor=finance, exceptions_acknowledged=run.exceptions.count())
+            bill_run_finalise(bill_run=run, actor=finance, issue_date=month[1] + datetime.timedelta(days=1))
 
 
 def seed(*, progress: Callable[[str], None], today: datetime.date | None = None) -> bool:

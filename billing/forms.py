@@ -3,7 +3,8 @@ import datetime
 from django import forms
 from django.utils import timezone
 
-from billing.services import BackBillPolicy, unfinished_usage_period
+from billing.services.bill_runs import unfinished_usage_period
+from billing.services.billing_cease import BackBillPolicy
 
 
 class BillRunForm(forms.Form):

@@ -141,7 +141,7 @@ class Rate(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        # Calls are matched in the form dialled from the UK (billing.importer.normalise_dialled): a UK
+        # Calls are matched in the form dialled from the UK (billing.importer.parse.normalise_dialled): a UK
         # number is 0 and its national significant number, never 0044, and a country code never starts
         # with 0. A rate for such a prefix would never match a call.
         if self.prefix.startswith("0044"):

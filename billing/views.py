@@ -18,7 +18,7 @@ from accounts.models import AccessLog, Partner, User
 from accounts.pii import mask_text, may_reveal_personal_data
 from accounts.selectors import access_customer
 from accounts.services import access_log_record
-from billing import charts, selectors, services
+from billing import charts, selectors
 from billing.forms import (
     ApproveForm,
     BillRunForm,
@@ -27,8 +27,22 @@ from billing.forms import (
     LiftCeaseForm,
     ReasonForm,
 )
-from billing.importer import REQUIRED_COLUMNS
+from billing.importer.parse import REQUIRED_COLUMNS
 from billing.models import BillRun, Invoice, InvoiceLine
+from billing.services.bill_runs import (
+    bill_run_approve,
+    bill_run_cancel,
+    bill_run_create,
+    bill_run_finalise,
+    bill_run_lift_restriction,
+    bill_run_restrict,
+    bill_run_resume_calculation,
+    bill_run_start_calculation,
+)
+from billing.services.billing_cease import customer_lift_billing_cease
+from billing.services.call_imports import call_import_queue, suspense_rerate
+from billing.services.credit_notes import credit_note_issue
+from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
 from fusion_site.money import format_money, vat_on
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
@@ -80,7 +94,7 @@ def bill_run_list(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             start, end = form.period()
             try:
-                bill_run = services.bill_run_create(
+                bill_run = bill_run_create(
                     partner=_partner_of(user, request), period_start=start, period_end=end, actor=user
                 )
             except ValidationError as exc:
@@ -142,14 +156,12 @@ def _bill_run_page(
 
 
 BILL_RUN_ACTIONS = {
-    "calculate": lambda run, user, reason: services.bill_run_start_calculation(bill_run=run, actor=user),
-    "resume": lambda run, user, reason: services.bill_run_resume_calculation(bill_run=run, actor=user),
-    "finalise": lambda run, user, reason: services.bill_run_finalise(bill_run=run, actor=user),
-    "cancel": lambda run, user, reason: services.bill_run_cancel(bill_run=run, actor=user, reason=reason),
-    "restrict": lambda run, user, reason: services.bill_run_restrict(bill_run=run, actor=user, reason=reason),
-    "lift": lambda run, user, reason: services.bill_run_lift_restriction(
-        bill_run=run, actor=user, reason=reason
-    ),
+    "calculate": lambda run, user, reason: bill_run_start_calculation(bill_run=run, actor=user),
+    "resume": lambda run, user, reason: bill_run_resume_calculation(bill_run=run, actor=user),
+    "finalise": lambda run, user, reason: bill_run_finalise(bill_run=run, actor=user),
+    "cancel": lambda run, user, reason: bill_run_cancel(bill_run=run, actor=user, reason=reason),
+    "restrict": lambda run, user, reason: bill_run_restrict(bill_run=run, actor=user, reason=reason),
+    "lift": lambda run, user, reason: bill_run_lift_restriction(bill_run=run, actor=user, reason=reason),
 }
 
 
@@ -177,7 +189,7 @@ def _approve(request: HttpRequest, user: User, bill_run: BillRun) -> HttpRespons
     the form's checkbox, with the page as it is now."""
     form = ApproveForm(request.POST)
     try:
-        services.bill_run_approve(
+        bill_run_approve(
             bill_run=bill_run, actor=user, exceptions_acknowledged=form.exceptions_acknowledged()
         )
     except ValidationError as exc:
@@ -199,7 +211,7 @@ def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
     if not user.has_perm("billing.finalise_billrun"):
         raise PermissionDenied
     try:
-        submission = services.direct_debit_export(bill_run=bill_run, actor=user)
+        submission = direct_debit_export(bill_run=bill_run, actor=user)
     except ValidationError as exc:
         messages.error(request, _error_text(exc))
         return redirect("billing:bill_run", pk=bill_run.pk)
@@ -225,7 +237,7 @@ def direct_debit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, "Say why the submission is cancelled.")
     else:
         try:
-            services.direct_debit_submission_cancel(
+            direct_debit_submission_cancel(
                 submission=submission, actor=user, reason=form.cleaned_data["reason"]
             )
         except ValidationError as exc:
@@ -246,7 +258,7 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
     form = CreditNoteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            note = services.credit_note_issue(
+            note = credit_note_issue(
                 invoice=invoice,
                 actor=user,
                 reason=form.cleaned_data["reason"],
@@ -369,7 +381,7 @@ def lift_billing_cease(request: HttpRequest, reference: str) -> HttpResponse:
     form = LiftCeaseForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.customer_lift_billing_cease(customer=customer, actor=user, **form.cleaned_data)
+            customer_lift_billing_cease(customer=customer, actor=user, **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -390,7 +402,7 @@ def call_imports(request: HttpRequest) -> HttpResponse:
             raise PermissionDenied
         if form.is_valid():
             try:
-                call_import = services.call_import_queue(
+                call_import = call_import_queue(
                     partner=_partner_of(user, request), upload=form.cleaned_data["file"], actor=user
                 )
             except ValidationError as exc:
@@ -436,7 +448,7 @@ def suspense_queue(request: HttpRequest) -> HttpResponse:
         partner_ids = set(calls.values_list("partner_id", flat=True).distinct())
         rated = suspense_total = 0
         for partner in Partner.objects.filter(pk__in=partner_ids):
-            result = services.suspense_rerate(partner=partner, actor=user)
+            result = suspense_rerate(partner=partner, actor=user)
             rated, suspense_total = rated + result.rated, suspense_total + result.suspense
         messages.success(request, f"Re-rated: {rated} calls rated, {suspense_total} still in suspense.")
         return redirect("billing:suspense")

@@ -1,3 +1,4 @@
+import enum
 from collections.abc import Callable, Collection
 from typing import Any, ClassVar, TypeVar
 
@@ -53,6 +54,20 @@ def save_with_actor(instance: M, *, actor: Any, reason: str = "") -> M:
         instance._change_reason = reason  # type: ignore[attr-defined]
     instance.save()
     return instance
+
+
+class Unchanged(enum.Enum):
+    """The default of an ``*_update`` service's field arguments: a field not given keeps its value."""
+
+    UNCHANGED = "unchanged"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
+def given(values: dict[str, Any]) -> dict[str, Any]:
+    """The field arguments an ``*_update`` service was given: those not left UNCHANGED."""
+    return {name: value for name, value in values.items() if value is not UNCHANGED}
 
 
 class EncryptionKeyCensus(models.Model):

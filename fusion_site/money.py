@@ -18,10 +18,6 @@ COST_UNITS_PER_POUND = 10_000
 STANDARD_VAT_RATE = Decimal("0.20")
 
 
-def to_cost(value: Decimal) -> Decimal:
-    return value.quantize(COST_PLACES, rounding=ROUND_HALF_UP)
-
-
 def to_money(value: Decimal) -> Decimal:
     return value.quantize(MONEY_PLACES, rounding=ROUND_HALF_UP)
 

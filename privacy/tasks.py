@@ -6,7 +6,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from privacy.services import exports, retention
-from privacy.services.requests import privacy_deadline_reminders_send
+from privacy.services.requests.reminders import privacy_deadline_reminders_send
 
 
 @shared_task(

@@ -36,10 +36,6 @@ class ErasureRecord(models.Model):
     def __str__(self) -> str:
         return f"Erasure of {self.customer_reference} at {self.erased_at:%Y-%m-%d %H:%M}"
 
-    @property
-    def total_rows(self) -> int:
-        return sum(self.counts.values())
-
 
 class ErasureEvent(models.Model):
     """A business event of erasure (performed, repeated), with the actor and reason."""

@@ -5,7 +5,6 @@ also has a blind index so duplicates can be found without decrypting every reque
 table (``TRANSITIONS``) is the one place that says which step may follow which.
 """
 
-import datetime
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -203,11 +202,6 @@ class PrivacyRequest(TimeStampedModel):
     def allowed_actions(self) -> list[str]:
         """The transitions the table allows from the current state."""
         return [name for name, step in TRANSITIONS.items() if self.state in step.sources]
-
-    def is_overdue(self, today: datetime.date) -> bool:
-        return (
-            self.is_open and self.state != State.ON_HOLD and self.due_on is not None and self.due_on < today
-        )
 
 
 class PrivacyRequestEvent(models.Model):

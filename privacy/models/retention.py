@@ -5,8 +5,6 @@ A hold's reason and a policy's note are plain text, not encrypted: they are writ
 kept (a case number, "disputed invoice INV-42"), and the forms say not to put personal details in them.
 """
 
-import datetime
-
 from django.conf import settings
 from django.core.validators import MaxValueValidator
 from django.db import models
@@ -90,9 +88,6 @@ class LegalHold(TimeStampedModel):
     @property
     def is_active(self) -> bool:
         return self.lifted_at is None
-
-    def is_review_due(self, today: datetime.date) -> bool:
-        return self.is_active and self.review_on <= today
 
 
 class RetentionRun(models.Model):

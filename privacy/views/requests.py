@@ -24,7 +24,24 @@ from billing.selectors import bill_runs_visible_to
 from privacy import access_report, charts, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State
-from privacy.services import requests as services
+from privacy.services.requests.carrying_out import privacy_request_complete, privacy_request_lift_restriction
+from privacy.services.requests.identity import (
+    privacy_request_attest_identity,
+    privacy_request_request_identity,
+    privacy_request_send_identity_code,
+    privacy_request_verify_identity_code,
+)
+from privacy.services.requests.receiving import privacy_request_receive
+from privacy.services.requests.workflow import (
+    privacy_request_approve,
+    privacy_request_extend,
+    privacy_request_hold,
+    privacy_request_reject,
+    privacy_request_resume,
+    privacy_request_start,
+    privacy_request_submit_for_approval,
+    privacy_request_withdraw,
+)
 
 CHART_MONTHS = 12
 
@@ -103,7 +120,7 @@ def request_new(request: HttpRequest) -> HttpResponse:
                 form.add_error("contact_id", "No such contact of this customer.")
         if form.is_valid():
             try:
-                created = services.privacy_request_receive(
+                created = privacy_request_receive(
                     kind=data["kind"],
                     channel=data["channel"],
                     details=data["details"],
@@ -145,7 +162,7 @@ STEPS = [
         "request_identity",
         "Ask for proof of identity (emails a code)",
         frozenset({State.RECEIVED}),
-        run=_with_reason(services.privacy_request_request_identity),
+        run=_with_reason(privacy_request_request_identity),
     ),
     Step(
         "verify_code",
@@ -153,7 +170,7 @@ STEPS = [
         frozenset({State.AWAITING_IDENTITY}),
         input="code",
         placeholder="6-digit code",
-        run=lambda item, user, post: services.privacy_request_verify_identity_code(
+        run=lambda item, user, post: privacy_request_verify_identity_code(
             privacy_request=item, code=post.get("code", ""), actor=user
         ),
     ),
@@ -161,7 +178,7 @@ STEPS = [
         "send_code",
         "Send a new code",
         frozenset({State.AWAITING_IDENTITY}),
-        run=_with_reason(services.privacy_request_send_identity_code),
+        run=_with_reason(privacy_request_send_identity_code),
     ),
     Step(
         "attest",
@@ -169,18 +186,16 @@ STEPS = [
         frozenset({State.RECEIVED, State.AWAITING_IDENTITY}),
         input="reason",
         placeholder="How you verified the subject's identity",
-        run=_with_reason(services.privacy_request_attest_identity),
+        run=_with_reason(privacy_request_attest_identity),
     ),
-    Step(
-        "start", "Start work", frozenset({State.RECEIVED}), run=_with_reason(services.privacy_request_start)
-    ),
+    Step("start", "Start work", frozenset({State.RECEIVED}), run=_with_reason(privacy_request_start)),
     Step(
         "start",
         "Return for more work",
         frozenset({State.AWAITING_APPROVAL}),
         input="reason",
         placeholder="What is missing",
-        run=_with_reason(services.privacy_request_start),
+        run=_with_reason(privacy_request_start),
     ),
     Step(
         "hold",
@@ -188,29 +203,29 @@ STEPS = [
         frozenset({State.IN_PROGRESS}),
         input="reason",
         placeholder="Clarification asked for",
-        run=_with_reason(services.privacy_request_hold),
+        run=_with_reason(privacy_request_hold),
     ),
-    Step("resume", "Resume", frozenset({State.ON_HOLD}), run=_with_reason(services.privacy_request_resume)),
+    Step("resume", "Resume", frozenset({State.ON_HOLD}), run=_with_reason(privacy_request_resume)),
     Step(
         "extend",
         "Extend by two months",
         _OPEN - {State.AWAITING_IDENTITY},
         input="reason",
         placeholder="Reasons (sent to the subject)",
-        run=_with_reason(services.privacy_request_extend),
+        run=_with_reason(privacy_request_extend),
     ),
     Step(
         "submit_for_approval",
         "Submit for approval",
         frozenset({State.IN_PROGRESS}),
-        run=_with_reason(services.privacy_request_submit_for_approval),
+        run=_with_reason(privacy_request_submit_for_approval),
     ),
     Step(
         "approve",
         "Approve",
         frozenset({State.AWAITING_APPROVAL}),
         permission=PrivacyPermission.APPROVE,
-        run=_with_reason(services.privacy_request_approve),
+        run=_with_reason(privacy_request_approve),
     ),
     Step(
         "complete",
@@ -218,7 +233,7 @@ STEPS = [
         frozenset({State.AWAITING_APPROVAL}),
         input="reason",
         placeholder="Outcome (no personal data)",
-        run=_with_reason(services.privacy_request_complete),
+        run=_with_reason(privacy_request_complete),
     ),
     Step(
         "reject",
@@ -226,7 +241,7 @@ STEPS = [
         _OPEN,
         input="reason",
         placeholder="Reason (sent to the subject)",
-        run=_with_reason(services.privacy_request_reject),
+        run=_with_reason(privacy_request_reject),
     ),
     Step(
         "withdraw",
@@ -234,7 +249,7 @@ STEPS = [
         _OPEN,
         input="reason",
         placeholder="How the subject withdrew",
-        run=_with_reason(services.privacy_request_withdraw),
+        run=_with_reason(privacy_request_withdraw),
     ),
     Step(
         "lift_restriction",
@@ -242,7 +257,7 @@ STEPS = [
         frozenset({State.COMPLETED}),
         input="reason",
         placeholder="Why it is lifted (sent to the subject)",
-        run=_with_reason(services.privacy_request_lift_restriction),
+        run=_with_reason(privacy_request_lift_restriction),
     ),
 ]
 
@@ -350,7 +365,7 @@ def my_requests(request: HttpRequest) -> HttpResponse:
     form = PortalRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            created = services.privacy_request_receive(
+            created = privacy_request_receive(
                 kind=form.cleaned_data["kind"],
                 channel=PrivacyRequest.Channel.PORTAL,
                 details=form.cleaned_data["details"],
@@ -392,7 +407,7 @@ def verify_identity(request: HttpRequest) -> HttpResponse:
             form.add_error(None, SUBJECT_CODE_MISMATCH)
         else:
             try:
-                services.privacy_request_verify_identity_code(
+                privacy_request_verify_identity_code(
                     privacy_request=item,
                     code=form.cleaned_data["code"],
                     actor=system_user(job="subject-identity-check"),

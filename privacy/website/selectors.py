@@ -4,7 +4,7 @@ from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from privacy.models import CookieConsentRecord, PrivacyNotice, WebsiteSubmission
+from privacy.models import PrivacyNotice, WebsiteSubmission
 
 Kind = WebsiteSubmission.Kind
 
@@ -69,8 +69,3 @@ def submission_counts(user: User) -> dict[str, dict[str, int]]:
     for kind, status, total in rows:
         counts[kind][status] = total
     return counts
-
-
-def cookie_choice_counts() -> dict[str, int]:
-    rows = CookieConsentRecord.objects.order_by().values("choice").annotate(total=Count("pk"))
-    return {row["choice"]: row["total"] for row in rows}

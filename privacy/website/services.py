@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import system_user
-from fusion_site.models import save_with_actor
+from fusion_site.models import UNCHANGED, Unchanged, given, save_with_actor
 from privacy.models import (
     CookieConsentRecord,
     PrivacyNotice,
@@ -29,7 +29,7 @@ from privacy.models import (
 )
 from privacy.models.website import website_email_index
 from privacy.selectors import is_suppressed
-from privacy.services.requests import privacy_request_receive_from_public
+from privacy.services.requests.receiving import privacy_request_receive_from_public
 from privacy.website import verification
 from privacy.website.verification import VerificationInvalid
 
@@ -61,12 +61,18 @@ def privacy_notice_create(*, title: str, summary: str, body: str, actor: User) -
 
 
 @transaction.atomic
-def privacy_notice_update_draft(*, notice: PrivacyNotice, actor: User, **changes: str) -> PrivacyNotice:
+def privacy_notice_update_draft(
+    *,
+    notice: PrivacyNotice,
+    actor: User,
+    title: str | Unchanged = UNCHANGED,
+    summary: str | Unchanged = UNCHANGED,
+    body: str | Unchanged = UNCHANGED,
+) -> PrivacyNotice:
     notice = PrivacyNotice.objects.select_for_update().get(pk=notice.pk)
     if notice.is_published:
         raise ValidationError("A published privacy notice cannot be changed; draft a new version instead.")
-    for name in changes.keys() - {"title", "summary", "body"}:
-        raise ValidationError({name: "This field of a privacy notice cannot be changed here."})
+    changes = given({"title": title, "summary": summary, "body": body})
     for name, value in changes.items():
         setattr(notice, name, value)
     return save_with_actor(notice, actor=actor, reason="Edited draft privacy notice")

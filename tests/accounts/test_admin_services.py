@@ -12,9 +12,9 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import services
 from accounts.models import AuditEvent, Line, Role
 from accounts.signals import username_digest
-from billing import services as billing_services
 from billing.demo import uk_tariff
 from billing.models import OneOffCharge
+from billing.services.charges import one_off_charge_create, recurring_charge_create, recurring_charge_update
 from tests.billing.factories import billing_profile, finalised_run, month
 from tests.factories import CustomerFactory, LineFactory, SiteFactory, UserFactory
 
@@ -119,7 +119,7 @@ def test_admin_line_change_keeps_its_site_within_its_customer(client, make_user,
 
 def test_invoiced_charge_cannot_be_changed_in_the_admin(client, make_user, customer, profile):
     agent, finance = make_user(Role.BILLING_AGENT), make_user(Role.FINANCE_MANAGER)
-    charge = billing_services.one_off_charge_create(
+    charge = one_off_charge_create(
         customer=customer,
         description="Router",
         amount=Decimal("10.00"),
@@ -237,3 +237,28 @@ def test_unlocking_a_login_in_the_admin_is_audited(client, make_user):
     event = AuditEvent.objects.get(action="auth.lockout_cleared")
     assert event.actor_id == administrator.pk
     assert event.detail == {"username_digest": username_digest("locked@example.com"), "ip": "203.0.113.9"}
+
+
+def test_an_update_service_changes_only_the_fields_it_is_given_and_none_clears_one(make_user, customer):
+    """A field left out keeps its value; ``None`` is a value: it takes the line off its site and the
+    charge's end date off, which an omitted argument never does."""
+    agent = make_user(Role.BILLING_AGENT)
+    line = customer.lines.get()
+    assert line.site is not None
+    started = line.start_date
+
+    services.line_update(line=line, actor=agent, site=None, reason="Moved off site")
+    line.refresh_from_db()
+    assert (line.site, line.start_date, line.line_type) == (None, started, Line.LineType.WLR_ANALOGUE)
+
+    charge = recurring_charge_create(
+        customer=customer,
+        description="Rental",
+        monthly_amount=Decimal("12.00"),
+        start_date=datetime.date(2025, 1, 1),
+        end_date=datetime.date(2025, 12, 31),
+        actor=agent,
+    )
+    recurring_charge_update(charge=charge, actor=agent, end_date=None, reason="Rolling contract")
+    charge.refresh_from_db()
+    assert (charge.description, charge.monthly_amount, charge.end_date) == ("Rental", Decimal("12.00"), None)

@@ -13,7 +13,6 @@ from decimal import Decimal
 from django.test import TestCase
 
 from accounts.models import Customer, Partner, User
-from billing import services
 from billing.models import (
     Band,
     BillRun,
@@ -24,6 +23,14 @@ from billing.models import (
     RateCard,
     Tariff,
 )
+from billing.services.bill_runs import (
+    bill_run_approve,
+    bill_run_create,
+    bill_run_finalise,
+    bill_run_start_calculation,
+)
+from billing.services.call_imports import call_import_run
+from billing.services.charges import one_off_charge_create, recurring_charge_create
 
 UK_TIME = zoneinfo.ZoneInfo("Europe/London")
 CSV_HEADER = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
@@ -140,7 +147,7 @@ def calls_csv(calls: Sequence[Call], *, header: Sequence[str] = CSV_HEADER) -> s
 
 
 def import_calls(partner: Partner, calls: Sequence[Call], *, actor: User | None = None) -> CallImport:
-    return services.call_import_run(
+    return call_import_run(
         partner=partner, stream=io.StringIO(calls_csv(calls)), file_name="calls.csv", actor=actor
     )
 
@@ -152,14 +159,14 @@ def call(reference: str) -> CallRecord:
 def january_charges(customer: Customer, agent: User, *, installation: str = "100.00") -> Customer:
     """A one-off installation charge on 5 January 2025 and a £12.50 monthly rental of the customer's line
     (from 2024), as a bill run of January 2025 bills them."""
-    services.one_off_charge_create(
+    one_off_charge_create(
         customer=customer,
         description="Installation",
         amount=Decimal(installation),
         charge_date=datetime.date(2025, 1, 5),
         actor=agent,
     )
-    services.recurring_charge_create(
+    recurring_charge_create(
         customer=customer,
         line=customer.lines.get(),
         description="Line rental",
@@ -180,11 +187,9 @@ def run_on_commit() -> AbstractContextManager[list[Callable[[], object]]]:
 
 
 def calculated_run(partner: Partner, period: tuple[datetime.date, datetime.date], *, actor: User) -> BillRun:
-    bill_run = services.bill_run_create(
-        partner=partner, period_start=period[0], period_end=period[1], actor=actor
-    )
+    bill_run = bill_run_create(partner=partner, period_start=period[0], period_end=period[1], actor=actor)
     with run_on_commit():
-        services.bill_run_start_calculation(bill_run=bill_run, actor=actor)
+        bill_run_start_calculation(bill_run=bill_run, actor=actor)
     bill_run.refresh_from_db()
     assert bill_run.status == BillRun.Status.CALCULATED, bill_run.status
     return bill_run
@@ -199,11 +204,7 @@ def finalised_run(
 ) -> BillRun:
     bill_run = calculated_run(partner, period, actor=agent)
     # The approver has reviewed whatever exceptions the run has (tests of that step use the page).
-    services.bill_run_approve(
-        bill_run=bill_run, actor=finance, exceptions_acknowledged=bill_run.exceptions.count()
-    )
-    services.bill_run_finalise(
-        bill_run=bill_run, actor=finance, issue_date=period[1] + datetime.timedelta(days=1)
-    )
+    bill_run_approve(bill_run=bill_run, actor=finance, exceptions_acknowledged=bill_run.exceptions.count())
+    bill_run_finalise(bill_run=bill_run, actor=finance, issue_date=period[1] + datetime.timedelta(days=1))
     bill_run.refresh_from_db()
     return bill_run

@@ -22,9 +22,27 @@ from hypothesis import strategies as st
 from accounts import services as account_services
 from accounts.models import AuditEvent, Customer, Role
 from accounts.validation import national_phone_digits
-from billing import bacs, services
+from billing import bacs
 from billing.demo import uk_tariff
 from billing.models import BillRun, DirectDebitSubmission, Invoice, PartnerBillingProfile
+from billing.services.bill_runs import (
+    bill_run_approve,
+    bill_run_create,
+    bill_run_finalise,
+    bill_run_restrict,
+    bill_run_start_calculation,
+)
+from billing.services.call_imports import call_import_run
+from billing.services.charges import one_off_charge_create
+from billing.services.credit_notes import credit_note_issue
+from billing.services.direct_debit import (
+    DIRECT_DEBIT_DOWNLOADED_AGAIN,
+    DIRECT_DEBIT_EXPORTED,
+    DIRECT_DEBIT_NOTICE_DAYS,
+    direct_debit_export,
+    direct_debit_submission_cancel,
+)
+from billing.services.errors import BillingError
 from fusion_site import crypto, key_rotation
 from tests.billing.factories import billing_profile
 from tests.factories import CustomerFactory, full_customer
@@ -88,23 +106,23 @@ def finalise(partner, agent, finance, django_capture_on_commit_callbacks):
     def run_to(
         status: str = BillRun.Status.FINALISED, *, of=None, issue_date: datetime.date = ISSUE_DATE
     ) -> BillRun:
-        run = services.bill_run_create(
+        run = bill_run_create(
             partner=of or partner, period_start=PERIOD_START, period_end=PERIOD_END, actor=agent
         )
         with django_capture_on_commit_callbacks(execute=True):
-            services.bill_run_start_calculation(bill_run=run, actor=agent)
+            bill_run_start_calculation(bill_run=run, actor=agent)
         run.refresh_from_db()
         assert run.status == BillRun.Status.CALCULATED
         if status == BillRun.Status.CALCULATED:
             return run
-        services.bill_run_approve(bill_run=run, actor=finance)
-        return services.bill_run_finalise(bill_run=run, actor=finance, issue_date=issue_date)
+        bill_run_approve(bill_run=run, actor=finance)
+        return bill_run_finalise(bill_run=run, actor=finance, issue_date=issue_date)
 
     return run_to
 
 
 def one_off(customer: Customer, net: str, agent) -> None:
-    services.one_off_charge_create(
+    one_off_charge_create(
         customer=customer, description="Equipment", amount=Decimal(net), charge_date=PERIOD_START, actor=agent
     )
 
@@ -116,9 +134,7 @@ def import_calls(partner, customer: Customer, agent) -> None:
         f"{cli},01134960000,2024-03-04T10:00:00,125,voice,BACS-{customer.pk}-1",
         f"{cli},07700900123,2024-03-05T11:30:00,61,voice,BACS-{customer.pk}-2",
     ]
-    services.call_import_run(
-        partner=partner, stream=io.StringIO("\n".join(rows)), file_name="march.csv", actor=agent
-    )
+    call_import_run(partner=partner, stream=io.StringIO("\n".join(rows)), file_name="march.csv", actor=agent)
 
 
 @pytest.fixture
@@ -287,8 +303,8 @@ def test_to_pence_is_exact_and_refuses_fractions_of_a_penny():
 def test_credit_notes_reduce_what_is_collected(billed):
     paying = Invoice.objects.get(bill_run=billed.run, customer=billed.paying)
     exact = Invoice.objects.get(bill_run=billed.run, customer=billed.exact)
-    services.credit_note_issue(invoice=paying, actor=billed.finance, reason="Goodwill", net=Decimal("1.00"))
-    services.credit_note_issue(invoice=exact, actor=billed.finance, reason="Billed in error")
+    credit_note_issue(invoice=paying, actor=billed.finance, reason="Goodwill", net=Decimal("1.00"))
+    credit_note_issue(invoice=exact, actor=billed.finance, reason="Billed in error")
 
     result = build(billed.run)
 
@@ -575,7 +591,7 @@ def test_the_downloaded_file_parses_back_field_by_field_against_the_published_la
     made_on = {before.astimezone(LONDON).date(), after.astimezone(LONDON).date()}
     assert from_bacs_day(hdr1["creation date"]) in made_on
     processing = from_bacs_day(uhl1["processing date"])
-    promised = ISSUE_DATE + datetime.timedelta(days=services.DIRECT_DEBIT_NOTICE_DAYS)
+    promised = ISSUE_DATE + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
     assert_cycle_holds(processing, made_at=after, promised=promised)
     total = sum(int(d["amount in pence"]) for d in details)
     assert int(contras[0]["amount in pence"]) == total == int(utl1["debit value total"])
@@ -600,8 +616,8 @@ def test_a_second_download_gives_back_the_first_file_byte_for_byte(client, bille
     assert submission.file_bytes == first.content
     assert submission.sha256 == hashlib.sha256(first.content).hexdigest()
     actions = list(billed.run.events.values_list("action", flat=True))
-    assert actions.count(services.DIRECT_DEBIT_EXPORTED) == 1
-    assert actions.count(services.DIRECT_DEBIT_DOWNLOADED_AGAIN) == 1
+    assert actions.count(DIRECT_DEBIT_EXPORTED) == 1
+    assert actions.count(DIRECT_DEBIT_DOWNLOADED_AGAIN) == 1
 
 
 def test_the_first_file_is_kept_even_when_the_run_would_now_give_another(client, billed, clock):
@@ -647,7 +663,7 @@ def test_only_a_recorded_cancellation_lets_the_finance_manager_make_a_new_file(c
 
 
 def test_a_billing_agent_can_neither_download_nor_cancel(client, billed, agent):
-    services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    direct_debit_export(bill_run=billed.run, actor=billed.finance)
     client.force_login(agent)
 
     page = client.get(f"/billing/runs/{billed.run.pk}/").content.decode()
@@ -657,21 +673,21 @@ def test_a_billing_agent_can_neither_download_nor_cancel(client, billed, agent):
     cancel = client.post(f"/billing/runs/{billed.run.pk}/direct-debit/cancel/", {"reason": "Because"})
     assert cancel.status_code == 403
     with pytest.raises(PermissionDenied):
-        services.direct_debit_submission_cancel(
+        direct_debit_submission_cancel(
             submission=DirectDebitSubmission.objects.get(), actor=agent, reason="Because"
         )
     assert DirectDebitSubmission.objects.get().cancelled_at is None
 
 
 def test_the_service_gives_the_live_submission_until_it_is_cancelled(billed):
-    first = services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
-    again = services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    first = direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    again = direct_debit_export(bill_run=billed.run, actor=billed.finance)
     assert again.pk == first.pk
 
-    services.direct_debit_submission_cancel(submission=first, actor=billed.finance, reason="Not sent")
-    with pytest.raises(services.BillingError, match="already cancelled"):
-        services.direct_debit_submission_cancel(submission=first, actor=billed.finance, reason="Twice")
-    new = services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    direct_debit_submission_cancel(submission=first, actor=billed.finance, reason="Not sent")
+    with pytest.raises(BillingError, match="already cancelled"):
+        direct_debit_submission_cancel(submission=first, actor=billed.finance, reason="Twice")
+    new = direct_debit_export(bill_run=billed.run, actor=billed.finance)
 
     assert new.pk != first.pk
     assert (first.serial, new.serial) == ("000001", "000002")
@@ -679,7 +695,7 @@ def test_the_service_gives_the_live_submission_until_it_is_cancelled(billed):
 
 
 def test_the_database_refuses_a_second_live_submission_of_a_run(billed):
-    live = services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    live = direct_debit_export(bill_run=billed.run, actor=billed.finance)
     twin = DirectDebitSubmission.objects.get(pk=live.pk)
     twin.pk, twin.id, twin.serial = None, None, "000099"
 
@@ -697,7 +713,7 @@ def test_two_concurrent_exports_make_one_submission(billed):
     def export() -> None:
         try:
             barrier.wait()
-            results.append(services.direct_debit_export(bill_run=billed.run, actor=billed.finance).pk)
+            results.append(direct_debit_export(bill_run=billed.run, actor=billed.finance).pk)
         except Exception as exc:  # the assertion below shows what went wrong
             results.append(exc)
         finally:
@@ -723,7 +739,7 @@ def test_a_run_finalised_long_ago_gets_a_processing_day_after_the_file_is_made(c
     after = timezone.now()
 
     processing = from_bacs_day(uhl1["processing date"])
-    promised = ISSUE_DATE + datetime.timedelta(days=services.DIRECT_DEBIT_NOTICE_DAYS)
+    promised = ISSUE_DATE + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
     assert promised < before.date()  # the notice date passed long ago: the cycle alone decides
     assert processing in {first_working_after(input_day_of(before)), first_working_after(input_day_of(after))}
     assert DirectDebitSubmission.objects.get().processing_date == processing
@@ -743,7 +759,7 @@ def test_a_run_finalised_today_is_not_debited_before_the_notice_date(
         parse(download(client, run).content.decode("ascii").split("\r\n")[3])["processing date"]
     )
 
-    promised = today + datetime.timedelta(days=services.DIRECT_DEBIT_NOTICE_DAYS)
+    promised = today + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
     assert first_working_after(processing) >= promised
     # The entry day is the first day Bacs debits on or after the promise, not a day later.
     assert first_working_after(processing) == first_working_on_or_after(promised)
@@ -833,7 +849,7 @@ def test_the_processing_day_keeps_the_three_day_cycle_and_the_notice(made_at, no
 def test_a_restricted_run_hands_out_not_even_its_stored_file(client, billed, dpo):
     client.force_login(billed.finance)
     download(client, billed.run)
-    services.bill_run_restrict(bill_run=billed.run, actor=dpo, reason="Art. 18 request")
+    bill_run_restrict(bill_run=billed.run, actor=dpo, reason="Art. 18 request")
 
     response = client.post(f"/billing/runs/{billed.run.pk}/direct-debit/", follow=True)
 
@@ -846,7 +862,7 @@ def test_a_restricted_run_hands_out_not_even_its_stored_file(client, billed, dpo
 
 
 def test_the_stored_file_is_ciphertext_in_the_database(billed):
-    submission = services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    submission = direct_debit_export(bill_run=billed.run, actor=billed.finance)
     assert "31926819" in submission.content and "400515" in submission.content  # the paying customer
 
     with connection.cursor() as cursor:
@@ -898,14 +914,14 @@ def test_a_cleared_file_is_refused_with_what_to_do_and_the_facts_stay(client, bi
     assert billed.run.events.filter(
         action="direct debit export refused", detail__contains="file text cleared"
     ).exists()
-    assert not billed.run.events.filter(action=services.DIRECT_DEBIT_DOWNLOADED_AGAIN).exists()
+    assert not billed.run.events.filter(action=DIRECT_DEBIT_DOWNLOADED_AGAIN).exists()
     kept = DirectDebitSubmission.objects.get()
     assert kept.sha256 == hashlib.sha256(first.content).hexdigest() and kept.content == ""
     assert (kept.serial, kept.collections, kept.cancelled_at) == ("000001", 2, None)
 
 
 def test_the_database_refuses_a_clearance_without_its_date_or_reason(billed):
-    services.direct_debit_export(bill_run=billed.run, actor=billed.finance)
+    direct_debit_export(bill_run=billed.run, actor=billed.finance)
     with pytest.raises(IntegrityError), transaction.atomic():
         DirectDebitSubmission.objects.update(content_cleared_for=DirectDebitSubmission.ContentCleared.ERASURE)
     with pytest.raises(IntegrityError), transaction.atomic():

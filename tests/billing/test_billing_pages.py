@@ -11,9 +11,11 @@ import pytest
 from django.utils.html import escape
 
 from accounts.models import Customer, Role, User
-from billing import services
 from billing.demo import uk_tariff
 from billing.models import Band, BillRun, CallRecord, CreditNote, Invoice, Rate
+from billing.services.bill_runs import bill_run_create, bill_run_start_calculation
+from billing.services.charges import one_off_charge_create
+from billing.services.credit_notes import credit_note_issue
 from tests.billing.factories import (
     Call,
     billing_profile,
@@ -31,7 +33,7 @@ JANUARY, FEBRUARY = month(2025, 1), month(2025, 2)
 
 
 def _charge(customer: Customer, amount: str, day: datetime.date, agent: User) -> None:
-    services.one_off_charge_create(
+    one_off_charge_create(
         customer=customer, description="Equipment", amount=Decimal(amount), charge_date=day, actor=agent
     )
 
@@ -303,7 +305,7 @@ def money_world(partner, customer, agent, finance) -> dict[str, str]:
     _charge(small, "0.05", datetime.date(2025, 1, 5), agent)
     import_calls(partner, [Call(cli=cli_of(small), duration=str(37 + n)) for n in range(7)])
     january = finalised_run(partner, JANUARY, agent=agent, finance=finance)
-    services.credit_note_issue(
+    credit_note_issue(
         invoice=january.invoices.get(customer=customer),
         actor=finance,
         reason="Goodwill",
@@ -539,9 +541,7 @@ def test_resume_on_the_run_page_finishes_a_crashed_calculation(client, partner, 
     from billing import calculation
 
     billing_profile(partner, default_tariff=uk_tariff())
-    bill_run = services.bill_run_create(
-        partner=partner, period_start=JANUARY[0], period_end=JANUARY[1], actor=agent
-    )
+    bill_run = bill_run_create(partner=partner, period_start=JANUARY[0], period_end=JANUARY[1], actor=agent)
     real = calculation.calculate_chunk
 
     def crash(**kwargs):
@@ -549,7 +549,7 @@ def test_resume_on_the_run_page_finishes_a_crashed_calculation(client, partner, 
 
     monkeypatch.setattr(calculation, "calculate_chunk", crash)
     with pytest.raises(RuntimeError), run_on_commit():
-        services.bill_run_start_calculation(bill_run=bill_run, actor=agent)
+        bill_run_start_calculation(bill_run=bill_run, actor=agent)
     monkeypatch.setattr(calculation, "calculate_chunk", real)
     client.force_login(agent)
 

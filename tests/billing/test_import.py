@@ -14,10 +14,12 @@ from django.db import connection
 
 from accounts import services as accounts_services
 from accounts.models import Role
-from billing import importer, services
 from billing.demo import uk_tariff
-from billing.importer import ImportFileError, _Batch, _load_all, _read_ahead
+from billing.importer import load, pipeline
+from billing.importer.parse import ImportFileError
+from billing.importer.pipeline import _Batch, _load_all, _read_ahead
 from billing.models import CallImport, CallRecord
+from billing.services.call_imports import call_import_run
 from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv, cli_of, run_on_commit
 from tests.factories import full_customer
 
@@ -37,9 +39,7 @@ def _good(cli: str, reference: str) -> str:
 
 
 def _run(partner, text: str, *, file_name: str = "calls.csv") -> CallImport:
-    return services.call_import_run(
-        partner=partner, stream=io.StringIO(text), file_name=file_name, actor=None
-    )
+    return call_import_run(partner=partner, stream=io.StringIO(text), file_name=file_name, actor=None)
 
 
 HEADER = ",".join(CSV_HEADER)
@@ -446,15 +446,15 @@ def test_an_import_outside_a_transaction_loads_its_batches_in_parallel_and_count
     billing_profile(partner, default_tariff=uk_tariff(name="Parallel"))
     customer = full_customer(partner)
     number = "0" + cli_of(customer).removeprefix("+44")
-    monkeypatch.setattr(importer, "BATCH_SIZE", 3)
+    monkeypatch.setattr(pipeline, "BATCH_SIZE", 3)
     loaded_by: set[str] = set()
-    load = importer._load_postgresql
+    load_postgresql = load.load_postgresql
 
     def recording_load(rows, **kwargs):
         loaded_by.add(threading.current_thread().name)
-        return load(rows, **kwargs)
+        return load_postgresql(rows, **kwargs)
 
-    monkeypatch.setattr(importer, "_load_postgresql", recording_load)
+    monkeypatch.setattr(load, "load_postgresql", recording_load)
     lines = [_good(number, f"PAR-{n:03d}") for n in range(20)]
     lines[7] = f"{number},{GOOD_DIALLED},yesterday,60,voice,PAR-BAD"  # line 9 of the file
 

@@ -22,7 +22,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from billing.importer import normalise_dialled
+from billing.importer.parse import normalise_dialled
 from billing.models import CallImport, CallRecord
 from tests.billing.factories import CSV_HEADER, cli_of
 

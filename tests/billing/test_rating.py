@@ -11,9 +11,11 @@ from django.core.exceptions import ValidationError
 
 from accounts import services as accounts_services
 from accounts.models import Line
-from billing import services
 from billing.demo import uk_tariff
 from billing.models import Band, BillRun, CallRecord, InvoiceLine, Rate
+from billing.services.call_imports import suspense_rerate
+from billing.services.charges import one_off_charge_create, recurring_charge_create
+from billing.services.tariffs import customer_set_tariff, line_set_tariff
 from tests.billing.factories import (
     Call,
     RateSpec,
@@ -160,13 +162,11 @@ def test_tariff_precedence_is_line_then_customer_then_partner_default(
     customer = full_customer(partner, lines=2)
     first, second = customer.lines.order_by("pk")
     if customer_tariff:
-        services.customer_set_tariff(
+        customer_set_tariff(
             customer=customer, tariff=simple_tariff("0.0200", name="Customer", partner=partner), actor=agent
         )
     if line_tariff:
-        services.line_set_tariff(
-            line=first, tariff=simple_tariff("0.0300", name="Line", partner=partner), actor=agent
-        )
+        line_set_tariff(line=first, tariff=simple_tariff("0.0300", name="Line", partner=partner), actor=agent)
     calls = [Call(cli=first.cli), Call(cli=second.cli)]
 
     import_calls(partner, calls)
@@ -176,9 +176,7 @@ def test_tariff_precedence_is_line_then_customer_then_partner_default(
 
 def test_another_partners_tariff_cannot_be_assigned(partner, other_partner, customer, agent):
     with pytest.raises(ValidationError, match="another partner") as raised:
-        services.customer_set_tariff(
-            customer=customer, tariff=simple_tariff(partner=other_partner), actor=agent
-        )
+        customer_set_tariff(customer=customer, tariff=simple_tariff(partner=other_partner), actor=agent)
     assert "tariff" in raised.value.message_dict
 
 
@@ -225,7 +223,7 @@ def _fix_unrateable(*, partner, **_):
 
 
 def _fix_no_tariff(*, customer, agent, **_):
-    services.customer_set_tariff(customer=customer, tariff=uk_tariff(name="Late tariff"), actor=agent)
+    customer_set_tariff(customer=customer, tariff=uk_tariff(name="Late tariff"), actor=agent)
 
 
 @pytest.mark.parametrize(
@@ -258,7 +256,7 @@ def test_calls_that_cannot_be_rated_wait_in_suspense_until_rerated(
     assert call_import.imported == (2 if fine else 1)
 
     fix(partner=partner, customer=customer, agent=agent)
-    services.suspense_rerate(partner=partner, actor=agent)
+    suspense_rerate(partner=partner, actor=agent)
 
     held.refresh_from_db()
     assert (held.status, held.suspense_reason, held.cost) == (
@@ -275,7 +273,7 @@ def test_rerating_without_a_fix_leaves_the_call_in_suspense(partner, profile, ag
     stuck = Call(cli=UNKNOWN_CLI)
     import_calls(partner, [stuck])
 
-    services.suspense_rerate(partner=partner, actor=agent)
+    suspense_rerate(partner=partner, actor=agent)
 
     held = call(stuck.call_reference)
     assert (held.status, held.suspense_reason) == (
@@ -291,7 +289,7 @@ def test_rerating_reports_how_many_calls_were_rated_and_how_many_stay_in_suspens
     import_calls(partner, [fixable, hopeless])
     _fix_unrateable(partner=partner)
 
-    result = services.suspense_rerate(partner=partner, actor=agent)
+    result = suspense_rerate(partner=partner, actor=agent)
 
     assert (result.rated, result.suspense) == (1, 1)
 
@@ -393,7 +391,7 @@ def test_vat_is_20_percent_of_the_net_total_not_the_sum_of_each_lines_vat(partne
     [("0.13", "0.03"), ("10.02", "2.00"), ("10.03", "2.01"), ("99.99", "20.00"), ("31.00", "6.20")],
 )
 def test_vat_on_an_invoice_is_rounded_half_up_to_pennies(partner, customer, profile, agent, net, vat):
-    services.one_off_charge_create(
+    one_off_charge_create(
         customer=customer,
         description="Equipment",
         amount=Decimal(net),
@@ -423,7 +421,7 @@ def _rental_lines(partner, customer, agent, period):
 
 
 def test_rental_is_billed_for_the_month_after_the_usage_period(partner, customer, profile, agent):
-    services.recurring_charge_create(
+    recurring_charge_create(
         customer=customer,
         line=customer.lines.get(),
         description="Line rental",
@@ -448,7 +446,7 @@ def test_rental_ending_on_the_10th_of_a_31_day_month_bills_10_days(partner, prof
         line.save()
     elif ended_by == "contract":
         accounts_services.customer_update(customer=customer, actor=agent, contract_end=end)
-    services.recurring_charge_create(
+    recurring_charge_create(
         customer=customer,
         line=line,
         description="Line rental",
@@ -512,7 +510,7 @@ def test_rental_ending_on_the_10th_of_a_31_day_month_bills_10_days(partner, prof
 )
 def test_rentals_are_prorated_by_day_in_a_leap_february(partner, profile, agent, start, end, expected):
     customer = full_customer(partner, lines=0)
-    services.recurring_charge_create(
+    recurring_charge_create(
         customer=customer,
         description="Rental",
         monthly_amount=Decimal("29.00"),
@@ -530,7 +528,7 @@ def test_rentals_are_prorated_by_day_in_a_leap_february(partner, profile, agent,
 def test_a_rental_on_a_line_starts_no_earlier_than_the_line(partner, profile, agent):
     customer = full_customer(partner, lines=0)
     line = LineFactory(customer=customer, start_date=datetime.date(2025, 1, 22))
-    services.recurring_charge_create(
+    recurring_charge_create(
         customer=customer,
         line=line,
         description="Line rental",

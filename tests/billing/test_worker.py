@@ -9,9 +9,15 @@ from celery.contrib.testing.worker import start_worker
 
 from accounts.models import Role
 from accounts.validation import national_phone_digits
-from billing import services
 from billing.demo import billing_profile, uk_tariff
 from billing.models import BillRun, CallRecord, Invoice
+from billing.services.bill_runs import (
+    bill_run_approve,
+    bill_run_create,
+    bill_run_finalise,
+    bill_run_start_calculation,
+)
+from billing.services.call_imports import call_import_run
 from fusion_site.celery import app as celery_app
 from tests.conftest import require_service
 from tests.factories import UserFactory, full_customer
@@ -30,20 +36,18 @@ def test_bill_run_calculated_by_a_real_worker_then_finalised(partner):
     for number, customer in enumerate(customers):
         cli = national_phone_digits(customer.lines.get().cli)
         rows.append(f"{cli},01134960000,2026-10-0{number + 1}T10:00:00,600,voice,W{number}")
-    services.call_import_run(
-        partner=partner, stream=io.StringIO("\n".join(rows)), file_name="w.csv", actor=agent
-    )
+    call_import_run(partner=partner, stream=io.StringIO("\n".join(rows)), file_name="w.csv", actor=agent)
     assert CallRecord.objects.filter(status=CallRecord.Status.RATED).count() == 3
 
     celery_app.conf.task_always_eager = False
     with start_worker(celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30):
-        bill_run = services.bill_run_create(
+        bill_run = bill_run_create(
             partner=partner,
             period_start=datetime.date(2026, 10, 1),
             period_end=datetime.date(2026, 10, 31),
             actor=agent,
         )
-        services.bill_run_start_calculation(bill_run=bill_run, actor=agent)
+        bill_run_start_calculation(bill_run=bill_run, actor=agent)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             bill_run.refresh_from_db()
@@ -51,8 +55,8 @@ def test_bill_run_calculated_by_a_real_worker_then_finalised(partner):
                 break
             time.sleep(0.2)
     assert bill_run.status == BillRun.Status.CALCULATED
-    services.bill_run_approve(bill_run=bill_run, actor=finance)
-    services.bill_run_finalise(bill_run=bill_run, actor=finance)
+    bill_run_approve(bill_run=bill_run, actor=finance)
+    bill_run_finalise(bill_run=bill_run, actor=finance)
     numbers = sorted(
         n for n in Invoice.objects.filter(bill_run=bill_run).values_list("sequence", flat=True) if n
     )

@@ -13,13 +13,13 @@ from django.contrib.contenttypes.models import ContentType
 from accounts import services as account_services
 from accounts import validation
 from accounts.models import AccessLog, Customer, Role, User, name_index_digests
-from billing import services as billing_services
 from billing.demo import line_rentals
 from billing.models import Invoice, OneOffCharge
+from billing.services.credit_notes import credit_note_issue
 from fusion_site.crypto import blind_index
 from fusion_site.customer_cache import customer_cache_set
 from privacy.models import PrivacyRequest
-from privacy.services import requests as services
+from privacy.services.requests.receiving import privacy_request_receive
 from privacy.website import services as website_services
 from tests.billing.factories import Call, calculated_run, finalised_run, import_calls, month
 from tests.conftest import LONDON
@@ -109,9 +109,7 @@ def build_subject(
     if finalise:
         run = finalised_run(partner, month(2025, 1), agent=agent, finance=finance)
         invoice = run.invoices.get(customer=customer)
-        billing_services.credit_note_issue(
-            invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1.00")
-        )
+        credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1.00"))
     else:
         invoice = calculated_run(partner, month(2025, 1), actor=agent).invoices.get(customer=customer)
     LogEntry.objects.create(
@@ -142,7 +140,7 @@ def build_subject(
         failures_since_start=1,
     )
     # The erasure request itself names the person: its record stays, without them.
-    services.privacy_request_receive(
+    privacy_request_receive(
         kind=PrivacyRequest.Kind.ERASURE,
         channel=PrivacyRequest.Channel.EMAIL,
         details="Zebedee Quillfeather asks us to forget the rear office move",
@@ -222,7 +220,7 @@ def today(clock):
 def receive(actor, *, kind=PrivacyRequest.Kind.ACCESS, **fields) -> PrivacyRequest:
     fields.setdefault("channel", PrivacyRequest.Channel.EMAIL)
     fields.setdefault("details", "Please send me a copy of my data.")
-    return services.privacy_request_receive(kind=kind, actor=actor, **fields)
+    return privacy_request_receive(kind=kind, actor=actor, **fields)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from guardian.shortcuts import get_perms
 
 from accounts.audit import verify_chain
 from accounts.models import AuditEvent, Contact, Customer, Line, Role, Site, User
-from billing import services as billing_services
 from billing.models import BillRun, CallRecord, CreditNote, DirectDebitSubmission, Invoice
+from billing.services.direct_debit import direct_debit_export
 from fusion_site.customer_cache import customer_cache_get
 from privacy.data_map import ErasureAction, base_model, fields_with_action
 from privacy.erasure import ErasureBlockedError, customer_erase, customers_erase, erasure_preview
@@ -451,7 +451,7 @@ def test_erasure_clears_the_direct_debit_file_that_collects_from_the_customer(
     subject, partner, finance, dpo, client
 ):
     run = subject.invoice.bill_run
-    made = billing_services.direct_debit_export(bill_run=run, actor=finance)
+    made = direct_debit_export(bill_run=run, actor=finance)
     assert "31926819" in made.content and "404784" in made.content
     other = _submission_of_another_run(partner, finance)
     kept = {subject.invoice.pk}
@@ -481,7 +481,7 @@ def test_erasure_clears_the_direct_debit_file_that_collects_from_the_customer(
 
 
 def test_a_chunk_counts_a_cleared_file_for_the_customer_it_billed(subject, neighbour, finance, dpo):
-    billing_services.direct_debit_export(bill_run=subject.invoice.bill_run, actor=finance)
+    direct_debit_export(bill_run=subject.invoice.bill_run, actor=finance)
     expected = previewed_counts(subject.customer)
     assert expected["billing.DirectDebitSubmission"] == 1
     assert "billing.DirectDebitSubmission" not in previewed_counts(neighbour)

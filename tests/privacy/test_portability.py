@@ -21,9 +21,11 @@ from django.utils import timezone
 from accounts import services as account_services
 from accounts.models import AccessLog, Contact, Customer, Line, Role, Site
 from accounts.validation import national_phone_digits
-from billing import services as billing_services
 from billing.demo import uk_tariff
 from billing.models import CallRecord, CreditNote, Invoice, InvoiceLine
+from billing.services.call_imports import call_import_run
+from billing.services.charges import one_off_charge_create
+from billing.services.credit_notes import credit_note_issue
 from fusion_site.celery import app as celery_app
 from fusion_site.crypto import blind_index
 from fusion_site.spreadsheet import safe_cell
@@ -65,7 +67,7 @@ def import_calls(customer: Customer, agent, *, prefix: str) -> None:
         f"{cli},07700900123,2025-01-05T11:30:00,61,voice,{prefix}-2",
         f"{cli},01134960001,2025-01-06T09:15:00,30,voice,{prefix}-3",
     ]
-    billing_services.call_import_run(
+    call_import_run(
         partner=customer.partner, stream=io.StringIO("\n".join(rows)), file_name="jan.csv", actor=agent
     )
 
@@ -81,7 +83,7 @@ def billed_customer(partner, other_customer, customer, make_user):
     import_calls(other_customer, agent, prefix="THEIRS")
     finalised_run(partner, month(2025, 1), agent=agent, finance=finance)
     invoice = Invoice.objects.get(customer=customer)
-    billing_services.credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill")
+    credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill")
     return customer
 
 
@@ -547,7 +549,7 @@ def test_invoice_and_credit_amounts_are_exported_in_pounds_and_pence_without_sep
 ):
     agent, finance = make_user(Role.BILLING_AGENT), make_user(Role.FINANCE_MANAGER)
     billing_profile(partner, default_tariff=uk_tariff())
-    billing_services.one_off_charge_create(
+    one_off_charge_create(
         customer=customer,
         description="Equipment",
         amount=Decimal("8953.84"),
@@ -555,9 +557,7 @@ def test_invoice_and_credit_amounts_are_exported_in_pounds_and_pence_without_sep
         actor=agent,
     )
     invoice = finalised_run(partner, month(2025, 1), agent=agent, finance=finance).invoices.get()
-    billing_services.credit_note_issue(
-        invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1234.56")
-    )
+    credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1234.56"))
     categories = {category.name: category for category in portability.CATEGORIES}
 
     [credit] = categories["credit_notes"].rows(customer)

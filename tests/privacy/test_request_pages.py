@@ -17,7 +17,18 @@ from accounts.models import AccessLog, Role
 from billing.demo import uk_tariff
 from fusion_site.spreadsheet import safe_cell
 from privacy.models import PrivacyRequest, State
-from privacy.services import requests as services
+from privacy.services.requests.carrying_out import privacy_request_complete
+from privacy.services.requests.identity import (
+    privacy_request_attest_identity,
+    privacy_request_request_identity,
+)
+from privacy.services.requests.workflow import (
+    privacy_request_approve,
+    privacy_request_reject,
+    privacy_request_start,
+    privacy_request_submit_for_approval,
+    privacy_request_withdraw,
+)
 from tests.billing.factories import billing_profile, calculated_run, month
 from tests.privacy.conftest import receive
 
@@ -51,7 +62,7 @@ def test_queue_orders_by_due_date_highlights_and_draws_the_chart(
     )
     later = receive(dpo, subject_email="pat@example.com", kind=Kind.PORTABILITY)
     closed = receive(dpo, customer=customer, kind=Kind.RECTIFICATION)
-    services.privacy_request_withdraw(privacy_request=closed, actor=dpo, reason="Withdrawn by phone")
+    privacy_request_withdraw(privacy_request=closed, actor=dpo, reason="Withdrawn by phone")
     client.force_login(dpo)
     with django_assert_max_num_queries(12):
         response = client.get(reverse("privacy:queue"))
@@ -266,15 +277,13 @@ def test_register_csv_holds_the_register_without_personal_data(
     completed = receive(
         dpo, customer=customer, subject_email="pat.public@example.com", details="Secret details"
     )
-    services.privacy_request_attest_identity(privacy_request=completed, actor=dpo, reason="Known")
-    services.privacy_request_start(privacy_request=completed, actor=dpo)
-    services.privacy_request_submit_for_approval(privacy_request=completed, actor=dpo)
-    services.privacy_request_approve(privacy_request=completed, actor=second_dpo)
-    services.privacy_request_complete(
-        privacy_request=completed, actor=second_dpo, reason="=cmd|' /C calc'!A0"
-    )
+    privacy_request_attest_identity(privacy_request=completed, actor=dpo, reason="Known")
+    privacy_request_start(privacy_request=completed, actor=dpo)
+    privacy_request_submit_for_approval(privacy_request=completed, actor=dpo)
+    privacy_request_approve(privacy_request=completed, actor=second_dpo)
+    privacy_request_complete(privacy_request=completed, actor=second_dpo, reason="=cmd|' /C calc'!A0")
     rejected = receive(dpo, subject_email="sam@example.com", kind=Kind.ERASURE)
-    services.privacy_request_reject(privacy_request=rejected, actor=dpo, reason="-Manifestly unfounded")
+    privacy_request_reject(privacy_request=rejected, actor=dpo, reason="-Manifestly unfounded")
     client.force_login(dpo)
     assert client.get(reverse("privacy:register")).status_code == 405, "an export only by POST"
     response = client.post(reverse("privacy:register"))
@@ -315,7 +324,7 @@ def test_subject_enters_the_emailed_code_without_logging_in(
     item = receive(dpo, customer=customer)
     other = receive(dpo, customer=customer, kind=Kind.ERASURE)  # received, not awaiting a code
     with django_capture_on_commit_callbacks(execute=True):
-        services.privacy_request_request_identity(privacy_request=item, actor=dpo)
+        privacy_request_request_identity(privacy_request=item, actor=dpo)
     body = mail.outbox[0].body
     url = reverse("privacy:verify_identity")
     assert url in body

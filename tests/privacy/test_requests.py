@@ -23,8 +23,25 @@ from privacy.models import (
     State,
     SuppressionEntry,
 )
-from privacy.services import requests as services
-from privacy.services.requests import PrivacyRequestError
+from privacy.services.requests.carrying_out import privacy_request_complete, privacy_request_lift_restriction
+from privacy.services.requests.identity import (
+    IDENTITY_CODE_MAX_ATTEMPTS,
+    privacy_request_attest_identity,
+    privacy_request_request_identity,
+    privacy_request_send_identity_code,
+    privacy_request_verify_identity_code,
+)
+from privacy.services.requests.workflow import (
+    PrivacyRequestError,
+    privacy_request_approve,
+    privacy_request_extend,
+    privacy_request_hold,
+    privacy_request_reject,
+    privacy_request_resume,
+    privacy_request_start,
+    privacy_request_submit_for_approval,
+    privacy_request_withdraw,
+)
 from privacy.tasks import send_deadline_reminders
 from tests.factories import CustomerFactory
 from tests.privacy.conftest import receive
@@ -43,11 +60,9 @@ def _code_from(message) -> str:
 
 
 def _ready_for_approval(privacy_request, dpo) -> PrivacyRequest:
-    services.privacy_request_attest_identity(
-        privacy_request=privacy_request, actor=dpo, reason="Known caller"
-    )
-    services.privacy_request_start(privacy_request=privacy_request, actor=dpo)
-    return services.privacy_request_submit_for_approval(privacy_request=privacy_request, actor=dpo)
+    privacy_request_attest_identity(privacy_request=privacy_request, actor=dpo, reason="Known caller")
+    privacy_request_start(privacy_request=privacy_request, actor=dpo)
+    return privacy_request_submit_for_approval(privacy_request=privacy_request, actor=dpo)
 
 
 def test_lifecycle_records_every_transition_with_actor_and_reason(
@@ -57,11 +72,9 @@ def test_lifecycle_records_every_transition_with_actor_and_reason(
     assert request.state == State.RECEIVED
     assert request.reference == f"DSR-{request.pk:06d}"
     _ready_for_approval(request, dpo)
-    services.privacy_request_approve(privacy_request=request, actor=second_dpo, reason="Checked the response")
+    privacy_request_approve(privacy_request=request, actor=second_dpo, reason="Checked the response")
     with on_commit():
-        services.privacy_request_complete(
-            privacy_request=request, actor=second_dpo, reason="Copy sent by email"
-        )
+        privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Copy sent by email")
 
     request.refresh_from_db()
     assert request.state == State.COMPLETED
@@ -105,15 +118,15 @@ def test_subject_email_and_details_are_encrypted_at_rest(dpo):
     ("step", "message"),
     [
         (
-            lambda r, a: services.privacy_request_hold(privacy_request=r, actor=a, reason="x"),
+            lambda r, a: privacy_request_hold(privacy_request=r, actor=a, reason="x"),
             "only from in progress",
         ),
-        (lambda r, a: services.privacy_request_resume(privacy_request=r, actor=a), "only from on hold"),
+        (lambda r, a: privacy_request_resume(privacy_request=r, actor=a), "only from on hold"),
         (
-            lambda r, a: services.privacy_request_submit_for_approval(privacy_request=r, actor=a),
+            lambda r, a: privacy_request_submit_for_approval(privacy_request=r, actor=a),
             "in progress",
         ),
-        (lambda r, a: services.privacy_request_complete(privacy_request=r, actor=a, reason="x"), "awaiting"),
+        (lambda r, a: privacy_request_complete(privacy_request=r, actor=a, reason="x"), "awaiting"),
     ],
 )
 def test_invalid_transitions_are_refused_with_a_clear_error(customer, dpo, step, message):
@@ -128,26 +141,26 @@ def test_invalid_transitions_are_refused_with_a_clear_error(customer, dpo, step,
 
 def test_closed_requests_take_no_further_steps(customer, dpo):
     request = receive(dpo, customer=customer)
-    services.privacy_request_withdraw(privacy_request=request, actor=dpo, reason="Subject phoned to withdraw")
+    privacy_request_withdraw(privacy_request=request, actor=dpo, reason="Subject phoned to withdraw")
     with pytest.raises(PrivacyRequestError, match="withdrawn"):
-        services.privacy_request_reject(privacy_request=request, actor=dpo, reason="Too late")
+        privacy_request_reject(privacy_request=request, actor=dpo, reason="Too late")
     with pytest.raises(PrivacyRequestError, match="closed"):
-        services.privacy_request_extend(privacy_request=request, actor=dpo, reason="Complex")
+        privacy_request_extend(privacy_request=request, actor=dpo, reason="Complex")
 
 
 def test_work_cannot_start_before_identity_is_established(customer, dpo):
     request = receive(dpo, customer=customer)
     with pytest.raises(PrivacyRequestError, match="identity"):
-        services.privacy_request_start(privacy_request=request, actor=dpo)
+        privacy_request_start(privacy_request=request, actor=dpo)
 
 
 def test_rejection_needs_a_reason_and_tells_the_subject(dpo, on_commit):
     request = receive(dpo, subject_email="pat@example.com")
     with pytest.raises(ValidationError) as caught:
-        services.privacy_request_reject(privacy_request=request, actor=dpo, reason="  ")
+        privacy_request_reject(privacy_request=request, actor=dpo, reason="  ")
     assert "reason" in caught.value.message_dict
     with on_commit():
-        services.privacy_request_reject(privacy_request=request, actor=dpo, reason="Manifestly unfounded")
+        privacy_request_reject(privacy_request=request, actor=dpo, reason="Manifestly unfounded")
     assert mail.outbox[0].to == ["pat@example.com"]
     assert "Manifestly unfounded" in mail.outbox[0].body
 
@@ -157,12 +170,12 @@ def test_four_eyes_submitter_and_receiver_cannot_approve(customer, dpo, second_d
     request = receive(second_dpo, customer=customer)
     _ready_for_approval(request, dpo)
     with pytest.raises(PrivacyRequestError, match="you submitted this request"):
-        services.privacy_request_approve(privacy_request=request, actor=dpo)
+        privacy_request_approve(privacy_request=request, actor=dpo)
     with pytest.raises(PrivacyRequestError, match="you received this request"):
-        services.privacy_request_approve(privacy_request=request, actor=second_dpo)
+        privacy_request_approve(privacy_request=request, actor=second_dpo)
     with pytest.raises(PrivacyRequestError, match="approval first"):
-        services.privacy_request_complete(privacy_request=request, actor=dpo, reason="Done")
-    services.privacy_request_approve(privacy_request=request, actor=third)
+        privacy_request_complete(privacy_request=request, actor=dpo, reason="Done")
+    privacy_request_approve(privacy_request=request, actor=third)
     request.refresh_from_db()
     assert request.approved_by == third
 
@@ -170,7 +183,7 @@ def test_four_eyes_submitter_and_receiver_cannot_approve(customer, dpo, second_d
 def test_approval_needs_the_approve_permission(customer, support, dpo):
     request = receive(dpo, customer=customer)
     with pytest.raises(PermissionDenied):
-        services.privacy_request_approve(privacy_request=request, actor=support)
+        privacy_request_approve(privacy_request=request, actor=support)
 
 
 # Identity ------------------------------------------------------------------------------------------
@@ -181,7 +194,7 @@ def awaiting_identity(customer, dpo, on_commit, today):
     today(D(2025, 9, 3))
     request = receive(dpo, customer=customer)
     with on_commit():
-        services.privacy_request_request_identity(privacy_request=request, actor=dpo)
+        privacy_request_request_identity(privacy_request=request, actor=dpo)
     request.refresh_from_db()
     return request
 
@@ -200,7 +213,7 @@ def test_right_code_starts_the_clock_from_the_day_of_verification(awaiting_ident
     code = _code_from(mail.outbox[0])
     # The code was sent at noon on 3 September; it is entered the next morning, within its 24 hours.
     clock.shift(datetime.timedelta(hours=20))
-    services.privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=code, actor=dpo)
+    privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=code, actor=dpo)
     awaiting_identity.refresh_from_db()
     assert awaiting_identity.state == State.IN_PROGRESS
     assert awaiting_identity.identity_method == PrivacyRequest.IdentityMethod.CODE
@@ -208,15 +221,13 @@ def test_right_code_starts_the_clock_from_the_day_of_verification(awaiting_ident
     # A month from 4 September 2025 is Saturday 4 October: the next working day is Monday the 6th.
     assert awaiting_identity.due_on == D(2025, 10, 6)
     # A used code cannot be used again.
-    services.privacy_request_hold(privacy_request=awaiting_identity, actor=dpo, reason="Which account?")
+    privacy_request_hold(privacy_request=awaiting_identity, actor=dpo, reason="Which account?")
     assert awaiting_identity.identity_codes.get().used_at is not None
 
 
 def test_wrong_code_uses_an_attempt_that_is_kept(awaiting_identity, dpo):
     with pytest.raises(PrivacyRequestError, match="4 attempts left") as caught:
-        services.privacy_request_verify_identity_code(
-            privacy_request=awaiting_identity, code="000000x", actor=dpo
-        )
+        privacy_request_verify_identity_code(privacy_request=awaiting_identity, code="000000x", actor=dpo)
     assert "code" in caught.value.message_dict
     assert awaiting_identity.identity_codes.get().attempts == 1
     assert awaiting_identity.events.filter(action="identity_code_wrong").count() == 1
@@ -226,19 +237,17 @@ def test_wrong_code_uses_an_attempt_that_is_kept(awaiting_identity, dpo):
 
 def test_too_many_attempts_lock_the_code_until_a_new_one_is_sent(awaiting_identity, dpo, on_commit):
     code = _code_from(mail.outbox[0])
-    for _ in range(services.IDENTITY_CODE_MAX_ATTEMPTS):
+    for _ in range(IDENTITY_CODE_MAX_ATTEMPTS):
         with pytest.raises(PrivacyRequestError, match="wrong"):
-            services.privacy_request_verify_identity_code(
-                privacy_request=awaiting_identity, code="x", actor=dpo
-            )
+            privacy_request_verify_identity_code(privacy_request=awaiting_identity, code="x", actor=dpo)
     with pytest.raises(PrivacyRequestError, match="Too many wrong attempts"):
-        services.privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=code, actor=dpo)
+        privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=code, actor=dpo)
     with on_commit():
-        services.privacy_request_send_identity_code(privacy_request=awaiting_identity, actor=dpo)
+        privacy_request_send_identity_code(privacy_request=awaiting_identity, actor=dpo)
     new_code = _code_from(mail.outbox[-1])
     old, new = awaiting_identity.identity_codes.order_by("id")
     assert old.superseded_at is not None and new.superseded_at is None and new.attempts == 0
-    services.privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=new_code, actor=dpo)
+    privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=new_code, actor=dpo)
     awaiting_identity.refresh_from_db()
     assert awaiting_identity.state == State.IN_PROGRESS
 
@@ -247,15 +256,15 @@ def test_expired_code_is_refused(awaiting_identity, dpo):
     code = _code_from(mail.outbox[0])
     awaiting_identity.identity_codes.update(expires_at=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC))
     with pytest.raises(PrivacyRequestError, match="expired"):
-        services.privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=code, actor=dpo)
+        privacy_request_verify_identity_code(privacy_request=awaiting_identity, code=code, actor=dpo)
 
 
 def test_attestation_needs_a_reason_and_starts_the_clock(awaiting_identity, dpo, today):
     with pytest.raises(ValidationError) as caught:
-        services.privacy_request_attest_identity(privacy_request=awaiting_identity, actor=dpo, reason="")
+        privacy_request_attest_identity(privacy_request=awaiting_identity, actor=dpo, reason="")
     assert "reason" in caught.value.message_dict
     today(D(2025, 9, 12))
-    services.privacy_request_attest_identity(
+    privacy_request_attest_identity(
         privacy_request=awaiting_identity, actor=dpo, reason="Passport seen at the Leeds office"
     )
     awaiting_identity.refresh_from_db()
@@ -271,12 +280,12 @@ def test_hold_stops_the_clock_and_resume_moves_the_deadline(customer, dpo, today
     today(D(2025, 9, 3))
     request = receive(dpo, customer=customer)
     assert request.due_on == D(2025, 10, 3)
-    services.privacy_request_attest_identity(privacy_request=request, actor=dpo, reason="Known caller")
-    services.privacy_request_start(privacy_request=request, actor=dpo)
+    privacy_request_attest_identity(privacy_request=request, actor=dpo, reason="Known caller")
+    privacy_request_start(privacy_request=request, actor=dpo)
     today(D(2025, 9, 10))
-    services.privacy_request_hold(privacy_request=request, actor=dpo, reason="Which of the two accounts?")
+    privacy_request_hold(privacy_request=request, actor=dpo, reason="Which of the two accounts?")
     today(D(2025, 9, 15))
-    services.privacy_request_resume(privacy_request=request, actor=dpo)
+    privacy_request_resume(privacy_request=request, actor=dpo)
     request.refresh_from_db()
     # Held Wed 10 to Mon 15 September, both days included (UK GDPR Art. 12A): 6 days.
     assert request.days_on_hold == 6
@@ -303,12 +312,12 @@ def test_clock_stop_includes_the_day_asked_and_the_day_answered(
 ):
     today(D(2025, 9, 1))
     request = receive(dpo, customer=customer)
-    services.privacy_request_attest_identity(privacy_request=request, actor=dpo, reason="Known caller")
-    services.privacy_request_start(privacy_request=request, actor=dpo)
+    privacy_request_attest_identity(privacy_request=request, actor=dpo, reason="Known caller")
+    privacy_request_start(privacy_request=request, actor=dpo)
     today(D(2025, 9, 10))
-    services.privacy_request_hold(privacy_request=request, actor=dpo, reason="Which of the two accounts?")
+    privacy_request_hold(privacy_request=request, actor=dpo, reason="Which of the two accounts?")
     today(answered_on)
-    services.privacy_request_resume(privacy_request=request, actor=dpo)
+    privacy_request_resume(privacy_request=request, actor=dpo)
     request.refresh_from_db()
     assert (request.days_on_hold, request.due_on) == (days_on_hold, due_on)
 
@@ -318,16 +327,14 @@ def test_extension_once_within_the_first_month_with_notice(customer, dpo, today,
     request = receive(dpo, customer=customer)
     today(D(2025, 9, 20))
     with on_commit():
-        services.privacy_request_extend(
-            privacy_request=request, actor=dpo, reason="Ten years of call records"
-        )
+        privacy_request_extend(privacy_request=request, actor=dpo, reason="Ten years of call records")
     request.refresh_from_db()
     assert request.due_on == D(2025, 12, 3)
     assert request.extension_reason == "Ten years of call records"
     (notice,) = mail.outbox
     assert "03 December 2025" in notice.body and "Ten years of call records" in notice.body
     with pytest.raises(PrivacyRequestError, match="already been extended once"):
-        services.privacy_request_extend(privacy_request=request, actor=dpo, reason="Again")
+        privacy_request_extend(privacy_request=request, actor=dpo, reason="Again")
 
 
 def test_extension_after_the_first_month_is_refused(customer, dpo, today):
@@ -335,7 +342,7 @@ def test_extension_after_the_first_month_is_refused(customer, dpo, today):
     request = receive(dpo, customer=customer)
     today(D(2025, 10, 4))
     with pytest.raises(PrivacyRequestError, match="first month ended on 03 October 2025"):
-        services.privacy_request_extend(privacy_request=request, actor=dpo, reason="Complex")
+        privacy_request_extend(privacy_request=request, actor=dpo, reason="Complex")
     request.refresh_from_db()
     assert request.extended_at is None and request.due_on == D(2025, 10, 3)
 
@@ -350,8 +357,8 @@ def test_duplicate_is_flagged_not_refused(customer, dpo):
     assert second.duplicate_of == first
     assert second.events.filter(action="flagged_duplicate", reason__contains=first.reference).exists()
     assert other_kind.duplicate_of is None
-    services.privacy_request_withdraw(privacy_request=first, actor=dpo, reason="Withdrawn")
-    services.privacy_request_withdraw(privacy_request=second, actor=dpo, reason="Withdrawn")
+    privacy_request_withdraw(privacy_request=first, actor=dpo, reason="Withdrawn")
+    privacy_request_withdraw(privacy_request=second, actor=dpo, reason="Withdrawn")
     assert receive(dpo, customer=customer).duplicate_of is None
 
 
@@ -420,7 +427,7 @@ def test_scoping_hides_other_partners_requests(customer, other_customer, dpo, su
 
 def _approved(request, dpo, second_dpo):
     _ready_for_approval(request, dpo)
-    return services.privacy_request_approve(privacy_request=request, actor=second_dpo)
+    return privacy_request_approve(privacy_request=request, actor=second_dpo)
 
 
 def test_completed_restriction_restricts_the_customer_and_lifting_tells_the_subject(
@@ -429,24 +436,20 @@ def test_completed_restriction_restricts_the_customer_and_lifting_tells_the_subj
     request = _approved(receive(dpo, customer=customer, kind=Kind.RESTRICTION), dpo, second_dpo)
     customer.refresh_from_db()
     assert not customer.is_processing_restricted  # nothing happens before completion
-    services.privacy_request_complete(
-        privacy_request=request, actor=second_dpo, reason="Processing restricted"
-    )
+    privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Processing restricted")
     customer.refresh_from_db()
     assert customer.is_processing_restricted
     assert request.reference in customer.processing_restricted_reason
     assert customer.processing_restricted_by == second_dpo
 
     with on_commit():
-        services.privacy_request_lift_restriction(
-            privacy_request=request, actor=dpo, reason="Accuracy confirmed"
-        )
+        privacy_request_lift_restriction(privacy_request=request, actor=dpo, reason="Accuracy confirmed")
     customer.refresh_from_db()
     assert not customer.is_processing_restricted
     assert mail.outbox[-1].subject == f"Your request {request.reference}: restriction lifted"
     assert "Accuracy confirmed" in mail.outbox[-1].body
     with pytest.raises(PrivacyRequestError, match="already lifted"):
-        services.privacy_request_lift_restriction(privacy_request=request, actor=dpo, reason="Again")
+        privacy_request_lift_restriction(privacy_request=request, actor=dpo, reason="Again")
 
 
 def test_objection_to_billing_ceases_billing(customer, dpo, second_dpo):
@@ -454,7 +457,7 @@ def test_objection_to_billing_ceases_billing(customer, dpo, second_dpo):
         dpo, customer=customer, kind=Kind.OBJECTION, objection_scope=PrivacyRequest.ObjectionScope.PROCESSING
     )
     _approved(request, dpo, second_dpo)
-    services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Billing ceased")
+    privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Billing ceased")
     customer.refresh_from_db()
     assert customer.is_billing_ceased
     assert request.reference in customer.billing_ceased_reason
@@ -467,7 +470,7 @@ def test_objection_to_marketing_suppresses_hmacs_only(customer, dpo, second_dpo)
         dpo, contact=contact, kind=Kind.OBJECTION, objection_scope=PrivacyRequest.ObjectionScope.MARKETING
     )
     _approved(request, dpo, second_dpo)
-    services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Suppressed")
+    privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Suppressed")
     entries = list(SuppressionEntry.objects.values_list("channel", "value_hmac"))
     assert sorted(channel for channel, _ in entries) == ["email", "phone"]
     assert all(len(digest) == 64 and "@" not in digest for _, digest in entries)
@@ -486,7 +489,7 @@ def test_an_approved_erasure_erases_the_customer_on_completion_and_tells_the_sub
         receive(dpo, contact=contact, kind=Kind.ERASURE, subject_email=contact.email), dpo, second_dpo
     )
     with on_commit():
-        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
+        privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
 
     customer.refresh_from_db()
     assert customer.is_erased and not customer.contacts.exists()
@@ -502,7 +505,7 @@ def test_an_approved_erasure_erases_the_customer_on_completion_and_tells_the_sub
 def test_erasure_needs_the_erase_permission_and_a_customer(customer, dpo, second_dpo, make_user):
     public = _approved(receive(dpo, kind=Kind.ERASURE, subject_email="someone@example.com"), dpo, second_dpo)
     with pytest.raises(PrivacyRequestError, match="needs the customer"):
-        services.privacy_request_complete(privacy_request=public, actor=second_dpo, reason="Erased")
+        privacy_request_complete(privacy_request=public, actor=second_dpo, reason="Erased")
 
     request = _approved(receive(dpo, customer=customer, kind=Kind.ERASURE), dpo, second_dpo)
     second_dpo.groups.clear()
@@ -513,7 +516,7 @@ def test_erasure_needs_the_erase_permission_and_a_customer(customer, dpo, second
     )
     second_dpo = type(second_dpo).objects.get(pk=second_dpo.pk)  # fresh permission cache
     with pytest.raises(PermissionDenied, match="erase customers"):
-        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
+        privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
     customer.refresh_from_db()
     assert not customer.is_erased
     request.refresh_from_db()
@@ -528,7 +531,7 @@ def test_a_blocked_erasure_cannot_complete(customer, dpo, second_dpo, monkeypatc
     )
     request = _approved(receive(dpo, customer=customer, kind=Kind.ERASURE), dpo, second_dpo)
     with pytest.raises(ValidationError, match="draft invoice"):
-        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
+        privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
     request.refresh_from_db()
     assert request.state == State.AWAITING_APPROVAL
     customer.refresh_from_db()
@@ -547,9 +550,9 @@ def test_nightly_reminder_emails_the_dpo_group_once_a_day(customer, dpo, second_
     held = receive(
         dpo, customer=customer, kind=Kind.RECTIFICATION, received_on=today - datetime.timedelta(days=60)
     )
-    services.privacy_request_attest_identity(privacy_request=held, actor=dpo, reason="Known")
-    services.privacy_request_start(privacy_request=held, actor=dpo)
-    services.privacy_request_hold(privacy_request=held, actor=dpo, reason="Which line?")
+    privacy_request_attest_identity(privacy_request=held, actor=dpo, reason="Known")
+    privacy_request_start(privacy_request=held, actor=dpo)
+    privacy_request_hold(privacy_request=held, actor=dpo, reason="Which line?")
     assert overdue.due_on and soon.due_on and later.due_on
     assert overdue.due_on < today <= soon.due_on <= today + datetime.timedelta(days=7) < later.due_on
 
@@ -611,7 +614,7 @@ def test_completing_a_portability_request_builds_the_export_for_the_portal(
     settings.MEDIA_ROOT = str(tmp_path)
     request = _approved(receive(dpo, customer=customer, kind=Kind.PORTABILITY), dpo, second_dpo)
     with on_commit():
-        services.privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Export sent")
+        privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Export sent")
     export = DataExport.objects.get(customer=customer)
     assert export.request_reference == request.reference
     assert export.status == DataExport.Status.READY and export.storage_path().is_file()

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from accounts.models import AccessLog, Contact, Customer, Role
 from accounts.services import access_log_record, system_user
-from billing import services as billing_services
 from billing.models import BilledCall, CallRecord, CreditNote, DirectDebitSubmission, Invoice, InvoiceLine
+from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
 from privacy import data_map
 from privacy import retention as retention_rules
 from privacy.deadlines import add_calendar_months
@@ -332,9 +332,9 @@ def test_access_logs_go_after_two_years_and_closed_requests_after_three(partner,
 def test_direct_debit_files_are_cleared_13_months_after_their_processing_day(subject, finance, dpo):
     Customer.objects.filter(pk=subject.customer.pk).update(contract_end=None)
     run_of_january = subject.invoice.bill_run
-    old = billing_services.direct_debit_export(bill_run=run_of_january, actor=finance)
-    billing_services.direct_debit_submission_cancel(submission=old, actor=finance, reason="Rejected by Bacs")
-    recent = billing_services.direct_debit_export(bill_run=run_of_january, actor=finance)
+    old = direct_debit_export(bill_run=run_of_january, actor=finance)
+    direct_debit_submission_cancel(submission=old, actor=finance, reason="Rejected by Bacs")
+    recent = direct_debit_export(bill_run=run_of_january, actor=finance)
     # TODAY is 30 November 2026, a month's last day: 13 months back, all of October 2025 is due.
     DirectDebitSubmission.objects.filter(pk=old.pk).update(processing_date=datetime.date(2025, 10, 31))
     DirectDebitSubmission.objects.filter(pk=recent.pk).update(processing_date=datetime.date(2025, 11, 1))

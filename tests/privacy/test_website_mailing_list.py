@@ -11,7 +11,13 @@ from django.urls import reverse
 from accounts.models import Contact
 from privacy import selectors
 from privacy.models import PrivacyRequest, WebsiteSubmission
-from privacy.services import requests as request_services
+from privacy.services.requests.carrying_out import privacy_request_complete
+from privacy.services.requests.identity import privacy_request_attest_identity
+from privacy.services.requests.workflow import (
+    privacy_request_approve,
+    privacy_request_start,
+    privacy_request_submit_for_approval,
+)
 from privacy.website import verification
 from tests.privacy.conftest import receive
 
@@ -128,11 +134,11 @@ def _objected_to_marketing(customer, dpo, second_dpo) -> str:
     objection = receive(
         dpo, contact=contact, kind=Kind.OBJECTION, objection_scope=PrivacyRequest.ObjectionScope.MARKETING
     )
-    request_services.privacy_request_attest_identity(privacy_request=objection, actor=dpo, reason="Known")
-    request_services.privacy_request_start(privacy_request=objection, actor=dpo)
-    request_services.privacy_request_submit_for_approval(privacy_request=objection, actor=dpo)
-    request_services.privacy_request_approve(privacy_request=objection, actor=second_dpo)
-    request_services.privacy_request_complete(privacy_request=objection, actor=second_dpo, reason="Suppress")
+    privacy_request_attest_identity(privacy_request=objection, actor=dpo, reason="Known")
+    privacy_request_start(privacy_request=objection, actor=dpo)
+    privacy_request_submit_for_approval(privacy_request=objection, actor=dpo)
+    privacy_request_approve(privacy_request=objection, actor=second_dpo)
+    privacy_request_complete(privacy_request=objection, actor=second_dpo, reason="Suppress")
     assert selectors.is_suppressed(channel="email", value=contact.email)
     return contact.email
 

@@ -28,9 +28,11 @@ from django.urls import NoReverseMatch, reverse
 from accounts import services as account_services
 from accounts.admin_scoping import ScopedFormFieldsMixin, TenantScopedAdmin
 from accounts.models import AccessLog, Customer, Partner, Role, User
-from billing import services as billing_services
 from billing.demo import uk_tariff
 from billing.models import CreditNote
+from billing.services.charges import recurring_charge_create
+from billing.services.credit_notes import credit_note_issue
+from billing.services.tariffs import customer_set_tariff, line_set_tariff
 from privacy.models import ErasureRecord
 from tests.factories import (
     ContactFactory,
@@ -124,9 +126,9 @@ def _partner_rows(customer: Customer, actor: User, *, tariff_name: str, charge: 
     partner = customer.partner
     tariff = uk_tariff(name=tariff_name, partner=partner)
     line = customer.lines.order_by("pk").first()
-    billing_services.customer_set_tariff(customer=customer, tariff=tariff, actor=actor)
-    billing_services.line_set_tariff(line=line, tariff=tariff, actor=actor)
-    billing_services.recurring_charge_create(
+    customer_set_tariff(customer=customer, tariff=tariff, actor=actor)
+    line_set_tariff(line=line, tariff=tariff, actor=actor)
+    recurring_charge_create(
         customer=customer,
         line=line,
         description=charge,
@@ -157,9 +159,7 @@ def world(customer, other_customer) -> World:
     own_finance = UserFactory(role=Role.FINANCE_MANAGER, partner=customer.partner)
     other_finance = UserFactory(role=Role.FINANCE_MANAGER, partner=other_customer.partner)
     for invoice, finance in ((built.invoice, own_finance), (built.other_invoice, other_finance)):
-        billing_services.credit_note_issue(
-            invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1")
-        )
+        credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1"))
     _partner_rows(customer, own_finance, tariff_name="Alpha own tariff", charge="Alpha rental")
     _partner_rows(other_customer, other_finance, tariff_name=B_TARIFF_NAME, charge=B_CHARGE)
     CustomerFactory(partner=other_customer.partner, name=B_SECOND_CUSTOMER_NAME)

@@ -40,10 +40,17 @@ from accounts.audit_checkpoints import (
 )
 from accounts.models import AccessLog, AuditChainHead, AuditEvent, Role
 from accounts.tasks import verify_audit_chain_nightly, write_audit_checkpoint_nightly
-from billing import services as run_services
 from billing.demo import uk_tariff
+from billing.services.bill_runs import bill_run_cancel
 from privacy.models import PrivacyRequest
-from privacy.services import requests as privacy_services
+from privacy.services.requests.carrying_out import privacy_request_complete
+from privacy.services.requests.identity import privacy_request_attest_identity
+from privacy.services.requests.receiving import privacy_request_receive
+from privacy.services.requests.workflow import (
+    privacy_request_approve,
+    privacy_request_start,
+    privacy_request_submit_for_approval,
+)
 from tests.billing.factories import billing_profile, calculated_run, month
 from tests.conftest import require_service
 from tests.factories import PASSWORD
@@ -695,22 +702,20 @@ def test_privacy_request_steps_bill_run_steps_and_erasure_are_chained_without_fr
     dpo, second = make_user(Role.DATA_PROTECTION_OFFICER), make_user(Role.DATA_PROTECTION_OFFICER)
     billing_profile(customer.partner, default_tariff=uk_tariff())
     run = calculated_run(customer.partner, month(2025, 1), actor=make_user(Role.BILLING_AGENT))
-    request = privacy_services.privacy_request_receive(
+    request = privacy_request_receive(
         kind=PrivacyRequest.Kind.ERASURE,
         channel=PrivacyRequest.Channel.EMAIL,
         details="Secret words of the subject",
         actor=dpo,
         customer=customer,
     )
-    privacy_services.privacy_request_attest_identity(
-        privacy_request=request, actor=dpo, reason="Known caller"
-    )
-    privacy_services.privacy_request_start(privacy_request=request, actor=dpo)
-    privacy_services.privacy_request_submit_for_approval(privacy_request=request, actor=dpo)
-    privacy_services.privacy_request_approve(privacy_request=request, actor=second)
-    run_services.bill_run_cancel(bill_run=run, actor=make_user(Role.BILLING_AGENT), reason="Erasure first")
+    privacy_request_attest_identity(privacy_request=request, actor=dpo, reason="Known caller")
+    privacy_request_start(privacy_request=request, actor=dpo)
+    privacy_request_submit_for_approval(privacy_request=request, actor=dpo)
+    privacy_request_approve(privacy_request=request, actor=second)
+    bill_run_cancel(bill_run=run, actor=make_user(Role.BILLING_AGENT), reason="Erasure first")
     with django_capture_on_commit_callbacks(execute=True):
-        privacy_services.privacy_request_complete(privacy_request=request, actor=second, reason="Erased")
+        privacy_request_complete(privacy_request=request, actor=second, reason="Erased")
 
     actions = list(AuditEvent.objects.order_by("pk").values_list("action", flat=True))
     assert {"bill_run.created", "bill_run.cancelled"} <= set(actions)

@@ -14,9 +14,9 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from accounts.models import Role
-from billing.services import credit_note_issue
+from billing.services.credit_notes import credit_note_issue
 from privacy.models import PrivacyRequest
-from privacy.services.requests import privacy_request_receive
+from privacy.services.requests.receiving import privacy_request_receive
 from privacy.website import services as website_services
 from tests.factories import UserFactory
 from tests.security.world import World, build_world

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from accounts.models import Customer, Role, User
-from billing import services as billing_services
 from billing.demo import uk_tariff
 from billing.models import BillRun, CallImport, Invoice
+from billing.services.charges import one_off_charge_create
 from tests.billing.factories import Call, billing_profile, cli_of, finalised_run, import_calls, month
 from tests.factories import UserFactory
 
@@ -31,7 +31,7 @@ def _billed(customer: Customer, agent: User, finance: User, prefix: str) -> tupl
     billing_profile(
         customer.partner, default_tariff=uk_tariff(name=f"{prefix} tariff"), invoice_prefix=prefix
     )
-    billing_services.one_off_charge_create(
+    one_off_charge_create(
         customer=customer,
         description="Equipment",
         amount=Decimal("10.00"),

@@ -8,8 +8,8 @@ from tqdm import tqdm
 
 from accounts.models import Partner
 from accounts.services import system_user
-from billing import services
-from billing.importer import ImportFileError, text_stream
+from billing.importer.parse import ImportFileError, text_stream
+from billing.services.call_imports import call_import_run
 
 
 class Command(BaseCommand):
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             ) as bar,
         ):
             try:
-                call_import = services.call_import_run(
+                call_import = call_import_run(
                     partner=partner,
                     stream=stream,
                     file_name=path.name,

@@ -11,7 +11,9 @@ from django.utils import timezone
 
 from accounts.models import Customer, User
 from privacy.models import PrivacyRequest
-from privacy.services import requests as services
+from privacy.services.requests.identity import privacy_request_attest_identity
+from privacy.services.requests.receiving import privacy_request_receive
+from privacy.services.requests.workflow import privacy_request_hold, privacy_request_start
 from privacy.website.demo import NoDataProtectionOfficer, seed_first_notice
 
 DEMO_DPO = "dpo@fusion.example"
@@ -46,7 +48,7 @@ class Command(BaseCommand):
         today = timezone.localdate()
         for number, customer in enumerate(customers):
             kind = KINDS[number % len(KINDS)]
-            request = services.privacy_request_receive(
+            request = privacy_request_receive(
                 kind=kind,
                 channel=rng.choice(CHANNELS),
                 details=f"Demo {kind} request.",
@@ -60,12 +62,12 @@ class Command(BaseCommand):
             # Some are still new; the rest are verified and worked, one in three put on hold.
             if number % 4 == 0:
                 continue
-            services.privacy_request_attest_identity(
+            privacy_request_attest_identity(
                 privacy_request=request, actor=dpo, reason="Known to the account manager (demo)"
             )
-            services.privacy_request_start(privacy_request=request, actor=dpo)
+            privacy_request_start(privacy_request=request, actor=dpo)
             if number % 3 == 0:
-                services.privacy_request_hold(
+                privacy_request_hold(
                     privacy_request=request, actor=dpo, reason="Asked the subject which line they mean"
                 )
         self.stdout.write(self.style.SUCCESS(f"Created {len(customers)} demo privacy requests."))
