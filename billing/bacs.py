@@ -1,9 +1,10 @@
-"""Direct Debit collections of a finalised bill run as a Bacs Standard 18 file.
+"""Bacs Standard 18: the file's layout, its character set, amounts in pence and the three-day cycle, as
+pure functions of their arguments (no database, no clock), so each rule is tested on its own.
 
-``build_standard18`` only reads: it returns the file's text with what it collected and what it skipped,
-and the caller (``services.direct_debit_export``) records the submission. One file holds one partner's
-collections for one processing day, paid into the partner's own account (the contra), submitted under
-the partner's service user number (SUN) as a direct submitter.
+``standard18`` writes one file from the collections ``billing.bacs_collections.build_standard18`` chose
+from a finalised bill run; the caller (``services.direct_debit.direct_debit_export``) records the
+submission. One file holds one partner's collections for one processing day, paid into the partner's own
+account (the contra), submitted under the partner's service user number (SUN) as a direct submitter.
 
 The layout is the published Bacs Standard 18 format for a single processing day (Bacs Payment Schemes
 Ltd, "Bacs Standard 18" file format, as restated field by field in the banks' submitter guides, e.g.
@@ -24,8 +25,8 @@ Choices
   accents dropped (É -> E), apostrophes removed (O'Brien -> OBRIEN), anything else turned into a space,
   then cut to 18. A mandate reference is upper-cased but never otherwise changed: it must match the
   reference the payer's bank holds, so one Bacs cannot carry is skipped rather than mangled.
-- The processing day comes from ``processing_day`` (the three-day cycle, below); ``build_standard18``
-  refuses one that is not a Bacs working day after the day the file is made.
+- The processing day comes from ``processing_day`` (the three-day cycle, below); ``standard18`` refuses
+  one that is not a Bacs working day after the day the file is made.
 
 Records (1-based positions; ``bYYDDD`` is a space, 2-digit year and 3-digit day of the year)
 
@@ -64,11 +65,6 @@ import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from django.core.exceptions import ObjectDoesNotExist
-from django.utils import timezone
-
-from accounts.models import Customer, PaymentDetails
-from billing.models import BillRun, Invoice, PartnerBillingProfile
 from fusion_site.working_days import is_working_day, next_working_day
 
 RECORD_LENGTH = 100  # detail and contra records
@@ -130,11 +126,22 @@ class Standard18File:
 
 
 @dataclass(frozen=True)
-class _Originator:
+class Originator:
+    """The partner as Bacs knows it: service user number, the account the contra credits, its name."""
+
     service_user_number: str
     sort_code: str
     account_number: str
     name: str
+
+
+@dataclass(frozen=True)
+class Payer:
+    """The account a collection debits, as the mandate holds it."""
+
+    sort_code: str
+    account_number: str
+    account_holder: str
 
 
 def bacs_text(value: str) -> str:
@@ -207,105 +214,32 @@ def processing_day(*, made_at: datetime.datetime, promised: datetime.date) -> da
     return max(earliest, by_notice)
 
 
-def build_standard18(
-    bill_run: BillRun,
-    *,
-    processing_date: datetime.date,
-    serial: str = "000001",
-    creation_date: datetime.date | None = None,
-) -> Standard18File:
-    """The Direct Debit collections of a finalised bill run as a Standard 18 file.
-
-    ``serial`` is the submission serial number (6 of A-Z 0-9, unique for the SUN that day);
-    ``creation_date`` (today by default) dates HDR1 and EOF1. Raises ValueError when the run is not
-    finalised or is restricted, or when the partner's Bacs originator details are missing or malformed.
-    """
-    if not _SERIAL.fullmatch(serial) or serial == "000000":
-        raise ValueError("The submission serial must be 6 of A-Z and 0-9, and not all zeros.")
-    # Read again: services return a fresh locked copy, so the caller's instance may still say "approved".
-    bill_run = BillRun.objects.select_related("partner").get(pk=bill_run.pk)
-    if bill_run.status != BillRun.Status.FINALISED:
-        raise ValueError(
-            f"The bill run {bill_run} is {bill_run.get_status_display().lower()}; "
-            "Direct Debit files are made from finalised bill runs only."
-        )
-    if bill_run.is_restricted:
-        raise ValueError(
-            f"The bill run {bill_run} is restricted ({bill_run.restricted_reason}); "
-            "its collections cannot be exported until the restriction is lifted."
-        )
-    originator = _originator(bill_run)
-
-    collections: list[Collection] = []
-    details: list[str] = []
-    skipped: list[tuple[str, str]] = []
-    for invoice in _invoices(bill_run):
-        outcome = _collect(invoice)
-        if isinstance(outcome, str):
-            skipped.append((invoice.customer_reference, outcome))
-            continue
-        collection, mandate = outcome
-        collections.append(collection)
-        details.append(_detail(collection, mandate, originator))
-
-    total = sum(collection.amount_pence for collection in collections)
-    if total >= 10**AMOUNT_DIGITS:
-        raise ValueError("The collections total more than one contra record can carry; split the file.")
-    day = creation_date or timezone.localdate()
-    if not is_working_day(processing_date) or processing_date <= day:
-        raise ValueError(
-            f"The processing day {processing_date:%d %B %Y} is not a Bacs working day after the day the file "
-            f"is made ({day:%d %B %Y})."
-        )
-    labels_start = [
-        _vol1(serial, originator),
-        _hdr1("HDR", serial, originator, day),
-        _hdr2("HDR"),
-        _uhl1(processing_date),
-    ]
-    # With nothing collected there is nothing to credit: no contra, and the trailer says 0 and 0. Such a
-    # file has labels only and is not for submission; ``collections`` tells the caller so.
-    contras = [_contra(total, originator, bill_run)] if collections else []
-    labels_end = [
-        _hdr1("EOF", serial, originator, day),
-        _hdr2("EOF"),
-        _utl1(
-            debit_total=total, credit_total=total if contras else 0, debits=len(details), credits=len(contras)
-        ),
-    ]
-    records = [*labels_start, *details, *contras, *labels_end]
-    return Standard18File(
-        content=LINE_SEPARATOR.join(records), records=records, collections=collections, skipped=skipped
-    )
-
-
-def _originator(bill_run: BillRun) -> _Originator:
-    profile = PartnerBillingProfile.objects.filter(partner_id=bill_run.partner_id).first()
-    if profile is None:
-        raise ValueError(f"{bill_run.partner} has no billing profile, so no Bacs originator details.")
-    name = bacs_text(profile.bacs_account_name)[:NAME_WIDTH].rstrip()
+def originator(
+    *, owner: str, service_user_number: str, sort_code: str, account_number: str, account_name: str
+) -> Originator:
+    """The originator details of ``owner``'s billing profile, checked: each present, numbers of their
+    length; the name in the Bacs character set, cut to 18."""
+    name = bacs_text(account_name)[:NAME_WIDTH].rstrip()
     wanted = {
-        "service user number": profile.bacs_service_user_number.strip(),
-        "sort code": profile.bacs_sort_code.strip(),
-        "account number": profile.bacs_account_number.strip(),
+        "service user number": service_user_number.strip(),
+        "sort code": sort_code.strip(),
+        "account number": account_number.strip(),
         "account name": name,
     }
     missing = [label for label, value in wanted.items() if not value]
     if missing:
         raise ValueError(
-            f"The billing profile of {bill_run.partner} lacks Bacs originator details: {', '.join(missing)}."
+            f"The billing profile of {owner} lacks Bacs originator details: {', '.join(missing)}."
         )
     shapes = {"service user number": 6, "sort code": 6, "account number": 8}
     wrong = [
         f"{label} must be {digits} digits"
         for label, digits in shapes.items()
-        if not _is_digits(wanted[label], digits)
+        if not is_digits(wanted[label], digits)
     ]
     if wrong:
-        raise ValueError(
-            f"The Bacs details in the billing profile of {bill_run.partner} are wrong: {'; '.join(wrong)}."
-        )
-    return _Originator(
+        raise ValueError(f"The Bacs details in the billing profile of {owner} are wrong: {'; '.join(wrong)}.")
+    return Originator(
         service_user_number=wanted["service user number"],
         sort_code=wanted["sort code"],
         account_number=wanted["account number"],
@@ -313,66 +247,22 @@ def _originator(bill_run: BillRun) -> _Originator:
     )
 
 
-def _invoices(bill_run: BillRun) -> list[Invoice]:
-    # Three queries whatever the size of the run: invoices with customer and mandate, then credit notes.
-    return list(
-        bill_run.invoices.filter(status=Invoice.Status.FINALISED)
-        .select_related("customer__payment_details")
-        .prefetch_related("credit_notes")
-        .order_by("customer_reference", "pk")
-    )
-
-
-def _collect(invoice: Invoice) -> tuple[Collection, PaymentDetails] | str:
-    """The collection for an invoice, or why there is none."""
-    customer = invoice.customer
-    if customer is None:
-        return SKIP_ERASED
-    if invoice.gross <= 0:
-        return SKIP_NOTHING_DUE
-    credited = sum((note.gross for note in invoice.credit_notes.all()), Decimal("0"))
-    due = invoice.gross - credited
-    if due <= 0:
-        return SKIP_CREDITED
-    # A restriction holds exports to third parties; an objection stops billing. A human decides either.
-    if customer.is_processing_restricted:
-        return SKIP_RESTRICTED
-    if customer.is_billing_ceased:
-        return SKIP_BILLING_CEASED
-    mandate = _mandate_of(customer)
-    if mandate is None:
-        return SKIP_NO_MANDATE
-    if not (_is_digits(mandate.sort_code, 6) and _is_digits(mandate.account_number, 8)):
+def payer_problem(payer: Payer, mandate_reference: str) -> str | None:
+    """Why a mandate cannot be collected from as it stands (the SKIP_ reason), or None when it can."""
+    if not (is_digits(payer.sort_code, 6) and is_digits(payer.account_number, 8)):
         return SKIP_BANK_DETAILS
-    reference = mandate.mandate_reference.strip().upper()
-    if not _is_bacs_reference(reference):
+    if not is_bacs_reference(mandate_reference):
         return SKIP_REFERENCE
-    if not bacs_text(mandate.account_holder):
+    if not bacs_text(payer.account_holder):
         return SKIP_ACCOUNT_NAME
-    amount = to_pence(due)
-    if amount >= 10**AMOUNT_DIGITS:
-        raise ValueError(f"Invoice {invoice.number} is too large for one Bacs collection.")
-    collection = Collection(
-        customer_reference=invoice.customer_reference,
-        amount_pence=amount,
-        mandate_reference=reference,
-        invoice_number=invoice.number,
-    )
-    return collection, mandate
+    return None
 
 
-def _mandate_of(customer: Customer) -> PaymentDetails | None:
-    try:
-        return customer.payment_details
-    except ObjectDoesNotExist:
-        return None
-
-
-def _is_digits(value: str, length: int) -> bool:
+def is_digits(value: str, length: int) -> bool:
     return len(value) == length and _DIGITS.fullmatch(value) is not None
 
 
-def _is_bacs_reference(reference: str) -> bool:
+def is_bacs_reference(reference: str) -> bool:
     alphanumerics = [char for char in reference if char.isalnum()]
     return (
         len(reference) <= REFERENCE_WIDTH
@@ -380,6 +270,53 @@ def _is_bacs_reference(reference: str) -> bool:
         and len(alphanumerics) >= REFERENCE_MIN_ALPHANUMERIC
         # Bacs also rejects a reference that is one character repeated (AAAAAA).
         and len(set(alphanumerics)) > 1
+    )
+
+
+def standard18(
+    *,
+    debits: list[tuple[Collection, Payer]],
+    originator: Originator,
+    processing_date: datetime.date,
+    creation_date: datetime.date,
+    serial: str,
+    period_start: datetime.date,
+    skipped: list[tuple[str, str]] | None = None,
+) -> Standard18File:
+    """The file collecting ``debits`` for ``originator``: ``serial`` is the submission serial number (6 of
+    A-Z 0-9, unique for the SUN that day); ``creation_date`` dates HDR1 and EOF1; ``period_start`` names
+    the month in the contra's narrative. ``skipped`` is carried through for the caller's report."""
+    if not _SERIAL.fullmatch(serial) or serial == "000000":
+        raise ValueError("The submission serial must be 6 of A-Z and 0-9, and not all zeros.")
+    collections = [collection for collection, _payer in debits]
+    total = sum(collection.amount_pence for collection in collections)
+    if total >= 10**AMOUNT_DIGITS:
+        raise ValueError("The collections total more than one contra record can carry; split the file.")
+    if not is_working_day(processing_date) or processing_date <= creation_date:
+        raise ValueError(
+            f"The processing day {processing_date:%d %B %Y} is not a Bacs working day after the day the file "
+            f"is made ({creation_date:%d %B %Y})."
+        )
+    details = [_detail(collection, payer, originator) for collection, payer in debits]
+    labels_start = [
+        _vol1(serial, originator),
+        _hdr1("HDR", serial, originator, creation_date),
+        _hdr2("HDR"),
+        _uhl1(processing_date),
+    ]
+    # With nothing collected there is nothing to credit: no contra, and the trailer says 0 and 0. Such a
+    # file has labels only and is not for submission; ``collections`` tells the caller so.
+    contras = [_contra(total, originator, period_start)] if collections else []
+    labels_end = [
+        _hdr1("EOF", serial, originator, creation_date),
+        _hdr2("EOF"),
+        _utl1(
+            debit_total=total, credit_total=total if contras else 0, debits=len(details), credits=len(contras)
+        ),
+    ]
+    records = [*labels_start, *details, *contras, *labels_end]
+    return Standard18File(
+        content=LINE_SEPARATOR.join(records), records=records, collections=collections, skipped=skipped or []
     )
 
 
@@ -414,7 +351,7 @@ def _record(*fields: str, length: int = RECORD_LENGTH) -> str:
     return record
 
 
-def _vol1(serial: str, originator: _Originator) -> str:
+def _vol1(serial: str, originator: Originator) -> str:
     return _record(
         "VOL1",
         serial,
@@ -427,7 +364,7 @@ def _vol1(serial: str, originator: _Originator) -> str:
     )
 
 
-def _hdr1(kind: str, serial: str, originator: _Originator, created: datetime.date) -> str:
+def _hdr1(kind: str, serial: str, originator: Originator, created: datetime.date) -> str:
     sun = originator.service_user_number
     return _record(
         f"{kind}1",
@@ -473,10 +410,10 @@ def _uhl1(processing_date: datetime.date) -> str:
     )
 
 
-def _detail(collection: Collection, mandate: PaymentDetails, originator: _Originator) -> str:
+def _detail(collection: Collection, payer: Payer, originator: Originator) -> str:
     return _record(
-        mandate.sort_code,
-        mandate.account_number,
+        payer.sort_code,
+        payer.account_number,
         ACCOUNT_TYPE,
         TRANSACTION_DIRECT_DEBIT,
         originator.sort_code,
@@ -485,11 +422,11 @@ def _detail(collection: Collection, mandate: PaymentDetails, originator: _Origin
         _number(collection.amount_pence, AMOUNT_DIGITS),
         _text(originator.name, NAME_WIDTH),
         _text(collection.mandate_reference, REFERENCE_WIDTH),
-        _name(mandate.account_holder),
+        _name(payer.account_holder),
     )
 
 
-def _contra(total: int, originator: _Originator, bill_run: BillRun) -> str:
+def _contra(total: int, originator: Originator, period_start: datetime.date) -> str:
     return _record(
         originator.sort_code,
         originator.account_number,
@@ -499,7 +436,7 @@ def _contra(total: int, originator: _Originator, bill_run: BillRun) -> str:
         originator.account_number,
         _blank(4),
         _number(total, AMOUNT_DIGITS),
-        _name(f"DD {bill_run.period_start:%b %Y}"),
+        _name(f"DD {period_start:%b %Y}"),
         _text("CONTRA", REFERENCE_WIDTH),
         _text(originator.name, NAME_WIDTH),
     )

@@ -12,6 +12,7 @@ RULE_MODULES = {
     "fusion_site/working_days.py",
     "privacy/deadlines.py",
     "accounts/validation.py",
+    "billing/importer/parse.py",
     "billing/rating.py",
     "billing/bacs.py",
 }

@@ -65,7 +65,7 @@ def _cleared_file_message(submission: DirectDebitSubmission) -> str:
 def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmission:
     """The run's Direct Debit submission: made and recorded the first time, the same bytes every time
     after, until that submission is cancelled (``direct_debit_submission_cancel``)."""
-    from billing import bacs
+    from billing import bacs, bacs_collections
 
     # The run's row lock serialises two exports of it: the second waits, then finds the first's file.
     bill_run = lock_bill_run(bill_run)
@@ -122,7 +122,7 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     ).count()
     serial = f"{exported + 1:06d}"
     try:
-        result = bacs.build_standard18(
+        result = bacs_collections.build_standard18(
             bill_run,
             processing_date=processing_date,
             serial=serial,

@@ -17,11 +17,6 @@ from accounts.validation import (
     normalise_phone,
     normalise_postcode,
     normalise_sort_code,
-    validate_account_number,
-    validate_email,
-    validate_phone,
-    validate_postcode,
-    validate_sort_code,
 )
 
 
@@ -32,41 +27,39 @@ def refusal(check, value) -> ValidationError:
 
 
 @pytest.mark.parametrize(
-    ("checks", "value", "message", "code"),
+    ("check", "value", "message", "code"),
     [
-        ((normalise_phone, validate_phone), "not a number", "Enter a valid phone number.", "invalid_phone"),
-        ((normalise_phone, validate_phone), "0123", "Enter a valid phone number.", "invalid_phone"),
-        ((normalise_phone, validate_phone), "07700 900123", "Enter a valid phone number.", "invalid_phone"),
+        (normalise_phone, "not a number", "Enter a valid phone number.", "invalid_phone"),
+        (normalise_phone, "0123", "Enter a valid phone number.", "invalid_phone"),
+        (normalise_phone, "07700 900123", "Enter a valid phone number.", "invalid_phone"),
         (
-            (normalise_postcode, validate_postcode),
+            normalise_postcode,
             "SW1A 1A",
             "Enter a valid UK postcode.",
             "invalid_postcode",
         ),
         (
-            (normalise_sort_code, validate_sort_code),
+            normalise_sort_code,
             "12-34-5",
             "Enter a sort code of 6 digits.",
             "invalid_sort_code",
         ),
         (
-            (normalise_account_number, validate_account_number),
+            normalise_account_number,
             "1234567",
             "Enter an account number of 8 digits.",
             "invalid_account_number",
         ),
     ],
 )
-def test_a_refused_value_gets_its_own_message_and_code(checks, value, message, code):
-    for check in checks:
-        error = refusal(check, value)
-        assert error.messages == [message]
-        assert error.code == code
+def test_a_refused_value_gets_its_own_message_and_code(check, value, message, code):
+    error = refusal(check, value)
+    assert error.messages == [message]
+    assert error.code == code
 
 
 def test_a_refused_email_address_names_the_problem():
-    for check in (normalise_email, validate_email):
-        assert refusal(check, "ann@").messages == ["Enter a valid email address."]
+    assert refusal(normalise_email, "ann@").messages == ["Enter a valid email address."]
 
 
 # UK numbers by their national significant number: Ofcom's geographic drama ranges (020 7946 0xxx London,
@@ -98,7 +91,6 @@ def test_every_written_form_of_a_uk_number_is_stored_as_its_e164_form(national_s
     e164 = f"+44{national_significant}"
     for written in written_forms(national_significant):
         assert normalise_phone(written) == e164
-        validate_phone(written)
     assert national_phone_digits(e164) == f"0{national_significant}"
 
 
@@ -109,7 +101,6 @@ def test_a_number_abroad_keeps_its_country_code_and_is_shown_as_stored():
 
 def test_email_addresses_are_trimmed_and_compared_without_case():
     assert normalise_email("  Ann.Smith@Example.CO.UK ") == "ann.smith@example.co.uk"
-    validate_email("ann@example.com")
 
 
 # The outward code's formats (A9, A99, AA9, AA99, A9A, AA9A) and the inward code 9AA, with the letters the
@@ -134,7 +125,6 @@ inward = st.tuples(digit, st.sampled_from(INWARD), st.sampled_from(INWARD)).map(
 @given(outward, inward, st.sampled_from(["", " ", "  ", "\t"]))
 def test_a_postcode_is_stored_upper_case_with_one_space_before_the_inward_code(out, inn, gap):
     assert normalise_postcode(f"{out.lower()}{gap}{inn.lower()}") == f"{out} {inn}"
-    validate_postcode(f"{out}{gap}{inn}")
 
 
 @pytest.mark.parametrize("postcode", ["QA1 1AA", "SW1A 1AC", "SW1A", "SW1A 1AA X", "GIR 0AB"])
@@ -150,14 +140,12 @@ def test_the_one_non_geographic_postcode_is_accepted():
 def test_a_sort_code_is_stored_as_its_six_digits(digits, separator):
     written = separator.join([digits[:2], digits[2:4], digits[4:]])
     assert normalise_sort_code(written) == digits
-    validate_sort_code(written)
 
 
 @given(st.text("0123456789", min_size=8, max_size=8), st.sampled_from(["", " ", "  "]))
 def test_an_account_number_is_stored_as_its_eight_digits(digits, separator):
     written = separator.join([digits[:4], digits[4:]])
     assert normalise_account_number(written) == digits
-    validate_account_number(written)
 
 
 @pytest.mark.parametrize("value", ["1234-5678", "1234567a", "123456789"])

@@ -4,25 +4,21 @@ services: fixed widths, balanced totals, exact pence, sanitised text, and who is
 import datetime
 import hashlib
 import io
-import re
 import threading
-import zoneinfo
 from dataclasses import dataclass
 from decimal import Decimal
 
-import holidays
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from accounts import services as account_services
 from accounts.models import AuditEvent, Customer, Role
 from accounts.validation import national_phone_digits
 from billing import bacs
+from billing.bacs_collections import build_standard18
 from billing.demo import uk_tariff
 from billing.models import BillRun, DirectDebitSubmission, Invoice, PartnerBillingProfile
 from billing.services.bill_runs import (
@@ -45,6 +41,16 @@ from billing.services.direct_debit import (
 from billing.services.errors import BillingError
 from fusion_site import crypto, key_rotation
 from tests.billing.factories import billing_profile
+from tests.billing.test_bacs_rules import (
+    LONDON,
+    assert_cycle_holds,
+    bacs_works,
+    first_working_after,
+    first_working_on_or_after,
+    from_bacs_day,
+    input_day_of,
+    parse,
+)
 from tests.factories import CustomerFactory, full_customer
 
 # The outcome turns on today's date: CI runs this module again at other frozen instants.
@@ -175,7 +181,7 @@ def billed(partner, agent, finance, finalise) -> Billed:
 
 def build(run: BillRun, **kwargs) -> bacs.Standard18File:
     kwargs.setdefault("creation_date", CREATED)
-    return bacs.build_standard18(run, processing_date=PROCESSING_DATE, **kwargs)
+    return build_standard18(run, processing_date=PROCESSING_DATE, **kwargs)
 
 
 def gross_of(run: BillRun, customer: Customer) -> Decimal:
@@ -279,27 +285,6 @@ def test_names_and_references_are_upper_case_bacs_characters(billed):
     assert set(text) <= bacs.BACS_CHARACTERS
 
 
-@pytest.mark.parametrize(
-    ("raw", "clean"),
-    [
-        ("Zoë O\u2019Brien, Ltd.", "ZOE OBRIEN LTD."),  # a typographic apostrophe
-        ("Łukasz Ærø", "LUKASZ AERO"),
-        ("Straße 5 + Co", "STRASSE 5 CO"),
-        ("Smith & Sons (Leeds) Ltd", "SMITH & SONS LEEDS LTD"),
-        ("  ", ""),
-    ],
-)
-def test_bacs_text_keeps_only_the_bacs_character_set(raw, clean):
-    assert bacs.bacs_text(raw) == clean
-
-
-def test_to_pence_is_exact_and_refuses_fractions_of_a_penny():
-    assert bacs.to_pence(Decimal("1.87")) == 187
-    assert bacs.to_pence(Decimal("0.10") + Decimal("0.20")) == 30
-    with pytest.raises(ValueError, match="whole number of pence"):
-        bacs.to_pence(Decimal("1.875"))
-
-
 def test_credit_notes_reduce_what_is_collected(billed):
     paying = Invoice.objects.get(bill_run=billed.run, customer=billed.paying)
     exact = Invoice.objects.get(bill_run=billed.run, customer=billed.exact)
@@ -400,167 +385,6 @@ def test_malformed_originator_details_are_refused(partner, finalise):
 def test_a_malformed_serial_is_refused(billed, serial):
     with pytest.raises(ValueError, match="serial"):
         build(billed.run, serial=serial)
-
-
-# The published layout, written out here from the Standard 18 tables (VOL1/HDR1/HDR2/UHL1/EOF1/EOF2/UTL1
-# 80 characters, standard and contra records 100), independently of billing.bacs's writer: name, first
-# and last position (1-based, inclusive), and the pattern the field must match.
-DIGITS = r"[0-9]"
-BACS_DAY = r" [0-9]{5}"
-BACS_TEXT = r"[A-Z0-9.&/\- ]"
-LABELS: dict[str, list[tuple[str, int, int, str]]] = {
-    "VOL1": [
-        ("label", 1, 4, "VOL1"),
-        ("submission serial", 5, 10, r"[A-Z0-9]{6}"),
-        ("accessibility", 11, 11, r"[ 0]"),
-        ("reserved", 12, 31, " {20}"),
-        ("reserved", 32, 37, " {6}"),
-        ("reserved", 38, 41, " {4}"),
-        ("owner (service user number)", 42, 47, DIGITS + "{6}"),
-        ("reserved", 48, 51, " {4}"),
-        ("reserved", 52, 79, " {28}"),
-        ("label standard level", 80, 80, "1"),
-    ],
-    "HDR1": [
-        ("label", 1, 4, "HDR1"),
-        ("file identifier: A", 5, 5, "A"),
-        ("file identifier: service user number", 6, 11, DIGITS + "{6}"),
-        ("file identifier: S", 12, 12, "S"),
-        ("file identifier: blanks", 13, 14, "  "),
-        ("file identifier: 1", 15, 15, "1"),
-        ("file identifier: service user number again", 16, 21, DIGITS + "{6}"),
-        ("set identification", 22, 27, r"[A-Z0-9]{6}"),
-        ("file section number", 28, 31, "0001"),
-        ("file sequence number", 32, 35, "0001"),
-        ("generation number", 36, 39, " {4}"),
-        ("generation version number", 40, 41, " {2}"),
-        ("creation date", 42, 47, BACS_DAY),
-        ("expiration date", 48, 53, BACS_DAY),
-        ("accessibility", 54, 54, r"[ 0]"),
-        ("block count", 55, 60, "000000"),
-        ("system code", 61, 73, " {13}"),
-        ("reserved", 74, 80, " {7}"),
-    ],
-    "HDR2": [
-        ("label", 1, 4, "HDR2"),
-        ("record format", 5, 5, "F"),
-        ("block length", 6, 10, "02000"),
-        ("record length", 11, 15, "00100"),
-        ("reserved for operating systems", 16, 50, " {35}"),
-        ("buffer offset", 51, 52, "00"),
-        ("reserved", 53, 80, " {28}"),
-    ],
-    "UHL1": [
-        ("label", 1, 4, "UHL1"),
-        ("processing date", 5, 10, BACS_DAY),
-        ("receiving party identification", 11, 20, "999999    "),
-        ("currency code", 21, 22, "00"),
-        ("country code", 23, 28, "000000"),
-        ("work code", 29, 37, "1 DAILY  "),
-        ("file number", 38, 40, DIGITS + "{3}"),
-        ("reserved", 41, 47, " {7}"),
-        ("audit print identifier", 48, 54, " {7}"),
-        ("reserved", 55, 80, " {26}"),
-    ],
-    "UTL1": [
-        ("label", 1, 4, "UTL1"),
-        ("debit value total", 5, 17, DIGITS + "{13}"),
-        ("credit value total", 18, 30, DIGITS + "{13}"),
-        ("debit item count", 31, 37, DIGITS + "{7}"),
-        ("credit item count", 38, 44, DIGITS + "{7}"),
-        ("reserved", 45, 52, " {8}"),
-        ("reserved", 53, 80, " {28}"),
-    ],
-}
-LABELS["EOF1"] = [("label", 1, 4, "EOF1"), *LABELS["HDR1"][1:]]
-LABELS["EOF2"] = [("label", 1, 4, "EOF2"), *LABELS["HDR2"][1:]]
-DATA_RECORD = [
-    ("destination sort code", 1, 6, DIGITS + "{6}"),
-    ("destination account number", 7, 14, DIGITS + "{8}"),
-    ("destination account type", 15, 15, "0"),
-    ("transaction code", 16, 17, "17|99"),
-    ("originating sort code", 18, 23, DIGITS + "{6}"),
-    ("originating account number", 24, 31, DIGITS + "{8}"),
-    ("free format", 32, 35, " {4}"),
-    ("amount in pence", 36, 46, DIGITS + "{11}"),
-    ("service user's name", 47, 64, BACS_TEXT + "{18}"),
-    ("service user's reference", 65, 82, BACS_TEXT + "{18}"),
-    ("destination account name", 83, 100, BACS_TEXT + "{18}"),
-]
-LABEL_WIDTH, DATA_WIDTH = 80, 100
-
-
-def parse(record: str) -> dict[str, str]:
-    """A record's fields by the layout above; fails on a wrong width or a field out of its pattern."""
-    layout = LABELS.get(record[:4], DATA_RECORD)
-    width = DATA_WIDTH if layout is DATA_RECORD else LABEL_WIDTH
-    assert len(record) == width, f"{record[:4]!r} is {len(record)} characters, not {width}"
-    parsed: dict[str, str] = {}
-    for name, start, end, pattern in layout:
-        value = record[start - 1 : end]
-        assert re.fullmatch(pattern, value), f"{record[:4]} {name} ({start}-{end}) = {value!r}"
-        parsed.setdefault(name, value)  # "reserved" repeats; the first is enough to keep
-    return parsed
-
-
-def from_bacs_day(value: str) -> datetime.date:
-    return datetime.date(2000 + int(value[1:3]), 1, 1) + datetime.timedelta(days=int(value[3:]) - 1)
-
-
-def test_the_layout_table_covers_every_position_once():
-    for layout, width in [
-        *((fields_, LABEL_WIDTH) for fields_ in LABELS.values()),
-        (DATA_RECORD, DATA_WIDTH),
-    ]:
-        positions = [position for _name, start, end, _pattern in layout for position in range(start, end + 1)]
-        assert positions == list(range(1, width + 1))
-
-
-# Calendar and cycle, stated here from their sources and not from billing.bacs: Bacs works Monday to
-# Friday except the bank holidays of England and Wales; day 1 (input) closes at 22:30 UK time, day 2 is
-# the processing day in UHL1, day 3 the entry day on which the payer is debited.
-LONDON = zoneinfo.ZoneInfo("Europe/London")
-ENGLAND_AND_WALES = holidays.country_holidays("GB", subdiv="ENG", years=range(2023, 2036))
-
-
-def bacs_works(day: datetime.date) -> bool:
-    return day.isoweekday() <= 5 and day not in ENGLAND_AND_WALES
-
-
-def first_working_on_or_after(day: datetime.date) -> datetime.date:
-    while not bacs_works(day):
-        day += datetime.timedelta(days=1)
-    return day
-
-
-def first_working_after(day: datetime.date) -> datetime.date:
-    return first_working_on_or_after(day + datetime.timedelta(days=1))
-
-
-def last_working_before(day: datetime.date) -> datetime.date:
-    day -= datetime.timedelta(days=1)
-    while not bacs_works(day):
-        day -= datetime.timedelta(days=1)
-    return day
-
-
-def input_day_of(made_at: datetime.datetime) -> datetime.date:
-    local = made_at.astimezone(LONDON)
-    if bacs_works(local.date()) and (local.hour, local.minute) < (22, 30):
-        return local.date()
-    return first_working_after(local.date())
-
-
-def assert_cycle_holds(processing: datetime.date, *, made_at: datetime.datetime, promised: datetime.date):
-    made_on = made_at.astimezone(LONDON).date()
-    entry = first_working_after(processing)
-    assert bacs_works(processing), f"{processing} is not a Bacs working day"
-    assert processing > made_on
-    assert processing > input_day_of(made_at)
-    assert entry >= promised, f"entry day {entry} is before the promised {promised}"
-    # And no earlier than it has to be: the working day before would miss the cycle or the notice.
-    before = last_working_before(processing)
-    assert before <= input_day_of(made_at) or first_working_after(before) < promised
 
 
 def download(client, run: BillRun):
@@ -764,86 +588,6 @@ def test_a_run_finalised_today_is_not_debited_before_the_notice_date(
     # The entry day is the first day Bacs debits on or after the promise, not a day later.
     assert first_working_after(processing) == first_working_on_or_after(promised)
     assert bacs_works(processing)
-
-
-@pytest.mark.parametrize(
-    ("made_at", "promised", "processing"),
-    [
-        # Christmas 2026: Friday 25th, Monday 28th (Boxing Day substitute) are not Bacs days.
-        ("2026-12-24T10:00:00+00:00", "2026-12-01", "2026-12-29"),
-        # After the 22:30 cut-off on Thursday the 24th the input day is Tuesday the 29th.
-        ("2026-12-24T22:45:00+00:00", "2026-12-01", "2026-12-30"),
-        # A Saturday file: input Monday, processing Tuesday.
-        ("2026-11-28T09:00:00+00:00", "2026-11-01", "2026-12-01"),
-        # A promise on Saturday 12 December: debited Monday the 14th, so processed Friday the 11th.
-        ("2026-11-30T12:00:00+00:00", "2026-12-12", "2026-12-11"),
-        # 22:10 UTC on 24 October 2026 is 23:10 BST, after the cut-off: input Monday the 26th.
-        ("2026-10-24T22:10:00+00:00", "2026-10-01", "2026-10-27"),
-        # 21:45 UTC on a January Friday is 21:45 GMT, before the cut-off: input Friday, processing Monday.
-        ("2027-01-08T21:45:00+00:00", "2027-01-01", "2027-01-11"),
-    ],
-)
-def test_processing_days_on_the_published_calendar(made_at, promised, processing):
-    instant = datetime.datetime.fromisoformat(made_at)
-    promise = datetime.date.fromisoformat(promised)
-
-    result = bacs.processing_day(made_at=instant, promised=promise)
-
-    assert result == datetime.date.fromisoformat(processing)
-    assert_cycle_holds(result, made_at=instant, promised=promise)
-
-
-def _special_instants() -> list[datetime.datetime]:
-    """Instants where a calendar rule turns: clock changes, the cut-off, month ends, bank holidays."""
-    utc = datetime.UTC
-    instants = []
-    for year in range(2025, 2031):
-        for month, day in [(3, 31), (10, 31), (12, 24), (12, 25), (12, 31), (2, 28), (4, 30), (8, 31)]:
-            for hour, minute in [(0, 0), (0, 30), (1, 30), (21, 29), (21, 30), (22, 29), (22, 30), (23, 59)]:
-                instants.append(datetime.datetime(year, month, day, hour, minute, tzinfo=utc))
-    # The nights the clocks change in London (last Sunday of March and October, 01:00 UTC).
-    for year in range(2025, 2031):
-        for month in (3, 10):
-            last = datetime.date(year, month, 31)
-            sunday = last - datetime.timedelta(days=(last.isoweekday() % 7))
-            for minutes in (-90, -61, -1, 0, 30, 59, 61, 90):
-                instants.append(
-                    datetime.datetime.combine(sunday, datetime.time(1, 0), tzinfo=utc)
-                    + datetime.timedelta(minutes=minutes)
-                )
-    instants.append(datetime.datetime(2028, 2, 29, 22, 30, tzinfo=utc))
-    return instants
-
-
-making_instants = st.one_of(
-    # Hypothesis takes naive bounds and attaches the zone itself.
-    st.datetimes(
-        min_value=datetime.datetime(2024, 1, 1),  # noqa: DTZ001
-        max_value=datetime.datetime(2034, 12, 31),  # noqa: DTZ001
-        timezones=st.just(datetime.UTC),
-    ),
-    st.sampled_from(_special_instants()),
-    # Days the calendar names: bank holidays and the days either side, at any time.
-    st.builds(
-        lambda day, offset, seconds: (
-            datetime.datetime.combine(day + datetime.timedelta(days=offset), datetime.time(0), tzinfo=LONDON)
-            + datetime.timedelta(seconds=seconds)
-        ),
-        st.sampled_from(sorted(d for d in ENGLAND_AND_WALES if d.year <= 2034)),
-        st.integers(-2, 2),
-        st.integers(0, 86399),
-    ),
-)
-
-
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(made_at=making_instants, notice_offset=st.integers(-60, 60))
-def test_the_processing_day_keeps_the_three_day_cycle_and_the_notice(made_at, notice_offset):
-    promised = made_at.astimezone(LONDON).date() + datetime.timedelta(days=notice_offset)
-
-    processing = bacs.processing_day(made_at=made_at, promised=promised)
-
-    assert_cycle_holds(processing, made_at=made_at, promised=promised)
 
 
 def test_a_restricted_run_hands_out_not_even_its_stored_file(client, billed, dpo):
