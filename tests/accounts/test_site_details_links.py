@@ -12,6 +12,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import site_details_links
 from accounts.models import Customer, Role
 
 RESUME = "Resume billing…"
@@ -95,3 +96,54 @@ def test_no_resume_link_while_billing_runs(client, agent, customer):
     assert "Billing ceased" not in facts
     assert RESUME not in facts
     assert _expected_fragments(customer)[INVOICES] in facts
+
+
+@pytest.fixture
+def registrations(monkeypatch):
+    """The hook's registrations as the apps made them, restored after the test."""
+    monkeypatch.setattr(site_details_links, "_registrations", dict(site_details_links._registrations))
+
+
+def test_a_registered_link_shows_once_in_its_order_for_whom_it_gives_one(
+    client, dpo, make_user, customer, registrations
+):
+    def contract_link(customer, user):
+        if not user.has_perm("privacy.view_dataexport"):
+            return None
+        return site_details_links.SiteDetailsLink("Contract file", f"/contracts/{customer.reference}/")
+
+    for _ in range(2):  # as a second ready() would: the key is replaced, not added again
+        site_details_links.register_site_details_link(
+            key="tests.contract",
+            slot=site_details_links.Slot.FACTS,
+            heading="Framework agreement",
+            order=15,
+            link_for=contract_link,
+        )
+    client.force_login(dpo)
+
+    facts = _facts(client, customer)
+
+    row = f'<dt>Framework agreement</dt><dd><a href="/contracts/{customer.reference}/">Contract file</a></dd>'
+    assert facts.count(row) == 1
+    assert facts.index("<dt>Data exports</dt>") < facts.index(row) < facts.index("<dt>Invoices</dt>")
+    client.force_login(make_user(Role.SUPPORT_AGENT))
+    assert "Framework agreement" not in _facts(client, customer)
+
+
+def test_a_fact_needs_a_heading_and_only_a_fact_has_one(registrations):
+    with pytest.raises(ValueError, match="heading"):
+        site_details_links.register_site_details_link(
+            key="tests.bare",
+            slot=site_details_links.Slot.FACTS,
+            order=1,
+            link_for=lambda customer, user: None,
+        )
+    with pytest.raises(ValueError, match="heading"):
+        site_details_links.register_site_details_link(
+            key="tests.action",
+            slot=site_details_links.Slot.BILLING_CEASED,
+            heading="Resume",
+            order=1,
+            link_for=lambda customer, user: None,
+        )
