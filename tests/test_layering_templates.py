@@ -1,11 +1,11 @@
 """Templates and URL names keep the layering too: fusion_site <- accounts <- billing <- privacy.
 
-import-linter (``make lint``) checks the imports, but a ``{% url 'privacy:...' %}`` in an accounts template,
-a ``perms.privacy...`` test in it, or a ``reverse("privacy:...")`` in accounts code is the same upward
-dependency without an import. These tests read every template file and every module of the apps, find
-which app each URL namespace belongs to from the URL resolver, and fail on any name of a higher app.
-A lower app that needs a higher app's link on its page gets it through a hook the higher app registers
-into (accounts.site_details_links).
+import-linter (``make lint``) checks the imports, but an accounts template holding
+``{% url 'privacy:...' %}``, ``perms.privacy...`` or ``{% include "privacy/..." %}``, or accounts code
+calling ``reverse("privacy:...")``, is the same upward dependency without an import. These tests read
+every template file and every module of the apps, find which app each URL namespace belongs to from
+the URL resolver, and fail on any name of a higher app. A lower app that needs a higher app's link on
+its page gets it through a hook the higher app registers into (accounts.site_details_links).
 """
 
 import re
@@ -32,6 +32,7 @@ COMPOSITION_ROOT_MODULES = {"fusion_site/settings.py", "fusion_site/urls.py"}  #
 
 URL_TAG = re.compile(r"""\{%\s*url\s+["']([\w-]+):""")
 PERMS = re.compile(r"\bperms\.(\w+)\.")
+INCLUDES = re.compile(r"""\{%\s*(?:include|extends)\s+["']([\w-]+)/""")
 
 
 def _layer(app: str) -> int:
@@ -72,6 +73,11 @@ def _upward_names_in_template(text: str, owner: str, owners: dict[str, str]) -> 
         f"{{% url '{ns}:" for ns in URL_TAG.findall(text) if _layer(owners.get(ns, owner)) > _layer(owner)
     ]
     found += [f"perms.{app}." for app in PERMS.findall(text) if app in LAYERS and _layer(app) > _layer(owner)]
+    found += [
+        f"{{% include '{top}/"
+        for top in INCLUDES.findall(text)
+        if top in TEMPLATE_OWNERS and _layer(TEMPLATE_OWNERS[top]) > _layer(owner)
+    ]
     return found
 
 
@@ -121,11 +127,12 @@ def test_the_check_finds_an_upward_link_where_there_is_one():
     accounts_page = (
         "{% if perms.privacy.view_dataexport %}"
         "<a href=\"{% url 'privacy:customer_exports' customer.reference %}\">Portability exports</a>"
-        "{% endif %}<a href=\"{% url 'accounts:home' %}\">Home</a>"
+        '{% endif %}<a href="{% url \'accounts:home\' %}">Home</a>{% include "billing/_totals.html" %}'
     )
 
     assert _upward_names_in_template(accounts_page, "accounts", owners) == [
         "{% url 'privacy:",
         "perms.privacy.",
+        "{% include 'billing/",
     ]
     assert _upward_names_in_template(accounts_page, "privacy", owners) == []
