@@ -27,6 +27,7 @@ lint: install
 	.venv/bin/ruff format --check .
 	.venv/bin/ruff check .
 	.venv/bin/mypy .
+	.venv/bin/lint-imports
 
 test: lint
 	.venv/bin/pytest

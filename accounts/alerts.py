@@ -7,6 +7,10 @@
 - an address throttled for failed logins at many usernames (password spraying, accounts.lockout);
 - a broken audit chain (``report_broken_audit_chain``, mailed at once by the verification job and command).
 
+Exports are seen by subscribing to the audit trail (``after_events_recorded`` on
+``accounts.audit.events_recorded``, connected in ``AccountsConfig.ready()``): this module uses the audit
+trail, never the other way round.
+
 Each alert is sent once per subject and window (an atomic ``cache.add``), not once per request. The
 mails name staff by email and customers by account reference only: no customer personal data.
 """
@@ -14,6 +18,7 @@ mails name staff by email and customers by account reference only: no customer p
 import datetime
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +26,7 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.audit import EXPORT_ACTION_PREFIX, audit_record
 from accounts.models import AccessLog, AuditEvent, Customer, Role, User
 
 ALERT_ROLES = (Role.ADMINISTRATOR.value, Role.DATA_PROTECTION_OFFICER.value)
@@ -57,7 +63,7 @@ def _send_once(key: str, window: datetime.timedelta, subject: str, body: str) ->
     recipients = alert_recipients()
     if not recipients:
         return False
-    from accounts.audit import audit_record
+    # Here, not at the top: accounts.tasks imports this module for the nightly chain check.
     from accounts.tasks import send_security_alert
 
     audit_record(actor=None, action="alert.sent", detail={"key": key, "subject": subject})
@@ -85,7 +91,9 @@ def check_reveal_volume(*, user: User) -> bool:
 
 def check_export_volume(*, user: User) -> bool:
     since = timezone.now() - _window()
-    count = AuditEvent.objects.filter(actor_id=user.pk, action__startswith="export.", at__gte=since).count()
+    count = AuditEvent.objects.filter(
+        actor_id=user.pk, action__startswith=EXPORT_ACTION_PREFIX, at__gte=since
+    ).count()
     if count < settings.ALERT_EXPORTS_PER_WINDOW:
         return False
     return _send_once(
@@ -148,3 +156,10 @@ def after_access_logged(entry: AccessLog) -> None:
         check_reveal_volume(user=entry.user)
     elif entry.action == AccessLog.Action.CROSS_PARTNER_VIEW and entry.customer is not None:
         check_cross_partner_access(user=entry.user, customer=entry.customer)
+
+
+def after_events_recorded(sender: Any, *, actor: Any, events: Sequence[AuditEvent], **kwargs: Any) -> None:
+    """Receiver of ``accounts.audit.events_recorded`` (connected in ``AccountsConfig.ready()``): a staff
+    member's exports are counted, and many in the window alert."""
+    if isinstance(actor, User) and any(event.action.startswith(EXPORT_ACTION_PREFIX) for event in events):
+        check_export_volume(user=actor)

@@ -6,4 +6,8 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and Site Details"
 
     def ready(self) -> None:
-        from accounts import signals  # noqa: F401 - connects the audit and alert receivers
+        from accounts import alerts, audit, signals
+
+        del signals  # imported for its receivers (audit events of logins and permission changes)
+        # Alerts listen to the audit trail; the audit trail imports no listener (pyproject.toml contract).
+        audit.events_recorded.connect(alerts.after_events_recorded, dispatch_uid="accounts.alerts.exports")

@@ -4,6 +4,9 @@ Any app may call ``audit_record(actor=..., action=..., target=..., detail=...)``
 code (``auth.login``, ``customer.processing_restricted``, ``bill_run.finalised``), ``target`` the model
 instance acted on (or None), ``detail`` a small JSON-able dict of ids and codes (never personal data).
 It joins the caller's transaction, so an event is kept exactly when the change it records is.
+Once events are appended, ``events_recorded`` is sent (inside that transaction) to whoever subscribed:
+the audit trail does not know its listeners, so it imports none of them (accounts.alerts connects from
+``AccountsConfig.ready()``; an import-linter contract in pyproject.toml keeps it so).
 ``audit_record_many`` appends several events by one actor under one lock of the chain head (a retention
 chunk records one erasure per customer).
 
@@ -27,9 +30,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
-from accounts import alerts
 from accounts.audit_checkpoints import Checkpoint, checkpoint_sign, checkpoint_write_file, checkpoints_read
 from accounts.audit_keys import UnknownAuditKeyError, keyring
 from accounts.models import AuditChainHead, AuditEvent, User
@@ -38,6 +41,11 @@ GENESIS_HASH = "0" * 64
 # Exports are counted for the unusual-access alert: name every export action "export.<what>".
 EXPORT_ACTION_PREFIX = "export."
 VERIFY_CHUNK = 2000
+
+# Sent by ``audit_record_many`` after it appends events, inside the writer's transaction, with the keyword
+# arguments ``actor`` (as given) and ``events`` (the AuditEvent rows, in order). A receiver that raises
+# rolls the events back with the caller's change, as a direct call would.
+events_recorded = Signal()
 
 
 def _actor_fields(actor: Any) -> tuple[int | None, str]:
@@ -155,8 +163,7 @@ def audit_record_many(*, actor: Any, entries: Sequence[AuditEntry]) -> list[Audi
     head.last_event_id = last_id
     head.last_hash = last_hash
     head.save(update_fields=["last_event_id", "last_hash"])
-    if isinstance(actor, User) and any(entry.action.startswith(EXPORT_ACTION_PREFIX) for entry in entries):
-        alerts.check_export_volume(user=actor)
+    events_recorded.send(sender=AuditEvent, actor=actor, events=events)
     return events
 
 

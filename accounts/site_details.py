@@ -8,6 +8,7 @@ from typing import Any
 
 from accounts import pii, selectors, validation
 from accounts.models import Customer, User
+from accounts.site_details_links import site_details_links
 
 PERSONAL_FIELDS = [
     "site.address_line1",
@@ -127,4 +128,6 @@ def page_context(customer: Customer, *, user: User, visibility: Visibility) -> d
         and (user.is_portal_user or pii.may_reveal_personal_data(user)),
         "may_order": user.has_perm("accounts.add_provisioningorder"),
         "order_kinds": loaded.provisioning_orders.model.Kind.choices,
+        # What billing and privacy add (their invoices, exports, resuming billing), through their hook.
+        "links": site_details_links(loaded, user=user),
     }

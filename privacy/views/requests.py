@@ -8,7 +8,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -23,7 +23,7 @@ from billing.models import BillRun
 from billing.selectors import bill_runs_visible_to
 from privacy import access_report, charts, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
-from privacy.models import OPEN_STATES, PrivacyPermission, PrivacyRequest, State
+from privacy.models import OPEN_STATES, TRANSITIONS, PrivacyPermission, PrivacyRequest, State
 from privacy.services.requests.carrying_out import privacy_request_complete, privacy_request_lift_restriction
 from privacy.services.requests.identity import (
     privacy_request_attest_identity,
@@ -148,6 +148,7 @@ class Step:
     input: str = ""  # "reason", "code" or "" for a plain button
     placeholder: str = "Reason"
     run: Callable[..., Any] | None = None
+    transition: str = ""  # the step of the workflow table (TRANSITIONS) it takes, if it moves the request
 
 
 _OPEN = frozenset(OPEN_STATES)
@@ -157,17 +158,39 @@ def _with_reason(service: Callable[..., Any]) -> Callable[..., Any]:
     return lambda item, user, post: service(privacy_request=item, actor=user, reason=post.get("reason", ""))
 
 
+def _moving(
+    transition: str,
+    *,
+    only_from: frozenset[str] | None = None,
+    action: str = "",
+    label: str = "",
+    **rest: Any,
+) -> Step:
+    """The button for ``transition`` of the workflow table: shown in the states the table lets it start
+    from (``only_from`` picks some of them, for a button of its own there), labelled as the table's step
+    unless ``label`` says it better."""
+    step = TRANSITIONS[transition]
+    states = step.sources if only_from is None else only_from
+    if not states <= step.sources:
+        raise ImproperlyConfigured(
+            f"{transition} starts only from {sorted(step.sources)}, not {sorted(states)}"
+        )
+    return Step(action or transition, label or step.label, frozenset(states), transition=transition, **rest)
+
+
+# The page's buttons, in the order shown. The states of those that move a request come from the workflow
+# table (privacy.models.TRANSITIONS), so the page offers exactly what the services accept; the others act
+# within a state, and their states follow the service's own check.
 STEPS = [
-    Step(
+    _moving(
         "request_identity",
-        "Ask for proof of identity (emails a code)",
-        frozenset({State.RECEIVED}),
+        label="Ask for proof of identity (emails a code)",
         run=_with_reason(privacy_request_request_identity),
     ),
-    Step(
-        "verify_code",
-        "Check the code",
-        frozenset({State.AWAITING_IDENTITY}),
+    _moving(
+        "verify_identity",
+        action="verify_code",
+        label="Check the code",
         input="code",
         placeholder="6-digit code",
         run=lambda item, user, post: privacy_request_verify_identity_code(
@@ -188,24 +211,22 @@ STEPS = [
         placeholder="How you verified the subject's identity",
         run=_with_reason(privacy_request_attest_identity),
     ),
-    Step("start", "Start work", frozenset({State.RECEIVED}), run=_with_reason(privacy_request_start)),
-    Step(
+    _moving("start", only_from=frozenset({State.RECEIVED}), run=_with_reason(privacy_request_start)),
+    _moving(
         "start",
-        "Return for more work",
-        frozenset({State.AWAITING_APPROVAL}),
+        only_from=frozenset({State.AWAITING_APPROVAL}),
+        label="Return for more work",
         input="reason",
         placeholder="What is missing",
         run=_with_reason(privacy_request_start),
     ),
-    Step(
+    _moving(
         "hold",
-        "Hold for clarification",
-        frozenset({State.IN_PROGRESS}),
         input="reason",
         placeholder="Clarification asked for",
         run=_with_reason(privacy_request_hold),
     ),
-    Step("resume", "Resume", frozenset({State.ON_HOLD}), run=_with_reason(privacy_request_resume)),
+    _moving("resume", run=_with_reason(privacy_request_resume)),
     Step(
         "extend",
         "Extend by two months",
@@ -214,12 +235,7 @@ STEPS = [
         placeholder="Reasons (sent to the subject)",
         run=_with_reason(privacy_request_extend),
     ),
-    Step(
-        "submit_for_approval",
-        "Submit for approval",
-        frozenset({State.IN_PROGRESS}),
-        run=_with_reason(privacy_request_submit_for_approval),
-    ),
+    _moving("submit_for_approval", run=_with_reason(privacy_request_submit_for_approval)),
     Step(
         "approve",
         "Approve",
@@ -227,26 +243,21 @@ STEPS = [
         permission=PrivacyPermission.APPROVE,
         run=_with_reason(privacy_request_approve),
     ),
-    Step(
+    _moving(
         "complete",
-        "Complete",
-        frozenset({State.AWAITING_APPROVAL}),
         input="reason",
         placeholder="Outcome (no personal data)",
         run=_with_reason(privacy_request_complete),
     ),
-    Step(
+    _moving(
         "reject",
-        "Reject",
-        _OPEN,
         input="reason",
         placeholder="Reason (sent to the subject)",
         run=_with_reason(privacy_request_reject),
     ),
-    Step(
+    _moving(
         "withdraw",
-        "Record withdrawal",
-        _OPEN,
+        label="Record withdrawal",
         input="reason",
         placeholder="How the subject withdrew",
         run=_with_reason(privacy_request_withdraw),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -600,6 +601,32 @@ def test_a_restricted_run_hands_out_not_even_its_stored_file(client, billed, dpo
     assert response.redirect_chain == [(f"/billing/runs/{billed.run.pk}/", 302)]
     assert any("restricted" in m.message for m in response.context["messages"])
     assert billed.run.events.filter(action="direct debit export refused").exists()
+
+
+def test_many_direct_debit_downloads_alert_the_dpo_and_administrators(
+    client, billed, dpo, make_user, settings, mailoutbox, django_capture_on_commit_callbacks
+):
+    # Through the real path: the page's download is audited as an export, and the alerts, which subscribe
+    # to the audit trail (AccountsConfig.ready()), count it.
+    cache.clear()  # an alert is sent once per user and window (a cache key); user ids repeat between tests
+    settings.ALERT_EXPORTS_PER_WINDOW = 2
+    administrator = make_user(Role.ADMINISTRATOR)
+    client.force_login(billed.finance)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        download(client, billed.run)
+    assert mailoutbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        download(client, billed.run)  # the stored file again: a second export
+        download(client, billed.run)
+
+    assert len(mailoutbox) == 1
+    assert mailoutbox[0].subject == f"[Fusion security] Many exports by {billed.finance.email}"
+    assert set(mailoutbox[0].to) == {dpo.email, administrator.email}
+    assert (
+        AuditEvent.objects.filter(action="alert.sent", detail__key=f"exports:{billed.finance.pk}").count()
+        == 1
+    )
 
 
 # The stored file is personal data: encrypted at rest, and refused once cleared ------------------------

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.models import AccessLog, Role
 from billing.demo import uk_tariff
 from fusion_site.spreadsheet import safe_cell
-from privacy.models import PrivacyRequest, State
+from privacy.models import TRANSITIONS, PrivacyRequest, State
 from privacy.services.requests.carrying_out import privacy_request_complete
 from privacy.services.requests.identity import (
     privacy_request_attest_identity,
@@ -29,6 +29,7 @@ from privacy.services.requests.workflow import (
     privacy_request_submit_for_approval,
     privacy_request_withdraw,
 )
+from privacy.views import requests as request_views
 from tests.billing.factories import billing_profile, calculated_run, month
 from tests.privacy.conftest import receive
 
@@ -179,6 +180,34 @@ def test_steps_are_posted_from_the_request_page_with_four_eyes(client, dpo, seco
     assert item.state == State.COMPLETED and customer.is_processing_restricted
     assert "Received → In progress" in html and "Awaiting approval → Completed" in html
     assert f'action="{_act(item, "lift_restriction")}"' in html
+
+
+# The page's buttons that move a request take their URL action from the transition's name, except this one.
+ACTION_OF_TRANSITION = {"verify_identity": "verify_code"}
+
+
+@pytest.mark.parametrize("state", list(State))
+def test_the_page_offers_exactly_the_moves_the_workflow_table_allows_from_each_state(
+    client, dpo, customer, state
+):
+    item = receive(dpo, customer=customer)
+    PrivacyRequest.objects.filter(pk=item.pk).update(state=state, outcome="Outcome recorded")
+    item.refresh_from_db()
+    client.force_login(dpo)  # a DPO may take every step
+
+    html = client.get(_detail(item)).content.decode()
+
+    posted = set(re.findall(rf'action="/privacy/requests/{item.pk}/(\w+)/"', html))
+    moves = {ACTION_OF_TRANSITION.get(name, name) for name in TRANSITIONS}
+    allowed = {ACTION_OF_TRANSITION.get(name, name) for name in item.allowed_actions()}
+    assert posted & moves == allowed
+
+
+def test_each_move_button_is_derived_from_the_workflow_table_once_per_state():
+    for name, transition in TRANSITIONS.items():
+        offered = [step.states for step in request_views.STEPS if step.transition == name]
+        assert frozenset().union(*offered) == transition.sources, name
+        assert sum(map(len, offered)) == len(transition.sources), f"{name} offered twice from one state"
 
 
 def test_identity_code_entered_by_staff_on_the_page(
