@@ -108,8 +108,8 @@ def rating_query(*, partner_id: int) -> RatingQuery:
     # Money in integer units, converted once per rate above rather than once per call.
     billable = "((c.duration_seconds + r.increment_seconds - 1) / r.increment_seconds) * r.increment_seconds"
     charged = "r.connection_charge + (r.price * " + billable + " * 2 + 60) / 120"
-    greatest = "GREATEST" if connection.vendor == "postgresql" else "MAX"  # SQLite's two-argument MAX
-    cost = f"{greatest}({charged}, r.minimum_charge) / 10000.0"
+    # The larger of the two in SQL both databases read alike (PostgreSQL's GREATEST is SQLite's MAX).
+    cost = f"CASE WHEN {charged} > r.minimum_charge THEN {charged} ELSE r.minimum_charge END / 10000.0"
     reason = (
         f"CASE WHEN {line} IS NULL THEN 'unknown_cli' WHEN {tariff} IS NULL THEN 'no_tariff' "
         "WHEN r.id IS NULL THEN 'unrateable' ELSE '' END"
@@ -161,9 +161,9 @@ def rate_pending_calls(*, partner_id: int, call_import_id: int | None = None) ->
 
 
 def requeue_suspense(*, partner_id: int, call_ids: list[int] | None = None) -> int:
-    """Put suspense calls back to pending (forgetting an unknown line) so rating tries them again."""
+    """Put suspense calls back to pending so rating tries them again. A call whose CLI was unknown has no
+    line or customer (rating wrote NULL for both), so rating looks its line up afresh."""
     queryset = CallRecord.objects.filter(partner_id=partner_id, status=CallRecord.Status.SUSPENSE)
     if call_ids is not None:
         queryset = queryset.filter(pk__in=call_ids)
-    queryset.filter(suspense_reason=CallRecord.SuspenseReason.UNKNOWN_CLI).update(line=None, customer=None)
     return queryset.update(status=CallRecord.Status.PENDING, suspense_reason="")

@@ -58,6 +58,11 @@ def test_a_good_line_becomes_a_call_with_its_line_number():
     assert (counts.lines_read, counts.rejected, counts.errors) == (1, 0, [])
 
 
+def test_a_time_with_an_offset_keeps_it_even_in_summer():
+    (call,), _counts = parse("02079460123,01134960001,2026-07-01T09:15:00+00:00,61,voice,R-1")
+    assert call.started_at == datetime.datetime(2026, 7, 1, 9, 15, tzinfo=datetime.UTC)
+
+
 def test_a_time_without_an_offset_is_uk_local_time():
     (call,), _counts = parse("02079460123,01134960001,2026-07-01T09:15:00,61,VOICE,R-1")
     assert call.started_at == datetime.datetime(2026, 7, 1, 8, 15, tzinfo=datetime.UTC)  # BST
@@ -159,6 +164,21 @@ def test_an_undecodable_byte_rejects_only_its_line_and_names_the_byte():
     calls = list(parse_rows(reader, read_header(reader), counts, latest=NOW))
     assert len(calls) == 1
     assert counts.errors == [(3, "line is not UTF-8 text (byte 0xe9)")]
+
+
+@pytest.mark.parametrize("byte", [0x80, 0xC3, 0xFF])
+def test_each_byte_that_is_not_utf8_is_named_from_0x80_to_0xff(byte):
+    data = f"{HEADER}\n02079460123,0113{chr(0xDC00 + byte)},2026-11-02T09:15:00+00:00,61,voice,R-2\n"
+    reader = csv.reader(text_stream(io.BytesIO(data.encode("utf-8", "surrogateescape"))))
+    counts = ImportCounts()
+    assert list(parse_rows(reader, read_header(reader), counts, latest=NOW)) == []
+    assert counts.errors == [(2, f"line is not UTF-8 text (byte 0x{byte:02x})")]
+
+
+def test_text_that_cannot_be_utf8_from_another_source_is_rejected_without_a_byte():
+    calls, counts = parse("02079460123,0113\ud800,2026-11-02T09:15:00+00:00,61,voice,R-2")
+    assert calls == []
+    assert counts.errors == [(2, "line is not UTF-8 text")]
 
 
 def test_a_line_the_csv_module_cannot_read_is_rejected_and_reading_goes_on():

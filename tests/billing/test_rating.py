@@ -285,13 +285,48 @@ def test_rerating_without_a_fix_leaves_the_call_in_suspense(partner, profile, ag
 def test_rerating_reports_how_many_calls_were_rated_and_how_many_stay_in_suspense(
     partner, customer, profile, agent
 ):
-    fixable, hopeless = Call(cli=cli_of(customer), dialled_number="05001234567"), Call(cli=UNKNOWN_CLI)
-    import_calls(partner, [fixable, hopeless])
+    fixable = [Call(cli=cli_of(customer), dialled_number="05001234567") for _ in range(2)]
+    hopeless = [Call(cli=UNKNOWN_CLI) for _ in range(3)]
+    import_calls(partner, [*fixable, *hopeless])
     _fix_unrateable(partner=partner)
 
     result = suspense_rerate(partner=partner, actor=agent)
 
-    assert (result.rated, result.suspense) == (1, 1)
+    assert (result.rated, result.suspense) == (2, 3)
+
+
+def test_rerating_touches_only_the_chosen_suspense_calls_of_its_own_partner(
+    partner, customer, profile, agent, other_partner, other_customer
+):
+    """Re-rating is for calls in suspense: never a rated call (it may be invoiced already), never another
+    partner's call, and with ``call_ids`` only those calls."""
+    billing_profile(other_partner, default_tariff=uk_tariff(name="Other partner's tariff"))
+    rated = Call(cli=cli_of(customer), dialled_number="05001234567")
+    chosen, left = (Call(cli=cli_of(customer), dialled_number="05001234567") for _ in range(2))
+    import_calls(partner, [Call(cli=cli_of(customer), dialled_number="01134960000")])
+    theirs = Call(cli=cli_of(other_customer), dialled_number="05001234567")
+    import_calls(other_partner, [theirs])
+    import_calls(partner, [chosen, left])
+    _fix_unrateable(partner=partner)
+    import_calls(partner, [rated])  # rated at 0.1000 a minute by the rate just added
+    Rate.objects.filter(prefix="05", rate_card__tariff=profile.default_tariff).update(
+        price_per_minute=Decimal("0.2000")
+    )
+    _fix_unrateable(partner=other_partner)
+
+    result = suspense_rerate(partner=partner, actor=agent, call_ids=[call(chosen.call_reference).pk])
+
+    assert (result.rated, result.suspense) == (1, 0)
+    assert call(chosen.call_reference).cost == Decimal("0.2000")  # a minute at the price now
+    assert call(rated.call_reference).cost == Decimal("0.1000")  # as rated: a minute at the old price
+    assert (call(left.call_reference).status, call(left.call_reference).suspense_reason) == (
+        CallRecord.Status.SUSPENSE,
+        CallRecord.SuspenseReason.UNRATEABLE,
+    )
+    assert (call(theirs.call_reference).status, call(theirs.call_reference).suspense_reason) == (
+        CallRecord.Status.SUSPENSE,
+        CallRecord.SuspenseReason.UNRATEABLE,
+    )
 
 
 def test_a_number_of_another_partners_line_is_unknown_here(partner, profile, other_customer):
