@@ -194,6 +194,54 @@ def test_a_line_the_csv_module_cannot_read_is_rejected_and_reading_goes_on():
     assert counts.errors[0][1].startswith("line cannot be read as CSV: field larger than field limit")
 
 
+def test_every_bad_line_is_counted_and_listed():
+    calls, counts = parse(
+        "02079460123,01134960001,bad,61,voice,R-2",
+        GOOD,
+        "02079460123,01134960001,2026-11-02T09:15:00+00:00,61,sms,R-3",
+        "02079460123,01134960001,2026-11-02T09:15:00+00:00,61,voice",
+    )
+    assert len(calls) == 1
+    assert (counts.lines_read, counts.rejected) == (4, 3)
+    assert [line for line, _reason in counts.errors] == [2, 4, 5]
+
+
+def test_several_lines_the_csv_module_cannot_read_are_each_rejected():
+    limit = csv.field_size_limit()
+    try:
+        csv.field_size_limit(100)
+        too_long = f'02079460123,"{"1" * 200}",x,1,voice,R-2'
+        calls, counts = parse(too_long, GOOD, too_long.replace("R-2", "R-4"))
+    finally:
+        csv.field_size_limit(limit)
+    assert len(calls) == 1
+    assert (counts.lines_read, counts.rejected) == (3, 2)
+    assert [line for line, _reason in counts.errors] == [2, 4]
+
+
+class _StuckReader:
+    """A reader that fails on the same line again without reading on (a broken source)."""
+
+    line_num = 7
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise csv.Error("stuck")
+
+
+def test_a_reader_that_fails_twice_on_one_line_fails_the_file_rather_than_looping():
+    counts = ImportCounts()
+    with pytest.raises(csv.Error, match="stuck"):
+        list(
+            parse_rows(
+                _StuckReader(), {name: n for n, name in enumerate(HEADER.split(","))}, counts, latest=NOW
+            )
+        )
+    assert counts.errors == [(7, "line cannot be read as CSV: stuck")]
+
+
 @pytest.mark.parametrize(
     "header",
     [
