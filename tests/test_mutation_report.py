@@ -1,6 +1,7 @@
 """The mutation-testing gate (`make mutation`, tools/mutation_report.py) and its configuration: a gate
 that could not fail, or a rule module left out of it, would make the score meaningless."""
 
+import re
 import tomllib
 from pathlib import Path
 
@@ -49,7 +50,7 @@ def test_every_rule_module_is_mutated_with_tests_that_exist_and_every_listed_equ
     for path in config["pytest_add_cli_args_test_selection"]:
         assert (REPO / path).is_file(), path
     for mutant, reason in read_equivalents().items():
-        module = mutant.split(".x_")[0].replace(".", "/") + ".py"
+        module = re.split(r"\.x[_\u01c1]", mutant)[0].replace(".", "/") + ".py"  # x_f or xǁClassǁmethod
         assert module in RULE_MODULES and reason.strip(), mutant
     makefile = (REPO / "Makefile").read_text()
     assert "mutmut run" in makefile and "tools/mutation_report.py" in makefile

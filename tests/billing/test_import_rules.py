@@ -181,6 +181,11 @@ def test_text_that_cannot_be_utf8_from_another_source_is_rejected_without_a_byte
     assert counts.errors == [(2, "line is not UTF-8 text")]
 
 
+def test_the_stream_drops_a_byte_order_mark_and_keeps_the_files_own_line_endings():
+    """csv reads the line endings itself (a quoted field may hold one); Excel starts its UTF-8 with a BOM."""
+    assert text_stream(io.BytesIO(b'\xef\xbb\xbfcli\r\n1,"a\r\nb"\n')).read() == 'cli\r\n1,"a\r\nb"\n'
+
+
 def test_a_line_the_csv_module_cannot_read_is_rejected_and_reading_goes_on():
     limit = csv.field_size_limit()
     try:
@@ -290,6 +295,8 @@ def test_every_written_form_is_the_number_as_dialled_from_the_uk(number):
         ("0044(0)2079460123", "02079460123"),
         ("(+353) (0)1 234 5678", "0035312345678"),
         ("00353 1 234 5678", "0035312345678"),
+        ("00442079460123", "02079460123"),  # all digits, but a UK number written internationally
+        ("0035312345678", "0035312345678"),
         ("999", "999"),
     ],
 )
@@ -298,7 +305,8 @@ def test_dialled_numbers_worked_by_hand(written, dialled):
 
 
 @pytest.mark.parametrize(
-    "written", ["12", "1" * 21, "+0 20", "000 20", "+", "00", "+ (0)", "abc", "٠١٢٣", "+44x20"]
+    "written",
+    ["12", "1" * 21, "0002079460123", "+0 20", "000 20", "+", "00", "+ (0)", "abc", "٠١٢٣", "+44x20"],
 )
 def test_what_is_not_a_telephone_number_is_refused(written):
     with pytest.raises(ValueError, match=r"^dialled_number is not a telephone number$"):

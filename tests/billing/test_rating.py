@@ -13,6 +13,7 @@ from accounts import services as accounts_services
 from accounts.models import Line
 from billing.demo import uk_tariff
 from billing.models import Band, BillRun, CallRecord, InvoiceLine, Rate
+from billing.rating import RatingResult
 from billing.services.call_imports import suspense_rerate
 from billing.services.charges import one_off_charge_create, recurring_charge_create
 from billing.services.tariffs import customer_set_tariff, line_set_tariff
@@ -327,6 +328,10 @@ def test_rerating_touches_only_the_chosen_suspense_calls_of_its_own_partner(
         CallRecord.Status.SUSPENSE,
         CallRecord.SuspenseReason.UNRATEABLE,
     )
+
+    assert suspense_rerate(partner=partner, actor=agent) == RatingResult(rated=1, suspense=0)  # all of ours
+    assert call(left.call_reference).status == CallRecord.Status.RATED
+    assert call(theirs.call_reference).status == CallRecord.Status.SUSPENSE  # never another partner's
 
 
 def test_a_number_of_another_partners_line_is_unknown_here(partner, profile, other_customer):
