@@ -18,7 +18,7 @@ from faker import Faker
 from guardian.shortcuts import assign_perm
 from simple_history.utils import bulk_create_with_history
 
-from accounts import services
+from accounts import modulus, services, validation
 from accounts.models import (
     Contact,
     Customer,
@@ -55,6 +55,20 @@ def _geographic_numbers(rng: random.Random) -> Iterator[str]:
 def _mobile(rng: random.Random) -> str:
     # 07700 900xxx is the drama range, which phonenumbers rejects; 07700 1xxxxx is accepted.
     return f"+447700{rng.randrange(100000, 200000)}"
+
+
+# Sort codes from the test cases of Vocalink's modulus checking spec (3.1), one for each kind of check:
+# standard modulus 10, standard modulus 11, and modulus 11 with double alternate.
+DEMO_SORT_CODES = ["089999", "107999", "202959"]
+
+
+def _bank_details(rng: random.Random, tables: modulus.ModulusTables) -> tuple[str, str]:
+    """A sort code and an account number that passes its modulus check (about one draw in 10 to 110)."""
+    sort_code = rng.choice(DEMO_SORT_CODES)
+    while True:
+        account_number = f"{rng.randrange(10**8):08d}"
+        if modulus.check(sort_code, account_number, tables) is modulus.Outcome.VALID:
+            return sort_code, account_number
 
 
 class DemoBuilder:
@@ -151,6 +165,7 @@ class DemoBuilder:
         self, partner: Partner, indices: range, sizes: Callable[[int], tuple[int, int]]
     ) -> None:
         fake, rng = self.fake, self.rng
+        tables = validation.modulus_tables()
         today = timezone.localdate()
         customers = []
         for _ in indices:
@@ -196,12 +211,13 @@ class DemoBuilder:
                         phone=_mobile(rng),
                     )
                 )
+            sort_code, account_number = _bank_details(rng, tables)
             payments.append(
                 PaymentDetails(
                     customer=customer,
                     account_holder=customer.name,
-                    sort_code=f"{rng.randrange(10**6):06d}",
-                    account_number=f"{rng.randrange(10**8):08d}",
+                    sort_code=sort_code,
+                    account_number=account_number,
                     mandate_reference=f"DD{customer.pk:08d}",
                 )
             )

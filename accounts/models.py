@@ -456,6 +456,10 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
     def __str__(self) -> str:
         return "Direct Debit mandate"
 
+    def clean(self) -> None:
+        # After clean_fields has normalised both: the pair must pass Vocalink's modulus check.
+        validation.validate_bank_details(self.sort_code, self.account_number)
+
 
 class ProvisioningOrder(TimeStampedModel):
     """An order to the line gateway to provide, cease or modify a line."""

@@ -94,8 +94,9 @@ class PaymentDetailsFactory(ServiceFactory):
 
     customer = factory.SubFactory(CustomerFactory)
     account_holder = "Jane Smith"
-    sort_code = "12-34-56"
-    account_number = "12345678"
+    # Test case 1 of Vocalink's modulus checking spec (3.1): passes the standard modulus 10 check.
+    sort_code = "08-99-99"
+    account_number = "66374958"
     mandate_reference = "DDMANDATE0001"
     actor = None
 

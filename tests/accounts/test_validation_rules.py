@@ -50,6 +50,19 @@ def refusal(check, value) -> ValidationError:
             "Enter an account number of 8 digits.",
             "invalid_account_number",
         ),
+        # Digits of other scripts are digits to Python's \d, but not to a Bacs file or the modulus check.
+        (
+            normalise_sort_code,
+            "\u0661\u0662\u0663\u0664\u0665\u0666",
+            "Enter a sort code of 6 digits.",
+            "invalid_sort_code",
+        ),
+        (
+            normalise_account_number,
+            "\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",
+            "Enter an account number of 8 digits.",
+            "invalid_account_number",
+        ),
     ],
 )
 def test_a_refused_value_gets_its_own_message_and_code(check, value, message, code):
