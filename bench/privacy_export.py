@@ -185,7 +185,7 @@ def build(calls: int) -> tuple[int, int, float]:
             actor=actor,
             account_holder="Jane Smith",
             sort_code="20-40-60",
-            account_number="31926819",
+            account_number="31226819",
             mandate_reference=f"DDBENCH{number}",
         )
         first = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)

@@ -25,7 +25,7 @@ PLAINTEXTS = {
     "town": "Much Wenlock",
     "postcode": "TF13 6AQ",
     "sort_code": "204060",
-    "account_number": "31926819",
+    "account_number": "31226819",
     "mandate": "DDQX998877",
     "cli": "+441134960555",
 }

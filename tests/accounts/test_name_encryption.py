@@ -214,7 +214,7 @@ def test_admin_searches_names_by_word(client, make_user, named, url, query, expe
         actor=None,
         account_holder=CUSTOMER_NAME,
         sort_code="20-40-60",
-        account_number="31926819",
+        account_number="31226819",
         mandate_reference="DDQX998877",
     )
     client.force_login(make_user(Role.ADMINISTRATOR))

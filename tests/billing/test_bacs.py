@@ -154,7 +154,7 @@ def billed(partner, agent, finance, finalise) -> Billed:
         actor=agent,
         account_holder="Zoë O'Brien & Søn (Café)",
         sort_code="40-05-15",
-        account_number="3192 6819",
+        account_number="3420 6819",
         mandate_reference="ddm/0001-a",
     )
     one_off(paying, "10.00", agent)
@@ -277,7 +277,7 @@ def test_names_and_references_are_upper_case_bacs_characters(billed):
     assert detail["reference"] == "DDM/0001-A".ljust(18)
     assert (detail["sort_code"], detail["account_number"], detail["account_type"]) == (
         "400515",
-        "31926819",
+        "34206819",
         "0",
     )
     assert (detail["originator_sort_code"], detail["originator_account_number"]) == ("200000", "55779911")
@@ -307,7 +307,7 @@ def test_restricted_customers_and_unusable_mandates_are_skipped(billed, make_use
         actor=agent,
         account_holder="Jane Smith",
         sort_code="400515",
-        account_number="31926819",
+        account_number="34206819",
         mandate_reference="ab#1",
     )
 
@@ -634,7 +634,7 @@ def test_many_direct_debit_downloads_alert_the_dpo_and_administrators(
 
 def test_the_stored_file_is_ciphertext_in_the_database(billed):
     submission = direct_debit_export(bill_run=billed.run, actor=billed.finance)
-    assert "31926819" in submission.content and "400515" in submission.content  # the paying customer
+    assert "34206819" in submission.content and "400515" in submission.content  # the paying customer
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT content FROM billing_directdebitsubmission WHERE id = %s", [submission.pk])
@@ -646,7 +646,7 @@ def test_the_stored_file_is_ciphertext_in_the_database(billed):
             )
         ]
 
-    for plaintext in ("31926819", "400515", "12345678", "JANE SMITH", "VOL1", "UHL1"):
+    for plaintext in ("34206819", "400515", "12345678", "JANE SMITH", "VOL1", "UHL1"):
         assert plaintext not in stored
     assert crypto.decrypt(stored) == submission.content
     assert "content" not in history_columns, "the history must not copy the file a second time"

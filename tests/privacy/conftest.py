@@ -87,7 +87,7 @@ def build_subject(
         customer=customer,
         account_holder="Zebedee Quillfeather",
         sort_code="40-47-84",
-        account_number="31926819",
+        account_number="34206819",
         mandate_reference="ZQMANDATE77",
     )
     account_services.provisioning_order_create(
@@ -158,7 +158,7 @@ def build_subject(
         "Quillfeather Lane",
         "Otterburnham",
         "LS29 7QJ",
-        "31926819",
+        "34206819",
         "404784",
         "ZQMANDATE77",
         "zeb.portal@quillmail.example",

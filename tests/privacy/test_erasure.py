@@ -452,7 +452,7 @@ def test_erasure_clears_the_direct_debit_file_that_collects_from_the_customer(
 ):
     run = subject.invoice.bill_run
     made = direct_debit_export(bill_run=run, actor=finance)
-    assert "31926819" in made.content and "404784" in made.content
+    assert "34206819" in made.content and "404784" in made.content
     other = _submission_of_another_run(partner, finance)
     kept = {subject.invoice.pk}
     tables = {hit.split(":")[0] for hit in scan(subject.values, subject.blind_indexes, kept_invoice_ids=kept)}

@@ -179,7 +179,7 @@ def test_the_export_holds_the_decrypted_values_of_this_customer_only(
         actor=dpo,
         account_holder="Jane Smith",
         sort_code="20-40-60",
-        account_number="31926819",
+        account_number="31226819",
         mandate_reference="DDMANDATE0001",
     )
     logged_in(client, dpo)
@@ -211,7 +211,7 @@ def test_the_export_holds_the_decrypted_values_of_this_customer_only(
     assert payment["account_number_last4"] == "6819"
     assert (payment["sort_code"], payment["mandate_reference"]) == ("204060", "DDMANDATE0001")
     everything = b"".join(archive.read(name) for name in archive.namelist())
-    assert b"31926819" not in everything
+    assert b"31226819" not in everything
     other_contact = Contact.objects.get(customer=other_customer)
     assert other_contact.email.encode() not in everything
     assert b"THEIRS" not in everything

@@ -351,7 +351,7 @@ def test_direct_debit_files_are_cleared_13_months_after_their_processing_day(sub
     )
     assert (cleared.sha256, cleared.serial, cleared.total_pence) == (old.sha256, old.serial, old.total_pence)
     kept = DirectDebitSubmission.objects.get(pk=recent.pk)
-    assert kept.content == recent.content and "31926819" in kept.content and not kept.is_content_cleared
+    assert kept.content == recent.content and "34206819" in kept.content and not kept.is_content_cleared
 
     # A hold on a customer the run billed keeps the file a dispute may need; lifting it lets it go.
     the_hold = hold(subject.customer, dpo, LegalHold.Kind.DISPUTE)
