@@ -25,7 +25,7 @@ SORT_CODE_DIGITS = 6
 ACCOUNT_NUMBER_DIGITS = 8
 WEIGHT_POSITIONS = SORT_CODE_DIGITS + ACCOUNT_NUMBER_DIGITS  # u v w x y z a b c d e f g h
 MANIFEST_NAME = "modulus.json"
-VERSION_RE = re.compile(r"^\d+\.\d+$")
+VERSION_RE = re.compile(r"^[0-9]+\.[0-9]{2}$")  # Vocalink numbers versions 6.40, 8.50, ...
 
 # Positions in the 14 digits "sort code + account number" (spec 1.3, notation u-z a-h).
 _A, _B, _C, _G, _H = 6, 7, 8, 12, 13

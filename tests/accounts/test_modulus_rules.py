@@ -255,3 +255,55 @@ def test_install_refuses_a_file_whose_digest_changed(tmp_path: Path):
     (tmp_path / "scsubtab-v8-50.txt").write_text("938173 938018\r\n")
     with pytest.raises(TableError, match=re.escape("scsubtab-v8-50.txt does not match the digest recorded")):
         modulus.load_installed(tmp_path)
+
+
+def test_install_writes_the_versioned_files_then_the_manifest(tmp_path: Path):
+    weights = (validation.DEFAULT_MODULUS_DATA_DIR / "valacdos-v8-50.txt").read_bytes()
+    substitutions = b"938173 938017\r\n"
+    tables = modulus.install(
+        tmp_path, version="8.51", weights=weights, substitutions=substitutions, installed_at="then"
+    )
+    assert (tables.version, len(tables.rows), dict(tables.substitutions)) == (
+        "8.51",
+        1151,
+        {"938173": "938017"},
+    )
+    manifest = modulus.installed_manifest(tmp_path)
+    assert manifest["weights"] == {"file": "valacdos-v8-51.txt", "sha256": modulus.sha256_of(weights)}
+    assert manifest["substitutions"] == {
+        "file": "scsubtab-v8-51.txt",
+        "sha256": modulus.sha256_of(substitutions),
+    }
+    assert (tmp_path / "valacdos-v8-51.txt").read_bytes() == weights
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "modulus.json",
+        "scsubtab-v8-51.txt",
+        "valacdos-v8-51.txt",
+    ]  # no temporary file left behind
+
+
+@pytest.mark.parametrize(
+    ("version", "weights", "substitutions", "message"),
+    [
+        ("8.5", GOOD.encode(), b"", "The version '8.5' is not of the form 8.50."),
+        (
+            "8.51",
+            GOOD.encode() + b"\r\n\xa3",
+            b"",
+            "line 2: the weight table has a character that is not ASCII.",
+        ),
+        (
+            "8.51",
+            GOOD.encode(),
+            None,
+            "No substitution table is installed yet: give one with the weight table.",
+        ),
+    ],
+)
+def test_install_refuses_and_writes_nothing(tmp_path: Path, version, weights, substitutions, message):
+    with pytest.raises(TableError) as raised:
+        modulus.install(
+            tmp_path, version=version, weights=weights, substitutions=substitutions, installed_at="then"
+        )
+    assert str(raised.value) == message
+    assert not (tmp_path / modulus.MANIFEST_NAME).exists()
