@@ -50,6 +50,11 @@ def test_celery_configured_under_its_namespace():
     assert conf.accept_content == ["json"]
     assert conf.task_acks_late is True
     assert conf.task_time_limit == settings.CELERY_TASK_TIME_LIMIT
+    # What a starting worker does: import each installed app's tasks module (autodiscovery is lazy, so
+    # without this the answer depended on whether another test had imported a tasks module first).
+    celery_app.loader.import_default_modules()
+    for app_label in ("accounts", "billing", "privacy"):
+        assert any(name.startswith(f"{app_label}.tasks.") for name in celery_app.tasks), app_label
     assert "accounts.tasks.submit_provisioning_order" in celery_app.tasks
 
 
