@@ -1,5 +1,6 @@
 """Staff and customer pages. Thin: access through selectors, writes through services."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -18,7 +19,7 @@ from accounts import pii, selectors, services, two_factor
 from accounts import site_details as details
 from accounts.audit import audit_record
 from accounts.forms import ContactForm, OneTimeCodeForm, ProvisioningOrderForm, RevealForm, SiteForm
-from accounts.models import AccessLog, Customer, User
+from accounts.models import AccessLog, Contact, Customer, Site, User
 
 CUSTOMERS_PER_PAGE = 50
 
@@ -130,75 +131,72 @@ def _rectification_reason(user: User, form_reason: str) -> str:
     return f"Rectification by {who} via Site Details" + (f": {form_reason}" if form_reason else "")
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpResponse:
+def _rectification_page(
+    request: HttpRequest,
+    customer: Customer,
+    row: Contact | Site,
+    *,
+    form_class: type[ContactForm | SiteForm],
+    permission: str,
+    fields: list[str],
+    update: Callable[..., Any],
+    done_message: str,
+) -> HttpResponse:
+    """Correct one of the customer's rows through its ``*_update`` service, which takes the row by the
+    name of its model ("contact", "site"); the form starts from the row's values, less the reason."""
     user = _user(request)
-    customer = selectors.access_customer(user, reference)
-    contact = selectors.contact_of(customer, contact_id)
-    fields = ["contact.name", "contact.email", "contact.phone"]
-    _require_editor(user, customer, "accounts.change_contact", fields)
+    what = str(row._meta.model_name)
+    _require_editor(user, customer, permission, fields)
     if request.method == "POST":
-        form = ContactForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid():
             data = dict(form.cleaned_data)
             reason = data.pop("reason")
             try:
-                services.contact_update(
-                    contact=contact, actor=user, reason=_rectification_reason(user, reason), **data
-                )
+                update(**{what: row}, actor=user, reason=_rectification_reason(user, reason), **data)
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                messages.success(request, "Contact details corrected.")
+                messages.success(request, done_message)
                 return redirect("accounts:site_details", reference=customer.reference)
     else:
         _log_edit_form(user, customer, fields)
-        form = ContactForm(
-            initial={
-                "name": contact.name,
-                "email": contact.email,
-                "phone": contact.phone,
-                "role": contact.role,
-            }
+        form = form_class(
+            initial={name: getattr(row, name) for name in form_class.base_fields if name != "reason"}
         )
-    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": "contact"})
+    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": what})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpResponse:
+    customer = selectors.access_customer(_user(request), reference)
+    return _rectification_page(
+        request,
+        customer,
+        selectors.contact_of(customer, contact_id),
+        form_class=ContactForm,
+        permission="accounts.change_contact",
+        fields=["contact.name", "contact.email", "contact.phone"],
+        update=services.contact_update,
+        done_message="Contact details corrected.",
+    )
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def site_edit(request: HttpRequest, reference: str, site_id: int) -> HttpResponse:
-    user = _user(request)
-    customer = selectors.access_customer(user, reference)
-    site = selectors.site_of(customer, site_id)
-    fields = ["site.address_line1", "site.address_line2", "site.town", "site.postcode"]
-    _require_editor(user, customer, "accounts.change_site", fields)
-    if request.method == "POST":
-        form = SiteForm(request.POST)
-        if form.is_valid():
-            data = dict(form.cleaned_data)
-            reason = data.pop("reason")
-            try:
-                services.site_update(
-                    site=site, actor=user, reason=_rectification_reason(user, reason), **data
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc)
-            else:
-                messages.success(request, "Site details corrected.")
-                return redirect("accounts:site_details", reference=customer.reference)
-    else:
-        _log_edit_form(user, customer, fields)
-        form = SiteForm(
-            initial={
-                "label": site.label,
-                "address_line1": site.address_line1,
-                "address_line2": site.address_line2,
-                "town": site.town,
-                "postcode": site.postcode,
-            }
-        )
-    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": "site"})
+    customer = selectors.access_customer(_user(request), reference)
+    return _rectification_page(
+        request,
+        customer,
+        selectors.site_of(customer, site_id),
+        form_class=SiteForm,
+        permission="accounts.change_site",
+        fields=["site.address_line1", "site.address_line2", "site.town", "site.postcode"],
+        update=services.site_update,
+        done_message="Site details corrected.",
+    )
 
 
 @login_required
