@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, changed_fields, copy_saved
+from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, UpdatedByServiceMixin, copy_saved
 from accounts.models import User
 from billing.models import (
     BillRun,
@@ -116,31 +116,20 @@ class LineTariffAdmin(AssignmentAdmin):
         copy_saved(saved, obj)
 
 
-class ChargeAdmin(BillingAdmin):
+class ChargeAdmin(UpdatedByServiceMixin, BillingAdmin):
     """A charge stays on the customer it was entered for; it is created and changed by its services."""
 
     create_service: Callable[..., Any]
-    update_service: Callable[..., Any]
     entered_fields: tuple[str, ...]
-    editable_fields: tuple[str, ...]  # what the update service changes
+    updated_as = "charge"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "customer"] if obj is not None else readonly
 
-    def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = type(obj).objects.get(pk=obj.pk)
-            saved = self.update_service(
-                charge=current,
-                actor=actor,
-                **changed_fields(form, current, editable=self.editable_fields),
-            )
-        else:
-            entered = {name: getattr(obj, name) for name in self.entered_fields}
-            saved = self.create_service(customer=obj.customer, line=obj.line, actor=actor, **entered)
-        copy_saved(saved, obj)
+    def create_with_service(self, obj: Any, form: Any, actor: User) -> Any:
+        entered = {name: getattr(obj, name) for name in self.entered_fields}
+        return self.create_service(customer=obj.customer, line=obj.line, actor=actor, **entered)
 
 
 @admin.register(RecurringCharge)
