@@ -27,6 +27,7 @@ from privacy.services.requests.workflow import (
     email_subject,
     local_today,
     lock_request,
+    lock_to_work,
     record_event,
     require_permission,
     require_reason,
@@ -84,8 +85,7 @@ def privacy_request_request_identity(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
     """Ask for proof of identity. The clock stops: the month will count from the day it is verified."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     take_step(
         privacy_request,
         action="request_identity",
@@ -111,8 +111,7 @@ def privacy_request_send_identity_code(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
     """Send a fresh code (the old one expired or ran out of attempts); the old code stops working."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     if privacy_request.state != State.AWAITING_IDENTITY:
         raise PrivacyRequestError("A code is sent only while the request awaits proof of identity.")
     if not _issue_identity_code(privacy_request, actor=actor):

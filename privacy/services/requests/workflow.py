@@ -61,6 +61,12 @@ def lock_request(privacy_request: PrivacyRequest) -> PrivacyRequest:
     )
 
 
+def lock_to_work(privacy_request: PrivacyRequest, actor: User) -> PrivacyRequest:
+    """The request, locked, once the actor is found to be allowed to work privacy requests."""
+    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
+    return lock_request(privacy_request)
+
+
 def record_event(
     privacy_request: PrivacyRequest,
     *,
@@ -151,8 +157,7 @@ def privacy_request_start(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
     """Start work (identity must be established), or take back a request awaiting approval for more work."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     if privacy_request.state == State.RECEIVED and not privacy_request.is_identity_established:
         raise PrivacyRequestError(
             "Establish the subject's identity first: send a one-time code or attest it."
@@ -183,8 +188,7 @@ def privacy_request_resume(
 ) -> PrivacyRequest:
     """Clarification received: the deadline moves by the days the request was on hold, counted from the
     day it was asked for to the day it arrived, both included (``deadlines.clock_stopped_days``)."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     check_step(privacy_request, "resume")
     today = local_today()
     # The day clarification was asked for and the day it arrived both stop the clock (UK GDPR Art. 12A).
@@ -245,8 +249,7 @@ def privacy_request_extend(*, privacy_request: PrivacyRequest, actor: User, reas
 def privacy_request_submit_for_approval(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     return take_step(
         privacy_request,
         action="submit_for_approval",
