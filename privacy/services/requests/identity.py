@@ -17,7 +17,6 @@ from fusion_site.models import save_with_actor
 from privacy import selectors
 from privacy.models import (
     IdentityCode,
-    PrivacyPermission,
     PrivacyRequest,
     State,
 )
@@ -28,9 +27,8 @@ from privacy.services.requests.workflow import (
     local_today,
     lock_request,
     lock_to_work,
+    lock_to_work_giving,
     record_event,
-    require_permission,
-    require_reason,
     take_step,
 )
 
@@ -201,9 +199,9 @@ def privacy_request_attest_identity(
     *, privacy_request: PrivacyRequest, actor: User, reason: str
 ) -> PrivacyRequest:
     """A staff member vouches for the subject's identity (say, photo ID seen in person), with how."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "how you verified the subject's identity")
-    privacy_request = lock_request(privacy_request)
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "how you verified the subject's identity"
+    )
     if privacy_request.state not in (State.RECEIVED, State.AWAITING_IDENTITY):
         raise PrivacyRequestError("Identity is settled before work on the request starts.")
     return _establish_identity(
