@@ -19,7 +19,7 @@ from accounts import pii, selectors, services, two_factor
 from accounts import site_details as details
 from accounts.audit import audit_record
 from accounts.forms import ContactForm, OneTimeCodeForm, ProvisioningOrderForm, RevealForm, SiteForm
-from accounts.models import AccessLog, Contact, Customer, Site, User
+from accounts.models import AccessLog, Customer, User
 
 CUSTOMERS_PER_PAGE = 50
 
@@ -131,22 +131,26 @@ def _rectification_reason(user: User, form_reason: str) -> str:
     return f"Rectification by {who} via Site Details" + (f": {form_reason}" if form_reason else "")
 
 
-def _rectification_page(
-    request: HttpRequest,
-    customer: Customer,
-    row: Contact | Site,
-    *,
-    form_class: type[ContactForm | SiteForm],
-    permission: str,
-    fields: list[str],
-    update: Callable[..., Any],
-    done_message: str,
-) -> HttpResponse:
+# What the Site Details page corrects (rectification), by the name of the row's model: how the row is
+# found among the customer's, the form, the service that corrects it, and what the page then says.
+_RECTIFIABLE: dict[
+    str, tuple[Callable[[Customer, int], Any], type[ContactForm | SiteForm], Callable[..., Any], str]
+] = {
+    "contact": (selectors.contact_of, ContactForm, services.contact_update, "Contact details corrected."),
+    "site": (selectors.site_of, SiteForm, services.site_update, "Site details corrected."),
+}
+
+
+def _rectification_page(request: HttpRequest, reference: str, what: str, row_id: int) -> HttpResponse:
     """Correct one of the customer's rows through its ``*_update`` service, which takes the row by the
-    name of its model ("contact", "site"); the form starts from the row's values, less the reason."""
+    name of its model; needs ``accounts.change_<what>``, and opening the form logs the row's personal
+    fields. The form starts from the row's values, less the reason."""
     user = _user(request)
-    what = str(row._meta.model_name)
-    _require_editor(user, customer, permission, fields)
+    customer = selectors.access_customer(user, reference)
+    row_of, form_class, update, done_message = _RECTIFIABLE[what]
+    row = row_of(customer, row_id)
+    fields = [name for name in details.PERSONAL_FIELDS if name.startswith(f"{what}.")]
+    _require_editor(user, customer, f"accounts.change_{what}", fields)
     if request.method == "POST":
         form = form_class(request.POST)
         if form.is_valid():
@@ -170,33 +174,13 @@ def _rectification_page(
 @login_required
 @require_http_methods(["GET", "POST"])
 def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpResponse:
-    customer = selectors.access_customer(_user(request), reference)
-    return _rectification_page(
-        request,
-        customer,
-        selectors.contact_of(customer, contact_id),
-        form_class=ContactForm,
-        permission="accounts.change_contact",
-        fields=["contact.name", "contact.email", "contact.phone"],
-        update=services.contact_update,
-        done_message="Contact details corrected.",
-    )
+    return _rectification_page(request, reference, "contact", contact_id)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def site_edit(request: HttpRequest, reference: str, site_id: int) -> HttpResponse:
-    customer = selectors.access_customer(_user(request), reference)
-    return _rectification_page(
-        request,
-        customer,
-        selectors.site_of(customer, site_id),
-        form_class=SiteForm,
-        permission="accounts.change_site",
-        fields=["site.address_line1", "site.address_line2", "site.town", "site.postcode"],
-        update=services.site_update,
-        done_message="Site details corrected.",
-    )
+    return _rectification_page(request, reference, "site", site_id)
 
 
 @login_required
