@@ -43,6 +43,7 @@ from accounts.models import (
     Site,
     User,
 )
+from accounts.security import signed_in_user
 from accounts.signals import username_digest
 from fusion_site.admin_mixins import ReadOnlyMixin
 
@@ -181,11 +182,6 @@ class PartnerAdmin(UpdatedByServiceMixin, TenantScopedAdmin, SimpleHistoryAdmin)
 
     def create_with_service(self, obj: Partner, form: Any, actor: User) -> Partner:
         return services.partner_register(partner=obj, actor=actor)
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -384,7 +380,7 @@ class PaymentDetailsAdmin(CustomerChildAdmin):
     def save_with_services(self, request: HttpRequest, obj: PaymentDetails, form: Any, change: bool) -> None:
         saved = services.payment_details_set(
             customer=obj.customer,
-            actor=_actor(request),
+            actor=signed_in_user(request),
             account_holder=obj.account_holder,
             sort_code=obj.sort_code,
             account_number=obj.account_number,
@@ -418,7 +414,7 @@ class ProvisioningOrderAdmin(CustomerChildAdmin):
         self, request: HttpRequest, obj: ProvisioningOrder, form: Any, change: bool
     ) -> None:
         saved = services.provisioning_order_update_notes(
-            order=ProvisioningOrder.objects.get(pk=obj.pk), actor=_actor(request), notes=obj.notes
+            order=ProvisioningOrder.objects.get(pk=obj.pk), actor=signed_in_user(request), notes=obj.notes
         )
         copy_saved(saved, obj)
 

@@ -22,6 +22,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts import selectors
 from accounts.models import User
+from accounts.security import signed_in_user
 
 
 def _scoped_choices(request: HttpRequest, model: type[Model], queryset: QuerySet[Any] | None) -> Any:
@@ -173,8 +174,7 @@ class UpdatedByServiceMixin:
     editable_fields: tuple[str, ...]
 
     def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        actor = request.user
-        assert isinstance(actor, User)  # the admin is behind login
+        actor = signed_in_user(request)
         if change:
             current = type(obj).objects.get(pk=obj.pk)
             saved = self.update_service(

@@ -20,19 +20,14 @@ from accounts import site_details as details
 from accounts.audit import audit_record
 from accounts.forms import ContactForm, OneTimeCodeForm, ProvisioningOrderForm, RevealForm, SiteForm
 from accounts.models import AccessLog, Customer, User
+from accounts.security import signed_in_user
 
 CUSTOMERS_PER_PAGE = 50
 
 
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if user.is_portal_user:
         return redirect("accounts:my_account")
     query = request.GET.get("q", "")
@@ -44,7 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def my_account(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if user.customer is None:
         return redirect("accounts:home")
     return redirect("accounts:site_details", reference=user.customer.reference)
@@ -64,7 +59,7 @@ def _log_cross_partner_view(user: User, customer: Customer) -> None:
 def _render_site_details(
     request: HttpRequest, customer: Customer, visibility: details.Visibility, **extra: Any
 ) -> HttpResponse:
-    context = details.page_context(customer, user=_user(request), visibility=visibility)
+    context = details.page_context(customer, user=signed_in_user(request), visibility=visibility)
     context.setdefault("reveal_form", RevealForm())
     context.update(extra)
     return render(request, "accounts/site_details.html", context)
@@ -72,7 +67,7 @@ def _render_site_details(
 
 @login_required
 def site_details_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
     _log_cross_partner_view(user, customer)
     visibility = details.visibility_for(user, reveal_personal=False, reveal_payment=False)
@@ -83,7 +78,7 @@ def site_details_view(request: HttpRequest, reference: str) -> HttpResponse:
 @require_POST
 def reveal(request: HttpRequest, reference: str) -> HttpResponse:
     """Show this customer's masked data in clear for this response, and log that it was shown."""
-    user = _user(request)
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
     if not pii.may_reveal_personal_data(user):
         raise PermissionDenied(
@@ -145,7 +140,7 @@ def _rectification_page(request: HttpRequest, reference: str, what: str, row_id:
     """Correct one of the customer's rows through its ``*_update`` service, which takes the row by the
     name of its model; needs ``accounts.change_<what>``, and opening the form logs the row's personal
     fields. The form starts from the row's values, less the reason."""
-    user = _user(request)
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
     row_of, form_class, update, done_message = _RECTIFIABLE[what]
     row = row_of(customer, row_id)
@@ -186,7 +181,7 @@ def site_edit(request: HttpRequest, reference: str, site_id: int) -> HttpRespons
 @login_required
 @require_POST
 def order_create(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
     if not user.has_perm("accounts.add_provisioningorder"):
         raise PermissionDenied
@@ -228,7 +223,7 @@ def _safe_next(request: HttpRequest) -> str:
 @require_http_methods(["GET", "POST"])
 def otp_verify(request: HttpRequest) -> HttpResponse:
     """The second step of every login: a code from the authenticator app or a recovery code."""
-    user = _user(request)
+    user = signed_in_user(request)
     if not two_factor.has_confirmed_authenticator(user):
         return redirect(f"{reverse('accounts:otp_enrol')}?{request.GET.urlencode()}")
     form = OneTimeCodeForm(request.POST or None)
@@ -249,7 +244,7 @@ def otp_enrol(request: HttpRequest) -> HttpResponse:
     """Set up an authenticator app: shows the secret (and its QR code), confirms it with a first code,
     then shows the recovery codes once. Someone who already has an authenticator must verify first,
     so a stolen password alone cannot replace it."""
-    user = _user(request)
+    user = signed_in_user(request)
     if two_factor.has_confirmed_authenticator(user) and not user.is_verified():  # type: ignore[attr-defined]
         return redirect("accounts:otp_verify")
     device = two_factor.pending_authenticator(user)
@@ -276,7 +271,7 @@ def otp_enrol(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     codes = two_factor.recovery_codes_issue(user=user, actor=user)
     return render(
         request, "registration/recovery_codes.html", {"codes": codes, "next": reverse("accounts:home")}

@@ -12,6 +12,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, UpdatedByServiceMixin, copy_saved
 from accounts.models import User
+from accounts.security import signed_in_user
 from billing.models import (
     BillRun,
     CreditNote,
@@ -35,11 +36,6 @@ from billing.services.charges import (
 )
 from billing.services.tariffs import customer_set_tariff, line_set_tariff, partner_billing_profile_save
 from fusion_site.admin_mixins import ReadOnlyMixin
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class BillingAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
@@ -80,7 +76,7 @@ class PartnerBillingProfileAdmin(BillingAdmin):
     def save_with_services(
         self, request: HttpRequest, obj: PartnerBillingProfile, form: Any, change: bool
     ) -> None:
-        partner_billing_profile_save(profile=obj, actor=_actor(request))
+        partner_billing_profile_save(profile=obj, actor=signed_in_user(request))
 
 
 class AssignmentAdmin(BillingAdmin):
@@ -101,7 +97,7 @@ class CustomerTariffAdmin(AssignmentAdmin):
     autocomplete_fields = ["customer"]
 
     def save_with_services(self, request: HttpRequest, obj: CustomerTariff, form: Any, change: bool) -> None:
-        saved = customer_set_tariff(customer=obj.customer, tariff=obj.tariff, actor=_actor(request))
+        saved = customer_set_tariff(customer=obj.customer, tariff=obj.tariff, actor=signed_in_user(request))
         copy_saved(saved, obj)
 
 
@@ -112,7 +108,7 @@ class LineTariffAdmin(AssignmentAdmin):
     autocomplete_fields = ["line"]
 
     def save_with_services(self, request: HttpRequest, obj: LineTariff, form: Any, change: bool) -> None:
-        saved = line_set_tariff(line=obj.line, tariff=obj.tariff, actor=_actor(request))
+        saved = line_set_tariff(line=obj.line, tariff=obj.tariff, actor=signed_in_user(request))
         copy_saved(saved, obj)
 
 
