@@ -198,13 +198,20 @@ def _approve(request: HttpRequest, user: User, bill_run: BillRun) -> HttpRespons
     return redirect("billing:bill_run", pk=bill_run.pk)
 
 
-@login_required
-@require_POST
-def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
+def _finance_manager_and_bill_run(request: HttpRequest, pk: int) -> tuple[User, BillRun]:
+    """The signed-in user and the bill run they may see, if they may also finalise runs (and so send
+    and cancel their Direct Debit files)."""
     user = signed_in_user(request)
     bill_run = selectors.access_bill_run(user, pk)
     if not user.has_perm("billing.finalise_billrun"):
         raise PermissionDenied
+    return user, bill_run
+
+
+@login_required
+@require_POST
+def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
+    user, bill_run = _finance_manager_and_bill_run(request, pk)
     try:
         submission = direct_debit_export(bill_run=bill_run, actor=user)
     except ValidationError as exc:
@@ -218,10 +225,7 @@ def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def direct_debit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    user = signed_in_user(request)
-    bill_run = selectors.access_bill_run(user, pk)
-    if not user.has_perm("billing.finalise_billrun"):
-        raise PermissionDenied
+    user, bill_run = _finance_manager_and_bill_run(request, pk)
     submission = (
         selectors.direct_debit_submissions_of(user, bill_run).filter(cancelled_at__isnull=True).first()
     )
