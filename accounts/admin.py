@@ -26,7 +26,7 @@ from accounts.admin_scoping import (
     ScopedFormFieldsMixin,
     ScopedInline,
     TenantScopedAdmin,
-    changed_fields,
+    UpdatedByServiceMixin,
     copy_saved,
 )
 from accounts.audit import audit_record
@@ -43,6 +43,7 @@ from accounts.models import (
     Site,
     User,
 )
+from accounts.security import signed_in_user
 from accounts.signals import username_digest
 from fusion_site.admin_mixins import ReadOnlyMixin
 
@@ -167,7 +168,7 @@ class CustomerScopedAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
 
 
 @admin.register(Partner)
-class PartnerAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
+class PartnerAdmin(UpdatedByServiceMixin, TenantScopedAdmin, SimpleHistoryAdmin):
     list_display = ["name", "code", "vat_number"]
     search_fields = ["name", "code"]
     exclude = ["staff_group"]
@@ -175,23 +176,12 @@ class PartnerAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["code"] if obj else []
 
-    def save_with_services(self, request: HttpRequest, obj: Partner, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = Partner.objects.get(pk=obj.pk)
-            saved = services.partner_update(
-                partner=current,
-                actor=actor,
-                **changed_fields(form, current, editable=services.PARTNER_EDITABLE_FIELDS),
-            )
-            copy_saved(saved, obj)
-        else:
-            services.partner_register(partner=obj, actor=actor)
+    update_service = staticmethod(services.partner_update)
+    updated_as = "partner"
+    editable_fields = services.PARTNER_EDITABLE_FIELDS
 
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
+    def create_with_service(self, obj: Partner, form: Any, actor: User) -> Partner:
+        return services.partner_register(partner=obj, actor=actor)
 
 
 def _form_values(form: Any, names: tuple[str, ...]) -> dict[str, Any]:
@@ -211,7 +201,7 @@ class SiteInline(ScopedInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(CustomerScopedAdmin):
+class CustomerAdmin(UpdatedByServiceMixin, CustomerScopedAdmin):
     customer_lookup = ""
     list_display = [
         "reference",
@@ -288,18 +278,12 @@ class CustomerAdmin(CustomerScopedAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         return selectors.search_customers(queryset, search_term), True
 
-    def save_with_services(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = Customer.objects.get(pk=obj.pk)
-            saved = services.customer_update(
-                customer=current,
-                actor=actor,
-                **changed_fields(form, current, editable=services.CUSTOMER_EDITABLE_FIELDS),
-            )
-            copy_saved(saved, obj)
-        else:
-            services.customer_register(customer=obj, actor=actor)
+    update_service = staticmethod(services.customer_update)
+    updated_as = "customer"
+    editable_fields = services.CUSTOMER_EDITABLE_FIELDS
+
+    def create_with_service(self, obj: Customer, form: Any, actor: User) -> Customer:
+        return services.customer_register(customer=obj, actor=actor)
 
 
 class CustomerChildAdmin(CustomerScopedAdmin):
@@ -317,27 +301,14 @@ class CustomerChildAdmin(CustomerScopedAdmin):
         return obj.customer.reference
 
 
-class EditedByServicesAdmin(CustomerChildAdmin):
+class EditedByServicesAdmin(UpdatedByServiceMixin, CustomerChildAdmin):
     """A child row created and changed through its two services, with the fields the pages edit."""
 
     create_service: Callable[..., Any]
-    update_service: Callable[..., Any]
-    updated_as: str  # the keyword the update service takes the row by
-    editable_fields: tuple[str, ...]
 
-    def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = type(obj).objects.get(pk=obj.pk)
-            saved = self.update_service(
-                actor=actor,
-                **{self.updated_as: current},
-                **changed_fields(form, current, editable=self.editable_fields),
-            )
-        else:
-            fields = _form_values(form, self.editable_fields)
-            saved = self.create_service(customer=obj.customer, actor=actor, **fields)
-        copy_saved(saved, obj)
+    def create_with_service(self, obj: Any, form: Any, actor: User) -> Any:
+        fields = _form_values(form, self.editable_fields)
+        return self.create_service(customer=obj.customer, actor=actor, **fields)
 
 
 @admin.register(Site)
@@ -371,33 +342,27 @@ class ContactAdmin(EditedByServicesAdmin):
 
 
 @admin.register(Line)
-class LineAdmin(CustomerChildAdmin):
+class LineAdmin(UpdatedByServiceMixin, CustomerChildAdmin):
     personal_fields = {"cli": pii.mask_phone}
     list_display = ["__str__", "customer_reference", "masked_cli", "line_type", "start_date", "end_date"]
     list_filter = ["line_type", ("end_date", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name"]
     search_blind_indexes = {"phone": ["cli_index"]}
 
-    def save_with_services(self, request: HttpRequest, obj: Line, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = Line.objects.get(pk=obj.pk)
-            saved = services.line_update(
-                line=current,
-                actor=actor,
-                **changed_fields(form, current, editable=services.LINE_EDITABLE_FIELDS),
-            )
-        else:
-            saved = services.line_create(
-                customer=obj.customer,
-                site=obj.site,
-                cli=obj.cli,
-                line_type=obj.line_type,
-                start_date=obj.start_date,
-                end_date=obj.end_date,
-                actor=actor,
-            )
-        copy_saved(saved, obj)
+    update_service = staticmethod(services.line_update)
+    updated_as = "line"
+    editable_fields = services.LINE_EDITABLE_FIELDS
+
+    def create_with_service(self, obj: Line, form: Any, actor: User) -> Line:
+        return services.line_create(
+            customer=obj.customer,
+            site=obj.site,
+            cli=obj.cli,
+            line_type=obj.line_type,
+            start_date=obj.start_date,
+            end_date=obj.end_date,
+            actor=actor,
+        )
 
 
 @admin.register(PaymentDetails)
@@ -415,7 +380,7 @@ class PaymentDetailsAdmin(CustomerChildAdmin):
     def save_with_services(self, request: HttpRequest, obj: PaymentDetails, form: Any, change: bool) -> None:
         saved = services.payment_details_set(
             customer=obj.customer,
-            actor=_actor(request),
+            actor=signed_in_user(request),
             account_holder=obj.account_holder,
             sort_code=obj.sort_code,
             account_number=obj.account_number,
@@ -449,7 +414,7 @@ class ProvisioningOrderAdmin(CustomerChildAdmin):
         self, request: HttpRequest, obj: ProvisioningOrder, form: Any, change: bool
     ) -> None:
         saved = services.provisioning_order_update_notes(
-            order=ProvisioningOrder.objects.get(pk=obj.pk), actor=_actor(request), notes=obj.notes
+            order=ProvisioningOrder.objects.get(pk=obj.pk), actor=signed_in_user(request), notes=obj.notes
         )
         copy_saved(saved, obj)
 

@@ -10,7 +10,7 @@ in the admin either, whichever door is used.
   field error where it names a field, and nothing is saved.
 """
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from typing import Any
 
 from django.contrib import admin
@@ -21,6 +21,8 @@ from django.forms import BaseForm
 from django.http import Http404, HttpRequest, HttpResponse
 
 from accounts import selectors
+from accounts.models import User
+from accounts.security import signed_in_user
 
 
 def _scoped_choices(request: HttpRequest, model: type[Model], queryset: QuerySet[Any] | None) -> Any:
@@ -160,6 +162,32 @@ class TenantScopedAdmin(ScopedFormFieldsMixin, admin.ModelAdmin):
     def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         """Save through the app's services; admins of models without one save the form's instance."""
         super().save_model(request, obj, form, change)
+
+
+class UpdatedByServiceMixin:
+    """An admin whose change form saves through the model's ``*_update`` service: ``update_service``
+    takes the row as ``updated_as`` and the fields the form changed, of ``editable_fields``. An added row
+    is saved by ``create_with_service``. Put before the admin class in the bases."""
+
+    update_service: Callable[..., Any]
+    updated_as: str  # the keyword the update service takes the row by
+    editable_fields: tuple[str, ...]
+
+    def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = signed_in_user(request)
+        if change:
+            current = type(obj).objects.get(pk=obj.pk)
+            saved = self.update_service(
+                actor=actor,
+                **{self.updated_as: current},
+                **changed_fields(form, current, editable=self.editable_fields),
+            )
+        else:
+            saved = self.create_with_service(obj, form, actor)
+        copy_saved(saved, obj)
+
+    def create_with_service(self, obj: Any, form: Any, actor: User) -> Model:
+        raise NotImplementedError
 
 
 def changed_fields(form: Any, current: Model, *, editable: Collection[str]) -> dict[str, Any]:

@@ -11,8 +11,11 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import logout
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+
+from accounts.models import User
 
 # Pages a signed-in but not yet verified user may reach: the second-factor pages, logging out, and
 # static files (the verification page needs its stylesheet).
@@ -61,3 +64,19 @@ class IdleSessionTimeoutMiddleware:
                 return HttpResponseRedirect(f"{reverse(settings.LOGIN_URL)}?{query}")
             request.session[LAST_ACTIVITY_SESSION_KEY] = now
         return self.get_response(request)
+
+
+def signed_in_user(request: HttpRequest) -> User:
+    """The user of a request that passed ``login_required`` (every page but the public website's, and
+    the admin)."""
+    user = request.user
+    assert isinstance(user, User)
+    return user
+
+
+def staff_user_with(request: HttpRequest, permission: str) -> User:
+    """The signed-in user, if staff holding ``permission``; a portal user is refused whatever it holds."""
+    user = signed_in_user(request)
+    if user.is_portal_user or not user.has_perm(permission):
+        raise PermissionDenied
+    return user

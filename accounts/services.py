@@ -6,11 +6,10 @@ transaction, and leaves history attributed to the actor. Side effects are queued
 
 import datetime
 from collections.abc import Iterable
-from typing import Any, TypeVar
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.db import models, transaction
+from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -29,21 +28,10 @@ from accounts.models import (
     Site,
     User,
 )
-from fusion_site.models import UNCHANGED, Unchanged, given, save_with_actor
-
-M = TypeVar("M", bound=models.Model)
+from fusion_site.models import UNCHANGED, Unchanged, given, save_with_actor, update_with_actor
 
 CUSTOMER_VISIBILITY_PERMISSION = "accounts.view_customer"
 SYSTEM_EMAIL_DOMAIN = "system.fusion.invalid"
-
-
-def _update(instance: M, *, actor: User, changes: dict[str, Any], allowed: Iterable[str], reason: str) -> M:
-    unknown = set(changes) - set(allowed)
-    if unknown:
-        raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
-    for name, value in changes.items():
-        setattr(instance, name, value)
-    return save_with_actor(instance, actor=actor, reason=reason)
 
 
 def system_user(*, job: str) -> User:
@@ -84,7 +72,9 @@ def partner_update(
 ) -> Partner:
     """Rename a partner or correct its VAT number; its code names its staff group and does not change."""
     changes = given({"name": name, "vat_number": vat_number})
-    return _update(partner, actor=actor, changes=changes, allowed=PARTNER_EDITABLE_FIELDS, reason=reason)
+    return update_with_actor(
+        partner, actor=actor, changes=changes, allowed=PARTNER_EDITABLE_FIELDS, reason=reason
+    )
 
 
 @transaction.atomic
@@ -173,7 +163,9 @@ def customer_update(
     changes = given(
         {"name": name, "status": status, "contract_start": contract_start, "contract_end": contract_end}
     )
-    return _update(customer, actor=actor, changes=changes, allowed=CUSTOMER_EDITABLE_FIELDS, reason=reason)
+    return update_with_actor(
+        customer, actor=actor, changes=changes, allowed=CUSTOMER_EDITABLE_FIELDS, reason=reason
+    )
 
 
 SITE_EDITABLE_FIELDS = ("label", "address_line1", "address_line2", "town", "postcode")
@@ -222,7 +214,7 @@ def site_update(
             "postcode": postcode,
         }
     )
-    return _update(site, actor=actor, changes=changes, allowed=SITE_EDITABLE_FIELDS, reason=reason)
+    return update_with_actor(site, actor=actor, changes=changes, allowed=SITE_EDITABLE_FIELDS, reason=reason)
 
 
 CONTACT_EDITABLE_FIELDS = ("name", "email", "phone", "role")
@@ -254,7 +246,9 @@ def contact_update(
     role: str | Unchanged = UNCHANGED,
 ) -> Contact:
     changes = given({"name": name, "email": email, "phone": phone, "role": role})
-    return _update(contact, actor=actor, changes=changes, allowed=CONTACT_EDITABLE_FIELDS, reason=reason)
+    return update_with_actor(
+        contact, actor=actor, changes=changes, allowed=CONTACT_EDITABLE_FIELDS, reason=reason
+    )
 
 
 @transaction.atomic
@@ -297,7 +291,7 @@ def line_update(
     )
     if isinstance(site, Site) and site.customer_id != line.customer_id:
         raise ValidationError({"site": "The site belongs to another customer."})
-    return _update(line, actor=actor, changes=changes, allowed=LINE_EDITABLE_FIELDS, reason=reason)
+    return update_with_actor(line, actor=actor, changes=changes, allowed=LINE_EDITABLE_FIELDS, reason=reason)
 
 
 @transaction.atomic
@@ -386,7 +380,9 @@ def provisioning_order_update_notes(
 ) -> ProvisioningOrder:
     """Staff notes on an order; what was ordered, and its progress at the gateway, change only through
     the order's own steps."""
-    return _update(order, actor=actor, changes={"notes": notes}, allowed=("notes",), reason="Notes changed")
+    return update_with_actor(
+        order, actor=actor, changes={"notes": notes}, allowed=("notes",), reason="Notes changed"
+    )
 
 
 @transaction.atomic

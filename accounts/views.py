@@ -1,5 +1,6 @@
 """Staff and customer pages. Thin: access through selectors, writes through services."""
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib import messages
@@ -19,19 +20,14 @@ from accounts import site_details as details
 from accounts.audit import audit_record
 from accounts.forms import ContactForm, OneTimeCodeForm, ProvisioningOrderForm, RevealForm, SiteForm
 from accounts.models import AccessLog, Customer, User
+from accounts.security import signed_in_user
 
 CUSTOMERS_PER_PAGE = 50
 
 
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if user.is_portal_user:
         return redirect("accounts:my_account")
     query = request.GET.get("q", "")
@@ -43,7 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def my_account(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if user.customer is None:
         return redirect("accounts:home")
     return redirect("accounts:site_details", reference=user.customer.reference)
@@ -63,7 +59,7 @@ def _log_cross_partner_view(user: User, customer: Customer) -> None:
 def _render_site_details(
     request: HttpRequest, customer: Customer, visibility: details.Visibility, **extra: Any
 ) -> HttpResponse:
-    context = details.page_context(customer, user=_user(request), visibility=visibility)
+    context = details.page_context(customer, user=signed_in_user(request), visibility=visibility)
     context.setdefault("reveal_form", RevealForm())
     context.update(extra)
     return render(request, "accounts/site_details.html", context)
@@ -71,7 +67,7 @@ def _render_site_details(
 
 @login_required
 def site_details_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
     _log_cross_partner_view(user, customer)
     visibility = details.visibility_for(user, reveal_personal=False, reveal_payment=False)
@@ -82,7 +78,7 @@ def site_details_view(request: HttpRequest, reference: str) -> HttpResponse:
 @require_POST
 def reveal(request: HttpRequest, reference: str) -> HttpResponse:
     """Show this customer's masked data in clear for this response, and log that it was shown."""
-    user = _user(request)
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
     if not pii.may_reveal_personal_data(user):
         raise PermissionDenied(
@@ -130,81 +126,62 @@ def _rectification_reason(user: User, form_reason: str) -> str:
     return f"Rectification by {who} via Site Details" + (f": {form_reason}" if form_reason else "")
 
 
-@login_required
-@require_http_methods(["GET", "POST"])
-def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpResponse:
-    user = _user(request)
+# What the Site Details page corrects (rectification), by the name of the row's model: how the row is
+# found among the customer's, the form, the service that corrects it, and what the page then says.
+_RECTIFIABLE: dict[
+    str, tuple[Callable[[Customer, int], Any], type[ContactForm | SiteForm], Callable[..., Any], str]
+] = {
+    "contact": (selectors.contact_of, ContactForm, services.contact_update, "Contact details corrected."),
+    "site": (selectors.site_of, SiteForm, services.site_update, "Site details corrected."),
+}
+
+
+def _rectification_page(request: HttpRequest, reference: str, what: str, row_id: int) -> HttpResponse:
+    """Correct one of the customer's rows through its ``*_update`` service, which takes the row by the
+    name of its model; needs ``accounts.change_<what>``, and opening the form logs the row's personal
+    fields. The form starts from the row's values, less the reason."""
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
-    contact = selectors.contact_of(customer, contact_id)
-    fields = ["contact.name", "contact.email", "contact.phone"]
-    _require_editor(user, customer, "accounts.change_contact", fields)
+    row_of, form_class, update, done_message = _RECTIFIABLE[what]
+    row = row_of(customer, row_id)
+    fields = [name for name in details.PERSONAL_FIELDS if name.startswith(f"{what}.")]
+    _require_editor(user, customer, f"accounts.change_{what}", fields)
     if request.method == "POST":
-        form = ContactForm(request.POST)
+        form = form_class(request.POST)
         if form.is_valid():
             data = dict(form.cleaned_data)
             reason = data.pop("reason")
             try:
-                services.contact_update(
-                    contact=contact, actor=user, reason=_rectification_reason(user, reason), **data
-                )
+                update(**{what: row}, actor=user, reason=_rectification_reason(user, reason), **data)
             except ValidationError as exc:
                 form.add_error(None, exc)
             else:
-                messages.success(request, "Contact details corrected.")
+                messages.success(request, done_message)
                 return redirect("accounts:site_details", reference=customer.reference)
     else:
         _log_edit_form(user, customer, fields)
-        form = ContactForm(
-            initial={
-                "name": contact.name,
-                "email": contact.email,
-                "phone": contact.phone,
-                "role": contact.role,
-            }
+        form = form_class(
+            initial={name: getattr(row, name) for name in form_class.base_fields if name != "reason"}
         )
-    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": "contact"})
+    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": what})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpResponse:
+    return _rectification_page(request, reference, "contact", contact_id)
 
 
 @login_required
 @require_http_methods(["GET", "POST"])
 def site_edit(request: HttpRequest, reference: str, site_id: int) -> HttpResponse:
-    user = _user(request)
-    customer = selectors.access_customer(user, reference)
-    site = selectors.site_of(customer, site_id)
-    fields = ["site.address_line1", "site.address_line2", "site.town", "site.postcode"]
-    _require_editor(user, customer, "accounts.change_site", fields)
-    if request.method == "POST":
-        form = SiteForm(request.POST)
-        if form.is_valid():
-            data = dict(form.cleaned_data)
-            reason = data.pop("reason")
-            try:
-                services.site_update(
-                    site=site, actor=user, reason=_rectification_reason(user, reason), **data
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc)
-            else:
-                messages.success(request, "Site details corrected.")
-                return redirect("accounts:site_details", reference=customer.reference)
-    else:
-        _log_edit_form(user, customer, fields)
-        form = SiteForm(
-            initial={
-                "label": site.label,
-                "address_line1": site.address_line1,
-                "address_line2": site.address_line2,
-                "town": site.town,
-                "postcode": site.postcode,
-            }
-        )
-    return render(request, "accounts/edit.html", {"customer": customer, "form": form, "what": "site"})
+    return _rectification_page(request, reference, "site", site_id)
 
 
 @login_required
 @require_POST
 def order_create(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     customer = selectors.access_customer(user, reference)
     if not user.has_perm("accounts.add_provisioningorder"):
         raise PermissionDenied
@@ -246,7 +223,7 @@ def _safe_next(request: HttpRequest) -> str:
 @require_http_methods(["GET", "POST"])
 def otp_verify(request: HttpRequest) -> HttpResponse:
     """The second step of every login: a code from the authenticator app or a recovery code."""
-    user = _user(request)
+    user = signed_in_user(request)
     if not two_factor.has_confirmed_authenticator(user):
         return redirect(f"{reverse('accounts:otp_enrol')}?{request.GET.urlencode()}")
     form = OneTimeCodeForm(request.POST or None)
@@ -267,7 +244,7 @@ def otp_enrol(request: HttpRequest) -> HttpResponse:
     """Set up an authenticator app: shows the secret (and its QR code), confirms it with a first code,
     then shows the recovery codes once. Someone who already has an authenticator must verify first,
     so a stolen password alone cannot replace it."""
-    user = _user(request)
+    user = signed_in_user(request)
     if two_factor.has_confirmed_authenticator(user) and not user.is_verified():  # type: ignore[attr-defined]
         return redirect("accounts:otp_verify")
     device = two_factor.pending_authenticator(user)
@@ -294,7 +271,7 @@ def otp_enrol(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def recovery_codes_renew(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     codes = two_factor.recovery_codes_issue(user=user, actor=user)
     return render(
         request, "registration/recovery_codes.html", {"codes": codes, "next": reverse("accounts:home")}

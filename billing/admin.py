@@ -10,8 +10,9 @@ from django.contrib import admin
 from django.http import HttpRequest
 from simple_history.admin import SimpleHistoryAdmin
 
-from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, changed_fields, copy_saved
+from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, UpdatedByServiceMixin, copy_saved
 from accounts.models import User
+from accounts.security import signed_in_user
 from billing.models import (
     BillRun,
     CreditNote,
@@ -35,11 +36,6 @@ from billing.services.charges import (
 )
 from billing.services.tariffs import customer_set_tariff, line_set_tariff, partner_billing_profile_save
 from fusion_site.admin_mixins import ReadOnlyMixin
-
-
-def _actor(request: HttpRequest) -> User:
-    assert isinstance(request.user, User)
-    return request.user
 
 
 class BillingAdmin(TenantScopedAdmin, SimpleHistoryAdmin):
@@ -80,7 +76,7 @@ class PartnerBillingProfileAdmin(BillingAdmin):
     def save_with_services(
         self, request: HttpRequest, obj: PartnerBillingProfile, form: Any, change: bool
     ) -> None:
-        partner_billing_profile_save(profile=obj, actor=_actor(request))
+        partner_billing_profile_save(profile=obj, actor=signed_in_user(request))
 
 
 class AssignmentAdmin(BillingAdmin):
@@ -101,7 +97,7 @@ class CustomerTariffAdmin(AssignmentAdmin):
     autocomplete_fields = ["customer"]
 
     def save_with_services(self, request: HttpRequest, obj: CustomerTariff, form: Any, change: bool) -> None:
-        saved = customer_set_tariff(customer=obj.customer, tariff=obj.tariff, actor=_actor(request))
+        saved = customer_set_tariff(customer=obj.customer, tariff=obj.tariff, actor=signed_in_user(request))
         copy_saved(saved, obj)
 
 
@@ -112,35 +108,24 @@ class LineTariffAdmin(AssignmentAdmin):
     autocomplete_fields = ["line"]
 
     def save_with_services(self, request: HttpRequest, obj: LineTariff, form: Any, change: bool) -> None:
-        saved = line_set_tariff(line=obj.line, tariff=obj.tariff, actor=_actor(request))
+        saved = line_set_tariff(line=obj.line, tariff=obj.tariff, actor=signed_in_user(request))
         copy_saved(saved, obj)
 
 
-class ChargeAdmin(BillingAdmin):
+class ChargeAdmin(UpdatedByServiceMixin, BillingAdmin):
     """A charge stays on the customer it was entered for; it is created and changed by its services."""
 
     create_service: Callable[..., Any]
-    update_service: Callable[..., Any]
     entered_fields: tuple[str, ...]
-    editable_fields: tuple[str, ...]  # what the update service changes
+    updated_as = "charge"
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         readonly = list(super().get_readonly_fields(request, obj))
         return [*readonly, "customer"] if obj is not None else readonly
 
-    def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
-        actor = _actor(request)
-        if change:
-            current = type(obj).objects.get(pk=obj.pk)
-            saved = self.update_service(
-                charge=current,
-                actor=actor,
-                **changed_fields(form, current, editable=self.editable_fields),
-            )
-        else:
-            entered = {name: getattr(obj, name) for name in self.entered_fields}
-            saved = self.create_service(customer=obj.customer, line=obj.line, actor=actor, **entered)
-        copy_saved(saved, obj)
+    def create_with_service(self, obj: Any, form: Any, actor: User) -> Any:
+        entered = {name: getattr(obj, name) for name in self.entered_fields}
+        return self.create_service(customer=obj.customer, line=obj.line, actor=actor, **entered)
 
 
 @admin.register(RecurringCharge)

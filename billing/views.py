@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import AccessLog, Partner, User
 from accounts.pii import mask_text, may_reveal_personal_data
+from accounts.security import signed_in_user
 from accounts.selectors import access_customer
 from accounts.services import access_log_record
 from billing import charts, selectors
@@ -49,12 +50,6 @@ VARIANCE_THRESHOLD_PERCENT = Decimal("10")
 INVOICES_PER_PAGE = 100
 
 
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
 def _partner_of(user: User, request: HttpRequest) -> Partner:
     """The partner a staff user acts for: their own, or (for provider staff) the one they chose."""
     if user.partner is not None:
@@ -83,7 +78,7 @@ def _error_text(exc: ValidationError) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def bill_run_list(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     runs = selectors.bill_runs_visible_to(user)
     if not user.has_perm("billing.view_billrun") or not user.has_perm(selectors.VIEW_BILLING_DATA):
         raise PermissionDenied
@@ -110,7 +105,7 @@ def bill_run_list(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def bill_run_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     return _bill_run_page(request, user, selectors.access_bill_run(user, pk), approve_form=ApproveForm())
 
 
@@ -168,7 +163,7 @@ BILL_RUN_ACTIONS = {
 @login_required
 @require_POST
 def bill_run_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     bill_run = selectors.access_bill_run(user, pk)
     if action == "approve":
         return _approve(request, user, bill_run)
@@ -203,13 +198,20 @@ def _approve(request: HttpRequest, user: User, bill_run: BillRun) -> HttpRespons
     return redirect("billing:bill_run", pk=bill_run.pk)
 
 
-@login_required
-@require_POST
-def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
+def _finance_manager_and_bill_run(request: HttpRequest, pk: int) -> tuple[User, BillRun]:
+    """The signed-in user and the bill run they may see, if they may also finalise runs (and so send
+    and cancel their Direct Debit files)."""
+    user = signed_in_user(request)
     bill_run = selectors.access_bill_run(user, pk)
     if not user.has_perm("billing.finalise_billrun"):
         raise PermissionDenied
+    return user, bill_run
+
+
+@login_required
+@require_POST
+def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
+    user, bill_run = _finance_manager_and_bill_run(request, pk)
     try:
         submission = direct_debit_export(bill_run=bill_run, actor=user)
     except ValidationError as exc:
@@ -223,10 +225,7 @@ def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def direct_debit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
-    bill_run = selectors.access_bill_run(user, pk)
-    if not user.has_perm("billing.finalise_billrun"):
-        raise PermissionDenied
+    user, bill_run = _finance_manager_and_bill_run(request, pk)
     submission = (
         selectors.direct_debit_submissions_of(user, bill_run).filter(cancelled_at__isnull=True).first()
     )
@@ -253,7 +252,7 @@ def direct_debit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     invoice = selectors.access_invoice(user, pk)
     form = CreditNoteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -336,7 +335,7 @@ def _totals_per_rate(lines: list[InvoiceLine]) -> list[RateTotal]:
 @login_required
 def credit_note_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A credit note as a document of its own, visible to exactly those who may see its invoice."""
-    user = _user(request)
+    user = signed_in_user(request)
     note = selectors.access_credit_note(user, pk)
     invoice = note.invoice
     context = {"note": note, "invoice": invoice, "recipient": _invoice_recipient(user, invoice)}
@@ -363,7 +362,7 @@ def _invoice_recipient(user: User, invoice: Invoice) -> dict[str, str]:
 
 @login_required
 def customer_invoices(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     customer = access_customer(user, reference)
     invoices = selectors.invoices_of_customer(user, customer)
     if not user.has_perm("billing.view_invoice"):
@@ -374,7 +373,7 @@ def customer_invoices(request: HttpRequest, reference: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def lift_billing_cease(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     customer = access_customer(user, reference)
     if not user.has_perm("accounts.change_customer") or not user.has_perm("billing.calculate_billrun"):
         raise PermissionDenied
@@ -393,7 +392,7 @@ def lift_billing_cease(request: HttpRequest, reference: str) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def call_imports(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if not user.has_perm("billing.view_callimport") or not user.has_perm(selectors.VIEW_BILLING_DATA):
         raise PermissionDenied
     form = CallImportForm(request.POST or None, request.FILES or None)
@@ -421,7 +420,7 @@ def call_imports(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def call_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     call_import = selectors.call_imports_visible_to(user).filter(pk=pk).first()
     if call_import is None:
         from django.http import Http404
@@ -438,7 +437,7 @@ def call_import_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def suspense_queue(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     if not user.has_perm("billing.view_callrecord") or not user.has_perm(selectors.VIEW_BILLING_DATA):
         raise PermissionDenied
     calls = selectors.suspense_calls(user)

@@ -1,5 +1,5 @@
 import enum
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, ClassVar, TypeVar
 
 from django.core.exceptions import ValidationError
@@ -54,6 +54,19 @@ def save_with_actor(instance: M, *, actor: Any, reason: str = "") -> M:
         instance._change_reason = reason  # type: ignore[attr-defined]
     instance.save()
     return instance
+
+
+def update_with_actor(
+    instance: M, *, actor: Any, changes: dict[str, Any], allowed: Iterable[str], reason: str = ""
+) -> M:
+    """Apply an ``*_update`` service's ``changes`` and save them through ``save_with_actor``. A field
+    outside ``allowed`` is refused by name, before anything is set."""
+    unknown = set(changes) - set(allowed)
+    if unknown:
+        raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
+    for name, value in changes.items():
+        setattr(instance, name, value)
+    return save_with_actor(instance, actor=actor, reason=reason)
 
 
 class Unchanged(enum.Enum):

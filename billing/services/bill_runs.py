@@ -104,6 +104,20 @@ def lock_bill_run(bill_run: BillRun) -> BillRun:
     return BillRun.objects.select_for_update().get(pk=bill_run.pk)
 
 
+def lock_bill_run_to(action: str, bill_run: BillRun, actor: User, permission: str) -> BillRun:
+    """The run, locked, once the actor is found to hold ``permission`` to ``action`` it."""
+    bill_run = lock_bill_run(bill_run)
+    require_permission(actor, permission, bill_run, action)
+    return bill_run
+
+
+def _save_step(bill_run: BillRun, actor: User, action: str, detail: str, *, history_reason: str) -> BillRun:
+    """Save the run's step with its history reason and record it as an event (and in the audit trail)."""
+    save_with_actor(bill_run, actor=actor, reason=history_reason)
+    record_event(bill_run, actor, action, detail)
+    return bill_run
+
+
 def unfinished_usage_period(period_end: datetime.date, *, today: datetime.date) -> str | None:
     """Why a run for a usage period ending on ``period_end`` may not be billed today, or None.
 
@@ -186,8 +200,7 @@ def _pre_billing_checks(bill_run: BillRun) -> None:
 @transaction.atomic
 def bill_run_start_calculation(*, bill_run: BillRun, actor: User) -> BillRun:
     """Check, plan chunks and queue them. Recalculating a calculated run replaces its drafts."""
-    bill_run = lock_bill_run(bill_run)
-    require_permission(actor, "billing.calculate_billrun", bill_run, "calculate")
+    bill_run = lock_bill_run_to("calculate", bill_run, actor, "billing.calculate_billrun")
     _refuse_if_restricted(bill_run, actor, "calculate")
     if bill_run.status not in (BillRun.Status.DRAFT, BillRun.Status.CALCULATED):
         raise BillingError(f"A {bill_run.get_status_display().lower()} bill run cannot be calculated.")
@@ -206,14 +219,12 @@ def bill_run_start_calculation(*, bill_run: BillRun, actor: User) -> BillRun:
     bill_run.status = BillRun.Status.CALCULATING if chunks else BillRun.Status.CALCULATED
     bill_run.chunks_total, bill_run.chunks_done = len(chunks), 0
     bill_run.calculated_at = None if chunks else timezone.now()
-    save_with_actor(
-        bill_run, actor=actor, reason="Recalculation started" if recalculating else "Calculation started"
-    )
-    record_event(
+    _save_step(
         bill_run,
         actor,
         "recalculation started" if recalculating else "calculation started",
         f"{len(chunks)} chunks",
+        history_reason="Recalculation started" if recalculating else "Calculation started",
     )
     _queue_chunks(bill_run, [chunk.pk for chunk in chunks], actor)
     return bill_run
@@ -232,8 +243,7 @@ def _queue_chunks(bill_run: BillRun, chunk_ids: list[int], actor: User) -> None:
 @transaction.atomic
 def bill_run_resume_calculation(*, bill_run: BillRun, actor: User) -> int:
     """Queue again the chunks a crashed calculation did not finish. Returns how many."""
-    bill_run = lock_bill_run(bill_run)
-    require_permission(actor, "billing.calculate_billrun", bill_run, "calculate")
+    bill_run = lock_bill_run_to("calculate", bill_run, actor, "billing.calculate_billrun")
     _refuse_if_restricted(bill_run, actor, "calculate")
     if bill_run.status != BillRun.Status.CALCULATING:
         raise BillingError("Only a run that is calculating can be resumed.")
@@ -276,8 +286,13 @@ def bill_run_calculate_chunk(*, chunk_id: int, actor_id: int | None) -> bool:
     if locked.chunks_done >= locked.chunks_total:
         locked.status = BillRun.Status.CALCULATED
         locked.calculated_at = timezone.now()
-        save_with_actor(locked, actor=actor, reason="Calculation finished")
-        record_event(locked, actor, "calculated", f"{locked.invoices.count()} draft invoices")
+        _save_step(
+            locked,
+            actor,
+            "calculated",
+            f"{locked.invoices.count()} draft invoices",
+            history_reason="Calculation finished",
+        )
     return True
 
 
@@ -298,8 +313,7 @@ def bill_run_approve(
     """Approve a calculated run. A run with exceptions is approved only by someone who says they
     reviewed them, giving how many they saw (``exceptions_acknowledged``): a count that no longer
     matches (the run was recalculated meanwhile) is no acknowledgement of what is there now."""
-    bill_run = lock_bill_run(bill_run)
-    require_permission(actor, "billing.approve_billrun", bill_run, "approve")
+    bill_run = lock_bill_run_to("approve", bill_run, actor, "billing.approve_billrun")
     _refuse_if_restricted(bill_run, actor, "approve")
     if bill_run.status != BillRun.Status.CALCULATED:
         raise BillingError("Only a calculated bill run can be approved.")
@@ -325,9 +339,8 @@ def bill_run_approve(
     )
     bill_run.status = BillRun.Status.APPROVED
     bill_run.approved_at, bill_run.approved_by = timezone.now(), actor
-    save_with_actor(bill_run, actor=actor, reason=f"Approved; {acknowledged}" if listed else "Approved")
-    record_event(bill_run, actor, "approved", acknowledged)
-    return bill_run
+    history_reason = f"Approved; {acknowledged}" if listed else "Approved"
+    return _save_step(bill_run, actor, "approved", acknowledged, history_reason=history_reason)
 
 
 @recording_refusals
@@ -369,48 +382,41 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
     save_with_actor(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
     bill_run.status = BillRun.Status.FINALISED
     bill_run.finalised_at, bill_run.finalised_by, bill_run.issue_date = timezone.now(), actor, issued
-    save_with_actor(bill_run, actor=actor, reason="Finalised")
-    record_event(bill_run, actor, "finalised", f"{len(invoices)} invoices numbered")
-    return bill_run
+    return _save_step(
+        bill_run, actor, "finalised", f"{len(invoices)} invoices numbered", history_reason="Finalised"
+    )
 
 
 @recording_refusals
 @transaction.atomic
 def bill_run_cancel(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
-    bill_run = lock_bill_run(bill_run)
-    require_permission(actor, "billing.calculate_billrun", bill_run, "cancel")
+    bill_run = lock_bill_run_to("cancel", bill_run, actor, "billing.calculate_billrun")
     if bill_run.status not in BillRun.OPEN_STATUSES:
         raise BillingError("Only an open bill run can be cancelled.")
     if not reason.strip():
         raise ValidationError({"reason": "Say why the run is cancelled."})
     bill_run.invoices.all().delete()
     bill_run.status, bill_run.cancelled_reason = BillRun.Status.CANCELLED, reason
-    save_with_actor(bill_run, actor=actor, reason=f"Cancelled: {reason}")
-    record_event(bill_run, actor, "cancelled", reason)
-    return bill_run
+    return _save_step(bill_run, actor, "cancelled", reason, history_reason=f"Cancelled: {reason}")
 
 
 @recording_refusals
 @transaction.atomic
 def bill_run_restrict(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
-    bill_run = lock_bill_run(bill_run)
-    require_permission(actor, "billing.restrict_billrun", bill_run, "restrict")
+    bill_run = lock_bill_run_to("restrict", bill_run, actor, "billing.restrict_billrun")
     if not reason.strip():
         raise ValidationError({"reason": "Give the reason for the restriction."})
     bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = timezone.now(), actor, reason
-    save_with_actor(bill_run, actor=actor, reason=f"Restricted: {reason}")
-    record_event(bill_run, actor, "restricted", reason)
-    return bill_run
+    return _save_step(bill_run, actor, "restricted", reason, history_reason=f"Restricted: {reason}")
 
 
 @recording_refusals
 @transaction.atomic
 def bill_run_lift_restriction(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
-    bill_run = lock_bill_run(bill_run)
-    require_permission(actor, "billing.restrict_billrun", bill_run, "lift the restriction of")
+    bill_run = lock_bill_run_to("lift the restriction of", bill_run, actor, "billing.restrict_billrun")
     if not bill_run.is_restricted:
         raise BillingError("This bill run is not restricted.")
     bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = None, None, ""
-    save_with_actor(bill_run, actor=actor, reason=f"Restriction lifted: {reason}")
-    record_event(bill_run, actor, "restriction lifted", reason)
-    return bill_run
+    return _save_step(
+        bill_run, actor, "restriction lifted", reason, history_reason=f"Restriction lifted: {reason}"
+    )

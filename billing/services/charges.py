@@ -2,7 +2,6 @@
 
 import datetime
 from decimal import Decimal
-from typing import Any, TypeVar
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -13,7 +12,7 @@ from billing.models import (
     RecurringCharge,
 )
 from billing.services.errors import BillingError
-from fusion_site.models import UNCHANGED, Unchanged, given, save_with_actor
+from fusion_site.models import UNCHANGED, Unchanged, given, save_with_actor, update_with_actor
 
 
 @transaction.atomic
@@ -81,7 +80,9 @@ def recurring_charge_update(
         }
     )
     _check_line_of(changes.get("line"), charge.customer)
-    return _update_charge(charge, actor, changes, RECURRING_CHARGE_EDITABLE_FIELDS, reason)
+    return update_with_actor(
+        charge, actor=actor, changes=changes, allowed=RECURRING_CHARGE_EDITABLE_FIELDS, reason=reason
+    )
 
 
 ONE_OFF_CHARGE_EDITABLE_FIELDS = ("line", "description", "amount", "charge_date")
@@ -103,21 +104,9 @@ def one_off_charge_update(
         raise BillingError("This charge is on an invoice already; credit the invoice instead.")
     changes = given({"line": line, "description": description, "amount": amount, "charge_date": charge_date})
     _check_line_of(changes.get("line"), charge.customer)
-    return _update_charge(charge, actor, changes, ONE_OFF_CHARGE_EDITABLE_FIELDS, reason)
-
-
-ChargeT = TypeVar("ChargeT", RecurringCharge, OneOffCharge)
-
-
-def _update_charge(
-    charge: ChargeT, actor: User, changes: dict[str, Any], allowed: tuple[str, ...], reason: str
-) -> ChargeT:
-    unknown = set(changes) - set(allowed)
-    if unknown:
-        raise ValidationError({name: "This field cannot be changed here." for name in sorted(unknown)})
-    for name, value in changes.items():
-        setattr(charge, name, value)
-    return save_with_actor(charge, actor=actor, reason=reason)
+    return update_with_actor(
+        charge, actor=actor, changes=changes, allowed=ONE_OFF_CHARGE_EDITABLE_FIELDS, reason=reason
+    )
 
 
 def _check_line_of(line: Line | None, customer: Customer) -> None:

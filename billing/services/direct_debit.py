@@ -17,11 +17,10 @@ from billing.models import (
     PartnerBillingProfile,
 )
 from billing.services.bill_runs import (
-    lock_bill_run,
+    lock_bill_run_to,
     record_event,
     recording_refusals,
     refused,
-    require_permission,
 )
 from billing.services.errors import BillingError
 from fusion_site.models import save_with_actor
@@ -68,8 +67,7 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     from billing import bacs, bacs_collections
 
     # The run's row lock serialises two exports of it: the second waits, then finds the first's file.
-    bill_run = lock_bill_run(bill_run)
-    require_permission(actor, "billing.finalise_billrun", bill_run, "export Direct Debit files of")
+    bill_run = lock_bill_run_to("export Direct Debit files of", bill_run, actor, "billing.finalise_billrun")
     # A restriction holds exports to third parties, the file already made included.
     if bill_run.is_restricted:
         raise refused(
@@ -176,8 +174,9 @@ def direct_debit_submission_cancel(
 ) -> DirectDebitSubmission:
     """Record that a submission's file will not be (or was not) processed, so the run may be exported
     again. The finance manager says why; the file itself is kept."""
-    bill_run = lock_bill_run(submission.bill_run)
-    require_permission(actor, "billing.finalise_billrun", bill_run, "cancel Direct Debit files of")
+    bill_run = lock_bill_run_to(
+        "cancel Direct Debit files of", submission.bill_run, actor, "billing.finalise_billrun"
+    )
     submission = DirectDebitSubmission.objects.select_for_update().get(pk=submission.pk)
     if submission.is_cancelled:
         raise BillingError(f"Submission {submission.serial} is already cancelled.")

@@ -5,12 +5,11 @@ import csv
 from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST
 
-from accounts.models import User
+from accounts.security import staff_user_with
 from accounts.selectors import access_customer
 from billing import charts
 from privacy import data_map, ropa
@@ -18,17 +17,9 @@ from privacy.erasure import erasure_preview
 from privacy.permissions import PrivacyPermission
 
 
-def _user_with(request: HttpRequest, permission: PrivacyPermission) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    if user.is_portal_user or not user.has_perm(permission.value):
-        raise PermissionDenied
-    return user
-
-
 @login_required
 def data_map_view(request: HttpRequest) -> HttpResponse:
-    _user_with(request, PrivacyPermission.VIEW_DATA_MAP)
+    staff_user_with(request, PrivacyPermission.VIEW_DATA_MAP)
     context = {
         "rows": ropa.field_rows(),
         "activities": data_map.ACTIVITIES,
@@ -42,7 +33,7 @@ def data_map_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST  # an export: never by a link a page or a mail could make the browser follow
 def data_map_csv(request: HttpRequest) -> HttpResponse:
-    _user_with(request, PrivacyPermission.VIEW_DATA_MAP)
+    staff_user_with(request, PrivacyPermission.VIEW_DATA_MAP)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="record-of-processing-activities.csv"'
     csv.writer(response).writerows(ropa.csv_rows())
@@ -51,7 +42,7 @@ def data_map_csv(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def erasure_preview_view(request: HttpRequest, reference: str) -> HttpResponse:
-    user = _user_with(request, PrivacyPermission.PREVIEW_ERASURE)
+    user = staff_user_with(request, PrivacyPermission.PREVIEW_ERASURE)
     customer = access_customer(user, reference)
     preview = erasure_preview(customer=customer)
     chart = charts.diverging_bars(

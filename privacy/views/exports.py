@@ -15,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 
 from accounts.models import Customer, User
+from accounts.security import signed_in_user
 from accounts.selectors import access_customer
 from billing import charts
 from privacy import selectors
@@ -23,12 +24,6 @@ from privacy.forms import ExportRequestForm
 from privacy.models import DataExport
 from privacy.portability import CATEGORIES
 from privacy.services import exports as services
-
-
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
 
 
 @dataclass(frozen=True)
@@ -41,7 +36,7 @@ class ExportRow:
 @require_http_methods(["GET", "POST"])
 def customer_exports(request: HttpRequest, reference: str) -> HttpResponse:
     """Staff: request a customer's export and list its exports."""
-    user = _user(request)
+    user = signed_in_user(request)
     customer = access_customer(user, reference)
     if user.is_portal_user:
         raise Http404("No such page.")
@@ -54,7 +49,7 @@ def customer_exports(request: HttpRequest, reference: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def my_data(request: HttpRequest) -> HttpResponse:
     """The portal user's own account: request and download its data."""
-    user = _user(request)
+    user = signed_in_user(request)
     if user.customer is None:
         raise Http404("No such page.")
     customer = access_customer(user, user.customer.reference)
@@ -117,7 +112,7 @@ def export_download(request: HttpRequest, token: str) -> HttpResponse | FileResp
 
     A link to another customer's export answers 404; an expired link or export answers 410, never the
     file."""
-    user = _user(request)
+    user = signed_in_user(request)
     try:
         link = read_download_token(token)
     except InvalidDownloadLink:

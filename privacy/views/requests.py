@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import pii
 from accounts.models import AccessLog, Contact, Customer, User
+from accounts.security import signed_in_user
 from accounts.selectors import access_customer, customers_visible_to
 from accounts.services import access_log_record, system_user
 from accounts.site_details import Visibility
@@ -46,12 +47,6 @@ from privacy.services.requests.workflow import (
 CHART_MONTHS = 12
 
 
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
-
-
 def _require(user: User, permission: PrivacyPermission) -> None:
     if not user.is_staff or not user.has_perm(permission):
         raise PermissionDenied
@@ -59,7 +54,7 @@ def _require(user: User, permission: PrivacyPermission) -> None:
 
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     today = timezone.localdate()
     rows = [(item, selectors.urgency_of(item, today=today)) for item in selectors.open_queue(user)[:500]]
@@ -98,7 +93,7 @@ def _add_service_errors(form: Any, exc: ValidationError) -> None:
 @login_required
 @require_http_methods(["GET", "POST"])
 def request_new(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     _require(user, PrivacyPermission.ADD)
     form = NewRequestForm(
         request.POST or None, initial={"customer_reference": request.GET.get("customer", "")}
@@ -308,7 +303,7 @@ def _subject_view(item: PrivacyRequest, user: User) -> dict[str, str]:
 
 @login_required
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     item = selectors.access_privacy_request(user, pk)
     context = {
@@ -337,7 +332,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     item = selectors.access_privacy_request(user, pk)
     step = next((s for s in STEPS if s.action == action and item.state in s.states), None)
@@ -356,7 +351,7 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
 @login_required
 @require_POST  # an export: never by a link a page or a mail could make the browser follow
 def register_download(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     _require(user, PrivacyPermission.CHANGE)
     content = register.register_csv(selectors.privacy_requests_visible_to(user))
     response = HttpResponse(content, content_type="text/csv; charset=utf-8")
@@ -370,7 +365,7 @@ def register_download(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def my_requests(request: HttpRequest) -> HttpResponse:
     """A portal user's own requests, and the form to make one."""
-    user = _user(request)
+    user = signed_in_user(request)
     if user.customer is None or not user.has_perm(PrivacyPermission.ADD):
         raise PermissionDenied
     form = PortalRequestForm(request.POST or None)
@@ -444,7 +439,7 @@ def _access_report(request: HttpRequest, customer: Customer, visibility: Any) ->
 def access_report_view(request: HttpRequest, reference: str) -> HttpResponse:
     """Staff prepare a customer's Art. 15 report. Shown in clear only to staff who may reveal personal
     data, and then logged as a reveal; otherwise masked, as on the Site Details page."""
-    user = _user(request)
+    user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     customer = access_customer(user, reference)
     clear = pii.may_reveal_personal_data(user)
@@ -462,7 +457,7 @@ def access_report_view(request: HttpRequest, reference: str) -> HttpResponse:
 @login_required
 def my_access_report(request: HttpRequest) -> HttpResponse:
     """A customer's own Art. 15 report, from the portal."""
-    user = _user(request)
+    user = signed_in_user(request)
     if user.customer is None:
         raise PermissionDenied
     return _access_report(request, user.customer, Visibility(personal=True, payment=False))

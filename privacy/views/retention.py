@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.models import Customer, Role, User
+from accounts.security import staff_user_with
 from accounts.selectors import access_customer
 from privacy import charts
 from privacy.models import LegalHold, RetentionPolicy, RetentionRun
@@ -29,14 +30,6 @@ CHANGE_POLICY = "privacy.change_retentionpolicy"
 DUE_SOON_DAYS = 30
 DUE_SOON_LISTED = 100
 RUNS_LISTED = 30
-
-
-def _user_with(request: HttpRequest, permission: str) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    if user.is_portal_user or not user.has_perm(permission):
-        raise PermissionDenied
-    return user
 
 
 class LegalHoldForm(forms.Form):
@@ -88,7 +81,7 @@ def _chart(runs: list[RetentionRun]) -> charts.StackedChart:
 @login_required
 @require_GET
 def retention_overview(request: HttpRequest) -> HttpResponse:
-    user = _user_with(request, VIEW_RUNS)
+    user = staff_user_with(request, VIEW_RUNS)
     today = timezone.localdate()
     runs = list(RetentionRun.objects.select_related("actor")[:RUNS_LISTED])
     account_policy = RetentionPolicy.objects.filter(key="customer_account").first()
@@ -133,7 +126,7 @@ def _report_errors(request: HttpRequest, error: ValidationError | forms.Form) ->
 @login_required
 @require_POST
 def legal_hold_set_view(request: HttpRequest) -> HttpResponse:
-    user = _user_with(request, MANAGE_HOLDS)
+    user = staff_user_with(request, MANAGE_HOLDS)
     form = LegalHoldForm(request.POST)
     if not form.is_valid():
         _report_errors(request, form)
@@ -158,7 +151,7 @@ def legal_hold_set_view(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def legal_hold_lift_view(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user_with(request, MANAGE_HOLDS)
+    user = staff_user_with(request, MANAGE_HOLDS)
     hold = get_object_or_404(LegalHold.objects.select_related("customer"), pk=pk)
     access_customer(user, hold.customer.reference)
     form = LiftHoldForm(request.POST)
@@ -177,7 +170,7 @@ def legal_hold_lift_view(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def retention_policy_edit(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user_with(request, CHANGE_POLICY)
+    user = staff_user_with(request, CHANGE_POLICY)
     policy = get_object_or_404(RetentionPolicy, pk=pk)
     form = PolicyForm(request.POST)
     if not form.is_valid():

@@ -13,18 +13,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import pii
-from accounts.models import User
+from accounts.security import signed_in_user
 from billing.charts import diverging_bars
 from privacy.models import PrivacyNotice, WebsiteSubmission
 from privacy.website import exports, forms, selectors, services
 
 SUBMISSIONS_PER_PAGE = 50
-
-
-def _user(request: HttpRequest) -> User:
-    user = request.user
-    assert isinstance(user, User)
-    return user
 
 
 def _masked(submission: WebsiteSubmission, *, reveal: bool) -> dict[str, str]:
@@ -35,7 +29,7 @@ def _masked(submission: WebsiteSubmission, *, reveal: bool) -> dict[str, str]:
 
 @login_required
 def submissions(request: HttpRequest) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     kinds = selectors.submission_kinds_visible_to(user)
     if not kinds:
         raise Http404("No such page.")
@@ -65,7 +59,7 @@ def submissions(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     submission = selectors.access_submission(user, pk)
     reveal = pii.may_reveal_personal_data(user)
     context = {
@@ -80,7 +74,7 @@ def submission_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def submission_cv(request: HttpRequest, pk: int) -> FileResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     submission = selectors.access_submission(user, pk)
     if not submission.cv or not pii.may_reveal_personal_data(user):
         raise Http404("No CV to show.")
@@ -92,7 +86,7 @@ def submission_cv(request: HttpRequest, pk: int) -> FileResponse:
 @login_required
 @require_POST
 def submission_decision(request: HttpRequest, pk: int) -> HttpResponse:
-    user = _user(request)
+    user = signed_in_user(request)
     submission = selectors.access_submission(user, pk)
     if not user.has_perm("privacy.view_recruitment"):
         raise Http404("No such submission.")
@@ -131,7 +125,7 @@ def notices(request: HttpRequest) -> HttpResponse:
         "privacy/website_notices.html",
         {
             "notices": selectors.notices_for_staff(),
-            "may_publish": _user(request).has_perm("privacy.publish_privacynotice"),
+            "may_publish": signed_in_user(request).has_perm("privacy.publish_privacynotice"),
         },
     )
 
@@ -145,7 +139,7 @@ def notice_new(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         form = forms.PrivacyNoticeForm(request.POST)
         if form.is_valid():
-            notice = services.privacy_notice_create(actor=_user(request), **form.cleaned_data)
+            notice = services.privacy_notice_create(actor=signed_in_user(request), **form.cleaned_data)
             messages.success(request, f"Draft version {notice.version} saved.")
             return redirect("website_staff:notice_edit", pk=notice.pk)
     else:
@@ -166,7 +160,9 @@ def notice_edit(request: HttpRequest, pk: int) -> HttpResponse:
         return redirect("website_staff:notices")
     form = forms.PrivacyNoticeForm(request.POST or None, instance=notice)
     if request.method == "POST" and form.is_valid():
-        services.privacy_notice_update_draft(notice=notice, actor=_user(request), **form.cleaned_data)
+        services.privacy_notice_update_draft(
+            notice=notice, actor=signed_in_user(request), **form.cleaned_data
+        )
         messages.success(request, f"Draft version {notice.version} saved.")
         return redirect("website_staff:notice_edit", pk=notice.pk)
     return render(request, "privacy/website_notice_form.html", {"form": form, "notice": notice})
@@ -178,7 +174,7 @@ def notice_edit(request: HttpRequest, pk: int) -> HttpResponse:
 def notice_publish(request: HttpRequest, pk: int) -> HttpResponse:
     notice = get_object_or_404(PrivacyNotice, pk=pk)
     try:
-        services.privacy_notice_publish(notice=notice, actor=_user(request))
+        services.privacy_notice_publish(notice=notice, actor=signed_in_user(request))
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

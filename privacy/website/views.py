@@ -4,6 +4,7 @@ Every public page goes out with its own strict Content-Security-Policy (scripts 
 site's static files only); a site-wide CSP middleware, where installed, keeps a header already set.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -65,101 +66,89 @@ def privacy_notice(request: HttpRequest, version: int | None = None) -> HttpResp
     return render_public(request, "website/privacy_notice.html", context, status=200 if notice else 404)
 
 
-def _consent_form_view(
-    request: HttpRequest, *, form_class: type, template: str, submit: Any, done_message: str
-) -> HttpResponse:
-    """A form that needs consent to the current notice: the notice shown is the notice recorded."""
-    notice = selectors.current_notice()
-    if request.method == "POST" and notice is not None:
-        form = form_class(request.POST, request.FILES)
-        if form.is_valid():
-            data = {key: value for key, value in form.cleaned_data.items() if key != "consent"}
-            submit(consent_notice=notice, **data)
-            messages.success(request, done_message)
-            return redirect(request.path)
-    else:
-        form = form_class()
-    return render_public(request, template, {"form": form, "notice": notice})
+View = Callable[..., HttpResponse]
 
 
-@require_http_methods(["GET", "POST"])
-def contact(request: HttpRequest) -> HttpResponse:
-    return _consent_form_view(
-        request,
-        form_class=forms.ContactForm,
-        template="website/contact.html",
-        submit=services.contact_submit,
-        done_message="Thank you: your message has been sent. We will reply by email.",
-    )
+def _consent_form_page(form_class: type[Any], template: str, submit: Any, done_message: str) -> View:
+    """A page whose form needs consent to the current notice: the notice shown is the notice recorded.
+    ``submit(request, consent_notice=..., **fields)`` writes what the form was given."""
+
+    @require_http_methods(["GET", "POST"])
+    def page(request: HttpRequest) -> HttpResponse:
+        notice = selectors.current_notice()
+        if request.method == "POST" and notice is not None:
+            form = form_class(request.POST, request.FILES)
+            if form.is_valid():
+                data = {key: value for key, value in form.cleaned_data.items() if key != "consent"}
+                submit(request, consent_notice=notice, **data)
+                messages.success(request, done_message)
+                return redirect(request.path)
+        else:
+            form = form_class()
+        return render_public(request, template, {"form": form, "notice": notice})
+
+    return page
 
 
-@require_http_methods(["GET", "POST"])
-def job_apply(request: HttpRequest) -> HttpResponse:
-    return _consent_form_view(
-        request,
-        form_class=forms.JobApplicationForm,
-        template="website/job_apply.html",
-        submit=services.job_application_submit,
-        done_message="Thank you: your application has been received.",
-    )
+def _token_action_page(act: Any, done_message: str, heading: str, button: str) -> View:
+    """A page a link in an email opens: GET shows a button and POST acts (``act(token=...)``), because
+    mail scanners follow links and must not act for the visitor."""
+    template = "website/token_action.html"
+    context = {"heading": heading, "button": button}
+
+    @require_http_methods(["GET", "POST"])
+    def page(request: HttpRequest, token: str) -> HttpResponse:
+        if request.method == "POST":
+            try:
+                act(token=token)
+            except VerificationError as exc:
+                return render_public(request, template, {"error": str(exc), **context}, status=400)
+            return render_public(request, template, {"done": done_message, **context})
+        return render_public(request, template, {"token": token, **context})
+
+    return page
 
 
-@require_http_methods(["GET", "POST"])
-def mailing_list(request: HttpRequest) -> HttpResponse:
-    def submit(**data: Any) -> None:
-        services.mailing_list_subscribe(build_url=_build_url(request), **data)
-
-    return _consent_form_view(
-        request,
-        form_class=forms.MailingListForm,
-        template="website/mailing_list.html",
-        submit=submit,
-        done_message=(
-            "Nearly done: we have sent you an email. Open the link in it to confirm your subscription."
-        ),
-    )
-
-
-def _token_action(
-    request: HttpRequest, token: str, *, act: Any, template: str, done_message: str, **context: Any
-) -> HttpResponse:
-    """GET shows a button and POST acts: mail scanners follow links, and must not act for the visitor."""
-    if request.method == "POST":
-        try:
-            act(token=token)
-        except VerificationError as exc:
-            return render_public(request, template, {"error": str(exc), **context}, status=400)
-        return render_public(request, template, {"done": done_message, **context})
-    return render_public(request, template, {"token": token, **context})
-
-
-@require_http_methods(["GET", "POST"])
-def mailing_list_confirm(request: HttpRequest, token: str) -> HttpResponse:
-    return _token_action(
-        request,
-        token,
-        act=services.mailing_list_confirm,
-        template="website/token_action.html",
-        done_message="Thank you: your subscription is confirmed.",
-        heading="Confirm your subscription",
-        button="Confirm my subscription",
-    )
-
-
+contact = _consent_form_page(
+    forms.ContactForm,
+    "website/contact.html",
+    lambda request, **fields: services.contact_submit(**fields),
+    "Thank you: your message has been sent. We will reply by email.",
+)
+job_apply = _consent_form_page(
+    forms.JobApplicationForm,
+    "website/job_apply.html",
+    lambda request, **fields: services.job_application_submit(**fields),
+    "Thank you: your application has been received.",
+)
+mailing_list = _consent_form_page(
+    forms.MailingListForm,
+    "website/mailing_list.html",
+    lambda request, **fields: services.mailing_list_subscribe(build_url=_build_url(request), **fields),
+    "Nearly done: we have sent you an email. Open the link in it to confirm your subscription.",
+)
+mailing_list_confirm = _token_action_page(
+    services.mailing_list_confirm,
+    "Thank you: your subscription is confirmed.",
+    heading="Confirm your subscription",
+    button="Confirm my subscription",
+)
 # The signed token is the authority here, and mail clients' one-click unsubscribe (RFC 8058) posts
 # without a CSRF token; a forged post could only unsubscribe the token's own address.
-@csrf_exempt
-@require_http_methods(["GET", "POST"])
-def mailing_list_unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
-    return _token_action(
-        request,
-        token,
-        act=services.mailing_list_unsubscribe,
-        template="website/token_action.html",
-        done_message="You have been unsubscribed. We will not send you any more news.",
+mailing_list_unsubscribe = csrf_exempt(
+    _token_action_page(
+        services.mailing_list_unsubscribe,
+        "You have been unsubscribed. We will not send you any more news.",
         heading="Unsubscribe from our mailing list",
         button="Unsubscribe",
     )
+)
+privacy_request_verify = _token_action_page(
+    services.privacy_request_verify,
+    "Thank you: your request is confirmed. We will reply within one month.",
+    heading="Confirm your privacy request",
+    button="Confirm my request",
+)
 
 
 @require_http_methods(["GET", "POST"])
@@ -183,19 +172,6 @@ def privacy_request(request: HttpRequest) -> HttpResponse:
     else:
         form = forms.PrivacyRequestForm()
     return render_public(request, "website/privacy_request.html", {"form": form, "notice": notice})
-
-
-@require_http_methods(["GET", "POST"])
-def privacy_request_verify(request: HttpRequest, token: str) -> HttpResponse:
-    return _token_action(
-        request,
-        token,
-        act=services.privacy_request_verify,
-        template="website/token_action.html",
-        done_message="Thank you: your request is confirmed. We will reply within one month.",
-        heading="Confirm your privacy request",
-        button="Confirm my request",
-    )
 
 
 def cookies(request: HttpRequest) -> HttpResponse:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import services
-from accounts.models import AuditEvent, Line, Role
+from accounts.models import AuditEvent, Line, Partner, Role
 from accounts.signals import username_digest
 from billing.demo import uk_tariff
 from billing.models import OneOffCharge
@@ -262,3 +262,22 @@ def test_an_update_service_changes_only_the_fields_it_is_given_and_none_clears_o
     recurring_charge_update(charge=charge, actor=agent, end_date=None, reason="Rolling contract")
     charge.refresh_from_db()
     assert (charge.description, charge.monthly_amount, charge.end_date) == ("Rental", Decimal("12.00"), None)
+
+
+def test_admin_partner_is_registered_and_renamed_by_the_services_with_its_actor(client, make_user):
+    admin_user = make_user(Role.ADMINISTRATOR)
+    client.force_login(admin_user)
+
+    added = client.post("/admin/accounts/partner/add/", {"code": "ACME", "name": "Acme", "vat_number": ""})
+    partner = Partner.objects.get(code="ACME")
+    changed = client.post(
+        f"/admin/accounts/partner/{partner.pk}/change/", {"name": "Acme Telecom", "vat_number": ""}
+    )
+
+    assert (added.status_code, changed.status_code) == (302, 302)
+    partner.refresh_from_db()
+    assert (partner.name, partner.staff_group.name) == ("Acme Telecom", "partner:ACME")
+    assert [(h.history_type, h.history_user) for h in partner.history.order_by("history_id")] == [
+        ("+", admin_user),
+        ("~", admin_user),
+    ]

@@ -22,31 +22,23 @@ from privacy.services.requests.workflow import (
     PrivacyRequestError,
     check_step,
     email_subject,
-    lock_request,
+    lock_to_work_giving,
     record_event,
     require_permission,
-    require_reason,
-    take_step,
+    take_closing_step,
 )
 
 
 @transaction.atomic
 def privacy_request_complete(*, privacy_request: PrivacyRequest, actor: User, reason: str) -> PrivacyRequest:
     """Close an approved request with its outcome and carry it out (``privacy_request_execute``)."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "the outcome (what was done), without personal data")
-    privacy_request = lock_request(privacy_request)
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "the outcome (what was done), without personal data"
+    )
     check_step(privacy_request, "complete")
     if privacy_request.approved_by_id is None:
         raise PrivacyRequestError(f"{privacy_request.reference} needs a second person's approval first.")
-    take_step(
-        privacy_request,
-        action="complete",
-        actor=actor,
-        reason=reason,
-        outcome=reason,
-        closed_at=timezone.now(),
-    )
+    take_closing_step(privacy_request, action="complete", actor=actor, reason=reason)
     privacy_request_execute(privacy_request=privacy_request, actor=actor)
     email_subject(
         privacy_request,
@@ -134,9 +126,9 @@ def privacy_request_lift_restriction(
     *, privacy_request: PrivacyRequest, actor: User, reason: str
 ) -> PrivacyRequest:
     """Lift the restriction a completed request put on the customer; the subject is told (Article 18(3))."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "the reason the restriction is lifted (it is sent to the subject)")
-    privacy_request = lock_request(privacy_request)
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "the reason the restriction is lifted (it is sent to the subject)"
+    )
     if privacy_request.kind != Kind.RESTRICTION or privacy_request.state != State.COMPLETED:
         raise PrivacyRequestError("Only a completed restriction request has a restriction to lift.")
     if privacy_request.restriction_lifted_at is not None or privacy_request.customer is None:

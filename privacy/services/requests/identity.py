@@ -17,7 +17,6 @@ from fusion_site.models import save_with_actor
 from privacy import selectors
 from privacy.models import (
     IdentityCode,
-    PrivacyPermission,
     PrivacyRequest,
     State,
 )
@@ -27,9 +26,9 @@ from privacy.services.requests.workflow import (
     email_subject,
     local_today,
     lock_request,
+    lock_to_work,
+    lock_to_work_giving,
     record_event,
-    require_permission,
-    require_reason,
     take_step,
 )
 
@@ -84,8 +83,7 @@ def privacy_request_request_identity(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
     """Ask for proof of identity. The clock stops: the month will count from the day it is verified."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     take_step(
         privacy_request,
         action="request_identity",
@@ -111,8 +109,7 @@ def privacy_request_send_identity_code(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
     """Send a fresh code (the old one expired or ran out of attempts); the old code stops working."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     if privacy_request.state != State.AWAITING_IDENTITY:
         raise PrivacyRequestError("A code is sent only while the request awaits proof of identity.")
     if not _issue_identity_code(privacy_request, actor=actor):
@@ -202,9 +199,9 @@ def privacy_request_attest_identity(
     *, privacy_request: PrivacyRequest, actor: User, reason: str
 ) -> PrivacyRequest:
     """A staff member vouches for the subject's identity (say, photo ID seen in person), with how."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "how you verified the subject's identity")
-    privacy_request = lock_request(privacy_request)
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "how you verified the subject's identity"
+    )
     if privacy_request.state not in (State.RECEIVED, State.AWAITING_IDENTITY):
         raise PrivacyRequestError("Identity is settled before work on the request starts.")
     return _establish_identity(

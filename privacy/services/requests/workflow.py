@@ -61,6 +61,22 @@ def lock_request(privacy_request: PrivacyRequest) -> PrivacyRequest:
     )
 
 
+def lock_to_work(privacy_request: PrivacyRequest, actor: User) -> PrivacyRequest:
+    """The request, locked, once the actor is found to be allowed to work privacy requests."""
+    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
+    return lock_request(privacy_request)
+
+
+def lock_to_work_giving(
+    privacy_request: PrivacyRequest, actor: User, reason: str, what: str
+) -> tuple[PrivacyRequest, str]:
+    """``lock_to_work`` for a step that needs a reason (``what`` it gives): the permission is checked,
+    then the reason, then the request is locked; returns it with the reason stripped."""
+    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
+    reason = require_reason(reason, what)
+    return lock_request(privacy_request), reason
+
+
 def record_event(
     privacy_request: PrivacyRequest,
     *,
@@ -120,6 +136,15 @@ def take_step(
     return privacy_request
 
 
+def take_closing_step(
+    privacy_request: PrivacyRequest, *, action: str, actor: User, reason: str
+) -> PrivacyRequest:
+    """Take a step that closes the request now, its reason recorded as the outcome."""
+    return take_step(
+        privacy_request, action=action, actor=actor, reason=reason, outcome=reason, closed_at=timezone.now()
+    )
+
+
 def refresh_due(privacy_request: PrivacyRequest) -> None:
     if privacy_request.clock_started_on is None:
         privacy_request.due_on = None
@@ -151,8 +176,7 @@ def privacy_request_start(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
     """Start work (identity must be established), or take back a request awaiting approval for more work."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     if privacy_request.state == State.RECEIVED and not privacy_request.is_identity_established:
         raise PrivacyRequestError(
             "Establish the subject's identity first: send a one-time code or attest it."
@@ -171,9 +195,9 @@ def privacy_request_start(
 @transaction.atomic
 def privacy_request_hold(*, privacy_request: PrivacyRequest, actor: User, reason: str) -> PrivacyRequest:
     """Wait for the subject to clarify; the clock stops until work resumes."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "the clarification asked for")
-    privacy_request = lock_request(privacy_request)
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "the clarification asked for"
+    )
     return take_step(privacy_request, action="hold", actor=actor, reason=reason, on_hold_since=local_today())
 
 
@@ -183,8 +207,7 @@ def privacy_request_resume(
 ) -> PrivacyRequest:
     """Clarification received: the deadline moves by the days the request was on hold, counted from the
     day it was asked for to the day it arrived, both included (``deadlines.clock_stopped_days``)."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     check_step(privacy_request, "resume")
     today = local_today()
     # The day clarification was asked for and the day it arrived both stop the clock (UK GDPR Art. 12A).
@@ -202,9 +225,9 @@ def privacy_request_resume(
 @transaction.atomic
 def privacy_request_extend(*, privacy_request: PrivacyRequest, actor: User, reason: str) -> PrivacyRequest:
     """Extend the deadline by two further months, once, within the first month; the subject is told why."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "the reasons for the extension (they are sent to the subject)")
-    privacy_request = lock_request(privacy_request)
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "the reasons for the extension (they are sent to the subject)"
+    )
     if not privacy_request.is_open:
         raise PrivacyRequestError(f"{privacy_request.reference} is closed; it cannot be extended.")
     if privacy_request.is_extended:
@@ -245,8 +268,7 @@ def privacy_request_extend(*, privacy_request: PrivacyRequest, actor: User, reas
 def privacy_request_submit_for_approval(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    privacy_request = lock_request(privacy_request)
+    privacy_request = lock_to_work(privacy_request, actor)
     return take_step(
         privacy_request,
         action="submit_for_approval",
@@ -288,12 +310,10 @@ def privacy_request_approve(
 @transaction.atomic
 def privacy_request_reject(*, privacy_request: PrivacyRequest, actor: User, reason: str) -> PrivacyRequest:
     """Refuse the request (manifestly unfounded or excessive, say); the subject is told why."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "the reason for refusing the request (it is sent to the subject)")
-    privacy_request = lock_request(privacy_request)
-    take_step(
-        privacy_request, action="reject", actor=actor, reason=reason, outcome=reason, closed_at=timezone.now()
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "the reason for refusing the request (it is sent to the subject)"
     )
+    take_closing_step(privacy_request, action="reject", actor=actor, reason=reason)
     email_subject(
         privacy_request,
         subject="we cannot act on it",
@@ -309,14 +329,7 @@ def privacy_request_reject(*, privacy_request: PrivacyRequest, actor: User, reas
 @transaction.atomic
 def privacy_request_withdraw(*, privacy_request: PrivacyRequest, actor: User, reason: str) -> PrivacyRequest:
     """The subject withdrew the request."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
-    reason = require_reason(reason, "how the subject withdrew the request")
-    privacy_request = lock_request(privacy_request)
-    return take_step(
-        privacy_request,
-        action="withdraw",
-        actor=actor,
-        reason=reason,
-        outcome=reason,
-        closed_at=timezone.now(),
+    privacy_request, reason = lock_to_work_giving(
+        privacy_request, actor, reason, "how the subject withdrew the request"
     )
+    return take_closing_step(privacy_request, action="withdraw", actor=actor, reason=reason)
