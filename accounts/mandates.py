@@ -136,17 +136,19 @@ def mandate_lodge(
     *,
     mandate: PaymentDetails,
     actor: User,
-    submission_id: int,
+    submission_id: int | None,
     lodged_at: datetime.datetime,
     processing_date: datetime.date,
 ) -> PaymentDetails:
     """Its 0N is in submission ``submission_id``, processed on ``processing_date``: lodged, active from the
-    end of the lodgement period."""
+    end of the lodgement period. ``submission_id`` None: lodged outside this system's submissions (by a
+    bureau, or on paper before AUDDIS), on that processing day."""
+    where = f"Direct Debit submission #{submission_id}" if submission_id else "a submission made elsewhere"
     return _transition(
         mandate,
         to=Status.LODGED,
         actor=actor,
-        reason=f"AUDDIS 0N in Direct Debit submission #{submission_id}",
+        reason=f"AUDDIS 0N in {where}",
         changes={
             "lodged_at": lodged_at,
             "lodgement_submission_id": submission_id,
