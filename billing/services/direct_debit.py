@@ -21,6 +21,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mass_mail
 from django.db import transaction
 from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
 
 from accounts import mandates
 from accounts.audit import audit_record
@@ -254,19 +255,30 @@ def _record_mandates(
             mandates.mandate_cancellation_sent(
                 mandate=lodgement.mandate, actor=actor, submission_id=submission.pk
             )
-    for day in sorted(by_day):
-        for debit in by_day[day]:
-            notice = notices[debit.invoice.number]
-            mandate = PaymentDetails.objects.get(pk=debit.mandate.pk)
-            notice.submission_id = submission.pk
-            notice.previous_last_collected_on = mandate.last_collected_on
-            notice.save(update_fields=["submission_id", "previous_last_collected_on"])
-            mandates.mandate_collected(
-                mandate=mandate,
-                actor=actor,
-                collected_on=bacs.entry_day(day),
-                reason=f"Collected {debit.invoice.number} in Direct Debit submission {submission.serial}",
-            )
+    # Set-based: a run collects from thousands of mandates. Their rows are locked, the notices say which
+    # submission collected them (and the date to put back if it is cancelled), history rows in bulk.
+    entries = {
+        debit.mandate.pk: (debit, bacs.entry_day(day)) for day in sorted(by_day) for debit in by_day[day]
+    }
+    collected = list(PaymentDetails.objects.select_for_update().filter(pk__in=list(entries)).order_by("pk"))
+    changed_notices = []
+    for mandate in collected:
+        debit, entry = entries[mandate.pk]
+        notice = notices[debit.invoice.number]
+        notice.submission_id, notice.previous_last_collected_on = submission.pk, mandate.last_collected_on
+        changed_notices.append(notice)
+        mandate.last_collected_on, mandate.updated_at = entry, made_at
+    DirectDebitNotice.objects.bulk_update(
+        changed_notices, ["submission_id", "previous_last_collected_on"], batch_size=1000
+    )
+    bulk_update_with_history(
+        collected,
+        PaymentDetails,
+        ["last_collected_on", "updated_at"],
+        batch_size=1000,
+        default_user=actor,
+        default_change_reason=f"Collected in Direct Debit submission {submission.serial}",
+    )
 
 
 def _notice_addresses(customer_ids: set[int]) -> dict[int, str]:
@@ -314,18 +326,27 @@ def _notices_for(
         else:
             to_send.append((debit, notice))
     addresses = _notice_addresses({debit.mandate.customer_id for debit, _notice in to_send})
+    # One date for every notice sent now: the run's promise, or later if the notice period needs it.
+    date = bacs.notified_debit_date(sent_on=today, promised=promised, made_at=made_at)
+    created: list[DirectDebitNotice] = []
+    resent: list[DirectDebitNotice] = []
     for debit, notice in to_send:
         amount = debit.collection.amount_pence
         address = addresses.get(debit.mandate.customer_id)
         if address is None:
             continue
-        date = bacs.notified_debit_date(sent_on=today, promised=promised, made_at=made_at)
-        notice = notice or DirectDebitNotice(mandate_id=debit.mandate.pk, invoice_number=debit.invoice.number)
+        if notice is None:
+            notice = DirectDebitNotice(mandate_id=debit.mandate.pk, invoice_number=debit.invoice.number)
+            created.append(notice)
+        else:
+            resent.append(notice)
         notice.amount_pence, notice.collection_date, notice.sent_at = amount, date, made_at
-        notice.full_clean()
-        notice.save()
         notices[debit.invoice.number] = notice
         messages.append(_notice_message(debit, notice, address, collector))
+    DirectDebitNotice.objects.bulk_create(created, batch_size=1000)
+    DirectDebitNotice.objects.bulk_update(
+        resent, ["amount_pence", "collection_date", "sent_at"], batch_size=1000
+    )
     if messages:
         audit_record(
             actor=actor, action="direct_debit.advance_notices_sent", detail={"notices": len(messages)}
