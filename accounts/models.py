@@ -538,7 +538,11 @@ class DirectDebitNotice(models.Model):
     its number, not a key, for the same layering reason as the mandate's submissions.
     """
 
-    mandate = models.ForeignKey(PaymentDetails, on_delete=models.CASCADE, related_name="notices")
+    # No database constraint: erasure deletes mandates with set-based raw deletes, which do not cascade; a
+    # notice left behind names no one (an invoice number, an amount, a date: what the kept invoice says).
+    mandate = models.ForeignKey(
+        PaymentDetails, on_delete=models.CASCADE, db_constraint=False, related_name="notices"
+    )
     invoice_number = models.CharField(max_length=40)
     amount_pence = models.PositiveBigIntegerField()
     collection_date = models.DateField(help_text="The debit (entry) date the payer was told.")

@@ -526,3 +526,25 @@ def test_site_details_show_the_mandate_status_and_dates(client, partner, agent, 
     assert "Mandate status" in page and "Lodged (AUDDIS 0N sent)" in page
     assert "26 Nov 2026" in page  # collections from
     assert "never" in page  # last collected
+
+
+def test_erasing_a_customer_whose_mandate_was_collected_from_leaves_no_mandate_and_nothing_personal(
+    lifecycle_run, finance, dpo
+):
+    from privacy.erasure import customer_erase
+
+    run, customers = lifecycle_run
+    direct_debit_export(bill_run=run, actor=finance)
+    customer = customers["active"]
+    mandate_pk = mandate_of(customer).pk
+    assert DirectDebitNotice.objects.filter(mandate_id=mandate_pk).exists()
+
+    customer_erase(customer=customer, actor=dpo, reason="Erasure request")
+
+    assert not PaymentDetails.objects.filter(pk=mandate_pk).exists()
+    # What may stay of a notice is what the invoice kept by law says: its number, amount and date.
+    left = DirectDebitNotice.objects.filter(mandate_id=mandate_pk).values(
+        "invoice_number", "amount_pence", "collection_date"
+    )
+    invoice = Invoice.objects.get(bill_run=run, number__in=[row["invoice_number"] for row in left])
+    assert [row["amount_pence"] for row in left] == [bacs.to_pence(invoice.gross)]
