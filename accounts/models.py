@@ -433,13 +433,55 @@ class Line(BlindIndexedModel):
 
 
 class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
-    """A Direct Debit mandate."""
+    """A Direct Debit mandate (the scheme's Direct Debit Instruction, DDI) and where it stands.
+
+    Lifecycle (``accounts.mandates`` holds the transitions and their rules): new -> lodged (its AUDDIS
+    0N went into a submission file) -> active (the lodgement period passed) -> cancelled (by staff, or the
+    payer's bank) or expired (dormant: no collection in 13 months). Only an active mandate is collected
+    from. The lifecycle fields are not editable in forms or the admin: only the services change them.
+
+    The submissions that carried the 0N and the 0C are held as ids of ``billing.DirectDebitSubmission``,
+    not foreign keys: accounts sits below billing and never names its tables.
+    """
+
+    class Status(models.TextChoices):
+        NEW = "new", "New (not yet lodged)"
+        LODGED = "lodged", "Lodged (AUDDIS 0N sent)"
+        ACTIVE = "active", "Active"
+        CANCELLED = "cancelled", "Cancelled"
+        EXPIRED = "expired", "Expired (dormant)"
 
     customer = models.OneToOneField(Customer, on_delete=models.CASCADE, related_name="payment_details")
     account_holder = EncryptedTextField()
     sort_code = EncryptedTextField()
     account_number = EncryptedTextField()
     mandate_reference = EncryptedTextField()
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.NEW, editable=False)
+    lodged_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the AUDDIS 0N was put in a submission."
+    )
+    lodgement_submission_id = models.PositiveBigIntegerField(
+        null=True, blank=True, editable=False, help_text="The billing.DirectDebitSubmission carrying the 0N."
+    )
+    active_from = models.DateField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="First day a collection may be made (lodged + scheme period).",
+    )
+    last_collected_on = models.DateField(
+        null=True, blank=True, editable=False, help_text="Debit date of the latest collection."
+    )
+    cancelled_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When it was cancelled or expired."
+    )
+    cancellation_reason = models.TextField(blank=True, editable=False)
+    # The payer's bank cancelled it (ADDACS, AUDDIS rejection): no 0C is sent for it.
+    cancelled_by_bank = models.BooleanField(default=False, editable=False)
+    cancellation_submission_id = models.PositiveBigIntegerField(
+        null=True, blank=True, editable=False, help_text="The billing.DirectDebitSubmission carrying the 0C."
+    )
 
     normalisers = {
         "sort_code": validation.normalise_sort_code,
@@ -452,6 +494,33 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
         verbose_name = "payment details"
         verbose_name_plural = "payment details"
         permissions = [("reveal_paymentdetails", "Can reveal payment details (with current training)")]
+        constraints = [
+            models.CheckConstraint(
+                name="mandate_new_is_not_lodged",
+                condition=~Q(status="new")
+                | Q(lodged_at__isnull=True, lodgement_submission_id__isnull=True, active_from__isnull=True),
+            ),
+            models.CheckConstraint(
+                name="mandate_lodged_or_active_has_dates",
+                condition=~Q(status__in=["lodged", "active"])
+                | Q(lodged_at__isnull=False, active_from__isnull=False),
+            ),
+            models.CheckConstraint(
+                name="mandate_ended_has_date_and_reason",
+                condition=~Q(status__in=["cancelled", "expired"])
+                | (Q(cancelled_at__isnull=False) & ~Q(cancellation_reason="")),
+            ),
+            models.CheckConstraint(
+                name="mandate_live_is_not_cancelled",
+                condition=Q(status__in=["cancelled", "expired"]) | Q(cancelled_at__isnull=True),
+            ),
+        ]
+        indexes = [
+            # The daily job's two questions: which lodged mandates are due to activate, which active ones
+            # have been dormant too long.
+            models.Index(fields=["status", "active_from"], name="mandate_status_active_from"),
+            models.Index(fields=["status", "last_collected_on"], name="mandate_status_last_collected"),
+        ]
 
     def __str__(self) -> str:
         return "Direct Debit mandate"
@@ -459,6 +528,43 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
     def clean(self) -> None:
         # After clean_fields has normalised both: the pair must pass Vocalink's modulus check.
         validation.validate_bank_details(self.sort_code, self.account_number)
+
+
+class DirectDebitNotice(models.Model):
+    """An advance notice emailed to the payer: the amount and debit date of one collection (one invoice).
+
+    The scheme's rule (Direct Debit Guarantee; Bacs, "The Service User's Guide and Rules to the Direct
+    Debit Scheme", section 4, Advance notice): the payer is told the amount and date at least 10 working
+    days before the first collection and before any change of amount or date. ``billing.services.
+    direct_debit`` sends one for every collection (a phone bill's amount changes every month) and never
+    collects before the date given here. ``submission_id`` is the ``billing.DirectDebitSubmission`` that
+    collected it (empty until collected, and again if that submission is cancelled); the invoice is named by
+    its number, not a key, for the same layering reason as the mandate's submissions.
+    """
+
+    # No database constraint: erasure deletes mandates with set-based raw deletes, which do not cascade; a
+    # notice left behind names no one (an invoice number, an amount, a date: what the kept invoice says).
+    mandate = models.ForeignKey(
+        PaymentDetails, on_delete=models.CASCADE, db_constraint=False, related_name="notices"
+    )
+    invoice_number = models.CharField(max_length=40)
+    amount_pence = models.PositiveBigIntegerField()
+    collection_date = models.DateField(help_text="The debit (entry) date the payer was told.")
+    sent_at = models.DateTimeField()
+    submission_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The mandate's last collection date before this one was recorded, put back if the submission that
+    # collected it is cancelled.
+    previous_last_collected_on = models.DateField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-sent_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["mandate", "invoice_number"], name="ddnotice_one_per_invoice"),
+        ]
+        indexes = [models.Index(fields=["submission_id"], name="ddnotice_submission")]
+
+    def __str__(self) -> str:
+        return f"advance notice for {self.invoice_number}"
 
 
 class ProvisioningOrder(TimeStampedModel):

@@ -80,18 +80,28 @@ def line_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
     ]
 
 
-def payment_row(customer: Customer, clear: bool) -> dict[str, str] | None:
+def payment_row(customer: Customer, clear: bool) -> dict[str, Any] | None:
     details = selectors.payment_details_of(customer)
     if details is None:
         return None
+    # Where the mandate stands (not personal data: shown masked or not), from the row already read.
+    lifecycle = {
+        "status": details.status,
+        "status_label": details.get_status_display(),
+        "lodged_at": details.lodged_at,
+        "active_from": details.active_from,
+        "last_collected_on": details.last_collected_on,
+        "cancelled_at": details.cancelled_at,
+        "cancellation_reason": details.cancellation_reason,
+    }
     if clear:
-        return {
+        return lifecycle | {
             "account_holder": details.account_holder,
             "sort_code": f"{details.sort_code[:2]}-{details.sort_code[2:4]}-{details.sort_code[4:]}",
             "account_number": details.account_number,
             "mandate_reference": details.mandate_reference,
         }
-    return {
+    return lifecycle | {
         "account_holder": pii.mask_text(details.account_holder),
         "sort_code": pii.mask_sort_code(details.sort_code),
         "account_number": pii.mask_account_number(details.account_number),

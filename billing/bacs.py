@@ -14,6 +14,23 @@ the detail (standard) and contra records are 100 characters. HDR2 declares the 1
 (record length 00100); a multi-processing-day file (work code "1 MULTI") would add the processing day
 at 101-106, which this single-day file ("1 DAILY") does not use. Labels are therefore not padded.
 
+Submissions of several files
+A submission (one VOL1) may hold several files, each HDR1 HDR2 UHL1, its data records, EOF1 EOF2 UTL1, with
+its own processing day in UHL1. ``standard18_submission`` writes them in this order:
+- An AUDDIS file first, when there are Direct Debit Instructions to lodge (transaction code 0N) or cancel
+  (0C): one record each, laid out as a detail record with the amount 0 (Bacs rejects a DDI whose amount
+  is not zero: AUDDIS reason 7, "DDI amount not zero"), and no contra. Instructions travel in a file of
+  their own, never mixed with collections (Bacs, AUDDIS service definition; bureaus' guides, e.g.
+  FinDock "Bacs Direct Debit Instruction": a Standard 18 file of DDIs alone). Its UTL1 has value totals
+  and item counts of zero and the count of DDI records at 45-51.
+- Then one collection file per processing day: collections whose advance notices gave different debit
+  dates are debited on those dates, each file on the processing day before its date.
+The n-th file's HDR1/EOF1 file sequence number (32-35) is n and its UHL1 file number (38-40) is n. A
+submission of one collection file is byte for byte the single file described below.
+The position of the DDI count (45-51 of UTL1) follows the AUDDIS file description in the sponsoring
+banks' Standard 18 guides; it is the one field here not restated in the HSBC and Bank of Ireland tables
+above, so check it against the sponsoring bank's guide before the first live AUDDIS submission.
+
 Choices
 - Records are joined by CRLF ("\\r\\n"), with no terminator after the last: Bacstel-IP software and the
   banks' bureau tools read CRLF text, and ``content.split("\\r\\n")`` gives back exactly the records.
@@ -55,7 +72,11 @@ Labels, 80 characters each
 EOF1  as HDR1 with "EOF1"
 EOF2  as HDR2 with "EOF2"
 UTL1  1-4 "UTL1" | 5-17 debit total in pence (13 digits) | 18-30 credit total (13) | 31-37 count of debit
-      records (7) | 38-44 count of credit records (7) | 45-80 blank
+      records (7) | 38-44 count of credit records (7) | 45-51 count of DDI records (7; AUDDIS file only,
+      blank in a collection file) | 52-80 blank
+AUDDIS record (one a Direct Debit Instruction), 100 characters
+      as the detail record, with transaction code "0N" (new) or "0C" (cancel) at 16-17 and amount
+      "00000000000" at 36-46
 """
 
 import datetime
@@ -65,7 +86,7 @@ import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from fusion_site.working_days import is_working_day, next_working_day
+from fusion_site.working_days import is_working_day, next_working_day, working_days_after
 
 RECORD_LENGTH = 100  # detail and contra records
 LABEL_LENGTH = 80  # VOL1, HDR1, HDR2, UHL1, EOF1, EOF2, UTL1
@@ -73,6 +94,11 @@ LINE_SEPARATOR = "\r\n"
 
 TRANSACTION_DIRECT_DEBIT = "17"
 TRANSACTION_CONTRA_CREDIT = "99"
+# AUDDIS: a Direct Debit Instruction lodged with (0N) or cancelled at (0C) the payer's bank.
+TRANSACTION_NEW_INSTRUCTION = "0N"
+TRANSACTION_CANCEL_INSTRUCTION = "0C"
+INSTRUCTION_CODES = frozenset({TRANSACTION_NEW_INSTRUCTION, TRANSACTION_CANCEL_INSTRUCTION})
+COUNT_DIGITS = 7
 ACCOUNT_TYPE = "0"
 AMOUNT_DIGITS = 11
 TOTAL_DIGITS = 13
@@ -98,6 +124,15 @@ SKIP_NO_MANDATE = "no Direct Debit mandate"
 SKIP_BANK_DETAILS = "bank details are not a 6-digit sort code and an 8-digit account number"
 SKIP_REFERENCE = "mandate reference is not a Bacs reference (6 to 18 of A-Z 0-9 . & / - space)"
 SKIP_ACCOUNT_NAME = "account holder name has no characters Bacs accepts"
+# Only an active mandate is collected from (accounts.mandates: the lifecycle and its scheme rules).
+SKIP_MANDATE = {
+    "new": "mandate not lodged yet (its AUDDIS 0N goes in the submission first)",
+    "lodged": "mandate lodged but not active yet (the scheme's lodgement period)",
+    "cancelled": "mandate cancelled",
+    "expired": "mandate expired (nothing collected for 13 months)",
+}
+SKIP_NO_NOTICE_ADDRESS = "no email address to send the advance notice to"
+SKIP_INSTRUCTION = "mandate cannot be lodged: "  # + the payer problem
 
 
 @dataclass(frozen=True)
@@ -111,14 +146,25 @@ class Collection:
 
 
 @dataclass(frozen=True)
+class Instruction:
+    """One AUDDIS record: a Direct Debit Instruction lodged (0N) or cancelled (0C)."""
+
+    customer_reference: str
+    transaction_code: str
+    mandate_reference: str
+
+
+@dataclass(frozen=True)
 class Standard18File:
-    """The file's text, its records, what it collects, and (customer reference, reason) for each invoice
-    it leaves out."""
+    """The submission's text, its records, what it collects, the instructions it lodges or cancels, the
+    processing day of each of its files, and (customer reference, reason) for each invoice it leaves out."""
 
     content: str
     records: list[str]
     collections: list[Collection] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    instructions: list[Instruction] = field(default_factory=list)
+    processing_dates: list[datetime.date] = field(default_factory=list)
 
     @property
     def total_pence(self) -> int:
@@ -142,6 +188,15 @@ class Payer:
     sort_code: str
     account_number: str
     account_holder: str
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One file of a submission: its processing day and either collections or AUDDIS instructions."""
+
+    processing_date: datetime.date
+    debits: list[tuple[Collection, Payer]] = field(default_factory=list)
+    instructions: list[tuple[Instruction, Payer]] = field(default_factory=list)
 
 
 def bacs_text(value: str) -> str:
@@ -214,6 +269,41 @@ def processing_day(*, made_at: datetime.datetime, promised: datetime.date) -> da
     return max(earliest, by_notice)
 
 
+def entry_day(processing_date: datetime.date) -> datetime.date:
+    """Day 3 of the cycle: the day the payer is debited for a file processed on ``processing_date``."""
+    return working_day_after(processing_date)
+
+
+def earliest_entry_day(made_at: datetime.datetime) -> datetime.date:
+    """The first day a file made at ``made_at`` can debit a payer."""
+    return entry_day(working_day_after(input_day(made_at)))
+
+
+# Advance notice (the Direct Debit Guarantee: "... notify you 10 working days in advance of your account
+# being debited or as otherwise agreed"; Bacs, "The Service User's Guide and Rules to the Direct Debit
+# Scheme", section 4, Advance notice): before the first collection and before any change of amount or
+# date, the payer is told the amount and the debit date at least 10 working days ahead. Working days are
+# Bacs's (fusion_site.working_days); the day the notice is sent is not one of the ten.
+ADVANCE_NOTICE_WORKING_DAYS = 10
+
+
+def earliest_debit_after_notice(sent_on: datetime.date) -> datetime.date:
+    """The first debit date a notice sent on ``sent_on`` allows: its 10th working day after."""
+    return working_days_after(sent_on, ADVANCE_NOTICE_WORKING_DAYS)
+
+
+def notified_debit_date(
+    *, sent_on: datetime.date, promised: datetime.date, made_at: datetime.datetime | None = None
+) -> datetime.date:
+    """The debit date to put in a notice sent on ``sent_on``: the run's promise (``promised``), but never
+    earlier than the notice period allows nor than a file made at ``made_at`` can be debited; always a
+    working day, so a file processed the working day before debits exactly on it."""
+    day = max(promised, earliest_debit_after_notice(sent_on))
+    if made_at is not None:
+        day = max(day, earliest_entry_day(made_at))
+    return next_working_day(day)
+
+
 def originator(
     *, owner: str, service_user_number: str, sort_code: str, account_number: str, account_name: str
 ) -> Originator:
@@ -282,42 +372,121 @@ def standard18(
     serial: str,
     period_start: datetime.date,
     skipped: list[tuple[str, str]] | None = None,
+    instructions: list[tuple[Instruction, Payer]] | None = None,
 ) -> Standard18File:
-    """The file collecting ``debits`` for ``originator``: ``serial`` is the submission serial number (6 of
-    A-Z 0-9, unique for the SUN that day); ``creation_date`` dates HDR1 and EOF1; ``period_start`` names
-    the month in the contra's narrative. ``skipped`` is carried through for the caller's report."""
+    """The submission collecting ``debits`` for ``originator`` on one processing day, after an AUDDIS file
+    of ``instructions`` (processed the same day) when there are any: ``serial`` is the submission serial
+    number (6 of A-Z 0-9, unique for the SUN that day); ``creation_date`` dates HDR1 and EOF1;
+    ``period_start`` names the month in the contra's narrative. ``skipped`` is carried through for the
+    caller's report."""
+    batches = [Batch(processing_date, instructions=instructions)] if instructions else []
+    if debits or not batches:
+        batches.append(Batch(processing_date, debits=debits))
+    return standard18_submission(
+        batches=batches,
+        originator=originator,
+        creation_date=creation_date,
+        serial=serial,
+        period_start=period_start,
+        skipped=skipped,
+    )
+
+
+def standard18_submission(
+    *,
+    batches: list[Batch],
+    originator: Originator,
+    creation_date: datetime.date,
+    serial: str,
+    period_start: datetime.date,
+    skipped: list[tuple[str, str]] | None = None,
+) -> Standard18File:
+    """One submission of the files ``batches`` describe, in that order (see "Submissions of several
+    files" above). With nothing at all to send it is one collection file with labels only (no contra,
+    trailer 0 and 0), which is not for submission; ``collections`` and ``instructions`` tell the caller."""
     if not _SERIAL.fullmatch(serial) or serial == "000000":
         raise ValueError("The submission serial must be 6 of A-Z and 0-9, and not all zeros.")
-    collections = [collection for collection, _payer in debits]
-    total = sum(collection.amount_pence for collection in collections)
-    if total >= 10**AMOUNT_DIGITS:
-        raise ValueError("The collections total more than one contra record can carry; split the file.")
+    if not batches:
+        raise ValueError("A submission holds at least one file.")
+    records = [_vol1(serial, originator)]
+    collections: list[Collection] = []
+    instructions: list[Instruction] = []
+    for sequence, batch in enumerate(batches, start=1):
+        if batch.debits and batch.instructions:
+            raise ValueError("AUDDIS instructions go in a file of their own, never with collections.")
+        _check_processing_day(batch.processing_date, creation_date)
+        if batch.instructions:
+            records += _auddis_file(batch, sequence, serial, originator, creation_date)
+            instructions += [instruction for instruction, _payer in batch.instructions]
+        else:
+            records += _collection_file(batch, sequence, serial, originator, creation_date, period_start)
+            collections += [collection for collection, _payer in batch.debits]
+    return Standard18File(
+        content=LINE_SEPARATOR.join(records),
+        records=records,
+        collections=collections,
+        skipped=skipped or [],
+        instructions=instructions,
+        processing_dates=[batch.processing_date for batch in batches],
+    )
+
+
+def _check_processing_day(processing_date: datetime.date, creation_date: datetime.date) -> None:
     if not is_working_day(processing_date) or processing_date <= creation_date:
         raise ValueError(
             f"The processing day {processing_date:%d %B %Y} is not a Bacs working day after the day the file "
             f"is made ({creation_date:%d %B %Y})."
         )
-    details = [_detail(collection, payer, originator) for collection, payer in debits]
-    labels_start = [
-        _vol1(serial, originator),
-        _hdr1("HDR", serial, originator, creation_date),
-        _hdr2("HDR"),
-        _uhl1(processing_date),
-    ]
-    # With nothing collected there is nothing to credit: no contra, and the trailer says 0 and 0. Such a
-    # file has labels only and is not for submission; ``collections`` tells the caller so.
-    contras = [_contra(total, originator, period_start)] if collections else []
-    labels_end = [
-        _hdr1("EOF", serial, originator, creation_date),
-        _hdr2("EOF"),
-        _utl1(
-            debit_total=total, credit_total=total if contras else 0, debits=len(details), credits=len(contras)
-        ),
-    ]
-    records = [*labels_start, *details, *contras, *labels_end]
-    return Standard18File(
-        content=LINE_SEPARATOR.join(records), records=records, collections=collections, skipped=skipped or []
+
+
+def _collection_file(
+    batch: Batch,
+    sequence: int,
+    serial: str,
+    originator: Originator,
+    creation_date: datetime.date,
+    period_start: datetime.date,
+) -> list[str]:
+    total = sum(collection.amount_pence for collection, _payer in batch.debits)
+    if total >= 10**AMOUNT_DIGITS:
+        raise ValueError("The collections total more than one contra record can carry; split the file.")
+    details = [_detail(collection, payer, originator) for collection, payer in batch.debits]
+    # With nothing collected there is nothing to credit: no contra, and the trailer says 0 and 0.
+    contras = [_contra(total, originator, period_start)] if details else []
+    trailer = _utl1(
+        debit_total=total, credit_total=total if contras else 0, debits=len(details), credits=len(contras)
     )
+    return _file(
+        sequence, serial, originator, creation_date, batch.processing_date, [*details, *contras], trailer
+    )
+
+
+def _auddis_file(
+    batch: Batch, sequence: int, serial: str, originator: Originator, creation_date: datetime.date
+) -> list[str]:
+    data = [_instruction(instruction, payer, originator) for instruction, payer in batch.instructions]
+    trailer = _utl1(debit_total=0, credit_total=0, debits=0, credits=0, instructions=len(data))
+    return _file(sequence, serial, originator, creation_date, batch.processing_date, data, trailer)
+
+
+def _file(
+    sequence: int,
+    serial: str,
+    originator: Originator,
+    creation_date: datetime.date,
+    processing_date: datetime.date,
+    data: list[str],
+    trailer: str,
+) -> list[str]:
+    return [
+        _hdr1("HDR", serial, originator, creation_date, sequence),
+        _hdr2("HDR"),
+        _uhl1(processing_date, sequence),
+        *data,
+        _hdr1("EOF", serial, originator, creation_date, sequence),
+        _hdr2("EOF"),
+        trailer,
+    ]
 
 
 # Records ----------------------------------------------------------------------------------------
@@ -364,14 +533,14 @@ def _vol1(serial: str, originator: Originator) -> str:
     )
 
 
-def _hdr1(kind: str, serial: str, originator: Originator, created: datetime.date) -> str:
+def _hdr1(kind: str, serial: str, originator: Originator, created: datetime.date, sequence: int = 1) -> str:
     sun = originator.service_user_number
     return _record(
         f"{kind}1",
         f"A{sun}S  1{sun}",
         serial,
         "0001",
-        "0001",
+        _number(sequence, 4),
         _blank(6),
         bacs_day(created),
         bacs_day(created),
@@ -396,7 +565,7 @@ def _hdr2(kind: str) -> str:
     )
 
 
-def _uhl1(processing_date: datetime.date) -> str:
+def _uhl1(processing_date: datetime.date, sequence: int = 1) -> str:
     return _record(
         "UHL1",
         bacs_day(processing_date),
@@ -404,7 +573,7 @@ def _uhl1(processing_date: datetime.date) -> str:
         "00",
         "000000",
         _text("1 DAILY", 9),
-        "001",
+        _number(sequence, 3),
         _blank(40),
         length=LABEL_LENGTH,
     )
@@ -426,6 +595,24 @@ def _detail(collection: Collection, payer: Payer, originator: Originator) -> str
     )
 
 
+def _instruction(instruction: Instruction, payer: Payer, originator: Originator) -> str:
+    if instruction.transaction_code not in INSTRUCTION_CODES:
+        raise ValueError(f"{instruction.transaction_code!r} is not an AUDDIS transaction code (0N, 0C).")
+    return _record(
+        payer.sort_code,
+        payer.account_number,
+        ACCOUNT_TYPE,
+        instruction.transaction_code,
+        originator.sort_code,
+        originator.account_number,
+        _blank(4),
+        _number(0, AMOUNT_DIGITS),
+        _text(originator.name, NAME_WIDTH),
+        _text(instruction.mandate_reference, REFERENCE_WIDTH),
+        _name(payer.account_holder),
+    )
+
+
 def _contra(total: int, originator: Originator, period_start: datetime.date) -> str:
     return _record(
         originator.sort_code,
@@ -442,13 +629,16 @@ def _contra(total: int, originator: Originator, period_start: datetime.date) -> 
     )
 
 
-def _utl1(*, debit_total: int, credit_total: int, debits: int, credits: int) -> str:
+def _utl1(
+    *, debit_total: int, credit_total: int, debits: int, credits: int, instructions: int | None = None
+) -> str:
     return _record(
         "UTL1",
         _number(debit_total, TOTAL_DIGITS),
         _number(credit_total, TOTAL_DIGITS),
-        _number(debits, 7),
-        _number(credits, 7),
-        _blank(36),
+        _number(debits, COUNT_DIGITS),
+        _number(credits, COUNT_DIGITS),
+        _blank(COUNT_DIGITS) if instructions is None else _number(instructions, COUNT_DIGITS),
+        _blank(29),
         length=LABEL_LENGTH,
     )

@@ -1,20 +1,54 @@
-"""Which invoices of a finalised bill run a Direct Debit file collects, from which mandate, and why the
-others are left out; ``billing.bacs`` writes the file from what this chooses.
+"""Which invoices of a finalised bill run a Direct Debit submission collects, from which mandate, which
+mandates it lodges (AUDDIS 0N) or cancels (0C), and why the others are left out; ``billing.bacs`` writes
+the file from what this chooses.
 
-``build_standard18`` only reads: it returns the file's text with what it collected and what it skipped,
-and the caller (``services.direct_debit.direct_debit_export``) records the submission. The amount
-collected is the invoice's gross less the gross of its credit notes: what the customer still owes.
+``choose`` and ``build_standard18`` only read; the caller (``services.direct_debit.direct_debit_export``)
+dates the collections by their advance notices, records the submission and moves the mandates. The amount
+collected is the invoice's gross less the gross of its credit notes: what the customer still owes. Only an
+active mandate is collected from (``accounts.mandates`` holds the lifecycle).
+
+Instructions are made for the mandates of the run's own customers (those with an invoice in it): a file
+holds bank details, and erasure finds the files holding a customer's through the customer's invoices.
 """
 
 import datetime
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 
+from accounts.mandates import CANCELLATION_PENDING
 from accounts.models import Customer, PaymentDetails
 from billing import bacs
 from billing.models import BillRun, Invoice, PartnerBillingProfile
+
+
+@dataclass(frozen=True)
+class Debit:
+    """A collection with the invoice it collects and the mandate it collects under."""
+
+    collection: bacs.Collection
+    payer: bacs.Payer
+    invoice: Invoice
+    mandate: PaymentDetails
+
+
+@dataclass(frozen=True)
+class Lodgement:
+    """An AUDDIS instruction with the mandate it lodges or cancels."""
+
+    instruction: bacs.Instruction
+    payer: bacs.Payer
+    mandate: PaymentDetails
+
+
+@dataclass
+class Choice:
+    originator: bacs.Originator
+    debits: list[Debit] = field(default_factory=list)
+    lodgements: list[Lodgement] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
 
 
 def build_standard18(
@@ -24,12 +58,29 @@ def build_standard18(
     serial: str = "000001",
     creation_date: datetime.date | None = None,
 ) -> bacs.Standard18File:
-    """The Direct Debit collections of a finalised bill run as a Standard 18 file (``bacs.standard18``).
+    """The run's AUDDIS instructions and Direct Debit collections as a Standard 18 submission
+    (``bacs.standard18``), every file on ``processing_date``.
 
-    ``creation_date`` (today by default) dates HDR1 and EOF1. Raises ValueError when the run is not
-    finalised or is restricted, when the partner's Bacs originator details are missing or malformed, or
-    when ``bacs.standard18`` refuses the serial or the processing day.
+    ``creation_date`` (today by default) dates HDR1 and EOF1. Raises ValueError as ``choose`` does, or when
+    ``bacs.standard18`` refuses the serial or the processing day.
     """
+    choice = choose(bill_run)
+    return bacs.standard18(
+        debits=[(debit.collection, debit.payer) for debit in choice.debits],
+        instructions=[(lodgement.instruction, lodgement.payer) for lodgement in choice.lodgements],
+        originator=choice.originator,
+        processing_date=processing_date,
+        creation_date=creation_date or timezone.localdate(),
+        serial=serial,
+        period_start=bill_run.period_start,
+        skipped=choice.skipped,
+    )
+
+
+def choose(bill_run: BillRun) -> Choice:
+    """What a submission of this run collects and lodges, and what it leaves out. Raises ValueError when the
+    run is not finalised or is restricted, or when the partner's Bacs originator details are missing or
+    malformed."""
     # Read again: services return a fresh locked copy, so the caller's instance may still say "approved".
     bill_run = BillRun.objects.select_related("partner").get(pk=bill_run.pk)
     if bill_run.status != BillRun.Status.FINALISED:
@@ -42,23 +93,62 @@ def build_standard18(
             f"The bill run {bill_run} is restricted ({bill_run.restricted_reason}); "
             "its collections cannot be exported until the restriction is lifted."
         )
-    originator = _originator(bill_run)
-    debits: list[tuple[bacs.Collection, bacs.Payer]] = []
-    skipped: list[tuple[str, str]] = []
+    choice = Choice(originator=_originator(bill_run))
+    mandates: dict[int, tuple[Customer, PaymentDetails]] = {}
     for invoice in _invoices(bill_run):
         outcome = _collect(invoice)
         if isinstance(outcome, str):
-            skipped.append((invoice.customer_reference, outcome))
+            choice.skipped.append((invoice.customer_reference, outcome))
         else:
-            debits.append(outcome)
-    return bacs.standard18(
-        debits=debits,
-        originator=originator,
-        processing_date=processing_date,
-        creation_date=creation_date or timezone.localdate(),
-        serial=serial,
-        period_start=bill_run.period_start,
-        skipped=skipped,
+            choice.debits.append(outcome)
+        customer = invoice.customer
+        mandate = _mandate_of(customer) if customer is not None else None
+        if customer is not None and mandate is not None:
+            mandates[mandate.pk] = (customer, mandate)
+    pending_cancellation = set(
+        PaymentDetails.objects.filter(CANCELLATION_PENDING, pk__in=list(mandates)).values_list(
+            "pk", flat=True
+        )
+    )
+    for pk, (customer, mandate) in sorted(mandates.items()):
+        lodgement = _lodgement(customer, mandate, cancel=pk in pending_cancellation)
+        if isinstance(lodgement, str):
+            choice.skipped.append((customer.reference, lodgement))
+        elif lodgement is not None:
+            choice.lodgements.append(lodgement)
+    return choice
+
+
+def _lodgement(customer: Customer, mandate: PaymentDetails, *, cancel: bool) -> Lodgement | str | None:
+    """The AUDDIS instruction a mandate needs (0N when new, 0C when ended here but still lodged at the
+    bank), None when it needs none, or why one cannot be made."""
+    if mandate.status == PaymentDetails.Status.NEW:
+        code = bacs.TRANSACTION_NEW_INSTRUCTION
+    elif cancel:
+        code = bacs.TRANSACTION_CANCEL_INSTRUCTION
+    else:
+        return None
+    # A restriction holds every export to a third party; a customer who objected is not lodged anew.
+    if customer.is_processing_restricted:
+        return bacs.SKIP_INSTRUCTION + bacs.SKIP_RESTRICTED
+    if code == bacs.TRANSACTION_NEW_INSTRUCTION and customer.is_billing_ceased:
+        return bacs.SKIP_INSTRUCTION + bacs.SKIP_BILLING_CEASED
+    payer = _payer(mandate)
+    reference = mandate.mandate_reference.strip().upper()
+    problem = bacs.payer_problem(payer, reference)
+    if problem is not None:
+        return bacs.SKIP_INSTRUCTION + problem
+    instruction = bacs.Instruction(
+        customer_reference=customer.reference, transaction_code=code, mandate_reference=reference
+    )
+    return Lodgement(instruction=instruction, payer=payer, mandate=mandate)
+
+
+def _payer(mandate: PaymentDetails) -> bacs.Payer:
+    return bacs.Payer(
+        sort_code=mandate.sort_code,
+        account_number=mandate.account_number,
+        account_holder=mandate.account_holder,
     )
 
 
@@ -85,7 +175,7 @@ def _invoices(bill_run: BillRun) -> list[Invoice]:
     )
 
 
-def _collect(invoice: Invoice) -> tuple[bacs.Collection, bacs.Payer] | str:
+def _collect(invoice: Invoice) -> Debit | str:
     """The collection for an invoice, or why there is none."""
     customer = invoice.customer
     if customer is None:
@@ -104,11 +194,9 @@ def _collect(invoice: Invoice) -> tuple[bacs.Collection, bacs.Payer] | str:
     mandate = _mandate_of(customer)
     if mandate is None:
         return bacs.SKIP_NO_MANDATE
-    payer = bacs.Payer(
-        sort_code=mandate.sort_code,
-        account_number=mandate.account_number,
-        account_holder=mandate.account_holder,
-    )
+    if mandate.status != PaymentDetails.Status.ACTIVE:
+        return bacs.SKIP_MANDATE[mandate.status]
+    payer = _payer(mandate)
     reference = mandate.mandate_reference.strip().upper()
     problem = bacs.payer_problem(payer, reference)
     if problem is not None:
@@ -122,7 +210,7 @@ def _collect(invoice: Invoice) -> tuple[bacs.Collection, bacs.Payer] | str:
         mandate_reference=reference,
         invoice_number=invoice.number,
     )
-    return collection, payer
+    return Debit(collection=collection, payer=payer, invoice=invoice, mandate=mandate)
 
 
 def _mandate_of(customer: Customer) -> PaymentDetails | None:

@@ -252,6 +252,17 @@ CELERY_TIMEZONE = TIME_ZONE
 # Static beat schedule, in code (one beat per deployment runs it); every entry is idempotent, so a
 # missed or doubled run does no harm.
 CELERY_BEAT_SCHEDULE = {
+    # Before the working day's Direct Debit exports: lodged mandates past their lodgement period become
+    # active, those dormant 13 months expire.
+    "direct-debit-mandates": {
+        "task": "billing.tasks.direct_debit_mandates_daily",
+        "schedule": crontab(hour=5, minute=40),
+    },
+    # Advance notices of runs finalised and not yet exported, so collections keep the promised date.
+    "direct-debit-notices": {
+        "task": "billing.tasks.send_direct_debit_notices_daily",
+        "schedule": crontab(hour=7, minute=10),
+    },
     "verify-audit-chain": {
         "task": "accounts.tasks.verify_audit_chain_nightly",
         "schedule": crontab(hour=2, minute=15),

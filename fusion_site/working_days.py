@@ -21,3 +21,15 @@ def next_working_day(day: datetime.date) -> datetime.date:
     while not is_working_day(day):
         day += datetime.timedelta(days=1)
     return day
+
+
+def working_days_after(day: datetime.date, count: int) -> datetime.date:
+    """The ``count``-th working day strictly after ``day`` (``day`` itself need not be a working day):
+    ``working_days_after(friday, 1)`` is the next Monday that is not a bank holiday."""
+    if count < 1:
+        raise ValueError("Count at least one working day.")
+    while count:
+        day += datetime.timedelta(days=1)
+        if is_working_day(day):
+            count -= 1
+    return day

@@ -1,15 +1,32 @@
 """A finalised bill run's Bacs Standard 18 Direct Debit submission: made once, handed out again unchanged,
-cancelled with a reason."""
+cancelled with a reason; and the advance notices its collections are dated by.
+
+The submission lodges the run's new mandates (AUDDIS 0N) and cancels its ended ones (0C) in a file of its
+own, then collects from the active mandates, one collection file per debit date. Every collection is
+debited on the date its advance notice gave (``accounts.models.DirectDebitNotice``): a notice is emailed
+for each invoice collected (the scheme asks for one before the first collection and before any change of
+amount or date; a phone bill changes every month), at least ``bacs.ADVANCE_NOTICE_WORKING_DAYS`` working
+days ahead. A notice sent too late for the run's promised date gives a later date, and its collection goes
+in a later file: never earlier than the payer was told. A notice whose date can no longer be met (the
+submission it was for was cancelled) is sent again with the new date before it is used.
+"""
 
 import datetime
 import hashlib
+import logging
+from collections import defaultdict
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mass_mail
 from django.db import transaction
 from django.utils import timezone
+from simple_history.utils import bulk_update_with_history
 
+from accounts import mandates
 from accounts.audit import audit_record
-from accounts.models import User
+from accounts.models import Contact, DirectDebitNotice, PaymentDetails, User
+from billing import bacs, bacs_collections
 from billing.models import (
     BillRun,
     BillRunEvent,
@@ -29,6 +46,10 @@ DIRECT_DEBIT_NOTICE_DAYS = 14
 DIRECT_DEBIT_EXPORTED = "direct debit file exported"
 DIRECT_DEBIT_DOWNLOADED_AGAIN = "direct debit file downloaded again"
 DIRECT_DEBIT_CANCELLED = "direct debit submission cancelled"
+DIRECT_DEBIT_NOTICES_SENT = "direct debit advance notices sent"
+NOTICE_SUBJECT = "Advance notice of your Direct Debit"
+
+logger = logging.getLogger(__name__)
 
 
 def direct_debit_promised_date(bill_run: BillRun) -> datetime.date:
@@ -64,8 +85,6 @@ def _cleared_file_message(submission: DirectDebitSubmission) -> str:
 def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmission:
     """The run's Direct Debit submission: made and recorded the first time, the same bytes every time
     after, until that submission is cancelled (``direct_debit_submission_cancel``)."""
-    from billing import bacs, bacs_collections
-
     # The run's row lock serialises two exports of it: the second waits, then finds the first's file.
     bill_run = lock_bill_run_to("export Direct Debit files of", bill_run, actor, "billing.finalise_billrun")
     # A restriction holds exports to third parties, the file already made included.
@@ -111,8 +130,10 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     if bill_run.status != BillRun.Status.FINALISED or bill_run.issue_date is None:
         raise BillingError("Direct Debit files are made from finalised bill runs only.")
     made_at = timezone.now()
+    today = timezone.localdate(made_at)
     promised = direct_debit_promised_date(bill_run)
-    processing_date = bacs.processing_day(made_at=made_at, promised=promised)
+    # Mandates whose lodgement period is over are collected from today.
+    mandates.mandates_activate_due(today=today, actor=actor)
     # The partner's profile lock serialises serials: two runs of one partner never share one.
     PartnerBillingProfile.objects.select_for_update().filter(partner_id=bill_run.partner_id).first()
     exported = BillRunEvent.objects.filter(
@@ -120,23 +141,58 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     ).count()
     serial = f"{exported + 1:06d}"
     try:
-        result = bacs_collections.build_standard18(
-            bill_run,
-            processing_date=processing_date,
-            serial=serial,
+        choice = bacs_collections.choose(bill_run)
+    except ValueError as exc:
+        raise BillingError(str(exc)) from exc
+    notices = _notices_for(
+        choice.debits, actor=actor, made_at=made_at, promised=promised, collector=choice.originator.name
+    )
+    by_day: dict[datetime.date, list[bacs_collections.Debit]] = defaultdict(list)
+    skipped = list(choice.skipped)
+    for debit in choice.debits:
+        notice = notices.get(debit.invoice.number)
+        if notice is None:
+            skipped.append((debit.invoice.customer_reference, bacs.SKIP_NO_NOTICE_ADDRESS))
+            continue
+        by_day[bacs.processing_day(made_at=made_at, promised=notice.collection_date)].append(debit)
+    # Instructions are processed as early as the cycle allows.
+    first_day = bacs.processing_day(made_at=made_at, promised=today)
+    batches = []
+    if choice.lodgements:
+        batches.append(
+            bacs.Batch(first_day, instructions=[(item.instruction, item.payer) for item in choice.lodgements])
+        )
+    batches += [
+        bacs.Batch(day, debits=[(debit.collection, debit.payer) for debit in by_day[day]])
+        for day in sorted(by_day)
+    ]
+    if not batches:
+        raise BillingError(
+            "No customer of this run has a Direct Debit to collect or a mandate to lodge or cancel; "
+            "there is no file to send."
+        )
+    try:
+        result = bacs.standard18_submission(
+            batches=batches,
+            originator=choice.originator,
             creation_date=made_at.astimezone(bacs.BACS_TIME_ZONE).date(),
+            serial=serial,
+            period_start=bill_run.period_start,
+            skipped=skipped,
         )
     except ValueError as exc:
         raise BillingError(str(exc)) from exc
-    if not result.collections:
-        raise BillingError("No customer of this run has a Direct Debit to collect; there is no file to send.")
+    # The submission's processing day is its last file's: the retention clock starts from it.
+    processing_date = max(result.processing_dates)
     submission = save_with_actor(
         DirectDebitSubmission(
             bill_run=bill_run,
             partner_id=bill_run.partner_id,
             serial=serial,
             processing_date=processing_date,
-            promised_date=promised,
+            promised_date=max(
+                [promised, *(notices[d.invoice.number].collection_date for d in _collected(by_day))]
+            ),
             file_name=f"direct-debit-{bill_run.partner.code}-{bill_run.period_start:%Y-%m}-{serial}.txt",
             content=result.content,
             sha256=hashlib.sha256(result.content.encode("ascii")).hexdigest(),
@@ -146,12 +202,13 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
         ),
         actor=actor,
     )
+    _record_mandates(submission, choice, by_day, notices, actor=actor, made_at=made_at, lodged_on=first_day)
     record_event(
         bill_run,
         actor,
         DIRECT_DEBIT_EXPORTED,
         f"serial {serial}: {len(result.collections)} collections, processing day "
-        f"{processing_date:%Y-%m-%d}, {len(result.skipped)} skipped",
+        f"{processing_date:%Y-%m-%d}, {len(result.instructions)} AUDDIS instructions, {len(skipped)} skipped",
     )
     audit_record(
         actor=actor,
@@ -161,10 +218,194 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
             "serial": serial,
             "sha256": submission.sha256,
             "collections": len(result.collections),
-            "skipped": len(result.skipped),
+            "instructions": len(result.instructions),
+            "skipped": len(skipped),
         },
     )
     return submission
+
+
+def _collected(by_day: dict[datetime.date, list[bacs_collections.Debit]]) -> list[bacs_collections.Debit]:
+    return [debit for day in sorted(by_day) for debit in by_day[day]]
+
+
+def _record_mandates(
+    submission: DirectDebitSubmission,
+    choice: bacs_collections.Choice,
+    by_day: dict[datetime.date, list[bacs_collections.Debit]],
+    notices: dict[str, DirectDebitNotice],
+    *,
+    actor: User,
+    made_at: datetime.datetime,
+    lodged_on: datetime.date,
+) -> None:
+    """What the submission did to each mandate: lodged (0N), cancellation sent (0C), collected from."""
+    for lodgement in choice.lodgements:
+        if lodgement.instruction.transaction_code == bacs.TRANSACTION_NEW_INSTRUCTION:
+            mandates.mandate_lodge(
+                mandate=lodgement.mandate,
+                actor=actor,
+                submission_id=submission.pk,
+                lodged_at=made_at,
+                processing_date=lodged_on,
+            )
+        else:
+            mandates.mandate_cancellation_sent(
+                mandate=lodgement.mandate, actor=actor, submission_id=submission.pk
+            )
+    # Set-based: a run collects from thousands of mandates. Their rows are locked, the notices say which
+    # submission collected them (and the date to put back if it is cancelled), history rows in bulk.
+    entries = {
+        debit.mandate.pk: (debit, bacs.entry_day(day)) for day in sorted(by_day) for debit in by_day[day]
+    }
+    collected = list(PaymentDetails.objects.select_for_update().filter(pk__in=list(entries)).order_by("pk"))
+    changed_notices = []
+    for mandate in collected:
+        debit, entry = entries[mandate.pk]
+        notice = notices[debit.invoice.number]
+        notice.submission_id, notice.previous_last_collected_on = submission.pk, mandate.last_collected_on
+        changed_notices.append(notice)
+        mandate.last_collected_on, mandate.updated_at = entry, made_at
+    DirectDebitNotice.objects.bulk_update(
+        changed_notices, ["submission_id", "previous_last_collected_on"], batch_size=1000
+    )
+    bulk_update_with_history(
+        collected,
+        PaymentDetails,
+        ["last_collected_on", "updated_at"],
+        batch_size=1000,
+        default_user=actor,
+        default_change_reason=f"Collected in Direct Debit submission {submission.serial}",
+    )
+
+
+def _notice_addresses(customer_ids: set[int]) -> dict[int, str]:
+    """Where each customer's advance notice goes: the billing contact, else the primary one (one query)."""
+    contacts = Contact.objects.filter(
+        customer_id__in=customer_ids, role__in=[Contact.ContactRole.BILLING, Contact.ContactRole.PRIMARY]
+    ).order_by("customer_id", "pk")
+    addresses: dict[int, str] = {}
+    for contact in sorted(
+        contacts, key=lambda c: (c.customer_id, c.role != Contact.ContactRole.BILLING, c.pk)
+    ):
+        if contact.email:
+            addresses.setdefault(contact.customer_id, contact.email)
+    return addresses
+
+
+def _notices_for(
+    debits: list[bacs_collections.Debit],
+    *,
+    actor: User,
+    made_at: datetime.datetime,
+    promised: datetime.date,
+    collector: str,
+) -> dict[str, DirectDebitNotice]:
+    """The advance notice of each debit's invoice, sending (on commit) those not sent yet and sending again
+    those whose date a file made at ``made_at`` can no longer meet. A debit whose customer has no address
+    to tell has none, and is not collected."""
+    today = timezone.localdate(made_at)
+    earliest = bacs.earliest_entry_day(made_at)
+    existing = {
+        (notice.mandate_id, notice.invoice_number): notice
+        for notice in DirectDebitNotice.objects.filter(
+            mandate_id__in=[debit.mandate.pk for debit in debits],
+            invoice_number__in=[debit.invoice.number for debit in debits],
+        )
+    }
+    notices: dict[str, DirectDebitNotice] = {}
+    messages = []
+    to_send = []
+    for debit in debits:
+        notice = existing.get((debit.mandate.pk, debit.invoice.number))
+        amount = debit.collection.amount_pence
+        if notice is not None and notice.amount_pence == amount and notice.collection_date >= earliest:
+            notices[debit.invoice.number] = notice
+        else:
+            to_send.append((debit, notice))
+    addresses = _notice_addresses({debit.mandate.customer_id for debit, _notice in to_send})
+    # One date for every notice sent now: the run's promise, or later if the notice period needs it.
+    date = bacs.notified_debit_date(sent_on=today, promised=promised, made_at=made_at)
+    created: list[DirectDebitNotice] = []
+    resent: list[DirectDebitNotice] = []
+    for debit, notice in to_send:
+        amount = debit.collection.amount_pence
+        address = addresses.get(debit.mandate.customer_id)
+        if address is None:
+            continue
+        if notice is None:
+            notice = DirectDebitNotice(mandate_id=debit.mandate.pk, invoice_number=debit.invoice.number)
+            created.append(notice)
+        else:
+            resent.append(notice)
+        notice.amount_pence, notice.collection_date, notice.sent_at = amount, date, made_at
+        notices[debit.invoice.number] = notice
+        messages.append(_notice_message(debit, notice, address, collector))
+    DirectDebitNotice.objects.bulk_create(created, batch_size=1000)
+    DirectDebitNotice.objects.bulk_update(
+        resent, ["amount_pence", "collection_date", "sent_at"], batch_size=1000
+    )
+    if messages:
+        audit_record(
+            actor=actor, action="direct_debit.advance_notices_sent", detail={"notices": len(messages)}
+        )
+        transaction.on_commit(lambda: send_mass_mail(messages, fail_silently=False))
+    return notices
+
+
+def _notice_message(
+    debit: bacs_collections.Debit, notice: DirectDebitNotice, address: str, collector: str
+) -> tuple[str, str, str | None, list[str]]:
+    """The notice the scheme asks for: amount, debit date, the mandate's reference, who collects, and the
+    notice period."""
+    pounds, pence = divmod(notice.amount_pence, 100)
+    body = (
+        "Advance notice of your Direct Debit\n\n"
+        f"We will collect \u00a3{pounds:,}.{pence:02d} for invoice "
+        f"{debit.invoice.number} by Direct Debit on {notice.collection_date:%A %d %B %Y}.\n"
+        f"Direct Debit reference: {debit.collection.mandate_reference}\n"
+        f"On your bank statement: {collector}\n\n"
+        f"This notice is given at least {bacs.ADVANCE_NOTICE_WORKING_DAYS} working days before the "
+        "collection, as the Direct Debit Guarantee promises. If anything is wrong, tell us before then.\n"
+    )
+    return (NOTICE_SUBJECT, body, settings.DEFAULT_FROM_EMAIL, [address])
+
+
+def direct_debit_notices_send(*, bill_run: BillRun, actor: User) -> int:
+    """Send the advance notices of a finalised run's collections now (the daily job does, the day after
+    finalisation), so the export finds them sent and collects on the run's promised date. Returns how
+    many were sent; a second call sends none."""
+    with transaction.atomic():
+        bill_run = lock_bill_run(bill_run)
+        if (
+            bill_run.status != BillRun.Status.FINALISED
+            or bill_run.issue_date is None
+            or bill_run.is_restricted
+        ):
+            return 0
+        if DirectDebitSubmission.objects.filter(bill_run=bill_run, cancelled_at__isnull=True).exists():
+            return 0
+        try:
+            choice = bacs_collections.choose(bill_run)
+        except ValueError:
+            return 0
+        made_at = timezone.now()
+        notices = _notices_for(
+            choice.debits,
+            actor=actor,
+            made_at=made_at,
+            promised=direct_debit_promised_date(bill_run),
+            collector=choice.originator.name,
+        )
+        sent = sum(1 for notice in notices.values() if notice.sent_at == made_at)
+        if sent:
+            record_event(
+                bill_run,
+                actor,
+                DIRECT_DEBIT_NOTICES_SENT,
+                f"{sent} advance notices",
+            )
+        return sent
 
 
 @recording_refusals
@@ -186,8 +427,13 @@ def direct_debit_submission_cancel(
     submission.cancelled_by = actor
     submission.cancelled_reason = reason.strip()
     save_with_actor(submission, actor=actor, reason=f"Cancelled: {submission.cancelled_reason}")
+    kept = _undo_mandates(submission, actor=actor)
     record_event(
-        bill_run, actor, DIRECT_DEBIT_CANCELLED, f"serial {submission.serial}: {submission.cancelled_reason}"
+        bill_run,
+        actor,
+        DIRECT_DEBIT_CANCELLED,
+        f"serial {submission.serial}: {submission.cancelled_reason}"
+        + (f" ({kept} mandates collected from since stay active)" if kept else ""),
     )
     audit_record(
         actor=actor,
@@ -196,3 +442,29 @@ def direct_debit_submission_cancel(
         detail={"serial": submission.serial, "sha256": submission.sha256},
     )
     return submission
+
+
+def _undo_mandates(submission: DirectDebitSubmission, *, actor: User) -> int:
+    """A cancelled submission was not processed: the mandates it lodged are new again (their 0N goes in the
+    next one), the 0Cs it carried are owed again, and the collections it made are not collections. Returns
+    how many mandates it lodged were collected from since (through another submission) and stay active."""
+    kept = 0
+    for mandate in PaymentDetails.objects.filter(lodgement_submission_id=submission.pk).order_by("pk"):
+        if mandate.status in (PaymentDetails.Status.LODGED, PaymentDetails.Status.ACTIVE):
+            try:
+                mandates.mandate_lodgement_withdraw(mandate=mandate, actor=actor, submission_id=submission.pk)
+            except ValidationError:
+                kept += 1
+    for mandate in PaymentDetails.objects.filter(cancellation_submission_id=submission.pk).order_by("pk"):
+        mandates.mandate_cancellation_sent(mandate=mandate, actor=actor, submission_id=None)
+    for notice in DirectDebitNotice.objects.filter(submission_id=submission.pk).select_related("mandate"):
+        mandates.mandate_collected(
+            mandate=notice.mandate,
+            actor=actor,
+            collected_on=notice.previous_last_collected_on,
+            reason=f"Submission {submission.serial} cancelled: {notice.invoice_number} not collected",
+        )
+        notice.submission_id = None
+        notice.previous_last_collected_on = None
+        notice.save(update_fields=["submission_id", "previous_last_collected_on"])
+    return kept

@@ -15,8 +15,9 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from accounts import mandates
 from accounts import services as account_services
-from accounts.models import AuditEvent, Customer, Role
+from accounts.models import AuditEvent, Customer, DirectDebitNotice, PaymentDetails, Role, User
 from accounts.validation import national_phone_digits
 from billing import bacs
 from billing.bacs_collections import build_standard18
@@ -49,7 +50,6 @@ from tests.billing.test_bacs_rules import (
     first_working_after,
     first_working_on_or_after,
     from_bacs_day,
-    input_day_of,
     parse,
 )
 from tests.factories import CustomerFactory, full_customer
@@ -93,6 +93,24 @@ def detail_fields(record: str) -> dict[str, str]:
     spans = [(1, 6), (7, 14), (15, 15), (16, 17), (18, 23), (24, 31), (32, 35), (36, 46), (47, 64)]
     spans += [(65, 82), (83, 100)]
     return dict(zip(names, fields(record, *spans), strict=True))
+
+
+LODGED_ON = datetime.date(2024, 1, 2)  # long before the run: the mandates are active when it is exported
+
+
+def make_active(
+    customer: Customer, actor: User, *, processing_date: datetime.date = LODGED_ON
+) -> PaymentDetails:
+    """Lodge the customer's mandate (as a bureau would have, on ``processing_date``) and activate it once
+    the scheme's lodgement period is over: through the services, as the daily job does."""
+    mandate = mandates.mandate_lodge(
+        mandate=PaymentDetails.objects.get(customer=customer),
+        actor=actor,
+        submission_id=None,
+        lodged_at=datetime.datetime.combine(processing_date, datetime.time(9), tzinfo=LONDON),
+        processing_date=processing_date,
+    )
+    return mandates.mandate_activate(mandate=mandate, actor=actor, today=mandate.active_from)
 
 
 @dataclass
@@ -172,6 +190,8 @@ def billed(partner, agent, finance, finalise) -> Billed:
     no_mandate = CustomerFactory(partner=partner)
     one_off(no_mandate, "5.00", agent)
     nothing_due = full_customer(partner)
+    for customer in (paying, exact, nothing_due):
+        make_active(customer, agent)
     erased = full_customer(partner)
     one_off(erased, "3.00", agent)
     run = finalise()
@@ -332,7 +352,9 @@ def test_building_writes_nothing_and_reads_in_a_fixed_number_of_queries(
     billed, other_partner, agent, finalise
 ):
     billing_profile(other_partner, default_tariff=uk_tariff())
-    one_off(full_customer(other_partner), "4.00", agent)
+    other = full_customer(other_partner)
+    make_active(other, agent)
+    one_off(other, "4.00", agent)
     small = finalise(of=other_partner)
 
     with CaptureQueriesContext(connection) as one_invoice:
@@ -416,8 +438,9 @@ def test_the_downloaded_file_parses_back_field_by_field_against_the_published_la
     made_on = {before.astimezone(LONDON).date(), after.astimezone(LONDON).date()}
     assert from_bacs_day(hdr1["creation date"]) in made_on
     processing = from_bacs_day(uhl1["processing date"])
-    promised = ISSUE_DATE + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
-    assert_cycle_holds(processing, made_at=after, promised=promised)
+    # Debited on the date the advance notices gave (sent as the file was made), not a day earlier or later.
+    [notified] = set(DirectDebitNotice.objects.values_list("collection_date", flat=True))
+    assert_cycle_holds(processing, made_at=after, promised=notified)
     total = sum(int(d["amount in pence"]) for d in details)
     assert int(contras[0]["amount in pence"]) == total == int(utl1["debit value total"])
     assert int(utl1["credit value total"]) == total
@@ -557,17 +580,41 @@ def test_two_concurrent_exports_make_one_submission(billed):
 # The processing day -----------------------------------------------------------------------------------
 
 
-def test_a_run_finalised_long_ago_gets_a_processing_day_after_the_file_is_made(client, billed):
+def tenth_working_day_after(day: datetime.date) -> datetime.date:
+    """Counted here on the published calendar (bacs_works), independently of billing.bacs."""
+    for _ in range(10):
+        day = first_working_after(day)
+    return day
+
+
+def test_a_run_finalised_long_ago_is_debited_ten_working_days_after_its_advance_notice(
+    client, billed, mailoutbox, django_capture_on_commit_callbacks
+):
     client.force_login(billed.finance)
     before = timezone.now()
-    uhl1 = parse(download(client, billed.run).content.decode("ascii").split("\r\n")[3])
+    with django_capture_on_commit_callbacks(execute=True):
+        uhl1 = parse(download(client, billed.run).content.decode("ascii").split("\r\n")[3])
     after = timezone.now()
 
     processing = from_bacs_day(uhl1["processing date"])
     promised = ISSUE_DATE + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
-    assert promised < before.date()  # the notice date passed long ago: the cycle alone decides
-    assert processing in {first_working_after(input_day_of(before)), first_working_after(input_day_of(after))}
+    assert promised < before.date()  # the run's promise passed long ago: the notice sent now decides
+    sent_on = {before.astimezone(LONDON).date(), after.astimezone(LONDON).date()}
+    assert first_working_after(processing) in {tenth_working_day_after(day) for day in sent_on}
     assert DirectDebitSubmission.objects.get().processing_date == processing
+    notices = {notice.invoice_number: notice for notice in DirectDebitNotice.objects.all()}
+    collected = Invoice.objects.filter(bill_run=billed.run, customer__in=[billed.paying, billed.exact])
+    assert set(notices) == {invoice.number for invoice in collected}
+    assert {notice.collection_date for notice in notices.values()} == {first_working_after(processing)}
+    # Each payer was told the amount and the date, by email, before the file was made.
+    told = [m for m in mailoutbox if m.subject == "Advance notice of your Direct Debit"]
+    assert len(told) == 2
+    for invoice in collected:
+        notice = notices[invoice.number]
+        [mail] = [m for m in told if invoice.number in m.body]
+        assert f"\u00a3{invoice.gross:,.2f}" in mail.body
+        assert f"{notice.collection_date:%A %d %B %Y}" in mail.body
+        assert notice.amount_pence == bacs.to_pence(invoice.gross)
 
 
 def test_a_run_finalised_today_is_not_debited_before_the_notice_date(
@@ -575,7 +622,9 @@ def test_a_run_finalised_today_is_not_debited_before_the_notice_date(
 ):
     billing_profile(partner, default_tariff=uk_tariff())
     PartnerBillingProfile.objects.filter(partner=partner).update(**ORIGINATOR)
-    one_off(full_customer(partner), "20.00", agent)
+    customer = full_customer(partner)
+    make_active(customer, agent)
+    one_off(customer, "20.00", agent)
     today = timezone.localdate()
     run = finalise(issue_date=today)
     client.force_login(finance)
@@ -585,9 +634,10 @@ def test_a_run_finalised_today_is_not_debited_before_the_notice_date(
     )
 
     promised = today + datetime.timedelta(days=DIRECT_DEBIT_NOTICE_DAYS)
-    assert first_working_after(processing) >= promised
-    # The entry day is the first day Bacs debits on or after the promise, not a day later.
-    assert first_working_after(processing) == first_working_on_or_after(promised)
+    entry = first_working_after(processing)
+    assert entry >= promised and entry >= tenth_working_day_after(today)
+    # The entry day is the first day Bacs debits on or after both, not a day later.
+    assert entry == first_working_on_or_after(max(promised, tenth_working_day_after(today)))
     assert bacs_works(processing)
 
 
@@ -613,16 +663,19 @@ def test_many_direct_debit_downloads_alert_the_dpo_and_administrators(
     administrator = make_user(Role.ADMINISTRATOR)
     client.force_login(billed.finance)
 
+    def alerts():
+        return [mail for mail in mailoutbox if mail.subject.startswith("[Fusion security]")]
+
     with django_capture_on_commit_callbacks(execute=True):
         download(client, billed.run)
-    assert mailoutbox == []
+    assert alerts() == []
     with django_capture_on_commit_callbacks(execute=True):
         download(client, billed.run)  # the stored file again: a second export
         download(client, billed.run)
 
-    assert len(mailoutbox) == 1
-    assert mailoutbox[0].subject == f"[Fusion security] Many exports by {billed.finance.email}"
-    assert set(mailoutbox[0].to) == {dpo.email, administrator.email}
+    assert len(alerts()) == 1
+    assert alerts()[0].subject == f"[Fusion security] Many exports by {billed.finance.email}"
+    assert set(alerts()[0].to) == {dpo.email, administrator.email}
     assert (
         AuditEvent.objects.filter(action="alert.sent", detail__key=f"exports:{billed.finance.pk}").count()
         == 1

@@ -66,7 +66,8 @@ LABELS: dict[str, list[tuple[str, int, int, str]]] = {
         ("file identifier: service user number again", 16, 21, DIGITS + "{6}"),
         ("set identification", 22, 27, r"[A-Z0-9]{6}"),
         ("file section number", 28, 31, "0001"),
-        ("file sequence number", 32, 35, "0001"),
+        # The file's place in its submission: 0001, 0002, ... (an AUDDIS file, then collection files).
+        ("file sequence number", 32, 35, DIGITS + "{4}"),
         ("generation number", 36, 39, " {4}"),
         ("generation version number", 40, 41, " {2}"),
         ("creation date", 42, 47, BACS_DAY),
@@ -103,7 +104,9 @@ LABELS: dict[str, list[tuple[str, int, int, str]]] = {
         ("credit value total", 18, 30, DIGITS + "{13}"),
         ("debit item count", 31, 37, DIGITS + "{7}"),
         ("credit item count", 38, 44, DIGITS + "{7}"),
-        ("reserved", 45, 52, " {8}"),
+        # AUDDIS files count their Direct Debit Instructions here; collection files leave it blank.
+        ("DDI count", 45, 51, DIGITS + "{7}| {7}"),
+        ("reserved", 52, 52, " "),
         ("reserved", 53, 80, " {28}"),
     ],
 }
@@ -113,7 +116,8 @@ DATA_RECORD = [
     ("destination sort code", 1, 6, DIGITS + "{6}"),
     ("destination account number", 7, 14, DIGITS + "{8}"),
     ("destination account type", 15, 15, "0"),
-    ("transaction code", 16, 17, "17|99"),
+    # 17 a collection, 99 the contra; AUDDIS: 0N lodges a Direct Debit Instruction, 0C cancels one.
+    ("transaction code", 16, 17, "17|99|0N|0C"),
     ("originating sort code", 18, 23, DIGITS + "{6}"),
     ("originating account number", 24, 31, DIGITS + "{8}"),
     ("free format", 32, 35, " {4}"),
@@ -541,3 +545,192 @@ def test_pence_are_the_amount_times_a_hundred_exactly(amount):
 def test_a_fraction_of_a_penny_is_refused_naming_the_amount():
     with pytest.raises(ValueError, match=r"^£1\.875 is not a whole number of pence\.$"):
         bacs.to_pence(Decimal("1.875"))
+
+
+# Submissions of several files: AUDDIS instructions, then collections on their own days --------------------
+
+instructions = st.builds(
+    bacs.Instruction,
+    customer_reference=st.from_regex(r"C-[0-9]{6}", fullmatch=True),
+    transaction_code=st.sampled_from(["0N", "0C"]),
+    mandate_reference=references,
+)
+# Working days after CREATED (2 April 2024), Easter Monday and the May bank holidays excluded.
+COLLECTION_DAYS = [
+    day for day in (CREATED + datetime.timedelta(days=offset) for offset in range(1, 45)) if bacs_works(day)
+]
+
+
+def files_of(records: list[str]) -> list[list[str]]:
+    """The files of a submission: after VOL1, each from its HDR1 to its UTL1."""
+    assert records[0].startswith("VOL1")
+    files: list[list[str]] = []
+    for record in records[1:]:
+        if record.startswith("HDR1"):
+            files.append([])
+        files[-1].append(record)
+    assert all(file[-1].startswith("UTL1") for file in files)
+    return files
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    lodged=st.lists(st.tuples(instructions, payers), max_size=6),
+    by_day=st.dictionaries(
+        st.sampled_from(COLLECTION_DAYS),
+        st.lists(st.tuples(collections, payers), min_size=1, max_size=4),
+        max_size=3,
+    ),
+)
+def test_a_submission_of_auddis_and_collection_files_parses_back_against_the_layout(lodged, by_day):
+    batches = [bacs.Batch(COLLECTION_DAYS[0], instructions=lodged)] if lodged else []
+    batches += [bacs.Batch(day, debits=debits) for day, debits in sorted(by_day.items())]
+    if not batches:
+        return
+
+    result = bacs.standard18_submission(
+        batches=batches, originator=ORIGINATOR, creation_date=CREATED, serial="A00042", period_start=PERIOD
+    )
+
+    assert result.content.split("\r\n") == result.records
+    assert sum(record.startswith("VOL1") for record in result.records) == 1
+    files = files_of(result.records)
+    assert len(files) == len(batches)
+    for number, (file, batch) in enumerate(zip(files, batches, strict=True), start=1):
+        hdr1, hdr2, uhl1, *data, eof1, eof2, utl1 = [parse(record) for record in file]
+        assert [hdr1["label"], hdr2["label"], uhl1["label"], eof1["label"], eof2["label"]] == [
+            "HDR1",
+            "HDR2",
+            "UHL1",
+            "EOF1",
+            "EOF2",
+        ]
+        assert hdr1["file sequence number"] == eof1["file sequence number"] == f"{number:04d}"
+        assert uhl1["file number"] == f"{number:03d}"
+        assert hdr1["set identification"] == "A00042"
+        assert from_bacs_day(uhl1["processing date"]) == batch.processing_date
+        if batch.instructions:
+            # An AUDDIS file: one record a Direct Debit Instruction, amount zero, no contra.
+            assert len(data) == len(batch.instructions)
+            for record, (instruction, payer) in zip(data, batch.instructions, strict=True):
+                assert record["transaction code"] == instruction.transaction_code
+                assert record["amount in pence"] == "0" * 11
+                assert record["destination sort code"] + record["destination account number"] == (
+                    payer.sort_code + payer.account_number
+                )
+                assert record["service user's reference"] == instruction.mandate_reference.ljust(18)
+            assert int(utl1["debit value total"]) == int(utl1["credit value total"]) == 0
+            assert int(utl1["debit item count"]) == int(utl1["credit item count"]) == 0
+            assert int(utl1["DDI count"]) == len(batch.instructions)
+        else:
+            details, [contra] = data[:-1], data[-1:]
+            assert [d["transaction code"] for d in details] == ["17"] * len(batch.debits)
+            assert contra["transaction code"] == "99"
+            total = sum(collection.amount_pence for collection, _payer in batch.debits)
+            assert int(contra["amount in pence"]) == int(utl1["debit value total"]) == total
+            assert utl1["DDI count"] == " " * 7
+    assert result.instructions == [instruction for instruction, _payer in lodged]
+    assert result.processing_dates == [batch.processing_date for batch in batches]
+    assert result.total_pence == sum(c.amount_pence for debits in by_day.values() for c, _payer in debits)
+
+
+def test_instructions_and_collections_never_share_a_file():
+    instruction = bacs.Instruction("C-000001", "0N", "DDREF0001")
+    payer = bacs.Payer("400515", "31926819", "Jane Smith")
+    collection = bacs.Collection("C-000001", 100, "DDREF0001", "INV-000001")
+    with pytest.raises(ValueError, match="AUDDIS instructions go in a file of their own"):
+        bacs.standard18_submission(
+            batches=[
+                bacs.Batch(PROCESSING, debits=[(collection, payer)], instructions=[(instruction, payer)])
+            ],
+            originator=ORIGINATOR,
+            creation_date=CREATED,
+            serial="A00042",
+            period_start=PERIOD,
+        )
+    with pytest.raises(ValueError, match="not an AUDDIS transaction code"):
+        write([], instructions=[(bacs.Instruction("C-000001", "17", "DDREF0001"), payer)])
+
+
+def test_one_collection_file_is_the_single_day_file_byte_for_byte():
+    debits = [
+        (bacs.Collection("C-000001", 187, "DDREF0001", "INV-000001"), bacs.Payer("400515", "31926819", "J"))
+    ]
+    assert (
+        write(debits).content
+        == bacs.standard18_submission(
+            batches=[bacs.Batch(PROCESSING, debits=debits)],
+            originator=ORIGINATOR,
+            creation_date=CREATED,
+            serial="A00042",
+            period_start=PERIOD,
+        ).content
+    )
+
+
+# Advance notice: 10 working days (the Direct Debit Guarantee), counted on the published calendar ---------
+
+
+def working_days_between(after: datetime.date, until: datetime.date) -> int:
+    """Bacs working days in (after, until], counted one by one."""
+    return sum(
+        bacs_works(after + datetime.timedelta(days=offset)) for offset in range(1, (until - after).days + 1)
+    )
+
+
+notice_days = st.one_of(
+    st.dates(min_value=datetime.date(2024, 1, 1), max_value=datetime.date(2034, 12, 31)),
+    st.builds(
+        lambda holiday, offset: holiday + datetime.timedelta(days=offset),
+        st.sampled_from(sorted(d for d in ENGLAND_AND_WALES if d.year <= 2034)),
+        st.integers(-14, 3),
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(sent_on=notice_days, promise_offset=st.integers(-30, 40))
+def test_the_notified_debit_date_gives_ten_working_days_and_keeps_the_promise(sent_on, promise_offset):
+    promised = sent_on + datetime.timedelta(days=promise_offset)
+
+    day = bacs.notified_debit_date(sent_on=sent_on, promised=promised)
+
+    assert bacs_works(day)
+    assert working_days_between(sent_on, day) >= 10
+    assert day >= promised
+    # And no later than it must be: the working day before breaks the notice or the promise.
+    before = last_working_before(day)
+    assert working_days_between(sent_on, before) < 10 or before < promised
+
+
+@settings(max_examples=200, deadline=None)
+@given(made_at=making_instants, promise_offset=st.integers(-30, 40))
+def test_a_notice_sent_as_the_file_is_made_gives_a_date_the_file_can_meet(made_at, promise_offset):
+    sent_on = made_at.astimezone(LONDON).date()
+    day = bacs.notified_debit_date(
+        sent_on=sent_on, promised=sent_on + datetime.timedelta(days=promise_offset), made_at=made_at
+    )
+
+    processing = bacs.processing_day(made_at=made_at, promised=day)
+
+    assert first_working_after(processing) == day  # debited on the notified date exactly
+    assert_cycle_holds(processing, made_at=made_at, promised=day)
+
+
+@pytest.mark.parametrize(
+    ("sent_on", "earliest"),
+    [
+        # Christmas 2026: Friday 25th, Monday 28th (Boxing Day substitute), Friday 1 January are holidays.
+        ("2026-12-18", "2027-01-06"),
+        # Easter 2025: Good Friday 18 April and Easter Monday 21 April.
+        ("2025-04-11", "2025-04-29"),
+        # Sent on a Saturday: the first of the ten is Monday.
+        ("2024-06-01", "2024-06-14"),
+        # Across the early May and spring bank holidays of 2028 (1 May, 29 May).
+        ("2028-04-28", "2028-05-15"),
+    ],
+)
+def test_the_earliest_debit_after_a_notice_on_the_published_calendar(sent_on, earliest):
+    day = bacs.earliest_debit_after_notice(datetime.date.fromisoformat(sent_on))
+    assert day == datetime.date.fromisoformat(earliest)
+    assert working_days_between(datetime.date.fromisoformat(sent_on), day) == 10
