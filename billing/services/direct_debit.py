@@ -34,6 +34,7 @@ from billing.models import (
     PartnerBillingProfile,
 )
 from billing.services.bill_runs import (
+    lock_bill_run,
     lock_bill_run_to,
     record_event,
     recording_refusals,

@@ -225,7 +225,7 @@ def lifecycle_run(partner, agent, finance, django_capture_on_commit_callbacks):
             actor=agent,
             account_holder="Jane Smith",
             sort_code="40-05-15",
-            account_number="31926819",
+            account_number="34206819",
             mandate_reference=f"DD-{name.upper().replace('_', '')}-01",
         )
     make_active(customers["active"], agent)
