@@ -11,6 +11,9 @@ class PrivacyConfig(AppConfig):
         # Each app declares its own models' personal data; privacy reads the declarations of all.
         personal_data.register(*privacy_personal_data.DECLARATIONS)
         personal_data.register_checks(privacy_personal_data.CHECKS)
+        from privacy import retention
+
+        retention.register_declared_handlers()
         from simple_history.signals import post_create_historical_record
 
         from privacy import site_details_links
