@@ -445,6 +445,7 @@ DECLARATIONS: tuple[Declaration, ...] = (
             owner="invoice__customer_id",
             anchor_field="invoice__issue_date",
         ),
+        of_customer=lambda customer: InvoiceLine.objects.filter(invoice__in=_issued([customer.pk])),
     ),
     _vat_record(
         Invoice,
@@ -485,6 +486,7 @@ DECLARATIONS: tuple[Declaration, ...] = (
             owner="invoice__customer_id",
             anchor_field="issue_date",
         ),
+        of_customer=lambda customer: CreditNote.objects.filter(invoice__customer=customer),
     ),
     Declaration(
         "billing.BillRunException",

@@ -20,9 +20,11 @@ import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
 from django.db import models
+from django.db.models import QuerySet
 
 from accounts.personal_data import ACCESS_LOGS, ACCOUNT_DATA, ACCOUNTABILITY, LOGIN_ACCOUNT
 from billing.personal_data import DIRECT_DEBIT_FILES, SIX_YEARS_FROM_ISSUE, TRAFFIC_DATA, VAT_RECORDS
@@ -138,6 +140,15 @@ def model_entry_of(declaration: Declaration) -> ModelEntry:
         ),
         declaration.recipients,
     )
+
+
+def rows_of(label: str, customer: Any) -> QuerySet[Any]:
+    """The customer's rows of a declared model, as the subject's own copy reads them (issued invoices,
+    calls attributed to the account)."""
+    declaration = personal_data.declaration(label)
+    if declaration is None or declaration.of_customer is None:
+        raise LookupError(f"{label} declares no rows of a customer.")
+    return declaration.of_customer(customer)
 
 
 def build_data_map() -> tuple[ModelEntry, ...]:
