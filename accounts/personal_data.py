@@ -164,10 +164,6 @@ def _admin_owner(customer_ids: Sequence[int]) -> Case:
     return Case(*whens, output_field=BigIntegerField())
 
 
-def _account(name: str, category: Category, purpose: str) -> PersonalField:
-    return PersonalField(name, category, purpose)
-
-
 def _login_attempts(label: str, erasure: tuple[Erase, ...] = ()) -> Declaration:
     return Declaration(
         label,
@@ -338,8 +334,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "end customers",
         "Order, change and cease lines with the wholesale provider",
         (
-            _account("notes", SVC, "What staff told the gateway (free text)"),
-            _account("failure_reason", SVC, "What the gateway answered"),
+            PersonalField("notes", SVC, "What staff told the gateway (free text)"),
+            PersonalField("failure_reason", SVC, "What the gateway answered"),
         ),
         ("hosting", "wholesale"),
         "Provisioning orders",
@@ -350,10 +346,10 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "account holders of the customer's bank account",
         "Collect payment by Direct Debit",
         (
-            _account("account_holder", FIN, "Direct Debit mandate"),
-            _account("sort_code", FIN, "Direct Debit mandate"),
-            _account("account_number", FIN, "Direct Debit mandate"),
-            _account("mandate_reference", FIN, "Direct Debit mandate"),
+            PersonalField("account_holder", FIN, "Direct Debit mandate"),
+            PersonalField("sort_code", FIN, "Direct Debit mandate"),
+            PersonalField("account_number", FIN, "Direct Debit mandate"),
+            PersonalField("mandate_reference", FIN, "Direct Debit mandate"),
         ),
         ("hosting", "bacs"),
         "Direct Debit mandate",
@@ -365,7 +361,7 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "end customers and people at the customer",
         "Let staff find a customer by a word of its name or of a contact's name (both encrypted)",
         (
-            _account(
+            PersonalField(
                 "name_index",
                 ID,
                 "Blind index (keyed hash) of one word of a customer's or contact's name; rebuilt when the "
@@ -380,11 +376,11 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "people at the customer",
         "Reach the customer about its account, faults and bills",
         (
-            _account("name", C, "Whom to ask for"),
-            _account("email", C, "Bills and service messages"),
-            _account("email_index", C, "Blind index to find a customer by email"),
-            _account("phone", C, "Calls about faults and bills"),
-            _account("phone_index", C, "Blind index to find a customer by phone"),
+            PersonalField("name", C, "Whom to ask for"),
+            PersonalField("email", C, "Bills and service messages"),
+            PersonalField("email_index", C, "Blind index to find a customer by email"),
+            PersonalField("phone", C, "Calls about faults and bills"),
+            PersonalField("phone_index", C, "Blind index to find a customer by phone"),
         ),
         ("hosting", "mail"),
         "Contacts (names, emails, phones, blind indexes)",
@@ -398,8 +394,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
         (ACCOUNT_DATA,),
         LawfulBasis.CONTRACT,
         (
-            _account("cli", SVC, "The line's number"),
-            _account("cli_index", SVC, "Blind index to match calls and searches to the line"),
+            PersonalField("cli", SVC, "The line's number"),
+            PersonalField("cli_index", SVC, "Blind index to match calls and searches to the line"),
         ),
         ("hosting", "wholesale"),
         erasure=(
@@ -414,11 +410,11 @@ DECLARATIONS: tuple[Declaration, ...] = (
         "end customers",
         "Premises where lines are installed and where bills are addressed",
         (
-            _account("address_line1", SVC, "Installation and billing address"),
-            _account("address_line2", SVC, "Installation and billing address"),
-            _account("town", SVC, "Installation and billing address"),
-            _account("postcode", SVC, "Installation and billing address; line availability checks"),
-            _account("postcode_index", SVC, "Blind index to find a customer by postcode"),
+            PersonalField("address_line1", SVC, "Installation and billing address"),
+            PersonalField("address_line2", SVC, "Installation and billing address"),
+            PersonalField("town", SVC, "Installation and billing address"),
+            PersonalField("postcode", SVC, "Installation and billing address; line availability checks"),
+            PersonalField("postcode_index", SVC, "Blind index to find a customer by postcode"),
         ),
         ("hosting", "wholesale"),
         "Sites (addresses, postcodes, blind indexes)",
@@ -479,9 +475,9 @@ DECLARATIONS: tuple[Declaration, ...] = (
         (ACCOUNT_DATA,),
         LawfulBasis.CONTRACT,
         (
-            _account("name", ID, "The account's trading name, which may be a person's name"),
-            _account("billing_ceased_reason", ID, "Why billing was ceased on objection (free text)"),
-            _account("processing_restricted_reason", ID, "Why processing is restricted (free text)"),
+            PersonalField("name", ID, "The account's trading name, which may be a person's name"),
+            PersonalField("billing_ceased_reason", ID, "Why billing was ceased on objection (free text)"),
+            PersonalField("processing_restricted_reason", ID, "Why processing is restricted (free text)"),
         ),
         ("hosting",),
         # The account row itself is anonymised by the Subject below, after every statement.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -426,3 +427,21 @@ def unmapped_personal_fields(
             if f"{base_label}.{name}" not in reviewed:
                 missing.append(f"{model._meta.label}.{name}")
     return sorted(missing)
+
+
+def declaration_problems(
+    declared: Iterable[Declaration] | None = None,
+    candidates: Iterable[type[models.Model]] | None = None,
+) -> list[str]:
+    """Every model (of ``candidates``, else every installed one) with a personal field that no declaration
+    covers, and every model declared more than once: each must have exactly one declaration, saying how
+    its rows are found, erased or kept, and for how long. A history model is covered by its base model's."""
+    items = list(personal_data.declarations() if declared is None else declared)
+    times = Counter(item.model for item in items)
+    problems = [f"{label}: declared {count} times" for label, count in sorted(times.items()) if count > 1]
+    for model in apps.get_models() if candidates is None else candidates:
+        label = base_model(model)._meta.label
+        unreviewed = [name for name in personal_fields_of(model) if f"{label}.{name}" not in NOT_PERSONAL]
+        if unreviewed and label not in times:
+            problems.append(f"{model._meta.label}: no declaration for {', '.join(unreviewed)}")
+    return sorted(set(problems))
