@@ -51,14 +51,13 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Max, Q, QuerySet
-from django.db.models.expressions import BaseExpression
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from accounts.audit import AuditEntry, audit_record_many
 from fusion_site import personal_data
 from fusion_site.customer_cache import customer_cache_forget_many
-from fusion_site.personal_data import Declaration, Erase, ErasureAction, LegalObligation
+from fusion_site.personal_data import Declaration, Erase, ErasureAction, LegalObligation, Owner
 from privacy.deadlines import add_calendar_months
 from privacy.models import ErasureEvent, ErasureRecord
 
@@ -136,16 +135,18 @@ class _Step:
     note: str
     changes: dict[str, Any] | None
     still_personal: Q | None
-    owner: str | BaseExpression
+    owner: Owner
+    customer_ids: list[int]
 
     @classmethod
-    def of(cls, statement: Erase, customer_ids: Sequence[int], now: datetime.datetime) -> _Step:
+    def of(cls, statement: Erase, customer_ids: list[int], now: datetime.datetime) -> _Step:
         return cls(
             queryset=statement.rows(customer_ids),
             note=statement.note,
             changes=None if statement.changes is None else dict(statement.changes(customer_ids, now)),
             still_personal=statement.still_personal,
-            owner=statement.owner if isinstance(statement.owner, str) else statement.owner(customer_ids),
+            owner=statement.owner,
+            customer_ids=customer_ids,
         )
 
     @property
@@ -171,7 +172,8 @@ class _Step:
         if len(customer_ids) == 1:
             rows = self.run()
             return rows, {customer_ids[0]: rows}
-        owner = F(self.owner) if isinstance(self.owner, str) else self.owner
+        # Built only here: with one customer, whose rows they are needs no expression.
+        owner = F(self.owner) if isinstance(self.owner, str) else self.owner(self.customer_ids)
         per_customer = dict(
             self.pending()
             .order_by()
