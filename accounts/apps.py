@@ -6,6 +6,13 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and Site Details"
 
     def ready(self) -> None:
+        from accounts import personal_data as accounts_personal_data
+        from fusion_site import personal_data
+
+        # Each app declares its own models' personal data; privacy reads the declarations of all.
+        personal_data.register(*accounts_personal_data.DECLARATIONS)
+        personal_data.register_subject(accounts_personal_data.SUBJECT)
+        personal_data.register_checks(accounts_personal_data.CHECKS)
         from accounts import alerts, audit, signals
 
         del signals  # imported for its receivers (audit events of logins and permission changes)

@@ -14,27 +14,8 @@ from django.db.models.functions import TruncMonth
 
 from accounts import site_details as details
 from accounts.models import Customer
-from billing.models import CallRecord, Invoice
-from privacy.data_map import DATA_MAP, PROCESSORS, ModelEntry
-
-# The models that hold data about a customer, in the order the report lists them.
-CUSTOMER_MODELS = (
-    "accounts.Customer",
-    "accounts.Site",
-    "accounts.Contact",
-    "accounts.Line",
-    "accounts.PaymentDetails",
-    "billing.DirectDebitSubmission",
-    "accounts.ProvisioningOrder",
-    "billing.CallRecord",
-    "billing.RecurringCharge",
-    "billing.OneOffCharge",
-    "billing.Invoice",
-    "billing.CreditNote",
-    "accounts.User",
-    "accounts.AccessLog",
-    "privacy.PrivacyRequest",
-)
+from fusion_site import personal_data
+from privacy.data_map import PROCESSORS, ModelEntry, model_entry_of, rows_of
 
 RIGHTS = (
     ("Access", "Ask for a copy of your data and this information (Art. 15)."),
@@ -81,15 +62,23 @@ def _row(entry: ModelEntry) -> ProcessingRow:
 
 
 def processing_rows() -> list[ProcessingRow]:
-    by_label = {entry.label: entry for entry in DATA_MAP}
-    return [_row(by_label[label]) for label in CUSTOMER_MODELS if label in by_label]
+    """Every declared model that holds personal data about a customer (rows erasure finds or keeps for
+    one), the account itself first, then in the apps' order."""
+    about_a_customer = [
+        declaration
+        for declaration in personal_data.declarations()
+        if declaration.fields and (declaration.erasure or declaration.kept or declaration.of_customer)
+    ]
+    subject = personal_data.subject().model._meta.label
+    about_a_customer.sort(key=lambda declaration: declaration.model != subject)
+    return [_row(model_entry_of(declaration)) for declaration in about_a_customer]
 
 
 def report_context(customer: Customer, *, visibility: details.Visibility) -> dict[str, Any]:
     """Everything the printable report shows. A fixed number of queries whatever the customer's size."""
     calls_by_month = Counter(
         dict(
-            CallRecord.objects.filter(customer=customer)
+            rows_of("billing.CallRecord", customer)
             .annotate(month=TruncMonth("started_on"))
             .values("month")
             .annotate(n=Count("id"))
@@ -105,7 +94,7 @@ def report_context(customer: Customer, *, visibility: details.Visibility) -> dic
         "payment": details.payment_row(customer, visibility.payment),
         "calls_by_month": sorted(calls_by_month.items()),
         "invoices": list(
-            Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALISED)
+            rows_of("billing.Invoice", customer)
             .order_by("issue_date")
             .values("number", "issue_date", "gross")
         ),

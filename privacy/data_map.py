@@ -1,10 +1,12 @@
-"""The data map: the one register of where personal data lives.
+"""The data map: the one register of where personal data lives, read from the apps' declarations.
 
-Every model field (in any app) that holds personal or payment data has one ``FieldEntry`` here, grouped
-per model in a ``ModelEntry``: its category, lawful basis, retention rule (words for people, anchor and
-period for the retention job), what erasure does to it, and why it is held. Fields whose names look
-personal but are not (a partner's trading name, a tariff's name) are listed in ``NOT_PERSONAL`` with the
-reason, so that every such field has been looked at by a person.
+Each app declares its own models' personal data (``accounts/personal_data.py``, ``billing/personal_data.py``,
+``privacy/personal_data.py``, registered in ``fusion_site.personal_data``): every field that holds personal
+or payment data, its category, lawful basis, retention rule (words for people, anchor and period for the
+retention job), what erasure does to it, and why it is held. The same declarations drive the erasure, the
+retention job and the access and portability exports, so the register cannot say one thing while the code
+does another. Fields whose names look personal but are not (a partner's trading name, a tariff's name) are
+listed in ``NOT_PERSONAL`` with the reason, so that every such field has been looked at by a person.
 
 ``unmapped_personal_fields()`` walks every installed model (history models included, which inherit their
 base model's entry) and names what this register misses; a test keeps it empty, so a new personal field
@@ -15,76 +17,45 @@ from the same declarations, with ``PROCESSORS`` and ``ACTIVITIES``.
 from __future__ import annotations
 
 import re
+import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from django.apps import apps
 from django.db import models
+from django.db.models import QuerySet
 
+from accounts.personal_data import ACCESS_LOGS, ACCOUNT_DATA, ACCOUNTABILITY, LOGIN_ACCOUNT
+from billing.personal_data import DIRECT_DEBIT_FILES, SIX_YEARS_FROM_ISSUE, TRAFFIC_DATA, VAT_RECORDS
+from fusion_site import personal_data
 from fusion_site.fields import EncryptedTextField
-
-
-class Category(models.TextChoices):
-    CONTACT = "contact", "Contact details"
-    IDENTITY = "identity", "Identity"
-    FINANCIAL = "financial", "Financial and payment"
-    TRAFFIC = "traffic", "Traffic data (calls)"
-    SERVICE = "service", "Service and location (lines, premises)"
-    MARKETING = "marketing", "Marketing"
-    RECRUITMENT = "recruitment", "Recruitment"
-    ACCOUNT = "account", "Login account"
-    TECHNICAL = "technical", "Technical and log"
-
-
-class LawfulBasis(models.TextChoices):
-    CONTRACT = "contract", "Contract (Art. 6(1)(b))"
-    LEGAL_OBLIGATION = "legal_obligation", "Legal obligation (Art. 6(1)(c))"
-    LEGITIMATE_INTERESTS = "legitimate_interests", "Legitimate interests (Art. 6(1)(f))"
-    CONSENT = "consent", "Consent (Art. 6(1)(a))"
-
-
-class Anchor(models.TextChoices):
-    """The date a retention period counts from."""
-
-    CONTRACT_END = "contract_end", "end of the customer's contract"
-    INVOICE_ISSUE = "invoice_issue", "issue of the invoice or credit note"
-    CALL_DATE = "call_date", "date of the call"
-    CREATED = "created", "creation of the record"
-    ACCOUNT_CLOSED = "account_closed", "closure of the login account"
-    REQUEST_CLOSED = "request_closed", "completion, rejection or withdrawal of the privacy request"
-    PROCESSING_DAY = "processing_day", "Bacs processing day of the Direct Debit file"
-    DECISION = "decision", "decision on the job application"
-    UNSUBSCRIBED = "unsubscribed", "unsubscribe from the mailing list"
-
-
-class ErasureAction(models.TextChoices):
-    DELETE = "delete", "Delete"
-    ANONYMISE = "anonymise", "Anonymise"
-    KEEP = "keep", "Keep (legal obligation)"
-
-
-@dataclass(frozen=True)
-class Retention:
-    text: str
-    anchor: Anchor
-    months: int
-
-
-@dataclass(frozen=True)
-class LegalObligation:
-    name: str
-    citation: str
-
-
-VAT_RECORDS = LegalObligation(
-    "VAT records",
-    "VAT Act 1994 Sch. 11 para 6 / HMRC VAT Notice 700 s.19: VAT invoices and credit notes kept "
-    "6 years from issue",
+from fusion_site.personal_data import (
+    Anchor,
+    Category,
+    Declaration,
+    ErasureAction,
+    LawfulBasis,
+    LegalObligation,
+    Retention,
 )
-ACCOUNTABILITY = LegalObligation(
-    "Accountability and security of processing",
-    "UK GDPR Art. 5(2) and 32: the record of who read personal data, kept 2 years",
-)
+from privacy.personal_data import JOB_APPLICATIONS, MAILING_LIST, REQUEST_RECORDS, WEBSITE_ENQUIRIES
+
+__all__ = [
+    "ACCOUNTABILITY",
+    "ACCOUNT_DATA",
+    "VAT_RECORDS",
+    "Anchor",
+    "Category",
+    "ErasureAction",
+    "LawfulBasis",
+    "LegalObligation",
+    "Retention",
+]
+
+# The accounts' logs, under the name the register has always used.
+LOGS = ACCESS_LOGS
 
 
 @dataclass(frozen=True)
@@ -96,10 +67,16 @@ class FieldEntry:
     action: ErasureAction
     purpose: str
     kept_under: LegalObligation | None = None
+    # Every rule of a table that holds several kinds of record (``retention`` then says them all).
+    rules: tuple[Retention, ...] = ()
 
     def __post_init__(self) -> None:
         if (self.action == ErasureAction.KEEP) != (self.kept_under is not None):
             raise ValueError(f"{self.field}: a kept field names the law that keeps it, and only a kept one.")
+
+    @property
+    def retention_rules(self) -> tuple[Retention, ...]:
+        return self.rules or (self.retention,)
 
 
 @dataclass(frozen=True)
@@ -133,557 +110,88 @@ class ProcessingActivity:
     security: str = "Encrypted at rest (Fernet/AES-GCM key ring), role and object permissions, reads logged"
 
 
-# Retention rules, shared by the fields they govern.
-ACCOUNT_DATA = Retention("1 month after the contract ends", Anchor.CONTRACT_END, 1)
-# PECR reg. 7 lets traffic data be kept for billing "up to the end of the period during which legal
-# proceedings may be brought in respect of payments due or alleged to be due": the dispute period runs from
-# the bill, so a call is kept 12 months after the invoice that billed it. A call that was never billed has
-# no bill to challenge; it counts from its own date (privacy.retention.calls_past_due does both).
-TRAFFIC_DATA = Retention(
-    "12 months after the invoice that billed the call (12 months after the call if it was never billed): "
-    "until the bill can no longer be challenged (PECR reg. 7)",
-    Anchor.INVOICE_ISSUE,
-    12,
-)
-SIX_YEARS_FROM_ISSUE = Retention("6 years from issue", Anchor.INVOICE_ISSUE, 72)
-LOGIN_ACCOUNT = Retention("1 month after the login account is closed", Anchor.ACCOUNT_CLOSED, 1)
-LOGS = Retention("2 years from the entry", Anchor.CREATED, 24)
-LOGIN_ATTEMPTS = Retention(
-    "until the lockout's cool-off ends or an administrator unlocks (kept at most 1 month)", Anchor.CREATED, 1
-)
-IMPORT_LOGS = Retention("3 months from the import", Anchor.CREATED, 3)
-WEBSITE_ENQUIRIES = Retention("12 months from receipt", Anchor.CREATED, 12)
-JOB_APPLICATIONS = Retention("6 months after the decision", Anchor.DECISION, 6)
-MAILING_LIST = Retention("until the subscriber unsubscribes", Anchor.UNSUBSCRIBED, 0)
-# One table holds all three kinds; each kind's own rule is above (and in RETENTION_POLICIES).
-WEBSITE_SUBMISSIONS = Retention(
-    f"enquiries {WEBSITE_ENQUIRIES.text}; job applications {JOB_APPLICATIONS.text}; mailing list "
-    f"{MAILING_LIST.text}",
-    Anchor.CREATED,
-    12,
-)
-REQUEST_RECORDS = Retention("3 years after the request is closed", Anchor.REQUEST_CLOSED, 36)
-# The exact file is what a dispute of the collection is checked against. A payer has 13 months from the
-# debit to tell their bank of an unauthorised or wrong payment (Payment Services Regulations 2017
-# reg. 74(1)); the processing day is the working day before the debit, so 13 months from it covers that
-# window. A later Direct Debit Guarantee indemnity claim (DDICA) itself names the payer, the date and the
-# amount, so it is answered from the mandate and the submission's kept facts (serial, processing day,
-# SHA-256, count, total), not from the file's text.
-DIRECT_DEBIT_FILES = Retention(
-    "13 months from the Bacs processing day, then the file's text (every payer's name, sort code and "
-    "account number) is cleared; the serial, dates, SHA-256, count and total stay: the time a payer has "
-    "to dispute the debit with their bank (Payment Services Regulations 2017 reg. 74(1))",
-    Anchor.PROCESSING_DAY,
-    13,
-)
+def retention_of(declaration: Declaration) -> Retention:
+    """The declaration's rule, or for a table of several kinds of record one rule that says them all (its
+    anchor and period are the first kind's; ``FieldEntry.rules`` gives each)."""
+    first, *others = declaration.retention
+    if not others:
+        return first
+    return Retention("; ".join(rule.text for rule in declaration.retention), first.anchor, first.months)
 
 
-def _account(
-    name: str, category: Category, purpose: str, action: ErasureAction = ErasureAction.DELETE
-) -> FieldEntry:
-    return FieldEntry(name, category, LawfulBasis.CONTRACT, ACCOUNT_DATA, action, purpose)
-
-
-def _kept_for_vat(name: str, category: Category, purpose: str) -> FieldEntry:
-    return FieldEntry(
-        name,
-        category,
-        LawfulBasis.LEGAL_OBLIGATION,
-        SIX_YEARS_FROM_ISSUE,
-        ErasureAction.KEEP,
-        purpose,
-        VAT_RECORDS,
+def model_entry_of(declaration: Declaration) -> ModelEntry:
+    retention = retention_of(declaration)
+    rules = declaration.retention if len(declaration.retention) > 1 else ()
+    return ModelEntry(
+        declaration.model,
+        declaration.subjects,
+        declaration.purpose,
+        tuple(
+            FieldEntry(
+                item.name,
+                item.category,
+                item.basis or declaration.basis,
+                retention,
+                declaration.action,
+                item.purpose,
+                declaration.kept_under,
+                rules,
+            )
+            for item in declaration.fields
+        ),
+        declaration.recipients,
     )
 
 
-C, ID, FIN, TRAF, SVC = (
-    Category.CONTACT,
-    Category.IDENTITY,
-    Category.FINANCIAL,
-    Category.TRAFFIC,
-    Category.SERVICE,
-)
+def rows_of(label: str, customer: Any) -> QuerySet[Any]:
+    """The customer's rows of a declared model, as the subject's own copy reads them (issued invoices,
+    calls attributed to the account)."""
+    declaration = personal_data.declaration(label)
+    if declaration is None or declaration.of_customer is None:
+        raise LookupError(f"{label} declares no rows of a customer.")
+    return declaration.of_customer(customer)
 
-DATA_MAP: tuple[ModelEntry, ...] = (
-    ModelEntry(
-        "accounts.User",
-        "staff of the provider and partners; customers' portal users",
-        "Log in and act in the back office or the customer portal",
-        (
-            FieldEntry(
-                "email",
-                Category.ACCOUNT,
-                LawfulBasis.CONTRACT,
-                LOGIN_ACCOUNT,
-                ErasureAction.ANONYMISE,
-                "Login name and where account mail goes",
-            ),
-            FieldEntry(
-                "full_name",
-                ID,
-                LawfulBasis.CONTRACT,
-                LOGIN_ACCOUNT,
-                ErasureAction.ANONYMISE,
-                "Names the person in the pages and the audit trail",
-            ),
-            FieldEntry(
-                "password",
-                Category.ACCOUNT,
-                LawfulBasis.CONTRACT,
-                LOGIN_ACCOUNT,
-                ErasureAction.ANONYMISE,
-                "Salted hash to check the login; made unusable on erasure",
-            ),
-            FieldEntry(
-                "last_login",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGIN_ACCOUNT,
-                ErasureAction.ANONYMISE,
-                "Spot dormant and misused accounts",
-            ),
-        ),
-        recipients=("hosting", "mail"),
-    ),
-    ModelEntry(
-        "accounts.Customer",
-        "end customers (sole traders and partnerships are natural persons)",
-        "Keep the customer's account and bill it",
-        (
-            _account(
-                "name",
-                ID,
-                "The account's trading name, which may be a person's name",
-                ErasureAction.ANONYMISE,
-            ),
-            _account(
-                "billing_ceased_reason",
-                ID,
-                "Why billing was ceased on objection (free text)",
-                ErasureAction.ANONYMISE,
-            ),
-            _account(
-                "processing_restricted_reason",
-                ID,
-                "Why processing is restricted (free text)",
-                ErasureAction.ANONYMISE,
-            ),
-        ),
-        recipients=("hosting",),
-    ),
-    ModelEntry(
-        "accounts.Site",
-        "end customers",
-        "Premises where lines are installed and where bills are addressed",
-        (
-            _account("address_line1", SVC, "Installation and billing address"),
-            _account("address_line2", SVC, "Installation and billing address"),
-            _account("town", SVC, "Installation and billing address"),
-            _account("postcode", SVC, "Installation and billing address; line availability checks"),
-            _account("postcode_index", SVC, "Blind index to find a customer by postcode"),
-        ),
-        recipients=("hosting", "wholesale"),
-    ),
-    ModelEntry(
-        "accounts.Contact",
-        "people at the customer",
-        "Reach the customer about its account, faults and bills",
-        (
-            _account("name", C, "Whom to ask for"),
-            _account("email", C, "Bills and service messages"),
-            _account("email_index", C, "Blind index to find a customer by email"),
-            _account("phone", C, "Calls about faults and bills"),
-            _account("phone_index", C, "Blind index to find a customer by phone"),
-        ),
-        recipients=("hosting", "mail"),
-    ),
-    ModelEntry(
-        "accounts.NameToken",
-        "end customers and people at the customer",
-        "Let staff find a customer by a word of its name or of a contact's name (both encrypted)",
-        (
-            _account(
-                "name_index",
-                ID,
-                "Blind index (keyed hash) of one word of a customer's or contact's name; rebuilt when the "
-                "name changes",
-            ),
-        ),
-        recipients=("hosting",),
-    ),
-    ModelEntry(
-        "accounts.Line",
-        "end customers",
-        "Provide the telephone service and match calls to the customer",
-        (
-            _account("cli", SVC, "The line's number"),
-            _account("cli_index", SVC, "Blind index to match calls and searches to the line"),
-        ),
-        recipients=("hosting", "wholesale"),
-    ),
-    ModelEntry(
-        "accounts.PaymentDetails",
-        "account holders of the customer's bank account",
-        "Collect payment by Direct Debit",
-        (
-            _account("account_holder", FIN, "Direct Debit mandate"),
-            _account("sort_code", FIN, "Direct Debit mandate"),
-            _account("account_number", FIN, "Direct Debit mandate"),
-            _account("mandate_reference", FIN, "Direct Debit mandate"),
-        ),
-        recipients=("hosting", "bacs"),
-    ),
-    ModelEntry(
-        "accounts.ProvisioningOrder",
-        "end customers",
-        "Order, change and cease lines with the wholesale provider",
-        (
-            _account("notes", SVC, "What staff told the gateway (free text)"),
-            _account("failure_reason", SVC, "What the gateway answered"),
-        ),
-        recipients=("hosting", "wholesale"),
-    ),
-    ModelEntry(
-        "accounts.AccessLog",
-        "staff who read personal data; the customers whose data they read",
-        "Show who read which personal data, when and why",
-        (
-            FieldEntry(
-                "customer_reference",
-                Category.TECHNICAL,
-                LawfulBasis.LEGAL_OBLIGATION,
-                LOGS,
-                ErasureAction.KEEP,
-                "Which account was read",
-                ACCOUNTABILITY,
-            ),
-            FieldEntry(
-                "reason",
-                Category.TECHNICAL,
-                LawfulBasis.LEGAL_OBLIGATION,
-                LOGS,
-                ErasureAction.KEEP,
-                "Why the staff member needed to read it",
-                ACCOUNTABILITY,
-            ),
-        ),
-        recipients=("hosting",),
-    ),
-    ModelEntry(
-        "billing.CallRecord",
-        "end customers and the people they call",
-        "Bill calls (traffic data)",
-        (
-            FieldEntry("cli", TRAF, LawfulBasis.CONTRACT, TRAFFIC_DATA, ErasureAction.DELETE, "Calling line"),
-            FieldEntry(
-                "cli_index",
-                TRAF,
-                LawfulBasis.CONTRACT,
-                TRAFFIC_DATA,
-                ErasureAction.DELETE,
-                "Blind index matching the call to its line",
-            ),
-            FieldEntry(
-                "dialled_number",
-                TRAF,
-                LawfulBasis.CONTRACT,
-                TRAFFIC_DATA,
-                ErasureAction.DELETE,
-                "Number called: the called person's data too",
-            ),
-            FieldEntry(
-                "dialled_prefix",
-                TRAF,
-                LawfulBasis.CONTRACT,
-                TRAFFIC_DATA,
-                ErasureAction.DELETE,
-                "Leading digits of the number called, for rating",
-            ),
-            FieldEntry(
-                "started_at",
-                TRAF,
-                LawfulBasis.CONTRACT,
-                TRAFFIC_DATA,
-                ErasureAction.DELETE,
-                "When the call was made",
-            ),
-            FieldEntry(
-                "duration_seconds",
-                TRAF,
-                LawfulBasis.CONTRACT,
-                TRAFFIC_DATA,
-                ErasureAction.DELETE,
-                "How long it lasted",
-            ),
-        ),
-        recipients=("hosting",),
-    ),
-    ModelEntry(
-        "billing.CallImportError",
-        "end customers (indirectly: a rejected line of a call file)",
-        "Tell staff which lines of a call file were refused",
-        (
-            FieldEntry(
-                "reason",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                IMPORT_LOGS,
-                ErasureAction.DELETE,
-                "Fixed texts only: the rejected line itself is never stored, so nothing of a person",
-            ),
-        ),
-    ),
-    ModelEntry(
-        "billing.RecurringCharge",
-        "end customers",
-        "Bill line rentals",
-        (_account("description", FIN, "What the customer rents (may name a line)"),),
-    ),
-    ModelEntry(
-        "billing.OneOffCharge",
-        "end customers",
-        "Bill one-off charges",
-        (_account("description", FIN, "What was charged (free text)"),),
-    ),
-    ModelEntry(
-        "billing.BillRunException",
-        "end customers",
-        "Tell reviewers why a customer was skipped by a bill run",
-        (_account("detail", FIN, "The objection or restriction reason, copied", ErasureAction.ANONYMISE),),
-    ),
-    ModelEntry(
-        "billing.DirectDebitSubmission",
-        "account holders of the customers' bank accounts (every payer collected in the file)",
-        "Submit a bill run's Direct Debit collections to Bacs once, and show what was submitted",
-        (
-            FieldEntry(
-                "content",
-                FIN,
-                LawfulBasis.CONTRACT,
-                DIRECT_DEBIT_FILES,
-                # The row stays (its facts are not personal); the text goes for any payer's erasure.
-                ErasureAction.ANONYMISE,
-                "The Bacs file as submitted, so a repeated download cannot collect twice",
-            ),
-        ),
-        recipients=("hosting", "bacs"),
-    ),
-    ModelEntry(
-        "billing.Invoice",
-        "end customers",
-        "Issue VAT invoices",
-        (
-            _kept_for_vat("customer_name", FIN, "Customer's name as invoiced (VAT Notice 700 s.16.3)"),
-            _kept_for_vat("customer_address", FIN, "Customer's address as invoiced (VAT Notice 700 s.16.3)"),
-            _kept_for_vat("customer_reference", FIN, "Account the invoice was issued to"),
-        ),
-        recipients=("hosting", "mail", "hmrc"),
-    ),
-    ModelEntry(
-        "billing.InvoiceLine",
-        "end customers",
-        "Describe the supply on a VAT invoice",
-        (_kept_for_vat("description", FIN, "Description of the services supplied"),),
-        recipients=("hosting", "hmrc"),
-    ),
-    ModelEntry(
-        "billing.CreditNote",
-        "end customers",
-        "Issue VAT credit notes",
-        (_kept_for_vat("reason", FIN, "Why the credit was given"),),
-        recipients=("hosting", "hmrc"),
-    ),
-    ModelEntry(
-        "admin.LogEntry",
-        "staff; the customers whose records they changed",
-        "The admin's own record of changes",
-        (
-            FieldEntry(
-                "object_repr",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGS,
-                ErasureAction.ANONYMISE,
-                "Names the changed record (a customer's name, say)",
-            ),
-            FieldEntry(
-                "change_message",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGS,
-                ErasureAction.ANONYMISE,
-                "Which fields changed",
-            ),
-        ),
-    ),
-    ModelEntry(
-        "sessions.Session",
-        "logged-in users",
-        "Keep a user logged in",
-        (
-            FieldEntry(
-                "session_data",
-                Category.TECHNICAL,
-                LawfulBasis.CONTRACT,
-                Retention("2 weeks from login", Anchor.CREATED, 1),
-                ErasureAction.DELETE,
-                "Signed session state (user id); expires on its own, and a deactivated user's "
-                "session no longer authenticates",
-            ),
-        ),
-    ),
-    ModelEntry(
-        "privacy.PrivacyRequest",
-        "people exercising their data protection rights (customers, their contacts, the public)",
-        "Answer data subject requests within the statutory time and show that we did",
-        (
-            FieldEntry(
-                "subject_email",
-                Category.CONTACT,
-                LawfulBasis.LEGAL_OBLIGATION,
-                REQUEST_RECORDS,
-                ErasureAction.ANONYMISE,
-                "Where to send identity codes, notices and the answer",
-            ),
-            FieldEntry(
-                "subject_email_index",
-                Category.CONTACT,
-                LawfulBasis.LEGAL_OBLIGATION,
-                REQUEST_RECORDS,
-                ErasureAction.ANONYMISE,
-                "Find a subject's earlier requests (duplicates)",
-            ),
-            FieldEntry(
-                "details",
-                Category.IDENTITY,
-                LawfulBasis.LEGAL_OBLIGATION,
-                REQUEST_RECORDS,
-                ErasureAction.ANONYMISE,
-                "What the subject asked for",
-            ),
-        ),
-        recipients=("hosting", "mail"),
-    ),
-    ModelEntry(
-        "privacy.WebsiteSubmission",
-        "members of the public: enquirers, mailing list subscribers, job applicants",
-        "Answer enquiries, send the newsletter to those who asked for it, consider job applications",
-        (
-            FieldEntry(
-                "name",
-                Category.CONTACT,
-                LawfulBasis.CONSENT,
-                WEBSITE_SUBMISSIONS,
-                ErasureAction.DELETE,
-                "Address the person by name",
-            ),
-            FieldEntry(
-                "email",
-                Category.CONTACT,
-                LawfulBasis.CONSENT,
-                WEBSITE_SUBMISSIONS,
-                ErasureAction.DELETE,
-                "Reply, confirm a subscription, send the newsletter",
-            ),
-            FieldEntry(
-                "email_index",
-                Category.CONTACT,
-                LawfulBasis.CONSENT,
-                WEBSITE_SUBMISSIONS,
-                ErasureAction.DELETE,
-                "Find a person's earlier submissions (duplicates, unsubscribe)",
-            ),
-            FieldEntry(
-                "message",
-                Category.CONTACT,
-                LawfulBasis.CONSENT,
-                WEBSITE_SUBMISSIONS,
-                ErasureAction.DELETE,
-                "The enquiry or the covering note of an application",
-            ),
-            FieldEntry(
-                "cv",
-                Category.RECRUITMENT,
-                LawfulBasis.CONSENT,
-                WEBSITE_SUBMISSIONS,
-                ErasureAction.DELETE,
-                "Consider the application (the CV file, outside public storage)",
-            ),
-        ),
-        recipients=("hosting", "mail"),
-    ),
-    ModelEntry(
-        "axes.AccessAttempt",
-        "people who tried to log in (staff, portal users, attackers)",
-        "Lock out repeated failed logins by username and by address (security of processing)",
-        (
-            FieldEntry(
-                "username",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGIN_ATTEMPTS,
-                ErasureAction.DELETE,
-                "Which account was tried",
-            ),
-            FieldEntry(
-                "ip_address",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGIN_ATTEMPTS,
-                ErasureAction.DELETE,
-                "Where the attempts came from",
-            ),
-        ),
-        recipients=("hosting",),
-    ),
-    ModelEntry(
-        "axes.AccessFailureLog",
-        "people who tried to log in (staff, portal users, attackers)",
-        "Lock out repeated failed logins by username and by address (security of processing)",
-        (
-            FieldEntry(
-                "username",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGIN_ATTEMPTS,
-                ErasureAction.DELETE,
-                "Which account was tried",
-            ),
-            FieldEntry(
-                "ip_address",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGIN_ATTEMPTS,
-                ErasureAction.DELETE,
-                "Where the attempts came from",
-            ),
-        ),
-        recipients=("hosting",),
-    ),
-    ModelEntry(
-        "axes.AccessLog",
-        "people who tried to log in (staff, portal users, attackers)",
-        "Lock out repeated failed logins by username and by address (security of processing)",
-        (
-            FieldEntry(
-                "username",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGIN_ATTEMPTS,
-                ErasureAction.DELETE,
-                "Which account was tried",
-            ),
-            FieldEntry(
-                "ip_address",
-                Category.TECHNICAL,
-                LawfulBasis.LEGITIMATE_INTERESTS,
-                LOGIN_ATTEMPTS,
-                ErasureAction.DELETE,
-                "Where the attempts came from",
-            ),
-        ),
-        recipients=("hosting",),
-    ),
+
+def build_data_map() -> tuple[ModelEntry, ...]:
+    """One entry per declared model that holds a personal field, in the apps' order."""
+    return tuple(model_entry_of(item) for item in personal_data.declarations() if item.fields)
+
+
+# Declared for readers and type checkers; the values come from ``__getattr__`` below.
+DATA_MAP: tuple[ModelEntry, ...]
+RETENTION_POLICIES: dict[str, Retention]
+
+
+def __getattr__(name: str) -> object:
+    # Built when first read, not at import: the apps register their declarations in ready(). A test may
+    # replace DATA_MAP (monkeypatch sets the attribute, which then wins over this).
+    if name == "DATA_MAP":
+        return build_data_map()
+    if name == "RETENTION_POLICIES":
+        return retention_policies()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _current_map() -> tuple[ModelEntry, ...]:
+    data_map: tuple[ModelEntry, ...] = getattr(sys.modules[__name__], "DATA_MAP")  # noqa: B009
+    return data_map
+
+
+def retention_policies() -> dict[str, Retention]:
+    """The rule behind each row of ``privacy.RetentionPolicy`` (the key is the retention job's handler),
+    from the declarations: the policies the job runs must say what the declarations say. The migrations
+    seed fixed values (a migration must do the same thing whatever the code says later); the declarations'
+    test compares the rows with these."""
+    rules: dict[str, Retention] = {}
+    for item in personal_data.declarations():
+        for rule in item.retention:
+            if rule.policy:
+                rules.setdefault(rule.policy, rule)
+    return rules
+
+
+WEBSITE_SUBMISSIONS_TEXT = "; ".join(
+    rule.text for rule in (WEBSITE_ENQUIRIES, JOB_APPLICATIONS, MAILING_LIST)
 )
 
 # Fields whose names look personal but hold no personal data, and why.
@@ -819,7 +327,7 @@ ACTIVITIES: tuple[ProcessingActivity, ...] = (
         "Members of the public, job applicants",
         ("privacy.WebsiteSubmission", "privacy.CookieConsentRecord"),
         ("hosting", "mail"),
-        WEBSITE_SUBMISSIONS.text,
+        WEBSITE_SUBMISSIONS_TEXT,
     ),
 )
 
@@ -855,7 +363,7 @@ _FRAMEWORK_FIELDS = frozenset(
 
 
 def model_entry(label: str) -> ModelEntry | None:
-    return next((entry for entry in DATA_MAP if entry.label == label), None)
+    return next((entry for entry in _current_map() if entry.label == label), None)
 
 
 def field_entry(label: str, field_name: str) -> FieldEntry | None:
@@ -864,7 +372,7 @@ def field_entry(label: str, field_name: str) -> FieldEntry | None:
 
 
 def iter_fields(data_map: Iterable[ModelEntry] | None = None) -> Iterator[tuple[ModelEntry, FieldEntry]]:
-    for entry in DATA_MAP if data_map is None else data_map:
+    for entry in _current_map() if data_map is None else data_map:
         for item in entry.fields:
             yield entry, item
 
@@ -921,18 +429,19 @@ def unmapped_personal_fields(
     return sorted(missing)
 
 
-# The rule behind each row of privacy.RetentionPolicy (the key is the retention job's handler): the
-# policies the job runs must say what this map says. The migrations seed fixed values (a migration must
-# do the same thing whatever this file says later); tests/privacy/test_retention.py compares the rows
-# with these.
-RETENTION_POLICIES: dict[str, Retention] = {
-    "customer_account": ACCOUNT_DATA,
-    "invoices": SIX_YEARS_FROM_ISSUE,
-    "call_records": TRAFFIC_DATA,
-    "website_enquiries": WEBSITE_ENQUIRIES,
-    "job_applications": JOB_APPLICATIONS,
-    "mailing_list": MAILING_LIST,
-    "privacy_requests": REQUEST_RECORDS,
-    "access_logs": LOGS,
-    "direct_debit_files": DIRECT_DEBIT_FILES,
-}
+def declaration_problems(
+    declared: Iterable[Declaration] | None = None,
+    candidates: Iterable[type[models.Model]] | None = None,
+) -> list[str]:
+    """Every model (of ``candidates``, else every installed one) with a personal field that no declaration
+    covers, and every model declared more than once: each must have exactly one declaration, saying how
+    its rows are found, erased or kept, and for how long. A history model is covered by its base model's."""
+    items = list(personal_data.declarations() if declared is None else declared)
+    times = Counter(item.model for item in items)
+    problems = [f"{label}: declared {count} times" for label, count in sorted(times.items()) if count > 1]
+    for model in apps.get_models() if candidates is None else candidates:
+        label = base_model(model)._meta.label
+        unreviewed = [name for name in personal_fields_of(model) if f"{label}.{name}" not in NOT_PERSONAL]
+        if unreviewed and label not in times:
+            problems.append(f"{model._meta.label}: no declaration for {', '.join(unreviewed)}")
+    return sorted(set(problems))

@@ -33,12 +33,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 
-from accounts.models import Contact, Customer, Line, PaymentDetails, Site
-from billing.models import CallRecord, CreditNote, Invoice, InvoiceLine
+from accounts.models import Customer
 from fusion_site.money import format_money
 from fusion_site.spreadsheet import safe_cell
+from privacy.data_map import rows_of
 
 CHUNK_SIZE = 2000
 README_NAME = "README.md"
@@ -119,12 +119,19 @@ class Category:
         return self.queryset(customer).count()
 
 
-def _of_customer(model: type[Model]) -> Callable[[Customer], QuerySet[Any]]:
-    return lambda customer: model._default_manager.filter(customer=customer)
+def _of_customer(label: str) -> Callable[[Customer], QuerySet[Any]]:
+    """The customer's rows of a model, as the app that owns it declares them (its personal_data)."""
+    return lambda customer: rows_of(label, customer)
 
 
-def _issued_invoices(customer: Customer) -> QuerySet[Invoice]:
-    return Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALISED)
+def _record(noun: str, *fields: Field) -> tuple[Field, ...]:
+    """A record's own fields between its number and when it was added and last changed."""
+    return (
+        Field("id", f"The {noun}'s number in this system", IDENTIFIER),
+        *fields,
+        Field("created_at", f"When the {noun} was added", DATETIME),
+        Field("updated_at", f"When the {noun} was last changed", DATETIME),
+    )
 
 
 CATEGORIES: tuple[Category, ...] = (
@@ -132,7 +139,7 @@ CATEGORIES: tuple[Category, ...] = (
         name="account",
         title="Customer account",
         description="The account itself: one row.",
-        queryset=lambda customer: Customer.objects.filter(pk=customer.pk),
+        queryset=_of_customer("accounts.Customer"),
         fields=(
             Field("reference", "The account reference", IDENTIFIER, source="id", convert=_reference),
             Field("name", "The account's trading name"),
@@ -151,38 +158,34 @@ CATEGORIES: tuple[Category, ...] = (
         name="contacts",
         title="Contacts",
         description="People at the customer that the provider may contact.",
-        queryset=_of_customer(Contact),
-        fields=(
-            Field("id", "The contact's number in this system", IDENTIFIER),
+        queryset=_of_customer("accounts.Contact"),
+        fields=_record(
+            "contact",
             Field("name", "Full name"),
             Field("email", "Email address (lower case)"),
             Field("phone", "Telephone number", "E.164 telephone number (+44...)"),
             Field("role", "primary, billing, or technical"),
-            Field("created_at", "When the contact was added", DATETIME),
-            Field("updated_at", "When the contact was last changed", DATETIME),
         ),
     ),
     Category(
         name="sites",
         title="Sites",
         description="The customer's premises.",
-        queryset=_of_customer(Site),
-        fields=(
-            Field("id", "The site's number in this system", IDENTIFIER),
+        queryset=_of_customer("accounts.Site"),
+        fields=_record(
+            "site",
             Field("label", "What the customer calls the site"),
             Field("address_line1", "First line of the address"),
             Field("address_line2", "Second line of the address"),
             Field("town", "Post town"),
             Field("postcode", "UK postcode"),
-            Field("created_at", "When the site was added", DATETIME),
-            Field("updated_at", "When the site was last changed", DATETIME),
         ),
     ),
     Category(
         name="lines",
         title="Services and lines",
         description="Telephone lines and other services supplied to the customer.",
-        queryset=_of_customer(Line),
+        queryset=_of_customer("accounts.Line"),
         fields=(
             Field("id", "The line's number in this system", IDENTIFIER),
             Field("site_id", "The site (sites.id) the line is installed at; empty if none", IDENTIFIER),
@@ -197,7 +200,7 @@ CATEGORIES: tuple[Category, ...] = (
         title="Payment details",
         description="The Direct Debit mandate. The account number is given as its last four digits only "
         "(see Notes).",
-        queryset=_of_customer(PaymentDetails),
+        queryset=_of_customer("accounts.PaymentDetails"),
         fields=(
             Field("account_holder", "Name of the bank account holder"),
             Field("sort_code", "Bank sort code", "six digits"),
@@ -216,7 +219,7 @@ CATEGORIES: tuple[Category, ...] = (
         name="call_records",
         title="Call records",
         description="Every call from the customer's lines that was attributed to the account.",
-        queryset=_of_customer(CallRecord),
+        queryset=_of_customer("billing.CallRecord"),
         order_by=("started_at", "id"),
         fields=(
             Field("call_reference", "The network's unique reference for the call", IDENTIFIER),
@@ -240,7 +243,7 @@ CATEGORIES: tuple[Category, ...] = (
         name="invoices",
         title="Invoices",
         description="Issued VAT invoices (drafts of an open bill run are not included).",
-        queryset=_issued_invoices,
+        queryset=_of_customer("billing.Invoice"),
         order_by=("issue_date", "id"),
         fields=(
             Field("number", "Invoice number", IDENTIFIER),
@@ -262,7 +265,7 @@ CATEGORIES: tuple[Category, ...] = (
         name="invoice_lines",
         title="Invoice lines",
         description="The lines of the issued invoices above.",
-        queryset=lambda customer: InvoiceLine.objects.filter(invoice__in=_issued_invoices(customer)),
+        queryset=_of_customer("billing.InvoiceLine"),
         order_by=("invoice__issue_date", "invoice_id", "id"),
         fields=(
             Field(
@@ -282,7 +285,7 @@ CATEGORIES: tuple[Category, ...] = (
         name="credit_notes",
         title="Credit notes",
         description="Credits issued against the invoices above.",
-        queryset=lambda customer: CreditNote.objects.filter(invoice__customer=customer),
+        queryset=_of_customer("billing.CreditNote"),
         order_by=("issue_date", "id"),
         fields=(
             Field("number", "Credit note number", IDENTIFIER),

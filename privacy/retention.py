@@ -8,22 +8,22 @@ counted, or neither. A policy whose handler does not exist yet is reported on th
 yet".
 
 Customers: due when ``add_calendar_months(contract_end, months) <= today`` (Europe/London date), not
-erased, no active legal hold, no draft invoice in an open bill run (erasure would refuse), and no
-finalised invoice issued within ``RETENTION_UNPAID_GRACE_DAYS`` (default 60). Fusion keeps no payment
-ledger, so a recent invoice is the only sign that money may still be owed: such a customer is kept and
-reported, and is due again once the invoice is older than the grace period (or earlier, by the DPO
-erasing it). A due customer is erased exactly as an erasure request does, a chunk of them at a time
-(``customers_erase``: the statements of ``customer_erase`` over the chunk's ids), as the ``retention``
-system user, with the policy in the reason; the erased customer is not due again, so a redelivered chunk
-erases no one twice.
+erased, no active legal hold, and none of the reasons to keep the apps declare (``CustomerChecks.keep``:
+billing keeps a customer with a draft invoice in an open bill run, which erasure would refuse, or with a
+finalised invoice issued within ``RETENTION_UNPAID_GRACE_DAYS``, default 60, since Fusion keeps no payment
+ledger and a recent invoice is the only sign that money may still be owed). Such a customer is kept and
+reported, and is due again once the reason has gone (or earlier, by the DPO erasing it). A due customer is
+erased exactly as an erasure request does, a chunk of them at a time (``customers_erase``: the statements
+of ``customer_erase`` over the chunk's ids), as the ``retention`` system user, with the policy in the
+reason; the erased customer is not due again, so a redelivered chunk erases no one twice.
 
-Invoices and credit notes: deleted, with their lines, history and call links, once the invoice and every
-credit note against it are 6 years old (a credit note PROTECTs its invoice, and restarts nothing: each
-document keeps its own 6 years). Calls: deleted once the dispute period has passed after the invoice that
-billed them, or after the call for calls never billed. Direct Debit files: their text is cleared 13 months
-after the processing day (the submission's facts stay). Access logs: after 2 years. Closed privacy
-requests: 3 years after closing, with their events, identity codes and history. Anything of a customer
-under an active legal hold is kept by every handler.
+The other policies run what the apps declare (``Declaration.purge`` in ``<app>/personal_data.py``, for the
+policy named by its ``Retention``): billing's VAT documents (deleted with their lines, history and call
+links once the document and every credit note against it are 6 years old), calls (once the dispute period
+has passed after the bill, or after the call if never billed) and Direct Debit files (their text cleared
+13 months after the processing day); accounts' access logs (after 2 years). Privacy's own records (closed
+privacy requests 3 years after closing; the website's submissions) have their handlers here. Anything of
+a customer under an active legal hold is kept by every handler that can tell whose a row is.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import datetime
 import functools
 import gc
 import logging
+import operator
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,23 +41,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from celery.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.utils import timezone
 
-from accounts.models import AccessLog, Customer, User
-from billing.models import (
-    BilledCall,
-    BillRun,
-    CallRecord,
-    CreditNote,
-    DirectDebitSubmission,
-    Invoice,
-    InvoiceLine,
-    OneOffCharge,
-)
+from fusion_site import personal_data
+from fusion_site.personal_data import Declaration, ErasureAction, start_of_day_after
 from privacy.deadlines import add_calendar_months
 from privacy.erasure import customers_erase, erasure_preview
 from privacy.models import (
@@ -92,15 +82,6 @@ def retention_cutoff(today: datetime.date, months: int) -> datetime.date:
     return datetime.date(year, month, min(today.day, last))
 
 
-def start_of_day_after(day: datetime.date) -> datetime.datetime:
-    """Midnight (UK time) at the end of ``day``: timestamps before it fall on ``day`` or earlier."""
-    return timezone.make_aware(datetime.datetime.combine(day + datetime.timedelta(days=1), datetime.time.min))
-
-
-def unpaid_grace_days() -> int:
-    return int(getattr(settings, "RETENTION_UNPAID_GRACE_DAYS", 60))
-
-
 # Who is due, held or kept
 
 
@@ -112,41 +93,52 @@ def _held_customer_ids() -> QuerySet[LegalHold, Any]:
     return active_holds().values("customer_id")
 
 
-def customers_past_due(today: datetime.date, months: int) -> QuerySet[Customer]:
+def _customers() -> QuerySet[Any]:
+    return personal_data.subject().model._default_manager.all()
+
+
+def customers_past_due(today: datetime.date, months: int) -> QuerySet[Any]:
     """Not erased, and the contract ended at least ``months`` ago (whatever else may keep them)."""
-    return Customer.objects.filter(
+    return _customers().filter(
         erased_at__isnull=True, contract_end__isnull=False, contract_end__lte=retention_cutoff(today, months)
     )
 
 
-def _reasons_to_keep(today: datetime.date) -> dict[str, Exists]:
-    """Per customer row: an active legal hold; a finalised invoice recent enough to be unpaid; a draft
-    invoice in an open bill run (erasure would refuse)."""
-    recent = today - datetime.timedelta(days=unpaid_grace_days())
-    return {
-        "is_held": Exists(active_holds().filter(customer_id=OuterRef("pk"))),
-        "maybe_unpaid": Exists(
-            Invoice.objects.filter(
-                customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED, issue_date__gt=recent
-            )
-        ),
-        "in_open_run": Exists(
-            Invoice.objects.filter(customer_id=OuterRef("pk"), bill_run__status__in=BillRun.OPEN_STATUSES)
-        ),
-    }
+@dataclass(frozen=True)
+class _KeptBecause:
+    """The reasons to keep a customer past its period, as annotations (``why`` to an ``Exists``): an active
+    legal hold first, then each app's (a draft invoice in an open bill run, which erasure would refuse; a
+    finalised invoice recent enough to be unpaid), with their words."""
+
+    exists: dict[str, Exists]
+    details: dict[str, str]
+
+    @property
+    def any(self) -> Q:
+        return functools.reduce(operator.or_, (Q(reason) for reason in self.exists.values()))
 
 
-def due_customers(today: datetime.date, months: int) -> QuerySet[Customer]:
+HELD = "is_held"
+
+
+def _reasons_to_keep(today: datetime.date) -> _KeptBecause:
+    exists = {HELD: Exists(active_holds().filter(customer_id=OuterRef("pk")))}
+    details = {}
+    for checks in personal_data.customer_checks():
+        for reason in checks.keep(today) if checks.keep is not None else ():
+            exists[reason.why] = reason.exists
+            details[reason.why] = reason.detail
+    return _KeptBecause(exists, details)
+
+
+def due_customers(today: datetime.date, months: int) -> QuerySet[Any]:
     """The customers to erase today."""
-    reasons = _reasons_to_keep(today)
-    return customers_past_due(today, months).exclude(
-        reasons["is_held"] | reasons["maybe_unpaid"] | reasons["in_open_run"]
-    )
+    return customers_past_due(today, months).exclude(_reasons_to_keep(today).any)
 
 
-def customers_due_between(start: datetime.date, end: datetime.date, months: int) -> QuerySet[Customer]:
+def customers_due_between(start: datetime.date, end: datetime.date, months: int) -> QuerySet[Any]:
     """Customers not erased whose deletion date falls after ``start`` and on or before ``end``."""
-    return Customer.objects.filter(
+    return _customers().filter(
         erased_at__isnull=True,
         contract_end__gt=retention_cutoff(start, months),
         contract_end__lte=retention_cutoff(end, months),
@@ -201,7 +193,7 @@ class RetentionContext:
     run: RetentionRun
     policy: RetentionPolicy
     today: datetime.date
-    actor: User
+    actor: Any
     observer: RetentionObserver
     renew_lease: Callable[[], None]
     chunk_size: int = 200
@@ -294,37 +286,26 @@ def _raw_delete(queryset: QuerySet[Any]) -> int:
 
 
 def _report_kept_customers(ctx: RetentionContext) -> None:
-    months = ctx.policy.months
     reasons = _reasons_to_keep(ctx.today)
-    kept = (
-        customers_past_due(ctx.today, months)
-        .annotate(**reasons)
-        .filter(reasons["is_held"] | reasons["maybe_unpaid"] | reasons["in_open_run"])
-    )
+    kept = customers_past_due(ctx.today, ctx.policy.months).annotate(**reasons.exists).filter(reasons.any)
     held: list[dict[str, Any]] = []
     others: list[dict[str, Any]] = []
     kinds: dict[int, list[str]] = {}
     for hold in (
-        active_holds().filter(customer__in=kept.filter(reasons["is_held"]).values("pk")).order_by("id")
+        active_holds().filter(customer__in=kept.filter(reasons.exists[HELD]).values("pk")).order_by("id")
     ):
         kinds.setdefault(hold.customer_id, []).append(hold.kind)
     for customer in kept.order_by("pk").only("pk", "contract_end").iterator(chunk_size=2000):
         reference = customer.reference
-        if customer.is_held:  # type: ignore[attr-defined]
+        if getattr(customer, HELD):
             detail = f"legal hold: {', '.join(kinds.get(customer.pk, []))}"
             if len(held) < LISTED_AT_MOST:
                 held.append({"customer": reference, "holds": kinds.get(customer.pk, [])})
-        elif customer.in_open_run:  # type: ignore[attr-defined]
-            detail = "draft invoice in an open bill run"
-            if len(others) < LISTED_AT_MOST:
-                others.append({"customer": reference, "why": "open_bill_run"})
         else:
-            detail = (
-                f"finalised invoice issued in the last {unpaid_grace_days()} days: may be unpaid "
-                "(no payment ledger)"
-            )
+            why = next(why for why in reasons.details if getattr(customer, why))
+            detail = reasons.details[why]
             if len(others) < LISTED_AT_MOST:
-                others.append({"customer": reference, "why": "maybe_unpaid"})
+                others.append({"customer": reference, "why": why})
         ctx.report("keep", reference, detail)
     with transaction.atomic():
         run = RetentionRun.objects.select_for_update().get(pk=ctx.run.pk)
@@ -342,7 +323,7 @@ def erase_customers_past_due(ctx: RetentionContext) -> None:
     )
     for ids in ctx.id_batches(due, ctx.chunk_size):
         if ctx.dry_run:
-            for customer in Customer.objects.filter(pk__in=ids).order_by("pk"):
+            for customer in _customers().filter(pk__in=ids).order_by("pk"):
                 _report_preview(ctx, customer)
         else:
             _erase_chunk(ctx, ids, reason)
@@ -366,7 +347,7 @@ def _erase_chunk(ctx: RetentionContext, ids: list[int], reason: str) -> None:
             ctx.report("delete", record.customer_reference, "erased", record.counts)
 
 
-def _report_preview(ctx: RetentionContext, customer: Customer) -> None:
+def _report_preview(ctx: RetentionContext, customer: Any) -> None:
     preview = erasure_preview(customer=customer)
     for action in ("delete", "anonymise"):
         counts = {item.table: item.rows for item in preview.erased if item.rows and item.action == action}
@@ -380,125 +361,42 @@ def _report_preview(ctx: RetentionContext, customer: Customer) -> None:
             )
 
 
-# Invoices and credit notes
+# What the apps declare: invoices and credit notes, calls, Direct Debit files, access logs
 
 
-def invoices_past_due(ctx: RetentionContext) -> QuerySet[Invoice]:
-    cutoff = ctx.cutoff
-    return (
-        Invoice.objects.filter(status=Invoice.Status.FINALISED, issue_date__lte=cutoff)
-        .exclude(credit_notes__issue_date__gt=cutoff)
-        .exclude(customer_id__in=_held_customer_ids())
-    )
+def _declared_purges(key: str) -> list[Declaration]:
+    return [
+        item
+        for item in personal_data.declarations()
+        if item.purge is not None and any(rule.policy == key for rule in item.retention)
+    ]
 
 
-@retention_handler("invoices")
-def delete_old_invoices(ctx: RetentionContext) -> None:
-    due = invoices_past_due(ctx)
-    for ids in ctx.id_batches(due, ctx.row_batch):
-        if ctx.dry_run:
-            ctx.report(
-                "delete",
-                "",
-                f"invoices issued on or before {ctx.cutoff}",
-                {
-                    Invoice._meta.label: len(ids),
-                    CreditNote._meta.label: CreditNote.objects.filter(invoice_id__in=ids).count(),
-                    InvoiceLine._meta.label: InvoiceLine.objects.filter(invoice_id__in=ids).count(),
-                },
-            )
-        else:
-            with ctx.chunk(ids[0]) as counts:
-                credit_notes = CreditNote.objects.filter(invoice_id__in=ids)
-                _raw_delete(CreditNote.history.filter(invoice_id__in=ids))
-                counts[CreditNote._meta.label] = _raw_delete(credit_notes)
-                _raw_delete(BilledCall.objects.filter(invoice_id__in=ids))
-                counts[InvoiceLine._meta.label] = _raw_delete(InvoiceLine.objects.filter(invoice_id__in=ids))
-                OneOffCharge.objects.filter(invoice_id__in=ids).update(invoice=None)
-                _raw_delete(Invoice.history.filter(id__in=ids))
-                counts[Invoice._meta.label] = _raw_delete(Invoice.objects.filter(pk__in=ids))
+def _run_declared_purges(ctx: RetentionContext) -> None:
+    """The policy's rows past their period, as each declaring app finds and removes them, by batches of
+    ids, one chunk (and transaction) per batch. Rows of a customer under an active legal hold are kept
+    wherever the declaration says whose they are."""
+    for declaration in _declared_purges(ctx.policy.key):
+        purge = declaration.purge
+        assert purge is not None
+        due = purge.due(ctx.cutoff, _held_customer_ids())
+        action = "anonymise" if purge.action == ErasureAction.ANONYMISE else "delete"
+        for ids in ctx.id_batches(due, ctx.row_batch):
+            if ctx.dry_run:
+                ctx.report(action, "", purge.what.format(cutoff=ctx.cutoff), purge.preview(ids))
+            else:
+                with ctx.chunk(ids[0]) as counts:
+                    counts.update(purge.run(ids, due))
 
 
-# Call records
-
-
-def calls_past_due(ctx: RetentionContext) -> QuerySet[CallRecord]:
-    cutoff = ctx.cutoff
-    billed_long_ago = Q(
-        billing__invoice__status=Invoice.Status.FINALISED, billing__invoice__issue_date__lte=cutoff
-    )
-    never_billed = Q(billing__isnull=True, started_on__lte=cutoff)
-    return CallRecord.objects.filter(billed_long_ago | never_billed).exclude(
-        customer_id__in=_held_customer_ids()
-    )
-
-
-@retention_handler("call_records")
-def delete_old_calls(ctx: RetentionContext) -> None:
-    due = calls_past_due(ctx)
-    for ids in ctx.id_batches(due, ctx.row_batch):
-        if ctx.dry_run:
-            ctx.report(
-                "delete",
-                "",
-                f"calls billed or made on or before {ctx.cutoff}",
-                {CallRecord._meta.label: len(ids)},
-            )
-        else:
-            with ctx.chunk(ids[0]) as counts:
-                _raw_delete(BilledCall.objects.filter(call_id__in=ids))
-                counts[CallRecord._meta.label] = _raw_delete(CallRecord.objects.filter(pk__in=ids))
-
-
-# Direct Debit files
-
-
-def direct_debit_files_past_due(ctx: RetentionContext) -> QuerySet[DirectDebitSubmission]:
-    """Submissions whose file text is still kept and whose processing day is on or before the cutoff,
-    except those of a run that billed a customer under an active legal hold (a dispute may need the file)."""
-    held_runs = Invoice.objects.filter(customer_id__in=_held_customer_ids()).values("bill_run_id")
-    return DirectDebitSubmission.objects.filter(
-        content_cleared_at__isnull=True, processing_date__lte=ctx.cutoff
-    ).exclude(bill_run_id__in=held_runs)
-
-
-@retention_handler("direct_debit_files")
-def clear_old_direct_debit_files(ctx: RetentionContext) -> None:
-    """Clear the text of Direct Debit files once the dispute window after their processing day has passed
-    (``privacy.data_map.DIRECT_DEBIT_FILES``): every payer's bank details go, the submission's facts
-    (serial, dates, SHA-256, count, total) stay. One UPDATE per batch."""
-    due = direct_debit_files_past_due(ctx)
-    label = DirectDebitSubmission._meta.label
-    for ids in ctx.id_batches(due, ctx.row_batch):
-        if ctx.dry_run:
-            ctx.report(
-                "anonymise", "", f"Direct Debit files processed on or before {ctx.cutoff}", {label: len(ids)}
-            )
-        else:
-            with ctx.chunk(ids[0]) as counts:
-                now = timezone.now()
-                # Filtered by ``due`` again under the chunk's transaction: a hold set since the ids were
-                # read wins.
-                counts[label] = due.filter(pk__in=ids).update(
-                    content="",
-                    content_cleared_at=now,
-                    content_cleared_for=DirectDebitSubmission.ContentCleared.RETENTION,
-                    updated_at=now,
-                )
-
-
-# Access logs
-
-
-@retention_handler("access_logs")
-def delete_old_access_logs(ctx: RetentionContext) -> None:
-    due = AccessLog.objects.filter(at__lt=start_of_day_after(ctx.cutoff))
-    for ids in ctx.id_batches(due, ctx.row_batch):
-        if ctx.dry_run:
-            ctx.report("delete", "", f"entries of {ctx.cutoff} or earlier", {AccessLog._meta.label: len(ids)})
-        else:
-            with ctx.chunk(ids[0]) as counts:
-                counts[AccessLog._meta.label] = _raw_delete(AccessLog.objects.filter(pk__in=ids))
+def register_declared_handlers() -> None:
+    """Give every policy some app declares a purge for its handler (called from privacy's ready(), once
+    the apps have registered their declarations)."""
+    for item in personal_data.declarations():
+        if item.purge is not None:
+            for rule in item.retention:
+                if rule.policy:
+                    HANDLERS.setdefault(rule.policy, _run_declared_purges)
 
 
 # Privacy requests

@@ -13,7 +13,7 @@ from simple_history.models import HistoricalRecords
 
 from accounts.models import Customer
 from fusion_site.models import TimeStampedModel
-from privacy.data_map import Anchor
+from fusion_site.personal_data import Anchor
 
 # The data map's anchors (privacy.data_map.RETENTION_POLICIES gives each policy's).
 ANCHOR_CHOICES = Anchor.choices

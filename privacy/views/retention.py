@@ -95,7 +95,7 @@ def retention_overview(request: HttpRequest) -> HttpResponse:
             "contract_end", "pk"
         )[:DUE_SOON_LISTED]
         due_soon = [
-            DueSoon(customer, deletion_date(customer.contract_end, months), customer.held)  # type: ignore[arg-type]
+            DueSoon(customer, deletion_date(customer.contract_end, months), customer.held)
             for customer in rows.select_related("partner")
         ]
     holds = list(active_holds().select_related("customer", "owner", "set_by").order_by("review_on", "id"))

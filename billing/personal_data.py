@@ -1,0 +1,525 @@
+"""The personal data of billing's models: what each holds, how a customer's rows are found, erased or kept
+under VAT law, for how long, and what the retention job does once their period has passed
+(``fusion_site.personal_data``).
+
+Erasure runs these statements before accounts' (calls are found through the history of the customer's
+lines, which accounts deletes last): Direct Debit files first (found through the customer's invoices in
+their runs), then the links of billed calls and the calls, tariffs and charges, and invoices never issued
+(their lines first). Finalised invoices, their lines and credit notes stay for 6 years from issue.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from django.conf import settings
+from django.db.models import BigIntegerField, Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, When
+from django.utils import timezone
+
+from accounts.models import Customer, Line
+from accounts.personal_data import ACCOUNT_DATA, line_owner, lines_ever
+from billing.models import (
+    BilledCall,
+    BillRun,
+    BillRunException,
+    CallRecord,
+    CreditNote,
+    CustomerTariff,
+    DirectDebitSubmission,
+    Invoice,
+    InvoiceLine,
+    LineTariff,
+    OneOffCharge,
+    RecurringCharge,
+)
+from fusion_site.money import format_money
+from fusion_site.personal_data import (
+    Anchor,
+    Category,
+    CustomerChecks,
+    Declaration,
+    Erase,
+    ErasureAction,
+    KeepReason,
+    Kept,
+    LawfulBasis,
+    LegalObligation,
+    PersonalField,
+    Purge,
+    Retention,
+    first_owner,
+)
+
+VAT_RECORDS = LegalObligation(
+    "VAT records",
+    "VAT Act 1994 Sch. 11 para 6 / HMRC VAT Notice 700 s.19: VAT invoices and credit notes kept "
+    "6 years from issue",
+)
+SIX_YEARS_FROM_ISSUE = Retention("6 years from issue", Anchor.INVOICE_ISSUE, 72, policy="invoices")
+# PECR reg. 7 lets traffic data be kept for billing "up to the end of the period during which legal
+# proceedings may be brought in respect of payments due or alleged to be due": the dispute period runs from
+# the bill, so a call is kept 12 months after the invoice that billed it. A call that was never billed has
+# no bill to challenge; it counts from its own date (``_calls_past_due`` does both).
+TRAFFIC_DATA = Retention(
+    "12 months after the invoice that billed the call (12 months after the call if it was never billed): "
+    "until the bill can no longer be challenged (PECR reg. 7)",
+    Anchor.INVOICE_ISSUE,
+    12,
+    policy="call_records",
+)
+IMPORT_LOGS = Retention("3 months from the import", Anchor.CREATED, 3)
+# The exact file is what a dispute of the collection is checked against. A payer has 13 months from the
+# debit to tell their bank of an unauthorised or wrong payment (Payment Services Regulations 2017
+# reg. 74(1)); the processing day is the working day before the debit, so 13 months from it covers that
+# window. A later Direct Debit Guarantee indemnity claim (DDICA) itself names the payer, the date and the
+# amount, so it is answered from the mandate and the submission's kept facts (serial, processing day,
+# SHA-256, count, total), not from the file's text.
+DIRECT_DEBIT_FILES = Retention(
+    "13 months from the Bacs processing day, then the file's text (every payer's name, sort code and "
+    "account number) is cleared; the serial, dates, SHA-256, count and total stay: the time a payer has "
+    "to dispute the debit with their bank (Payment Services Regulations 2017 reg. 74(1))",
+    Anchor.PROCESSING_DAY,
+    13,
+    policy="direct_debit_files",
+)
+
+TRAF, FIN = Category.TRAFFIC, Category.FINANCIAL
+OWNER = "erasure_owner"
+
+
+def unpaid_grace_days() -> int:
+    return int(getattr(settings, "RETENTION_UNPAID_GRACE_DAYS", 60))
+
+
+def _raw_delete(queryset: QuerySet[Any]) -> int:
+    # No signals, no cascade collection, no "deleted" history row that would copy the data once more.
+    return int(queryset._raw_delete(queryset.db))
+
+
+def _of_customers(manager: Any) -> Any:
+    return lambda ids: manager.filter(customer_id__in=ids)
+
+
+def _calls(customer_ids: Sequence[int]) -> QuerySet[CallRecord]:
+    """Every call of the customers: attributed to them, from any line they ever had, and unmatched calls
+    from their numbers unless another customer's line has that number now."""
+    lines = lines_ever(customer_ids)
+    return CallRecord.objects.filter(
+        Q(customer_id__in=customer_ids)
+        | Q(line_id__in=lines.values("id"))
+        | (
+            Q(
+                customer__isnull=True,
+                line__isnull=True,
+                cli_index__in=lines.exclude(cli_index="").values("cli_index"),
+            )
+            & ~Q(cli_index__in=Line.objects.exclude(customer_id__in=customer_ids).values("cli_index"))
+        )
+    )
+
+
+def _call_owner(customer_ids: Sequence[int]) -> Case:
+    lines = lines_ever(customer_ids)
+    return Case(
+        When(customer_id__in=customer_ids, then=F("customer_id")),
+        When(line_id__in=lines.values("id"), then=line_owner(customer_ids)),
+        default=first_owner(lines.filter(cli_index=OuterRef("cli_index"))),
+        output_field=BigIntegerField(),
+    )
+
+
+def _drafts(customer_ids: Sequence[int]) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(customer_id__in=customer_ids).exclude(status=Invoice.Status.FINALISED)
+
+
+def _issued(customer_ids: Sequence[int]) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(customer_id__in=customer_ids, status=Invoice.Status.FINALISED)
+
+
+def _with_history(model: Any, note: str, history_note: str, **options: Any) -> tuple[Erase, Erase]:
+    return (
+        Erase(_of_customers(model.objects), note, **options),
+        Erase(_of_customers(model.history), history_note, **options),
+    )
+
+
+def _line_tariffs(manager: Any) -> Any:
+    return lambda ids: manager.filter(line_id__in=lines_ever(ids).values("id"))
+
+
+# Retention: what is past its period, and removing it
+
+
+def _invoices_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Invoice]:
+    """Finalised invoices issued on or before ``cutoff`` whose every credit note is too (a credit note
+    PROTECTs its invoice and keeps its own 6 years)."""
+    return (
+        Invoice.objects.filter(status=Invoice.Status.FINALISED, issue_date__lte=cutoff)
+        .exclude(credit_notes__issue_date__gt=cutoff)
+        .exclude(customer_id__in=held)
+    )
+
+
+def _delete_invoices(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
+    counts = {}
+    _raw_delete(CreditNote.history.filter(invoice_id__in=ids))
+    counts[CreditNote._meta.label] = _raw_delete(CreditNote.objects.filter(invoice_id__in=ids))
+    _raw_delete(BilledCall.objects.filter(invoice_id__in=ids))
+    counts[InvoiceLine._meta.label] = _raw_delete(InvoiceLine.objects.filter(invoice_id__in=ids))
+    OneOffCharge.objects.filter(invoice_id__in=ids).update(invoice=None)
+    _raw_delete(Invoice.history.filter(id__in=ids))
+    counts[Invoice._meta.label] = _raw_delete(Invoice.objects.filter(pk__in=ids))
+    return counts
+
+
+def _invoices_to_delete(ids: list[int]) -> dict[str, int]:
+    return {
+        Invoice._meta.label: len(ids),
+        CreditNote._meta.label: CreditNote.objects.filter(invoice_id__in=ids).count(),
+        InvoiceLine._meta.label: InvoiceLine.objects.filter(invoice_id__in=ids).count(),
+    }
+
+
+def _calls_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[CallRecord]:
+    billed_long_ago = Q(
+        billing__invoice__status=Invoice.Status.FINALISED, billing__invoice__issue_date__lte=cutoff
+    )
+    never_billed = Q(billing__isnull=True, started_on__lte=cutoff)
+    return CallRecord.objects.filter(billed_long_ago | never_billed).exclude(customer_id__in=held)
+
+
+def _delete_calls(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
+    _raw_delete(BilledCall.objects.filter(call_id__in=ids))
+    return {CallRecord._meta.label: _raw_delete(CallRecord.objects.filter(pk__in=ids))}
+
+
+def _direct_debit_files_past_due(
+    cutoff: datetime.date, held: QuerySet[Any]
+) -> QuerySet[DirectDebitSubmission]:
+    """Submissions whose file text is still kept and whose processing day is on or before the cutoff,
+    except those of a run that billed a held customer (a dispute may need the file)."""
+    held_runs = Invoice.objects.filter(customer_id__in=held).values("bill_run_id")
+    return DirectDebitSubmission.objects.filter(
+        content_cleared_at__isnull=True, processing_date__lte=cutoff
+    ).exclude(bill_run_id__in=held_runs)
+
+
+def _clear_direct_debit_files(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
+    """Every payer's bank details go, the submission's facts (serial, dates, SHA-256, count, total) stay.
+    Filtered by ``due`` again under the chunk's transaction: a hold set since the ids were read wins."""
+    now = timezone.now()
+    rows = due.filter(pk__in=ids).update(
+        content="",
+        content_cleared_at=now,
+        content_cleared_for=DirectDebitSubmission.ContentCleared.RETENTION,
+        updated_at=now,
+    )
+    return {DirectDebitSubmission._meta.label: rows}
+
+
+# Erasure: what blocks it, what the approver reads, and why retention waits
+
+
+def _blockers(customer_ids: Collection[int]) -> dict[int, list[str]]:
+    """A draft invoice in an open bill run: erasing would remove a run's invoice while it is reviewed or
+    leave a run billing an erased account; the run is finalised (the invoice is then kept) or cancelled."""
+    blockers: dict[int, list[str]] = {}
+    open_runs = (
+        BillRun.objects.filter(invoices__customer_id__in=customer_ids, status__in=BillRun.OPEN_STATUSES)
+        .annotate(blocked_customer_id=F("invoices__customer_id"))
+        .select_related("partner")
+        .order_by("blocked_customer_id", "-period_start", "partner", "pk")
+        .distinct()
+    )
+    for run in open_runs:
+        blockers.setdefault(run.blocked_customer_id, []).append(
+            f"Bill run {run} ({run.get_status_display().lower()}) has a draft invoice for this customer: "
+            "finalise the run (the invoice is then kept) or cancel it before erasing."
+        )
+    return blockers
+
+
+def _warnings(customer: Customer) -> list[str]:
+    unbilled = CallRecord.objects.filter(customer=customer, billing__isnull=True).aggregate(
+        calls=Count("id"), cost=Sum("cost")
+    )
+    if not unbilled["calls"]:
+        return []
+    cost = format_money(unbilled["cost"] or 0)
+    return [
+        f"{unbilled['calls']} call(s) never invoiced (rated cost {cost}) are "
+        "deleted unbilled. Fusion records no payments: confirm with finance that nothing is owed."
+    ]
+
+
+def _keep(today: datetime.date) -> list[KeepReason]:
+    """Fusion keeps no payment ledger, so a recent invoice is the only sign that money may still be owed."""
+    recent = today - datetime.timedelta(days=unpaid_grace_days())
+    return [
+        KeepReason(
+            "open_bill_run",
+            Exists(
+                Invoice.objects.filter(customer_id=OuterRef("pk"), bill_run__status__in=BillRun.OPEN_STATUSES)
+            ),
+            "draft invoice in an open bill run",
+        ),
+        KeepReason(
+            "maybe_unpaid",
+            Exists(
+                Invoice.objects.filter(
+                    customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED, issue_date__gt=recent
+                )
+            ),
+            f"finalised invoice issued in the last {unpaid_grace_days()} days: may be unpaid "
+            "(no payment ledger)",
+        ),
+    ]
+
+
+def _account_data(
+    model: Any, purpose: str, fields: tuple[PersonalField, ...], *erasure: Erase
+) -> Declaration:
+    return Declaration(
+        model._meta.label,
+        "end customers",
+        purpose,
+        ErasureAction.DELETE,
+        (ACCOUNT_DATA,),
+        LawfulBasis.CONTRACT,
+        fields,
+        erasure=erasure,
+    )
+
+
+def _vat_record(
+    model: Any, purpose: str, fields: tuple[PersonalField, ...], recipients: tuple[str, ...], **options: Any
+) -> Declaration:
+    return Declaration(
+        model._meta.label,
+        "end customers",
+        purpose,
+        ErasureAction.KEEP,
+        (SIX_YEARS_FROM_ISSUE,),
+        LawfulBasis.LEGAL_OBLIGATION,
+        fields,
+        recipients,
+        kept_under=VAT_RECORDS,
+        **options,
+    )
+
+
+def _traffic(name: str, purpose: str) -> PersonalField:
+    return PersonalField(name, TRAF, purpose)
+
+
+DECLARATIONS: tuple[Declaration, ...] = (
+    Declaration(
+        "billing.DirectDebitSubmission",
+        "account holders of the customers' bank accounts (every payer collected in the file)",
+        "Submit a bill run's Direct Debit collections to Bacs once, and show what was submitted",
+        # The row stays (its facts are not personal); the text goes for any payer's erasure.
+        ErasureAction.ANONYMISE,
+        (DIRECT_DEBIT_FILES,),
+        LawfulBasis.CONTRACT,
+        (
+            PersonalField(
+                "content", FIN, "The Bacs file as submitted, so a repeated download cannot collect twice"
+            ),
+        ),
+        ("hosting", "bacs"),
+        # A Direct Debit file names every payer of its run: the text goes whole (it is encrypted, so the
+        # customer's records cannot be cut out in SQL, and an edited file would no longer be what was
+        # submitted); the submission's facts stay. Found through the customers' invoices in the run, so
+        # before any invoice goes.
+        erasure=(
+            Erase(
+                lambda ids: DirectDebitSubmission.objects.filter(
+                    bill_run_id__in=Invoice.objects.filter(customer_id__in=ids).values("bill_run_id")
+                ),
+                "Direct Debit files of the customer's bill runs: the file's text (every payer's bank "
+                "details) is cleared; serial, dates, SHA-256, count and total stay",
+                lambda ids, now: {
+                    "content": "",
+                    "content_cleared_at": now,
+                    "content_cleared_for": DirectDebitSubmission.ContentCleared.ERASURE,
+                    "updated_at": now,
+                },
+                Q(content_cleared_at__isnull=True),
+                owner=lambda ids: first_owner(
+                    Invoice.objects.filter(customer_id__in=ids, bill_run_id=OuterRef("bill_run_id"))
+                ),
+            ),
+        ),
+        purge=Purge(
+            _direct_debit_files_past_due,
+            _clear_direct_debit_files,
+            lambda ids: {DirectDebitSubmission._meta.label: len(ids)},
+            "Direct Debit files processed on or before {cutoff}",
+            ErasureAction.ANONYMISE,
+        ),
+    ),
+    Declaration(
+        "billing.CallRecord",
+        "end customers and the people they call",
+        "Bill calls (traffic data)",
+        ErasureAction.DELETE,
+        (TRAFFIC_DATA,),
+        LawfulBasis.CONTRACT,
+        (
+            _traffic("cli", "Calling line"),
+            _traffic("cli_index", "Blind index matching the call to its line"),
+            _traffic("dialled_number", "Number called: the called person's data too"),
+            _traffic("dialled_prefix", "Leading digits of the number called, for rating"),
+            _traffic("started_at", "When the call was made"),
+            _traffic("duration_seconds", "How long it lasted"),
+        ),
+        ("hosting",),
+        erasure=(
+            # Which invoice billed each call: the invoice keeps its usage lines, the links go with the calls.
+            Erase(
+                lambda ids: BilledCall.objects.filter(call__in=_calls(ids).values("pk")),
+                "Links of billed calls to invoices",
+                owner=lambda ids: first_owner(
+                    CallRecord.objects.filter(pk=OuterRef("call_id")).annotate(**{OWNER: _call_owner(ids)}),
+                    OWNER,
+                ),
+            ),
+            Erase(
+                _calls, "Traffic data: every call from the customer's lines, billed or not", owner=_call_owner
+            ),
+        ),
+        purge=Purge(
+            _calls_past_due,
+            _delete_calls,
+            lambda ids: {CallRecord._meta.label: len(ids)},
+            "calls billed or made on or before {cutoff}",
+        ),
+        of_customer=lambda customer: CallRecord.objects.filter(customer=customer),
+    ),
+    _account_data(
+        LineTariff,
+        "Price the customer's lines",
+        (),
+        Erase(_line_tariffs(LineTariff.objects), "Tariffs of the customer's lines", owner=line_owner),
+        Erase(_line_tariffs(LineTariff.history), "History of line tariffs", owner=line_owner),
+    ),
+    _account_data(
+        RecurringCharge,
+        "Bill line rentals",
+        (PersonalField("description", FIN, "What the customer rents (may name a line)"),),
+        *_with_history(RecurringCharge, "Rentals", "History of rentals"),
+    ),
+    _account_data(
+        OneOffCharge,
+        "Bill one-off charges",
+        (PersonalField("description", FIN, "What was charged (free text)"),),
+        *_with_history(
+            OneOffCharge,
+            "One-off charges (invoiced ones stay as invoice lines)",
+            "History of one-off charges",
+        ),
+    ),
+    _account_data(
+        CustomerTariff,
+        "Price the customer's calls",
+        (),
+        *_with_history(CustomerTariff, "The customer's tariff", "History of the customer's tariff"),
+    ),
+    _vat_record(
+        InvoiceLine,
+        "Describe the supply on a VAT invoice",
+        (PersonalField("description", FIN, "Description of the services supplied"),),
+        ("hosting", "hmrc"),
+        erasure=(
+            Erase(
+                lambda ids: InvoiceLine.objects.filter(invoice__in=_drafts(ids)),
+                "Lines of invoices never issued",
+                owner="invoice__customer_id",
+            ),
+        ),
+        kept=Kept(
+            lambda ids: InvoiceLine.objects.filter(invoice__in=_issued(ids)),
+            "Description and amount of each supply",
+            owner="invoice__customer_id",
+            anchor_field="invoice__issue_date",
+        ),
+        of_customer=lambda customer: InvoiceLine.objects.filter(invoice__in=_issued([customer.pk])),
+    ),
+    _vat_record(
+        Invoice,
+        "Issue VAT invoices",
+        (
+            PersonalField("customer_name", FIN, "Customer's name as invoiced (VAT Notice 700 s.16.3)"),
+            PersonalField("customer_address", FIN, "Customer's address as invoiced (VAT Notice 700 s.16.3)"),
+            PersonalField("customer_reference", FIN, "Account the invoice was issued to"),
+        ),
+        ("hosting", "mail", "hmrc"),
+        erasure=(
+            Erase(_drafts, "Invoices never issued (drafts of cancelled runs)"),
+            Erase(
+                lambda ids: Invoice.history.filter(customer_id__in=ids).exclude(
+                    id__in=_issued(ids).values("id")
+                ),
+                "History of invoices never issued",
+            ),
+        ),
+        kept=Kept(
+            _issued,
+            "Number, dates, supplier, the customer's name and address as invoiced, amounts",
+            anchor_field="issue_date",
+        ),
+        purge=Purge(
+            _invoices_past_due, _delete_invoices, _invoices_to_delete, "invoices issued on or before {cutoff}"
+        ),
+        of_customer=lambda customer: _issued([customer.pk]),
+    ),
+    _vat_record(
+        CreditNote,
+        "Issue VAT credit notes",
+        (PersonalField("reason", FIN, "Why the credit was given"),),
+        ("hosting", "hmrc"),
+        kept=Kept(
+            lambda ids: CreditNote.objects.filter(invoice__in=_issued(ids)),
+            "Number, date, reason, amounts",
+            owner="invoice__customer_id",
+            anchor_field="issue_date",
+        ),
+        of_customer=lambda customer: CreditNote.objects.filter(invoice__customer=customer),
+    ),
+    Declaration(
+        "billing.BillRunException",
+        "end customers",
+        "Tell reviewers why a customer was skipped by a bill run",
+        ErasureAction.ANONYMISE,
+        (ACCOUNT_DATA,),
+        LawfulBasis.CONTRACT,
+        (PersonalField("detail", FIN, "The objection or restriction reason, copied"),),
+        erasure=(
+            Erase(
+                _of_customers(BillRunException.objects),
+                "Bill run exceptions: the copied objection or restriction reason",
+                lambda ids, now: {"detail": ""},
+                ~Q(detail=""),
+            ),
+        ),
+    ),
+    Declaration(
+        "billing.CallImportError",
+        "end customers (indirectly: a rejected line of a call file)",
+        "Tell staff which lines of a call file were refused",
+        ErasureAction.DELETE,
+        (IMPORT_LOGS,),
+        LawfulBasis.LEGITIMATE_INTERESTS,
+        (
+            PersonalField(
+                "reason",
+                Category.TECHNICAL,
+                "Fixed texts only: the rejected line itself is never stored, so nothing of a person",
+            ),
+        ),
+    ),
+)
+
+CHECKS = CustomerChecks(blockers=_blockers, warnings=_warnings, keep=_keep)
