@@ -40,6 +40,7 @@ from accounts.models import (
     Contact,
     Customer,
     CustomerUserObjectPermission,
+    DirectDebitNotice,
     Line,
     NameToken,
     PaymentDetails,
@@ -189,10 +190,11 @@ def _account_declaration(
     recipients: tuple[str, ...],
     note: str,
     history_note: str = "",
+    before: tuple[Erase, ...] = (),
 ) -> Declaration:
     """A model of the customer's account deleted with it (a month after the contract ends, or on request):
-    its rows by ``customer_id``, and its history's when it has one."""
-    erasure = [Erase(_of_customers(model.objects), note)]
+    ``before`` (rows hanging from it), its rows by ``customer_id``, and its history's when it has one."""
+    erasure = [*before, Erase(_of_customers(model.objects), note)]
     if history_note:
         erasure.append(Erase(_of_customers(model.history), history_note))
     return Declaration(
@@ -354,6 +356,15 @@ DECLARATIONS: tuple[Declaration, ...] = (
         ("hosting", "bacs"),
         "Direct Debit mandate",
         "History of the Direct Debit mandate",
+        # Before the mandates they hang from (no database constraint, so no cascade): an amount and a
+        # date told to the payer, which the kept invoice states anyway.
+        before=(
+            Erase(
+                lambda ids: DirectDebitNotice.objects.filter(mandate__customer_id__in=ids),
+                "Advance notices of Direct Debit collections",
+                owner="mandate__customer_id",
+            ),
+        ),
     ),
     # Before the contacts they point at go.
     _account_declaration(

@@ -11,6 +11,7 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts import mandates
 from accounts import services as account_services
@@ -538,13 +539,23 @@ def test_erasing_a_customer_whose_mandate_was_collected_from_leaves_no_mandate_a
     customer = customers["active"]
     mandate_pk = mandate_of(customer).pk
     assert DirectDebitNotice.objects.filter(mandate_id=mandate_pk).exists()
+    # Another payer's notice, which must stay.
+    DirectDebitNotice.objects.create(
+        mandate=mandate_of(customers["lodged"]),
+        invoice_number="INV-OTHER",
+        amount_pence=1234,
+        collection_date=datetime.date(2026, 12, 14),
+        sent_at=timezone.now(),
+    )
+    others = set(DirectDebitNotice.objects.exclude(mandate_id=mandate_pk).values_list("pk", flat=True))
 
     customer_erase(customer=customer, actor=dpo, reason="Erasure request")
 
     assert not PaymentDetails.objects.filter(pk=mandate_pk).exists()
-    # What may stay of a notice is what the invoice kept by law says: its number, amount and date.
-    left = DirectDebitNotice.objects.filter(mandate_id=mandate_pk).values(
-        "invoice_number", "amount_pence", "collection_date"
+    # The notices go with the mandate (accounts.personal_data declares them), the invoice stays (VAT law).
+    assert not DirectDebitNotice.objects.filter(mandate_id=mandate_pk).exists()
+    assert Invoice.objects.filter(bill_run=run, customer=customer).exists()
+    # Nobody else's notices go with it.
+    assert (
+        set(DirectDebitNotice.objects.exclude(mandate_id=mandate_pk).values_list("pk", flat=True)) == others
     )
-    invoice = Invoice.objects.get(bill_run=run, number__in=[row["invoice_number"] for row in left])
-    assert [row["amount_pence"] for row in left] == [bacs.to_pence(invoice.gross)]
