@@ -100,7 +100,7 @@ TRANSACTION_REPRESENTATION: Final = "18"
 _SERVICE_USER_NUMBER = re.compile(r"[0-9]{6}")
 _SORT_CODE = re.compile(r"([0-9]{2})-?([0-9]{2})-?([0-9]{2})")
 _ACCOUNT_NUMBER = re.compile(r"[0-9]{8}")
-_AMOUNT = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,2})?")
+_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,2})?")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NOT_ALPHANUMERIC = re.compile(r"[^A-Z0-9]+")
 
@@ -527,8 +527,13 @@ class _Reader:
         pence = _pence(value)
         if pence is None:
             self.error(element, where, name, f"{name} '{value}' is not an amount in pounds and pence")
-        elif not 0 < pence <= MAX_AMOUNT_PENCE:
+        elif pence <= 0:
             self.error(element, where, name, f"{name} '{value}' is not an amount above zero")
+            return None
+        elif pence > MAX_AMOUNT_PENCE:
+            self.error(
+                element, where, name, f"{name} '{value}' is more than a Direct Debit carries (11 digits)"
+            )
             return None
         return pence
 
