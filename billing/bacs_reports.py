@@ -77,7 +77,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, cast
 from xml.etree.ElementTree import Element, ParseError, TreeBuilder
 from xml.parsers import expat
 
@@ -368,8 +368,12 @@ def reinstatement_deadline(cancelled_on: datetime.date) -> datetime.date:
 # Parsing
 
 
-def _iso_date(value: str | None) -> datetime.date | None:
-    value = (value or "").strip()
+def _attribute(element: Element, name: str) -> str:
+    """The attribute's value without surrounding spaces (Bacs pads fields), or "" when it is absent."""
+    return (element.get(name) or "").strip()
+
+
+def _iso_date(value: str) -> datetime.date | None:
     if not _DATE.fullmatch(value):
         return None
     try:
@@ -450,19 +454,19 @@ def parse_report(data: bytes, *, expected: ReportKind | None = None) -> BacsRepo
     data_element = _child(root, "Data")
     arudd = _child(data_element, "ARUDD") if data_element is not None else None
     messaging = _child(data_element, "MessagingAdvices") if data_element is not None else None
-    if arudd is not None:
-        kind, report = ReportKind.ARUDD, _Reader(lines).arudd(arudd)
-    elif messaging is not None:
-        kind, report = ReportKind.ADDACS, _Reader(lines).addacs(messaging)
-    else:
+    if arudd is None and messaging is None:
         found = ", ".join(_local(child.tag) for child in (data_element if data_element is not None else root))
         raise BacsReportRejected(
             "the file is not an ARUDD or ADDACS report: BACSDocument/Data holds "
             f"{found or 'nothing'} (expected ARUDD or MessagingAdvices)"
         )
+    kind = ReportKind.ARUDD if arudd is not None else ReportKind.ADDACS
     if expected is not None and kind != expected:
         raise BacsReportRejected(f"the file is an {kind} report, not an {expected} report")
-    return report
+    if arudd is not None:
+        return _Reader(lines).arudd(arudd)
+    assert messaging is not None
+    return _Reader(lines).addacs(messaging)
 
 
 class _Reader:
@@ -477,16 +481,15 @@ class _Reader:
 
     # Field readers: each returns the value, or None after recording why it could not.
 
-    def text(self, element: Element, where: str, name: str, *, required: bool) -> str | None:
-        value = (element.get(name) or "").strip()
+    def required(self, element: Element, where: str, name: str) -> str | None:
+        value = _attribute(element, name)
         if not value:
-            if required:
-                self.error(element, where, name, f"{name} is missing")
+            self.error(element, where, name, f"{name} is missing")
             return None
         return value
 
     def reference(self, element: Element, where: str, name: str) -> str | None:
-        value = self.text(element, where, name, required=True)
+        value = self.required(element, where, name)
         if value is not None and len(value) > MAX_REFERENCE_LENGTH:
             self.error(
                 element, where, name, f"{name} '{value}' is longer than {MAX_REFERENCE_LENGTH} characters"
@@ -494,9 +497,9 @@ class _Reader:
             return None
         return value
 
-    def date(self, element: Element, where: str, name: str, *, required: bool) -> datetime.date | None:
-        value = self.text(element, where, name, required=required)
-        if value is None:
+    def date(self, element: Element, where: str, name: str, value: str | None) -> datetime.date | None:
+        """The date in ``value`` (the attribute ``name`` as read), or None: absent, or named as wrong."""
+        if not value:
             return None
         day = _iso_date(value)
         if day is None:
@@ -504,8 +507,8 @@ class _Reader:
         return day
 
     def sort_code(self, element: Element, where: str, name: str) -> str | None:
-        value = self.text(element, where, name, required=False)
-        if value is None:
+        value = _attribute(element, name)
+        if not value:
             return None
         match = _SORT_CODE.fullmatch(value)
         if match is None:
@@ -514,14 +517,16 @@ class _Reader:
         return "".join(match.groups())
 
     def account_number(self, element: Element, where: str, name: str) -> str | None:
-        value = self.text(element, where, name, required=False)
-        if value is not None and not _ACCOUNT_NUMBER.fullmatch(value):
+        value = _attribute(element, name)
+        if not value:
+            return None
+        if not _ACCOUNT_NUMBER.fullmatch(value):
             self.error(element, where, name, f"{name} '{value}' is not an account number (eight digits)")
             return None
         return value
 
     def amount_pence(self, element: Element, where: str, name: str) -> int | None:
-        value = self.text(element, where, name, required=True)
+        value = self.required(element, where, name)
         if value is None:
             return None
         pence = _pence(value)
@@ -538,7 +543,7 @@ class _Reader:
         return pence
 
     def service_user_number(self, element: Element | None, where: str, name: str) -> str:
-        value = (element.get(name) or "").strip() if element is not None else ""
+        value = _attribute(element, name) if element is not None else ""
         if not _SERVICE_USER_NUMBER.fullmatch(value):
             shown = f"'{value}'" if value else "missing"
             raise BacsReportRejected(
@@ -552,10 +557,11 @@ class _Reader:
         header = _child(arudd, "Header")
         if header is None:
             raise BacsReportRejected("ARUDD has no Header, so no processing date")
-        report_date = _iso_date(header.get("currentProcessingDate"))
+        stated_date = _attribute(header, "currentProcessingDate")
+        report_date = _iso_date(stated_date)
         if report_date is None:
             raise BacsReportRejected(
-                f"ARUDD Header currentProcessingDate '{header.get('currentProcessingDate') or ''}' is not a "
+                f"ARUDD Header currentProcessingDate '{stated_date}' is not a "
                 "date (YYYY-MM-DD): the report's processing day is needed"
             )
         sun = self.service_user_number(
@@ -581,7 +587,7 @@ class _Reader:
             kind=ReportKind.ARUDD,
             service_user_number=sun,
             report_date=report_date,
-            advice_number=(header.get("adviceNumber") or "").strip(),
+            advice_number=_attribute(header, "adviceNumber"),
             items=tuple(items),
             errors=tuple(self.errors),
         )
@@ -590,7 +596,7 @@ class _Reader:
         reference = self.reference(element, f"item {position}", "ref")
         where = f"item {position}" + (f" (ref '{reference}')" if reference else "")
         errors_before = len(self.errors)
-        transaction_code = self.text(element, where, "transCode", required=True)
+        transaction_code = self.required(element, where, "transCode")
         if transaction_code is not None and transaction_code not in DIRECT_DEBIT_TRANSACTION_CODES:
             self.error(
                 element,
@@ -600,30 +606,31 @@ class _Reader:
             )
         reason_code = self.arudd_reason(element, where)
         amount = self.amount_pence(element, where, "valueOf")
-        currency = (element.get("currency") or CURRENCY).strip()
+        currency = _attribute(element, "currency") or CURRENCY
         if currency != CURRENCY:
             self.error(element, where, "currency", f"currency '{currency}' is not {CURRENCY}")
-        processing_date = self.date(element, where, "originalProcessingDate", required=True)
+        processing_date = self.date(
+            element, where, "originalProcessingDate", self.required(element, where, "originalProcessingDate")
+        )
         payer = _child(element, "PayerAccount")
         payer_reference = payer_name = payer_sort_code = payer_account_number = None
         if payer is not None:
-            payer_reference = self.text(payer, where, "ref", required=False)
-            payer_name = self.text(payer, where, "name", required=False)
+            payer_reference = _attribute(payer, "ref") or None
+            payer_name = _attribute(payer, "name") or None
             payer_sort_code = self.sort_code(payer, where, "sortCode")
             payer_account_number = self.account_number(payer, where, "number")
         if len(self.errors) > errors_before or reference is None:
             return None
-        assert transaction_code is not None and reason_code is not None  # each None recorded an error above
-        assert amount is not None and processing_date is not None
+        # Each field that came back None recorded an error, so here every one has its value.
         return UnpaidDebit(
             position=position,
             reference=reference,
-            reason_code=reason_code,
-            return_code=(element.get("returnCode") or "").strip(),
-            return_description=(element.get("returnDescription") or "").strip(),
-            transaction_code=transaction_code,
-            amount_pence=amount,
-            original_processing_date=processing_date,
+            reason_code=cast(str, reason_code),
+            return_code=_attribute(element, "returnCode"),
+            return_description=_attribute(element, "returnDescription"),
+            transaction_code=cast(str, transaction_code),
+            amount_pence=cast(int, amount),
+            original_processing_date=cast(datetime.date, processing_date),
             payer_reference=payer_reference,
             payer_name=payer_name,
             payer_sort_code=payer_sort_code,
@@ -634,8 +641,8 @@ class _Reader:
     def arudd_reason(self, element: Element, where: str) -> str | None:
         """The reason code from returnCode (a reason code, or a known Bacs return code) and from the
         returnDescription's name; they must agree when both say one."""
-        return_code = (element.get("returnCode") or "").strip().upper()
-        description = (element.get("returnDescription") or "").strip()
+        return_code = _attribute(element, "returnCode").upper()
+        description = _attribute(element, "returnDescription")
         by_code = return_code if return_code in ARUDD_RULES else _ARUDD_RETURN_CODES.get(return_code)
         by_name = _ARUDD_NAMES.get(_NOT_ALPHANUMERIC.sub(" ", description.upper()).strip())
         if by_code is not None and by_name is not None and by_code != by_name:
@@ -668,12 +675,12 @@ class _Reader:
         if totals is None:
             return
         where = f"OriginatingAccountRecord {record_number} Totals"
-        count = (totals.get("numberOf") or "").strip()
+        count = _attribute(totals, "numberOf")
         if count and count != str(len(items)):
             self.error(
                 totals, where, "numberOf", f"numberOf is {count} but the record has {len(items)} items"
             )
-        stated = (totals.get("valueOf") or "").strip()
+        stated = _attribute(totals, "valueOf")
         if stated:
             total = _pence(stated)
             actual = sum(item.amount_pence for item in items)
@@ -694,8 +701,8 @@ class _Reader:
 
     def addacs(self, messaging: Element) -> BacsReport:
         advices = _children(messaging, "MessagingAdvice")
-        if advices and not any((advice.get("record-type") or "").strip() == "A" for advice in advices):
-            types = sorted({(advice.get("record-type") or "").strip() or "none" for advice in advices})
+        if advices and not any(_attribute(advice, "record-type") == "A" for advice in advices):
+            types = sorted({_attribute(advice, "record-type") or "none" for advice in advices})
             raise BacsReportRejected(
                 "the file is a Bacs messaging report but not an ADDACS report: its advices have record-type "
                 f"{', '.join(types)} (ADDACS advices are record-type A; AUDDIS reports use others)"
@@ -703,7 +710,12 @@ class _Reader:
         header = _child(messaging, "MessagingHeader")
         sun = self.service_user_number(header, "ADDACS MessagingHeader", "user-number")
         assert header is not None  # service_user_number refused a missing header
-        report_date = self.date(header, "ADDACS MessagingHeader", "report-generation-date", required=False)
+        report_date = self.date(
+            header,
+            "ADDACS MessagingHeader",
+            "report-generation-date",
+            _attribute(header, "report-generation-date"),
+        )
         items: list[ReportItem] = []
         for position, element in enumerate(advices, start=1):
             advice = self.instruction_advice(element, position, sun)
@@ -713,7 +725,7 @@ class _Reader:
             kind=ReportKind.ADDACS,
             service_user_number=sun,
             report_date=report_date,
-            advice_number=(header.get("advice-number") or "").strip(),
+            advice_number=_attribute(header, "advice-number"),
             items=tuple(items),
             errors=tuple(self.errors),
         )
@@ -722,17 +734,17 @@ class _Reader:
         reference = self.reference(element, f"advice {position}", "reference")
         where = f"advice {position}" + (f" (reference '{reference}')" if reference else "")
         errors_before = len(self.errors)
-        record_type = self.text(element, where, "record-type", required=True)
+        record_type = self.required(element, where, "record-type")
         if record_type is not None and record_type != "A":
             self.error(
                 element, where, "record-type", f"record-type '{record_type}' is not an ADDACS advice (A)"
             )
-        user_number = self.text(element, where, "user-number", required=False)
-        if user_number is not None and user_number != sun:
+        user_number = _attribute(element, "user-number")
+        if user_number and user_number != sun:
             self.error(
                 element, where, "user-number", f"user-number '{user_number}' is not the report's ({sun})"
             )
-        reason_code = self.text(element, where, "reason-code", required=True)
+        reason_code = self.required(element, where, "reason-code")
         if reason_code is not None:
             reason_code = reason_code.upper()
             if reason_code not in ADDACS_RULES:
@@ -742,23 +754,25 @@ class _Reader:
                     "reason-code",
                     f"reason-code '{reason_code}' is not an ADDACS reason ({', '.join(ADDACS_RULES)})",
                 )
-        effective_date = self.date(element, where, "effective-date", required=True)
-        due_date = self.date(element, where, "due-date", required=False)
+        effective_date = self.date(
+            element, where, "effective-date", self.required(element, where, "effective-date")
+        )
+        due_date = self.date(element, where, "due-date", _attribute(element, "due-date"))
         payer_sort_code = self.sort_code(element, where, "payer-sort-code")
         payer_account_number = self.account_number(element, where, "payer-account-number")
         new_sort_code = self.sort_code(element, where, "payer-new-sort-code")
         new_account_number = self.account_number(element, where, "payer-new-account-number")
-        new_fields = [element.get(name) for name in ("payer-new-sort-code", "payer-new-account-number")]
-        if any(value and value.strip() for value in new_fields) and not all(
-            value and value.strip() for value in new_fields
-        ):
+        quoted = [
+            bool(_attribute(element, name)) for name in ("payer-new-sort-code", "payer-new-account-number")
+        ]
+        if any(quoted) and not all(quoted):
             self.error(
                 element,
                 where,
                 "payer-new-account-number",
                 "payer-new-sort-code and payer-new-account-number come together (one is missing)",
             )
-        elif reason_code == "C" and new_fields[0] is None and new_fields[1] is None:
+        elif reason_code == "C" and not any(quoted):
             self.error(
                 element,
                 where,
@@ -768,18 +782,17 @@ class _Reader:
             )
         if len(self.errors) > errors_before or reference is None:
             return None
-        assert reason_code is not None and effective_date is not None
         return InstructionAdvice(
             position=position,
             reference=reference,
-            reason_code=reason_code,
-            effective_date=effective_date,
-            payer_name=self.text(element, where, "payer-name", required=False),
+            reason_code=cast(str, reason_code),
+            effective_date=cast(datetime.date, effective_date),
+            payer_name=_attribute(element, "payer-name") or None,
             payer_sort_code=payer_sort_code,
             payer_account_number=payer_account_number,
             new_sort_code=new_sort_code,
             new_account_number=new_account_number,
-            aosn=self.text(element, where, "aosn", required=False),
+            aosn=_attribute(element, "aosn") or None,
             due_date=due_date,
             line=self.lines.get(element),
         )

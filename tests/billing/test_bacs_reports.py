@@ -150,6 +150,27 @@ def test_a_lower_case_reason_code_and_an_unpunctuated_name_are_read():
     assert [item.reason_code for item in parse_report(data).items] == ["B", "5"]
 
 
+def test_a_known_bacs_return_code_needs_no_name_and_an_unknown_one_is_named():
+    report = parse_report(
+        arudd_xml(
+            [
+                {"ref": "REF-0001", "returnCode": "0128", "returnDescription": ""},
+                {"ref": "REF-0002", "returnCode": "1012", "returnDescription": ""},
+                {"ref": "REF-0003", "returnCode": "0999", "returnDescription": ""},
+                {"ref": "REF-0004", "returnCode": "", "returnDescription": "INSUFFICIENT FUNDS"},
+            ]
+        )
+    )
+
+    assert [item.reason_code for item in report.items] == ["0", "1"]
+    assert [error.message for error in report.errors] == [
+        "returnCode '0999' (returnDescription '') is not an ARUDD reason (0-9, A, B, or a Bacs return code "
+        "whose description names one)",
+        "returnCode '' (returnDescription 'INSUFFICIENT FUNDS') is not an ARUDD reason (0-9, A, B, or a Bacs "
+        "return code whose description names one)",
+    ]
+
+
 def test_refer_to_payer_is_re_presented_once_within_a_month_and_never_a_re_presentation_again():
     first, again = parse_report(
         arudd_xml(
@@ -214,6 +235,8 @@ def test_each_bad_arudd_field_is_named(attributes, field, message):
     (error,) = report.errors
     assert error.field == field
     assert message in error.message
+    where = "item 1" if field == "ref" else "item 1 (ref 'REF-0001')"
+    assert str(error) == f"line 2, {where}: {error.message}"  # line 1 is the XML declaration
     assert [item.reference for item in report.items] == ["REF-0002"]
 
 
@@ -229,6 +252,7 @@ def test_the_totals_catch_a_file_whose_items_do_not_add_up():
         ("OriginatingAccountRecord 1 Totals", "numberOf"),
         ("OriginatingAccountRecord 1 Totals", "valueOf"),
     ]
+    assert {error.line for error in report.errors} == {2}
     assert report.errors[0].message == "numberOf is 3 but the record has 2 items"
     assert report.errors[1].message == "valueOf is 12.00 but the items add up to 12.50"
     assert len(report.items) == 2
@@ -239,6 +263,7 @@ def test_totals_that_agree_raise_nothing_and_an_unreadable_total_is_named():
     unreadable = parse_report(arudd_xml([{"ref": "REF-0001", "valueOf": "10.00"}], totals=("1", "ten")))
 
     assert good.errors == ()
+    assert [error.field for error in unreadable.errors] == ["valueOf"]
     assert [str(error) for error in unreadable.errors] == [
         f"line {unreadable.errors[0].line}, OriginatingAccountRecord 1 Totals: "
         "valueOf 'ten' is not an amount in pounds and pence"
@@ -247,9 +272,18 @@ def test_totals_that_agree_raise_nothing_and_an_unreadable_total_is_named():
 
 def test_an_arudd_with_no_items_is_a_report_with_nothing_to_do():
     report = parse_report(arudd_xml([], totals=("0", "0.00")))
+    no_advice = parse_report(
+        b"<BACSDocument><Data><ARUDD><Header currentProcessingDate='2026-11-18'/>"
+        b"<ServiceLicenseInformation userNumber='123456'/></ARUDD></Data></BACSDocument>"
+    )
+    no_records = parse_report(
+        b"<BACSDocument><Data><ARUDD><Header currentProcessingDate='2026-11-18'/>"
+        b"<ServiceLicenseInformation userNumber='123456'/><Advice/></ARUDD></Data></BACSDocument>"
+    )
 
-    assert report.items == ()
-    assert report.errors == ()
+    assert report.items == no_advice.items == no_records.items == ()
+    assert report.errors == no_advice.errors == no_records.errors == ()
+    assert no_advice.report_id == "ARUDD/123456/2026-11-18/-"
 
 
 # ADDACS
@@ -304,10 +338,71 @@ def test_the_malformed_addacs_names_each_bad_advice_and_field_and_keeps_the_good
         (11, "effective-date"),
         (12, "payer-new-account-number"),
     ]
-    assert str(report.errors[0]) == (
+    assert [str(error) for error in report.errors] == [
         "line 8, advice 2 (reference 'FUS-000402'): reason-code '7' is not an ADDACS reason "
-        "(0, 1, 2, 3, B, C, D, E, R)"
-    )
+        "(0, 1, 2, 3, B, C, D, E, R)",
+        "line 9, advice 3 (reference 'FUS-000403'): reason-code 'C' (account transferred to a different "
+        "branch) needs payer-new-sort-code and payer-new-account-number",
+        "line 10, advice 4 (reference 'FUS-000404'): user-number '654321' is not the report's (123456)",
+        "line 11, advice 5 (reference 'FUS-000405'): effective-date '18/11/2026' is not a date (YYYY-MM-DD)",
+        "line 12, advice 6 (reference 'FUS-000406'): payer-new-sort-code and payer-new-account-number come "
+        "together (one is missing)",
+    ]
+    assert [item.line for item in report.items] == [7, 13]
+    assert report.items[0] == InstructionAdvice(1, "FUS-000401", "1", datetime.date(2026, 11, 18))
+
+
+@pytest.mark.parametrize(
+    ("attributes", "message"),
+    [
+        ({"reference": ""}, "advice 1: reference is missing"),
+        ({"record-type": ""}, "advice 1 (reference 'REF-0001'): record-type is missing"),
+        ({"reason-code": ""}, "advice 1 (reference 'REF-0001'): reason-code is missing"),
+        ({"effective-date": ""}, "advice 1 (reference 'REF-0001'): effective-date is missing"),
+        (
+            {"due-date": "2026-11-31"},
+            "advice 1 (reference 'REF-0001'): due-date '2026-11-31' is not a date (YYYY-MM-DD)",
+        ),
+        (
+            {"payer-sort-code": "2000000"},
+            "advice 1 (reference 'REF-0001'): payer-sort-code '2000000' is not a sort code (six digits)",
+        ),
+        (
+            {"payer-account-number": "3192681"},
+            "advice 1 (reference 'REF-0001'): payer-account-number '3192681' is not an account number "
+            "(eight digits)",
+        ),
+        (
+            {"payer-new-sort-code": "AB-CD-EF", "payer-new-account-number": "70872490"},
+            "advice 1 (reference 'REF-0001'): payer-new-sort-code 'AB-CD-EF' is not a sort code (six digits)",
+        ),
+        (
+            {"payer-new-sort-code": "404784", "payer-new-account-number": "7087249X"},
+            "advice 1 (reference 'REF-0001'): payer-new-account-number '7087249X' is not an account number "
+            "(eight digits)",
+        ),
+        (
+            {"payer-new-account-number": "70872490"},
+            "advice 1 (reference 'REF-0001'): payer-new-sort-code and",
+        ),
+    ],
+)
+def test_each_bad_addacs_field_is_named(attributes, message):
+    report = parse_report(addacs_xml([{"reference": "REF-0001", **attributes}, {"reference": "REF-0002"}]))
+
+    (error,) = report.errors
+    assert str(error).startswith(f"line 2, {message}")
+    assert [item.reference for item in report.items] == ["REF-0002"]
+
+
+def test_an_addacs_without_a_report_date_or_advice_number_is_read_and_a_bad_date_is_named():
+    undated = parse_report(addacs_xml([{"reference": "REF-0001"}]))
+    bad = parse_report(addacs_xml([], header={"report-generation-date": "2026/11/18"}))
+
+    assert undated.report_id == "ADDACS/123456/undated/-"
+    assert [str(error) for error in bad.errors] == [
+        "line 2, ADDACS MessagingHeader: report-generation-date '2026/11/18' is not a date (YYYY-MM-DD)"
+    ]
 
 
 def test_an_advice_that_is_not_record_type_a_is_named():
@@ -360,7 +455,27 @@ def test_files_that_are_not_arudd_or_addacs_reports_are_refused_whole(name, mess
             b"</BACSDocument>",
             "currentProcessingDate '18-11-2026' is not a date",
         ),
-        (b"<BACSDocument><Data><ARUDD/></Data></BACSDocument>", "ARUDD has no Header"),
+        (
+            b"<BACSDocument><Data><ARUDD/></Data></BACSDocument>",
+            "^ARUDD has no Header, so no processing date$",
+        ),
+        (
+            b"<BACSDocument><Data><ARUDD><Header/></ARUDD></Data></BACSDocument>",
+            "^ARUDD Header currentProcessingDate '' is not a date \\(YYYY-MM-DD\\): "
+            "the report's processing day is needed$",
+        ),
+        (
+            b"<BACSDocument><Data><ARUDD><Header currentProcessingDate='2026-11-18'/>"
+            b"<ServiceLicenseInformation/></ARUDD></Data></BACSDocument>",
+            "^ARUDD ServiceLicenseInformation userNumber is missing: a report names the service user number",
+        ),
+        (
+            b"<BACSDocument><Data><MessagingAdvices><MessagingHeader user-number='123456'/>"
+            b"<MessagingAdvice reference='R1' record-type='N'/><MessagingAdvice reference='R2'/>"
+            b"<MessagingAdvice reference='R3' record-type='V'/></MessagingAdvices></Data></BACSDocument>",
+            "its advices have record-type N, V, none "
+            "\\(ADDACS advices are record-type A; AUDDIS reports use others\\)$",
+        ),
         (
             b"<BACSDocument><Data><MessagingAdvices><MessagingHeader user-number='12345'/></MessagingAdvices>"
             b"</Data></BACSDocument>",
@@ -652,9 +767,9 @@ def arudd_xml(items: list[dict[str, str]], *, totals: tuple[str, str] | None = N
     return _document(arudd)
 
 
-def addacs_xml(advices: list[dict[str, str]]) -> bytes:
+def addacs_xml(advices: list[dict[str, str]], *, header: dict[str, str] | None = None) -> bytes:
     messaging = ElementTree.Element("MessagingAdvices")
-    ElementTree.SubElement(messaging, "MessagingHeader", {"user-number": "123456"})
+    ElementTree.SubElement(messaging, "MessagingHeader", {"user-number": "123456", **(header or {})})
     for attributes in advices:
         defaults = {"record-type": "A", "reason-code": "1", "effective-date": "2026-11-18"}
         ElementTree.SubElement(messaging, "MessagingAdvice", {**defaults, **attributes})
