@@ -203,14 +203,35 @@ def test_the_malformed_arudd_names_each_bad_item_and_field_and_keeps_the_good_on
         (20, "item 9 (ref 'FUS-000309')", "sortCode"),
         (20, "item 9 (ref 'FUS-000309')", "number"),
     ]
-    messages = [str(error) for error in report.errors]
-    assert (
-        messages[0]
-        == "line 12, item 2 (ref 'FUS-000302'): valueOf '12.x' is not an amount in pounds and pence"
+    assert [str(error) for error in report.errors] == [
+        "line 12, item 2 (ref 'FUS-000302'): valueOf '12.x' is not an amount in pounds and pence",
+        "line 13, item 3 (ref 'FUS-000303'): returnCode 'Z' (returnDescription 'NO SUCH REASON') is not an "
+        "ARUDD reason (0-9, A, B, or a Bacs return code whose description names one)",
+        "line 14, item 4 (ref 'FUS-000304'): originalProcessingDate '2026-13-01' is not a date (YYYY-MM-DD)",
+        "line 15, item 5: ref is missing",
+        "line 16, item 6 (ref 'FUS-000306'): transCode '99' is not a Direct Debit transaction code "
+        "(01, 17, 18, 19)",
+        "line 17, item 7 (ref 'FUS-000307'): currency 'EUR' is not GBP",
+        "line 18, item 8 (ref 'FUS-000308'): returnCode '2' is reason 2 (Payer deceased) but "
+        "returnDescription 'ACCOUNT CLOSED' is reason B (Account closed)",
+        "line 20, item 9 (ref 'FUS-000309'): sortCode '30-00-1' is not a sort code (six digits)",
+        "line 20, item 9 (ref 'FUS-000309'): number '1234' is not an account number (eight digits)",
+    ]
+    # An item without a PayerAccount has no payer details (not empty ones).
+    assert report.items[0] == UnpaidDebit(
+        1, "FUS-000301", "0", "0", "REFER TO PAYER", "17", 1000, datetime.date(2026, 11, 17)
     )
-    assert messages[3] == "line 15, item 5: ref is missing"
-    assert "returnCode '2' is reason 2 (Payer deceased)" in messages[6]
-    assert "returnDescription 'ACCOUNT CLOSED' is reason B (Account closed)" in messages[6]
+
+
+def test_an_item_without_a_reference_is_still_named_by_its_position_for_its_other_faults():
+    report = parse_report(arudd_xml([{"valueOf": "ten", "currency": "USD"}]))
+
+    assert [str(error) for error in report.errors] == [
+        "line 2, item 1: ref is missing",
+        "line 2, item 1: valueOf 'ten' is not an amount in pounds and pence",
+        "line 2, item 1: currency 'USD' is not GBP",
+    ]
+    assert report.items == ()
 
 
 @pytest.mark.parametrize(
