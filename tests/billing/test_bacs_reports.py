@@ -246,6 +246,7 @@ def test_an_item_without_a_reference_is_still_named_by_its_position_for_its_othe
         ({"originalProcessingDate": "2026-02-30"}, "originalProcessingDate", "is not a date (YYYY-MM-DD)"),
         ({"originalProcessingDate": "16/11/2026"}, "originalProcessingDate", "is not a date (YYYY-MM-DD)"),
         ({"transCode": ""}, "transCode", "transCode is missing"),
+        ({"originalProcessingDate": ""}, "originalProcessingDate", "originalProcessingDate is missing"),
         ({"returnCode": "", "returnDescription": ""}, "returnCode", "returnCode is missing"),
         ({"ref": "R" * 19}, "ref", "is longer than 18 characters"),
     ],
@@ -255,7 +256,7 @@ def test_each_bad_arudd_field_is_named(attributes, field, message):
 
     (error,) = report.errors
     assert error.field == field
-    assert message in error.message
+    assert error.message.endswith(message)
     where = "item 1" if field == "ref" else "item 1 (ref 'REF-0001')"
     assert str(error) == f"line 2, {where}: {error.message}"  # line 1 is the XML declaration
     assert [item.reference for item in report.items] == ["REF-0002"]
@@ -432,8 +433,16 @@ def test_an_advice_that_is_not_record_type_a_is_named():
     report = parse_report(data)
 
     assert [item.reference for item in report.items] == ["REF-0001"]
-    assert [(error.field, error.message) for error in report.errors] == [
-        ("record-type", "record-type 'N' is not an ADDACS advice (A)")
+    assert [(error.field, str(error)) for error in report.errors] == [
+        (
+            "record-type",
+            "line 2, advice 2 (reference 'REF-0002'): record-type 'N' is not an ADDACS advice (A)",
+        )
+    ]
+    nameless = parse_report(addacs_xml([{"reference": "", "reason-code": "Q"}]))
+    assert [str(error) for error in nameless.errors] == [
+        "line 2, advice 1: reference is missing",
+        "line 2, advice 1: reason-code 'Q' is not an ADDACS reason (0, 1, 2, 3, B, C, D, E, R)",
     ]
 
 
@@ -447,10 +456,17 @@ def test_reinstatement_is_allowed_for_two_months_from_the_cancellation():
 @pytest.mark.parametrize(
     ("name", "message"),
     [
-        ("not-a-report.xml", "not an ARUDD or ADDACS report: BACSDocument/Data holds InputReport"),
+        (
+            "not-a-report.xml",
+            "^the file is not an ARUDD or ADDACS report: BACSDocument/Data holds InputReport "
+            "(expected ARUDD or MessagingAdvices)$",
+        ),
         ("auddis-report.xml", "not an ADDACS report: its advices have record-type N"),
         ("arudd-truncated.xml", "not well-formed XML (line 6, column 7): mismatched tag"),
-        ("arudd-xxe.xml", "declares a DTD or entities"),
+        (
+            "arudd-xxe.xml",
+            "^the file declares a DTD or entities, which Bacs reports never do; it is refused unread",
+        ),
         ("arudd-billion-laughs.xml", "declares a DTD or entities"),
     ],
 )
@@ -462,9 +478,14 @@ def test_files_that_are_not_arudd_or_addacs_reports_are_refused_whole(name, mess
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        (b"", "the file is empty"),
+        (b"", "^the file is empty$"),
+        (b"<BACSDocument><Data><A/><B/></Data></BACSDocument>", "Data holds A, B \\(expected"),
         (b"not xml at all", "not well-formed XML"),
-        (b"<Invoice/>", r"the document is <Invoice>, not a Bacs report"),
+        (
+            b"<Invoice/>",
+            r"^the document is <Invoice>, not a Bacs report \(<BACSDocument>\); "
+            r"only ARUDD and ADDACS reports are accepted$",
+        ),
         (b"<BACSDocument/>", "BACSDocument/Data holds nothing"),
         (
             b"<BACSDocument><Data><ARUDD><Header currentProcessingDate='2026-11-18'/></ARUDD></Data>"
@@ -506,6 +527,14 @@ def test_files_that_are_not_arudd_or_addacs_reports_are_refused_whole(name, mess
 )
 def test_a_file_without_what_every_report_has_is_refused_with_why(data, message):
     with pytest.raises(BacsReportRejected, match=message):
+        parse_report(data)
+
+
+def test_a_file_of_exactly_the_limit_is_parsed():
+    head, tail = b"<BACSDocument>", b"</BACSDocument>"
+    data = head + b" " * (bacs_reports.MAX_REPORT_BYTES - len(head) - len(tail)) + tail
+
+    with pytest.raises(BacsReportRejected, match="BACSDocument/Data holds nothing"):
         parse_report(data)
 
 
