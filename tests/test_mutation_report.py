@@ -16,6 +16,7 @@ RULE_MODULES = {
     "billing/importer/parse.py",
     "billing/rating.py",
     "billing/bacs.py",
+    "billing/bacs_reports.py",
 }
 
 
