@@ -757,3 +757,25 @@ class DirectDebitSubmission(TimeStampedModel):
     @property
     def file_bytes(self) -> bytes:
         return self.content.encode("ascii")
+
+
+# The customer account ledger (payments, allocations, write-offs, entries) lives in its own module.
+from billing.ledger_models import (  # noqa: E402
+    INVOICE_PAYMENT_TERMS_DAYS,
+    ImmutableRowError,
+    LedgerEntry,
+    Payment,
+    PaymentAllocation,
+    WriteOff,
+    invoice_due_date,
+)
+
+__all__ = [
+    "INVOICE_PAYMENT_TERMS_DAYS",
+    "ImmutableRowError",
+    "LedgerEntry",
+    "Payment",
+    "PaymentAllocation",
+    "WriteOff",
+    "invoice_due_date",
+]
