@@ -1,10 +1,16 @@
 import datetime
+from decimal import Decimal
+from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.models import Partner
+from billing.models import Payment
 from billing.services.bill_runs import unfinished_usage_period
 from billing.services.billing_cease import BackBillPolicy
+from fusion_site.money import MONEY_DIGITS
 
 
 class BillRunForm(forms.Form):
@@ -79,3 +85,37 @@ class LiftCeaseForm(forms.Form):
     policy = forms.ChoiceField(choices=BackBillPolicy.CHOICES, widget=forms.RadioSelect)
     from_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(max_length=500)
+
+
+class PaymentForm(forms.Form):
+    method = forms.ChoiceField(choices=Payment.Method.choices)
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    received_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    reference = forms.CharField(max_length=60, required=False, help_text="Bank or card reference.")
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(max_length=500)
+
+
+class WriteOffForm(forms.Form):
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class WriteOffDecisionForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, help_text="Required to reject.")
+
+
+class AgedDebtForm(forms.Form):
+    as_of = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    partner = forms.ModelChoiceField(
+        queryset=Partner.objects.none(), required=False, empty_label="All partners"
+    )
+
+    def __init__(self, *args: Any, partners: QuerySet[Partner], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        partner_field = self.fields["partner"]
+        assert isinstance(partner_field, forms.ModelChoiceField)
+        partner_field.queryset = partners
