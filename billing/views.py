@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import AccessLog, Customer, Partner, User
 from accounts.pii import mask_text, may_reveal_personal_data
-from accounts.selectors import access_customer
+from accounts.selectors import access_customer, is_outside_users_partner
 from accounts.services import access_log_record
 from billing import charts, selectors
 from billing.forms import (
@@ -481,6 +481,14 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
     user = _user(request)
     customer = selectors.access_account(user, reference)
     staff = not user.is_portal_user
+    if staff and is_outside_users_partner(user, customer):
+        access_log_record(
+            user=user,
+            customer=customer,
+            action=AccessLog.Action.CROSS_PARTNER_VIEW,
+            fields=["account"],
+            reason="Opened the account (statement, payments) of a customer outside the user's partner",
+        )
     context = {
         "customer": customer,
         "portal": not staff,

@@ -96,9 +96,11 @@ def open_invoices_of(customer_ids: Iterable[int]) -> QuerySet[Invoice]:
     )
 
 
-def payments_with_credit_of(customer_ids: Iterable[int]) -> QuerySet[Payment]:
+def payments_with_credit_of(customer_ids: Iterable[int] | QuerySet[Any]) -> QuerySet[Payment]:
+    """Payments with unallocated money, oldest first; ``customer_ids`` may be a subquery of ids."""
+    ids = customer_ids if isinstance(customer_ids, QuerySet) else list(customer_ids)
     return (
-        Payment.objects.filter(customer_id__in=list(customer_ids))
+        Payment.objects.filter(customer_id__in=ids)
         .annotate(unallocated=payment_unallocated_expression())
         .filter(unallocated__gt=0)
         .order_by("received_on", "pk")
@@ -271,8 +273,12 @@ def ledger_post_invoices(*, invoices: Sequence[Invoice], actor: User | None) -> 
         if invoice.customer_id is not None and invoice.gross > 0 and invoice.issue_date is not None
     ]
     LedgerEntry.objects.bulk_create(entries, batch_size=1000)
-    customer_ids = sorted({entry.customer_id for entry in entries})
-    in_credit = sorted(set(payments_with_credit_of(customer_ids).values_list("customer_id", flat=True)))
+    # The accounts of the runs' invoices, as a subquery: a run bills tens of thousands of customers, more
+    # than a list of parameters may hold on SQLite.
+    billed = Invoice.objects.filter(
+        bill_run_id__in={invoice.bill_run_id for invoice in invoices}, customer__isnull=False
+    ).values("customer_id")
+    in_credit = sorted(set(payments_with_credit_of(billed).values_list("customer_id", flat=True)))
     if in_credit:
         lock_customers(in_credit)
         allocate_oldest_first(customer_ids=in_credit, actor=actor, reason="Account credit used at issue")

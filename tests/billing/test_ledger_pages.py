@@ -84,6 +84,16 @@ def test_the_account_page_costs_the_same_queries_however_long_the_account(
     assert _text(response).count("Card") == 2 * 5  # each payment on the statement and in the payments
 
 
+def test_the_providers_staff_reading_a_partners_account_is_logged(client, make_user, account):
+    from accounts.models import AccessLog
+
+    client.force_login(make_user(Role.ADMINISTRATOR))
+
+    assert client.get(f"/billing/customers/{account.reference}/account/").status_code == 200
+    log = AccessLog.objects.get(customer=account)
+    assert (log.action, log.fields) == (AccessLog.Action.CROSS_PARTNER_VIEW, ["account"])
+
+
 def test_a_portal_user_sees_its_own_statement_and_nothing_else(client, make_user, account, stranger, partner):
     portal = make_user(Role.CUSTOMER, customer=account)
     client.force_login(portal)
