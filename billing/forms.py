@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Partner
-from billing.models import Payment
+from billing.models import Invoice, Payment
 from billing.services.bill_runs import unfinished_usage_period
 from billing.services.billing_cease import BackBillPolicy
 from fusion_site.money import MONEY_DIGITS
@@ -119,3 +119,28 @@ class AgedDebtForm(forms.Form):
         partner_field = self.fields["partner"]
         assert isinstance(partner_field, forms.ModelChoiceField)
         partner_field.queryset = partners
+
+
+class _InvoiceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.number} ({obj.issue_date:%d %b %Y})"
+
+
+class ReallocateForm(forms.Form):
+    """Move money of one payment between the customer's issued invoices (or to and from its credit)."""
+
+    from_invoice = forms.ModelChoiceField(
+        queryset=Invoice.objects.none(), required=False, empty_label="Unallocated credit"
+    )
+    to_invoice = forms.ModelChoiceField(
+        queryset=Invoice.objects.none(), required=False, empty_label="Unallocated credit"
+    )
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(max_length=500)
+
+    def __init__(self, *args: Any, invoices: QuerySet[Invoice], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("from_invoice", "to_invoice"):
+            field = self.fields[name]
+            assert isinstance(field, forms.ModelChoiceField)
+            field.queryset = invoices

@@ -22,6 +22,11 @@ urlpatterns = [
         name="payment_refund",
     ),
     path(
+        "customers/<str:reference>/account/payments/<int:pk>/reallocate/",
+        views.payment_reallocate_page,
+        name="payment_reallocate",
+    ),
+    path(
         "customers/<str:reference>/account/invoices/<int:pk>/write-off/",
         views.write_off_request_page,
         name="write_off_request",

@@ -30,6 +30,7 @@ from billing.forms import (
     CreditNoteForm,
     LiftCeaseForm,
     PaymentForm,
+    ReallocateForm,
     ReasonForm,
     RefundForm,
     WriteOffDecisionForm,
@@ -52,7 +53,7 @@ from billing.services.call_imports import call_import_queue, suspense_rerate
 from billing.services.credit_notes import credit_note_issue
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
 from billing.services.ledger import write_off_approve, write_off_reject, write_off_request
-from billing.services.payments import payment_record, payment_refund
+from billing.services.payments import payment_reallocate, payment_record, payment_refund
 from fusion_site.money import format_money, vat_on
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
@@ -499,6 +500,7 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
         "write_offs": list(selectors.customer_write_offs(customer)) if staff else [],
         "may_record_payment": staff and user.has_perm("billing.add_payment"),
         "may_refund": staff and user.has_perm("billing.refund_payment"),
+        "may_reallocate": staff and user.has_perm("billing.reallocate_payment"),
         "may_request_write_off": staff and user.has_perm("billing.add_writeoff"),
         "may_decide_write_off": staff and user.has_perm("billing.approve_writeoff"),
         "decision_form": WriteOffDecisionForm(),
@@ -548,6 +550,28 @@ def payment_refund_page(request: HttpRequest, reference: str, pk: int) -> HttpRe
             messages.success(request, f"Refund of {format_money(form.cleaned_data['amount'])} recorded.")
             return redirect("billing:account", reference=customer.reference)
     return _account_form_page(request, customer, form, title="Refund account credit", subject=str(payment))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payment_reallocate_page(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    user = _user(request)
+    customer = selectors.access_account(user, reference)
+    payment = get_object_or_404(Payment, pk=pk, customer=customer)
+    _require(user, "billing.reallocate_payment")
+    invoices = Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALISED).order_by(
+        "issue_date", "pk"
+    )
+    form = ReallocateForm(request.POST or None, invoices=invoices)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment_reallocate(payment=payment, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc, {})
+        else:
+            messages.success(request, f"{format_money(form.cleaned_data['amount'])} of the payment moved.")
+            return redirect("billing:account", reference=customer.reference)
+    return _account_form_page(request, customer, form, title="Move a payment", subject=str(payment))
 
 
 @login_required

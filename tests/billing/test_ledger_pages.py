@@ -225,6 +225,29 @@ def test_a_write_off_is_decided_by_another_finance_manager_on_the_account_page(
     assert "Balance £24.00 owed" in _text(client.get(f"/billing/customers/{account.reference}/account/"))
 
 
+def test_staff_move_a_payment_to_another_invoice_and_the_reason_is_kept(client, agent, account):
+    payment = payment_record(
+        customer=account, method="card", amount=Decimal("12.00"), received_on=TODAY, actor=agent
+    )
+    older, newer = account.invoices.order_by("issue_date")
+    stranger_invoice = issue_invoice(full_customer(account.partner), "1.00", issued=TODAY, actor=agent)
+    client.force_login(agent)
+    url = f"/billing/customers/{account.reference}/account/payments/{payment.pk}/reallocate/"
+
+    foreign = client.post(
+        url, {"from_invoice": older.pk, "to_invoice": stranger_invoice.pk, "amount": "1", "reason": "x"}
+    )
+    moved = client.post(
+        url, {"from_invoice": older.pk, "to_invoice": newer.pk, "amount": "5.00", "reason": "Remittance"}
+    )
+
+    assert foreign.status_code == 200 and "Select a valid choice" in _text(foreign)
+    assert moved.status_code == 302
+    assert set(payment.allocations.values_list("reason", flat=True)) == {"Oldest invoice first", "Remittance"}
+    text = _text(client.get(f"/billing/customers/{account.reference}/account/"))
+    assert "£5.00" in text and "£19.00" in text  # outstanding on the older and the newer invoice
+
+
 # Aged debt.
 
 

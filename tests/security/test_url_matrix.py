@@ -203,6 +203,14 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
             f"{_payment(w, other=True)}/refund/"
         ),
     ),
+    "billing:payment_reallocate": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/payments/{_payment(w)}/reallocate/",
+        BILLING_STAFF,
+        lambda w: (
+            f"/billing/customers/{w.other_customer.reference}/account/payments/"
+            f"{_payment(w, other=True)}/reallocate/"
+        ),
+    ),
     "billing:write_off_request": (
         lambda w: f"/billing/customers/{w.customer.reference}/account/invoices/{w.invoice.pk}/write-off/",
         BILLING_STAFF,
