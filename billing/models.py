@@ -759,23 +759,12 @@ class DirectDebitSubmission(TimeStampedModel):
         return self.content.encode("ascii")
 
 
-# The customer account ledger (payments, allocations, write-offs, entries) lives in its own module.
-from billing.ledger_models import (  # noqa: E402
-    INVOICE_PAYMENT_TERMS_DAYS,
-    ImmutableRowError,
-    LedgerEntry,
-    Payment,
-    PaymentAllocation,
-    WriteOff,
-    invoice_due_date,
-)
-
-__all__ = [
-    "INVOICE_PAYMENT_TERMS_DAYS",
-    "ImmutableRowError",
-    "LedgerEntry",
-    "Payment",
-    "PaymentAllocation",
-    "WriteOff",
-    "invoice_due_date",
-]
+# The customer account ledger (payments, allocations, write-offs, entries) lives in its own module;
+# imported here (explicit re-exports) so they are billing's models and importable from billing.models.
+from billing.ledger_models import INVOICE_PAYMENT_TERMS_DAYS as INVOICE_PAYMENT_TERMS_DAYS  # noqa: E402
+from billing.ledger_models import ImmutableRowError as ImmutableRowError  # noqa: E402
+from billing.ledger_models import LedgerEntry as LedgerEntry  # noqa: E402
+from billing.ledger_models import Payment as Payment  # noqa: E402
+from billing.ledger_models import PaymentAllocation as PaymentAllocation  # noqa: E402
+from billing.ledger_models import WriteOff as WriteOff  # noqa: E402
+from billing.ledger_models import invoice_due_date as invoice_due_date  # noqa: E402
