@@ -18,13 +18,17 @@ from billing.models import (
     CreditNote,
     CustomerTariff,
     Invoice,
+    LedgerEntry,
     LineTariff,
     OneOffCharge,
     PartnerBillingProfile,
+    Payment,
+    PaymentAllocation,
     Rate,
     RateCard,
     RecurringCharge,
     Tariff,
+    WriteOff,
 )
 from billing.services.charges import (
     ONE_OFF_CHARGE_EDITABLE_FIELDS,
@@ -171,3 +175,35 @@ class InvoiceAdmin(ReadOnlyMixin, BillingAdmin):
 class CreditNoteAdmin(ReadOnlyMixin, BillingAdmin):
     list_display = ["number", "invoice", "issue_date", "net", "vat", "gross"]
     list_select_related = ["invoice"]
+
+
+# The ledger is written only through its services (the account pages); the admin shows it.
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyMixin, BillingAdmin):
+    list_display = ["received_on", "customer", "method", "amount", "reference", "recorded_by"]
+    list_filter = ["method"]
+    list_select_related = ["customer", "recorded_by"]
+    date_hierarchy = "received_on"
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["effective_on", "customer", "kind", "amount", "invoice", "actor", "created_at"]
+    list_filter = ["kind"]
+    list_select_related = ["customer", "invoice", "actor"]
+    date_hierarchy = "effective_on"
+
+
+@admin.register(PaymentAllocation)
+class PaymentAllocationAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["created_at", "payment", "invoice", "amount", "reverses", "actor"]
+    list_select_related = ["payment", "invoice", "reverses", "actor"]
+
+
+@admin.register(WriteOff)
+class WriteOffAdmin(ReadOnlyMixin, BillingAdmin):
+    list_display = ["requested_at", "customer", "invoice", "amount", "status", "requested_by", "decided_by"]
+    list_filter = ["status"]
+    list_select_related = ["customer", "invoice", "requested_by", "decided_by"]

@@ -1,10 +1,16 @@
 import datetime
+from decimal import Decimal
+from typing import Any
 
 from django import forms
+from django.db.models import QuerySet
 from django.utils import timezone
 
+from accounts.models import Partner
+from billing.models import Invoice, Payment
 from billing.services.bill_runs import unfinished_usage_period
 from billing.services.billing_cease import BackBillPolicy
+from fusion_site.money import MONEY_DIGITS
 
 
 class BillRunForm(forms.Form):
@@ -79,3 +85,62 @@ class LiftCeaseForm(forms.Form):
     policy = forms.ChoiceField(choices=BackBillPolicy.CHOICES, widget=forms.RadioSelect)
     from_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(max_length=500)
+
+
+class PaymentForm(forms.Form):
+    method = forms.ChoiceField(choices=Payment.Method.choices)
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    received_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    reference = forms.CharField(max_length=60, required=False, help_text="Bank or card reference.")
+
+
+class RefundForm(forms.Form):
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(max_length=500)
+
+
+class WriteOffForm(forms.Form):
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+
+class WriteOffDecisionForm(forms.Form):
+    reason = forms.CharField(max_length=500, required=False, help_text="Required to reject.")
+
+
+class AgedDebtForm(forms.Form):
+    as_of = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    partner = forms.ModelChoiceField(
+        queryset=Partner.objects.none(), required=False, empty_label="All partners"
+    )
+
+    def __init__(self, *args: Any, partners: QuerySet[Partner], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        partner_field = self.fields["partner"]
+        assert isinstance(partner_field, forms.ModelChoiceField)
+        partner_field.queryset = partners
+
+
+class _InvoiceChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Any) -> str:
+        return f"{obj.number} ({obj.issue_date:%d %b %Y})"
+
+
+class ReallocateForm(forms.Form):
+    """Move money of one payment between the customer's issued invoices (or to and from its credit)."""
+
+    from_invoice = forms.ModelChoiceField(
+        queryset=Invoice.objects.none(), required=False, empty_label="Unallocated credit"
+    )
+    to_invoice = forms.ModelChoiceField(
+        queryset=Invoice.objects.none(), required=False, empty_label="Unallocated credit"
+    )
+    amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
+    reason = forms.CharField(max_length=500)
+
+    def __init__(self, *args: Any, invoices: QuerySet[Invoice], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("from_invoice", "to_invoice"):
+            field = self.fields[name]
+            assert isinstance(field, forms.ModelChoiceField)
+            field.queryset = invoices

@@ -757,3 +757,14 @@ class DirectDebitSubmission(TimeStampedModel):
     @property
     def file_bytes(self) -> bytes:
         return self.content.encode("ascii")
+
+
+# The customer account ledger (payments, allocations, write-offs, entries) lives in its own module;
+# imported here (explicit re-exports) so they are billing's models and importable from billing.models.
+from billing.ledger_models import INVOICE_PAYMENT_TERMS_DAYS as INVOICE_PAYMENT_TERMS_DAYS  # noqa: E402
+from billing.ledger_models import ImmutableRowError as ImmutableRowError  # noqa: E402
+from billing.ledger_models import LedgerEntry as LedgerEntry  # noqa: E402
+from billing.ledger_models import Payment as Payment  # noqa: E402
+from billing.ledger_models import PaymentAllocation as PaymentAllocation  # noqa: E402
+from billing.ledger_models import WriteOff as WriteOff  # noqa: E402
+from billing.ledger_models import invoice_due_date as invoice_due_date  # noqa: E402

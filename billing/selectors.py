@@ -2,17 +2,19 @@
 the invoices of customers they may see; administrators and the DPO see all; a portal user sees its own
 finalised invoices. Billing data also needs ``billing.view_billing_data`` (staff)."""
 
+import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum, Window
 from django.http import Http404
 
-from accounts.models import Customer, User
+from accounts.models import Customer, Partner, User
 from accounts.selectors import VIEW_ALL_CUSTOMERS, customers_visible_to
 from billing.models import (
+    INVOICE_PAYMENT_TERMS_DAYS,
     BillRun,
     BillRunException,
     CallImport,
@@ -20,7 +22,16 @@ from billing.models import (
     CreditNote,
     DirectDebitSubmission,
     Invoice,
+    LedgerEntry,
+    Payment,
+    WriteOff,
 )
+from billing.services.ledger import (
+    invoice_outstanding_expression,
+    open_invoices_of,
+    payment_unallocated_expression,
+)
+from fusion_site.money import to_money
 
 VIEW_BILLING_DATA = "billing.view_billing_data"
 
@@ -220,3 +231,151 @@ def exceptions_by_kind(bill_run: BillRun) -> list[ExceptionGroup]:
         ExceptionGroup(labels.get(kind, kind), items, counts_calls=kind in BillRunException.CALL_KINDS)
         for kind, items in grouped.items()
     ]
+
+
+# The customer account ledger.
+
+VIEW_LEDGER = "billing.view_ledgerentry"
+
+
+def accounts_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
+    """Customers whose account (balance, statement, payments) the user may see: staff with the ledger
+    permission see the customers they may see; a portal user its own account only."""
+    if not isinstance(user, User) or not user.is_active or not user.has_perm(VIEW_LEDGER):
+        return Customer.objects.none()
+    if user.is_portal_user:
+        return Customer.objects.filter(pk=user.customer_id) if user.customer_id else Customer.objects.none()
+    if not user.has_perm(VIEW_BILLING_DATA):
+        return Customer.objects.none()
+    return customers_visible_to(user)
+
+
+def access_account(user: User | AnonymousUser, reference: str) -> Customer:
+    """The customer with this reference if the user may see its account; otherwise 404."""
+    pk = Customer.pk_from_reference(reference)
+    customer = accounts_visible_to(user).select_related("partner").filter(pk=pk).first() if pk else None
+    if customer is None:
+        raise Http404("No such customer.")
+    return customer
+
+
+def customer_balance(customer: Customer) -> Decimal:
+    """What the customer owes (negative: account credit): the sum of its ledger entries."""
+    total = LedgerEntry.objects.filter(customer=customer).aggregate(total=Sum("amount"))["total"]
+    return to_money(Decimal(total)) if total is not None else Decimal("0.00")
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    entry: LedgerEntry
+    balance: Decimal
+
+
+def customer_statement(customer: Customer) -> list[StatementLine]:
+    """The account's entries in date order, each with the balance after it. One query: the running
+    balance is a window sum, so a long statement costs no more queries than a short one."""
+    running = Window(Sum("amount"), order_by=[F("effective_on").asc(), F("id").asc()])
+    entries = (
+        LedgerEntry.objects.filter(customer=customer)
+        .select_related("invoice", "credit_note", "payment", "write_off")
+        .annotate(running_balance=running)
+        .order_by("effective_on", "id")
+    )
+    return [StatementLine(entry, to_money(Decimal(entry.running_balance))) for entry in entries]
+
+
+def open_invoices(customer: Customer) -> QuerySet[Invoice]:
+    """The customer's issued invoices with something outstanding (``outstanding``), oldest first."""
+    return open_invoices_of([customer.pk]).select_related("partner")
+
+
+def customer_payments(customer: Customer) -> QuerySet[Payment]:
+    """The customer's payments, newest first, each with what is still ``unallocated`` and whether it was
+    ``returned`` unpaid."""
+    returned = LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=LedgerEntry.Kind.UNPAID_REVERSAL)
+    return (
+        Payment.objects.filter(customer=customer)
+        .select_related("recorded_by")
+        .annotate(unallocated=payment_unallocated_expression(), returned=Exists(returned))
+        .order_by("-received_on", "-pk")
+    )
+
+
+def customer_write_offs(customer: Customer) -> QuerySet[WriteOff]:
+    return WriteOff.objects.filter(customer=customer).select_related("invoice", "requested_by", "decided_by")
+
+
+AGED_DEBT_BUCKETS: tuple[tuple[str, str, int | None, int | None], ...] = (
+    # (key, label, fewest days overdue, most days overdue)
+    ("current", "Current", None, 0),
+    ("days_1_30", "1-30 days", 1, 30),
+    ("days_31_60", "31-60 days", 31, 60),
+    ("days_61_90", "61-90 days", 61, 90),
+    ("over_90", "Over 90 days", 91, None),
+)
+
+
+@dataclass(frozen=True)
+class AgedDebtRow:
+    partner: Partner
+    buckets: dict[str, Decimal]
+
+    @property
+    def total(self) -> Decimal:
+        return sum(self.buckets.values(), Decimal("0.00"))
+
+
+def _bucket_filter(as_of: datetime.date, fewest: int | None, most: int | None) -> Q:
+    """Invoices ``fewest``..``most`` days past their due date on ``as_of``, as a range of issue dates."""
+    condition = Q()
+    if most is not None:
+        # Overdue by at most ``most`` days: due on or after as_of - most, issued on or after that - terms.
+        condition &= Q(issue_date__gte=as_of - datetime.timedelta(days=most + INVOICE_PAYMENT_TERMS_DAYS))
+    if fewest is not None:
+        condition &= Q(issue_date__lte=as_of - datetime.timedelta(days=fewest + INVOICE_PAYMENT_TERMS_DAYS))
+    return condition
+
+
+def aged_debt(
+    user: User | AnonymousUser, *, as_of: datetime.date, partner: Partner | None = None
+) -> list[AgedDebtRow]:
+    """What is outstanding on the invoices the user may see, per partner, by how long overdue each invoice
+    is on ``as_of`` (due ``INVOICE_PAYMENT_TERMS_DAYS`` after issue). Two queries however many invoices
+    and partners: one grouped sum, one for the partners."""
+    invoices = invoices_visible_to(user).filter(
+        status=Invoice.Status.FINALISED, issue_date__lte=as_of, customer__isnull=False
+    )
+    if partner is not None:
+        invoices = invoices.filter(partner=partner)
+    sums = {
+        key: Sum("outstanding", filter=_bucket_filter(as_of, fewest, most))
+        for key, _label, fewest, most in AGED_DEBT_BUCKETS
+    }
+    grouped = (
+        invoices.order_by()
+        .annotate(outstanding=invoice_outstanding_expression())
+        .filter(outstanding__gt=0)
+        .values("partner_id")
+        .annotate(**sums)
+        .order_by("partner_id")
+    )
+    totals: dict[int, dict[str, Any]] = {row["partner_id"]: dict(row) for row in grouped}
+    partners = Partner.objects.in_bulk(list(totals))
+    rows = [
+        AgedDebtRow(
+            partners[partner_id],
+            {key: to_money(Decimal(row[key] or 0)) for key, *_rest in AGED_DEBT_BUCKETS},
+        )
+        for partner_id, row in totals.items()
+    ]
+    return sorted(rows, key=lambda row: row.partner.name)
+
+
+def aged_debt_partners(user: User | AnonymousUser) -> QuerySet[Partner]:
+    """Partners whose aged debt the user may ask for."""
+    if not _is_staff_with(user, "billing.view_invoice", VIEW_LEDGER):
+        return Partner.objects.none()
+    assert isinstance(user, User)
+    if user.has_perm(VIEW_ALL_CUSTOMERS):
+        return Partner.objects.order_by("name")
+    return Partner.objects.filter(pk=user.partner_id) if user.partner_id else Partner.objects.none()

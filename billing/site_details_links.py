@@ -1,5 +1,6 @@
 """Billing's links on a customer's Site Details page (accounts.site_details_links): the customer's
-invoices, and resuming billing while it is ceased. Registered by ``BillingConfig.ready()``."""
+invoices, its account (balance, statement, payments), and resuming billing while it is ceased.
+Registered by ``BillingConfig.ready()``."""
 
 from django.urls import reverse
 
@@ -13,6 +14,12 @@ def invoices_link(customer: Customer, user: User) -> SiteDetailsLink | None:
     return SiteDetailsLink("View invoices", reverse("billing:customer_invoices", args=[customer.reference]))
 
 
+def account_link(customer: Customer, user: User) -> SiteDetailsLink | None:
+    if not user.has_perm("billing.view_ledgerentry"):
+        return None
+    return SiteDetailsLink("Account and payments", reverse("billing:account", args=[customer.reference]))
+
+
 def resume_billing_link(customer: Customer, user: User) -> SiteDetailsLink | None:
     if not user.has_perm("billing.calculate_billrun"):
         return None
@@ -22,6 +29,9 @@ def resume_billing_link(customer: Customer, user: User) -> SiteDetailsLink | Non
 def register() -> None:
     register_site_details_link(
         key="billing.invoices", slot=Slot.FACTS, heading="Invoices", order=20, link_for=invoices_link
+    )
+    register_site_details_link(
+        key="billing.account", slot=Slot.FACTS, heading="Account", order=21, link_for=account_link
     )
     register_site_details_link(
         key="billing.resume", slot=Slot.BILLING_CEASED, order=10, link_for=resume_billing_link

@@ -1,6 +1,8 @@
 """Billing pages: bill runs, invoices, credit notes, call imports and the suspense queue. Thin: reads
 through billing.selectors, writes through billing.services, errors shown next to what caused them."""
 
+import csv
+import datetime
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -10,26 +12,33 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import AccessLog, Partner, User
+from accounts.models import AccessLog, Customer, Partner, User
 from accounts.pii import mask_text, may_reveal_personal_data
 from accounts.security import signed_in_user
-from accounts.selectors import access_customer
+from accounts.selectors import access_customer, is_outside_users_partner
 from accounts.services import access_log_record
 from billing import charts, selectors
 from billing.forms import (
+    AgedDebtForm,
     ApproveForm,
     BillRunForm,
     CallImportForm,
     CreditNoteForm,
     LiftCeaseForm,
+    PaymentForm,
+    ReallocateForm,
     ReasonForm,
+    RefundForm,
+    WriteOffDecisionForm,
+    WriteOffForm,
 )
 from billing.importer.parse import REQUIRED_COLUMNS
-from billing.models import BillRun, Invoice, InvoiceLine
+from billing.models import BillRun, Invoice, InvoiceLine, Payment, WriteOff
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_cancel,
@@ -44,6 +53,8 @@ from billing.services.billing_cease import customer_lift_billing_cease
 from billing.services.call_imports import call_import_queue, suspense_rerate
 from billing.services.credit_notes import credit_note_issue
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
+from billing.services.ledger import write_off_approve, write_off_reject, write_off_request
+from billing.services.payments import payment_reallocate, payment_record, payment_refund
 from fusion_site.money import format_money, vat_on
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
@@ -454,3 +465,215 @@ def suspense_queue(request: HttpRequest) -> HttpResponse:
     page = Paginator(calls.order_by("started_at", "pk"), 100).get_page(request.GET.get("page"))
     context = {"page": page, "summary": selectors.suspense_summary(calls)}
     return render(request, "billing/suspense.html", context)
+
+
+# The customer account: balance, statement, open invoices, payments; payments, refunds and write-offs.
+
+
+def _require(user: User, permission: str) -> None:
+    if user.is_portal_user or not user.has_perm(permission):
+        raise PermissionDenied
+
+
+@login_required
+def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
+    """Staff see the account of a customer they may see; a portal user sees its own statement."""
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    staff = not user.is_portal_user
+    if staff and is_outside_users_partner(user, customer):
+        access_log_record(
+            user=user,
+            customer=customer,
+            action=AccessLog.Action.CROSS_PARTNER_VIEW,
+            fields=["account"],
+            reason="Opened the account (statement, payments) of a customer outside the user's partner",
+        )
+    context = {
+        "customer": customer,
+        "portal": not staff,
+        "balance": selectors.customer_balance(customer),
+        "statement": selectors.customer_statement(customer),
+        "open_invoices": list(selectors.open_invoices(customer)),
+        "payments": list(selectors.customer_payments(customer)),
+        "write_offs": list(selectors.customer_write_offs(customer)) if staff else [],
+        "may_record_payment": staff and user.has_perm("billing.add_payment"),
+        "may_refund": staff and user.has_perm("billing.refund_payment"),
+        "may_reallocate": staff and user.has_perm("billing.reallocate_payment"),
+        "may_request_write_off": staff and user.has_perm("billing.add_writeoff"),
+        "may_decide_write_off": staff and user.has_perm("billing.approve_writeoff"),
+        "decision_form": WriteOffDecisionForm(),
+    }
+    return render(request, "billing/account.html", context)
+
+
+def _account_form_page(
+    request: HttpRequest, customer: Customer, form: forms.Form, *, title: str, subject: str = ""
+) -> HttpResponse:
+    context = {"customer": customer, "form": form, "title": title, "subject": subject}
+    return render(request, "billing/account_form.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payment_record_page(request: HttpRequest, reference: str) -> HttpResponse:
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    _require(user, "billing.add_payment")
+    form = PaymentForm(request.POST or None, initial={"received_on": timezone.localdate()})
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment = payment_record(customer=customer, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc, {})
+        else:
+            messages.success(request, f"Payment of {format_money(payment.amount)} recorded.")
+            return redirect("billing:account", reference=customer.reference)
+    return _account_form_page(request, customer, form, title="Record a payment")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payment_refund_page(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    payment = get_object_or_404(Payment, pk=pk, customer=customer)
+    _require(user, "billing.refund_payment")
+    form = RefundForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment_refund(payment=payment, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc, {})
+        else:
+            messages.success(request, f"Refund of {format_money(form.cleaned_data['amount'])} recorded.")
+            return redirect("billing:account", reference=customer.reference)
+    return _account_form_page(request, customer, form, title="Refund account credit", subject=str(payment))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def payment_reallocate_page(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    payment = get_object_or_404(Payment, pk=pk, customer=customer)
+    _require(user, "billing.reallocate_payment")
+    invoices = Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALISED).order_by(
+        "issue_date", "pk"
+    )
+    form = ReallocateForm(request.POST or None, invoices=invoices)
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment_reallocate(payment=payment, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc, {})
+        else:
+            messages.success(request, f"{format_money(form.cleaned_data['amount'])} of the payment moved.")
+            return redirect("billing:account", reference=customer.reference)
+    return _account_form_page(request, customer, form, title="Move a payment", subject=str(payment))
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def write_off_request_page(request: HttpRequest, reference: str, pk: int) -> HttpResponse:
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    invoice = get_object_or_404(Invoice, pk=pk, customer=customer, status=Invoice.Status.FINALISED)
+    _require(user, "billing.add_writeoff")
+    form = WriteOffForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            write_off_request(invoice=invoice, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc, {})
+        else:
+            messages.success(request, "Write-off requested: a finance manager other than you decides it.")
+            return redirect("billing:account", reference=customer.reference)
+    return _account_form_page(request, customer, form, title="Ask for a write-off", subject=str(invoice))
+
+
+@login_required
+@require_POST
+def write_off_decide_page(request: HttpRequest, reference: str, pk: int, decision: str) -> HttpResponse:
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    write_off = get_object_or_404(WriteOff, pk=pk, customer=customer)
+    _require(user, "billing.approve_writeoff")
+    if decision not in {"approve", "reject"}:
+        raise Http404("No such decision.")
+    form = WriteOffDecisionForm(request.POST)
+    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    try:
+        if decision == "approve":
+            write_off_approve(write_off=write_off, actor=user, reason=reason)
+        else:
+            write_off_reject(write_off=write_off, actor=user, reason=reason)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"Write-off {'approved' if decision == 'approve' else 'rejected'}.")
+    return redirect("billing:account", reference=customer.reference)
+
+
+# Aged debt.
+
+
+def _aged_debt(request: HttpRequest) -> tuple[AgedDebtForm, datetime.date, list[selectors.AgedDebtRow]]:
+    user = signed_in_user(request)
+    partners = selectors.aged_debt_partners(user)
+    if not partners.exists():
+        raise PermissionDenied
+    form = AgedDebtForm(request.GET or None, partners=partners)
+    today = timezone.localdate()
+    as_of, partner = today, None
+    if form.is_valid():
+        as_of = form.cleaned_data["as_of"] or today
+        partner = form.cleaned_data["partner"]
+    return form, as_of, selectors.aged_debt(user, as_of=as_of, partner=partner)
+
+
+@login_required
+def aged_debt_report(request: HttpRequest) -> HttpResponse:
+    form, as_of, rows = _aged_debt(request)
+    buckets = selectors.AGED_DEBT_BUCKETS
+    chart = charts.stacked_money_bars(
+        [label for _key, label, *_days in buckets],
+        [(row.partner.name, [row.buckets[key] for key, *_rest in buckets]) for row in rows],
+    )
+    totals = {key: sum((row.buckets[key] for row in rows), Decimal("0.00")) for key, *_rest in buckets}
+    grand_total = sum(totals.values(), Decimal("0.00"))
+    # The chart's text alternative says what the bars show; the table below gives each partner's amounts.
+    chart_text = "; ".join(f"{label}: {format_money(totals[key])}" for key, label, *_days in buckets)
+    context = {
+        "form": form,
+        "as_of": as_of,
+        "rows": rows,
+        "buckets": buckets,
+        "totals": [totals[key] for key, *_rest in buckets],
+        "grand_total": grand_total,
+        "chart": chart,
+        "chart_text": f"Outstanding by days past due, all partners shown: {chart_text}; "
+        f"total {format_money(grand_total)}.",
+        "csv_query": request.GET.urlencode(),
+    }
+    return render(request, "billing/aged_debt.html", context)
+
+
+@login_required
+def aged_debt_csv(request: HttpRequest) -> HttpResponse:
+    _form, as_of, rows = _aged_debt(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="aged-debt-{as_of.isoformat()}.csv"'
+    writer = csv.writer(response)
+    buckets = selectors.AGED_DEBT_BUCKETS
+    writer.writerow(["partner", "as_of", *(key for key, *_rest in buckets), "total"])
+    for row in rows:
+        writer.writerow(
+            [
+                row.partner.name,
+                as_of.isoformat(),
+                *(format_money(row.buckets[key], for_csv=True) for key, *_rest in buckets),
+                format_money(row.total, for_csv=True),
+            ]
+        )
+    return response

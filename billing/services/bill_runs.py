@@ -26,6 +26,7 @@ from billing.models import (
     PartnerBillingProfile,
 )
 from billing.services.errors import BillingError
+from billing.services.ledger import ledger_post_invoices
 from fusion_site.models import save_with_actor
 
 T = TypeVar("T")
@@ -378,6 +379,8 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
         default_user=actor,
         default_change_reason="Finalised",
     )
+    # The invoices go on their accounts in the same transaction (and account credit settles them).
+    ledger_post_invoices(invoices=invoices, actor=actor)
     profile.next_invoice_number += len(invoices)
     save_with_actor(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
     bill_run.status = BillRun.Status.FINALISED

@@ -13,6 +13,7 @@ from billing.models import (
     PartnerBillingProfile,
 )
 from billing.services.errors import BillingError
+from billing.services.ledger import ledger_post_credit_note
 from fusion_site.models import save_with_actor
 from fusion_site.money import to_money, vat_on
 
@@ -59,4 +60,6 @@ def credit_note_issue(
         gross=amount + vat,
         issued_by=actor,
     )
-    return save_with_actor(note, actor=actor)
+    save_with_actor(note, actor=actor)
+    ledger_post_credit_note(credit_note=note, actor=actor)
+    return note

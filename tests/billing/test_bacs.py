@@ -196,7 +196,8 @@ def billed(partner, agent, finance, finalise) -> Billed:
     one_off(erased, "3.00", agent)
     run = finalise()
     erased_reference = erased.reference
-    erased.delete()  # as erasure does: the invoice survives (law keeps it) without its customer
+    # An invoice the law keeps without its account: detached, as the account's ledger keeps the customer.
+    Invoice.objects.filter(bill_run=run, customer=erased).update(customer=None)
     return Billed(run, finance, paying, exact, no_mandate, nothing_due, erased_reference)
 
 

@@ -32,6 +32,8 @@ from billing.demo import uk_tariff
 from billing.models import CreditNote
 from billing.services.charges import recurring_charge_create
 from billing.services.credit_notes import credit_note_issue
+from billing.services.ledger import write_off_request
+from billing.services.payments import payment_record
 from billing.services.tariffs import customer_set_tariff, line_set_tariff
 from privacy.models import ErasureRecord
 from tests.factories import (
@@ -57,6 +59,7 @@ B_ADDRESS = "77 Bravo Secret Street"
 B_POSTCODE = "SW1A 1AA"
 B_TARIFF_NAME = "Bravo private tariff"
 B_CHARGE = "Bravo secret rental"
+B_PAYMENT_REFERENCE = "BRAVOPAYREF"
 
 
 # Ownership, found from the models ---------------------------------------------------------------------
@@ -160,6 +163,17 @@ def world(customer, other_customer) -> World:
     other_finance = UserFactory(role=Role.FINANCE_MANAGER, partner=other_customer.partner)
     for invoice, finance in ((built.invoice, own_finance), (built.other_invoice, other_finance)):
         credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("1"))
+        # The ledger's rows: a payment settling part of the invoice (an allocation) and a write-off asked for.
+        assert invoice.customer is not None
+        payment_record(
+            customer=invoice.customer,
+            method="bank_transfer",
+            amount=Decimal("1.00"),
+            received_on=datetime.date(2025, 3, 1),
+            reference=B_PAYMENT_REFERENCE if finance is other_finance else "ALPHAPAYREF",
+            actor=finance,
+        )
+        write_off_request(invoice=invoice, amount=Decimal("0.50"), reason="Small balance", actor=finance)
     _partner_rows(customer, own_finance, tariff_name="Alpha own tariff", charge="Alpha rental")
     _partner_rows(other_customer, other_finance, tariff_name=B_TARIFF_NAME, charge=B_CHARGE)
     CustomerFactory(partner=other_customer.partner, name=B_SECOND_CUSTOMER_NAME)
@@ -185,6 +199,7 @@ def _secrets(world: World) -> list[str]:
         B_POSTCODE,
         B_TARIFF_NAME,
         B_CHARGE,
+        B_PAYMENT_REFERENCE,
         invoice.number,
         *CreditNote.objects.filter(invoice=invoice).values_list("number", flat=True),
     ]

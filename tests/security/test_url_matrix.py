@@ -7,14 +7,17 @@ another partner answer 404 to partner staff on every page that takes one.
 """
 
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 
 import pytest
 from django.contrib import admin
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from accounts.models import Role
 from billing.services.credit_notes import credit_note_issue
+from billing.services.payments import payment_record
 from privacy.models import PrivacyRequest
 from privacy.services.requests.receiving import privacy_request_receive
 from privacy.website import services as website_services
@@ -79,6 +82,23 @@ def _credit_note(w: World, *, other: bool = False) -> int:
         invoice = w.other_invoice if other else w.invoice
         finance = UserFactory(role=Role.FINANCE_MANAGER, partner=invoice.partner)
         setattr(w, key, credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill"))
+    return getattr(w, key).pk
+
+
+def _payment(w: World, *, other: bool = False) -> int:
+    """A payment on the world's customer (or the other partner's), recorded once per world."""
+    key = "_other_payment" if other else "_own_payment"
+    if not hasattr(w, key):
+        customer = w.other_customer if other else w.customer
+        agent = UserFactory(role=Role.BILLING_AGENT, partner=customer.partner)
+        payment = payment_record(
+            customer=customer,
+            method="card",
+            amount=Decimal("500.00"),
+            received_on=timezone.localdate(),
+            actor=agent,
+        )
+        setattr(w, key, payment)
     return getattr(w, key).pk
 
 
@@ -165,6 +185,49 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         {Role.BILLING_AGENT},
         lambda w: f"/billing/customers/{w.other_customer.reference}/resume-billing/",
     ),
+    "billing:account": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/customers/{w.other_customer.reference}/account/",
+    ),
+    "billing:payment_record": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/payments/new/",
+        BILLING_STAFF,
+        lambda w: f"/billing/customers/{w.other_customer.reference}/account/payments/new/",
+    ),
+    "billing:payment_refund": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/payments/{_payment(w)}/refund/",
+        {Role.FINANCE_MANAGER},
+        lambda w: (
+            f"/billing/customers/{w.other_customer.reference}/account/payments/"
+            f"{_payment(w, other=True)}/refund/"
+        ),
+    ),
+    "billing:payment_reallocate": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/payments/{_payment(w)}/reallocate/",
+        BILLING_STAFF,
+        lambda w: (
+            f"/billing/customers/{w.other_customer.reference}/account/payments/"
+            f"{_payment(w, other=True)}/reallocate/"
+        ),
+    ),
+    "billing:write_off_request": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/invoices/{w.invoice.pk}/write-off/",
+        BILLING_STAFF,
+        lambda w: (
+            f"/billing/customers/{w.other_customer.reference}/account/invoices/"
+            f"{w.other_invoice.pk}/write-off/"
+        ),
+    ),
+    # Only ever posted to: another partner's write-off answering 404 is tested in
+    # tests/billing/test_ledger_pages.py.
+    "billing:write_off_decide": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/write-offs/1/approve/",
+        NOBODY,
+        None,
+    ),
+    "billing:aged_debt": (lambda w: "/billing/aged-debt/", BILLING_READERS, None),
+    "billing:aged_debt_csv": (lambda w: "/billing/aged-debt.csv", BILLING_READERS, None),
     "billing:call_imports": (lambda w: "/billing/imports/", CALL_READERS, None),
     "billing:call_import": (
         lambda w: f"/billing/imports/{w.call_import.pk}/",

@@ -1,0 +1,430 @@
+"""Posting to customers' ledgers: invoices and credit notes as they are issued, adjustments, write-offs
+(asked for, then approved or rejected by another person, a finance manager), and the use of account
+credit by open invoices.
+
+Every write locks the customer's row first, so two writes to one account are serialised and the derived
+amounts (outstanding per invoice, unallocated per payment) read inside the lock stay true until commit.
+The rules kept here: no invoice's outstanding amount goes below zero or above its gross; no payment
+allocates more than it brought in (less what was refunded); an entry is never changed.
+"""
+
+import datetime
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import (
+    Case,
+    DecimalField,
+    Exists,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
+from django.db.models.expressions import Combinable
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import Customer, User
+from billing.models import (
+    CreditNote,
+    Invoice,
+    LedgerEntry,
+    Payment,
+    PaymentAllocation,
+    WriteOff,
+)
+from billing.services.errors import BillingError
+from fusion_site.models import save_with_actor
+from fusion_site.money import MONEY_DIGITS, to_money
+
+ZERO = Decimal("0.00")
+MONEY = DecimalField(max_digits=MONEY_DIGITS + 2, decimal_places=2)
+
+
+def _sum_of(queryset: QuerySet[Any], group_by: str) -> Subquery:
+    return Subquery(
+        queryset.order_by().values(group_by).annotate(total=Sum("amount")).values("total")[:1],
+        output_field=MONEY,
+    )
+
+
+def invoice_outstanding_expression() -> Combinable:
+    """What is still owed on an invoice (``Invoice`` queryset annotation): what its documents charge (its
+    own entry, less its credit notes and write-offs) less what payments settle."""
+    charged = _sum_of(LedgerEntry.objects.filter(invoice=OuterRef("pk")), "invoice")
+    settled = _sum_of(PaymentAllocation.objects.filter(invoice=OuterRef("pk")), "invoice")
+    return Coalesce(charged, Value(ZERO), output_field=MONEY) - Coalesce(
+        settled, Value(ZERO), output_field=MONEY
+    )
+
+
+def payment_unallocated_expression() -> Combinable:
+    """What of a payment is still the customer's credit (``Payment`` queryset annotation): nothing once
+    it came back unpaid; otherwise its amount less what it settles and what was refunded from it."""
+    allocated = _sum_of(PaymentAllocation.objects.filter(payment=OuterRef("pk")), "payment")
+    refunded = _sum_of(
+        LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=LedgerEntry.Kind.REFUND), "payment"
+    )
+    returned = Exists(
+        LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=LedgerEntry.Kind.UNPAID_REVERSAL)
+    )
+    return Case(
+        When(returned, then=Value(ZERO)),
+        default=(
+            Coalesce("amount", Value(ZERO), output_field=MONEY)
+            - Coalesce(allocated, Value(ZERO), output_field=MONEY)
+            - Coalesce(refunded, Value(ZERO), output_field=MONEY)
+        ),
+        output_field=MONEY,
+    )
+
+
+def open_invoices_of(customer_ids: Iterable[int]) -> QuerySet[Invoice]:
+    """Finalised invoices with something outstanding, oldest first (the order payments settle them)."""
+    return (
+        Invoice.objects.filter(customer_id__in=list(customer_ids), status=Invoice.Status.FINALISED)
+        .annotate(outstanding=invoice_outstanding_expression())
+        .filter(outstanding__gt=0)
+        .order_by("issue_date", "pk")
+    )
+
+
+def payments_with_credit_of(customer_ids: Iterable[int] | QuerySet[Any]) -> QuerySet[Payment]:
+    """Payments with unallocated money, oldest first; ``customer_ids`` may be a subquery of ids."""
+    ids = customer_ids if isinstance(customer_ids, QuerySet) else list(customer_ids)
+    return (
+        Payment.objects.filter(customer_id__in=ids)
+        .annotate(unallocated=payment_unallocated_expression())
+        .filter(unallocated__gt=0)
+        .order_by("received_on", "pk")
+    )
+
+
+def invoice_outstanding(invoice: Invoice) -> Decimal:
+    value = (
+        Invoice.objects.filter(pk=invoice.pk)
+        .annotate(outstanding=invoice_outstanding_expression())
+        .values_list("outstanding", flat=True)
+        .get()
+    )
+    return to_money(Decimal(value))
+
+
+def payment_unallocated(payment: Payment) -> Decimal:
+    value = (
+        Payment.objects.filter(pk=payment.pk)
+        .annotate(unallocated=payment_unallocated_expression())
+        .values_list("unallocated", flat=True)
+        .get()
+    )
+    return to_money(Decimal(value))
+
+
+def lock_customer(customer_id: int) -> Customer:
+    """Serialise the ledger writes of one account (see the module's docstring)."""
+    return Customer.objects.select_for_update().get(pk=customer_id)
+
+
+def lock_customers(customer_ids: Iterable[int]) -> None:
+    """Lock several accounts, in id order so two writers never wait on each other crosswise."""
+    ids = sorted(set(customer_ids))
+    list(Customer.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+
+
+def require(actor: User, permission: str, action: str) -> None:
+    if not actor.has_perm(permission):
+        raise PermissionDenied(f"You may not {action}.")
+
+
+def post_entry(
+    *,
+    customer_id: int,
+    kind: str,
+    amount: Decimal,
+    effective_on: datetime.date,
+    actor: User | None,
+    reason: str = "",
+    invoice: Invoice | None = None,
+    credit_note: CreditNote | None = None,
+    payment: Payment | None = None,
+    write_off: WriteOff | None = None,
+) -> LedgerEntry:
+    entry = LedgerEntry(
+        customer_id=customer_id,
+        kind=kind,
+        amount=to_money(amount),
+        effective_on=effective_on,
+        actor=actor,
+        reason=reason,
+        invoice=invoice,
+        credit_note=credit_note,
+        payment=payment,
+        write_off=write_off,
+    )
+    entry.full_clean()
+    entry.save()
+    audit_record(
+        actor=actor,
+        action=f"ledger.{kind}",
+        target=entry,
+        detail={"customer": customer_id, "amount": str(entry.amount)},
+    )
+    return entry
+
+
+# Allocation: the mechanics shared by payments, credit notes and finalisation.
+
+
+def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, reason: str = "") -> int:
+    """Let unallocated payment money of these (locked) customers settle their open invoices, oldest
+    invoice first, oldest payment first. Returns how many allocations were written; four queries
+    however many customers."""
+    payments = list(payments_with_credit_of(customer_ids))
+    if not payments:
+        return 0
+    owed_by_customer: dict[int, list[tuple[int, Decimal]]] = {}
+    for invoice in open_invoices_of({payment.customer_id for payment in payments}):
+        assert invoice.customer_id is not None
+        outstanding = to_money(Decimal(invoice.outstanding))  # type: ignore[attr-defined]
+        owed_by_customer.setdefault(invoice.customer_id, []).append((invoice.pk, outstanding))
+    rows: list[PaymentAllocation] = []
+    for payment in payments:
+        credit = to_money(Decimal(payment.unallocated))  # type: ignore[attr-defined]
+        owed = owed_by_customer.get(payment.customer_id, [])
+        for index, (invoice_id, due) in enumerate(owed):
+            if credit <= 0:
+                break
+            amount = min(due, credit)
+            if amount <= 0:
+                continue
+            rows.append(
+                PaymentAllocation(
+                    payment=payment, invoice_id=invoice_id, amount=amount, actor=actor, reason=reason
+                )
+            )
+            owed[index] = (invoice_id, due - amount)
+            credit -= amount
+    PaymentAllocation.objects.bulk_create(rows)
+    return len(rows)
+
+
+def live_allocations(**filters: object) -> QuerySet[PaymentAllocation]:
+    """Allocations not (yet) reversed, newest first: the order money is taken back in."""
+    return PaymentAllocation.objects.filter(
+        reverses__isnull=True, reversed_by__isnull=True, **filters
+    ).order_by("-created_at", "-pk")
+
+
+def release_allocations(
+    allocations: Iterable[PaymentAllocation], *, amount: Decimal | None, actor: User | None, reason: str
+) -> Decimal:
+    """Take back ``amount`` (all, if None) from these live allocations in their order: each is reversed in
+    full and what of it is kept is allocated again, so every row stays as written. Returns how much was
+    taken back."""
+    taken = ZERO
+    for allocation in allocations:
+        if amount is not None and taken >= amount:
+            break
+        PaymentAllocation(
+            payment_id=allocation.payment_id,
+            invoice_id=allocation.invoice_id,
+            amount=-allocation.amount,
+            reverses=allocation,
+            actor=actor,
+            reason=reason,
+        ).save()
+        take = allocation.amount if amount is None else min(allocation.amount, amount - taken)
+        kept = allocation.amount - take
+        if kept > 0:
+            PaymentAllocation(
+                payment_id=allocation.payment_id,
+                invoice_id=allocation.invoice_id,
+                amount=kept,
+                actor=actor,
+                reason=reason,
+            ).save()
+        taken += take
+    return taken
+
+
+# Documents issued by billing.
+
+
+def ledger_post_invoices(*, invoices: Sequence[Invoice], actor: User | None) -> int:
+    """Post just-finalised invoices (a bill run's) and let account credit settle them. Set-based: one
+    insert for the entries, then a constant number of queries for the few customers holding credit."""
+    entries = [
+        LedgerEntry(
+            customer_id=invoice.customer_id,
+            kind=LedgerEntry.Kind.INVOICE,
+            amount=invoice.gross,
+            effective_on=invoice.issue_date,
+            invoice=invoice,
+            actor=actor,
+        )
+        for invoice in invoices
+        if invoice.customer_id is not None and invoice.gross > 0 and invoice.issue_date is not None
+    ]
+    LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+    # The accounts of the runs' invoices, as a subquery: a run bills tens of thousands of customers, more
+    # than a list of parameters may hold on SQLite.
+    billed = Invoice.objects.filter(
+        bill_run_id__in={invoice.bill_run_id for invoice in invoices}, customer__isnull=False
+    ).values("customer_id")
+    in_credit = sorted(set(payments_with_credit_of(billed).values_list("customer_id", flat=True)))
+    if in_credit:
+        lock_customers(in_credit)
+        allocate_oldest_first(customer_ids=in_credit, actor=actor, reason="Account credit used at issue")
+    return len(entries)
+
+
+def ledger_post_credit_note(*, credit_note: CreditNote, actor: User) -> LedgerEntry | None:
+    """Post a credit note against its invoice. If payments had settled more than the invoice now charges,
+    the excess goes back to the payments as account credit, which then settles other open invoices."""
+    invoice = credit_note.invoice
+    if invoice.customer_id is None:
+        return None
+    lock_customer(invoice.customer_id)
+    entry = post_entry(
+        customer_id=invoice.customer_id,
+        kind=LedgerEntry.Kind.CREDIT_NOTE,
+        amount=-credit_note.gross,
+        effective_on=credit_note.issue_date,
+        actor=actor,
+        invoice=invoice,
+        credit_note=credit_note,
+    )
+    overpaid = -invoice_outstanding(invoice)
+    if overpaid > 0:
+        release_allocations(
+            live_allocations(invoice=invoice),
+            amount=overpaid,
+            actor=actor,
+            reason=f"Credit note {credit_note.number} left the invoice overpaid",
+        )
+        allocate_oldest_first(customer_ids=[invoice.customer_id], actor=actor, reason="Account credit")
+    return entry
+
+
+# Adjustments and write-offs.
+
+
+@transaction.atomic
+def adjustment_post(
+    *,
+    customer: Customer,
+    amount: Decimal,
+    reason: str,
+    actor: User,
+    effective_on: datetime.date | None = None,
+) -> LedgerEntry:
+    """A correction of the account's balance (positive: the customer owes more). It names no invoice."""
+    require(actor, "billing.post_adjustment", "post adjustments")
+    amount = to_money(amount)
+    if amount == 0:
+        raise ValidationError({"amount": "An adjustment moves the balance: give an amount other than 0."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the balance is adjusted."})
+    lock_customer(customer.pk)
+    return post_entry(
+        customer_id=customer.pk,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        amount=amount,
+        effective_on=effective_on or timezone.localdate(),
+        actor=actor,
+        reason=reason,
+    )
+
+
+@transaction.atomic
+def write_off_request(*, invoice: Invoice, amount: Decimal, reason: str, actor: User) -> WriteOff:
+    """Ask for (part of) an invoice's outstanding amount to be written off; a finance manager other than
+    the requester decides."""
+    require(actor, "billing.add_writeoff", "ask for write-offs")
+    if invoice.status != Invoice.Status.FINALISED or invoice.customer_id is None:
+        raise BillingError("Only a finalised invoice of an account can be written off.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the debt should be written off."})
+    lock_customer(invoice.customer_id)
+    amount = to_money(amount)
+    outstanding = invoice_outstanding(invoice)
+    if amount <= 0 or amount > outstanding:
+        raise ValidationError({"amount": f"Write off more than 0 and at most {outstanding} (outstanding)."})
+    write_off = WriteOff(
+        customer_id=invoice.customer_id,
+        invoice=invoice,
+        amount=amount,
+        reason=reason,
+        requested_by=actor,
+        requested_at=timezone.now(),
+    )
+    save_with_actor(write_off, actor=actor, reason="Requested")
+    audit_record(
+        actor=actor,
+        action="ledger.write_off_requested",
+        target=write_off,
+        detail={"customer": invoice.customer_id, "invoice": invoice.pk, "amount": str(amount)},
+    )
+    return write_off
+
+
+def _decide(write_off: WriteOff, actor: User) -> tuple[WriteOff, Invoice]:
+    require(actor, "billing.approve_writeoff", "decide write-offs")
+    lock_customer(write_off.customer_id)
+    write_off = WriteOff.objects.select_for_update().select_related("invoice").get(pk=write_off.pk)
+    if write_off.status != WriteOff.Status.REQUESTED:
+        raise BillingError(f"This write-off is already {write_off.get_status_display().lower()}.")
+    if write_off.requested_by_id == actor.pk:
+        raise BillingError("Four eyes: you asked for this write-off, so someone else must decide it.")
+    return write_off, write_off.invoice
+
+
+@transaction.atomic
+def write_off_approve(*, write_off: WriteOff, actor: User, reason: str = "") -> WriteOff:
+    write_off, invoice = _decide(write_off, actor)
+    outstanding = invoice_outstanding(invoice)
+    if write_off.amount > outstanding:
+        raise BillingError(
+            f"Only {outstanding} is outstanding on the invoice now (it was paid or credited since the "
+            "request): reject this write-off and ask again."
+        )
+    write_off.status = WriteOff.Status.APPROVED
+    write_off.decided_by, write_off.decided_at = actor, timezone.now()
+    write_off.decision_reason = reason
+    save_with_actor(write_off, actor=actor, reason="Approved")
+    post_entry(
+        customer_id=write_off.customer_id,
+        kind=LedgerEntry.Kind.WRITE_OFF,
+        amount=-write_off.amount,
+        effective_on=timezone.localdate(),
+        actor=actor,
+        reason=write_off.reason,
+        invoice=invoice,
+        write_off=write_off,
+    )
+    return write_off
+
+
+@transaction.atomic
+def write_off_reject(*, write_off: WriteOff, actor: User, reason: str) -> WriteOff:
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the write-off is rejected."})
+    write_off, _invoice = _decide(write_off, actor)
+    write_off.status = WriteOff.Status.REJECTED
+    write_off.decided_by, write_off.decided_at = actor, timezone.now()
+    write_off.decision_reason = reason
+    save_with_actor(write_off, actor=actor, reason="Rejected")
+    audit_record(
+        actor=actor,
+        action="ledger.write_off_rejected",
+        target=write_off,
+        detail={"customer": write_off.customer_id, "invoice": write_off.invoice_id},
+    )
+    return write_off

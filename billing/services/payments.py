@@ -1,0 +1,204 @@
+"""Payments: recording money received (and letting it settle open invoices, oldest first), moving it
+between invoices, refunding account credit, and undoing a payment that came back unpaid (a Direct Debit
+returned through ARUDD). Each posts its ledger entry and leaves the payment's history and an audit event;
+the rules they keep are those of ``billing.services.ledger``."""
+
+import datetime
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.audit import audit_record
+from accounts.models import Customer, User
+from billing.models import Invoice, LedgerEntry, Payment, PaymentAllocation
+from billing.services.errors import BillingError
+from billing.services.ledger import (
+    allocate_oldest_first,
+    invoice_outstanding,
+    live_allocations,
+    lock_customer,
+    payment_unallocated,
+    post_entry,
+    release_allocations,
+    require,
+)
+from fusion_site.models import save_with_actor
+from fusion_site.money import to_money
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    customer: Customer,
+    method: str,
+    amount: Decimal,
+    received_on: datetime.date,
+    actor: User,
+    reference: str = "",
+    allocate: bool = True,
+) -> Payment:
+    """Record money received. By default it settles the customer's open invoices, oldest first; what is
+    left (an overpayment) stays as account credit, which the next invoice uses when it is issued."""
+    require(actor, "billing.add_payment", "record payments")
+    if received_on > timezone.localdate():
+        raise ValidationError({"received_on": "A payment cannot be received in the future."})
+    lock_customer(customer.pk)
+    payment = Payment(
+        customer=customer,
+        method=method,
+        amount=to_money(amount) if amount is not None else amount,
+        received_on=received_on,
+        reference=reference,
+        recorded_by=actor,
+    )
+    if payment.amount is not None and payment.amount <= 0:
+        raise ValidationError({"amount": "A payment is more than 0."})
+    save_with_actor(payment, actor=actor, reason="Recorded")
+    post_entry(
+        customer_id=customer.pk,
+        kind=LedgerEntry.Kind.PAYMENT,
+        amount=-payment.amount,
+        effective_on=received_on,
+        actor=actor,
+        payment=payment,
+    )
+    if allocate:
+        allocate_oldest_first(customer_ids=[customer.pk], actor=actor, reason="Oldest invoice first")
+    return payment
+
+
+@transaction.atomic
+def payment_reallocate(
+    *,
+    payment: Payment,
+    from_invoice: Invoice | None,
+    to_invoice: Invoice | None,
+    amount: Decimal,
+    reason: str,
+    actor: User,
+) -> list[PaymentAllocation]:
+    """Move ``amount`` of a payment from one invoice (or from its unallocated credit, if None) to another
+    (or back to credit, if None). The rows moved are reversed, never edited; the reason is kept."""
+    require(actor, "billing.reallocate_payment", "re-allocate payments")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the payment is moved."})
+    if from_invoice is None and to_invoice is None:
+        raise ValidationError({"to_invoice": "Choose where the money goes."})
+    lock_customer(payment.customer_id)
+    amount = to_money(amount)
+    if amount <= 0:
+        raise ValidationError({"amount": "Move more than 0."})
+    for invoice in (from_invoice, to_invoice):
+        if invoice is not None and (
+            invoice.customer_id != payment.customer_id or invoice.status != Invoice.Status.FINALISED
+        ):
+            raise ValidationError(
+                {"to_invoice": "A payment settles only its own customer's issued invoices."}
+            )
+    if from_invoice is not None and from_invoice == to_invoice:
+        raise ValidationError({"to_invoice": "Choose another invoice to move the money to."})
+    before = set(PaymentAllocation.objects.filter(payment=payment).values_list("pk", flat=True))
+    if from_invoice is not None:
+        on_invoice = sum(
+            (a.amount for a in PaymentAllocation.objects.filter(payment=payment, invoice=from_invoice)),
+            Decimal("0"),
+        )
+        if amount > on_invoice:
+            raise ValidationError({"amount": f"Only {on_invoice} of this payment settles that invoice."})
+        release_allocations(
+            live_allocations(payment=payment, invoice=from_invoice), amount=amount, actor=actor, reason=reason
+        )
+    elif amount > payment_unallocated(payment):
+        raise ValidationError(
+            {"amount": f"Only {payment_unallocated(payment)} of this payment is unallocated."}
+        )
+    if to_invoice is not None:
+        owed = invoice_outstanding(to_invoice)
+        if amount > owed:
+            raise ValidationError({"amount": f"Only {owed} is outstanding on invoice {to_invoice.number}."})
+        PaymentAllocation(
+            payment=payment, invoice=to_invoice, amount=amount, actor=actor, reason=reason
+        ).save()
+    audit_record(
+        actor=actor,
+        action="ledger.payment_reallocated",
+        target=payment,
+        detail={
+            "from_invoice": from_invoice.pk if from_invoice else None,
+            "to_invoice": to_invoice.pk if to_invoice else None,
+            "amount": str(amount),
+        },
+    )
+    return list(PaymentAllocation.objects.filter(payment=payment).exclude(pk__in=before))
+
+
+@transaction.atomic
+def payment_refund(
+    *,
+    payment: Payment,
+    amount: Decimal,
+    reason: str,
+    actor: User,
+    refunded_on: datetime.date | None = None,
+) -> LedgerEntry:
+    """Pay back (part of) a payment's unallocated credit to the customer."""
+    require(actor, "billing.refund_payment", "refund payments")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the money is refunded."})
+    lock_customer(payment.customer_id)
+    amount = to_money(amount)
+    available = payment_unallocated(payment)
+    if amount <= 0 or amount > available:
+        raise ValidationError(
+            {"amount": f"Refund more than 0 and at most {available} (this payment's unallocated credit)."}
+        )
+    return post_entry(
+        customer_id=payment.customer_id,
+        kind=LedgerEntry.Kind.REFUND,
+        amount=amount,
+        effective_on=refunded_on or timezone.localdate(),
+        actor=actor,
+        reason=reason,
+        payment=payment,
+    )
+
+
+@transaction.atomic
+def payment_reverse_unpaid(
+    *,
+    payment: Payment,
+    reason_code: str,
+    actor: User,
+    returned_on: datetime.date | None = None,
+) -> LedgerEntry:
+    """The payment never arrived (a Direct Debit returned unpaid, a bounced cheque): its allocations are
+    reversed, so the invoices it settled are open again, and the account owes its amount again.
+
+    Idempotent: a payment already returned gives back its reversal (a report imported twice changes
+    nothing twice)."""
+    require(actor, "billing.reverse_payment", "record unpaid payments")
+    if not reason_code.strip():
+        raise ValidationError({"reason_code": "Give the reason the payment came back unpaid."})
+    lock_customer(payment.customer_id)
+    existing = LedgerEntry.objects.filter(payment=payment, kind=LedgerEntry.Kind.UNPAID_REVERSAL).first()
+    if existing is not None:
+        return existing
+    if LedgerEntry.objects.filter(payment=payment, kind=LedgerEntry.Kind.REFUND).exists():
+        raise BillingError(
+            "Part of this payment was refunded, so it cannot simply be returned unpaid: "
+            "post an adjustment for what the customer owes."
+        )
+    reason = f"Returned unpaid: {reason_code}"
+    release_allocations(live_allocations(payment=payment), amount=None, actor=actor, reason=reason)
+    entry = post_entry(
+        customer_id=payment.customer_id,
+        kind=LedgerEntry.Kind.UNPAID_REVERSAL,
+        amount=payment.amount,
+        effective_on=returned_on or timezone.localdate(),
+        actor=actor,
+        reason=reason,
+        payment=payment,
+    )
+    return entry
