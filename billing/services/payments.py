@@ -4,13 +4,15 @@ returned through ARUDD). Each posts its ledger entry and leaves the payment's hi
 the rules they keep are those of ``billing.services.ledger``."""
 
 import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditEntry, audit_record, audit_record_many
 from accounts.models import Customer, User
 from billing.models import Invoice, LedgerEntry, Payment, PaymentAllocation
 from billing.services.errors import BillingError
@@ -19,13 +21,116 @@ from billing.services.ledger import (
     invoice_outstanding,
     live_allocations,
     lock_customer,
+    lock_customers,
     payment_unallocated,
     post_entry,
     release_allocations,
     require,
 )
+from fusion_site.bulk import record_history_in_sql
 from fusion_site.models import save_with_actor
 from fusion_site.money import to_money
+
+
+@dataclass(frozen=True)
+class PaymentReceived:
+    """One payment of a batch (a bank statement, a card settlement, a Direct Debit collection day)."""
+
+    customer_id: int
+    method: str
+    amount: Decimal
+    received_on: datetime.date
+    reference: str = ""
+
+
+def payments_record_many(
+    *,
+    payments: Sequence[PaymentReceived],
+    actor: User,
+    chunk_size: int = 1000,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Record a batch of payments as ``payment_record`` records one (history, ledger entry, audit event,
+    oldest invoice first), set-based: a fixed number of queries per chunk of ``chunk_size``, all in one
+    transaction, so a batch is stored whole or not at all. Every payment is checked before anything is
+    written; a bad one is refused naming its position. Returns how many were recorded."""
+    require(actor, "billing.add_payment", "record payments")
+    today = timezone.localdate()
+    methods = set(Payment.Method.values)
+    for number, received in enumerate(payments, start=1):
+        if received.method not in methods:
+            raise ValidationError(
+                {"method": f"Payment {number}: {received.method!r} is not a payment method."}
+            )
+        if to_money(received.amount) <= 0:
+            raise ValidationError({"amount": f"Payment {number}: a payment is more than 0."})
+        if received.received_on > today:
+            raise ValidationError(
+                {"received_on": f"Payment {number}: a payment cannot be received in the future."}
+            )
+    known = set(
+        Customer.objects.filter(pk__in={received.customer_id for received in payments}).values_list(
+            "pk", flat=True
+        )
+    )
+    unknown = [
+        number for number, received in enumerate(payments, start=1) if received.customer_id not in known
+    ]
+    if unknown:
+        raise ValidationError({"customer": f"Payment {unknown[0]}: no such customer."})
+    recorded = 0
+    with transaction.atomic():
+        for start in range(0, len(payments), chunk_size):
+            chunk = payments[start : start + chunk_size]
+            lock_customers(received.customer_id for received in chunk)
+            made = Payment.objects.bulk_create(
+                Payment(
+                    customer_id=received.customer_id,
+                    method=received.method,
+                    amount=to_money(received.amount),
+                    received_on=received.received_on,
+                    reference=received.reference,
+                    recorded_by=actor,
+                )
+                for received in chunk
+            )
+            record_history_in_sql(
+                Payment.objects.filter(pk__in=[payment.pk for payment in made]),
+                actor=actor,
+                reason="Recorded",
+                when=timezone.now(),
+            )
+            entries = LedgerEntry.objects.bulk_create(
+                LedgerEntry(
+                    customer_id=payment.customer_id,
+                    kind=LedgerEntry.Kind.PAYMENT,
+                    amount=-payment.amount,
+                    effective_on=payment.received_on,
+                    actor=actor,
+                    payment=payment,
+                )
+                for payment in made
+            )
+            audit_record_many(
+                actor=actor,
+                entries=[
+                    AuditEntry(
+                        f"ledger.{LedgerEntry.Kind.PAYMENT}",
+                        entry,
+                        {"customer": entry.customer_id, "amount": str(entry.amount)},
+                    )
+                    for entry in entries
+                ],
+            )
+            allocate_oldest_first(
+                customer_ids=sorted({payment.customer_id for payment in made}),
+                actor=actor,
+                reason="Oldest invoice first",
+            )
+            recorded += len(made)
+            if progress is not None:
+                progress(recorded, len(payments))
+    return recorded
 
 
 @transaction.atomic
