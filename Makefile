@@ -47,7 +47,7 @@ worker: install
 beat: install
 	.venv/bin/celery -A fusion_site beat --loglevel=INFO
 
-BENCHES := bench/site_details.py bench/bill_run.py bench/privacy_erasure.py bench/privacy_export.py bench/retention.py
+BENCHES := bench/site_details.py bench/bill_run.py bench/privacy_erasure.py bench/privacy_export.py bench/retention.py bench/payments.py
 
 bench: install
 	@set -e; for script in $(BENCHES); do $(PY) $$script; done
