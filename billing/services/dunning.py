@@ -249,12 +249,13 @@ def dunning_run_chunk(
     longest = max((step.days_overdue for group in steps.values() for step in group), default=0)
     since = today - datetime.timedelta(days=longest + CATCH_UP_DAYS)
     taken: set[tuple[int, int, datetime.date]] = set()
-    past: dict[tuple[int, datetime.date], int] = {}
+    # Each customer's recent episodes (due date -> the invoice that opened it).
+    past: dict[int, dict[datetime.date, int]] = {}
     for customer_id, step_id, due_on, invoice_id in DunningAction.objects.filter(
         customer_id__in=list(customers), due_on__gte=since
     ).values_list("customer_id", "step_id", "due_on", "invoice_id"):
         taken.add((customer_id, step_id, due_on))
-        past[(customer_id, due_on)] = invoice_id
+        past.setdefault(customer_id, {})[due_on] = invoice_id
 
     now = timezone.now()
     planned: list[tuple[Customer, DunningStep, _Episode, str]] = []
@@ -262,8 +263,8 @@ def dunning_run_chunk(
         partner_steps = steps.get(customer.partner_id, [])
         episode = episodes.get(customer.pk)
         # Episodes that ended (their oldest invoice was paid): the steps now due are skipped.
-        for (customer_id, due_on), invoice_id in past.items():
-            if customer_id != customer.pk or (episode is not None and episode.due_on == due_on):
+        for due_on, invoice_id in sorted(past.get(customer.pk, {}).items()):
+            if episode is not None and episode.due_on == due_on:
                 continue
             ended = _Episode(customer.pk, due_on, invoice_id, "", Decimal("0.00"))
             for step in _due_steps(partner_steps, ended, today, taken):

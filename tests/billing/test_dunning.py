@@ -10,8 +10,10 @@ from decimal import Decimal
 
 import pytest
 from django.core import mail
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from accounts.models import Customer, ProvisioningOrder, Role, User
 from accounts.services import customer_restrict_processing
@@ -286,6 +288,59 @@ def test_a_step_switched_off_or_not_yet_effective_is_not_taken(clock, debtor, pa
 
     on(clock, days_after_due(20))
     assert run_job() == {}
+
+
+DEFAULT_STEP_DAYS = {"reminder_email": 7, "final_notice_email": 14, "suspend_outgoing_calls": 28}
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    run_days=st.lists(st.integers(min_value=0, max_value=45), min_size=1, max_size=8),
+    paid_on=st.none() | st.integers(min_value=0, max_value=45),
+)
+def test_whenever_the_job_runs_each_step_is_taken_once_and_sent_only_while_unpaid(
+    run_days, paid_on, clock, partner, profile, agent
+):
+    """The rule, stated apart from the code: a step of k days is recorded by the first run on or after
+    day k (days after the due date), once however often the job runs; it is carried out if the balance
+    was still owed at that run (a payment on day p comes before that day's run); once paid, the episode's
+    later steps are recorded as skipped, and an episode paid before its first step leaves no trace.
+    Steps whose day no run reached are not recorded."""
+    actor = UserFactory(role=Role.ADMINISTRATOR)
+    with transaction.atomic():
+        customer = full_customer(partner)
+        issue_invoice(customer, "100.00")
+        for day in sorted({*run_days, *([paid_on] if paid_on is not None else [])}):
+            on(clock, days_after_due(day))
+            if day == paid_on:
+                payment_record(
+                    customer=customer,
+                    method=Payment.Method.CARD,
+                    amount=Decimal("120.00"),
+                    received_on=days_after_due(day),
+                    actor=agent,
+                )
+            for _ in range(run_days.count(day)):
+                dunning_run(today=days_after_due(day), actor=actor)
+
+        expected = {}
+        started = False
+        for kind, k in DEFAULT_STEP_DAYS.items():
+            first_run = min((day for day in run_days if day >= k), default=None)
+            if first_run is None:
+                continue
+            if paid_on is None or paid_on > first_run:
+                expected[kind] = Outcome.SUSPENDED if kind == "suspend_outgoing_calls" else Outcome.SENT
+                started = True
+            elif started:
+                expected[kind] = Outcome.SKIPPED_PAID
+        recorded = list(DunningAction.objects.filter(customer=customer).values_list("kind", "outcome"))
+        assert sorted(recorded) == sorted(expected.items())
+        transaction.set_rollback(True)
 
 
 def test_a_chunk_costs_the_same_queries_for_one_customer_as_for_many(clock, partner, profile):
