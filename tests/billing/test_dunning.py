@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts.models import Customer, ProvisioningOrder, Role, User
-from accounts.services import customer_restrict_processing
+from accounts.services import customer_lift_processing_restriction, customer_restrict_processing
 from billing.models import BillRun, DunningAction, DunningStep, Invoice, Payment
 from billing.services.dunning import (
     LAWFUL_BASIS_DEBT_RECOVERY,
@@ -504,3 +504,24 @@ def test_an_erased_customer_is_left_alone(clock, partner, profile):
     on(clock, days_after_due(30))
 
     assert run_job() == {}
+
+
+def test_lifting_the_restriction_releases_the_held_suspension(clock, debtor, make_user):
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    customer_restrict_processing(customer=debtor, actor=dpo, reason="Accuracy contested")
+    on(clock, days_after_due(28))
+    run_job()
+
+    with run_on_commit():
+        customer_lift_processing_restriction(customer=debtor, actor=dpo, reason="Resolved")
+
+    assert ProvisioningOrder.objects.get(customer=debtor).status == ProvisioningOrder.Status.SUBMITTED
+
+
+def test_beat_runs_the_job_daily(settings):
+    entry = settings.CELERY_BEAT_SCHEDULE["dunning"]
+
+    assert entry["task"] == "billing.tasks.dunning_daily"
+    assert entry["schedule"].hour == {8}
+    assert dunning_daily.name == "billing.tasks.dunning_daily"
+    assert dunning_daily.acks_late
