@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Partner
+from billing.dunning_models import DunningStepKind
 from billing.models import Invoice, Payment
 from billing.services.bill_runs import unfinished_usage_period
 from billing.services.billing_cease import BackBillPolicy
@@ -144,3 +145,15 @@ class ReallocateForm(forms.Form):
             field = self.fields[name]
             assert isinstance(field, forms.ModelChoiceField)
             field.queryset = invoices
+
+
+class DunningStepForm(forms.Form):
+    days_overdue = forms.IntegerField(
+        min_value=1, max_value=365, help_text="Days after the due date of the oldest unpaid invoice."
+    )
+    kind = forms.ChoiceField(label="Action", choices=DunningStepKind.choices)
+    effective_from = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Taken only for debts that reach this step on or after this date.",
+    )
+    active = forms.BooleanField(required=False, initial=True)

@@ -761,6 +761,9 @@ class DirectDebitSubmission(TimeStampedModel):
 
 # The customer account ledger (payments, allocations, write-offs, entries) lives in its own module;
 # imported here (explicit re-exports) so they are billing's models and importable from billing.models.
+from billing.dunning_models import DEFAULT_DUNNING_STEPS as DEFAULT_DUNNING_STEPS  # noqa: E402
+from billing.dunning_models import DunningAction as DunningAction  # noqa: E402
+from billing.dunning_models import DunningStep as DunningStep  # noqa: E402
 from billing.ledger_models import INVOICE_PAYMENT_TERMS_DAYS as INVOICE_PAYMENT_TERMS_DAYS  # noqa: E402
 from billing.ledger_models import ImmutableRowError as ImmutableRowError  # noqa: E402
 from billing.ledger_models import LedgerEntry as LedgerEntry  # noqa: E402

@@ -21,6 +21,8 @@ from billing.models import (
     CallRecord,
     CreditNote,
     DirectDebitSubmission,
+    DunningAction,
+    DunningStep,
     Invoice,
     LedgerEntry,
     Payment,
@@ -379,3 +381,45 @@ def aged_debt_partners(user: User | AnonymousUser) -> QuerySet[Partner]:
     if user.has_perm(VIEW_ALL_CUSTOMERS):
         return Partner.objects.order_by("name")
     return Partner.objects.filter(pk=user.partner_id) if user.partner_id else Partner.objects.none()
+
+
+# Dunning.
+
+VIEW_DUNNING_STEPS = "billing.view_dunningstep"
+
+
+def dunning_partners_visible_to(user: User | AnonymousUser) -> QuerySet[Partner]:
+    """Partners whose dunning steps the user may see: its own partner's (staff with the permission), or
+    every partner's for the provider's staff."""
+    if not _is_staff_with(user, VIEW_DUNNING_STEPS):
+        return Partner.objects.none()
+    assert isinstance(user, User)
+    if user.has_perm(VIEW_ALL_CUSTOMERS):
+        return Partner.objects.order_by("name")
+    return Partner.objects.filter(pk=user.partner_id) if user.partner_id else Partner.objects.none()
+
+
+def access_dunning_partner(user: User | AnonymousUser, pk: int) -> Partner:
+    partner = dunning_partners_visible_to(user).filter(pk=pk).first()
+    if partner is None:
+        raise Http404("No such partner.")
+    return partner
+
+
+def dunning_steps_of(partner: Partner) -> QuerySet[DunningStep]:
+    return DunningStep.objects.filter(partner=partner).order_by("days_overdue", "pk")
+
+
+def access_dunning_step(user: User | AnonymousUser, partner_pk: int, pk: int) -> DunningStep:
+    """A step of a partner the user may see (another partner's step, or a step named under the wrong
+    partner, is 404)."""
+    partner = access_dunning_partner(user, partner_pk)
+    step = dunning_steps_of(partner).filter(pk=pk).select_related("partner").first()
+    if step is None:
+        raise Http404("No such step.")
+    return step
+
+
+def customer_dunning_history(customer: Customer) -> QuerySet[DunningAction]:
+    """The customer's dunning actions, newest first, with the invoice each was about (one query)."""
+    return DunningAction.objects.filter(customer=customer).select_related("invoice")

@@ -10,6 +10,7 @@ from django.utils import timezone
 from accounts import mandates
 from accounts.services import system_user
 from billing.models import BillRun, DirectDebitSubmission
+from billing.services import dunning
 from billing.services.bill_runs import bill_run_calculate_chunk, bill_run_record_chunk_failure
 from billing.services.call_imports import call_import_from_storage
 from billing.services.direct_debit import direct_debit_notices_send
@@ -85,3 +86,24 @@ def send_direct_debit_notices_daily() -> int:
     for bill_run in runs.order_by("pk"):
         sent += direct_debit_notices_send(bill_run=bill_run, actor=actor)
     return sent
+
+
+@shared_task(
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=3,
+    acks_late=True,
+    soft_time_limit=25 * 60,
+    time_limit=30 * 60,
+)
+def dunning_daily() -> dict[str, int]:
+    """Daily: take the partners' dunning steps that are due (billing.services.dunning). Idempotent: each
+    step is recorded once per customer and overdue episode, so a retried or doubled run sends nothing
+    twice; a chunk of customers per transaction, progress logged."""
+    actor = system_user(job=dunning.DUNNING_JOB)
+    counts = dunning.dunning_run(
+        today=timezone.localdate(),
+        actor=actor,
+        progress=lambda done: logger.info("Dunning: %d customers looked at so far", done),
+    )
+    return dict(counts)

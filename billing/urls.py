@@ -36,6 +36,8 @@ urlpatterns = [
         views.write_off_decide_page,
         name="write_off_decide",
     ),
+    path("partners/<int:pk>/dunning/", views.dunning_steps, name="dunning_steps"),
+    path("partners/<int:pk>/dunning/<int:step_pk>/", views.dunning_step_edit, name="dunning_step_edit"),
     path("aged-debt/", views.aged_debt_report, name="aged_debt"),
     path("aged-debt.csv", views.aged_debt_csv, name="aged_debt_csv"),
     path("imports/", views.call_imports, name="call_imports"),

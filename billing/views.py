@@ -29,6 +29,7 @@ from billing.forms import (
     BillRunForm,
     CallImportForm,
     CreditNoteForm,
+    DunningStepForm,
     LiftCeaseForm,
     PaymentForm,
     ReallocateForm,
@@ -53,6 +54,7 @@ from billing.services.billing_cease import customer_lift_billing_cease
 from billing.services.call_imports import call_import_queue, suspense_rerate
 from billing.services.credit_notes import credit_note_issue
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
+from billing.services.dunning import dunning_step_create, dunning_step_update
 from billing.services.ledger import write_off_approve, write_off_reject, write_off_request
 from billing.services.payments import payment_reallocate, payment_record, payment_refund
 from fusion_site.money import format_money, vat_on
@@ -502,6 +504,11 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
         "may_reallocate": staff and user.has_perm("billing.reallocate_payment"),
         "may_request_write_off": staff and user.has_perm("billing.add_writeoff"),
         "may_decide_write_off": staff and user.has_perm("billing.approve_writeoff"),
+        "dunning_history": (
+            list(selectors.customer_dunning_history(customer))
+            if staff and user.has_perm("billing.view_dunningaction")
+            else []
+        ),
         "decision_form": WriteOffDecisionForm(),
     }
     return render(request, "billing/account.html", context)
@@ -677,3 +684,59 @@ def aged_debt_csv(request: HttpRequest) -> HttpResponse:
             ]
         )
     return response
+
+
+# Dunning steps.
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dunning_steps(request: HttpRequest, pk: int) -> HttpResponse:
+    """A partner's dunning steps; a finance manager adds steps here (another partner's: 404)."""
+    user = signed_in_user(request)
+    partner = selectors.access_dunning_partner(user, pk)
+    may_add = not user.is_portal_user and user.has_perm("billing.add_dunningstep")
+    form = DunningStepForm(request.POST or None, initial={"effective_from": timezone.localdate()})
+    if request.method == "POST":
+        if not may_add:
+            raise PermissionDenied
+        if form.is_valid():
+            try:
+                dunning_step_create(partner=partner, actor=user, **form.cleaned_data)
+            except ValidationError as exc:
+                _add_service_errors(form, exc, {})
+            else:
+                messages.success(request, "Dunning step added.")
+                return redirect("billing:dunning_steps", pk=partner.pk)
+    context = {
+        "partner": partner,
+        "steps": list(selectors.dunning_steps_of(partner)),
+        "form": form,
+        "may_add": may_add,
+        "may_change": not user.is_portal_user and user.has_perm("billing.change_dunningstep"),
+    }
+    return render(request, "billing/dunning_steps.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def dunning_step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    user = signed_in_user(request)
+    step = selectors.access_dunning_step(user, pk, step_pk)
+    _require(user, "billing.change_dunningstep")
+    initial = {
+        "days_overdue": step.days_overdue,
+        "kind": step.kind,
+        "effective_from": step.effective_from,
+        "active": step.active,
+    }
+    form = DunningStepForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        try:
+            dunning_step_update(step=step, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc, {})
+        else:
+            messages.success(request, "Dunning step changed.")
+            return redirect("billing:dunning_steps", pk=step.partner_id)
+    return render(request, "billing/dunning_step_form.html", {"step": step, "form": form})

@@ -263,6 +263,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.send_direct_debit_notices_daily",
         "schedule": crontab(hour=7, minute=10),
     },
+    # Dunning: reminders, final notices and suspensions of customers who have not paid, after the
+    # Direct Debit notices and in the working morning (emails read the same day; orders reach the gateway
+    # in its hours). Idempotent: a second run the same day takes no step twice.
+    "dunning": {
+        "task": "billing.tasks.dunning_daily",
+        "schedule": crontab(hour=8, minute=5),
+    },
     "verify-audit-chain": {
         "task": "accounts.tasks.verify_audit_chain_nightly",
         "schedule": crontab(hour=2, minute=15),

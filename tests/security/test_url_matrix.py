@@ -16,7 +16,9 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from accounts.models import Role
+from billing.models import DunningStep
 from billing.services.credit_notes import credit_note_issue
+from billing.services.dunning import dunning_steps_ensure
 from billing.services.payments import payment_record
 from privacy.models import PrivacyRequest
 from privacy.services.requests.receiving import privacy_request_receive
@@ -100,6 +102,13 @@ def _payment(w: World, *, other: bool = False) -> int:
         )
         setattr(w, key, payment)
     return getattr(w, key).pk
+
+
+def _dunning_step(w: World, *, other: bool = False) -> int:
+    """One of the partner's dunning steps (the defaults, made once per world)."""
+    dunning_steps_ensure(actor=None)
+    partner = w.other_customer.partner if other else w.customer.partner
+    return DunningStep.objects.filter(partner=partner).order_by("pk").first().pk
 
 
 def _submission(w: World) -> int:
@@ -225,6 +234,16 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         lambda w: f"/billing/customers/{w.customer.reference}/account/write-offs/1/approve/",
         NOBODY,
         None,
+    ),
+    "billing:dunning_steps": (
+        lambda w: f"/billing/partners/{w.customer.partner.pk}/dunning/",
+        {*BILLING_STAFF, Role.ADMINISTRATOR},
+        lambda w: f"/billing/partners/{w.other_customer.partner.pk}/dunning/",
+    ),
+    "billing:dunning_step_edit": (
+        lambda w: f"/billing/partners/{w.customer.partner.pk}/dunning/{_dunning_step(w)}/",
+        {Role.FINANCE_MANAGER},
+        lambda w: f"/billing/partners/{w.other_customer.partner.pk}/dunning/{_dunning_step(w, other=True)}/",
     ),
     "billing:aged_debt": (lambda w: "/billing/aged-debt/", BILLING_READERS, None),
     "billing:aged_debt_csv": (lambda w: "/billing/aged-debt.csv", BILLING_READERS, None),
