@@ -11,6 +11,7 @@ from billing.models import (
     CreditNote,
     Invoice,
     PartnerBillingProfile,
+    WriteOff,
 )
 from billing.services.errors import BillingError
 from billing.services.ledger import ledger_post_credit_note
@@ -38,16 +39,30 @@ def credit_note_issue(
         raise ValidationError(
             {"net": f"The credit must be more than 0 and at most {remaining} (net not yet credited)."}
         )
-    profile = PartnerBillingProfile.objects.select_for_update().get(partner_id=invoice.partner_id)
-    sequence = profile.next_credit_note_number
-    profile.next_credit_note_number += 1
-    save_with_actor(profile, actor=actor, reason="Credit note number assigned")
     # The last credit takes exactly the VAT not yet credited, so full credits always net to zero.
     vat = (
         invoice.vat - sum((note.vat for note in earlier), Decimal("0"))
         if amount == remaining
         else vat_on(amount, invoice.vat_rate)
     )
+    # What was written off is no longer owed, so it cannot be credited as well: the customer would get the
+    # same money back twice (and the invoice would owe less than nothing).
+    written_off = sum(
+        (write_off.amount for write_off in invoice.write_offs.filter(status=WriteOff.Status.APPROVED)),
+        Decimal("0"),
+    )
+    creditable = invoice.gross - sum((note.gross for note in earlier), Decimal("0")) - written_off
+    if written_off and amount + vat > creditable:
+        raise ValidationError(
+            {
+                "net": f"{written_off} of this invoice was written off; a credit may take at most "
+                f"{creditable} gross (VAT included) of what is left."
+            }
+        )
+    profile = PartnerBillingProfile.objects.select_for_update().get(partner_id=invoice.partner_id)
+    sequence = profile.next_credit_note_number
+    profile.next_credit_note_number += 1
+    save_with_actor(profile, actor=actor, reason="Credit note number assigned")
     note = CreditNote(
         invoice=invoice,
         partner_id=invoice.partner_id,

@@ -130,6 +130,24 @@ def test_a_payment_settles_the_oldest_invoice_first_and_an_overpayment_waits_for
     assert list(selectors.open_invoices(account)) == [later]
 
 
+def test_what_was_written_off_cannot_be_credited_as_well(account, agent, finance, finance_2):
+    # Found by the sequence property on PostgreSQL: a credit after a write-off left the invoice owing -0.48.
+    invoice = issue_invoice(account, "0.40", issued=TODAY, actor=finance)  # gross 0.48
+    request = write_off_request(invoice=invoice, amount=Decimal("0.48"), reason="Uncollectable", actor=agent)
+    write_off_approve(write_off=request, actor=finance_2)
+
+    with pytest.raises(ValidationError) as refused:
+        credit_note_issue(invoice=invoice, actor=finance, reason="Goodwill", net=Decimal("0.40"))
+
+    assert refused.value.message_dict["net"] == [
+        "0.48 of this invoice was written off; a credit may take at most 0.00 gross (VAT included) "
+        "of what is left."
+    ]
+    assert invoice_outstanding(invoice) == Decimal("0.00")
+    assert balance(account) == Decimal("0.00")
+    assert not invoice.credit_notes.exists()
+
+
 def test_finalising_a_bill_run_posts_every_invoice_and_uses_account_credit(partner, profile, agent, finance):
     from tests.billing.factories import january_charges
 
@@ -518,10 +536,20 @@ def _apply(
     elif kind == "credit" and expected.invoices:
         invoice = expected.invoices[op[1] % len(expected.invoices)]
         remaining = invoice.net - sum((n.net for n in invoice.credit_notes.all()), Decimal("0"))
+        written_off = sum((w.amount for w in invoice.write_offs.filter(status="approved")), Decimal("0"))
+        creditable = (
+            invoice.gross - sum((n.gross for n in invoice.credit_notes.all()), Decimal("0")) - written_off
+        )
         if remaining > 0:
-            note = credit_note_issue(
-                invoice=invoice, actor=finance, reason="Credit", net=min(op[2], remaining)
-            )
+            net = min(op[2], remaining)
+            gross = net + (invoice.vat - sum((n.vat for n in invoice.credit_notes.all()), Decimal("0"))
+                           if net == remaining else vat_on(net, invoice.vat_rate))  # fmt: skip
+            if written_off and gross > creditable:
+                # What was written off cannot be credited too: refused, and nothing moves.
+                with pytest.raises(ValidationError, match="written off"):
+                    credit_note_issue(invoice=invoice, actor=finance, reason="Credit", net=net)
+                return
+            note = credit_note_issue(invoice=invoice, actor=finance, reason="Credit", net=net)
             expected.balance -= note.gross
     elif kind == "refund" and expected.payments:
         payment = expected.payments[op[1] % len(expected.payments)]
