@@ -4,6 +4,8 @@ import zoneinfo
 
 import pytest
 import time_machine
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -185,3 +187,14 @@ def pytest_collection_modifyitems(config, items):
         raise pytest.UsageError(
             "django_db(transaction=True) needs serialized_rollback=True: " + ", ".join(unsafe)
         )
+
+
+@pytest.fixture
+def migrations_restored():
+    """For a test that migrates the test database back: every app's latest migration again afterwards.
+    Migrating one app forward to its own latest leaves behind the other apps' migrations that were unapplied
+    with it (billing's ledger depends on accounts), and the tests after it would find tables missing."""
+    yield
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(executor.loader.graph.leaf_nodes())

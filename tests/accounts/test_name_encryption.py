@@ -286,6 +286,7 @@ def _migrations_around_encryption() -> tuple[tuple[str, str], tuple[str, str]]:
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("migrations_restored")
 def test_the_migration_encrypts_existing_names_and_history_and_indexes_their_words():
     before, latest = _migrations_around_encryption()
     executor = MigrationExecutor(connection)

@@ -18,16 +18,18 @@ from accounts.models import Customer, Role
 RESUME = "Resume billing…"
 INVOICES = "View invoices"
 EXPORTS = "Portability exports"
+ACCOUNT = "Account and payments"
 
 # From the role grants: billing.calculate_billrun (resume), billing.view_invoice (invoices),
-# privacy.view_dataexport for staff (a portal user downloads its own data from "Download my data").
+# billing.view_ledgerentry (the account), privacy.view_dataexport for staff (a portal user downloads its
+# own data from "Download my data").
 LINKS_BY_ROLE = {
-    Role.ADMINISTRATOR: {INVOICES},
-    Role.BILLING_AGENT: {RESUME, INVOICES},
+    Role.ADMINISTRATOR: {INVOICES, ACCOUNT},
+    Role.BILLING_AGENT: {RESUME, INVOICES, ACCOUNT},
     Role.SUPPORT_AGENT: set(),
-    Role.FINANCE_MANAGER: {INVOICES},
-    Role.DATA_PROTECTION_OFFICER: {EXPORTS, INVOICES},
-    Role.CUSTOMER: {INVOICES},
+    Role.FINANCE_MANAGER: {INVOICES, ACCOUNT},
+    Role.DATA_PROTECTION_OFFICER: {EXPORTS, INVOICES, ACCOUNT},
+    Role.CUSTOMER: {INVOICES, ACCOUNT},
 }
 
 
@@ -59,6 +61,9 @@ def _expected_fragments(customer: Customer) -> dict[str, str]:
             f'<dt>Invoices</dt><dd><a href="{reverse("billing:customer_invoices", args=[reference])}">'
             f"{INVOICES}</a></dd>"
         ),
+        ACCOUNT: (
+            f'<dt>Account</dt><dd><a href="{reverse("billing:account", args=[reference])}">{ACCOUNT}</a></dd>'
+        ),
     }
 
 
@@ -83,7 +88,7 @@ def test_links_keep_the_page_order_between_billing_ceased_and_processing_restric
 
     facts = _facts(client, customer)
 
-    order = ["Billing ceased", "Data exports", "Invoices", "Processing restricted"]
+    order = ["Billing ceased", "Data exports", "Invoices", "Account", "Processing restricted"]
     positions = [facts.index(f"<dt>{heading}</dt>") for heading in order]
     assert positions == sorted(positions)
 

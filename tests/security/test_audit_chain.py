@@ -546,6 +546,7 @@ BEFORE, KEYED = ("accounts", "0006_security_role_permissions"), ("accounts", "00
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("migrations_restored")
 def test_the_migration_re_signs_an_intact_unkeyed_chain_with_the_newest_key():
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM accounts_auditevent")
@@ -568,6 +569,7 @@ def test_the_migration_re_signs_an_intact_unkeyed_chain_with_the_newest_key():
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.usefixtures("migrations_restored")
 def test_the_migration_refuses_to_re_sign_an_unkeyed_chain_that_was_tampered_with():
     with connection.cursor() as cursor:
         cursor.execute("DELETE FROM accounts_auditevent")
