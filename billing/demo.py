@@ -13,7 +13,16 @@ from django.utils import timezone
 
 from accounts.models import Line, Partner, Role, User
 from accounts.validation import national_phone_digits
-from billing.models import Band, BillRun, PartnerBillingProfile, Rate, RateCard, RecurringCharge, Tariff
+from billing.models import (
+    Band,
+    BillRun,
+    PartnerBillingProfile,
+    Payment,
+    Rate,
+    RateCard,
+    RecurringCharge,
+    Tariff,
+)
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_calculate_chunk,
@@ -22,6 +31,7 @@ from billing.services.bill_runs import (
     bill_run_start_calculation,
 )
 from billing.services.call_imports import call_import_run
+from billing.services.payments import PaymentReceived, payments_record_many
 
 # prefix, band, price per minute, connection charge, minimum charge, increment (seconds)
 UK_RATES = [
@@ -176,6 +186,28 @@ def seed_partner(
             # The demo's earlier month is approved as if its finance manager had reviewed the exceptions.
             bill_run_approve(bill_run=run, actor=finance, exceptions_acknowledged=run.exceptions.count())
             bill_run_finalise(bill_run=run, actor=finance, issue_date=month[1] + datetime.timedelta(days=1))
+            progress(f"{partner.name}: payments for {month[0]:%B %Y}")
+            pay_most_invoices(run, actor=actor, today=today, rng=rng)
+
+
+def pay_most_invoices(run: BillRun, *, actor: User, today: datetime.date, rng: random.Random) -> None:
+    """Most customers pay the finalised run's invoice in full by bank transfer or card, some pay part, and
+    the last few do not pay: the account pages show statements and credit, aged debt shows debtors."""
+    invoices = list(run.invoices.filter(customer__isnull=False).order_by("customer_id"))
+    paid_on = min(today, (run.issue_date or today) + datetime.timedelta(days=10))
+    batch = []
+    for number, invoice in enumerate(invoices):
+        if number >= len(invoices) - max(1, len(invoices) // 10):
+            break  # the last tenth owe it all
+        assert invoice.customer_id is not None
+        share = Decimal("0.5") if number % 7 == 3 else Decimal("1")  # a few pay half
+        method = Payment.Method.CARD if rng.random() < 0.3 else Payment.Method.BANK_TRANSFER
+        amount = (invoice.gross * share).quantize(Decimal("0.01"))
+        if amount > 0:
+            batch.append(
+                PaymentReceived(invoice.customer_id, method, amount, paid_on, f"DEMO-{invoice.number}")
+            )
+    payments_record_many(payments=batch, actor=actor)
 
 
 def seed(*, progress: Callable[[str], None], today: datetime.date | None = None) -> bool:

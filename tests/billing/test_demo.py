@@ -4,7 +4,9 @@ import io
 
 from django.core.management import call_command
 
-from billing.models import BillRun, CallRecord, Invoice, RecurringCharge
+from billing import selectors
+from billing.models import BillRun, CallRecord, Invoice, Payment, RecurringCharge
+from billing.services.ledger import invoice_outstanding
 
 
 def test_seed_billing_demo_gives_a_finalised_and_a_calculated_run_per_partner(db):
@@ -18,6 +20,15 @@ def test_seed_billing_demo_gives_a_finalised_and_a_calculated_run_per_partner(db
     assert CallRecord.objects.filter(status=CallRecord.Status.RATED).exists()
     finalised = Invoice.objects.filter(status=Invoice.Status.FINALISED)
     assert finalised.exists() and all(invoice.gross == invoice.net + invoice.vat for invoice in finalised)
+
+    # Most invoices of the finalised runs are paid, a few in part, the last of each partner's not at all.
+    assert Payment.objects.exists()
+    outstanding = [invoice_outstanding(invoice) for invoice in finalised]
+    assert any(amount == 0 for amount in outstanding)
+    assert any(0 < amount < invoice.gross for amount, invoice in zip(outstanding, finalised, strict=True))
+    assert any(amount == invoice.gross for amount, invoice in zip(outstanding, finalised, strict=True))
+    debtor = next(invoice.customer for amount, invoice in zip(outstanding, finalised, strict=True) if amount)
+    assert selectors.customer_balance(debtor) > 0
 
     again = io.StringIO()
     call_command("seed_billing_demo", stdout=again, stderr=io.StringIO())
