@@ -2,6 +2,7 @@
 
 import datetime
 import logging
+from typing import Any
 
 from celery import shared_task
 from django.db import OperationalError
@@ -19,6 +20,18 @@ logger = logging.getLogger(__name__)
 
 # Runs finalised this many days ago or less still get their advance notices from the daily job.
 NOTICE_LOOKBACK_DAYS = 31
+
+
+# The daily jobs' task options: retried on a lost database connection, acknowledged after the work, and
+# stopped if a run ever takes half an hour.
+DAILY_JOB: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": True,
+    "max_retries": 3,
+    "acks_late": True,
+    "soft_time_limit": 25 * 60,
+    "time_limit": 30 * 60,
+}
 
 
 @shared_task(
@@ -44,14 +57,7 @@ def import_call_file(call_import_id: int, stored_name: str) -> int | None:
     return call_import.imported if call_import else None
 
 
-@shared_task(
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-    acks_late=True,
-    soft_time_limit=25 * 60,
-    time_limit=30 * 60,
-)
+@shared_task(**DAILY_JOB)
 def direct_debit_mandates_daily() -> dict[str, int]:
     """Daily: activate the lodged mandates whose lodgement period is over, and expire those dormant for 13
     months (accounts.mandates). Level-triggered and idempotent: a missed day is caught up, a second run
@@ -67,14 +73,7 @@ def direct_debit_mandates_daily() -> dict[str, int]:
     return {"activated": activated, "expired": expired}
 
 
-@shared_task(
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-    acks_late=True,
-    soft_time_limit=25 * 60,
-    time_limit=30 * 60,
-)
+@shared_task(**DAILY_JOB)
 def send_direct_debit_notices_daily() -> int:
     """Daily: the advance notices of recently finalised runs not yet exported (one run a transaction; a
     run whose notices are all sent sends none)."""
@@ -88,14 +87,7 @@ def send_direct_debit_notices_daily() -> int:
     return sent
 
 
-@shared_task(
-    autoretry_for=(OperationalError,),
-    retry_backoff=True,
-    max_retries=3,
-    acks_late=True,
-    soft_time_limit=25 * 60,
-    time_limit=30 * 60,
-)
+@shared_task(**DAILY_JOB)
 def dunning_daily() -> dict[str, int]:
     """Daily: take the partners' dunning steps that are due (billing.services.dunning). Idempotent: each
     step is recorded once per customer and overdue episode, so a retried or doubled run sends nothing

@@ -3,6 +3,7 @@
 import csv
 import datetime
 import io
+import itertools
 import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
@@ -18,6 +19,7 @@ from billing.models import (
     BillRun,
     CallImport,
     CallRecord,
+    Invoice,
     PartnerBillingProfile,
     Rate,
     RateCard,
@@ -31,6 +33,8 @@ from billing.services.bill_runs import (
 )
 from billing.services.call_imports import call_import_run
 from billing.services.charges import one_off_charge_create, recurring_charge_create
+from billing.services.ledger import ledger_post_invoices
+from fusion_site.money import vat_on
 
 UK_TIME = zoneinfo.ZoneInfo("Europe/London")
 CSV_HEADER = ("cli", "dialled_number", "start_time", "duration", "call_type", "call_reference")
@@ -208,3 +212,47 @@ def finalised_run(
     bill_run_finalise(bill_run=bill_run, actor=finance, issue_date=period[1] + datetime.timedelta(days=1))
     bill_run.refresh_from_db()
     return bill_run
+
+
+_invoice_numbers = itertools.count()
+
+
+def issued_invoice(
+    customer: Customer, net: str, *, issued: datetime.date, actor: User | None = None
+) -> Invoice:
+    """A finalised invoice (VAT at the standard rate) as a bill run of its own leaves it, posted to the ledger
+    by the finalisation's own ledger step."""
+    n = next(_invoice_numbers)
+    start = datetime.date(2000 + n // 12, n % 12 + 1, 1)
+    run = BillRun.objects.create(
+        partner=customer.partner,
+        period_start=start,
+        period_end=start + datetime.timedelta(days=27),
+        status=BillRun.Status.FINALISED,
+        issue_date=issued,
+    )
+    amount = Decimal(net)
+    vat = vat_on(amount)
+    invoice = Invoice.objects.create(
+        bill_run=run,
+        partner=customer.partner,
+        customer=customer,
+        status=Invoice.Status.FINALISED,
+        sequence=10_000 + n,
+        number=f"T{n:06d}",
+        issue_date=issued,
+        tax_point=issued,
+        period_start=run.period_start,
+        period_end=run.period_end,
+        supplier_name="Supplier",
+        supplier_address="Leeds",
+        supplier_vat_number="GB123456789",
+        customer_reference=customer.reference,
+        customer_name="Customer",
+        customer_address="Leeds",
+        net=amount,
+        vat=vat,
+        gross=amount + vat,
+    )
+    ledger_post_invoices(invoices=[invoice], actor=actor)
+    return invoice

@@ -5,7 +5,6 @@ customer who objected to billing (under the lawful basis it records). The steps 
 partner; the account page shows what was done."""
 
 import datetime
-import itertools
 from decimal import Decimal
 
 import pytest
@@ -17,7 +16,7 @@ from hypothesis import strategies as st
 
 from accounts.models import Customer, ProvisioningOrder, Role, User
 from accounts.services import customer_lift_processing_restriction, customer_restrict_processing
-from billing.models import BillRun, DunningAction, DunningStep, Invoice, Payment
+from billing.models import DunningAction, DunningStep, Invoice, Payment
 from billing.services.dunning import (
     LAWFUL_BASIS_DEBT_RECOVERY,
     dunning_run,
@@ -25,11 +24,9 @@ from billing.services.dunning import (
     dunning_step_update,
     dunning_steps_ensure,
 )
-from billing.services.ledger import ledger_post_invoices
 from billing.services.payments import payment_record
 from billing.tasks import dunning_daily
-from fusion_site.money import vat_on
-from tests.billing.factories import billing_profile, run_on_commit
+from tests.billing.factories import billing_profile, issued_invoice, run_on_commit
 from tests.factories import CustomerFactory, UserFactory, full_customer
 
 pytestmark = pytest.mark.frozen_at("2026-05-01T09:00:00+00:00")
@@ -37,44 +34,11 @@ pytestmark = pytest.mark.frozen_at("2026-05-01T09:00:00+00:00")
 ISSUED = datetime.date(2026, 5, 1)  # due on 15 May (14 days' terms)
 DUE = datetime.date(2026, 5, 15)
 Outcome = DunningAction.Outcome
-_periods = itertools.count()
 
 
 def issue_invoice(customer: Customer, net: str, *, issued: datetime.date = ISSUED) -> Invoice:
     """A finalised invoice as a bill run leaves it, posted to the ledger."""
-    n = next(_periods)
-    start = datetime.date(2000 + n // 12, n % 12 + 1, 1)
-    run = BillRun.objects.create(
-        partner=customer.partner,
-        period_start=start,
-        period_end=start + datetime.timedelta(days=27),
-        status=BillRun.Status.FINALISED,
-        issue_date=issued,
-    )
-    amount = Decimal(net)
-    invoice = Invoice.objects.create(
-        bill_run=run,
-        partner=customer.partner,
-        customer=customer,
-        status=Invoice.Status.FINALISED,
-        sequence=20_000 + n,
-        number=f"D{n:06d}",
-        issue_date=issued,
-        tax_point=issued,
-        period_start=run.period_start,
-        period_end=run.period_end,
-        supplier_name="Supplier",
-        supplier_address="Leeds",
-        supplier_vat_number="GB123456789",
-        customer_reference=customer.reference,
-        customer_name="Customer",
-        customer_address="Leeds",
-        net=amount,
-        vat=vat_on(amount),
-        gross=amount + vat_on(amount),
-    )
-    ledger_post_invoices(invoices=[invoice], actor=None)
-    return invoice
+    return issued_invoice(customer, net, issued=issued)
 
 
 def on(clock, day: datetime.date) -> None:

@@ -4,7 +4,6 @@ unpaid returns, re-allocations, adjustments and four-eyes write-offs; balances, 
 derived from the entries. The invariants are checked for any sequence of these (Hypothesis)."""
 
 import datetime
-import itertools
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -18,7 +17,6 @@ from hypothesis import strategies as st
 from accounts.models import Customer, Role, User
 from billing import selectors
 from billing.models import (
-    BillRun,
     CreditNote,
     ImmutableRowError,
     Invoice,
@@ -32,7 +30,6 @@ from billing.services.errors import BillingError
 from billing.services.ledger import (
     adjustment_post,
     invoice_outstanding,
-    ledger_post_invoices,
     payment_unallocated,
     write_off_approve,
     write_off_reject,
@@ -45,52 +42,18 @@ from billing.services.payments import (
     payment_reverse_unpaid,
 )
 from fusion_site.money import vat_on
-from tests.billing.factories import billing_profile, finalised_run, month
+from tests.billing.factories import billing_profile, finalised_run, issued_invoice, month
 from tests.factories import CustomerFactory, full_customer
 
 pytestmark = pytest.mark.frozen_at("2026-06-30T12:00:00+00:00")
 
 TODAY = datetime.date(2026, 6, 30)
 CARD = Payment.Method.CARD
-_periods = itertools.count()
 
 
 def issue_invoice(customer: Customer, net: str, *, issued: datetime.date, actor: User) -> Invoice:
     """A finalised invoice as a bill run leaves it, posted by the finalisation's own ledger step."""
-    n = next(_periods)
-    start = datetime.date(2000 + n // 12, n % 12 + 1, 1)
-    run = BillRun.objects.create(
-        partner=customer.partner,
-        period_start=start,
-        period_end=start + datetime.timedelta(days=27),
-        status=BillRun.Status.FINALISED,
-        issue_date=issued,
-    )
-    amount = Decimal(net)
-    vat = vat_on(amount)
-    invoice = Invoice.objects.create(
-        bill_run=run,
-        partner=customer.partner,
-        customer=customer,
-        status=Invoice.Status.FINALISED,
-        sequence=10_000 + n,
-        number=f"T{n:06d}",
-        issue_date=issued,
-        tax_point=issued,
-        period_start=run.period_start,
-        period_end=run.period_end,
-        supplier_name="Supplier",
-        supplier_address="Leeds",
-        supplier_vat_number="GB123456789",
-        customer_reference=customer.reference,
-        customer_name="Customer",
-        customer_address="Leeds",
-        net=amount,
-        vat=vat,
-        gross=amount + vat,
-    )
-    ledger_post_invoices(invoices=[invoice], actor=actor)
-    return invoice
+    return issued_invoice(customer, net, issued=issued, actor=actor)
 
 
 @pytest.fixture
