@@ -762,6 +762,9 @@ class DirectDebitSubmission(TimeStampedModel):
 # The customer account ledger (payments, allocations, write-offs, entries) lives in its own module;
 # imported here (explicit re-exports) so they are billing's models and importable from billing.models.
 from billing.ledger_models import INVOICE_PAYMENT_TERMS_DAYS as INVOICE_PAYMENT_TERMS_DAYS  # noqa: E402
+from billing.ledger_models import BacsReportImport as BacsReportImport  # noqa: E402
+from billing.ledger_models import BacsReportImportError as BacsReportImportError  # noqa: E402
+from billing.ledger_models import DirectDebitCollection as DirectDebitCollection  # noqa: E402
 from billing.ledger_models import ImmutableRowError as ImmutableRowError  # noqa: E402
 from billing.ledger_models import LedgerEntry as LedgerEntry  # noqa: E402
 from billing.ledger_models import Payment as Payment  # noqa: E402
