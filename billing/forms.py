@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Partner
+from billing.bacs_reports import MAX_REPORT_BYTES
 from billing.models import Invoice, Payment
 from billing.services.bill_runs import unfinished_usage_period
 from billing.services.billing_cease import BackBillPolicy
@@ -144,3 +145,15 @@ class ReallocateForm(forms.Form):
             field = self.fields[name]
             assert isinstance(field, forms.ModelChoiceField)
             field.queryset = invoices
+
+
+class BacsReportForm(forms.Form):
+    file = forms.FileField(help_text="An ARUDD or ADDACS report, as the XML Bacs publishes.")
+
+    def clean_file(self) -> object:
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith(".xml"):
+            raise forms.ValidationError("Upload the report's .xml file.")
+        if upload.size > MAX_REPORT_BYTES:
+            raise forms.ValidationError(f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MB.")
+        return upload
