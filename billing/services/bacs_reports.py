@@ -64,6 +64,7 @@ from fusion_site.models import save_with_actor
 
 Progress = Callable[[int, int], None]
 MAX_REASON_LENGTH = 300
+MAX_HISTORY_REASON = 80
 ENDED = (PaymentDetails.Status.CANCELLED, PaymentDetails.Status.EXPIRED)
 
 
@@ -297,10 +298,12 @@ class _Applier:
         save_with_actor(
             collection,
             actor=self.actor,
-            reason=f"Returned unpaid: ARUDD {item.reason_code} ({rule.reason}); {action.value}",
+            reason=f"Returned unpaid: ARUDD {item.reason_code} ({rule.reason}); {action.value}"[:100],
         )
         if action is Action.CANCEL_MANDATE:
-            self._cancel(collection.mandate_id, f"ARUDD {item.reason_code}: {rule.reason}")
+            self._cancel(
+                collection.mandate_id, f"ARUDD {item.reason_code}: {rule.reason}"[:MAX_HISTORY_REASON]
+            )
         audit_record(
             actor=self.actor,
             action="direct_debit.returned_unpaid",
@@ -337,7 +340,8 @@ class _Applier:
         mandate = self._mandate(item)
         action = bacs_reports.item_action(item)
         rule = item.rule
-        why = f"ADDACS {item.reason_code}: {rule.reason} (effective {item.effective_date:%d %B %Y})"
+        # History keeps a change reason of up to 100 characters, "Cancelled: " or "Reinstated: " included.
+        why = f"ADDACS {item.reason_code}: {rule.reason}"[:MAX_HISTORY_REASON]
         if action is Action.CANCEL_MANDATE:
             changed = self._cancel(mandate.pk, why)
         elif action is Action.AMEND_MANDATE:
@@ -387,7 +391,9 @@ class _Applier:
         # The instruction now lives at the new bank: lodge it there (0N), and send the old bank no 0C.
         if mandate.status not in ENDED:
             mandates.mandate_cancel(mandate=mandate, actor=self.actor, reason=why, by_bank=True)
-        mandates.mandate_reinstate(mandate=mandate, actor=self.actor, reason=f"{why}: lodge at the new bank")
+        mandates.mandate_reinstate(
+            mandate=mandate, actor=self.actor, reason=f"ADDACS {item.reason_code}: lodge at the new bank"
+        )
         return True
 
     def _reinstate(self, mandate: PaymentDetails, item: InstructionAdvice, why: str) -> bool:
