@@ -354,8 +354,9 @@ def _record_collections(
         default_user=actor,
         default_change_reason=f"Collected in Direct Debit submission {submission.serial}",
     )
-    if any(payment.pk is None for payment in payments):  # a backend that returns no ids on bulk insert
-        payments = list(Payment.objects.filter(reference__in=[p.reference for p in payments]).order_by("pk"))
+    # PostgreSQL and SQLite (3.35+) give back the ids of rows inserted in bulk; the rows below need them.
+    if any(payment.pk is None for payment in payments):
+        raise BillingError("The database gave back no ids for the payments recorded; nothing was recorded.")
     LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
@@ -386,7 +387,7 @@ def _record_collections(
     PaymentAllocation.objects.bulk_create(allocations, batch_size=1000)
     # What an invoice already settled by credit leaves over settles the customer's other invoices.
     allocate_oldest_first(customer_ids=sorted(customer_ids), actor=actor, reason="Oldest invoice first")
-    collections = DirectDebitCollection.objects.bulk_create(
+    collections = bulk_create_with_history(
         [
             DirectDebitCollection(
                 submission=submission,
@@ -401,7 +402,10 @@ def _record_collections(
             )
             for payment, (day, debit) in zip(payments, debits, strict=True)
         ],
+        DirectDebitCollection,
         batch_size=1000,
+        default_user=actor,
+        default_change_reason=f"Collected in Direct Debit submission {submission.serial}",
     )
     audit_record(
         actor=actor,
