@@ -18,7 +18,7 @@ from django.db import IntegrityError, transaction
 from accounts import mandates
 from accounts import services as account_services
 from accounts.models import PaymentDetails, Role
-from billing.bacs_reports import Action
+from billing.bacs_reports import Action, parse_report
 from billing.demo import uk_tariff
 from billing.models import (
     BacsReportImport,
@@ -32,7 +32,7 @@ from billing.services.bacs_reports import bacs_report_import
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
 from billing.services.ledger import invoice_outstanding
 from billing.services.payments import payment_record
-from tests.billing import test_bacs
+from tests.billing import test_bacs, test_bacs_reports
 from tests.billing.factories import billing_profile
 from tests.billing.test_bacs import ORIGINATOR, make_active, one_off
 from tests.factories import full_customer
@@ -351,6 +351,21 @@ def test_an_unmatched_item_is_a_line_error_naming_it_and_the_others_apply(export
     assert all(line is not None for line in report.errors.values_list("line_number", flat=True))
     exported.collection.refresh_from_db()
     assert exported.collection.returned_reason_code == "4"
+
+
+@pytest.mark.parametrize("name", ["arudd-sample.xml", "addacs-sample.xml"])
+def test_the_published_samples_name_every_item_they_cannot_match_and_drop_none(exported, name):
+    """The shipped samples' references are not this partner's: every item is reported, none applied."""
+    data = (test_bacs_reports.DATA / name).read_bytes()
+    parsed = parse_report(data)
+    entries, history = LedgerEntry.objects.count(), PaymentDetails.history.count()
+
+    report = import_(data, exported.finance, name=name)
+
+    assert report.items == len(parsed.items) + len(parsed.errors) > 0
+    assert (report.applied, report.already_applied, report.rejected) == (0, 0, report.items)
+    assert sorted(report.errors.values_list("line_number", flat=True)) == sorted(i.line for i in parsed.items)
+    assert (LedgerEntry.objects.count(), PaymentDetails.history.count()) == (entries, history)
 
 
 def test_a_malformed_item_is_kept_as_a_line_error(exported):
