@@ -364,7 +364,9 @@ def test_the_published_samples_name_every_item_they_cannot_match_and_drop_none(e
 
     assert report.items == len(parsed.items) + len(parsed.errors) > 0
     assert (report.applied, report.already_applied, report.rejected) == (0, 0, report.items)
-    assert sorted(report.errors.values_list("line_number", flat=True)) == sorted(i.line for i in parsed.items)
+    assert sorted(line or 0 for line in report.errors.values_list("line_number", flat=True)) == sorted(
+        i.line or 0 for i in parsed.items
+    )
     assert (LedgerEntry.objects.count(), PaymentDetails.history.count()) == (entries, history)
 
 
