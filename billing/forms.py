@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts.models import Partner
+from billing.bacs_reports import MAX_REPORT_BYTES
 from billing.dunning_models import DunningStepKind
 from billing.models import Invoice, Payment
 from billing.services.bill_runs import unfinished_usage_period
@@ -157,3 +158,15 @@ class DunningStepForm(forms.Form):
         help_text="Taken only for debts that reach this step on or after this date.",
     )
     active = forms.BooleanField(required=False, initial=True)
+
+
+class BacsReportForm(forms.Form):
+    file = forms.FileField(help_text="An ARUDD or ADDACS report, as the XML Bacs publishes.")
+
+    def clean_file(self) -> object:
+        upload = self.cleaned_data["file"]
+        if not upload.name.lower().endswith(".xml"):
+            raise forms.ValidationError("Upload the report's .xml file.")
+        if upload.size > MAX_REPORT_BYTES:
+            raise forms.ValidationError(f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MB.")
+        return upload

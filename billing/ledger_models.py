@@ -276,3 +276,122 @@ class PaymentAllocation(_InsertOnlyModel):
 
     def __str__(self) -> str:
         return f"{self.amount} of payment {self.payment_id} to invoice {self.invoice_id}"
+
+
+class DirectDebitCollection(models.Model):
+    """One invoice collected by Direct Debit in a submission, and the payment that collection put on the
+    ledger (``billing.services.direct_debit``). A Bacs Direct Debit is good unless the payer's bank returns
+    it (ARUDD): the scheme sends no confirmation of a paid one, so the payment is recorded when the file
+    is made, received on the debit (entry) day, and reversed by the ARUDD item that returns it or by the
+    submission's cancellation. ``mandate_id`` names the ``accounts.PaymentDetails`` collected from (not a
+    key: erasure deletes mandates with raw deletes; the row keeps no personal data of its own).
+
+    A re-presentation (ARUDD 0, "refer to payer") is recorded as due here (``representation_due_by``); a
+    collection that is itself a re-presentation (``represents``) is never re-presented again."""
+
+    class Outcome(models.TextChoices):
+        COLLECTED = "", "Collected"
+        RETURNED = "returned", "Returned unpaid (ARUDD)"
+        CANCELLED = "cancelled", "Submission cancelled"
+
+    submission = models.ForeignKey(
+        "billing.DirectDebitSubmission", on_delete=models.PROTECT, related_name="collection_rows"
+    )
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="direct_debit_collections")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="+")
+    mandate_id = models.PositiveBigIntegerField()
+    payment = models.OneToOneField(Payment, on_delete=models.PROTECT, related_name="direct_debit_collection")
+    amount_pence = models.PositiveBigIntegerField()
+    processing_date = models.DateField(help_text="Bacs processing day of the file that carries it.")
+    debit_date = models.DateField(help_text="Entry day: the day the payer is debited.")
+    transaction_code = models.CharField(max_length=2, help_text="Standard 18: 01, 17, 18 (re-presented).")
+    represents = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="representations"
+    )
+    outcome = models.CharField(max_length=10, choices=Outcome.choices, default=Outcome.COLLECTED, blank=True)
+    returned_reason_code = models.CharField(max_length=2, blank=True)
+    returned_at = models.DateTimeField(null=True, blank=True)
+    # The ARUDD item's action (billing.bacs_reports.Action) and, for "refer to payer", the last day the
+    # re-presentation may be processed on.
+    action = models.CharField(max_length=40, blank=True)
+    representation_due_by = models.DateField(null=True, blank=True)
+
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["processing_date", "id"]
+        indexes = [
+            # An ARUDD item is matched on its processing day and amount, then the mandate's reference.
+            models.Index(fields=["processing_date", "amount_pence"], name="ddcollection_match"),
+        ]
+        constraints = [
+            # A re-submitted run never collects an invoice twice: one first presentation of an invoice
+            # that is not cancelled.
+            models.UniqueConstraint(
+                fields=["invoice"],
+                condition=Q(represents__isnull=True) & ~Q(outcome="cancelled"),
+                name="ddcollection_invoice_collected_once",
+            ),
+            # And it is re-presented once.
+            models.UniqueConstraint(
+                fields=["represents"],
+                condition=Q(represents__isnull=False) & ~Q(outcome="cancelled"),
+                name="ddcollection_represented_once",
+            ),
+            models.CheckConstraint(name="ddcollection_amount_positive", condition=Q(amount_pence__gt=0)),
+        ]
+
+    def __str__(self) -> str:
+        return f"Direct Debit collection of invoice {self.invoice_id} ({self.processing_date})"
+
+
+class BacsReportImport(models.Model):
+    """One ARUDD or ADDACS report imported, once: its id is unique per service user number, and the
+    file's SHA-256 is kept. What each item did is in the ledger and the mandates' history; what could not
+    be applied is in its errors."""
+
+    class Kind(models.TextChoices):
+        ARUDD = "ARUDD", "ARUDD (unpaid Direct Debits)"
+        ADDACS = "ADDACS", "ADDACS (instruction amendments and cancellations)"
+
+    partner = models.ForeignKey(
+        "accounts.Partner", on_delete=models.PROTECT, related_name="bacs_report_imports"
+    )
+    kind = models.CharField(max_length=6, choices=Kind.choices)
+    service_user_number = models.CharField(max_length=6)
+    report_id = models.CharField(max_length=80)
+    file_name = models.CharField(max_length=200)
+    sha256 = models.CharField(max_length=64)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_at = models.DateTimeField()
+    items = models.PositiveIntegerField(default=0)
+    applied = models.PositiveIntegerField(default=0)
+    already_applied = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-imported_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service_user_number", "report_id"], name="bacsreport_imported_once"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} report {self.report_id}"
+
+
+class BacsReportImportError(models.Model):
+    """An item that was not applied: its line and why. The item itself is not kept (it names a payer)."""
+
+    report_import = models.ForeignKey(BacsReportImport, on_delete=models.CASCADE, related_name="errors")
+    line_number = models.PositiveIntegerField(null=True, blank=True)
+    reason = models.CharField(max_length=300)
+
+    class Meta:
+        ordering = ["line_number", "id"]
+
+    def __str__(self) -> str:
+        return f"line {self.line_number}: {self.reason}" if self.line_number else self.reason

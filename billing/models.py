@@ -765,6 +765,9 @@ from billing.dunning_models import DEFAULT_DUNNING_STEPS as DEFAULT_DUNNING_STEP
 from billing.dunning_models import DunningAction as DunningAction  # noqa: E402
 from billing.dunning_models import DunningStep as DunningStep  # noqa: E402
 from billing.ledger_models import INVOICE_PAYMENT_TERMS_DAYS as INVOICE_PAYMENT_TERMS_DAYS  # noqa: E402
+from billing.ledger_models import BacsReportImport as BacsReportImport  # noqa: E402
+from billing.ledger_models import BacsReportImportError as BacsReportImportError  # noqa: E402
+from billing.ledger_models import DirectDebitCollection as DirectDebitCollection  # noqa: E402
 from billing.ledger_models import ImmutableRowError as ImmutableRowError  # noqa: E402
 from billing.ledger_models import LedgerEntry as LedgerEntry  # noqa: E402
 from billing.ledger_models import Payment as Payment  # noqa: E402

@@ -43,4 +43,6 @@ urlpatterns = [
     path("imports/", views.call_imports, name="call_imports"),
     path("imports/<int:pk>/", views.call_import_detail, name="call_import"),
     path("suspense/", views.suspense_queue, name="suspense"),
+    path("bacs-reports/", views.bacs_reports, name="bacs_reports"),
+    path("bacs-reports/<int:pk>/", views.bacs_report_detail, name="bacs_report"),
 ]

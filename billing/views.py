@@ -26,6 +26,7 @@ from billing import charts, selectors
 from billing.forms import (
     AgedDebtForm,
     ApproveForm,
+    BacsReportForm,
     BillRunForm,
     CallImportForm,
     CreditNoteForm,
@@ -39,7 +40,8 @@ from billing.forms import (
     WriteOffForm,
 )
 from billing.importer.parse import REQUIRED_COLUMNS
-from billing.models import BillRun, Invoice, InvoiceLine, Payment, WriteOff
+from billing.models import BacsReportImport, BillRun, Invoice, InvoiceLine, Payment, WriteOff
+from billing.services.bacs_reports import bacs_report_import
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_cancel,
@@ -689,6 +691,14 @@ def aged_debt_csv(request: HttpRequest) -> HttpResponse:
 # Dunning steps.
 
 
+def _bacs_report_imports_visible_to(user: User) -> Any:
+    """The Bacs report imports a user may see: their own partner's, or (provider staff) every partner's."""
+    if not user.has_perm("billing.view_bacsreportimport"):
+        raise PermissionDenied
+    imports = BacsReportImport.objects.select_related("partner", "imported_by")
+    return imports if user.partner_id is None else imports.filter(partner_id=user.partner_id)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def dunning_steps(request: HttpRequest, pk: int) -> HttpResponse:
@@ -740,3 +750,30 @@ def dunning_step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpRespon
             messages.success(request, "Dunning step changed.")
             return redirect("billing:dunning_steps", pk=step.partner_id)
     return render(request, "billing/dunning_step_form.html", {"step": step, "form": form})
+
+
+def bacs_reports(request: HttpRequest) -> HttpResponse:
+    """Upload an ARUDD or ADDACS report (finance managers, for their own partner) and list the imports."""
+    user = signed_in_user(request)
+    imports = _bacs_report_imports_visible_to(user)
+    form = BacsReportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        if not user.has_perm("billing.add_bacsreportimport") or user.partner is None:
+            raise PermissionDenied
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                report_import = bacs_report_import(data=upload.read(), filename=upload.name, actor=user)
+            except ValidationError as exc:
+                _add_service_errors(form, exc, {})
+            else:
+                return redirect("billing:bacs_report", pk=report_import.pk)
+    return render(request, "billing/bacs_reports.html", {"imports": imports[:50], "form": form})
+
+
+@login_required
+def bacs_report_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    user = signed_in_user(request)
+    report_import = get_object_or_404(_bacs_report_imports_visible_to(user), pk=pk)
+    errors = report_import.errors.all()[:1000]
+    return render(request, "billing/bacs_report.html", {"report_import": report_import, "errors": errors})

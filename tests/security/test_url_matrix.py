@@ -46,10 +46,30 @@ BILLING_STAFF = {Role.BILLING_AGENT, Role.FINANCE_MANAGER}
 # for subject access); each view of a customer by them is logged as cross-partner.
 BILLING_READERS = {*BILLING_STAFF, Role.ADMINISTRATOR, Role.DATA_PROTECTION_OFFICER}
 CALL_READERS = {Role.BILLING_AGENT, Role.ADMINISTRATOR}
+# Finance managers import their partner's Bacs reports; administrators read every partner's.
+BACS_REPORT_READERS = {Role.FINANCE_MANAGER, Role.ADMINISTRATOR}
 NOBODY: set[Role] = set()
 ANONYMOUS = "anonymous"
 
 Url = Callable[[World], str]
+
+
+def _bacs_import(partner) -> int:
+    """A Bacs report import of ``partner`` (the world has none of its own)."""
+    from billing.models import BacsReportImport
+
+    row, _created = BacsReportImport.objects.get_or_create(
+        partner=partner,
+        service_user_number=f"{partner.pk:06d}",
+        report_id=f"ARUDD/{partner.pk:06d}/2026-11-30/1",
+        defaults={
+            "kind": "ARUDD",
+            "file_name": "arudd.xml",
+            "sha256": "0" * 64,
+            "imported_at": timezone.now(),
+        },
+    )
+    return row.pk
 
 
 def _own_contact(w: World) -> int:
@@ -254,6 +274,12 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         lambda w: f"/billing/imports/{w.other_call_import.pk}/",
     ),
     "billing:suspense": (lambda w: "/billing/suspense/", {*BILLING_STAFF, Role.ADMINISTRATOR}, None),
+    "billing:bacs_reports": (lambda w: "/billing/bacs-reports/", BACS_REPORT_READERS, None),
+    "billing:bacs_report": (
+        lambda w: f"/billing/bacs-reports/{_bacs_import(w.customer.partner)}/",
+        BACS_REPORT_READERS,
+        lambda w: f"/billing/bacs-reports/{_bacs_import(w.other_customer.partner)}/",
+    ),
     "privacy:queue": (lambda w: "/privacy/", REQUEST_READERS, None),
     "privacy:request_new": (
         lambda w: "/privacy/requests/new/",
