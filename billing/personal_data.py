@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Collection, Sequence
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db.models import BigIntegerField, Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, When
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.models import Customer, Line
@@ -30,10 +32,15 @@ from billing.models import (
     DirectDebitSubmission,
     Invoice,
     InvoiceLine,
+    LedgerEntry,
     LineTariff,
     OneOffCharge,
+    Payment,
+    PaymentAllocation,
     RecurringCharge,
+    WriteOff,
 )
+from billing.services.ledger import invoice_outstanding_expression, payment_unallocated_expression
 from fusion_site.money import format_money
 from fusion_site.personal_data import (
     Anchor,
@@ -86,6 +93,9 @@ DIRECT_DEBIT_FILES = Retention(
 )
 
 TRAF, FIN = Category.TRAFFIC, Category.FINANCIAL
+# Sums of money compare within half a penny of zero: SQLite adds decimals as floating point, so an invoice
+# of 84.13 credited 1.20 and paid 82.93 sums to 1.4e-14 there.
+HALF_PENNY = Decimal("0.005")
 OWNER = "erasure_owner"
 
 
@@ -152,18 +162,99 @@ def _line_tariffs(manager: Any) -> Any:
 # Retention: what is past its period, and removing it
 
 
-def _invoices_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Invoice]:
+def _settled_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Invoice]:
     """Finalised invoices issued on or before ``cutoff`` whose every credit note is too (a credit note
-    PROTECTs its invoice and keeps its own 6 years)."""
+    PROTECTs its invoice and keeps its own 6 years), of no held customer, with nothing outstanding: an
+    invoice still owed is the debt's record and stays (``_keep`` keeps its customer too)."""
     return (
         Invoice.objects.filter(status=Invoice.Status.FINALISED, issue_date__lte=cutoff)
         .exclude(credit_notes__issue_date__gt=cutoff)
         .exclude(customer_id__in=held)
+        .annotate(outstanding=invoice_outstanding_expression())
+        .filter(outstanding__gt=-HALF_PENNY, outstanding__lt=HALF_PENNY)
     )
 
 
+def _compiled(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    return sql, tuple(params)
+
+
+def _tied_to_kept_money(cutoff: datetime.date, held: QuerySet[Any]) -> RawSQL:
+    """Ids of old invoices that cannot go without changing a balance: settled by a payment that also
+    settles an invoice which stays (too young, still owed, held) or that is not wholly allocated (account
+    credit), and, transitively, any invoice sharing a payment with such an invoice. An invoice goes only
+    with every payment that settled it, and a payment only with every invoice it settled, so the entries
+    removed always sum to zero. One recursive query over the allocations of old invoices."""
+    allocation = PaymentAllocation._meta.db_table
+    old = Invoice.objects.filter(issue_date__lte=cutoff).values("pk")
+    settling_old = Payment.objects.annotate(unallocated=payment_unallocated_expression()).filter(
+        Exists(PaymentAllocation.objects.filter(payment=OuterRef("pk"), invoice__issue_date__lte=cutoff))
+    )
+    # A payment with account credit left, or settling an invoice that stays, ties what it settled.
+    tying = settling_old.filter(
+        Q(unallocated__gte=HALF_PENNY)
+        | Q(unallocated__lte=-HALF_PENNY)
+        | Exists(
+            PaymentAllocation.objects.filter(payment=OuterRef("pk")).exclude(
+                invoice_id__in=_settled_past_due(cutoff, held).values("pk")
+            )
+        )
+    ).values("pk")
+    tying_sql, tying_params = _compiled(tying)
+    old_sql, old_params = _compiled(old)
+    # Only the table's name and SQL Django compiled are formatted in; every value is a parameter.
+    sql = (
+        f"WITH RECURSIVE tied(invoice_id) AS ("  # noqa: S608 - only compiled SQL and a table name
+        f"SELECT a.invoice_id FROM {allocation} a WHERE a.payment_id IN ({tying_sql}) "
+        f"AND a.invoice_id IN ({old_sql}) "
+        f"UNION "
+        f"SELECT a2.invoice_id FROM tied t "
+        f"JOIN {allocation} a1 ON a1.invoice_id = t.invoice_id "
+        f"JOIN {allocation} a2 ON a2.payment_id = a1.payment_id "
+        f"WHERE a2.invoice_id IN ({old_sql})"
+        f") SELECT invoice_id FROM tied"
+    )
+    return RawSQL(sql, tying_params + old_params + old_params)  # noqa: S611
+
+
+def _invoices_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Invoice]:
+    """Settled invoices past their 6 years that can go with the payments that settled them."""
+    return _settled_past_due(cutoff, held).exclude(pk__in=_tied_to_kept_money(cutoff, held))
+
+
+def _with_their_money(ids: list[int], due: QuerySet[Any]) -> tuple[list[int], list[int]]:
+    """The due invoices of the chunk's customers (a payment and the invoices it settled are one
+    customer's, so each chunk takes whole groups: no payment is left half allocated between chunks),
+    read again under the chunk's transaction (a hold or a payment since wins), and the payments that
+    settled them (by ``_tied_to_kept_money``, wholly allocated to these invoices)."""
+    customers = Invoice.objects.filter(pk__in=ids).values("customer_id")
+    invoice_ids = list(
+        due.filter(Q(pk__in=ids) | Q(customer_id__in=customers)).order_by().values_list("pk", flat=True)
+    )
+    payment_ids = list(
+        PaymentAllocation.objects.filter(invoice_id__in=invoice_ids)
+        .order_by()
+        .values_list("payment_id", flat=True)
+        .distinct()
+    )
+    return invoice_ids, payment_ids
+
+
 def _delete_invoices(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
+    """A settled invoice goes with its credit notes, lines, call links, ledger entries, allocations and
+    write-offs, and the payments that settled it with their entries: what goes sums to zero on the
+    ledger, so no balance changes. A fixed number of statements per chunk."""
+    ids, payment_ids = _with_their_money(ids, due)
     counts = {}
+    counts[PaymentAllocation._meta.label] = _raw_delete(PaymentAllocation.objects.filter(invoice_id__in=ids))
+    counts[LedgerEntry._meta.label] = _raw_delete(
+        LedgerEntry.objects.filter(Q(invoice_id__in=ids) | Q(payment_id__in=payment_ids))
+    )
+    _raw_delete(WriteOff.history.filter(invoice_id__in=ids))
+    counts[WriteOff._meta.label] = _raw_delete(WriteOff.objects.filter(invoice_id__in=ids))
+    _raw_delete(Payment.history.filter(id__in=payment_ids))
+    counts[Payment._meta.label] = _raw_delete(Payment.objects.filter(pk__in=payment_ids))
     _raw_delete(CreditNote.history.filter(invoice_id__in=ids))
     counts[CreditNote._meta.label] = _raw_delete(CreditNote.objects.filter(invoice_id__in=ids))
     _raw_delete(BilledCall.objects.filter(invoice_id__in=ids))
@@ -175,10 +266,15 @@ def _delete_invoices(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
 
 
 def _invoices_to_delete(ids: list[int]) -> dict[str, int]:
+    payments = PaymentAllocation.objects.filter(invoice_id__in=ids).values("payment_id")
     return {
         Invoice._meta.label: len(ids),
         CreditNote._meta.label: CreditNote.objects.filter(invoice_id__in=ids).count(),
         InvoiceLine._meta.label: InvoiceLine.objects.filter(invoice_id__in=ids).count(),
+        LedgerEntry._meta.label: LedgerEntry.objects.filter(
+            Q(invoice_id__in=ids) | Q(payment_id__in=payments)
+        ).count(),
+        Payment._meta.label: Payment.objects.filter(pk__in=payments).count(),
     }
 
 

@@ -17,8 +17,20 @@ from django.utils import timezone
 
 from accounts.models import AccessLog, Contact, Customer, Role
 from accounts.services import access_log_record, system_user
-from billing.models import BilledCall, CallRecord, CreditNote, DirectDebitSubmission, Invoice, InvoiceLine
+from billing.models import (
+    BilledCall,
+    CallRecord,
+    CreditNote,
+    DirectDebitSubmission,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    Payment,
+    PaymentAllocation,
+)
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
+from billing.services.ledger import invoice_outstanding
+from billing.services.payments import payment_record
 from privacy import data_map
 from privacy import retention as retention_rules
 from privacy.deadlines import add_calendar_months
@@ -268,10 +280,20 @@ def test_dpo_changes_a_period_with_history(partner, dpo):
 # What the other policies delete
 
 
-def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo):
+def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo, finance):
     invoice = subject.invoice  # issued 1 February 2025, credited on the day the test runs
     note = CreditNote.objects.get(invoice=invoice)
     CreditNote.objects.filter(pk=note.pk).update(issue_date=datetime.date(2025, 3, 1))
+    # Paid in full: an invoice still owed is the debt's record and is never purged.
+    payment = payment_record(
+        customer=subject.customer,
+        method=Payment.Method.BANK_TRANSFER,
+        amount=invoice_outstanding(invoice),
+        received_on=datetime.date(2025, 3, 10),
+        actor=finance,
+        reference="BGC 0001",
+    )
+    assert invoice_outstanding(invoice) == 0
     customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
     assert InvoiceLine.objects.filter(invoice=invoice).exists()
 
@@ -285,6 +307,11 @@ def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo):
     assert not InvoiceLine.objects.filter(invoice_id=invoice.pk).exists()
     assert not CreditNote.objects.filter(pk=note.pk).exists() and not CreditNote.history.filter(id=note.pk)
     assert run.counts["invoices"]["billing.Invoice"] == 1
+    # The payment that settled it goes with it, and every ledger row of the two.
+    assert not Payment.objects.filter(pk=payment.pk).exists()
+    assert not Payment.history.filter(id=payment.pk).exists()
+    assert not LedgerEntry.objects.filter(customer=subject.customer).exists()
+    assert not PaymentAllocation.objects.filter(payment_id=payment.pk).exists()
     # Nothing of the subject is left at all now, not even the VAT snapshot.
     assert scan(subject.values, subject.blind_indexes, kept_invoice_ids=set()) == []
 
