@@ -170,6 +170,8 @@ def _settled_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[In
         Invoice.objects.filter(status=Invoice.Status.FINALISED, issue_date__lte=cutoff)
         .exclude(credit_notes__issue_date__gt=cutoff)
         .exclude(customer_id__in=held)
+        # Its ledger entries (its credit notes', write-offs') keep 6 years from their own date too.
+        .exclude(ledger_entries__effective_on__gt=cutoff)
         .annotate(outstanding=invoice_outstanding_expression())
         .filter(outstanding__gt=-HALF_PENNY, outstanding__lt=HALF_PENNY)
     )
@@ -191,9 +193,12 @@ def _tied_to_kept_money(cutoff: datetime.date, held: QuerySet[Any]) -> RawSQL:
     settling_old = Payment.objects.annotate(unallocated=payment_unallocated_expression()).filter(
         Exists(PaymentAllocation.objects.filter(payment=OuterRef("pk"), invoice__issue_date__lte=cutoff))
     )
-    # A payment with account credit left, or settling an invoice that stays, ties what it settled.
+    # A payment with account credit left, younger than the cutoff (kept 6 years from its own date, as its
+    # refunds and returns), or settling an invoice that stays, ties what it settled.
     tying = settling_old.filter(
-        Q(unallocated__gte=HALF_PENNY)
+        Q(received_on__gt=cutoff)
+        | Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), effective_on__gt=cutoff))
+        | Q(unallocated__gte=HALF_PENNY)
         | Q(unallocated__lte=-HALF_PENNY)
         | Exists(
             PaymentAllocation.objects.filter(payment=OuterRef("pk")).exclude(

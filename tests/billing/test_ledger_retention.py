@@ -80,7 +80,9 @@ def test_a_written_off_invoice_goes_with_its_write_off(account, agent, finance, 
     write_off_approve(write_off=write_off, actor=approver)
     assert selectors.customer_balance(account) == Decimal("0.00")
 
-    retention_run(today=TODAY)
+    retention_run(today=TODAY)  # the invoice is six years old, the write-off (posted today) is not
+    assert exists(old) and exists(write_off)
+    retention_run(today=datetime.date(2032, 6, 30))
 
     assert not exists(old) and not WriteOff.objects.exists() and not WriteOff.history.exists()
     assert not LedgerEntry.objects.filter(customer=account).exists()
@@ -103,7 +105,9 @@ def test_a_payment_that_also_settles_a_kept_invoice_keeps_every_invoice_tied_to_
     assert selectors.customer_balance(account) == before == Decimal("20.00")
     # Once the new invoice is six years old and paid, the whole group goes together.
     pay(account, "20.00", TODAY, agent)
-    retention_run(today=datetime.date(2032, 5, 1))
+    retention_run(today=datetime.date(2032, 6, 29))  # the payments of today are not six years old yet
+    assert Invoice.objects.filter(customer=account).count() == 3
+    retention_run(today=datetime.date(2032, 6, 30))
     assert not Invoice.objects.filter(customer=account).exists() and not Payment.objects.exists()
     assert selectors.customer_balance(account) == Decimal("0.00")
 

@@ -12,6 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -284,12 +285,14 @@ def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo, 
     invoice = subject.invoice  # issued 1 February 2025, credited on the day the test runs
     note = CreditNote.objects.get(invoice=invoice)
     CreditNote.objects.filter(pk=note.pk).update(issue_date=datetime.date(2025, 3, 1))
+    # Its ledger entry is dated as the note now is (entries are immutable: the plain queryset moves it).
+    QuerySet(LedgerEntry).filter(credit_note=note).update(effective_on=datetime.date(2025, 3, 1))
     # Paid in full: an invoice still owed is the debt's record and is never purged.
     payment = payment_record(
         customer=subject.customer,
         method=Payment.Method.BANK_TRANSFER,
         amount=invoice_outstanding(invoice),
-        received_on=datetime.date(2025, 3, 10),
+        received_on=datetime.date(2025, 2, 20),
         actor=finance,
         reference="BGC 0001",
     )
