@@ -5,7 +5,12 @@ under VAT law, for how long, and what the retention job does once their period h
 Erasure runs these statements before accounts' (calls are found through the history of the customer's
 lines, which accounts deletes last): Direct Debit files first (found through the customer's invoices in
 their runs), then the links of billed calls and the calls, tariffs and charges, and invoices never issued
-(their lines first). Finalised invoices, their lines and credit notes stay for 6 years from issue.
+(their lines first). Finalised invoices, their lines and credit notes stay for 6 years from issue; the
+ledger (payments, entries, allocations, write-offs) stays under accounting law, its free text scrubbed.
+
+Retention: an invoice goes once settled and 6 years old, with its ledger rows and the payments that settled
+it, only as a whole group, so no balance changes (``_invoices_past_due``); a customer who owes money is kept
+under the "debt" reason until the balance is paid or written off (``_keep``).
 """
 
 from __future__ import annotations
