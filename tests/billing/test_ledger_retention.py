@@ -6,10 +6,19 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from billing import selectors
 from billing.models import Invoice, LedgerEntry, Payment, PaymentAllocation, WriteOff
-from billing.services.ledger import invoice_outstanding, write_off_approve, write_off_request
+from billing.services.credit_notes import credit_note_issue
+from billing.services.ledger import (
+    invoice_outstanding,
+    payment_unallocated,
+    write_off_approve,
+    write_off_request,
+)
 from billing.services.payments import payment_record
 from privacy.services.retention import retention_run
 from tests.billing.test_ledger import issue_invoice
@@ -120,3 +129,65 @@ def test_a_payment_with_account_credit_left_keeps_the_invoice_it_settled(account
 
     assert exists(old) and exists(credit)
     assert selectors.customer_balance(account) == Decimal("-3.00")
+
+
+# For any history of invoices, payments and credit notes, the purge removes only whole settled groups.
+
+START = datetime.date(2019, 6, 1)
+movements = st.lists(
+    st.tuples(
+        st.sampled_from(["invoice", "pay", "credit"]),
+        st.integers(min_value=1, max_value=60).map(lambda pounds: Decimal(pounds)),
+        st.integers(min_value=0, max_value=120),  # days after the previous movement
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+def _snapshot(customer) -> tuple[Decimal, dict[int, Decimal], dict[int, Decimal]]:
+    invoices = {i.pk: invoice_outstanding(i) for i in Invoice.objects.filter(customer=customer)}
+    payments = {p.pk: payment_unallocated(p) for p in Payment.objects.filter(customer=customer)}
+    return selectors.customer_balance(customer), invoices, payments
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(steps=movements)
+def test_the_purge_never_changes_a_balance_or_what_stays(steps, partner, profile, agent, finance):
+    with transaction.atomic():
+        customer = full_customer(partner)
+        day = START
+        for kind, amount, gap in steps:
+            day += datetime.timedelta(days=gap)
+            if kind == "invoice":
+                issue_invoice(customer, str(amount), issued=day, actor=finance)
+            elif kind == "pay":
+                pay(customer, str(amount), day, agent)
+            else:
+                open_invoice = selectors.open_invoices(customer).first()
+                if open_invoice is not None and open_invoice.outstanding >= amount * Decimal("1.2"):
+                    note = credit_note_issue(
+                        invoice=open_invoice, actor=finance, reason="Goodwill", net=amount
+                    )
+                    assert note is not None
+        balance, invoices, payments = _snapshot(customer)
+        issued = dict(Invoice.objects.filter(customer=customer).values_list("pk", "issue_date"))
+
+        retention_run(today=TODAY)
+
+        after_balance, after_invoices, after_payments = _snapshot(customer)
+        assert after_balance == balance
+        # What stays is unchanged; what went was settled and six years old, and went with its payments.
+        assert {pk: invoices[pk] for pk in after_invoices} == after_invoices
+        assert {pk: payments[pk] for pk in after_payments} == after_payments
+        gone = set(invoices) - set(after_invoices)
+        assert all(invoices[pk] == 0 for pk in gone)
+        assert not LedgerEntry.objects.filter(invoice_id__in=gone).exists()
+        for pk in gone:
+            assert not PaymentAllocation.objects.filter(invoice_id=pk).exists()
+        assert all(issued[pk] <= datetime.date(2020, 6, 30) for pk in gone)
+        transaction.set_rollback(True)
