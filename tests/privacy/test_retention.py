@@ -733,3 +733,10 @@ def test_a_customer_without_contract_end_is_never_due(partner):
     customer = CustomerFactory(partner=partner)
     retention_run(today=datetime.date(2099, 1, 1))
     assert not is_erased(customer)
+
+
+def test_erasing_a_debtor_by_hand_warns_of_the_debt(debtor):
+    owed = invoice_outstanding(Invoice.objects.get(customer=debtor))
+    preview = erasure_preview(customer=debtor)
+    assert any(f"owes £{owed}" in warning for warning in preview.warnings), preview.warnings
+    assert preview.can_erase  # the DPO decides: the debt is a reason to keep, not a blocker
