@@ -5,17 +5,35 @@ under VAT law, for how long, and what the retention job does once their period h
 Erasure runs these statements before accounts' (calls are found through the history of the customer's
 lines, which accounts deletes last): Direct Debit files first (found through the customer's invoices in
 their runs), then the links of billed calls and the calls, tariffs and charges, and invoices never issued
-(their lines first). Finalised invoices, their lines and credit notes stay for 6 years from issue.
+(their lines first). Finalised invoices, their lines and credit notes stay for 6 years from issue; the
+ledger (payments, entries, allocations, write-offs) stays under accounting law, its free text scrubbed.
+
+Retention: an invoice goes once settled and 6 years old, with its ledger rows and the payments that settled
+it, only as a whole group, so no balance changes (``_invoices_past_due``); a customer who owes money is kept
+under the "debt" reason until the balance is paid or written off (``_keep``).
 """
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Collection, Sequence
+from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
-from django.db.models import BigIntegerField, Case, Count, Exists, F, OuterRef, Q, QuerySet, Sum, When
+from django.db.models import (
+    BigIntegerField,
+    Case,
+    Count,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    When,
+)
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.models import Customer, Line
@@ -30,10 +48,15 @@ from billing.models import (
     DirectDebitSubmission,
     Invoice,
     InvoiceLine,
+    LedgerEntry,
     LineTariff,
     OneOffCharge,
+    Payment,
+    PaymentAllocation,
     RecurringCharge,
+    WriteOff,
 )
+from billing.services.ledger import MONEY, invoice_outstanding_expression, payment_unallocated_expression
 from fusion_site.money import format_money
 from fusion_site.personal_data import (
     Anchor,
@@ -85,12 +108,36 @@ DIRECT_DEBIT_FILES = Retention(
     policy="direct_debit_files",
 )
 
+ACCOUNTING_RECORDS = LegalObligation(
+    "Accounting records",
+    "Companies Act 2006 ss.386-388: records of the money received and paid and what for, kept from when "
+    "they are made (6 years for a public company); HMRC record keeping (Finance Act 1998 Sch. 18 para 21, "
+    "VAT Notice 700/21): business records kept 6 years",
+)
+LEDGER_RECORDS = Retention(
+    "6 years from the entry's or payment's own date; the retention job removes them with the settled "
+    "invoices they belong to (policy invoices)",
+    Anchor.CREATED,
+    72,
+)
+# Why a customer whose contract has ended is kept while they owe money (``_keep``): to recover the debt.
+DEBT_RECORDS = Retention(
+    "While the customer owes money after the contract ends: the account, its invoices and its ledger are "
+    "kept until the balance is paid or written off (legitimate interests: establishing, exercising or "
+    "defending legal claims, UK GDPR Art. 6(1)(f) and 17(3)(e); a debt can be sued for 6 years from "
+    "falling due, Limitation Act 1980 s.5); call records are not kept beyond their own period",
+    Anchor.INVOICE_ISSUE,
+    72,
+)
+# Free text of a kept ledger row is replaced by this on erasure (a correction must keep saying it has a
+# reason: the ledger's CHECKs).
+ERASED_TEXT = "(erased)"
+
 TRAF, FIN = Category.TRAFFIC, Category.FINANCIAL
+# Sums of money compare within half a penny of zero: SQLite adds decimals as floating point, so an invoice
+# of 84.13 credited 1.20 and paid 82.93 sums to 1.4e-14 there.
+HALF_PENNY = Decimal("0.005")
 OWNER = "erasure_owner"
-
-
-def unpaid_grace_days() -> int:
-    return int(getattr(settings, "RETENTION_UNPAID_GRACE_DAYS", 60))
 
 
 def _raw_delete(queryset: QuerySet[Any]) -> int:
@@ -152,18 +199,104 @@ def _line_tariffs(manager: Any) -> Any:
 # Retention: what is past its period, and removing it
 
 
-def _invoices_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Invoice]:
+def _settled_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Invoice]:
     """Finalised invoices issued on or before ``cutoff`` whose every credit note is too (a credit note
-    PROTECTs its invoice and keeps its own 6 years)."""
+    PROTECTs its invoice and keeps its own 6 years), of no held customer, with nothing outstanding: an
+    invoice still owed is the debt's record and stays (``_keep`` keeps its customer too)."""
     return (
         Invoice.objects.filter(status=Invoice.Status.FINALISED, issue_date__lte=cutoff)
         .exclude(credit_notes__issue_date__gt=cutoff)
         .exclude(customer_id__in=held)
+        # Its ledger entries (its credit notes', write-offs') keep 6 years from their own date too.
+        .exclude(ledger_entries__effective_on__gt=cutoff)
+        .annotate(outstanding=invoice_outstanding_expression())
+        .filter(outstanding__gt=-HALF_PENNY, outstanding__lt=HALF_PENNY)
     )
 
 
+def _compiled(queryset: QuerySet[Any]) -> tuple[str, tuple[Any, ...]]:
+    sql, params = queryset.query.get_compiler(using=queryset.db).as_sql()
+    return sql, tuple(params)
+
+
+def _tied_to_kept_money(cutoff: datetime.date, held: QuerySet[Any]) -> RawSQL:
+    """Ids of old invoices that cannot go without changing a balance: settled by a payment that also
+    settles an invoice which stays (too young, still owed, held) or that is not wholly allocated (account
+    credit), and, transitively, any invoice sharing a payment with such an invoice. An invoice goes only
+    with every payment that settled it, and a payment only with every invoice it settled, so the entries
+    removed always sum to zero. One recursive query over the allocations of old invoices."""
+    allocation = PaymentAllocation._meta.db_table
+    old = Invoice.objects.filter(issue_date__lte=cutoff).values("pk")
+    settling_old = Payment.objects.annotate(unallocated=payment_unallocated_expression()).filter(
+        Exists(PaymentAllocation.objects.filter(payment=OuterRef("pk"), invoice__issue_date__lte=cutoff))
+    )
+    # A payment with account credit left, younger than the cutoff (kept 6 years from its own date, as its
+    # refunds and returns), or settling an invoice that stays, ties what it settled.
+    tying = settling_old.filter(
+        Q(received_on__gt=cutoff)
+        | Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), effective_on__gt=cutoff))
+        | Q(unallocated__gte=HALF_PENNY)
+        | Q(unallocated__lte=-HALF_PENNY)
+        | Exists(
+            PaymentAllocation.objects.filter(payment=OuterRef("pk")).exclude(
+                invoice_id__in=_settled_past_due(cutoff, held).values("pk")
+            )
+        )
+    ).values("pk")
+    tying_sql, tying_params = _compiled(tying)
+    old_sql, old_params = _compiled(old)
+    # Only the table's name and SQL Django compiled are formatted in; every value is a parameter.
+    sql = (
+        f"WITH RECURSIVE tied(invoice_id) AS ("  # noqa: S608 - only compiled SQL and a table name
+        f"SELECT a.invoice_id FROM {allocation} a WHERE a.payment_id IN ({tying_sql}) "
+        f"AND a.invoice_id IN ({old_sql}) "
+        f"UNION "
+        f"SELECT a2.invoice_id FROM tied t "
+        f"JOIN {allocation} a1 ON a1.invoice_id = t.invoice_id "
+        f"JOIN {allocation} a2 ON a2.payment_id = a1.payment_id "
+        f"WHERE a2.invoice_id IN ({old_sql})"
+        f") SELECT invoice_id FROM tied"
+    )
+    return RawSQL(sql, tying_params + old_params + old_params)  # noqa: S611
+
+
+def _invoices_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Invoice]:
+    """Settled invoices past their 6 years that can go with the payments that settled them."""
+    return _settled_past_due(cutoff, held).exclude(pk__in=_tied_to_kept_money(cutoff, held))
+
+
+def _with_their_money(ids: list[int], due: QuerySet[Any]) -> tuple[list[int], list[int]]:
+    """The due invoices of the chunk's customers (a payment and the invoices it settled are one
+    customer's, so each chunk takes whole groups: no payment is left half allocated between chunks),
+    read again under the chunk's transaction (a hold or a payment since wins), and the payments that
+    settled them (by ``_tied_to_kept_money``, wholly allocated to these invoices)."""
+    customers = Invoice.objects.filter(pk__in=ids).values("customer_id")
+    invoice_ids = list(
+        due.filter(Q(pk__in=ids) | Q(customer_id__in=customers)).order_by().values_list("pk", flat=True)
+    )
+    payment_ids = list(
+        PaymentAllocation.objects.filter(invoice_id__in=invoice_ids)
+        .order_by()
+        .values_list("payment_id", flat=True)
+        .distinct()
+    )
+    return invoice_ids, payment_ids
+
+
 def _delete_invoices(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
+    """A settled invoice goes with its credit notes, lines, call links, ledger entries, allocations and
+    write-offs, and the payments that settled it with their entries: what goes sums to zero on the
+    ledger, so no balance changes. A fixed number of statements per chunk."""
+    ids, payment_ids = _with_their_money(ids, due)
     counts = {}
+    counts[PaymentAllocation._meta.label] = _raw_delete(PaymentAllocation.objects.filter(invoice_id__in=ids))
+    counts[LedgerEntry._meta.label] = _raw_delete(
+        LedgerEntry.objects.filter(Q(invoice_id__in=ids) | Q(payment_id__in=payment_ids))
+    )
+    _raw_delete(WriteOff.history.filter(invoice_id__in=ids))
+    counts[WriteOff._meta.label] = _raw_delete(WriteOff.objects.filter(invoice_id__in=ids))
+    _raw_delete(Payment.history.filter(id__in=payment_ids))
+    counts[Payment._meta.label] = _raw_delete(Payment.objects.filter(pk__in=payment_ids))
     _raw_delete(CreditNote.history.filter(invoice_id__in=ids))
     counts[CreditNote._meta.label] = _raw_delete(CreditNote.objects.filter(invoice_id__in=ids))
     _raw_delete(BilledCall.objects.filter(invoice_id__in=ids))
@@ -175,10 +308,15 @@ def _delete_invoices(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
 
 
 def _invoices_to_delete(ids: list[int]) -> dict[str, int]:
+    payments = PaymentAllocation.objects.filter(invoice_id__in=ids).values("payment_id")
     return {
         Invoice._meta.label: len(ids),
         CreditNote._meta.label: CreditNote.objects.filter(invoice_id__in=ids).count(),
         InvoiceLine._meta.label: InvoiceLine.objects.filter(invoice_id__in=ids).count(),
+        LedgerEntry._meta.label: LedgerEntry.objects.filter(
+            Q(invoice_id__in=ids) | Q(payment_id__in=payments)
+        ).count(),
+        Payment._meta.label: Payment.objects.filter(pk__in=payments).count(),
     }
 
 
@@ -241,22 +379,75 @@ def _blockers(customer_ids: Collection[int]) -> dict[int, list[str]]:
     return blockers
 
 
+def _balance_of_customer() -> Subquery:
+    """The balance of the customer ``OuterRef("pk")`` (the sum of its ledger entries), for an annotation."""
+    return Subquery(
+        LedgerEntry.objects.filter(customer_id=OuterRef("pk"))
+        .order_by()
+        .values("customer_id")
+        .annotate(total=Sum("amount"))
+        .values("total")[:1],
+        output_field=MONEY,
+    )
+
+
+def _oldest_unpaid_of_customer() -> Subquery:
+    """The issue date of the customer's oldest invoice with something outstanding, for an annotation."""
+    return Subquery(
+        Invoice.objects.filter(customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED)
+        .annotate(outstanding=invoice_outstanding_expression())
+        .filter(outstanding__gte=HALF_PENNY)
+        .order_by("issue_date", "pk")
+        .values("issue_date")[:1]
+    )
+
+
+def with_debt(customers: QuerySet[Any]) -> QuerySet[Any]:
+    """The customers who owe money (ledger balance above zero), annotated with ``balance`` and
+    ``oldest_unpaid`` (issue date of the oldest invoice still owed; None when what is owed is on no
+    invoice, an adjustment or a payment returned unpaid)."""
+    return (
+        customers.annotate(balance=_balance_of_customer())
+        .filter(balance__gte=HALF_PENNY)
+        .annotate(oldest_unpaid=_oldest_unpaid_of_customer())
+    )
+
+
 def _warnings(customer: Customer) -> list[str]:
+    warnings = []
+    debt = with_debt(Customer.objects.filter(pk=customer.pk)).values("balance", "oldest_unpaid").first()
+    if debt is not None:
+        since = f", oldest unpaid invoice issued {debt['oldest_unpaid']}" if debt["oldest_unpaid"] else ""
+        warnings.append(
+            f"The customer owes {format_money(debt['balance'])}{since}. Erasing removes the contact details "
+            "needed to recover it (the account, invoices and ledger are kept): confirm with finance that the "
+            "debt is settled or written off first."
+        )
     unbilled = CallRecord.objects.filter(customer=customer, billing__isnull=True).aggregate(
         calls=Count("id"), cost=Sum("cost")
     )
-    if not unbilled["calls"]:
-        return []
-    cost = format_money(unbilled["cost"] or 0)
-    return [
-        f"{unbilled['calls']} call(s) never invoiced (rated cost {cost}) are "
-        "deleted unbilled. Fusion records no payments: confirm with finance that nothing is owed."
-    ]
+    if unbilled["calls"]:
+        cost = format_money(unbilled["cost"] or 0)
+        warnings.append(
+            f"{unbilled['calls']} call(s) never invoiced (rated cost {cost}) are deleted unbilled: confirm "
+            "with finance that they need no bill."
+        )
+    return warnings
+
+
+DEBT = "debt"
 
 
 def _keep(today: datetime.date) -> list[KeepReason]:
-    """Fusion keeps no payment ledger, so a recent invoice is the only sign that money may still be owed."""
-    recent = today - datetime.timedelta(days=unpaid_grace_days())
+    """A draft invoice in an open bill run (erasure would refuse), and money owed: the ledger's balance
+    above zero keeps the customer until it is paid or written off (``DEBT_RECORDS``)."""
+    owes = (
+        LedgerEntry.objects.filter(customer_id=OuterRef("pk"))
+        .order_by()
+        .values("customer_id")
+        .annotate(total=Sum("amount"))
+        .filter(total__gte=HALF_PENNY)
+    )
     return [
         KeepReason(
             "open_bill_run",
@@ -266,14 +457,10 @@ def _keep(today: datetime.date) -> list[KeepReason]:
             "draft invoice in an open bill run",
         ),
         KeepReason(
-            "maybe_unpaid",
-            Exists(
-                Invoice.objects.filter(
-                    customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED, issue_date__gt=recent
-                )
-            ),
-            f"finalised invoice issued in the last {unpaid_grace_days()} days: may be unpaid "
-            "(no payment ledger)",
+            DEBT,
+            Exists(owes),
+            "owes money (ledger balance above zero): kept to recover the debt until it is paid or written "
+            "off (legitimate interests: legal claims; Limitation Act 1980 s.5)",
         ),
     ]
 
@@ -307,6 +494,43 @@ def _vat_record(
         recipients,
         kept_under=VAT_RECORDS,
         **options,
+    )
+
+
+def _ledger_record(
+    model: Any, purpose: str, fields: tuple[PersonalField, ...], kept: Kept, *erasure: Erase
+) -> Declaration:
+    """A row of the customer's ledger: kept under accounting law, its free text scrubbed on erasure."""
+    return Declaration(
+        model._meta.label,
+        "end customers (account holders)",
+        purpose,
+        ErasureAction.KEEP,
+        (LEDGER_RECORDS, DEBT_RECORDS),
+        LawfulBasis.LEGAL_OBLIGATION,
+        fields,
+        ("hosting",),
+        kept_under=ACCOUNTING_RECORDS,
+        kept=kept,
+        erasure=erasure,
+    )
+
+
+def _scrubbed(
+    rows: Any, field: str, note: str, *, blank: bool = False, owner: str = "customer_id"
+) -> tuple[Erase]:
+    """Replace the free text ``field`` of the customers' rows: with nothing where it may be blank, else
+    with ``ERASED_TEXT`` (a correction, a reversal or a write-off must keep a reason)."""
+    text = "" if blank else ERASED_TEXT
+    owner_filter = f"{owner}__in"
+    return (
+        Erase(
+            lambda ids: rows.filter(**{owner_filter: ids}),
+            note,
+            lambda ids, now: {field: text},
+            ~Q(**{field: ""}) & ~Q(**{field: text}),
+            owner=owner,
+        ),
     )
 
 
@@ -487,6 +711,73 @@ DECLARATIONS: tuple[Declaration, ...] = (
             anchor_field="issue_date",
         ),
         of_customer=lambda customer: CreditNote.objects.filter(invoice__customer=customer),
+    ),
+    _ledger_record(
+        Payment,
+        "Record the money the customer paid, and how",
+        (PersonalField("reference", FIN, "Bank or card reference: may name the payer"),),
+        Kept(
+            lambda ids: Payment.objects.filter(customer_id__in=ids),
+            "Amount, method and date of each payment",
+            anchor_field="received_on",
+        ),
+        *_scrubbed(Payment.objects, "reference", "Payments: the bank or card reference", blank=True),
+        *_scrubbed(Payment.history, "reference", "History of payments: the reference", blank=True),
+    ),
+    _ledger_record(
+        LedgerEntry,
+        "Keep the customer's account: what was charged, paid, refunded and written off",
+        (
+            PersonalField(
+                "amount",
+                FIN,
+                "What the customer owes: kept after the contract ends while unpaid, to recover it",
+                LawfulBasis.LEGITIMATE_INTERESTS,
+            ),
+            PersonalField("reason", FIN, "Why a correction was posted (free text)"),
+        ),
+        Kept(
+            lambda ids: LedgerEntry.objects.filter(customer_id__in=ids),
+            "Every entry's kind, amount and date (the balance)",
+            anchor_field="effective_on",
+        ),
+        # Entries are immutable in use; scrubbing the free text on erasure is the one change allowed,
+        # through the plain queryset.
+        *_scrubbed(QuerySet(LedgerEntry), "reason", "Ledger entries: the free-text reason"),
+    ),
+    _ledger_record(
+        PaymentAllocation,
+        "Say which invoices each payment settles, and why it was moved",
+        (PersonalField("reason", FIN, "Why an allocation was moved (free text)"),),
+        Kept(
+            lambda ids: PaymentAllocation.objects.filter(payment__customer_id__in=ids),
+            "Which invoice each payment settled, and how much",
+            owner="payment__customer_id",
+            anchor_field="created_at",
+        ),
+        *_scrubbed(
+            QuerySet(PaymentAllocation),
+            "reason",
+            "Allocations: the free-text reason of a move",
+            owner="payment__customer_id",
+        ),
+    ),
+    _ledger_record(
+        WriteOff,
+        "Stop collecting a debt, approved by a second finance manager",
+        (
+            PersonalField("reason", FIN, "Why the write-off was asked for (free text)"),
+            PersonalField("decision_reason", FIN, "Why it was approved or rejected (free text)"),
+        ),
+        Kept(
+            lambda ids: WriteOff.objects.filter(customer_id__in=ids),
+            "Amount, invoice, who asked and who decided, when",
+            anchor_field="requested_at",
+        ),
+        *_scrubbed(WriteOff.objects, "reason", "Write-offs: the reason asked"),
+        *_scrubbed(WriteOff.objects, "decision_reason", "Write-offs: the decision's reason", blank=True),
+        *_scrubbed(WriteOff.history, "reason", "History of write-offs: the reason asked"),
+        *_scrubbed(WriteOff.history, "decision_reason", "History of write-offs: the decision", blank=True),
     ),
     Declaration(
         "billing.BillRunException",

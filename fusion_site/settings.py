@@ -325,9 +325,8 @@ PRIVACY_EXPORT_LINK_MAX_AGE = env.int("PRIVACY_EXPORT_LINK_MAX_AGE", default=24 
 # The nightly reminder lists privacy requests overdue or due within this many days.
 PRIVACY_REMINDER_DAYS = env.int("PRIVACY_REMINDER_DAYS", default=7)
 
-# Retention (privacy.retention). Fusion keeps no payment ledger: a customer with a finalised invoice issued
-# within this many days may still owe money and is kept (and reported) until the invoice is older.
-RETENTION_UNPAID_GRACE_DAYS = env.int("RETENTION_UNPAID_GRACE_DAYS", default=60)
+# Retention (privacy.retention). A customer who owes money (ledger balance above zero) is kept until the
+# balance is paid or written off (billing.personal_data).
 # Customers erased per chunk (one transaction each); rows deleted per chunk for bulk categories.
 RETENTION_CHUNK_SIZE = env.int("RETENTION_CHUNK_SIZE", default=200)
 RETENTION_ROW_BATCH = env.int("RETENTION_ROW_BATCH", default=5000)

@@ -9,17 +9,18 @@ yet".
 
 Customers: due when ``add_calendar_months(contract_end, months) <= today`` (Europe/London date), not
 erased, no active legal hold, and none of the reasons to keep the apps declare (``CustomerChecks.keep``:
-billing keeps a customer with a draft invoice in an open bill run, which erasure would refuse, or with a
-finalised invoice issued within ``RETENTION_UNPAID_GRACE_DAYS``, default 60, since Fusion keeps no payment
-ledger and a recent invoice is the only sign that money may still be owed). Such a customer is kept and
-reported, and is due again once the reason has gone (or earlier, by the DPO erasing it). A due customer is
+billing keeps a customer with a draft invoice in an open bill run, which erasure would refuse, or who owes
+money, a ledger balance above zero, under the "debt" reason until it is paid or written off). Such a
+customer is kept and reported, and is due again once the reason has gone (or earlier, by the DPO erasing
+it). A due customer is
 erased exactly as an erasure request does, a chunk of them at a time (``customers_erase``: the statements
 of ``customer_erase`` over the chunk's ids), as the ``retention`` system user, with the policy in the
 reason; the erased customer is not due again, so a redelivered chunk erases no one twice.
 
 The other policies run what the apps declare (``Declaration.purge`` in ``<app>/personal_data.py``, for the
 policy named by its ``Retention``): billing's VAT documents (deleted with their lines, history and call
-links once the document and every credit note against it are 6 years old), calls (once the dispute period
+links, ledger entries, allocations, write-offs and the payments that settled them, once the document is
+settled and every credit note, entry and payment of it is 6 years old), calls (once the dispute period
 has passed after the bill, or after the call if never billed) and Direct Debit files (their text cleared
 13 months after the processing day); accounts' access logs (after 2 years). Privacy's own records (closed
 privacy requests 3 years after closing; the website's submissions) have their handlers here. Anything of
@@ -107,8 +108,8 @@ def customers_past_due(today: datetime.date, months: int) -> QuerySet[Any]:
 @dataclass(frozen=True)
 class _KeptBecause:
     """The reasons to keep a customer past its period, as annotations (``why`` to an ``Exists``): an active
-    legal hold first, then each app's (a draft invoice in an open bill run, which erasure would refuse; a
-    finalised invoice recent enough to be unpaid), with their words."""
+    legal hold first, then each app's (a draft invoice in an open bill run, which erasure would refuse; money
+    owed on the ledger), with their words."""
 
     exists: dict[str, Exists]
     details: dict[str, str]

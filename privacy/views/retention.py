@@ -1,16 +1,18 @@
 """The DPO's retention page: runs with a chart of deletions per night, customers due in the next 30 days,
+customers past their period kept because they owe money (amount, and age of the oldest unpaid invoice),
 legal holds (set and lift, POST only) and the policies (change a period, with a reason). Thin: the rules
 live in privacy.retention, the writes in privacy.services.retention."""
 
 import datetime
 from collections import defaultdict
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -19,9 +21,11 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import Customer, Role, User
 from accounts.security import staff_user_with
 from accounts.selectors import access_customer
+from billing.personal_data import with_debt
+from fusion_site.money import to_money
 from privacy import charts
 from privacy.models import LegalHold, RetentionPolicy, RetentionRun
-from privacy.retention import active_holds, customers_due_between, deletion_date
+from privacy.retention import active_holds, customers_due_between, customers_past_due, deletion_date
 from privacy.services import retention as services
 
 VIEW_RUNS = "privacy.view_retentionrun"
@@ -61,6 +65,32 @@ class PolicyForm(forms.Form):
 
 
 @dataclass(frozen=True)
+class KeptForDebt:
+    customer: Customer
+    owes: Decimal
+    oldest_unpaid: datetime.date | None
+    age_days: int | None
+
+
+def _kept_for_debt(today: datetime.date, months: int) -> tuple[list[KeptForDebt], int]:
+    """Customers past their period who owe money (the retention job's "debt" reason), the oldest debt
+    first: two queries however many there are."""
+    debtors = with_debt(customers_past_due(today, months))
+    total = debtors.count()
+    rows = debtors.select_related("partner").order_by(F("oldest_unpaid").asc(nulls_last=True), "pk")
+    listed = [
+        KeptForDebt(
+            customer,
+            to_money(Decimal(customer.balance)),
+            customer.oldest_unpaid,
+            (today - customer.oldest_unpaid).days if customer.oldest_unpaid else None,
+        )
+        for customer in rows[:DUE_SOON_LISTED]
+    ]
+    return listed, total
+
+
+@dataclass(frozen=True)
 class DueSoon:
     customer: Customer
     deletes_on: datetime.date
@@ -87,8 +117,11 @@ def retention_overview(request: HttpRequest) -> HttpResponse:
     account_policy = RetentionPolicy.objects.filter(key="customer_account").first()
     due_soon: list[DueSoon] = []
     due_soon_total = 0
+    kept_for_debt: list[KeptForDebt] = []
+    kept_for_debt_total = 0
     if account_policy is not None:
         months = account_policy.months
+        kept_for_debt, kept_for_debt_total = _kept_for_debt(today, months)
         upcoming = customers_due_between(today, today + datetime.timedelta(days=DUE_SOON_DAYS), months)
         due_soon_total = upcoming.count()
         rows = upcoming.annotate(held=Exists(active_holds().filter(customer_id=OuterRef("pk")))).order_by(
@@ -105,6 +138,8 @@ def retention_overview(request: HttpRequest) -> HttpResponse:
         "due_soon": due_soon,
         "due_soon_total": due_soon_total,
         "due_soon_days": DUE_SOON_DAYS,
+        "kept_for_debt": kept_for_debt,
+        "kept_for_debt_total": kept_for_debt_total,
         "holds": holds,
         "today": today,
         "policies": RetentionPolicy.objects.order_by("key"),

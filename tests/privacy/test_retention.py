@@ -5,6 +5,7 @@ customer left anywhere."""
 import datetime
 import io
 import zoneinfo
+from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -12,13 +13,27 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import AccessLog, Contact, Customer, Role
 from accounts.services import access_log_record, system_user
-from billing.models import BilledCall, CallRecord, CreditNote, DirectDebitSubmission, Invoice, InvoiceLine
+from billing.models import (
+    BilledCall,
+    CallRecord,
+    CreditNote,
+    DirectDebitSubmission,
+    Invoice,
+    InvoiceLine,
+    LedgerEntry,
+    Payment,
+    PaymentAllocation,
+    WriteOff,
+)
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
+from billing.services.ledger import invoice_outstanding, write_off_approve, write_off_request
+from billing.services.payments import payment_record
 from privacy import data_map
 from privacy import retention as retention_rules
 from privacy.deadlines import add_calendar_months
@@ -74,6 +89,18 @@ def ended(partner, contract_end: datetime.date | None, **fields) -> Customer:
 
 def is_erased(customer: Customer) -> bool:
     return Customer.objects.get(pk=customer.pk).is_erased
+
+
+def settle(subject, actor) -> Payment:
+    """Pay the subject's invoice in full: a customer who owes money is kept (the debt reason)."""
+    return payment_record(
+        customer=subject.customer,
+        method=Payment.Method.BANK_TRANSFER,
+        amount=invoice_outstanding(subject.invoice),
+        received_on=datetime.date(2025, 2, 20),
+        actor=actor,
+        reference="BGC 0001",
+    )
 
 
 def hold(customer, dpo, kind=LegalHold.Kind.LITIGATION) -> LegalHold:
@@ -139,7 +166,7 @@ def test_today_is_the_uk_date_not_the_utc_date(partner, clock):
     assert is_erased(customer)
 
 
-def test_active_held_unpaid_and_open_run_customers_are_kept_and_reported(
+def test_active_held_indebted_and_open_run_customers_are_kept_and_reported(
     partner, profile, agent, finance, dpo
 ):
     from tests.billing.factories import calculated_run, finalised_run, month
@@ -148,43 +175,124 @@ def test_active_held_unpaid_and_open_run_customers_are_kept_and_reported(
     ends_later = ended(partner, TODAY + datetime.timedelta(days=10))
     held = ended(partner, datetime.date(2026, 1, 31))
     hold(held, dpo)
-    unpaid = ended(partner, datetime.date(2026, 1, 31))
+    debtor = ended(partner, datetime.date(2026, 1, 31))
     due = ended(partner, datetime.date(2026, 1, 31))
-    # The unpaid customer's invoice is issued 40 days before the run: within the 60-day grace.
-    import_calls(partner, [Call(cli=unpaid.lines.get().cli, start_time="2026-01-10T10:00:00")])
+    # The debtor's last invoice (posted to the ledger as the run is finalised) is unpaid.
+    import_calls(partner, [Call(cli=debtor.lines.get().cli, start_time="2026-01-10T10:00:00")])
     run_issue = finalised_run(partner, month(2026, 1), agent=agent, finance=finance)
-    Invoice.objects.filter(bill_run=run_issue).exclude(customer=unpaid).delete()
-    Invoice.objects.filter(bill_run=run_issue).update(issue_date=TODAY - datetime.timedelta(days=40))
+    invoice = Invoice.objects.get(bill_run=run_issue, customer=debtor)
     in_run = ended(partner, datetime.date(2026, 2, 28))
     draft_run = calculated_run(partner, month(2026, 2), actor=agent)
     Invoice.objects.filter(bill_run=draft_run).exclude(customer=in_run).delete()
     assert Invoice.objects.filter(bill_run=draft_run, customer=in_run).exists()
+    assert invoice_outstanding(invoice) > 0
+    # The other customers' invoices of the run are paid: a paid account does not keep anyone.
+    for paid in Invoice.objects.filter(bill_run=run_issue).exclude(customer=debtor):
+        if invoice_outstanding(paid) == 0:
+            continue
+        payment_record(
+            customer=paid.customer,
+            method=Payment.Method.CARD,
+            amount=invoice_outstanding(paid),
+            received_on=TODAY,
+            actor=agent,
+        )
 
-    assert Invoice.objects.filter(customer=unpaid, status="finalised").exists()
     run = retention_run(today=TODAY)
 
-    assert [is_erased(c) for c in (active, ends_later, held, unpaid, in_run)] == [False] * 5
+    assert [is_erased(c) for c in (active, ends_later, held, debtor, in_run)] == [False] * 5
     assert is_erased(due)
     assert run.held == [{"customer": held.reference, "holds": ["litigation"]}]
     assert {(item["customer"], item["why"]) for item in run.kept} == {
-        (unpaid.reference, "maybe_unpaid"),
+        (debtor.reference, "debt"),
         (in_run.reference, "open_bill_run"),
     }
-    # Once the invoice is older than the grace period, the customer is due.
-    later = retention_run(today=TODAY + datetime.timedelta(days=21))
-    assert is_erased(unpaid) and later.kept == [{"customer": in_run.reference, "why": "open_bill_run"}]
 
 
-def test_grace_period_is_a_setting(partner, profile, agent, finance, settings):
+def _command(clock, today: datetime.date) -> str:
+    """The nightly job as cron starts it, at 02:15 in London on ``today``."""
+    clock.move_to(datetime.datetime.combine(today, datetime.time(2, 15), tzinfo=LONDON))
+    out = io.StringIO()
+    call_command("run_retention", stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+@pytest.fixture
+def debtor(partner, profile, agent, finance):
+    """A customer whose contract ended on 31 January 2026, owing their last invoice, issued that day."""
     from tests.billing.factories import finalised_run, month
 
     customer = ended(partner, datetime.date(2026, 1, 31))
-    finalised_run(partner, month(2026, 1), agent=agent, finance=finance)
-    assert Invoice.objects.filter(customer=customer).exists()
-    Invoice.objects.filter(customer=customer).update(issue_date=TODAY - datetime.timedelta(days=40))
-    settings.RETENTION_UNPAID_GRACE_DAYS = 30
+    import_calls(partner, [Call(cli=customer.lines.get().cli, start_time="2026-01-10T10:00:00")])
+    run = finalised_run(partner, month(2026, 1), agent=agent, finance=finance)
+    invoice = run.invoices.get(customer=customer)
+    assert invoice_outstanding(invoice) > 0
+    return customer
+
+
+def test_a_debtor_is_kept_by_the_nightly_job_until_the_debt_is_paid(debtor, agent, clock):
+    invoice = Invoice.objects.get(customer=debtor)
+    owed = invoice_outstanding(invoice)
+
+    out = _command(clock, TODAY)
+    later = _command(clock, TODAY + datetime.timedelta(days=400))
+
+    assert not is_erased(debtor)
+    assert f"KEEP | customer_account | {debtor.reference} | owes money" in out + later
+    latest = RetentionRun.objects.order_by("-pk").first()
+    assert latest.kept == [{"customer": debtor.reference, "why": "debt"}]
+
+    payment_record(
+        customer=debtor,
+        method=Payment.Method.BANK_TRANSFER,
+        amount=owed,
+        received_on=TODAY + datetime.timedelta(days=400),
+        actor=agent,
+        reference="Paid by Zebedee",
+    )
+    _command(clock, TODAY + datetime.timedelta(days=401))
+    assert is_erased(debtor)
+    # The account's money stays under accounting law, its free text scrubbed.
+    assert LedgerEntry.objects.filter(customer=debtor).count() == 2
+    assert not Payment.objects.filter(customer=debtor).exclude(reference="").exists()
+
+
+def test_a_debtor_is_released_once_the_debt_is_written_off(debtor, finance, make_user):
+    approver = make_user(Role.FINANCE_MANAGER, email="second.finance@example.com")
+    invoice = Invoice.objects.get(customer=debtor)
+    retention_run(today=TODAY)
+    assert not is_erased(debtor)
+    write_off = write_off_request(
+        invoice=invoice,
+        amount=invoice_outstanding(invoice),
+        reason="Zebedee cannot be traced",
+        actor=finance,
+    )
+    retention_run(today=TODAY)
+    assert not is_erased(debtor)  # asked for, not yet approved: still owed
+    write_off_approve(write_off=write_off, actor=approver)
+
+    retention_run(today=TODAY)
+
+    assert is_erased(debtor)
+    kept = WriteOff.objects.get(pk=write_off.pk)
+    assert kept.reason == "(erased)" and kept.amount == write_off.amount
+    assert not WriteOff.history.filter(reason__contains="Zebedee").exists()
+
+
+def test_account_credit_does_not_keep_a_customer(partner, agent):
+    customer = ended(partner, datetime.date(2026, 1, 31))
+    payment_record(
+        customer=customer,
+        method=Payment.Method.CARD,
+        amount=Decimal("5.00"),
+        received_on=TODAY,
+        actor=agent,
+        reference="Overpaid by Zebedee",
+    )
     retention_run(today=TODAY)
     assert is_erased(customer)
+    assert Payment.objects.get(customer=customer).reference == ""
 
 
 # Legal holds
@@ -268,10 +376,15 @@ def test_dpo_changes_a_period_with_history(partner, dpo):
 # What the other policies delete
 
 
-def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo):
+def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo, finance):
     invoice = subject.invoice  # issued 1 February 2025, credited on the day the test runs
     note = CreditNote.objects.get(invoice=invoice)
     CreditNote.objects.filter(pk=note.pk).update(issue_date=datetime.date(2025, 3, 1))
+    # Its ledger entry is dated as the note now is (entries are immutable: the plain queryset moves it).
+    QuerySet(LedgerEntry).filter(credit_note=note).update(effective_on=datetime.date(2025, 3, 1))
+    # Paid in full: an invoice still owed is the debt's record and is never purged.
+    payment = settle(subject, finance)
+    assert invoice_outstanding(invoice) == 0
     customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
     assert InvoiceLine.objects.filter(invoice=invoice).exists()
 
@@ -285,6 +398,11 @@ def test_invoices_credit_notes_and_lines_go_six_years_after_issue(subject, dpo):
     assert not InvoiceLine.objects.filter(invoice_id=invoice.pk).exists()
     assert not CreditNote.objects.filter(pk=note.pk).exists() and not CreditNote.history.filter(id=note.pk)
     assert run.counts["invoices"]["billing.Invoice"] == 1
+    # The payment that settled it goes with it, and every ledger row of the two.
+    assert not Payment.objects.filter(pk=payment.pk).exists()
+    assert not Payment.history.filter(id=payment.pk).exists()
+    assert not LedgerEntry.objects.filter(customer=subject.customer).exists()
+    assert not PaymentAllocation.objects.filter(payment_id=payment.pk).exists()
     # Nothing of the subject is left at all now, not even the VAT snapshot.
     assert scan(subject.values, subject.blind_indexes, kept_invoice_ids=set()) == []
 
@@ -471,8 +589,9 @@ def test_staff_record_a_decision_on_the_application_page(client, notice, make_us
 # A whole run: nothing of the customer left; the audit trail names the system actor
 
 
-def test_after_a_run_nothing_of_a_deleted_customer_remains_in_any_table(subject, neighbour):
+def test_after_a_run_nothing_of_a_deleted_customer_remains_in_any_table(subject, neighbour, finance):
     Customer.objects.filter(pk=subject.customer.pk).update(contract_end=datetime.date(2025, 12, 31))
+    settle(subject, finance)
     before = scan(subject.values, subject.blind_indexes, kept_invoice_ids={subject.invoice.pk})
     assert {"accounts.HistoricalContact", "billing.CallRecord", "accounts.PaymentDetails"} <= {
         hit.split(":")[0].rsplit(".", 1)[0] for hit in before
@@ -552,8 +671,9 @@ def test_a_failing_chunk_is_reported_and_a_rerun_finishes_it(partner, monkeypatc
 # The command
 
 
-def test_dry_run_prints_what_it_would_do_and_changes_nothing(subject, dpo, partner):
+def test_dry_run_prints_what_it_would_do_and_changes_nothing(subject, dpo, partner, finance):
     Customer.objects.filter(pk=subject.customer.pk).update(contract_end=datetime.date(2025, 12, 31))
+    settle(subject, finance)
     held = ended(partner, datetime.date(2025, 1, 1))
     hold(held, dpo)
     out, err = io.StringIO(), io.StringIO()
@@ -613,3 +733,10 @@ def test_a_customer_without_contract_end_is_never_due(partner):
     customer = CustomerFactory(partner=partner)
     retention_run(today=datetime.date(2099, 1, 1))
     assert not is_erased(customer)
+
+
+def test_erasing_a_debtor_by_hand_warns_of_the_debt(debtor):
+    owed = invoice_outstanding(Invoice.objects.get(customer=debtor))
+    preview = erasure_preview(customer=debtor)
+    assert any(f"owes £{owed}" in warning for warning in preview.warnings), preview.warnings
+    assert preview.can_erase  # the DPO decides: the debt is a reason to keep, not a blocker

@@ -2,6 +2,7 @@
 policies changed with a reason; refused to everyone without the permissions."""
 
 import datetime
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -186,3 +187,55 @@ def test_administrator_sees_but_cannot_change(client, make_user, partner, dpo):
         reverse("privacy:retention_policy_edit", args=[policy.pk]), {"months": "1", "reason": "x"}
     )
     assert refused.status_code == 403 and RetentionPolicy.objects.get(pk=policy.pk).months == 24
+
+
+def test_page_lists_customers_kept_for_debt_with_the_amount_and_age(dpo_client, partner, agent, finance):
+    from billing.services.payments import payment_record
+    from tests.billing.test_ledger import issue_invoice
+
+    today = timezone.localdate()
+    debtor = ended(partner, today - datetime.timedelta(days=400))
+    older = issue_invoice(debtor, "100.00", issued=today - datetime.timedelta(days=120), actor=finance)
+    issue_invoice(debtor, "10.00", issued=today - datetime.timedelta(days=90), actor=finance)
+    payment_record(  # settles 100.00 of the older invoice: 20.00 of it and the newer 12.00 stay owed
+        customer=debtor, method="card", amount=Decimal("100.00"), received_on=today, actor=agent
+    )
+    paid_up = ended(partner, today - datetime.timedelta(days=400))
+    issue_invoice(paid_up, "10.00", issued=today - datetime.timedelta(days=90), actor=finance)
+    payment_record(customer=paid_up, method="card", amount=Decimal("12.00"), received_on=today, actor=agent)
+    current = ended(partner, None)  # owes, but their contract has not ended
+    issue_invoice(current, "10.00", issued=today - datetime.timedelta(days=30), actor=finance)
+
+    run = retention_run(today=today)
+    response = dpo_client.get(PAGE)
+
+    assert {"customer": debtor.reference, "why": "debt"} in run.kept
+    assert Customer.objects.get(pk=paid_up.pk).is_erased
+    rows = response.context["kept_for_debt"]
+    assert [(row.customer, row.owes, row.oldest_unpaid) for row in rows] == [
+        (debtor, Decimal("32.00"), older.issue_date)
+    ]
+    assert response.context["kept_for_debt_total"] == 1
+    text = response.content.decode()
+    assert "Kept for debt (1)" in text and debtor.reference in text
+    assert "£32.00" in text and "120 days" in text
+
+
+def test_kept_for_debt_costs_the_same_queries_for_more_debtors(dpo_client, partner, finance):
+    from tests.billing.test_ledger import issue_invoice
+
+    today = timezone.localdate()
+
+    def add(count):
+        for _ in range(count):
+            debtor = ended(partner, today - datetime.timedelta(days=400))
+            issue_invoice(debtor, "10.00", issued=today - datetime.timedelta(days=60), actor=finance)
+
+    add(1)
+    dpo_client.get(PAGE)
+    with CaptureQueriesContext(connection) as few:
+        dpo_client.get(PAGE)
+    add(4)
+    with CaptureQueriesContext(connection) as many:
+        response = dpo_client.get(PAGE)
+    assert len(few) == len(many) and len(response.context["kept_for_debt"]) == 5
