@@ -752,6 +752,8 @@ def dunning_step_edit(request: HttpRequest, pk: int, step_pk: int) -> HttpRespon
     return render(request, "billing/dunning_step_form.html", {"step": step, "form": form})
 
 
+@login_required
+@require_http_methods(["GET", "POST"])
 def bacs_reports(request: HttpRequest) -> HttpResponse:
     """Upload an ARUDD or ADDACS report (finance managers, for their own partner) and list the imports."""
     user = signed_in_user(request)
