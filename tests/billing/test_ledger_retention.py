@@ -175,7 +175,11 @@ def test_the_purge_never_changes_a_balance_or_what_stays(steps, partner, profile
                     )
                     assert note is not None
         balance, invoices, payments = _snapshot(customer)
-        issued = dict(Invoice.objects.filter(customer=customer).values_list("pk", "issue_date"))
+        issued: dict[int, datetime.date] = dict(
+            Invoice.objects.filter(customer=customer, issue_date__isnull=False).values_list(
+                "pk", "issue_date"
+            )
+        )
 
         retention_run(today=TODAY)
 
@@ -189,5 +193,5 @@ def test_the_purge_never_changes_a_balance_or_what_stays(steps, partner, profile
         assert not LedgerEntry.objects.filter(invoice_id__in=gone).exists()
         for pk in gone:
             assert not PaymentAllocation.objects.filter(invoice_id=pk).exists()
-        assert all((day := issued[pk]) is not None and day <= datetime.date(2020, 6, 30) for pk in gone)
+        assert all(issued[pk] <= datetime.date(2020, 6, 30) for pk in gone)
         transaction.set_rollback(True)
