@@ -45,7 +45,9 @@ from billing.models import (
     CallRecord,
     CreditNote,
     CustomerTariff,
+    DirectDebitCollection,
     DirectDebitSubmission,
+    DunningAction,
     Invoice,
     InvoiceLine,
     LedgerEntry,
@@ -289,6 +291,13 @@ def _delete_invoices(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
     ledger, so no balance changes. A fixed number of statements per chunk."""
     ids, payment_ids = _with_their_money(ids, due)
     counts = {}
+    # What hangs from the invoice or its payments and goes with them: the dunning steps taken while it was
+    # overdue, and its Direct Debit collections (re-presentations first, they point at the first one).
+    counts[DunningAction._meta.label] = _raw_delete(DunningAction.objects.filter(invoice_id__in=ids))
+    collections = DirectDebitCollection.objects.filter(Q(invoice_id__in=ids) | Q(payment_id__in=payment_ids))
+    _raw_delete(DirectDebitCollection.history.filter(Q(invoice_id__in=ids) | Q(payment_id__in=payment_ids)))
+    _raw_delete(collections.filter(represents__isnull=False))
+    counts[DirectDebitCollection._meta.label] = _raw_delete(collections)
     counts[PaymentAllocation._meta.label] = _raw_delete(PaymentAllocation.objects.filter(invoice_id__in=ids))
     counts[LedgerEntry._meta.label] = _raw_delete(
         LedgerEntry.objects.filter(Q(invoice_id__in=ids) | Q(payment_id__in=payment_ids))

@@ -203,6 +203,8 @@ NOT_PERSONAL: dict[str, str] = {
     "accounts.Partner.name": "A reseller company's name: organisation data",
     "billing.Tariff.name": "A price plan's name",
     "billing.CallImport.file_name": "The name staff gave an uploaded file; the file is deleted once read",
+    "billing.BacsReportImport.file_name": "The name of the ARUDD or ADDACS file Bacs published, as uploaded "
+    "(it names the report, not a payer)",
     "billing.DirectDebitSubmission.file_name": "Made from the partner's code, the billing month and the "
     "serial; names no payer",
     "billing.PartnerBillingProfile.legal_name": "The supplier (a partner company) as printed on invoices",

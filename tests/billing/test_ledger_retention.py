@@ -195,3 +195,31 @@ def test_the_purge_never_changes_a_balance_or_what_stays(steps, partner, profile
             assert not PaymentAllocation.objects.filter(invoice_id=pk).exists()
         assert all(issued[pk] <= datetime.date(2020, 6, 30) for pk in gone)
         transaction.set_rollback(True)
+
+
+def test_an_old_settled_invoice_goes_with_the_dunning_steps_it_once_needed(account, agent, finance):
+    from billing.models import DunningAction
+    from billing.services.dunning import dunning_steps_ensure
+
+    old = issue_invoice(account, "10.00", issued=OLD, actor=finance)  # gross 12.00
+    dunning_steps_ensure(actor=None, partner_ids=[account.partner_id])
+    step = account.partner.dunning_steps.order_by("days_overdue").first()
+    reminder = DunningAction.objects.create(
+        customer=account,
+        step=step,
+        kind=step.kind,
+        days_overdue=step.days_overdue,
+        due_on=OLD + datetime.timedelta(days=14),
+        invoice=old,
+        overdue_amount=Decimal("12.00"),
+        outcome=DunningAction.Outcome.SENT,
+        taken_at=datetime.datetime(2020, 3, 22, 9, tzinfo=datetime.UTC),
+    )
+    pay(account, "12.00", datetime.date(2020, 3, 25), agent)
+    kept = issue_invoice(account, "20.00", issued=NEW, actor=finance)
+
+    run = retention_run(today=TODAY)
+
+    assert not exists(old) and not exists(reminder)
+    assert exists(kept) and selectors.customer_balance(account) == Decimal("24.00")
+    assert run.counts["invoices"]["billing.DunningAction"] == 1
