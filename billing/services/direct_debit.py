@@ -34,7 +34,6 @@ from billing.models import (
     DirectDebitCollection,
     DirectDebitSubmission,
     Invoice,
-    LedgerEntry,
     PartnerBillingProfile,
     Payment,
     PaymentAllocation,
@@ -51,6 +50,7 @@ from billing.services.ledger import (
     allocate_oldest_first,
     invoice_outstanding_expression,
     lock_customers,
+    post_payment_entries,
 )
 from billing.services.payments import payment_reverse_unpaid
 from fusion_site.models import save_with_actor
@@ -357,20 +357,7 @@ def _record_collections(
     # PostgreSQL and SQLite (3.35+) give back the ids of rows inserted in bulk; the rows below need them.
     if any(payment.pk is None for payment in payments):
         raise BillingError("The database gave back no ids for the payments recorded; nothing was recorded.")
-    LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(
-                customer_id=payment.customer_id,
-                kind=LedgerEntry.Kind.PAYMENT,
-                amount=-payment.amount,
-                effective_on=payment.received_on,
-                actor=actor,
-                payment=payment,
-            )
-            for payment in payments
-        ],
-        batch_size=1000,
-    )
+    post_payment_entries(payments=payments, actor=actor)
     allocations = []
     for payment, (_day, debit) in zip(payments, debits, strict=True):
         settles = min(payment.amount, to_money(Decimal(outstanding.get(debit.invoice.pk) or 0)))

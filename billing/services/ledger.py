@@ -179,6 +179,25 @@ def post_entry(
     return entry
 
 
+def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> list[LedgerEntry]:
+    """The ledger entries of payments just recorded in bulk (one insert): each takes its amount off the
+    customer's balance on the day it was received."""
+    return LedgerEntry.objects.bulk_create(
+        [
+            LedgerEntry(
+                customer_id=payment.customer_id,
+                kind=LedgerEntry.Kind.PAYMENT,
+                amount=-payment.amount,
+                effective_on=payment.received_on,
+                actor=actor,
+                payment=payment,
+            )
+            for payment in payments
+        ],
+        batch_size=1000,
+    )
+
+
 # Allocation: the mechanics shared by payments, credit notes and finalisation.
 
 

@@ -24,6 +24,7 @@ from billing.services.ledger import (
     lock_customers,
     payment_unallocated,
     post_entry,
+    post_payment_entries,
     release_allocations,
     require,
 )
@@ -100,17 +101,7 @@ def payments_record_many(
                 reason="Recorded",
                 when=timezone.now(),
             )
-            entries = LedgerEntry.objects.bulk_create(
-                LedgerEntry(
-                    customer_id=payment.customer_id,
-                    kind=LedgerEntry.Kind.PAYMENT,
-                    amount=-payment.amount,
-                    effective_on=payment.received_on,
-                    actor=actor,
-                    payment=payment,
-                )
-                for payment in made
-            )
+            entries = post_payment_entries(payments=made, actor=actor)
             audit_record_many(
                 actor=actor,
                 entries=[
