@@ -3,6 +3,7 @@ through billing.selectors, writes through billing.services, errors shown next to
 
 import csv
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -517,8 +518,25 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 def _account_form_page(
-    request: HttpRequest, customer: Customer, form: forms.Form, *, title: str, subject: str = ""
+    request: HttpRequest,
+    customer: Customer,
+    form: forms.Form,
+    *,
+    title: str,
+    subject: str = "",
+    act: Callable[..., object],
+    done: Callable[[dict[str, Any]], str],
 ) -> HttpResponse:
+    """One of the account's forms: on a valid POST ``act(**cleaned_data)`` (a service), its refusal shown on
+    the form, or ``done(cleaned_data)`` as the message and back to the account."""
+    if request.method == "POST" and form.is_valid():
+        try:
+            act(**form.cleaned_data)
+        except ValidationError as exc:
+            _add_service_errors(form, exc, {})
+        else:
+            messages.success(request, done(form.cleaned_data))
+            return redirect("billing:account", reference=customer.reference)
     context = {"customer": customer, "form": form, "title": title, "subject": subject}
     return render(request, "billing/account_form.html", context)
 
@@ -530,15 +548,14 @@ def payment_record_page(request: HttpRequest, reference: str) -> HttpResponse:
     customer = selectors.access_account(user, reference)
     _require(user, "billing.add_payment")
     form = PaymentForm(request.POST or None, initial={"received_on": timezone.localdate()})
-    if request.method == "POST" and form.is_valid():
-        try:
-            payment = payment_record(customer=customer, actor=user, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc, {})
-        else:
-            messages.success(request, f"Payment of {format_money(payment.amount)} recorded.")
-            return redirect("billing:account", reference=customer.reference)
-    return _account_form_page(request, customer, form, title="Record a payment")
+    return _account_form_page(
+        request,
+        customer,
+        form,
+        title="Record a payment",
+        act=lambda **data: payment_record(customer=customer, actor=user, **data),
+        done=lambda data: f"Payment of {format_money(data['amount'])} recorded.",
+    )
 
 
 @login_required
@@ -548,16 +565,15 @@ def payment_refund_page(request: HttpRequest, reference: str, pk: int) -> HttpRe
     customer = selectors.access_account(user, reference)
     payment = get_object_or_404(Payment, pk=pk, customer=customer)
     _require(user, "billing.refund_payment")
-    form = RefundForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            payment_refund(payment=payment, actor=user, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc, {})
-        else:
-            messages.success(request, f"Refund of {format_money(form.cleaned_data['amount'])} recorded.")
-            return redirect("billing:account", reference=customer.reference)
-    return _account_form_page(request, customer, form, title="Refund account credit", subject=str(payment))
+    return _account_form_page(
+        request,
+        customer,
+        RefundForm(request.POST or None),
+        title="Refund account credit",
+        subject=str(payment),
+        act=lambda **data: payment_refund(payment=payment, actor=user, **data),
+        done=lambda data: f"Refund of {format_money(data['amount'])} recorded.",
+    )
 
 
 @login_required
@@ -570,16 +586,15 @@ def payment_reallocate_page(request: HttpRequest, reference: str, pk: int) -> Ht
     invoices = Invoice.objects.filter(customer=customer, status=Invoice.Status.FINALISED).order_by(
         "issue_date", "pk"
     )
-    form = ReallocateForm(request.POST or None, invoices=invoices)
-    if request.method == "POST" and form.is_valid():
-        try:
-            payment_reallocate(payment=payment, actor=user, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc, {})
-        else:
-            messages.success(request, f"{format_money(form.cleaned_data['amount'])} of the payment moved.")
-            return redirect("billing:account", reference=customer.reference)
-    return _account_form_page(request, customer, form, title="Move a payment", subject=str(payment))
+    return _account_form_page(
+        request,
+        customer,
+        ReallocateForm(request.POST or None, invoices=invoices),
+        title="Move a payment",
+        subject=str(payment),
+        act=lambda **data: payment_reallocate(payment=payment, actor=user, **data),
+        done=lambda data: f"{format_money(data['amount'])} of the payment moved.",
+    )
 
 
 @login_required
@@ -589,16 +604,15 @@ def write_off_request_page(request: HttpRequest, reference: str, pk: int) -> Htt
     customer = selectors.access_account(user, reference)
     invoice = get_object_or_404(Invoice, pk=pk, customer=customer, status=Invoice.Status.FINALISED)
     _require(user, "billing.add_writeoff")
-    form = WriteOffForm(request.POST or None)
-    if request.method == "POST" and form.is_valid():
-        try:
-            write_off_request(invoice=invoice, actor=user, **form.cleaned_data)
-        except ValidationError as exc:
-            _add_service_errors(form, exc, {})
-        else:
-            messages.success(request, "Write-off requested: a finance manager other than you decides it.")
-            return redirect("billing:account", reference=customer.reference)
-    return _account_form_page(request, customer, form, title="Ask for a write-off", subject=str(invoice))
+    return _account_form_page(
+        request,
+        customer,
+        WriteOffForm(request.POST or None),
+        title="Ask for a write-off",
+        subject=str(invoice),
+        act=lambda **data: write_off_request(invoice=invoice, actor=user, **data),
+        done=lambda data: "Write-off requested: a finance manager other than you decides it.",
+    )
 
 
 @login_required
