@@ -426,7 +426,7 @@ def _warnings(customer: Customer) -> list[str]:
     warnings = []
     debt = with_debt(Customer.objects.filter(pk=customer.pk)).values("balance", "oldest_unpaid").first()
     if debt is not None:
-        since = f", oldest unpaid invoice issued {debt['oldest_unpaid']}" if debt["oldest_unpaid"] else ""
+        since = f" (oldest unpaid invoice issued {debt['oldest_unpaid']})" if debt["oldest_unpaid"] else ""
         warnings.append(
             f"The customer owes {format_money(debt['balance'])}{since}. Erasing removes the contact details "
             "needed to recover it (the account, invoices and ledger are kept): confirm with finance that the "

@@ -297,4 +297,7 @@ def payment_reverse_unpaid(
         reason=reason,
         payment=payment,
     )
+    # Credit the customer still holds (an overpayment, another payment) settles what is open again: no
+    # credit waits while an invoice is owed.
+    allocate_oldest_first(customer_ids=[payment.customer_id], actor=actor, reason="Oldest invoice first")
     return entry

@@ -93,6 +93,25 @@ def test_a_payment_settles_the_oldest_invoice_first_and_an_overpayment_waits_for
     assert list(selectors.open_invoices(account)) == [later]
 
 
+def test_a_payment_returned_unpaid_lets_the_credit_left_settle_the_invoice_again(account, agent, finance):
+    # Found by the sequence property on PostgreSQL: the invoice stayed open while another payment's credit
+    # waited beside it.
+    invoice = issue_invoice(account, "10.00", issued=TODAY, actor=finance)  # gross 12.00
+    first = payment_record(
+        customer=account, method=CARD, amount=Decimal("12.00"), received_on=TODAY, actor=agent
+    )
+    second = payment_record(
+        customer=account, method=CARD, amount=Decimal("12.00"), received_on=TODAY, actor=agent
+    )
+    assert payment_unallocated(second) == Decimal("12.00")
+
+    payment_reverse_unpaid(payment=first, reason_code="refer to payer", actor=finance)
+
+    assert invoice_outstanding(invoice) == Decimal("0.00")
+    assert payment_unallocated(second) == Decimal("0.00")
+    assert balance(account) == Decimal("0.00")
+
+
 def test_what_was_written_off_cannot_be_credited_as_well(account, agent, finance, finance_2):
     # Found by the sequence property on PostgreSQL: a credit after a write-off left the invoice owing -0.48.
     invoice = issue_invoice(account, "0.40", issued=TODAY, actor=finance)  # gross 0.48
