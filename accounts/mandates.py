@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.functions import Coalesce, TruncDate
@@ -276,6 +276,108 @@ def mandate_cancellation_sent(
         f"AUDDIS 0C in submission #{submission_id}"
         if submission_id
         else "The submission with its 0C was cancelled"
+    )
+    return save_with_actor(current, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def mandate_hold(*, mandate: PaymentDetails, actor: User, reason: str) -> PaymentDetails:
+    """Hold collections under it: the payer disputes the advance notice, the amount or the date (ARUDD 4, 7,
+    8; ADDACS D). The scheme's special instruction for each: "Service user should not collect further
+    Direct Debits until it has resolved the dispute with the payer" (Bacs Service User's Guide and Rules,
+    ARUDD and ADDACS reason tables, as cited in ``billing.bacs_reports``). The status does not change: the
+    instruction stands, nothing is collected under it. A second hold keeps the first's date and adds its
+    reason. Returns the mandate."""
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why collections are held."})
+    current = _locked(mandate)
+    if current.collection_held_at is None:
+        current.collection_held_at = timezone.now()
+        current.collection_held_reason = reason.strip()
+    elif reason.strip() not in current.collection_held_reason:
+        current.collection_held_reason = f"{current.collection_held_reason}; {reason.strip()}"
+    else:
+        return current
+    save_with_actor(current, actor=actor, reason=f"Collections held: {reason.strip()}"[:100])
+    audit_record(actor=actor, action="mandate.held", target=current, detail={"reason": reason.strip()})
+    return current
+
+
+@transaction.atomic
+def mandate_hold_clear(*, mandate: PaymentDetails, actor: User, reason: str) -> PaymentDetails:
+    """Staff resolved the payer's dispute: collections under the mandate may be made again (each with its
+    own advance notice). Needs ``accounts.clear_mandate_hold``; the reason says how it was resolved."""
+    if not actor.has_perm("accounts.clear_mandate_hold"):
+        raise PermissionDenied("You may not clear a Direct Debit hold.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say how the payer's dispute was resolved."})
+    current = _locked(mandate)
+    if current.collection_held_at is None:
+        raise ValidationError({"reason": "Collections under this mandate are not held."})
+    held_for = current.collection_held_reason
+    current.collection_held_at = None
+    current.collection_held_reason = ""
+    save_with_actor(current, actor=actor, reason=f"Hold cleared: {reason.strip()}"[:100])
+    audit_record(
+        actor=actor,
+        action="mandate.hold_cleared",
+        target=current,
+        detail={"reason": reason.strip(), "held_for": held_for},
+    )
+    return current
+
+
+# The instruction's details the payer's bank holds it under: a change of any of them is a new instruction.
+INSTRUCTION_FIELDS = ("sort_code", "account_number", "mandate_reference")
+
+
+@transaction.atomic
+def mandate_relodge(
+    *, mandate: PaymentDetails, actor: User, superseded: dict[str, str], reason: str
+) -> PaymentDetails:
+    """Staff changed the bank details of a lodged or active mandate (``superseded`` holds the old
+    ``account_holder``, ``sort_code``, ``account_number`` and ``mandate_reference``): the old instruction is
+    cancelled at its bank with a 0C and the new one lodged with a 0N, both in the next submission, and
+    nothing is collected until the new one is active. AUDDIS: a change of the payer's bank account is a new
+    Direct Debit Instruction, lodged with 0N; the one it replaces is cancelled with 0C (Bacs, AUDDIS service
+    definition, as restated by the ADDACS 3 special instruction: when the bank moved the account itself "a
+    0N must be sent ... do not send a 0C to the old bank", so that case does not come here). The new
+    instruction's dormancy counts from its own lodgement, so the last collection date is cleared."""
+    current = _locked(mandate)
+    if current.status not in (Status.LODGED, Status.ACTIVE):
+        raise _refuse(current, Status.NEW, "only a lodged or active mandate is lodged again")
+    changes: dict[str, Any] = {
+        "lodged_at": None,
+        "lodgement_submission_id": None,
+        "active_from": None,
+        "last_collected_on": None,
+    }
+    # An older superseded instruction whose 0C is still to go stays the one to cancel: the current details
+    # were never lodged in that case (the mandate was new), so only a lodged one replaces it.
+    changes.update({f"superseded_{name}": value for name, value in superseded.items()})
+    changes["superseded_cancellation_submission_id"] = None
+    return _transition(
+        current,
+        to=Status.NEW,
+        actor=actor,
+        reason=f"Bank details changed, lodged again: {reason}"[:100],
+        changes=changes,
+        detail={"relodged": True},
+    )
+
+
+@transaction.atomic
+def mandate_superseded_cancellation_sent(
+    *, mandate: PaymentDetails, actor: User, submission_id: int | None
+) -> PaymentDetails:
+    """The superseded instruction's 0C is in submission ``submission_id`` (None: that submission was
+    cancelled and the 0C is owed again)."""
+    current = _locked(mandate)
+    current.superseded_cancellation_submission_id = submission_id
+    reason = (
+        f"AUDDIS 0C of the superseded instruction in submission #{submission_id}"
+        if submission_id
+        else "The submission with the superseded instruction's 0C was cancelled"
     )
     return save_with_actor(current, actor=actor, reason=reason)
 

@@ -482,6 +482,27 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
     cancellation_submission_id = models.PositiveBigIntegerField(
         null=True, blank=True, editable=False, help_text="The billing.DirectDebitSubmission carrying the 0C."
     )
+    # A hold (ARUDD 4, 7, 8; ADDACS D: the payer disputes the advance notice, the amount or the date): nothing
+    # is collected under the instruction until staff have resolved the dispute and cleared it with a reason.
+    # Held on the mandate because the scheme's instruction is about the instruction ("should not collect
+    # further Direct Debits until it has resolved the dispute"), the mandate is what a submission reads for
+    # every collection already, and its history records who held and cleared it and why.
+    collection_held_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When collections under it were held."
+    )
+    collection_held_reason = models.TextField(blank=True, editable=False)
+    # The instruction lodged at the bank before staff changed the bank details: its 0C goes in the next
+    # submission, beside the 0N of the new details (accounts.mandates.mandate_relodge). Cleared once sent.
+    superseded_account_holder = EncryptedTextField(blank=True, editable=False)
+    superseded_sort_code = EncryptedTextField(blank=True, editable=False)
+    superseded_account_number = EncryptedTextField(blank=True, editable=False)
+    superseded_mandate_reference = EncryptedTextField(blank=True, editable=False)
+    superseded_cancellation_submission_id = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="The billing.DirectDebitSubmission carrying the superseded instruction's 0C.",
+    )
 
     normalisers = {
         "sort_code": validation.normalise_sort_code,
@@ -493,7 +514,10 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
     class Meta:
         verbose_name = "payment details"
         verbose_name_plural = "payment details"
-        permissions = [("reveal_paymentdetails", "Can reveal payment details (with current training)")]
+        permissions = [
+            ("reveal_paymentdetails", "Can reveal payment details (with current training)"),
+            ("clear_mandate_hold", "Can clear a Direct Debit hold once the payer's dispute is resolved"),
+        ]
         constraints = [
             models.CheckConstraint(
                 name="mandate_new_is_not_lodged",
@@ -514,6 +538,11 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
                 name="mandate_live_is_not_cancelled",
                 condition=Q(status__in=["cancelled", "expired"]) | Q(cancelled_at__isnull=True),
             ),
+            models.CheckConstraint(
+                name="mandate_hold_has_date_and_reason",
+                condition=Q(collection_held_at__isnull=True, collection_held_reason="")
+                | (Q(collection_held_at__isnull=False) & ~Q(collection_held_reason="")),
+            ),
         ]
         indexes = [
             # The daily job's two questions: which lodged mandates are due to activate, which active ones
@@ -524,6 +553,15 @@ class PaymentDetails(NormalisedFieldsModel, TimeStampedModel):
 
     def __str__(self) -> str:
         return "Direct Debit mandate"
+
+    @property
+    def is_held(self) -> bool:
+        return self.collection_held_at is not None
+
+    @property
+    def superseded_cancellation_pending(self) -> bool:
+        """A superseded instruction is still lodged at the bank and its 0C is not in a submission yet."""
+        return bool(self.superseded_sort_code) and self.superseded_cancellation_submission_id is None
 
     def clean(self) -> None:
         # After clean_fields has normalised both: the pair must pass Vocalink's modulus check.

@@ -352,6 +352,11 @@ DECLARATIONS: tuple[Declaration, ...] = (
             PersonalField("sort_code", FIN, "Direct Debit mandate"),
             PersonalField("account_number", FIN, "Direct Debit mandate"),
             PersonalField("mandate_reference", FIN, "Direct Debit mandate"),
+            # The instruction replaced by a change of bank details, kept until its 0C is sent.
+            PersonalField("superseded_account_holder", FIN, "Direct Debit mandate"),
+            PersonalField("superseded_sort_code", FIN, "Direct Debit mandate"),
+            PersonalField("superseded_account_number", FIN, "Direct Debit mandate"),
+            PersonalField("superseded_mandate_reference", FIN, "Direct Debit mandate"),
         ),
         ("hosting", "bacs"),
         "Direct Debit mandate",

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from accounts import alerts
+from accounts import alerts, mandates
 from accounts.audit import audit_record
 from accounts.gateways import GatewayRejectedError, provisioning_gateway
 from accounts.models import (
@@ -303,13 +303,51 @@ def payment_details_set(
     sort_code: str,
     account_number: str,
     mandate_reference: str,
+    amended_by_bank: bool = False,
 ) -> PaymentDetails:
-    details = PaymentDetails.objects.filter(customer=customer).first() or PaymentDetails(customer=customer)
+    """Set the customer's Direct Debit details. When the instruction's details (sort code, account number,
+    reference) of a lodged or active mandate change, the old instruction is cancelled (0C) and the new one
+    lodged (0N) in the next submission, and nothing is collected until it is active
+    (``mandates.mandate_relodge``). ``amended_by_bank``: the payer's bank already applied the change (ADDACS
+    C, E, or 3 with new details), which the scheme says is applied without a 0C/0N pair."""
+    details = PaymentDetails.objects.select_for_update().filter(customer=customer).first() or PaymentDetails(
+        customer=customer
+    )
+    before = {name: getattr(details, name) for name in SUPERSEDED_FIELDS} if details.pk else None
     details.account_holder = account_holder
     details.sort_code = sort_code
     details.account_number = account_number
     details.mandate_reference = mandate_reference
-    return save_with_actor(details, actor=actor)
+    saved = save_with_actor(details, actor=actor)
+    lodged = saved.status in (PaymentDetails.Status.LODGED, PaymentDetails.Status.ACTIVE)
+    if before is None or amended_by_bank or not lodged:
+        return saved
+    changed = [
+        name
+        for name in mandates.INSTRUCTION_FIELDS
+        if _instruction_value(before[name]) != _instruction_value(getattr(saved, name))
+    ]
+    if not changed:
+        return saved
+    if actor is None:
+        raise ValidationError(
+            {"sort_code": "A change of a lodged instruction's details needs a named actor."}
+        )
+    return mandates.mandate_relodge(
+        mandate=saved,
+        actor=actor,
+        superseded=before,
+        reason=", ".join(name.replace("_", " ") for name in changed),
+    )
+
+
+SUPERSEDED_FIELDS = ("account_holder", "sort_code", "account_number", "mandate_reference")
+
+
+def _instruction_value(value: str) -> str:
+    # Stored values are normalised (sort code and account number digits); the bank matches references in
+    # upper case.
+    return value.strip().upper()
 
 
 @transaction.atomic

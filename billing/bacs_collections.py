@@ -196,6 +196,8 @@ def _collect(invoice: Invoice) -> Debit | str:
         return bacs.SKIP_NO_MANDATE
     if mandate.status != PaymentDetails.Status.ACTIVE:
         return bacs.SKIP_MANDATE[mandate.status]
+    if mandate.is_held:
+        return bacs.SKIP_HELD + mandate.collection_held_reason
     payer = _payer(mandate)
     reference = mandate.mandate_reference.strip().upper()
     problem = bacs.payer_problem(payer, reference)

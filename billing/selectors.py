@@ -11,7 +11,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum, Window
 from django.http import Http404
 
-from accounts.models import Customer, Partner, User
+from accounts.models import Customer, Partner, PaymentDetails, User
 from accounts.selectors import VIEW_ALL_CUSTOMERS, customers_visible_to
 from billing.models import (
     INVOICE_PAYMENT_TERMS_DAYS,
@@ -423,3 +423,20 @@ def access_dunning_step(user: User | AnonymousUser, partner_pk: int, pk: int) ->
 def customer_dunning_history(customer: Customer) -> QuerySet[DunningAction]:
     """The customer's dunning actions, newest first, with the invoice each was about (one query)."""
     return DunningAction.objects.filter(customer=customer).select_related("invoice")
+
+
+@dataclass(frozen=True)
+class DirectDebitHold:
+    held_at: datetime.datetime
+    reason: str
+
+
+def direct_debit_hold(customer: Customer) -> DirectDebitHold | None:
+    """The hold on the customer's Direct Debit mandate, if collections under it are held (one query; the
+    mandate's bank details are not read)."""
+    row = (
+        PaymentDetails.objects.filter(customer=customer, collection_held_at__isnull=False)
+        .values_list("collection_held_at", "collection_held_reason")
+        .first()
+    )
+    return DirectDebitHold(held_at=row[0], reason=row[1]) if row else None

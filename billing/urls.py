@@ -17,6 +17,11 @@ urlpatterns = [
     path("customers/<str:reference>/account/", views.customer_account, name="account"),
     path("customers/<str:reference>/account/payments/new/", views.payment_record_page, name="payment_record"),
     path(
+        "customers/<str:reference>/account/direct-debit-hold/clear/",
+        views.direct_debit_hold_clear,
+        name="direct_debit_hold_clear",
+    ),
+    path(
         "customers/<str:reference>/account/payments/<int:pk>/refund/",
         views.payment_refund_page,
         name="payment_refund",

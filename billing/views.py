@@ -18,7 +18,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import AccessLog, Customer, Partner, User
+from accounts.mandates import mandate_hold_clear
+from accounts.models import AccessLog, Customer, Partner, PaymentDetails, User
 from accounts.pii import mask_text, may_reveal_personal_data
 from accounts.security import signed_in_user
 from accounts.selectors import access_customer, is_outside_users_partner
@@ -513,8 +514,34 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
             else []
         ),
         "decision_form": WriteOffDecisionForm(),
+        "direct_debit_hold": selectors.direct_debit_hold(customer) if staff else None,
+        "may_clear_hold": staff and user.has_perm("accounts.clear_mandate_hold"),
     }
     return render(request, "billing/account.html", context)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def direct_debit_hold_clear(request: HttpRequest, reference: str) -> HttpResponse:
+    """Clear the hold on the customer's Direct Debit once the payer's dispute is resolved, saying how."""
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    _require(user, "accounts.clear_mandate_hold")
+    mandate = PaymentDetails.objects.filter(customer=customer).first()
+    if mandate is None:
+        raise Http404("No Direct Debit mandate.")
+    return _account_form_page(
+        request,
+        customer,
+        ReasonForm(request.POST or None),
+        title="Clear the Direct Debit hold",
+        subject=f"Held since {timezone.localtime(mandate.collection_held_at):%d %B %Y}: "
+        f"{mandate.collection_held_reason}"
+        if mandate.collection_held_at
+        else "",
+        act=lambda reason: mandate_hold_clear(mandate=mandate, actor=user, reason=reason),
+        done=lambda data: "Direct Debit hold cleared: collections resume with the next submission.",
+    )
 
 
 def _account_form_page(

@@ -23,8 +23,10 @@ guidance) is applied:
   (transaction code 18, or ``represents`` set) is recovered outside Direct Debit instead.
 - cancel the mandate (1, 2, 3, 5, 6, B): ``mandate_cancel(by_bank=True)``; the bank has cancelled it,
   so no 0C is sent.
-- hold until resolved (4, 7, 8), new advance notice (9), check the service user (A): recorded on the
-  collection with the audit event, for staff to act on.
+- hold until resolved (4, 7, 8): recorded on the collection, and the mandate is held
+  (``mandates.mandate_hold``): nothing more is collected under it until staff clear the hold with a reason.
+- new advance notice (9): recorded; the invoice is collected again in a later submission after a fresh
+  advance notice (``billing.bacs_collections``). Check the service user (A): recorded for staff to act on.
 
 ADDACS (``ADDACS_RULES``): cancel (0, 1, 2, B, and 3 without new details) cancels the mandate as by the bank;
 amend (C, E) sets the new sort code and account number through ``accounts.services.payment_details_set`` (so
@@ -32,7 +34,7 @@ the modulus check applies, and a failure is the item's error); move (3 with new 
 makes the mandate new again, so the next submission lodges it at the new bank (0N; no 0C is sent to the old
 one); reinstate (R) makes a bank-cancelled mandate new again if the reinstatement is within two months of the
 cancellation (``reinstatement_deadline``), otherwise it is an error saying a new instruction is needed;
-hold (D) is recorded.
+hold (D) holds the mandate as ARUDD 4 does.
 """
 
 import datetime
@@ -304,6 +306,8 @@ class _Applier:
             self._cancel(
                 collection.mandate_id, f"ARUDD {item.reason_code}: {rule.reason}"[:MAX_HISTORY_REASON]
             )
+        elif action is Action.HOLD_UNTIL_RESOLVED:
+            self._hold(collection.mandate_id, f"ARUDD {item.reason_code}: {rule.reason}")
         audit_record(
             actor=self.actor,
             action="direct_debit.returned_unpaid",
@@ -323,6 +327,16 @@ class _Applier:
             return False
         mandates.mandate_cancel(mandate=mandate, actor=self.actor, reason=reason, by_bank=True)
         return True
+
+    def _hold(self, mandate_id: int, reason: str) -> bool:
+        """Hold collections under the mandate until staff clear it (ARUDD 4, 7, 8; ADDACS D). True when
+        this changed the hold."""
+        mandate = PaymentDetails.objects.filter(pk=mandate_id).first()
+        if mandate is None:
+            return False
+        before = (mandate.collection_held_at, mandate.collection_held_reason)
+        held = mandates.mandate_hold(mandate=mandate, actor=self.actor, reason=reason)
+        return (held.collection_held_at, held.collection_held_reason) != before
 
     # ADDACS
 
@@ -350,8 +364,8 @@ class _Applier:
             changed = self._move(mandate, item, why)
         elif action is Action.REINSTATE_MANDATE:
             changed = self._reinstate(mandate, item, why)
-        else:  # HOLD_UNTIL_RESOLVED: staff resolve it with the payer
-            changed = True
+        else:  # HOLD_UNTIL_RESOLVED: nothing is collected until staff resolve it with the payer
+            changed = self._hold(mandate.pk, f"ADDACS {item.reason_code}: {rule.reason}")
         if changed:
             audit_record(
                 actor=self.actor,
@@ -382,6 +396,9 @@ class _Applier:
             sort_code=item.new_sort_code,
             account_number=item.new_account_number,
             mandate_reference=mandate.mandate_reference,
+            # The bank applied the change itself: "A 0C/0N pair must not be sent" (ADDACS C, E; for 3,
+            # _move lodges the new instruction without a 0C to the old bank).
+            amended_by_bank=True,
         )
         return True
 
