@@ -12,9 +12,9 @@ from decimal import Decimal
 import pytest
 
 from accounts import mandates
-from accounts.models import AuditEvent, PaymentDetails
+from accounts.models import AuditEvent
 from billing import bacs, bacs_collections
-from billing.models import BillRun, DirectDebitCollection, Invoice
+from billing.models import BillRun, DirectDebitCollection
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_create,
