@@ -132,6 +132,7 @@ SKIP_MANDATE = {
     "expired": "mandate expired (nothing collected for 13 months)",
 }
 SKIP_NO_NOTICE_ADDRESS = "no email address to send the advance notice to"
+SKIP_COLLECTED_ELSEWHERE = "collected already by another submission (as an earlier invoice)"
 # ARUDD 4, 7, 8 and ADDACS D: "should not collect further Direct Debits until it has resolved the dispute
 # with the payer" (accounts.mandates.mandate_hold); + the hold's reason.
 SKIP_HELD = "Direct Debit held until the payer's dispute is resolved: "

@@ -9,6 +9,19 @@ active mandate is collected from (``accounts.mandates`` holds the lifecycle).
 
 Instructions are made for the mandates of the run's own customers (those with an invoice in it): a file
 holds bank details, and erasure finds the files holding a customer's through the customer's invoices.
+
+Besides the run's own invoices, a submission collects the partner's earlier finalised invoices that are
+still outstanding and whose customer's mandate is active now (``_earlier_invoices``), for the amount still
+owed, each with its advance notice as usual:
+- never collected (no live ``DirectDebitCollection``): a new mandate's first invoices, skipped while it was
+  being lodged;
+- returned "presentation overdue" (ARUDD 9) and not collected since: the scheme's special instruction is
+  that the service user "must give further advance notice to the payer before Direct Debit is collected"
+  (``billing.bacs_reports.ARUDD_RULES``), so the debit carries ``notice_sent_after`` and a notice sent
+  before the return is not used (``services.direct_debit``). The new collection ``follows`` the returned
+  one (``DirectDebitCollection.represents``), which keeps "an invoice is collected once" true.
+One query finds them all, whatever their number. A run's own invoice collected meanwhile by another
+submission (as an earlier invoice) is left out.
 """
 
 import datetime
@@ -16,22 +29,29 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.mandates import CANCELLATION_PENDING
 from accounts.models import Customer, PaymentDetails
-from billing import bacs
-from billing.models import BillRun, Invoice, PartnerBillingProfile
+from billing import bacs, bacs_reports
+from billing.models import BillRun, DirectDebitCollection, Invoice, PartnerBillingProfile
+from billing.services.ledger import invoice_outstanding_expression
+from fusion_site.money import to_money
 
 
 @dataclass(frozen=True)
 class Debit:
-    """A collection with the invoice it collects and the mandate it collects under."""
+    """A collection with the invoice it collects and the mandate it collects under. ``follows_id``: the
+    returned collection (ARUDD 9) this one collects again; ``notice_sent_after``: an advance notice sent
+    before this instant is not good for it."""
 
     collection: bacs.Collection
     payer: bacs.Payer
     invoice: Invoice
     mandate: PaymentDetails
+    follows_id: int | None = None
+    notice_sent_after: datetime.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -94,9 +114,25 @@ def choose(bill_run: BillRun) -> Choice:
             "its collections cannot be exported until the restriction is lifted."
         )
     choice = Choice(originator=_originator(bill_run))
+    for invoice in _earlier_invoices(bill_run):
+        tip = invoice.renotice_tip  # type: ignore[attr-defined]
+        outcome = _collect(
+            invoice,
+            due=to_money(Decimal(invoice.outstanding)),  # type: ignore[attr-defined]
+            follows_id=tip,
+            notice_sent_after=invoice.renotice_returned_at if tip else None,  # type: ignore[attr-defined]
+        )
+        if isinstance(outcome, str):
+            choice.skipped.append((invoice.customer_reference, f"{invoice.number} (earlier): {outcome}"))
+        else:
+            choice.debits.append(outcome)
     mandates: dict[int, tuple[Customer, PaymentDetails]] = {}
     for invoice in _invoices(bill_run):
-        outcome = _collect(invoice)
+        outcome = (
+            bacs.SKIP_COLLECTED_ELSEWHERE
+            if invoice.collected_elsewhere  # type: ignore[attr-defined]
+            else _collect(invoice)
+        )
         if isinstance(outcome, str):
             choice.skipped.append((invoice.customer_reference, outcome))
         else:
@@ -165,27 +201,78 @@ def _originator(bill_run: BillRun) -> bacs.Originator:
     )
 
 
+def _live(collections: QuerySet[DirectDebitCollection]) -> QuerySet[DirectDebitCollection]:
+    return collections.exclude(outcome=DirectDebitCollection.Outcome.CANCELLED)
+
+
 def _invoices(bill_run: BillRun) -> list[Invoice]:
     # Three queries whatever the size of the run: invoices with customer and mandate, then credit notes.
     return list(
         bill_run.invoices.filter(status=Invoice.Status.FINALISED)
         .select_related("customer__payment_details")
         .prefetch_related("credit_notes")
+        .annotate(
+            collected_elsewhere=Exists(_live(DirectDebitCollection.objects.filter(invoice=OuterRef("pk"))))
+        )
         .order_by("customer_reference", "pk")
     )
 
 
-def _collect(invoice: Invoice) -> Debit | str:
-    """The collection for an invoice, or why there is none."""
+def _earlier_invoices(bill_run: BillRun) -> list[Invoice]:
+    """The partner's other finalised invoices, still outstanding, whose mandate is active now, and that were
+    never collected or whose last collection came back "presentation overdue" (ARUDD 9). One query."""
+    live = _live(DirectDebitCollection.objects.filter(invoice=OuterRef("pk")))
+    # The end of an invoice's chain of collections: a live one no live collection follows.
+    followed = _live(DirectDebitCollection.objects.filter(represents=OuterRef("pk")))
+    renotice = (
+        DirectDebitCollection.objects.filter(
+            invoice=OuterRef("pk"),
+            outcome=DirectDebitCollection.Outcome.RETURNED,
+            action=bacs_reports.Action.NEW_ADVANCE_NOTICE.value,
+        )
+        .exclude(Exists(followed))
+        .order_by("-pk")
+    )
+    return list(
+        Invoice.objects.filter(
+            partner_id=bill_run.partner_id,
+            status=Invoice.Status.FINALISED,
+            bill_run__restricted_at__isnull=True,
+            customer__payment_details__status=PaymentDetails.Status.ACTIVE,
+        )
+        .exclude(bill_run_id=bill_run.pk)
+        .annotate(
+            renotice_tip=Subquery(renotice.values("pk")[:1]),
+            renotice_returned_at=Subquery(renotice.values("returned_at")[:1]),
+            outstanding=invoice_outstanding_expression(),
+        )
+        # Not collected at all, or only up to a return that asks for a new notice (no live collection
+        # beyond it: the returned one is the end of the chain).
+        .filter(~Exists(live) | Q(renotice_tip__isnull=False), outstanding__gt=0)
+        .select_related("customer__payment_details")
+        .order_by("customer_reference", "issue_date", "pk")
+    )
+
+
+def _collect(
+    invoice: Invoice,
+    *,
+    due: Decimal | None = None,
+    follows_id: int | None = None,
+    notice_sent_after: datetime.datetime | None = None,
+) -> Debit | str:
+    """The collection for an invoice (of ``due`` when given: what is still owed on an earlier invoice;
+    otherwise its gross less its credit notes), or why there is none."""
     customer = invoice.customer
     if customer is None:
         return bacs.SKIP_ERASED
-    if invoice.gross <= 0:
-        return bacs.SKIP_NOTHING_DUE
-    credited = sum((note.gross for note in invoice.credit_notes.all()), Decimal("0"))
-    due = invoice.gross - credited
-    if due <= 0:
-        return bacs.SKIP_CREDITED
+    if due is None:
+        if invoice.gross <= 0:
+            return bacs.SKIP_NOTHING_DUE
+        credited = sum((note.gross for note in invoice.credit_notes.all()), Decimal("0"))
+        due = invoice.gross - credited
+        if due <= 0:
+            return bacs.SKIP_CREDITED
     # A restriction holds exports to third parties; an objection stops billing. A human decides either.
     if customer.is_processing_restricted:
         return bacs.SKIP_RESTRICTED
@@ -212,7 +299,14 @@ def _collect(invoice: Invoice) -> Debit | str:
         mandate_reference=reference,
         invoice_number=invoice.number,
     )
-    return Debit(collection=collection, payer=payer, invoice=invoice, mandate=mandate)
+    return Debit(
+        collection=collection,
+        payer=payer,
+        invoice=invoice,
+        mandate=mandate,
+        follows_id=follows_id,
+        notice_sent_after=notice_sent_after,
+    )
 
 
 def _mandate_of(customer: Customer) -> PaymentDetails | None:

@@ -269,18 +269,23 @@ def _record_mandates(
                 mandate=lodgement.mandate, actor=actor, submission_id=submission.pk
             )
     # Set-based: a run collects from thousands of mandates. Their rows are locked, the notices say which
-    # submission collected them (and the date to put back if it is cancelled), history rows in bulk.
-    entries = {
-        debit.mandate.pk: (debit, bacs.entry_day(day)) for day in sorted(by_day) for debit in by_day[day]
-    }
+    # submission collected them (and the date to put back if it is cancelled), history rows in bulk. A
+    # mandate may be collected from more than once (earlier invoices): every notice is marked, and the
+    # mandate's last collection is the latest of them.
+    entries: dict[int, list[tuple[bacs_collections.Debit, datetime.date]]] = defaultdict(list)
+    for day in sorted(by_day):
+        for debit in by_day[day]:
+            entries[debit.mandate.pk].append((debit, bacs.entry_day(day)))
     collected = list(PaymentDetails.objects.select_for_update().filter(pk__in=list(entries)).order_by("pk"))
     changed_notices = []
     for mandate in collected:
-        debit, entry = entries[mandate.pk]
-        notice = notices[debit.invoice.number]
-        notice.submission_id, notice.previous_last_collected_on = submission.pk, mandate.last_collected_on
-        changed_notices.append(notice)
-        mandate.last_collected_on, mandate.updated_at = entry, made_at
+        for debit, _entry in entries[mandate.pk]:
+            notice = notices[debit.invoice.number]
+            notice.submission_id = submission.pk
+            notice.previous_last_collected_on = mandate.last_collected_on
+            changed_notices.append(notice)
+        mandate.last_collected_on = max(entry for _debit, entry in entries[mandate.pk])
+        mandate.updated_at = made_at
     DirectDebitNotice.objects.bulk_update(
         changed_notices, ["submission_id", "previous_last_collected_on"], batch_size=1000
     )
@@ -319,11 +324,12 @@ def _record_collections(
     if not debits:
         return []
     invoice_ids = [debit.invoice.pk for _day, debit in debits]
+    live = DirectDebitCollection.objects.exclude(outcome=DirectDebitCollection.Outcome.CANCELLED)
+    firsts = [debit.invoice.pk for _day, debit in debits if debit.follows_id is None]
+    follows = [debit.follows_id for _day, debit in debits if debit.follows_id is not None]
     already = set(
-        DirectDebitCollection.objects.filter(invoice_id__in=invoice_ids, represents__isnull=True)
-        .exclude(outcome=DirectDebitCollection.Outcome.CANCELLED)
-        .values_list("invoice__number", flat=True)
-    )
+        live.filter(invoice_id__in=firsts, represents__isnull=True).values_list("invoice__number", flat=True)
+    ) | set(live.filter(represents_id__in=follows).values_list("invoice__number", flat=True))
     if already:
         raise BillingError(
             f"Invoice {sorted(already)[0]} is already collected by a live Direct Debit submission; "
@@ -386,6 +392,7 @@ def _record_collections(
                 processing_date=day,
                 debit_date=payment.received_on,
                 transaction_code=bacs.TRANSACTION_DIRECT_DEBIT,
+                represents_id=debit.follows_id,
             )
             for payment, (day, debit) in zip(payments, debits, strict=True)
         ],
@@ -443,7 +450,17 @@ def _notices_for(
     for debit in debits:
         notice = existing.get((debit.mandate.pk, debit.invoice.number))
         amount = debit.collection.amount_pence
-        if notice is not None and notice.amount_pence == amount and notice.collection_date >= earliest:
+        # A notice sent before the collection it announced came back "presentation overdue" (ARUDD 9) is
+        # spent: "must give further advance notice to the payer before Direct Debit is collected".
+        spent = debit.notice_sent_after is not None and (
+            notice is None or notice.sent_at <= debit.notice_sent_after
+        )
+        if (
+            notice is not None
+            and not spent
+            and notice.amount_pence == amount
+            and notice.collection_date >= earliest
+        ):
             notices[debit.invoice.number] = notice
         else:
             to_send.append((debit, notice))

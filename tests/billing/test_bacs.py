@@ -330,6 +330,8 @@ def test_restricted_customers_and_unusable_mandates_are_skipped(billed, make_use
         sort_code="400515",
         account_number="34206819",
         mandate_reference="ab#1",
+        # Kept active (a staff change of a lodged instruction lodges it again): the collection meets it.
+        amended_by_bank=True,
     )
 
     result = build(billed.run)
@@ -365,7 +367,9 @@ def test_building_writes_nothing_and_reads_in_a_fixed_number_of_queries(
 
     captured = one_invoice.captured_queries + five_invoices.captured_queries
     assert {query["sql"].split()[0].upper() for query in captured} == {"SELECT"}
-    assert len(one_invoice) == len(five_invoices) <= 5
+    # The run, the profile, its invoices with their mandates, their credit notes, the partner's earlier
+    # invoices still to collect, the mandates awaiting a 0C.
+    assert len(one_invoice) == len(five_invoices) <= 6
 
 
 def test_a_run_that_is_not_finalised_is_refused(partner, finalise):

@@ -10,11 +10,16 @@ import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from accounts import mandates
-from accounts.models import AuditEvent
+from accounts import services as account_services
+from accounts.models import AuditEvent, DirectDebitNotice
 from billing import bacs, bacs_collections
-from billing.models import BillRun, DirectDebitCollection
+from billing.bacs_reports import Action
+from billing.models import BillRun, DirectDebitCollection, Invoice
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_create,
@@ -23,13 +28,19 @@ from billing.services.bill_runs import (
 )
 from billing.services.charges import one_off_charge_create
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
+from billing.services.ledger import invoice_outstanding
 from tests.billing import test_bacs, test_bacs_report_import
+from tests.billing.factories import run_on_commit
+from tests.billing.test_bacs import make_active, one_off
 from tests.billing.test_bacs_report_import import addacs, arudd, import_, mandate_of, returned
+from tests.billing.test_bacs_rules import LONDON
+from tests.factories import full_customer
 
 billed = test_bacs.billed
 finalise = test_bacs.finalise
 exported = test_bacs_report_import.exported
 
+FEBRUARY = (datetime.date(2024, 2, 1), datetime.date(2024, 2, 29))
 APRIL = (datetime.date(2024, 4, 1), datetime.date(2024, 4, 30))
 
 
@@ -139,3 +150,130 @@ def test_clearing_needs_a_reason_and_a_hold(client, exported):
     response = client.post(url, {"reason": "  "})
     assert response.status_code == 200
     assert mandate_of(exported.paying).is_held
+
+
+# A new mandate's earlier invoices
+
+
+def test_a_new_mandates_earlier_invoice_is_collected_once_it_is_active(
+    billed, next_run, partner, clock, mailoutbox
+):
+    newbie = full_customer(partner)
+    account_services.payment_details_set(
+        customer=newbie,
+        actor=billed.finance,
+        account_holder="New Payer",
+        sort_code="40-05-15",
+        account_number="34206819",
+        mandate_reference="DDNEW00001",
+    )
+    one_off(newbie, "30.00", billed.finance)
+    # A March invoice of its own (a run of its own, as the bill run of March left it).
+    march = next_run(partner, [newbie], period=FEBRUARY)
+    march_invoice = Invoice.objects.get(bill_run=march, customer=newbie)
+    first = direct_debit_export(bill_run=march, actor=billed.finance)
+    assert not DirectDebitCollection.objects.filter(customer=newbie).exists()
+    assert mandate_of(newbie).status == "lodged"
+
+    clock.move_to(datetime.datetime.combine(mandate_of(newbie).active_from, datetime.time(9), tzinfo=LONDON))
+    # The daily job activates it once the lodgement period is over.
+    mandates.mandates_activate_due(today=timezone.localdate(), actor=billed.finance)
+    april = next_run(partner, [newbie])
+    choice = bacs_collections.choose(april)
+    assert [d.invoice.number for d in choice.debits if d.invoice.customer_id == newbie.pk] == [
+        march_invoice.number,
+        Invoice.objects.get(bill_run=april, customer=newbie).number,
+    ]
+    mailoutbox.clear()
+    with run_on_commit():
+        submission = direct_debit_export(bill_run=april, actor=billed.finance)
+
+    rows = DirectDebitCollection.objects.filter(submission=submission, customer=newbie).order_by(
+        "invoice__pk"
+    )
+    assert [row.invoice_id for row in rows] == [
+        march_invoice.pk,
+        Invoice.objects.get(bill_run=april, customer=newbie).pk,
+    ]
+    assert rows[0].amount_pence == bacs.to_pence(march_invoice.gross)
+    assert invoice_outstanding(march_invoice) == 0
+    # Each with its advance notice, the debit no earlier than the notice said.
+    told = {m.body.split("for invoice ")[1].split(" ")[0] for m in mailoutbox}
+    assert {march_invoice.number} <= told
+    for row in rows:
+        notice = DirectDebitNotice.objects.get(mandate_id=row.mandate_id, invoice_number=row.invoice.number)
+        assert notice.submission_id == submission.pk and row.debit_date >= notice.collection_date
+    assert mandate_of(newbie).last_collected_on == max(row.debit_date for row in rows)
+    # The March run's own file, made again, leaves the invoice out: collected once.
+    reasons = bacs_collections.choose(march).skipped
+    assert (newbie.reference, bacs.SKIP_COLLECTED_ELSEWHERE) in reasons
+    assert first.pk  # the March file stands as it was
+
+
+def test_earlier_invoices_are_found_in_a_fixed_number_of_queries(billed, next_run, partner, clock):
+    customers = []
+    for n in range(3):
+        customer = full_customer(partner)
+        account_services.payment_details_set(
+            customer=customer,
+            actor=billed.finance,
+            account_holder="Payer",
+            sort_code="40-05-15",
+            account_number="34206819",
+            mandate_reference=f"DDEARLY{n:04d}",
+        )
+        customers.append(customer)
+    march = next_run(partner, customers, period=FEBRUARY)
+    for customer in customers:
+        make_active(customer, billed.finance)
+    april = next_run(partner, customers[:1])
+
+    with CaptureQueriesContext(connection) as three:
+        assert sum(d.invoice.bill_run_id == march.pk for d in bacs_collections.choose(april).debits) == 3
+    for customer in customers[1:]:
+        mandates.mandate_cancel(mandate=mandate_of(customer), actor=billed.finance, reason="Payer left")
+    with CaptureQueriesContext(connection) as one:
+        assert sum(d.invoice.bill_run_id == march.pk for d in bacs_collections.choose(april).debits) == 1
+    assert len(three) == len(one)
+
+
+# ARUDD 9: a fresh advance notice before collecting again
+
+
+def test_an_invoice_returned_presentation_overdue_is_collected_again_after_a_fresh_notice(
+    exported, next_run, partner, mailoutbox
+):
+    returned_row = exported.collection
+    old_notice = DirectDebitNotice.objects.get(invoice_number=exported.invoice.number)
+    import_(arudd([returned(returned_row, "9")]), exported.finance)
+    returned_row.refresh_from_db()
+    assert returned_row.action == Action.NEW_ADVANCE_NOTICE
+    # The old notice's date is still ahead: without the rule it would be used again.
+    assert old_notice.collection_date >= bacs.earliest_entry_day(timezone.now())
+
+    april = next_run(partner, [exported.exact])
+    mailoutbox.clear()
+    with run_on_commit():
+        submission = direct_debit_export(bill_run=april, actor=exported.finance)
+
+    again = DirectDebitCollection.objects.get(submission=submission, invoice=exported.invoice)
+    assert (again.represents_id, again.transaction_code) == (returned_row.pk, "17")
+    assert again.amount_pence == returned_row.amount_pence
+    notice = DirectDebitNotice.objects.get(invoice_number=exported.invoice.number)
+    assert notice.sent_at > returned_row.returned_at
+    assert (
+        again.debit_date
+        >= notice.collection_date
+        >= bacs.earliest_debit_after_notice(timezone.localdate(notice.sent_at))
+    )
+    assert any(exported.invoice.number in m.body for m in mailoutbox)
+    assert invoice_outstanding(exported.invoice) == 0
+    # Collected once more only: the next run's file does not collect it again.
+    may = next_run(partner, [exported.exact], period=(datetime.date(2024, 5, 1), datetime.date(2024, 5, 31)))
+    assert exported.invoice.pk not in {d.invoice.pk for d in bacs_collections.choose(may).debits}
+
+
+def test_other_returned_invoices_are_not_collected_again_by_a_later_submission(exported, next_run, partner):
+    import_(arudd([returned(exported.collection, "0")]), exported.finance)
+    april = next_run(partner, [exported.exact])
+    assert exported.invoice.pk not in {d.invoice.pk for d in bacs_collections.choose(april).debits}
