@@ -56,11 +56,13 @@ class Debit:
 
 @dataclass(frozen=True)
 class Lodgement:
-    """An AUDDIS instruction with the mandate it lodges or cancels."""
+    """An AUDDIS instruction with the mandate it lodges or cancels. ``superseded``: a 0C of the instruction
+    the mandate's previous bank details were lodged under (``accounts.mandates.mandate_relodge``)."""
 
     instruction: bacs.Instruction
     payer: bacs.Payer
     mandate: PaymentDetails
+    superseded: bool = False
 
 
 @dataclass
@@ -147,12 +149,39 @@ def choose(bill_run: BillRun) -> Choice:
         )
     )
     for pk, (customer, mandate) in sorted(mandates.items()):
-        lodgement = _lodgement(customer, mandate, cancel=pk in pending_cancellation)
-        if isinstance(lodgement, str):
-            choice.skipped.append((customer.reference, lodgement))
-        elif lodgement is not None:
-            choice.lodgements.append(lodgement)
+        # A change of bank details: the old instruction's 0C goes first, then the new one's 0N.
+        found = (
+            [_superseded_cancellation(customer, mandate)] if mandate.superseded_cancellation_pending else []
+        )
+        found.append(_lodgement(customer, mandate, cancel=pk in pending_cancellation))
+        for lodgement in found:
+            if isinstance(lodgement, str):
+                choice.skipped.append((customer.reference, lodgement))
+            elif lodgement is not None:
+                choice.lodgements.append(lodgement)
     return choice
+
+
+def _superseded_cancellation(customer: Customer, mandate: PaymentDetails) -> Lodgement | str:
+    """The 0C of the instruction a change of bank details replaced, quoting the details it was lodged
+    under (the payer's old bank holds it under those), or why it cannot be made."""
+    if customer.is_processing_restricted:
+        return bacs.SKIP_INSTRUCTION + bacs.SKIP_RESTRICTED
+    payer = bacs.Payer(
+        sort_code=mandate.superseded_sort_code,
+        account_number=mandate.superseded_account_number,
+        account_holder=mandate.superseded_account_holder,
+    )
+    reference = mandate.superseded_mandate_reference.strip().upper()
+    problem = bacs.payer_problem(payer, reference)
+    if problem is not None:
+        return bacs.SKIP_INSTRUCTION + problem
+    instruction = bacs.Instruction(
+        customer_reference=customer.reference,
+        transaction_code=bacs.TRANSACTION_CANCEL_INSTRUCTION,
+        mandate_reference=reference,
+    )
+    return Lodgement(instruction=instruction, payer=payer, mandate=mandate, superseded=True)
 
 
 def _lodgement(customer: Customer, mandate: PaymentDetails, *, cancel: bool) -> Lodgement | str | None:

@@ -256,7 +256,11 @@ def _record_mandates(
 ) -> None:
     """What the submission did to each mandate: lodged (0N), cancellation sent (0C), collected from."""
     for lodgement in choice.lodgements:
-        if lodgement.instruction.transaction_code == bacs.TRANSACTION_NEW_INSTRUCTION:
+        if lodgement.superseded:
+            mandates.mandate_superseded_cancellation_sent(
+                mandate=lodgement.mandate, actor=actor, submission_id=submission.pk
+            )
+        elif lodgement.instruction.transaction_code == bacs.TRANSACTION_NEW_INSTRUCTION:
             mandates.mandate_lodge(
                 mandate=lodgement.mandate,
                 actor=actor,
@@ -598,6 +602,10 @@ def _undo_mandates(submission: DirectDebitSubmission, *, actor: User) -> int:
                 kept += 1
     for mandate in PaymentDetails.objects.filter(cancellation_submission_id=submission.pk).order_by("pk"):
         mandates.mandate_cancellation_sent(mandate=mandate, actor=actor, submission_id=None)
+    for mandate in PaymentDetails.objects.filter(
+        superseded_cancellation_submission_id=submission.pk
+    ).order_by("pk"):
+        mandates.mandate_superseded_cancellation_sent(mandate=mandate, actor=actor, submission_id=None)
     for notice in DirectDebitNotice.objects.filter(submission_id=submission.pk).select_related("mandate"):
         mandates.mandate_collected(
             mandate=notice.mandate,

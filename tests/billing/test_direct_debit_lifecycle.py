@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts import mandates
 from accounts import services as account_services
-from accounts.models import AuditEvent, DirectDebitNotice
+from accounts.models import AuditEvent, DirectDebitNotice, PaymentDetails, Role
 from billing import bacs, bacs_collections
 from billing.bacs_reports import Action
 from billing.models import BillRun, DirectDebitCollection, Invoice
@@ -31,8 +31,16 @@ from billing.services.direct_debit import direct_debit_export, direct_debit_subm
 from billing.services.ledger import invoice_outstanding
 from tests.billing import test_bacs, test_bacs_report_import
 from tests.billing.factories import run_on_commit
-from tests.billing.test_bacs import make_active, one_off
-from tests.billing.test_bacs_report_import import addacs, arudd, import_, mandate_of, returned
+from tests.billing.test_bacs import detail_fields, make_active, one_off
+from tests.billing.test_bacs_report_import import (
+    NEW_ACCOUNT,
+    NEW_SORT_CODE,
+    addacs,
+    arudd,
+    import_,
+    mandate_of,
+    returned,
+)
 from tests.billing.test_bacs_rules import LONDON
 from tests.factories import full_customer
 
@@ -277,3 +285,154 @@ def test_other_returned_invoices_are_not_collected_again_by_a_later_submission(e
     import_(arudd([returned(exported.collection, "0")]), exported.finance)
     april = next_run(partner, [exported.exact])
     assert exported.invoice.pk not in {d.invoice.pk for d in bacs_collections.choose(april).debits}
+
+
+# A change of bank details lodges the instruction again
+
+
+def auddis(submission, reference: str = "DDM/0001-A") -> list[dict[str, str]]:
+    """The AUDDIS records of the submission under the mandate reference (the paying customer's)."""
+    records = [detail_fields(r) for r in submission.content.split("\r\n") if len(r) == bacs.RECORD_LENGTH]
+    return [
+        r
+        for r in records
+        if r["transaction_code"] in bacs.INSTRUCTION_CODES and r["reference"].strip() == reference
+    ]
+
+
+def change_bank(customer, actor, **changes):
+    details = {
+        "account_holder": "Zoë O'Brien & Søn (Café)",
+        "sort_code": NEW_SORT_CODE,
+        "account_number": NEW_ACCOUNT,
+        "mandate_reference": "ddm/0001-a",
+        **changes,
+    }
+    return account_services.payment_details_set(customer=customer, actor=actor, **details)
+
+
+def test_a_staff_change_of_bank_details_cancels_the_old_instruction_and_lodges_the_new(
+    exported, next_run, partner, agent
+):
+    assert mandate_of(exported.paying).status == "active"
+    change_bank(exported.paying, agent)
+
+    mandate = mandate_of(exported.paying)
+    assert mandate.status == "new" and mandate.last_collected_on is None
+    assert (mandate.superseded_sort_code, mandate.superseded_account_number) == ("400515", "34206819")
+    assert mandate.superseded_cancellation_pending
+    assert mandate.history.first().history_user == agent
+    assert "Bank details changed, lodged again" in mandate.history.first().history_change_reason
+
+    april = next_run(partner, [exported.paying, exported.exact])
+    # Until the new instruction is active nothing is collected from the customer.
+    assert (
+        bacs_collections.choose(april).skipped.count((exported.paying.reference, bacs.SKIP_MANDATE["new"]))
+        == 1
+    )
+    submission = direct_debit_export(bill_run=april, actor=exported.finance)
+    instructions = auddis(submission)
+    assert [(r["transaction_code"], r["sort_code"], r["account_number"]) for r in instructions] == [
+        ("0C", "400515", "34206819"),
+        ("0N", NEW_SORT_CODE, NEW_ACCOUNT),
+    ]
+    assert {r["reference"].strip() for r in instructions} == {"DDM/0001-A"}
+    assert not DirectDebitCollection.objects.filter(submission=submission, customer=exported.paying).exists()
+    mandate = mandate_of(exported.paying)
+    assert mandate.status == "lodged"
+    assert mandate.superseded_cancellation_submission_id == submission.pk
+    assert not mandate.superseded_cancellation_pending
+
+    # A cancelled submission was not processed: both instructions are owed again.
+    direct_debit_submission_cancel(submission=submission, actor=exported.finance, reason="Not sent")
+    mandate = mandate_of(exported.paying)
+    assert mandate.status == "new" and mandate.superseded_cancellation_pending
+    again = direct_debit_export(bill_run=april, actor=exported.finance)
+    assert [r["transaction_code"] for r in auddis(again)] == ["0C", "0N"]
+    # And once sent, never again.
+    assert not [
+        lodgement
+        for lodgement in bacs_collections.choose(april).lodgements
+        if lodgement.mandate.pk == mandate.pk
+    ]
+
+
+def test_the_admin_change_of_a_mandate_lodges_it_again(client, exported, make_user):
+    admin_user = make_user(Role.ADMINISTRATOR, partner=None)
+    client.force_login(admin_user)
+    mandate = mandate_of(exported.paying)
+    url = f"/admin/accounts/paymentdetails/{mandate.pk}/change/"
+    page = client.get(url)
+    if page.status_code != 200:
+        pytest.skip("the administrator cannot open the mandate in the admin here")
+    response = client.post(
+        url,
+        {
+            "customer": exported.paying.pk,
+            "account_holder": "Zoë O'Brien",
+            "sort_code": NEW_SORT_CODE,
+            "account_number": NEW_ACCOUNT,
+            "mandate_reference": "DDM/0001-A",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    mandate = mandate_of(exported.paying)
+    assert mandate.status == "new" and mandate.superseded_cancellation_pending
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"sort_code": "400515", "account_number": "34206819", "account_holder": "Zoe OBrien"}],
+    ids=["name only"],
+)
+def test_a_change_of_the_name_only_keeps_the_instruction(exported, agent, changes):
+    change_bank(exported.paying, agent, **changes)
+    mandate = mandate_of(exported.paying)
+    assert mandate.status == "active" and not mandate.superseded_cancellation_pending
+
+
+def test_a_mandate_not_lodged_yet_just_takes_the_new_details(billed, agent):
+    assert not PaymentDetails.objects.filter(customer=billed.no_mandate).exists()
+    account_services.payment_details_set(
+        customer=billed.no_mandate,
+        actor=agent,
+        account_holder="Jo Bloggs",
+        sort_code="40-05-15",
+        account_number="34206819",
+        mandate_reference="DDNOTYET01",
+    )
+    change_bank(billed.no_mandate, agent, mandate_reference="DDNOTYET01")
+    mandate = mandate_of(billed.no_mandate)
+    assert mandate.status == "new" and not mandate.superseded_cancellation_pending
+
+
+@pytest.mark.parametrize("code", ["C", "E"])
+def test_an_addacs_amendment_is_applied_without_a_0c_0n_pair(exported, next_run, partner, code):
+    advice = {
+        "reason-code": code,
+        "payer-new-sort-code": NEW_SORT_CODE,
+        "payer-new-account-number": NEW_ACCOUNT,
+    }
+    import_(addacs([advice]), exported.finance)
+    mandate = mandate_of(exported.paying)
+    assert mandate.status == "active" and not mandate.superseded_cancellation_pending
+    april = next_run(partner, [exported.paying])
+    choice = bacs_collections.choose(april)
+    assert not [item for item in choice.lodgements if item.mandate.pk == mandate.pk]
+    assert [d.payer.account_number for d in choice.debits if d.mandate.pk == mandate.pk] == [NEW_ACCOUNT]
+
+
+def test_an_addacs_move_lodges_at_the_new_bank_without_a_0c_to_the_old(exported, next_run, partner):
+    advice = {
+        "reason-code": "3",
+        "payer-new-sort-code": NEW_SORT_CODE,
+        "payer-new-account-number": NEW_ACCOUNT,
+    }
+    import_(addacs([advice]), exported.finance)
+    april = next_run(partner, [exported.paying])
+    codes = [
+        (item.instruction.transaction_code, item.payer.account_number)
+        for item in bacs_collections.choose(april).lodgements
+        if item.mandate.customer_id == exported.paying.pk
+    ]
+    assert codes == [("0N", NEW_ACCOUNT)]
