@@ -34,8 +34,9 @@ above, so check it against the sponsoring bank's guide before the first live AUD
 Choices
 - Records are joined by CRLF ("\\r\\n"), with no terminator after the last: Bacstel-IP software and the
   banks' bureau tools read CRLF text, and ``content.split("\\r\\n")`` gives back exactly the records.
-- Every collection uses transaction code 17. Codes 01 (first) and 19 (final) are optional in the scheme,
-  and choosing them would need a collection history this module does not keep.
+- Every collection uses transaction code 17, except a re-presentation of a Direct Debit returned "refer to
+  payer", which uses 18 (``TRANSACTION_REPRESENTATION``). Codes 01 (first) and 19 (final) are optional in
+  the scheme, and choosing them would need a collection history this module does not keep.
 - Amounts are integer pence, converted exactly from the Decimal money (never through float). The amount
   collected is the invoice's gross less the gross of its credit notes: what the customer still owes.
 - Text fields hold only the Bacs character set (A-Z 0-9 . & / - space). Account names are upper-cased,
@@ -93,6 +94,9 @@ LABEL_LENGTH = 80  # VOL1, HDR1, HDR2, UHL1, EOF1, EOF2, UTL1
 LINE_SEPARATOR = "\r\n"
 
 TRANSACTION_DIRECT_DEBIT = "17"
+# A Direct Debit returned "refer to payer" (ARUDD 0) collected again: "re-present ... using transaction
+# code 18" (Bacs ARUDD reason tables, as cited in billing.bacs_reports).
+TRANSACTION_REPRESENTATION = "18"
 TRANSACTION_CONTRA_CREDIT = "99"
 # AUDDIS: a Direct Debit Instruction lodged with (0N) or cancelled at (0C) the payer's bank.
 TRANSACTION_NEW_INSTRUCTION = "0N"
@@ -147,6 +151,7 @@ class Collection:
     amount_pence: int
     mandate_reference: str
     invoice_number: str
+    transaction_code: str = TRANSACTION_DIRECT_DEBIT
 
 
 @dataclass(frozen=True)
@@ -588,7 +593,7 @@ def _detail(collection: Collection, payer: Payer, originator: Originator) -> str
         payer.sort_code,
         payer.account_number,
         ACCOUNT_TYPE,
-        TRANSACTION_DIRECT_DEBIT,
+        collection.transaction_code,
         originator.sort_code,
         originator.account_number,
         _blank(4),

@@ -33,7 +33,7 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from accounts.mandates import CANCELLATION_PENDING
-from accounts.models import Customer, PaymentDetails
+from accounts.models import Customer, Partner, PaymentDetails
 from billing import bacs, bacs_reports
 from billing.models import BillRun, DirectDebitCollection, Invoice, PartnerBillingProfile
 from billing.services.ledger import invoice_outstanding_expression
@@ -218,11 +218,16 @@ def _payer(mandate: PaymentDetails) -> bacs.Payer:
 
 
 def _originator(bill_run: BillRun) -> bacs.Originator:
-    profile = PartnerBillingProfile.objects.filter(partner_id=bill_run.partner_id).first()
+    return partner_originator(bill_run.partner)
+
+
+def partner_originator(partner: Partner) -> bacs.Originator:
+    """The partner's Bacs originator details, checked; ValueError when missing or malformed."""
+    profile = PartnerBillingProfile.objects.filter(partner_id=partner.pk).first()
     if profile is None:
-        raise ValueError(f"{bill_run.partner} has no billing profile, so no Bacs originator details.")
+        raise ValueError(f"{partner} has no billing profile, so no Bacs originator details.")
     return bacs.originator(
-        owner=str(bill_run.partner),
+        owner=str(partner),
         service_user_number=profile.bacs_service_user_number,
         sort_code=profile.bacs_sort_code,
         account_number=profile.bacs_account_number,

@@ -693,7 +693,15 @@ class DirectDebitSubmission(TimeStampedModel):
         ERASURE = "erasure", "Cleared for a customer's erasure"
         RETENTION = "retention", "Cleared by the retention policy"
 
-    bill_run = models.ForeignKey(BillRun, on_delete=models.PROTECT, related_name="direct_debit_submissions")
+    # Empty for a re-presentation file (billing.services.direct_debit_representation): it collects the
+    # partner's Direct Debits returned "refer to payer", not a run's invoices.
+    bill_run = models.ForeignKey(
+        BillRun,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="direct_debit_submissions",
+    )
     # The serial is unique per service user number, which belongs to the partner.
     partner = models.ForeignKey(Partner, on_delete=models.PROTECT, related_name="direct_debit_submissions")
     serial = models.CharField(max_length=6, help_text="Submission serial number (VOL1, HDR1).")
@@ -744,7 +752,13 @@ class DirectDebitSubmission(TimeStampedModel):
         ]
 
     def __str__(self) -> str:
+        if self.bill_run_id is None:
+            return f"Direct Debit re-presentation submission {self.serial}"
         return f"Direct Debit submission {self.serial} of {self.bill_run}"
+
+    @property
+    def is_representation(self) -> bool:
+        return self.bill_run_id is None
 
     @property
     def is_cancelled(self) -> bool:

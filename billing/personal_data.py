@@ -34,6 +34,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import RawSQL
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import Customer, Line
@@ -348,9 +349,13 @@ def _direct_debit_files_past_due(
     """Submissions whose file text is still kept and whose processing day is on or before the cutoff,
     except those of a run that billed a held customer (a dispute may need the file)."""
     held_runs = Invoice.objects.filter(customer_id__in=held).values("bill_run_id")
-    return DirectDebitSubmission.objects.filter(
-        content_cleared_at__isnull=True, processing_date__lte=cutoff
-    ).exclude(bill_run_id__in=held_runs)
+    # A file also collects earlier invoices and re-presentations of customers outside its run.
+    held_collections = DirectDebitCollection.objects.filter(customer_id__in=held).values("submission_id")
+    return (
+        DirectDebitSubmission.objects.filter(content_cleared_at__isnull=True, processing_date__lte=cutoff)
+        .exclude(bill_run_id__in=held_runs)
+        .exclude(pk__in=held_collections)
+    )
 
 
 def _clear_direct_debit_files(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
@@ -565,11 +570,17 @@ DECLARATIONS: tuple[Declaration, ...] = (
         # A Direct Debit file names every payer of its run: the text goes whole (it is encrypted, so the
         # customer's records cannot be cut out in SQL, and an edited file would no longer be what was
         # submitted); the submission's facts stay. Found through the customers' invoices in the run, so
-        # before any invoice goes.
+        # before any invoice goes, and through their collections (a file also collects earlier invoices
+        # and re-presentations of customers outside its run; a re-presentation file has no run).
         erasure=(
             Erase(
                 lambda ids: DirectDebitSubmission.objects.filter(
-                    bill_run_id__in=Invoice.objects.filter(customer_id__in=ids).values("bill_run_id")
+                    Q(bill_run_id__in=Invoice.objects.filter(customer_id__in=ids).values("bill_run_id"))
+                    | Q(
+                        pk__in=DirectDebitCollection.objects.filter(customer_id__in=ids).values(
+                            "submission_id"
+                        )
+                    )
                 ),
                 "Direct Debit files of the customer's bill runs: the file's text (every payer's bank "
                 "details) is cleared; serial, dates, SHA-256, count and total stay",
@@ -580,8 +591,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
                     "updated_at": now,
                 },
                 Q(content_cleared_at__isnull=True),
-                owner=lambda ids: first_owner(
-                    Invoice.objects.filter(customer_id__in=ids, bill_run_id=OuterRef("bill_run_id"))
+                owner=lambda ids: Coalesce(
+                    first_owner(
+                        Invoice.objects.filter(customer_id__in=ids, bill_run_id=OuterRef("bill_run_id"))
+                    ),
+                    first_owner(
+                        DirectDebitCollection.objects.filter(customer_id__in=ids, submission=OuterRef("pk"))
+                    ),
                 ),
             ),
         ),

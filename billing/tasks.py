@@ -15,6 +15,7 @@ from billing.services import dunning
 from billing.services.bill_runs import bill_run_calculate_chunk, bill_run_record_chunk_failure
 from billing.services.call_imports import call_import_from_storage
 from billing.services.direct_debit import direct_debit_notices_send
+from billing.services.direct_debit_representation import representations_lapse
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,14 @@ def send_direct_debit_notices_daily() -> int:
     for bill_run in runs.order_by("pk"):
         sent += direct_debit_notices_send(bill_run=bill_run, actor=actor)
     return sent
+
+
+@shared_task(**DAILY_JOB)
+def direct_debit_representations_lapse_daily() -> int:
+    """Daily: returns "refer to payer" whose re-presentation deadline a file made today could no longer
+    meet are left to dunning (billing.services.direct_debit_representation); idempotent."""
+    actor = system_user(job="direct-debit-representations")
+    return representations_lapse(made_at=timezone.now(), actor=actor)
 
 
 @shared_task(**DAILY_JOB)

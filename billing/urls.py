@@ -50,4 +50,15 @@ urlpatterns = [
     path("suspense/", views.suspense_queue, name="suspense"),
     path("bacs-reports/", views.bacs_reports, name="bacs_reports"),
     path("bacs-reports/<int:pk>/", views.bacs_report_detail, name="bacs_report"),
+    path("bacs-reports/representations/", views.representation_file, name="representation_file"),
+    path(
+        "bacs-reports/representations/<int:pk>/",
+        views.representation_file_again,
+        name="representation_file_again",
+    ),
+    path(
+        "bacs-reports/representations/<int:pk>/cancel/",
+        views.representation_file_cancel,
+        name="representation_file_cancel",
+    ),
 ]

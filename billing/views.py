@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.audit import audit_record
 from accounts.mandates import mandate_hold_clear
 from accounts.models import AccessLog, Customer, Partner, PaymentDetails, User
 from accounts.pii import mask_text, may_reveal_personal_data
@@ -42,7 +43,15 @@ from billing.forms import (
     WriteOffForm,
 )
 from billing.importer.parse import REQUIRED_COLUMNS
-from billing.models import BacsReportImport, BillRun, Invoice, InvoiceLine, Payment, WriteOff
+from billing.models import (
+    BacsReportImport,
+    BillRun,
+    DirectDebitSubmission,
+    Invoice,
+    InvoiceLine,
+    Payment,
+    WriteOff,
+)
 from billing.services.bacs_reports import bacs_report_import
 from billing.services.bill_runs import (
     bill_run_approve,
@@ -58,6 +67,10 @@ from billing.services.billing_cease import customer_lift_billing_cease
 from billing.services.call_imports import call_import_queue, suspense_rerate
 from billing.services.credit_notes import credit_note_issue
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
+from billing.services.direct_debit_representation import (
+    direct_debit_representation_export,
+    representations_due,
+)
 from billing.services.dunning import dunning_step_create, dunning_step_update
 from billing.services.ledger import write_off_approve, write_off_reject, write_off_request
 from billing.services.payments import payment_reallocate, payment_record, payment_refund
@@ -811,7 +824,90 @@ def bacs_reports(request: HttpRequest) -> HttpResponse:
                 _add_service_errors(form, exc, {})
             else:
                 return redirect("billing:bacs_report", pk=report_import.pk)
-    return render(request, "billing/bacs_reports.html", {"imports": imports[:50], "form": form})
+    context: dict[str, Any] = {"imports": imports[:50], "form": form}
+    partner = user.partner
+    if partner is not None and user.has_perm("billing.finalise_billrun"):
+        context["representations_due"] = list(representations_due(partner_id=partner.pk)[:200])
+        context["representation_files"] = list(
+            DirectDebitSubmission.objects.filter(partner=partner, bill_run__isnull=True)
+            .select_related("created_by", "cancelled_by")
+            .defer("content")[:50]
+        )
+    return render(request, "billing/bacs_reports.html", context)
+
+
+def _representation_maker(request: HttpRequest) -> tuple[User, Partner]:
+    """A finance manager of a partner: re-presentation files are their partner's."""
+    user = signed_in_user(request)
+    if user.is_portal_user or user.partner is None or not user.has_perm("billing.finalise_billrun"):
+        raise PermissionDenied
+    return user, user.partner
+
+
+def _file_response(submission: DirectDebitSubmission) -> HttpResponse:
+    response = HttpResponse(submission.file_bytes, content_type="text/plain; charset=us-ascii")
+    response["Content-Disposition"] = f'attachment; filename="{submission.file_name}"'
+    return response
+
+
+@login_required
+@require_POST
+def representation_file(request: HttpRequest) -> HttpResponse:
+    """Make the partner's re-presentation file of the Direct Debits returned "refer to payer" due now."""
+    user, partner = _representation_maker(request)
+    try:
+        submission = direct_debit_representation_export(partner=partner, actor=user)
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+        return redirect("billing:bacs_reports")
+    return _file_response(submission)
+
+
+def _representation_submission(user: User, partner: Partner, pk: int) -> DirectDebitSubmission:
+    return get_object_or_404(
+        DirectDebitSubmission.objects.filter(partner=partner, bill_run__isnull=True), pk=pk
+    )
+
+
+@login_required
+@require_POST
+def representation_file_again(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same bytes of a re-presentation file made before (not cancelled, not cleared)."""
+    user, partner = _representation_maker(request)
+    submission = _representation_submission(user, partner, pk)
+    if submission.is_cancelled or submission.is_content_cleared:
+        messages.error(request, f"Submission {submission.serial} is cancelled or its file was cleared.")
+        return redirect("billing:bacs_reports")
+    audit_record(
+        actor=user,
+        action="export.direct_debit_representation_file",
+        target=submission,
+        detail={"serial": submission.serial, "sha256": submission.sha256, "again": True},
+    )
+    return _file_response(submission)
+
+
+@login_required
+@require_POST
+def representation_file_cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    user, partner = _representation_maker(request)
+    submission = _representation_submission(user, partner, pk)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the submission is cancelled.")
+    else:
+        try:
+            direct_debit_submission_cancel(
+                submission=submission, actor=user, reason=form.cleaned_data["reason"]
+            )
+        except ValidationError as exc:
+            messages.error(request, _error_text(exc))
+        else:
+            messages.success(
+                request,
+                f"Re-presentation submission {submission.serial} cancelled; its Direct Debits are due again.",
+            )
+    return redirect("billing:bacs_reports")
 
 
 @login_required

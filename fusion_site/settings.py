@@ -263,6 +263,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.send_direct_debit_notices_daily",
         "schedule": crontab(hour=7, minute=10),
     },
+    # Returns "refer to payer" that can no longer be re-presented in time are left to dunning, before it.
+    "direct-debit-representations": {
+        "task": "billing.tasks.direct_debit_representations_lapse_daily",
+        "schedule": crontab(hour=7, minute=40),
+    },
     # Dunning: reminders, final notices and suspensions of customers who have not paid, after the
     # Direct Debit notices and in the working morning (emails read the same day; orders reach the gateway
     # in its hours). Idempotent: a second run the same day takes no step twice.

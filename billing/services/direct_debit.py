@@ -18,7 +18,7 @@ from collections import defaultdict
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mass_mail
 from django.db import transaction
 from django.utils import timezone
@@ -51,6 +51,7 @@ from billing.services.ledger import (
     invoice_outstanding_expression,
     lock_customers,
     post_payment_entries,
+    require,
 )
 from billing.services.payments import payment_reverse_unpaid
 from fusion_site.models import save_with_actor
@@ -150,10 +151,7 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     mandates.mandates_activate_due(today=today, actor=actor)
     # The partner's profile lock serialises serials: two runs of one partner never share one.
     PartnerBillingProfile.objects.select_for_update().filter(partner_id=bill_run.partner_id).first()
-    exported = BillRunEvent.objects.filter(
-        bill_run__partner_id=bill_run.partner_id, action=DIRECT_DEBIT_EXPORTED
-    ).count()
-    serial = f"{exported + 1:06d}"
+    serial = next_serial(bill_run.partner_id)
     try:
         choice = bacs_collections.choose(bill_run)
     except ValueError as exc:
@@ -216,8 +214,8 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
         ),
         actor=actor,
     )
-    _record_mandates(submission, choice, by_day, notices, actor=actor, made_at=made_at, lodged_on=first_day)
-    _record_collections(submission, by_day, actor=actor)
+    record_mandates(submission, choice, by_day, notices, actor=actor, made_at=made_at, lodged_on=first_day)
+    record_collections(submission, by_day, actor=actor)
     record_event(
         bill_run,
         actor,
@@ -240,11 +238,24 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     return submission
 
 
+def next_serial(partner_id: int) -> str:
+    """The partner's next submission serial (VOL1, HDR1): one more than its submissions so far, a bill
+    run's counted by their export events, re-presentation files by their rows. The caller holds the
+    partner's billing profile row locked, so two submissions never share one."""
+    exported = BillRunEvent.objects.filter(
+        bill_run__partner_id=partner_id, action=DIRECT_DEBIT_EXPORTED
+    ).count()
+    representations = DirectDebitSubmission.objects.filter(
+        partner_id=partner_id, bill_run__isnull=True
+    ).count()
+    return f"{exported + representations + 1:06d}"
+
+
 def _collected(by_day: dict[datetime.date, list[bacs_collections.Debit]]) -> list[bacs_collections.Debit]:
     return [debit for day in sorted(by_day) for debit in by_day[day]]
 
 
-def _record_mandates(
+def record_mandates(
     submission: DirectDebitSubmission,
     choice: bacs_collections.Choice,
     by_day: dict[datetime.date, list[bacs_collections.Debit]],
@@ -309,7 +320,7 @@ def _customer_id(debit: bacs_collections.Debit) -> int:
     return debit.invoice.customer_id
 
 
-def _record_collections(
+def record_collections(
     submission: DirectDebitSubmission,
     by_day: dict[datetime.date, list[bacs_collections.Debit]],
     *,
@@ -395,7 +406,7 @@ def _record_collections(
                 amount_pence=debit.collection.amount_pence,
                 processing_date=day,
                 debit_date=payment.received_on,
-                transaction_code=bacs.TRANSACTION_DIRECT_DEBIT,
+                transaction_code=debit.collection.transaction_code,
                 represents_id=debit.follows_id,
             )
             for payment, (day, debit) in zip(payments, debits, strict=True)
@@ -414,7 +425,7 @@ def _record_collections(
     return collections
 
 
-def _notice_addresses(customer_ids: set[int]) -> dict[int, str]:
+def notice_addresses(customer_ids: set[int]) -> dict[int, str]:
     """Where each customer's advance notice goes: the billing contact, else the primary one (one query)."""
     contacts = Contact.objects.filter(
         customer_id__in=customer_ids, role__in=[Contact.ContactRole.BILLING, Contact.ContactRole.PRIMARY]
@@ -468,7 +479,7 @@ def _notices_for(
             notices[debit.invoice.number] = notice
         else:
             to_send.append((debit, notice))
-    addresses = _notice_addresses({debit.mandate.customer_id for debit, _notice in to_send})
+    addresses = notice_addresses({debit.mandate.customer_id for debit, _notice in to_send})
     # One date for every notice sent now: the run's promise, or later if the notice period needs it.
     date = bacs.notified_debit_date(sent_on=today, promised=promised, made_at=made_at)
     created: list[DirectDebitNotice] = []
@@ -559,10 +570,17 @@ def direct_debit_submission_cancel(
     *, submission: DirectDebitSubmission, actor: User, reason: str
 ) -> DirectDebitSubmission:
     """Record that a submission's file will not be (or was not) processed, so the run may be exported
-    again. The finance manager says why; the file itself is kept."""
-    bill_run = lock_bill_run_to(
-        "cancel Direct Debit files of", submission.bill_run, actor, "billing.finalise_billrun"
-    )
+    again (a re-presentation file's collections are due again). The finance manager says why; the file
+    itself is kept."""
+    bill_run = None
+    if submission.bill_run is not None:
+        bill_run = lock_bill_run_to(
+            "cancel Direct Debit files of", submission.bill_run, actor, "billing.finalise_billrun"
+        )
+    else:
+        require(actor, "billing.finalise_billrun", "cancel Direct Debit files")
+        if actor.partner_id is not None and actor.partner_id != submission.partner_id:
+            raise PermissionDenied("You may cancel your own partner's Direct Debit files only.")
     submission = DirectDebitSubmission.objects.select_for_update().get(pk=submission.pk)
     if submission.is_cancelled:
         raise BillingError(f"Submission {submission.serial} is already cancelled.")
@@ -573,13 +591,14 @@ def direct_debit_submission_cancel(
     submission.cancelled_reason = reason.strip()
     save_with_actor(submission, actor=actor, reason=f"Cancelled: {submission.cancelled_reason}")
     kept = _undo_mandates(submission, actor=actor)
-    record_event(
-        bill_run,
-        actor,
-        DIRECT_DEBIT_CANCELLED,
-        f"serial {submission.serial}: {submission.cancelled_reason}"
-        + (f" ({kept} mandates collected from since stay active)" if kept else ""),
-    )
+    if bill_run is not None:
+        record_event(
+            bill_run,
+            actor,
+            DIRECT_DEBIT_CANCELLED,
+            f"serial {submission.serial}: {submission.cancelled_reason}"
+            + (f" ({kept} mandates collected from since stay active)" if kept else ""),
+        )
     audit_record(
         actor=actor,
         action="direct_debit_submission.cancelled",

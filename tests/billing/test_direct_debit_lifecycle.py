@@ -17,9 +17,9 @@ from django.utils import timezone
 from accounts import mandates
 from accounts import services as account_services
 from accounts.models import AuditEvent, DirectDebitNotice, PaymentDetails, Role
-from billing import bacs, bacs_collections
+from billing import bacs, bacs_collections, tasks
 from billing.bacs_reports import Action
-from billing.models import BillRun, DirectDebitCollection, Invoice
+from billing.models import BillRun, DirectDebitCollection, Invoice, LedgerEntry, Payment
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_create,
@@ -28,7 +28,18 @@ from billing.services.bill_runs import (
 )
 from billing.services.charges import one_off_charge_create
 from billing.services.direct_debit import direct_debit_export, direct_debit_submission_cancel
+from billing.services.direct_debit_representation import (
+    NOTICE_SUBJECT as REPRESENTATION_SUBJECT,
+)
+from billing.services.direct_debit_representation import (
+    REPRESENTATION_NOTICE_WORKING_DAYS,
+    SETTLED_OTHERWISE,
+    representation_choose,
+    representations_due,
+)
 from billing.services.ledger import invoice_outstanding
+from billing.services.payments import payment_record
+from fusion_site.working_days import working_days_after
 from tests.billing import test_bacs, test_bacs_report_import
 from tests.billing.factories import run_on_commit
 from tests.billing.test_bacs import detail_fields, make_active, one_off
@@ -436,3 +447,163 @@ def test_an_addacs_move_lodges_at_the_new_bank_without_a_0c_to_the_old(exported,
         if item.mandate.customer_id == exported.paying.pk
     ]
     assert codes == [("0N", NEW_ACCOUNT)]
+
+
+# Re-presentation of "refer to payer" (ARUDD 0)
+
+
+@pytest.fixture
+def referred(exported, clock):
+    """The paying customer's collection returned "refer to payer" on the ARUDD of 15 December 2026."""
+    clock.move_to(datetime.datetime(2026, 12, 15, 10, 0, tzinfo=LONDON))
+    import_(arudd([returned(exported.collection, "0")], day="2026-12-15"), exported.finance)
+    exported.collection.refresh_from_db()
+    assert exported.collection.representation_due_by is not None
+    return exported
+
+
+def represent(client, user):
+    client.force_login(user)
+    return client.post("/billing/bacs-reports/representations/")
+
+
+def test_the_finance_manager_re_presents_once_with_code_18_after_five_working_days_notice(
+    client, referred, mailoutbox
+):
+    original = referred.collection
+    page = client_page(client, referred.finance)
+    assert referred.invoice.number in page and "Make the re-presentation file" in page
+
+    with run_on_commit():
+        response = represent(client, referred.finance)
+
+    assert response.status_code == 200 and response["Content-Disposition"].startswith("attachment")
+    again = DirectDebitCollection.objects.get(represents=original)
+    assert (again.transaction_code, again.amount_pence, again.invoice_id) == (
+        "18",
+        original.amount_pence,
+        original.invoice_id,
+    )
+    assert again.submission.bill_run is None and again.submission.is_representation
+    details = [detail_fields(r) for r in response.content.decode("ascii").split("\r\n") if len(r) == 100]
+    debit = [d for d in details if d["transaction_code"] == "18"]
+    assert len(debit) == 1 and int(debit[0]["amount"]) == original.amount_pence
+    assert debit[0]["reference"].strip() == "DDM/0001-A"
+    # Processed no later than the deadline, debited no earlier than 5 working days after the notice.
+    notice = DirectDebitNotice.objects.get(invoice_number=referred.invoice.number)
+    assert again.processing_date <= original.representation_due_by
+    assert (
+        again.debit_date
+        >= notice.collection_date
+        >= working_days_after(timezone.localdate(notice.sent_at), REPRESENTATION_NOTICE_WORKING_DAYS)
+    )
+    assert notice.submission_id == again.submission_id
+    (mail,) = [m for m in mailoutbox if m.subject == REPRESENTATION_SUBJECT]
+    assert referred.invoice.number in mail.body and f"{notice.collection_date:%d %B %Y}" in mail.body
+    # A new Direct Debit payment on the ledger settles the invoice again.
+    assert again.payment.method == Payment.Method.DIRECT_DEBIT and again.payment.pk != original.payment_id
+    assert LedgerEntry.objects.filter(payment=again.payment, kind="payment").exists()
+    assert invoice_outstanding(referred.invoice) == 0
+    # Never twice: nothing is due any more, and a second file is refused.
+    response = represent(client, referred.finance)
+    assert response.status_code == 302
+    assert DirectDebitCollection.objects.filter(represents=original).count() == 1
+    assert not representations_due(partner_id=referred.run.partner_id).exists()
+
+
+def client_page(client, user) -> str:
+    client.force_login(user)
+    return client.get("/billing/bacs-reports/").content.decode()
+
+
+def test_a_cancelled_re_presentation_file_makes_its_direct_debits_due_again(client, referred):
+    represent(client, referred.finance)
+    submission = DirectDebitCollection.objects.get(represents=referred.collection).submission
+    response = client.post(
+        f"/billing/bacs-reports/representations/{submission.pk}/cancel/", {"reason": "Not sent to Bacs"}
+    )
+    assert response.status_code == 302
+    submission.refresh_from_db()
+    assert submission.is_cancelled
+    assert invoice_outstanding(referred.invoice) == referred.invoice.gross
+    assert list(representations_due(partner_id=referred.run.partner_id)) == [referred.collection]
+
+    represent(client, referred.finance)
+    live = DirectDebitCollection.objects.filter(represents=referred.collection).exclude(outcome="cancelled")
+    assert live.count() == 1 and live.get().submission_id != submission.pk
+    assert invoice_outstanding(referred.invoice) == 0
+
+
+def test_a_re_presentation_returned_again_is_recovered_outside_direct_debit(client, referred, clock):
+    represent(client, referred.finance)
+    again = DirectDebitCollection.objects.get(represents=referred.collection)
+    import_(arudd([returned(again, "0")], advice="009", day="2026-12-23"), referred.finance)
+    again.refresh_from_db()
+    assert again.action == Action.RECOVER_OUTSIDE_DIRECT_DEBIT and again.representation_due_by is None
+
+
+@pytest.mark.parametrize("why", ["held", "cancelled", "paid"])
+def test_only_an_outstanding_invoice_under_an_active_unheld_mandate_is_re_presented(client, referred, why):
+    mandate = mandate_of(referred.paying)
+    if why == "held":
+        mandates.mandate_hold(
+            mandate=mandate, actor=referred.finance, reason="ADDACS D: Advance notice disputed"
+        )
+    elif why == "cancelled":
+        mandates.mandate_cancel(mandate=mandate, actor=referred.finance, reason="Payer left")
+    else:
+        payment_record(
+            customer=referred.paying,
+            method=Payment.Method.BANK_TRANSFER,
+            amount=referred.invoice.gross,
+            received_on=timezone.localdate(),
+            actor=referred.finance,
+        )
+    response = represent(client, referred.finance)
+    assert response.status_code == 302
+    assert not DirectDebitCollection.objects.filter(represents=referred.collection).exists()
+    referred.collection.refresh_from_db()
+    if why == "paid":
+        # Recorded as not needed: it is no longer due.
+        assert referred.collection.action == SETTLED_OTHERWISE
+        assert not representations_due(partner_id=referred.run.partner_id).exists()
+    else:
+        # Still due while the deadline can be met: the reason is given, staff may act.
+        assert referred.collection.action == Action.REPRESENT
+        choice = representation_choose(partner=referred.run.partner, made_at=timezone.now())
+        (reason,) = [reason for _ref, reason in choice.skipped]
+        assert ("held" in reason) if why == "held" else ("cancelled" in reason)
+
+
+def test_past_the_deadline_the_daily_task_leaves_it_to_dunning(client, referred, clock):
+    due_by = referred.collection.representation_due_by
+    # A week before the deadline, five working days' notice can no longer be given in time.
+    clock.move_to(
+        datetime.datetime.combine(due_by - datetime.timedelta(days=3), datetime.time(9), tzinfo=LONDON)
+    )
+    assert tasks.direct_debit_representations_lapse_daily() == 1
+    referred.collection.refresh_from_db()
+    assert referred.collection.action == Action.RECOVER_OUTSIDE_DIRECT_DEBIT
+    assert "left to dunning" in referred.collection.history.first().history_change_reason
+    assert AuditEvent.objects.filter(action="direct_debit.representation_lapsed").count() == 1
+    assert tasks.direct_debit_representations_lapse_daily() == 0  # once
+    assert invoice_outstanding(referred.invoice) == referred.invoice.gross  # open, for dunning
+    response = represent(client, referred.finance)
+    assert response.status_code == 302
+    assert not DirectDebitCollection.objects.filter(represents=referred.collection).exists()
+
+
+def test_only_a_finance_manager_of_the_partner_makes_or_cancels_re_presentation_files(
+    client, referred, agent, other_partner, make_user
+):
+    assert represent(client, agent).status_code == 403
+    assert "Make the re-presentation file" not in client_page(client, agent)
+    represent(client, referred.finance)
+    submission = DirectDebitCollection.objects.get(represents=referred.collection).submission
+    other_finance = make_user(Role.FINANCE_MANAGER, partner=other_partner)
+    client.force_login(other_finance)
+    url = f"/billing/bacs-reports/representations/{submission.pk}/cancel/"
+    assert client.post(url, {"reason": "Mine now"}).status_code == 404
+    assert client.post(f"/billing/bacs-reports/representations/{submission.pk}/").status_code == 404
+    submission.refresh_from_db()
+    assert not submission.is_cancelled
