@@ -534,27 +534,29 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
 
 
 @login_required
-@require_http_methods(["GET", "POST"])
+@require_POST
 def direct_debit_hold_clear(request: HttpRequest, reference: str) -> HttpResponse:
-    """Clear the hold on the customer's Direct Debit once the payer's dispute is resolved, saying how."""
+    """Clear the hold on the customer's Direct Debit once the payer's dispute is resolved, saying how (the
+    form is on the account page)."""
     user = signed_in_user(request)
     customer = selectors.access_account(user, reference)
     _require(user, "accounts.clear_mandate_hold")
     mandate = PaymentDetails.objects.filter(customer=customer).first()
+    form = ReasonForm(request.POST)
     if mandate is None:
-        raise Http404("No Direct Debit mandate.")
-    return _account_form_page(
-        request,
-        customer,
-        ReasonForm(request.POST or None),
-        title="Clear the Direct Debit hold",
-        subject=f"Held since {timezone.localtime(mandate.collection_held_at):%d %B %Y}: "
-        f"{mandate.collection_held_reason}"
-        if mandate.collection_held_at
-        else "",
-        act=lambda reason: mandate_hold_clear(mandate=mandate, actor=user, reason=reason),
-        done=lambda data: "Direct Debit hold cleared: collections resume with the next submission.",
-    )
+        messages.error(request, "This customer has no Direct Debit mandate.")
+    elif not form.is_valid():
+        messages.error(request, "Say how the payer's dispute was resolved.")
+    else:
+        try:
+            mandate_hold_clear(mandate=mandate, actor=user, reason=form.cleaned_data["reason"])
+        except ValidationError as exc:
+            messages.error(request, _error_text(exc))
+        else:
+            messages.success(
+                request, "Direct Debit hold cleared: collections resume with the next submission."
+            )
+    return redirect("billing:account", reference=customer.reference)
 
 
 def _account_form_page(

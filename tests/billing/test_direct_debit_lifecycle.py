@@ -163,11 +163,11 @@ def test_only_staff_with_the_permission_clear_a_hold(client, exported, agent):
 def test_clearing_needs_a_reason_and_a_hold(client, exported):
     client.force_login(exported.finance)
     url = f"/billing/customers/{exported.paying.reference}/account/direct-debit-hold/clear/"
-    response = client.post(url, {"reason": "Sorted"})
-    assert response.status_code == 200 and "not held" in response.content.decode()
+    response = client.post(url, {"reason": "Sorted"}, follow=True)
+    assert "not held" in response.content.decode()
     import_(addacs([{"reason-code": "D"}]), exported.finance)
-    response = client.post(url, {"reason": "  "})
-    assert response.status_code == 200
+    response = client.post(url, {"reason": "  "}, follow=True)
+    assert "Say how the payer" in response.content.decode()
     assert mandate_of(exported.paying).is_held
 
 
@@ -607,3 +607,11 @@ def test_only_a_finance_manager_of_the_partner_makes_or_cancels_re_presentation_
     assert client.post(f"/billing/bacs-reports/representations/{submission.pk}/").status_code == 404
     submission.refresh_from_db()
     assert not submission.is_cancelled
+
+
+def test_another_partners_finance_manager_cannot_clear_a_hold(client, exported, other_partner, make_user):
+    import_(addacs([{"reason-code": "D"}]), exported.finance)
+    client.force_login(make_user(Role.FINANCE_MANAGER, partner=other_partner))
+    url = f"/billing/customers/{exported.paying.reference}/account/direct-debit-hold/clear/"
+    assert client.post(url, {"reason": "Sorted"}).status_code == 404
+    assert mandate_of(exported.paying).is_held

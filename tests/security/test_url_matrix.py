@@ -280,6 +280,24 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         BACS_REPORT_READERS,
         lambda w: f"/billing/bacs-reports/{_bacs_import(w.other_customer.partner)}/",
     ),
+    # Only ever posted to (the forms are on the account and Bacs reports pages); another partner's
+    # customer and files answering 404 are tested in tests/billing/test_direct_debit_lifecycle.py.
+    "billing:direct_debit_hold_clear": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/direct-debit-hold/clear/",
+        NOBODY,
+        None,
+    ),
+    "billing:representation_file": (lambda w: "/billing/bacs-reports/representations/", NOBODY, None),
+    "billing:representation_file_again": (
+        lambda w: "/billing/bacs-reports/representations/1/",
+        NOBODY,
+        None,
+    ),
+    "billing:representation_file_cancel": (
+        lambda w: "/billing/bacs-reports/representations/1/cancel/",
+        NOBODY,
+        None,
+    ),
     "privacy:queue": (lambda w: "/privacy/", REQUEST_READERS, None),
     "privacy:request_new": (
         lambda w: "/privacy/requests/new/",
