@@ -150,7 +150,7 @@ def choose(bill_run: BillRun) -> Choice:
     )
     for pk, (customer, mandate) in sorted(mandates.items()):
         # A change of bank details: the old instruction's 0C goes first, then the new one's 0N.
-        found = (
+        found: list[Lodgement | str | None] = (
             [_superseded_cancellation(customer, mandate)] if mandate.superseded_cancellation_pending else []
         )
         found.append(_lodgement(customer, mandate, cancel=pk in pending_cancellation))

@@ -439,4 +439,6 @@ def direct_debit_hold(customer: Customer) -> DirectDebitHold | None:
         .values_list("collection_held_at", "collection_held_reason")
         .first()
     )
-    return DirectDebitHold(held_at=row[0], reason=row[1]) if row else None
+    if row is None or row[0] is None:
+        return None
+    return DirectDebitHold(held_at=row[0], reason=row[1])
