@@ -286,8 +286,12 @@ class DirectDebitCollection(models.Model):
     submission's cancellation. ``mandate_id`` names the ``accounts.PaymentDetails`` collected from (not a
     key: erasure deletes mandates with raw deletes; the row keeps no personal data of its own).
 
-    A re-presentation (ARUDD 0, "refer to payer") is recorded as due here (``representation_due_by``); a
-    collection that is itself a re-presentation (``represents``) is never re-presented again."""
+    A re-presentation (ARUDD 0, "refer to payer") is recorded as due here (``representation_due_by``) and
+    made by ``billing.services.direct_debit_representation`` as a collection with ``represents`` set and
+    transaction code 18, which is never re-presented again. A collection made again after ARUDD 9 (a fresh
+    advance notice) also ``represents`` the one returned, with transaction code 17. ``action`` holds the
+    ARUDD item's action, or what became of a due re-presentation that was not made (left to dunning,
+    settled otherwise)."""
 
     class Outcome(models.TextChoices):
         COLLECTED = "", "Collected"

@@ -19,8 +19,9 @@ day and the amount (``DirectDebitCollection``); its payment is reversed (``payme
 reason code; then the scheme's action for the code (``billing.bacs_reports.ARUDD_RULES``, which cites the
 guidance) is applied:
 - represent (0, refer to payer): the re-presentation is recorded as due by one month from the original
-  processing day (``representation_deadline``). Once only: a collection that was itself a re-presentation
-  (transaction code 18, or ``represents`` set) is recovered outside Direct Debit instead.
+  processing day (``representation_deadline``), and re-presented by
+  ``billing.services.direct_debit_representation``. Once only: a collection that was itself a
+  re-presentation (transaction code 18) is recovered outside Direct Debit instead.
 - cancel the mandate (1, 2, 3, 5, 6, B): ``mandate_cancel(by_bank=True)``; the bank has cancelled it,
   so no 0C is sent.
 - hold until resolved (4, 7, 8): recorded on the collection, and the mandate is held
@@ -283,10 +284,9 @@ class _Applier:
             returned_on=self.today,
         )
         action = bacs_reports.item_action(item)
-        was_representation = (
-            collection.represents_id is not None
-            or collection.transaction_code == bacs_reports.TRANSACTION_REPRESENTATION
-        )
+        # A re-presentation is transaction code 18 (our record's, whatever the bank quotes); a collection
+        # made again after ARUDD 9 also ``represents`` the one returned, but is a collection of its own (17).
+        was_representation = collection.transaction_code == bacs_reports.TRANSACTION_REPRESENTATION
         if action is Action.REPRESENT and was_representation:
             # The product re-presents once (ARUDD_RULES "0"): a returned re-presentation is recovered
             # another way, whatever transaction code the bank quotes.

@@ -13,6 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from hypothesis import given, settings
 
 from accounts import mandates
 from accounts import services as account_services
@@ -35,11 +36,14 @@ from billing.services.direct_debit_representation import (
     REPRESENTATION_NOTICE_WORKING_DAYS,
     SETTLED_OTHERWISE,
     representation_choose,
+    representation_debit_date,
+    representation_processing_date,
     representations_due,
 )
 from billing.services.ledger import invoice_outstanding
 from billing.services.payments import payment_record
 from fusion_site.working_days import working_days_after
+from privacy.erasure import customer_erase, erasure_preview
 from tests.billing import test_bacs, test_bacs_report_import
 from tests.billing.factories import run_on_commit
 from tests.billing.test_bacs import detail_fields, make_active, one_off
@@ -52,8 +56,15 @@ from tests.billing.test_bacs_report_import import (
     mandate_of,
     returned,
 )
-from tests.billing.test_bacs_rules import LONDON
+from tests.billing.test_bacs_rules import (
+    LONDON,
+    assert_cycle_holds,
+    bacs_works,
+    first_working_after,
+    making_instants,
+)
 from tests.factories import full_customer
+from tests.privacy.test_erasure import previewed_counts
 
 billed = test_bacs.billed
 finalise = test_bacs.finalise
@@ -615,3 +626,33 @@ def test_another_partners_finance_manager_cannot_clear_a_hold(client, exported, 
     url = f"/billing/customers/{exported.paying.reference}/account/direct-debit-hold/clear/"
     assert client.post(url, {"reason": "Sorted"}).status_code == 404
     assert mandate_of(exported.paying).is_held
+
+
+def test_erasure_clears_a_re_presentation_file_which_has_no_bill_run(client, referred, dpo):
+    represent(client, referred.finance)
+    again = DirectDebitCollection.objects.get(represents=referred.collection)
+    assert "34206819" in again.submission.content
+    # The run's file (found through the invoice) and the re-presentation file (through its collection).
+    assert previewed_counts(referred.paying)["billing.DirectDebitSubmission"] == 2
+    assert erasure_preview(customer=referred.paying).erased
+    customer_erase(customer=referred.paying, actor=dpo, reason="Erasure request")
+    again.submission.refresh_from_db()
+    assert again.submission.content == "" and again.submission.is_content_cleared
+
+
+@settings(max_examples=300, deadline=None)
+@given(made_at=making_instants)
+def test_a_re_presentation_is_debited_after_five_working_days_notice_within_the_cycle(made_at):
+    """Against the statement, on the published calendar (holidays, not the code's working days): "notified
+    5 working days in advance of the representation" (ARUDD 0), and the three-day cycle."""
+    told_on = made_at.astimezone(LONDON).date()
+    debit = representation_debit_date(made_at)
+    processing = representation_processing_date(made_at)
+
+    working_days_of_notice = sum(
+        bacs_works(told_on + datetime.timedelta(days=n)) for n in range(1, (debit - told_on).days + 1)
+    )
+    assert working_days_of_notice >= REPRESENTATION_NOTICE_WORKING_DAYS
+    assert bacs_works(debit)
+    assert first_working_after(processing) == debit  # debited exactly on the day the payer was told
+    assert_cycle_holds(processing, made_at=made_at, promised=debit)
