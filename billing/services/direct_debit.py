@@ -8,7 +8,13 @@ for each invoice collected (the scheme asks for one before the first collection 
 amount or date; a phone bill changes every month), at least ``bacs.ADVANCE_NOTICE_WORKING_DAYS`` working
 days ahead. A notice sent too late for the run's promised date gives a later date, and its collection goes
 in a later file: never earlier than the payer was told. A notice whose date can no longer be met (the
-submission it was for was cancelled) is sent again with the new date before it is used.
+submission it was for was cancelled) is sent again with the new date before it is used, and so is one sent
+before its collection came back "presentation overdue" (ARUDD 9).
+
+Besides the run's invoices a submission collects the partner's earlier invoices still owed whose mandate is
+active now (``billing.bacs_collections``); a mandate held for a payer's dispute is left out. Re-presentation
+files (ARUDD 0) are made by ``billing.services.direct_debit_representation``, which shares the recording
+here (``record_mandates``, ``record_collections``, ``next_serial``).
 """
 
 import datetime
