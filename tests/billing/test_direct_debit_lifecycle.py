@@ -17,10 +17,11 @@ from hypothesis import given, settings
 
 from accounts import mandates
 from accounts import services as account_services
-from accounts.models import AuditEvent, DirectDebitNotice, PaymentDetails, Role
+from accounts.models import AuditEvent, Customer, DirectDebitNotice, PaymentDetails, Role
 from billing import bacs, bacs_collections, tasks
 from billing.bacs_reports import Action
 from billing.models import BillRun, DirectDebitCollection, Invoice, LedgerEntry, Payment
+from billing.personal_data import _direct_debit_files_past_due
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_create,
@@ -656,3 +657,14 @@ def test_a_re_presentation_is_debited_after_five_working_days_notice_within_the_
     assert bacs_works(debit)
     assert first_working_after(processing) == debit  # debited exactly on the day the payer was told
     assert_cycle_holds(processing, made_at=made_at, promised=debit)
+
+
+def test_retention_keeps_a_re_presentation_file_while_its_payer_is_held(client, referred):
+    represent(client, referred.finance)
+    submission = DirectDebitCollection.objects.get(represents=referred.collection).submission
+    later = submission.processing_date + datetime.timedelta(days=400)
+    nobody = Customer.objects.none().values("pk")
+    held = Customer.objects.filter(pk=referred.paying.pk).values("pk")
+
+    assert submission in _direct_debit_files_past_due(later, nobody)
+    assert submission not in _direct_debit_files_past_due(later, held)
