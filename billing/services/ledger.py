@@ -36,7 +36,7 @@ from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce, Round
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditEntry, audit_record, audit_record_many
 from accounts.models import Customer, User
 from billing.models import (
     CreditNote,
@@ -186,7 +186,8 @@ def post_entry(
         payment=payment,
         write_off=write_off,
     )
-    entry.full_clean()
+    # The field shapes (no query: the keys are the caller's rows; the database checks the constraints).
+    entry.clean_fields(exclude=["customer", "invoice", "credit_note", "payment", "write_off", "actor"])
     entry.save()
     refresh_cached_amounts(
         invoice_ids=[invoice.pk] if invoice is not None else [],
@@ -222,6 +223,26 @@ def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> 
     return entries
 
 
+def post_entries(entries: Sequence[LedgerEntry], *, actor: User | None) -> list[LedgerEntry]:
+    """Post entries built by the caller as ``post_entry`` posts one (cached amounts, an audit event each),
+    with a fixed number of queries however many."""
+    saved = LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+    refresh_cached_amounts(
+        invoice_ids=[entry.invoice_id for entry in saved if entry.invoice_id is not None],
+        payment_ids=[entry.payment_id for entry in saved if entry.payment_id is not None],
+    )
+    audit_record_many(
+        actor=actor,
+        entries=[
+            AuditEntry(
+                f"ledger.{entry.kind}", entry, {"customer": entry.customer_id, "amount": str(entry.amount)}
+            )
+            for entry in saved
+        ],
+    )
+    return saved
+
+
 def save_allocations(allocations: Sequence[PaymentAllocation]) -> list[PaymentAllocation]:
     """Write allocations (one insert) and bring the cached amounts of their invoices and payments in line."""
     saved = PaymentAllocation.objects.bulk_create(allocations, batch_size=1000)
@@ -238,18 +259,21 @@ def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, re
     """Let unallocated payment money of these (locked) customers settle their open invoices, oldest
     invoice first, oldest payment first. Returns how many allocations were written; four queries
     however many customers."""
-    payments = list(payments_with_credit_of(customer_ids))
+    # Plain values, not model instances: a chunk of a batch reads thousands of open invoices.
+    payments = list(
+        payments_with_credit_of(customer_ids).values_list("pk", "customer_id", "amount_unallocated")
+    )
     if not payments:
         return 0
     owed_by_customer: dict[int, list[tuple[int, Decimal]]] = {}
-    for invoice in open_invoices_of({payment.customer_id for payment in payments}):
-        assert invoice.customer_id is not None
-        outstanding = to_money(Decimal(invoice.amount_outstanding))
-        owed_by_customer.setdefault(invoice.customer_id, []).append((invoice.pk, outstanding))
+    for invoice_id, customer_id, outstanding in open_invoices_of(
+        {customer_id for _pk, customer_id, _credit in payments}
+    ).values_list("pk", "customer_id", "amount_outstanding"):
+        owed_by_customer.setdefault(customer_id, []).append((invoice_id, to_money(Decimal(outstanding))))
     rows: list[PaymentAllocation] = []
-    for payment in payments:
-        credit = to_money(Decimal(payment.amount_unallocated))
-        owed = owed_by_customer.get(payment.customer_id, [])
+    for payment_id, customer_id, unallocated in payments:
+        credit = to_money(Decimal(unallocated))
+        owed = owed_by_customer.get(customer_id, [])
         for index, (invoice_id, due) in enumerate(owed):
             if credit <= 0:
                 break
@@ -258,7 +282,7 @@ def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, re
                 continue
             rows.append(
                 PaymentAllocation(
-                    payment=payment, invoice_id=invoice_id, amount=amount, actor=actor, reason=reason
+                    payment_id=payment_id, invoice_id=invoice_id, amount=amount, actor=actor, reason=reason
                 )
             )
             owed[index] = (invoice_id, due - amount)
