@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.models import Customer, ProvisioningOrder, Role, User
+from accounts.models import AuditEvent, Customer, ProvisioningOrder, Role, User
 from accounts.services import customer_lift_processing_restriction, customer_restrict_processing
 from billing.models import DunningAction, DunningStep, Invoice, Payment
 from billing.services.dunning import (
@@ -489,3 +489,20 @@ def test_beat_runs_the_job_daily(settings):
     assert entry["schedule"].hour == {8}
     assert dunning_daily.name == "billing.tasks.dunning_daily"
     assert dunning_daily.acks_late
+
+
+def test_the_admin_changes_a_step_through_the_dunning_service(client, finance, partner):
+    dunning_steps_ensure(actor=None)
+    step = DunningStep.objects.get(partner=partner, kind="reminder_email")
+    client.force_login(finance)
+
+    response = client.post(
+        f"/admin/billing/dunningstep/{step.pk}/change/",
+        {"days_overdue": "9", "kind": "reminder_email", "effective_from": "2026-05-01", "active": "on"},
+    )
+
+    assert response.status_code == 302
+    step.refresh_from_db()
+    assert (step.days_overdue, step.history.first().history_user) == (9, finance)
+    assert AuditEvent.objects.filter(action="dunning.step_changed", actor_id=finance.pk).exists()
+    assert client.post(f"/admin/billing/dunningstep/{step.pk}/delete/", {"post": "yes"}).status_code == 403
