@@ -273,9 +273,17 @@ def dunning_run_chunk(
     taken: set[tuple[int, int, datetime.date]] = set()
     # Each customer's recent episodes (due date -> the invoice that opened it).
     past: dict[int, dict[datetime.date, int]] = {}
-    for customer_id, step_id, due_on, invoice_id in DunningAction.objects.filter(
-        customer_id__in=list(customers), due_on__gte=since
-    ).values_list("customer_id", "step_id", "due_on", "invoice_id"):
+    # The current episode's actions are read whatever its age: an episode older than the catch-up window
+    # is still open while unpaid, and its steps were taken by an earlier run.
+    current_dues = {episode.due_on for episode in episodes.values()}
+    for customer_id, step_id, due_on, invoice_id in (
+        DunningAction.objects.filter(customer_id__in=list(customers))
+        .filter(Q(due_on__gte=since) | Q(due_on__in=current_dues))
+        .values_list("customer_id", "step_id", "due_on", "invoice_id")
+    ):
+        current = episodes.get(customer_id)
+        if due_on < since and (current is None or current.due_on != due_on):
+            continue  # another customer's old episode that shares the date
         taken.add((customer_id, step_id, due_on))
         past.setdefault(customer_id, {})[due_on] = invoice_id
 

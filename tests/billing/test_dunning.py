@@ -597,3 +597,15 @@ def test_a_held_suspension_released_by_the_lift_is_recorded_as_taken(clock, debt
     assert suspension.released_outcome == Outcome.SUSPENDED
     assert "released when the restriction was lifted" in suspension.note
     assert len(mail.outbox) == 2
+
+
+def test_an_episode_older_than_the_catch_up_window_is_not_taken_again(clock, debtor):
+    """Steps taken for a debt overdue longer than the catch-up window (the last step's days and
+    CATCH_UP_DAYS) stay taken: the next day's run records nothing (it used to record them again and fail on
+    the unique constraint, stopping the job for everyone in the chunk)."""
+    on(clock, days_after_due(100))
+    assert run_job() == {Outcome.SENT: 2, Outcome.SUSPENDED: 1}
+
+    on(clock, days_after_due(101))
+    assert run_job() == {}
+    assert len(mail.outbox) == 2
