@@ -59,7 +59,7 @@ from billing.models import (
     RecurringCharge,
     WriteOff,
 )
-from billing.services.ledger import MONEY, invoice_outstanding_expression, payment_unallocated_expression
+from billing.services.ledger import MONEY
 from fusion_site.money import format_money
 from fusion_site.personal_data import (
     Anchor,
@@ -214,8 +214,7 @@ def _settled_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[In
         .exclude(customer_id__in=held)
         # Its ledger entries (its credit notes', write-offs') keep 6 years from their own date too.
         .exclude(ledger_entries__effective_on__gt=cutoff)
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gt=-HALF_PENNY, outstanding__lt=HALF_PENNY)
+        .filter(amount_outstanding=0)
     )
 
 
@@ -232,7 +231,7 @@ def _tied_to_kept_money(cutoff: datetime.date, held: QuerySet[Any]) -> RawSQL:
     removed always sum to zero. One recursive query over the allocations of old invoices."""
     allocation = PaymentAllocation._meta.db_table
     old = Invoice.objects.filter(issue_date__lte=cutoff).values("pk")
-    settling_old = Payment.objects.annotate(unallocated=payment_unallocated_expression()).filter(
+    settling_old = Payment.objects.filter(
         Exists(PaymentAllocation.objects.filter(payment=OuterRef("pk"), invoice__issue_date__lte=cutoff))
     )
     # A payment with account credit left, younger than the cutoff (kept 6 years from its own date, as its
@@ -240,8 +239,7 @@ def _tied_to_kept_money(cutoff: datetime.date, held: QuerySet[Any]) -> RawSQL:
     tying = settling_old.filter(
         Q(received_on__gt=cutoff)
         | Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), effective_on__gt=cutoff))
-        | Q(unallocated__gte=HALF_PENNY)
-        | Q(unallocated__lte=-HALF_PENNY)
+        | ~Q(amount_unallocated=0)
         | Exists(
             PaymentAllocation.objects.filter(payment=OuterRef("pk")).exclude(
                 invoice_id__in=_settled_past_due(cutoff, held).values("pk")
@@ -459,9 +457,9 @@ def _balance_of_customer() -> Subquery:
 def _oldest_unpaid_of_customer() -> Subquery:
     """The issue date of the customer's oldest invoice with something outstanding, for an annotation."""
     return Subquery(
-        Invoice.objects.filter(customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED)
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gte=HALF_PENNY)
+        Invoice.objects.filter(
+            customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED, amount_outstanding__gt=0
+        )
         .order_by("issue_date", "pk")
         .values("issue_date")[:1]
     )

@@ -55,7 +55,7 @@ from billing.models import (
     PartnerBillingProfile,
     invoice_due_date,
 )
-from billing.services.ledger import invoice_outstanding_expression, lock_customers
+from billing.services.ledger import lock_customers
 from fusion_site.models import save_with_actor
 from fusion_site.money import format_money, to_money
 
@@ -197,15 +197,14 @@ def _held_actions() -> QuerySet[DunningAction]:
 
 
 def _overdue_invoices(today: datetime.date, customer_ids: Any) -> QuerySet[Any]:
-    """Finalised invoices unpaid past their due date (each with ``outstanding``)."""
+    """Finalised invoices unpaid past their due date (each with ``amount_outstanding``)."""
     # Due before today: issued before today less the payment terms.
     last_issue = today - datetime.timedelta(days=INVOICE_PAYMENT_TERMS_DAYS + 1)
-    return (
-        Invoice.objects.filter(
-            customer_id__in=customer_ids, status=Invoice.Status.FINALISED, issue_date__lte=last_issue
-        )
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gt=0)
+    return Invoice.objects.filter(
+        customer_id__in=customer_ids,
+        status=Invoice.Status.FINALISED,
+        issue_date__lte=last_issue,
+        amount_outstanding__gt=0,
     )
 
 
@@ -442,7 +441,7 @@ def _current_episodes(today: datetime.date, customer_ids: list[int]) -> dict[int
     rows = (
         _overdue_invoices(today, customer_ids)
         .order_by("customer_id", "issue_date", "pk")
-        .values_list("customer_id", "pk", "number", "issue_date", "outstanding")
+        .values_list("customer_id", "pk", "number", "issue_date", "amount_outstanding")
     )
     for customer_id, pk, number, issue_date, outstanding in rows:
         amount = to_money(Decimal(outstanding))

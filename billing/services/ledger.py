@@ -6,6 +6,12 @@ Every write locks the customer's row first, so two writes to one account are ser
 amounts (outstanding per invoice, unallocated per payment) read inside the lock stay true until commit.
 The rules kept here: no invoice's outstanding amount goes below zero or above its gross; no payment
 allocates more than it brought in (less what was refunded); an entry is never changed.
+
+Only this module writes entries and allocations, and every write brings the cached amounts derived from
+them (``Invoice.amount_outstanding``, ``Payment.amount_unallocated``) back in line for the rows it named,
+in the same transaction (``refresh_cached_amounts``): the readers (open invoices, account credit, aged
+debt, dunning, retention) use the cached columns and their partial indexes instead of summing a
+customer's whole history. The expressions below stay the definition, and the tests hold the cache to them.
 """
 
 import datetime
@@ -27,7 +33,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Round
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -86,25 +92,37 @@ def payment_unallocated_expression() -> Combinable:
     )
 
 
+def refresh_cached_amounts(
+    *, invoice_ids: Iterable[int] = (), payment_ids: Iterable[int] = (), batch_size: int = 2000
+) -> None:
+    """Set the cached outstanding amount of these invoices and unallocated credit of these payments to
+    what their entries and allocations say now: one UPDATE per batch, rounded to the penny (SQLite sums
+    decimals as floating point)."""
+    invoices = sorted(set(invoice_ids))
+    for start in range(0, len(invoices), batch_size):
+        Invoice.objects.filter(pk__in=invoices[start : start + batch_size]).update(
+            amount_outstanding=Round(invoice_outstanding_expression(), 2)
+        )
+    payments = sorted(set(payment_ids))
+    for start in range(0, len(payments), batch_size):
+        Payment.objects.filter(pk__in=payments[start : start + batch_size]).update(
+            amount_unallocated=Round(payment_unallocated_expression(), 2)
+        )
+
+
 def open_invoices_of(customer_ids: Iterable[int]) -> QuerySet[Invoice]:
-    """Finalised invoices with something outstanding, oldest first (the order payments settle them)."""
-    return (
-        Invoice.objects.filter(customer_id__in=list(customer_ids), status=Invoice.Status.FINALISED)
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gt=0)
-        .order_by("issue_date", "pk")
-    )
+    """Finalised invoices with something outstanding (``amount_outstanding``), oldest first (the order
+    payments settle them)."""
+    return Invoice.objects.filter(
+        customer_id__in=list(customer_ids), status=Invoice.Status.FINALISED, amount_outstanding__gt=0
+    ).order_by("issue_date", "pk")
 
 
 def payments_with_credit_of(customer_ids: Iterable[int] | QuerySet[Any]) -> QuerySet[Payment]:
-    """Payments with unallocated money, oldest first; ``customer_ids`` may be a subquery of ids."""
+    """Payments with unallocated money (``amount_unallocated``), oldest first; ``customer_ids`` may be a
+    subquery of ids."""
     ids = customer_ids if isinstance(customer_ids, QuerySet) else list(customer_ids)
-    return (
-        Payment.objects.filter(customer_id__in=ids)
-        .annotate(unallocated=payment_unallocated_expression())
-        .filter(unallocated__gt=0)
-        .order_by("received_on", "pk")
-    )
+    return Payment.objects.filter(customer_id__in=ids, amount_unallocated__gt=0).order_by("received_on", "pk")
 
 
 def invoice_outstanding(invoice: Invoice) -> Decimal:
@@ -170,6 +188,10 @@ def post_entry(
     )
     entry.full_clean()
     entry.save()
+    refresh_cached_amounts(
+        invoice_ids=[invoice.pk] if invoice is not None else [],
+        payment_ids=[payment.pk] if payment is not None else [],
+    )
     audit_record(
         actor=actor,
         action=f"ledger.{kind}",
@@ -182,7 +204,7 @@ def post_entry(
 def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> list[LedgerEntry]:
     """The ledger entries of payments just recorded in bulk (one insert): each takes its amount off the
     customer's balance on the day it was received."""
-    return LedgerEntry.objects.bulk_create(
+    entries = LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
                 customer_id=payment.customer_id,
@@ -196,6 +218,17 @@ def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> 
         ],
         batch_size=1000,
     )
+    refresh_cached_amounts(payment_ids=[payment.pk for payment in payments])
+    return entries
+
+
+def save_allocations(allocations: Sequence[PaymentAllocation]) -> list[PaymentAllocation]:
+    """Write allocations (one insert) and bring the cached amounts of their invoices and payments in line."""
+    saved = PaymentAllocation.objects.bulk_create(allocations, batch_size=1000)
+    refresh_cached_amounts(
+        invoice_ids=[row.invoice_id for row in saved], payment_ids=[row.payment_id for row in saved]
+    )
+    return saved
 
 
 # Allocation: the mechanics shared by payments, credit notes and finalisation.
@@ -211,11 +244,11 @@ def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, re
     owed_by_customer: dict[int, list[tuple[int, Decimal]]] = {}
     for invoice in open_invoices_of({payment.customer_id for payment in payments}):
         assert invoice.customer_id is not None
-        outstanding = to_money(Decimal(invoice.outstanding))  # type: ignore[attr-defined]
+        outstanding = to_money(Decimal(invoice.amount_outstanding))
         owed_by_customer.setdefault(invoice.customer_id, []).append((invoice.pk, outstanding))
     rows: list[PaymentAllocation] = []
     for payment in payments:
-        credit = to_money(Decimal(payment.unallocated))  # type: ignore[attr-defined]
+        credit = to_money(Decimal(payment.amount_unallocated))
         owed = owed_by_customer.get(payment.customer_id, [])
         for index, (invoice_id, due) in enumerate(owed):
             if credit <= 0:
@@ -230,7 +263,7 @@ def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, re
             )
             owed[index] = (invoice_id, due - amount)
             credit -= amount
-    PaymentAllocation.objects.bulk_create(rows)
+    save_allocations(rows)
     return len(rows)
 
 
@@ -248,28 +281,34 @@ def release_allocations(
     full and what of it is kept is allocated again, so every row stays as written. Returns how much was
     taken back."""
     taken = ZERO
+    rows: list[PaymentAllocation] = []
     for allocation in allocations:
         if amount is not None and taken >= amount:
             break
-        PaymentAllocation(
-            payment_id=allocation.payment_id,
-            invoice_id=allocation.invoice_id,
-            amount=-allocation.amount,
-            reverses=allocation,
-            actor=actor,
-            reason=reason,
-        ).save()
-        take = allocation.amount if amount is None else min(allocation.amount, amount - taken)
-        kept = allocation.amount - take
-        if kept > 0:
+        rows.append(
             PaymentAllocation(
                 payment_id=allocation.payment_id,
                 invoice_id=allocation.invoice_id,
-                amount=kept,
+                amount=-allocation.amount,
+                reverses=allocation,
                 actor=actor,
                 reason=reason,
-            ).save()
+            )
+        )
+        take = allocation.amount if amount is None else min(allocation.amount, amount - taken)
+        kept = allocation.amount - take
+        if kept > 0:
+            rows.append(
+                PaymentAllocation(
+                    payment_id=allocation.payment_id,
+                    invoice_id=allocation.invoice_id,
+                    amount=kept,
+                    actor=actor,
+                    reason=reason,
+                )
+            )
         taken += take
+    save_allocations(rows)
     return taken
 
 
@@ -292,6 +331,7 @@ def ledger_post_invoices(*, invoices: Sequence[Invoice], actor: User | None) -> 
         if invoice.customer_id is not None and invoice.gross > 0 and invoice.issue_date is not None
     ]
     LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+    refresh_cached_amounts(invoice_ids=[entry.invoice_id for entry in entries if entry.invoice_id])
     # The accounts of the runs' invoices, as a subquery: a run bills tens of thousands of customers, more
     # than a list of parameters may hold on SQLite.
     billed = Invoice.objects.filter(

@@ -27,6 +27,7 @@ from billing.services.ledger import (
     post_payment_entries,
     release_allocations,
     require,
+    save_allocations,
 )
 from fusion_site.bulk import record_history_in_sql
 from fusion_site.models import save_with_actor
@@ -214,9 +215,13 @@ def payment_reallocate(
         owed = invoice_outstanding(to_invoice)
         if amount > owed:
             raise ValidationError({"amount": f"Only {owed} is outstanding on invoice {to_invoice.number}."})
-        PaymentAllocation(
-            payment=payment, invoice=to_invoice, amount=amount, actor=actor, reason=reason
-        ).save()
+        save_allocations(
+            [
+                PaymentAllocation(
+                    payment=payment, invoice=to_invoice, amount=amount, actor=actor, reason=reason
+                )
+            ]
+        )
     audit_record(
         actor=actor,
         action="ledger.payment_reallocated",

@@ -169,7 +169,7 @@ def test_the_purge_never_changes_a_balance_or_what_stays(steps, partner, profile
                 pay(customer, str(amount), day, agent)
             else:
                 open_invoice = selectors.open_invoices(customer).first()
-                if open_invoice is not None and open_invoice.outstanding >= amount * Decimal("1.2"):
+                if open_invoice is not None and open_invoice.amount_outstanding >= amount * Decimal("1.2"):
                     note = credit_note_issue(
                         invoice=open_invoice, actor=finance, reason="Goodwill", net=amount
                     )
