@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('accounts', '0011_provisioning_order_withdrawn'),
-        ('billing', '0017_bacs_report_error_roles'),
+        ('billing', '0018_bacs_report_error_roles'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

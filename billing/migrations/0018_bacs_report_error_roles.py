@@ -12,6 +12,6 @@ ROLE_PERMISSIONS = {
 
 
 class Migration(migrations.Migration):
-    dependencies = [("billing", "0016_bacs_report_roles")]
+    dependencies = [("billing", "0017_cached_outstanding_and_credit")]
 
     operations = [grant_role_permissions(ROLE_PERMISSIONS)]
