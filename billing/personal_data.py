@@ -26,6 +26,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -118,9 +119,11 @@ ACCOUNTING_RECORDS = LegalObligation(
 )
 LEDGER_RECORDS = Retention(
     "6 years from the entry's or payment's own date; the retention job removes them with the settled "
-    "invoices they belong to (policy invoices)",
+    "invoices they belong to, and the money on no invoice (account credit, its refunds and returns, "
+    "adjustments) once all of a customer's is 6 years old and sums to nothing (policy ledger)",
     Anchor.CREATED,
     72,
+    policy="ledger",
 )
 # Why a customer whose contract has ended is kept while they owe money (``_keep``): to recover the debt.
 DEBT_RECORDS = Retention(
@@ -327,6 +330,59 @@ def _invoices_to_delete(ids: list[int]) -> dict[str, int]:
     }
 
 
+def _on_no_invoice() -> Q:
+    """Ledger entries that belong to no invoice: adjustments, and the entries of payments that never
+    settled one (no allocation, no Direct Debit collection): account credit, its refunds and returns.
+    Only documents name an invoice (``ledger_invoice_only_on_documents``), so such a payment's entries all
+    qualify together."""
+    settled_something = Exists(PaymentAllocation.objects.filter(payment_id=OuterRef("payment_id"))) | Exists(
+        DirectDebitCollection.objects.filter(payment_id=OuterRef("payment_id"))
+    )
+    return Q(invoice__isnull=True) & (Q(payment__isnull=True) | ~settled_something)
+
+
+def _money_on_no_invoice_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[LedgerEntry]:
+    """The entries on no invoice of customers (not held) whose every such entry is dated on or before
+    ``cutoff`` and whose sum is nothing: removing them leaves every balance as it was. Account credit still
+    owed to a customer (a sum below zero), or an adjustment still owed, stays until an entry settles it
+    (a refund, or an adjustment posted by finance), and then 6 years from that entry."""
+    loose = LedgerEntry.objects.filter(_on_no_invoice())
+    customers = (
+        loose.exclude(customer_id__in=held)
+        .order_by()
+        .values("customer_id")
+        .annotate(total=Sum("amount"), latest=Max("effective_on"))
+        .filter(latest__lte=cutoff, total__gt=-HALF_PENNY, total__lt=HALF_PENNY)
+        .values("customer_id")
+    )
+    return loose.filter(customer_id__in=customers)
+
+
+def _delete_money_on_no_invoice(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
+    """Whole customers' groups (read again under the chunk's transaction: a payment since wins), with
+    the payments whose entries they are and those payments' history."""
+    customers = LedgerEntry.objects.filter(pk__in=ids).values("customer_id")
+    entries = due.filter(customer_id__in=customers)
+    entry_ids = list(entries.order_by().values_list("pk", flat=True))
+    payment_ids = list(
+        LedgerEntry.objects.filter(pk__in=entry_ids, payment__isnull=False)
+        .order_by()
+        .values_list("payment_id", flat=True)
+        .distinct()
+    )
+    counts = {LedgerEntry._meta.label: _raw_delete(LedgerEntry.objects.filter(pk__in=entry_ids))}
+    _raw_delete(Payment.history.filter(id__in=payment_ids))
+    counts[Payment._meta.label] = _raw_delete(Payment.objects.filter(pk__in=payment_ids))
+    return counts
+
+
+def _money_on_no_invoice_to_delete(ids: list[int]) -> dict[str, int]:
+    return {
+        LedgerEntry._meta.label: len(ids),
+        Payment._meta.label: Payment.objects.filter(ledger_entries__pk__in=ids).distinct().count(),
+    }
+
+
 def _calls_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[CallRecord]:
     billed_long_ago = Q(
         billing__invoice__status=Invoice.Status.FINALISED, billing__invoice__issue_date__lte=cutoff
@@ -505,7 +561,12 @@ def _vat_record(
 
 
 def _ledger_record(
-    model: Any, purpose: str, fields: tuple[PersonalField, ...], kept: Kept, *erasure: Erase
+    model: Any,
+    purpose: str,
+    fields: tuple[PersonalField, ...],
+    kept: Kept,
+    *erasure: Erase,
+    purge: Purge | None = None,
 ) -> Declaration:
     """A row of the customer's ledger: kept under accounting law, its free text scrubbed on erasure."""
     return Declaration(
@@ -520,6 +581,7 @@ def _ledger_record(
         kept_under=ACCOUNTING_RECORDS,
         kept=kept,
         erasure=erasure,
+        purge=purge,
     )
 
 
@@ -751,6 +813,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
         # Entries are immutable in use; scrubbing the free text on erasure is the one change allowed,
         # through the plain queryset.
         *_scrubbed(QuerySet(LedgerEntry), "reason", "Ledger entries: the free-text reason"),
+        purge=Purge(
+            _money_on_no_invoice_past_due,
+            _delete_money_on_no_invoice,
+            _money_on_no_invoice_to_delete,
+            "payments and adjustments on no invoice, of customers whose are all dated on or before {cutoff} "
+            "and sum to nothing",
+        ),
     ),
     _ledger_record(
         PaymentAllocation,
