@@ -619,6 +619,8 @@ class ProvisioningOrder(TimeStampedModel):
         SUBMITTED = "submitted", "Submitted"
         COMPLETED = "completed", "Completed"
         FAILED = "failed", "Failed"
+        # Never sent: withdrawn while held or queued (a dunning suspension whose debt was paid meanwhile).
+        WITHDRAWN = "withdrawn", "Withdrawn"
 
     customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="provisioning_orders")
     line = models.ForeignKey(

@@ -413,6 +413,21 @@ def provisioning_order_create(
 
 
 @transaction.atomic
+def provisioning_order_withdraw(*, order: ProvisioningOrder, actor: User, reason: str) -> ProvisioningOrder:
+    """Withdraw an order the gateway has not been sent (held or queued): it is never submitted. An order
+    already submitted, completed or failed is refused by its status."""
+    order = ProvisioningOrder.objects.select_for_update().get(pk=order.pk)
+    if order.status not in (ProvisioningOrder.Status.HELD, ProvisioningOrder.Status.QUEUED):
+        raise ValidationError(
+            {"status": f"{order} is {order.get_status_display().lower()}; only an unsent order is withdrawn."}
+        )
+    order.status = ProvisioningOrder.Status.WITHDRAWN
+    save_with_actor(order, actor=actor, reason=f"Withdrawn: {reason}")
+    audit_record(actor=actor, action="provisioning_order.withdrawn", target=order, detail={"reason": reason})
+    return order
+
+
+@transaction.atomic
 def provisioning_order_update_notes(
     *, order: ProvisioningOrder, actor: User, notes: str
 ) -> ProvisioningOrder:

@@ -11,12 +11,20 @@ customer with twelve monthly finalised invoices posted to the ledger (INSERT ...
   statement, rolled back afterwards. Target: at most 3x the baseline.
 - aged debt: ``billing.selectors.aged_debt`` for an administrator, once over the large partner and once
   over the small one: the time (target: under 1 s) and the queries (target: the same number for both).
+- unpaid Direct Debits: --unpaid customers (10,000; a tenth at --smoke size) get an active mandate and their
+  latest invoice collected by Direct Debit (built, not timed); an ARUDD report returning every one of those
+  collections ("refer to payer") is imported by ``billing.services.bacs_reports.bacs_report_import``
+  (parsing, matching, the payment reversed and its allocation undone, the collection marked for
+  re-presentation, history and audit). The baseline is the least SQL doing the same ledger work in the
+  same run: reversing allocations, unpaid-reversal entries and the collections marked, in one statement,
+  rolled back. Target: at most 3x the baseline.
 
 The exit status is 1 when the payments were not allocated as recorded (every payment wholly allocated to
-its customer's two oldest invoices) or the aged debt's queries grow with the partner; the time targets are
-printed, not checked, at --smoke size.
+its customer's two oldest invoices), the aged debt's queries grow with the partner, or an unpaid item was
+not applied (every collection returned, its invoice open again); the time targets are printed, not
+checked, at --smoke size.
 
-    .venv/bin/python bench/payments.py [--customers 100000] [--keep] [--database-url URL]
+    .venv/bin/python bench/payments.py [--customers 100000] [--unpaid 10000] [--keep] [--database-url URL]
 """
 
 from __future__ import annotations
@@ -47,6 +55,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--customers", type=int, default=100_000)
+    parser.add_argument("--unpaid", type=int, default=10_000, help="items of the ARUDD report imported")
     parser.add_argument(
         "--smoke", action="store_true", help="a size that runs in seconds (CI: 1,000 customers)"
     )
@@ -59,10 +68,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         args.customers = 1_000
+        args.unpaid = 100
     if "bench" not in database_name(args.database_url):
         parser.error("the database's name must contain 'bench' (it is dropped and re-created)")
     if args.customers < 100:
         parser.error("--customers must be at least 100")
+    if not 0 < args.unpaid <= args.customers:
+        parser.error("--unpaid must be between 1 and --customers")
     return args
 
 
@@ -139,6 +151,8 @@ def build_partner(code: str, customers: int) -> Any:
         "net": "(10 + mod(c.id, 50))::numeric",
         "vat": "((10 + mod(c.id, 50)) * 0.2)::numeric(12, 2)",
         "gross": "((10 + mod(c.id, 50)) * 1.2)::numeric(12, 2)",
+        # Posted to the ledger below and not yet paid, as ``ledger_post_invoices`` leaves it.
+        "amount_outstanding": "((10 + mod(c.id, 50)) * 1.2)::numeric(12, 2)",
     }
     fields = [field for field in Invoice._meta.concrete_fields if not field.primary_key]
     quote = connection.ops.quote_name
@@ -274,6 +288,212 @@ def aged_debt_measured(user: Any, partner: Any) -> tuple[float, int, Decimal]:
     return seconds, len(captured), total
 
 
+SERVICE_USER_NUMBER = "123456"
+PROCESSING_DAY = datetime.date(2026, 11, 16)
+DEBIT_DAY = datetime.date(2026, 11, 17)
+
+
+def build_collections(partner: Any, count: int) -> list[int]:
+    """``count`` customers of the partner with an active mandate whose latest invoice was collected by
+    Direct Debit in one submission: the payment, its ledger entry and allocation, the collection row, as
+    ``direct_debit_export`` leaves them. Returns the collections' ids."""
+    from accounts.models import Customer, PaymentDetails
+    from billing.models import (
+        DirectDebitCollection,
+        DirectDebitSubmission,
+        Invoice,
+        PartnerBillingProfile,
+        Payment,
+        PaymentAllocation,
+    )
+    from billing.services.ledger import post_payment_entries, save_allocations
+
+    PartnerBillingProfile.objects.update_or_create(
+        partner=partner,
+        defaults={
+            "legal_name": "Bench Telecom Ltd",
+            "address": "1 Bench Street, Leeds",
+            "vat_number": "GB123456789",
+            "invoice_prefix": "BEN",
+            "bacs_service_user_number": SERVICE_USER_NUMBER,
+            "bacs_sort_code": "200000",
+            "bacs_account_number": "55779911",
+            "bacs_account_name": "Bench Collect",
+        },
+    )
+    customers = list(
+        Customer.objects.filter(partner=partner).order_by("pk").values_list("pk", flat=True)[:count]
+    )
+    PaymentDetails.objects.bulk_create(
+        [
+            PaymentDetails(
+                customer_id=pk,
+                account_holder=f"Payer {pk}",
+                sort_code="089999",
+                account_number="66374958",
+                mandate_reference=f"BENCH{pk:010d}",
+                status=PaymentDetails.Status.ACTIVE,
+                lodged_at=datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC),
+                active_from=datetime.date(2020, 1, 1),
+            )
+            for pk in customers
+        ],
+        batch_size=BATCH,
+    )
+    mandate_of = dict(
+        PaymentDetails.objects.filter(customer_id__in=customers).values_list("customer_id", "pk")
+    )
+    latest = list(
+        Invoice.objects.filter(customer_id__in=customers, issue_date=month_start(MONTHS - 1)).order_by(
+            "customer_id"
+        )
+    )
+    owner = {invoice.pk: int(invoice.customer_id or 0) for invoice in latest}
+    submission = DirectDebitSubmission.objects.create(
+        bill_run_id=latest[0].bill_run_id,
+        partner=partner,
+        serial="000001",
+        processing_date=PROCESSING_DAY,
+        promised_date=DEBIT_DAY,
+        file_name="bench.txt",
+        content="",
+        sha256="0" * 64,
+        collections=len(latest),
+        total_pence=sum(int(invoice.gross * 100) for invoice in latest),
+    )
+    payments = Payment.objects.bulk_create(
+        [
+            Payment(
+                customer_id=owner[invoice.pk],
+                method=Payment.Method.DIRECT_DEBIT,
+                amount=invoice.gross,
+                received_on=DEBIT_DAY,
+                reference=f"BENCH{invoice.customer_id:010d}/{invoice.number}"[:60],
+            )
+            for invoice in latest
+        ],
+        batch_size=BATCH,
+    )
+    post_payment_entries(payments=payments, actor=None)
+    save_allocations(
+        [
+            PaymentAllocation(payment=payment, invoice=invoice, amount=invoice.gross, reason="Direct Debit")
+            for payment, invoice in zip(payments, latest, strict=True)
+        ]
+    )
+    collections = DirectDebitCollection.objects.bulk_create(
+        [
+            DirectDebitCollection(
+                submission=submission,
+                invoice=invoice,
+                customer_id=owner[invoice.pk],
+                mandate_id=mandate_of[owner[invoice.pk]],
+                payment=payment,
+                amount_pence=int(invoice.gross * 100),
+                processing_date=PROCESSING_DAY,
+                debit_date=DEBIT_DAY,
+                transaction_code="17",
+            )
+            for payment, invoice in zip(payments, latest, strict=True)
+        ],
+        batch_size=BATCH,
+    )
+    print(f"  {len(collections):,} Direct Debit collections", file=sys.stderr)
+    return [collection.pk for collection in collections]
+
+
+def arudd_report(collection_ids: list[int]) -> bytes:
+    """An ARUDD report returning these collections, "refer to payer" (code 0), in the layout
+    ``billing.bacs_reports`` reads (the tests' sample files)."""
+    from billing.models import DirectDebitCollection
+
+    rows = DirectDebitCollection.objects.filter(pk__in=collection_ids).values_list(
+        "customer_id", "amount_pence"
+    )
+    items = "".join(
+        f'<ReturnedDebitItem ref="BENCH{customer_id:010d}" transCode="17" returnCode="0" '
+        f'returnDescription="REFER TO PAYER" originalProcessingDate="{PROCESSING_DAY}" '
+        f'valueOf="{pence // 100}.{pence % 100:02d}" currency="GBP">'
+        f'<PayerAccount number="66374958" ref="BENCH{customer_id:010d}" name="PAYER" sortCode="08-99-99"/>'
+        "</ReturnedDebitItem>\n"
+        for customer_id, pence in rows
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n<BACSDocument><Data><ARUDD>'
+        '<Header reportType="REFT1234" adviceNumber="001" currentProcessingDate="2026-11-18"/>'
+        f'<ServiceLicenseInformation userName="BENCH" userNumber="{SERVICE_USER_NUMBER}"/>'
+        "<Advice><OriginatingAccountRecords><OriginatingAccountRecord>"
+        '<OriginatingAccount name="BENCH" number="55779911" sortCode="20-00-00" type="0"/>'
+        f"{items}</OriginatingAccountRecord></OriginatingAccountRecords></Advice></ARUDD></Data></BACSDocument>"
+    ).encode()
+
+
+def baseline_unpaid(collection_ids: list[int], returned_on: datetime.date, due_by: datetime.date) -> float:
+    """The least SQL doing the import's ledger work for these collections; timed, then rolled back."""
+    from django.db import connection, transaction
+
+    from billing.models import DirectDebitCollection, LedgerEntry, PaymentAllocation
+
+    class Rollback(Exception):
+        pass
+
+    allocation = PaymentAllocation._meta.db_table
+    started = time.perf_counter()
+    try:
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"WITH c AS (UPDATE {DirectDebitCollection._meta.db_table} SET outcome = 'returned', "
+                    "returned_reason_code = '0', returned_at = now(), action = 'represent', "
+                    "representation_due_by = %s WHERE id = ANY(%s) "
+                    "RETURNING payment_id, customer_id, amount_pence), "
+                    f"undone AS (INSERT INTO {allocation} "
+                    "(amount, reason, created_at, invoice_id, payment_id, reverses_id) "
+                    "SELECT -a.amount, 'Returned unpaid', now(), a.invoice_id, a.payment_id, a.id "
+                    f"FROM {allocation} a JOIN c ON a.payment_id = c.payment_id) "
+                    f"INSERT INTO {LedgerEntry._meta.db_table} "
+                    "(kind, amount, effective_on, reason, created_at, customer_id, payment_id) "
+                    "SELECT 'unpaid_reversal', amount_pence / 100.0, %s, 'Returned unpaid', now(), "
+                    "customer_id, payment_id FROM c",
+                    [due_by, collection_ids, returned_on],
+                )
+            raise Rollback
+    except Rollback:
+        pass
+    return time.perf_counter() - started
+
+
+def our_unpaid(report: bytes, partner: Any, actor: Any) -> tuple[float, Any]:
+    from billing.services.bacs_reports import bacs_report_import
+
+    def progress(done: int, total: int) -> None:
+        if done % 2_000 == 0 or done == total:
+            print(f"  {done:,} of {total:,} unpaid items", file=sys.stderr)
+
+    started = time.perf_counter()
+    record = bacs_report_import(
+        data=report, filename="arudd.xml", actor=actor, partner=partner, progress=progress
+    )
+    return time.perf_counter() - started, record
+
+
+def unpaid_not_applied(collection_ids: list[int]) -> int:
+    """Collections not returned, or whose invoice is not wholly open again (cached and derived)."""
+    from billing.models import DirectDebitCollection
+    from billing.services.ledger import invoice_outstanding
+
+    wrong = 0
+    for collection in DirectDebitCollection.objects.filter(pk__in=collection_ids).select_related("invoice"):
+        invoice = collection.invoice
+        if (
+            collection.outcome != DirectDebitCollection.Outcome.RETURNED
+            or invoice.amount_outstanding != invoice.gross
+            or invoice_outstanding(invoice) != invoice.gross
+        ):
+            wrong += 1
+    return wrong
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     with django_environment(args.database_url, keep=args.keep) as database:
@@ -318,6 +538,16 @@ def main(argv: list[str] | None = None) -> int:
             warm_aged_debt(admin, small)  # warm: the user's permissions, the plan cache
             large_seconds, large_queries, large_total = aged_debt_measured(admin, large)
             small_seconds, small_queries, _small_total = aged_debt_measured(admin, small)
+            print("Building Direct Debit collections (not timed)...", file=sys.stderr)
+            collection_ids = build_collections(large, args.unpaid)
+            report = arudd_report(collection_ids)
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE")
+            checkpoint()
+            unpaid_baseline = baseline_unpaid(collection_ids, AS_OF, datetime.date(2026, 12, 16))
+            checkpoint()
+            unpaid_ours, imported = our_unpaid(report, large, finance)
+            unpaid_wrong = unpaid_not_applied(collection_ids)
 
     ratio = ours / baseline if baseline else float("inf")
     print(
@@ -334,7 +564,20 @@ def main(argv: list[str] | None = None) -> int:
         f"(outstanding {large_total:,.2f}); {small_seconds * 1000:.1f} ms, {small_queries} queries over "
         f"the small one (target < {AGED_DEBT_TARGET_SECONDS:.0f} s, the same queries)"
     )
+    unpaid_ratio = unpaid_ours / unpaid_baseline if unpaid_baseline else float("inf")
+    print(
+        f"unpaid:    {imported.applied:,} ARUDD items imported in {unpaid_ours:8.2f} s "
+        f"({1e6 * unpaid_ours / max(imported.applied, 1):.0f} us each); "
+        f"minimal SQL {unpaid_baseline:6.2f} s; "
+        f"ratio {unpaid_ratio:.2f}x (target <= {RATIO_TARGET}x)"
+    )
     failed = False
+    if unpaid_wrong or imported.applied != args.unpaid or imported.rejected:
+        print(
+            f"FAIL: {unpaid_wrong} unpaid items not applied; {imported.applied:,} applied, "
+            f"{imported.rejected:,} rejected of {args.unpaid:,}"
+        )
+        failed = True
     if wrong or recorded != args.customers:
         print(f"FAIL: {wrong} payments not allocated to their two oldest invoices; {recorded:,} recorded")
         failed = True
@@ -347,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.smoke:
         if ratio > RATIO_TARGET:
             print(f"MISSED: payments at {ratio:.2f}x the minimal SQL (target {RATIO_TARGET}x)")
+        if unpaid_ratio > RATIO_TARGET:
+            print(f"MISSED: unpaid items at {unpaid_ratio:.2f}x the minimal SQL (target {RATIO_TARGET}x)")
         if large_seconds > AGED_DEBT_TARGET_SECONDS:
             print(f"MISSED: aged debt took {large_seconds:.2f} s (target {AGED_DEBT_TARGET_SECONDS} s)")
     return 1 if failed else 0

@@ -14,9 +14,14 @@ from accounts.admin_scoping import ScopedInline, TenantScopedAdmin, UpdatedBySer
 from accounts.models import User
 from accounts.security import signed_in_user
 from billing.models import (
+    BacsReportImport,
+    BacsReportImportError,
     BillRun,
     CreditNote,
     CustomerTariff,
+    DirectDebitCollection,
+    DunningAction,
+    DunningStep,
     Invoice,
     LedgerEntry,
     LineTariff,
@@ -38,6 +43,7 @@ from billing.services.charges import (
     recurring_charge_create,
     recurring_charge_update,
 )
+from billing.services.dunning import dunning_step_create, dunning_step_update
 from billing.services.tariffs import customer_set_tariff, line_set_tariff, partner_billing_profile_save
 from fusion_site.admin_mixins import ReadOnlyMixin
 
@@ -207,3 +213,80 @@ class WriteOffAdmin(ReadOnlyMixin, BillingAdmin):
     list_display = ["requested_at", "customer", "invoice", "amount", "status", "requested_by", "decided_by"]
     list_filter = ["status"]
     list_select_related = ["customer", "invoice", "requested_by", "decided_by"]
+
+
+@admin.register(DirectDebitCollection)
+class DirectDebitCollectionAdmin(ReadOnlyMixin, BillingAdmin):
+    """Written by the Direct Debit services (a submission, an ARUDD return, a cancellation)."""
+
+    list_display = ["processing_date", "customer", "invoice", "amount_pence", "transaction_code", "outcome"]
+    list_filter = ["outcome", "transaction_code"]
+    list_select_related = ["customer", "invoice"]
+    date_hierarchy = "processing_date"
+
+
+class BacsReportImportErrorInline(ScopedInline):
+    model = BacsReportImportError
+    extra = 0
+    can_delete = False
+    fields = ["line_number", "reason"]
+    readonly_fields = ["line_number", "reason"]
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(BacsReportImport)
+class BacsReportImportAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Imported once through ``bacs_report_import`` (the Bacs reports page); never changed after."""
+
+    list_display = ["imported_at", "partner", "kind", "report_id", "items", "applied", "rejected"]
+    list_filter = ["kind", "partner"]
+    list_select_related = ["partner"]
+    search_fields = ["report_id"]
+    inlines = [BacsReportImportErrorInline]
+
+
+@admin.register(BacsReportImportError)
+class BacsReportImportErrorAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    list_display = ["report_import", "line_number", "reason"]
+    list_select_related = ["report_import"]
+
+
+@admin.register(DunningStep)
+class DunningStepAdmin(BillingAdmin):
+    """A partner's steps, added and changed through the dunning services (their permission and partner
+    checks); switched off, never deleted (the actions taken name them)."""
+
+    list_display = ["__str__", "partner", "days_overdue", "kind", "active", "effective_from"]
+    list_filter = ["partner", "kind", "active"]
+    list_select_related = ["partner"]
+    step_fields = ("days_overdue", "kind", "effective_from", "active")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ["partner"] if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_with_services(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        actor = signed_in_user(request)
+        values = {name: form.cleaned_data[name] for name in self.step_fields}
+        if change:
+            saved = dunning_step_update(step=DunningStep.objects.get(pk=obj.pk), actor=actor, **values)
+        else:
+            saved = dunning_step_create(partner=form.cleaned_data["partner"], actor=actor, **values)
+        copy_saved(saved, obj)
+
+
+@admin.register(DunningAction)
+class DunningActionAdmin(ReadOnlyMixin, TenantScopedAdmin):
+    """Recorded by the daily dunning job only."""
+
+    list_display = ["taken_at", "customer", "kind", "days_overdue", "due_on", "overdue_amount", "outcome"]
+    list_filter = ["outcome", "kind"]
+    list_select_related = ["customer"]
+    date_hierarchy = "taken_at"

@@ -1,5 +1,9 @@
 """Demo billing data: a UK tariff, partner billing profiles, line rentals, two months of calls, and bill runs
-(the earlier month finalised, the later calculated) so the variance report has something to compare."""
+(the earlier month finalised, the later calculated) so the variance report has something to compare; and
+the payments pages' data, all through the services: a finalised run five months back that one customer
+never paid (aged debt over 90 days), the recent run's invoices paid by bank transfer, card or Direct Debit
+(a submission collecting from active mandates), one Direct Debit returned unpaid by an ARUDD report
+imported through the Bacs report service, and the dunning steps the daily job takes for those who owe."""
 
 import csv
 import datetime
@@ -7,15 +11,20 @@ import io
 import random
 from collections.abc import Callable
 from decimal import Decimal
+from xml.etree import ElementTree
 
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Line, Partner, Role, User
+from accounts import mandates
+from accounts.models import Line, Partner, PaymentDetails, Role, User
+from accounts.services import system_user
 from accounts.validation import national_phone_digits
 from billing.models import (
     Band,
     BillRun,
+    DirectDebitCollection,
+    Invoice,
     PartnerBillingProfile,
     Payment,
     Rate,
@@ -23,6 +32,7 @@ from billing.models import (
     RecurringCharge,
     Tariff,
 )
+from billing.services.bacs_reports import bacs_report_import
 from billing.services.bill_runs import (
     bill_run_approve,
     bill_run_calculate_chunk,
@@ -31,6 +41,8 @@ from billing.services.bill_runs import (
     bill_run_start_calculation,
 )
 from billing.services.call_imports import call_import_run
+from billing.services.direct_debit import direct_debit_export
+from billing.services.dunning import DUNNING_JOB, dunning_run
 from billing.services.payments import PaymentReceived, payments_record_many
 
 # prefix, band, price per minute, connection charge, minimum charge, increment (seconds)
@@ -165,6 +177,11 @@ def seed_partner(
     line_rentals(lines)
     last_month = month_bounds(today.replace(day=1) - datetime.timedelta(days=1))
     month_before = month_bounds(last_month[0] - datetime.timedelta(days=1))
+    # Five months back: rentals only (no calls), issued long enough ago that an unpaid invoice is over 90
+    # days overdue (aged debt's last bucket).
+    long_ago = month_bounds(month_before[0] - datetime.timedelta(days=1))
+    for _ in range(3):
+        long_ago = month_bounds(long_ago[0] - datetime.timedelta(days=1))
     for month, per_line in ((month_before, 6), (last_month, 8)):
         progress(f"{partner.name}: importing calls for {month[0]:%B %Y}")
         call_import_run(
@@ -173,7 +190,7 @@ def seed_partner(
             file_name=f"demo-{month[0]:%Y-%m}.csv",
             actor=actor,
         )
-    for month, finalise in ((month_before, True), (last_month, False)):
+    for month, finalise in ((long_ago, True), (month_before, True), (last_month, False)):
         progress(f"{partner.name}: bill run for {month[0]:%B %Y}")
         run = bill_run_create(partner=partner, period_start=month[0], period_end=month[1], actor=actor)
         bill_run_start_calculation(bill_run=run, actor=actor)
@@ -183,23 +200,135 @@ def seed_partner(
             bill_run_calculate_chunk(chunk_id=chunk_id, actor_id=actor.pk)
         run.refresh_from_db()
         if finalise and run.status == BillRun.Status.CALCULATED:
-            # The demo's earlier month is approved as if its finance manager had reviewed the exceptions.
+            # The demo's earlier months are approved as if the finance manager had reviewed the exceptions.
             bill_run_approve(bill_run=run, actor=finance, exceptions_acknowledged=run.exceptions.count())
-            bill_run_finalise(bill_run=run, actor=finance, issue_date=month[1] + datetime.timedelta(days=1))
+            run = bill_run_finalise(
+                bill_run=run, actor=finance, issue_date=month[1] + datetime.timedelta(days=1)
+            )
             progress(f"{partner.name}: payments for {month[0]:%B %Y}")
-            pay_most_invoices(run, actor=actor, today=today, rng=rng)
+            if month == long_ago:
+                pay_all_but_the_last(run, actor=actor, today=today)
+            else:
+                by_direct_debit = collect_by_direct_debit(run, finance=finance, today=today)
+                pay_most_invoices(run, actor=actor, today=today, rng=rng, skip=by_direct_debit)
+    progress(f"{partner.name}: dunning")
+    dunning_run(today=today, actor=system_user(job=DUNNING_JOB))
 
 
-def pay_most_invoices(run: BillRun, *, actor: User, today: datetime.date, rng: random.Random) -> None:
-    """Most customers pay the finalised run's invoice in full by bank transfer or card, some pay part, and
-    the last few do not pay: the account pages show statements and credit, aged debt shows debtors."""
+def _unpaid_customers(invoices: list[Invoice]) -> set[int]:
+    """Whose invoices the demo leaves unpaid: the last tenth of the run's customers (by id)."""
+    customer_ids = sorted({invoice.customer_id for invoice in invoices if invoice.customer_id is not None})
+    return set(customer_ids[len(customer_ids) - max(1, len(customer_ids) // 10) :])
+
+
+def pay_all_but_the_last(run: BillRun, *, actor: User, today: datetime.date) -> None:
+    """Everyone pays the old run's invoice in full except the last customer, the aged debtor."""
     invoices = list(run.invoices.filter(customer__isnull=False).order_by("customer_id"))
+    debtor = max((invoice.customer_id for invoice in invoices if invoice.customer_id), default=None)
+    paid_on = min(today, (run.issue_date or today) + datetime.timedelta(days=10))
+    payments_record_many(
+        payments=[
+            PaymentReceived(
+                invoice.customer_id,
+                Payment.Method.BANK_TRANSFER,
+                invoice.gross,
+                paid_on,
+                f"DEMO-{invoice.number}",
+            )
+            for invoice in invoices
+            if invoice.customer_id is not None and invoice.customer_id != debtor and invoice.gross > 0
+        ],
+        actor=actor,
+    )
+
+
+def collect_by_direct_debit(run: BillRun, *, finance: User, today: datetime.date) -> set[int]:
+    """A third of the customers who pay have active mandates (lodged by a bureau long ago): the run's
+    Direct Debit submission collects their invoices, and an ARUDD report returns the first collection
+    unpaid ("refer to payer"). Returns the customers whose invoices the submission collected."""
+    invoices = list(run.invoices.filter(customer__isnull=False).order_by("customer_id"))
+    unpaid = _unpaid_customers(invoices)
+    payers = [
+        invoice.customer_id
+        for number, invoice in enumerate(invoices)
+        if number % 3 == 1
+        and invoice.customer_id is not None
+        and invoice.customer_id not in unpaid
+        and invoice.gross > 0
+    ]
+    lodged_on = today - datetime.timedelta(days=120)
+    for mandate in PaymentDetails.objects.filter(customer_id__in=payers, status=PaymentDetails.Status.NEW):
+        mandate = mandates.mandate_lodge(
+            mandate=mandate,
+            actor=finance,
+            submission_id=None,
+            lodged_at=datetime.datetime.combine(lodged_on, datetime.time(9), tzinfo=datetime.UTC),
+            processing_date=lodged_on,
+        )
+        mandates.mandate_activate(mandate=mandate, actor=finance, today=today)
+    submission = direct_debit_export(bill_run=run, actor=finance)
+    collections = list(submission.collection_rows.order_by("pk"))
+    if collections:
+        returned = collections[0]
+        bacs_report_import(
+            data=arudd_report(returned, partner=run.partner),
+            filename=f"demo-arudd-{returned.processing_date:%Y-%m-%d}.xml",
+            actor=finance,
+        )
+    return {collection.customer_id for collection in collections}
+
+
+def arudd_report(collection: DirectDebitCollection, *, partner: Partner) -> bytes:
+    """An ARUDD report, as Bacs publishes it (the schema in billing/bacs_reports.py), returning
+    ``collection`` unpaid with reason 0, refer to payer, on its debit day."""
+    mandate = PaymentDetails.objects.get(pk=collection.mandate_id)
+    root = ElementTree.Element("BACSDocument")
+    report = ElementTree.SubElement(ElementTree.SubElement(root, "Data"), "ARUDD")
+    ElementTree.SubElement(
+        report,
+        "Header",
+        reportType="REFT1234",
+        adviceNumber=f"{collection.pk % 1000:03d}",
+        currentProcessingDate=collection.debit_date.isoformat(),
+    )
+    ElementTree.SubElement(
+        report,
+        "ServiceLicenseInformation",
+        userName=partner.name.upper()[:18],
+        userNumber=partner.billing_profile.bacs_service_user_number,
+    )
+    record = ElementTree.SubElement(
+        ElementTree.SubElement(ElementTree.SubElement(report, "Advice"), "OriginatingAccountRecords"),
+        "OriginatingAccountRecord",
+    )
+    ElementTree.SubElement(
+        record,
+        "ReturnedDebitItem",
+        ref=mandate.mandate_reference,
+        transCode=collection.transaction_code,
+        returnCode="0",
+        returnDescription="REFER TO PAYER",
+        originalProcessingDate=collection.processing_date.isoformat(),
+        valueOf=f"{collection.amount_pence // 100}.{collection.amount_pence % 100:02d}",
+        currency="GBP",
+    )
+    return ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def pay_most_invoices(
+    run: BillRun, *, actor: User, today: datetime.date, rng: random.Random, skip: set[int] | None = None
+) -> None:
+    """Most customers pay the finalised run's invoice in full by bank transfer or card, some pay part, and
+    the last few do not pay: the account pages show statements and credit, aged debt shows debtors.
+    Customers in ``skip`` paid otherwise (by Direct Debit)."""
+    invoices = list(run.invoices.filter(customer__isnull=False).order_by("customer_id"))
+    unpaid = _unpaid_customers(invoices)
     paid_on = min(today, (run.issue_date or today) + datetime.timedelta(days=10))
     batch = []
     for number, invoice in enumerate(invoices):
-        if number >= len(invoices) - max(1, len(invoices) // 10):
-            break  # the last tenth owe it all
         assert invoice.customer_id is not None
+        if invoice.customer_id in unpaid or invoice.customer_id in (skip or set()):
+            continue  # the last tenth owe it all
         share = Decimal("0.5") if number % 7 == 3 else Decimal("1")  # a few pay half
         method = Payment.Method.CARD if rng.random() < 0.3 else Payment.Method.BANK_TRANSFER
         amount = (invoice.gross * share).quantize(Decimal("0.01"))

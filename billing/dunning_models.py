@@ -10,6 +10,9 @@ Imported at the end of ``billing.models`` (so these are billing's models), like 
   the due date of the oldest unpaid invoice (``due_on``), so each step happens once per episode (a unique
   constraint; the daily job inserts under the customer's lock and a second run finds the row). What was
   done is its ``outcome``; a notice records the lawful basis it was sent (or held) under.
+- A step held by a restriction of processing is taken once the restriction is lifted, if the episode is
+  still owed, or set aside once it is paid: ``released_at`` and ``released_outcome`` record which, once (the
+  held ``outcome`` stays as it was recorded).
 """
 
 import datetime
@@ -96,6 +99,9 @@ class DunningAction(models.Model):
     note = models.TextField(blank=True)
     provisioning_order_ids = models.JSONField(default=list, blank=True)
     taken_at = models.DateTimeField()
+    # A held step's end: taken after the restriction was lifted, or set aside because the episode was paid.
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_outcome = models.CharField(max_length=20, choices=Outcome.choices, blank=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -110,6 +116,12 @@ class DunningAction(models.Model):
         indexes = [
             # The account page's history, and the job's look-up of an episode's actions.
             models.Index(fields=["customer", "due_on"], name="dunningaction_customer_due"),
+            # The job's look-up of the held steps still to release (few rows, any age).
+            models.Index(
+                fields=["customer"],
+                condition=Q(outcome="held_restricted", released_at__isnull=True),
+                name="dunningaction_held",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -18,6 +18,7 @@ rules read in one place.
 """
 
 import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -82,12 +83,24 @@ class Payment(models.Model):
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # What of the payment is still the customer's credit: derived from the allocations and entries and kept
+    # by ``billing.services.ledger`` in the transaction that writes them (``refresh_cached_amounts``).
+    amount_unallocated = _money(default=Decimal("0"), db_default=Decimal("0"), editable=False)
 
-    history = HistoricalRecords()
+    # The cached amount is the ledger's to keep; the history records the receipt.
+    history = HistoricalRecords(excluded_fields=["amount_unallocated"])
 
     class Meta:
         ordering = ["received_on", "id"]
-        indexes = [models.Index(fields=["customer", "received_on"], name="payment_customer_received")]
+        indexes = [
+            models.Index(fields=["customer", "received_on"], name="payment_customer_received"),
+            # The payments holding credit, found per account without reading its paid history.
+            models.Index(
+                fields=["customer", "received_on", "id"],
+                condition=Q(amount_unallocated__gt=0),
+                name="payment_with_credit",
+            ),
+        ]
         constraints = [models.CheckConstraint(name="payment_amount_positive", condition=Q(amount__gt=0))]
         permissions = [
             ("refund_payment", "Can refund a customer's account credit"),

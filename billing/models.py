@@ -568,11 +568,29 @@ class Invoice(TimeStampedModel):
     vat = _money(default=Decimal("0"))
     gross = _money(default=Decimal("0"))
     calls = models.ManyToManyField(CallRecord, through="BilledCall", related_name="invoices")
+    # What is still owed: derived from the ledger entries naming the invoice less the allocations to it,
+    # and kept by ``billing.services.ledger`` in the transaction that writes them (refresh_cached_amounts).
+    amount_outstanding = _money(default=Decimal("0"), db_default=Decimal("0"), editable=False)
 
-    history = HistoricalRecords()
+    # The cached amount is the ledger's to keep; the history records the document.
+    history = HistoricalRecords(excluded_fields=["amount_outstanding"])
 
     class Meta:
         ordering = ["bill_run", "customer_reference"]
+        indexes = [
+            # Open invoices per account (allocation, the account page) and per partner (aged debt), without
+            # reading the paid ones.
+            models.Index(
+                fields=["customer", "issue_date", "id"],
+                condition=Q(amount_outstanding__gt=0),
+                name="invoice_open_by_customer",
+            ),
+            models.Index(
+                fields=["partner", "issue_date"],
+                condition=Q(amount_outstanding__gt=0),
+                name="invoice_open_by_partner",
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["bill_run", "customer"], name="invoice_one_per_customer_per_run"),
             models.UniqueConstraint(

@@ -26,6 +26,7 @@ from django.db.models import (
     Count,
     Exists,
     F,
+    Max,
     OuterRef,
     Q,
     QuerySet,
@@ -59,7 +60,7 @@ from billing.models import (
     RecurringCharge,
     WriteOff,
 )
-from billing.services.ledger import MONEY, invoice_outstanding_expression, payment_unallocated_expression
+from billing.services.ledger import MONEY
 from fusion_site.money import format_money
 from fusion_site.personal_data import (
     Anchor,
@@ -119,9 +120,11 @@ ACCOUNTING_RECORDS = LegalObligation(
 )
 LEDGER_RECORDS = Retention(
     "6 years from the entry's or payment's own date; the retention job removes them with the settled "
-    "invoices they belong to (policy invoices)",
+    "invoices they belong to, and the money on no invoice (account credit, its refunds and returns, "
+    "adjustments) once all of a customer's is 6 years old and sums to nothing (policy ledger)",
     Anchor.CREATED,
     72,
+    policy="ledger",
 )
 # Why a customer whose contract has ended is kept while they owe money (``_keep``): to recover the debt.
 DEBT_RECORDS = Retention(
@@ -212,8 +215,7 @@ def _settled_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[In
         .exclude(customer_id__in=held)
         # Its ledger entries (its credit notes', write-offs') keep 6 years from their own date too.
         .exclude(ledger_entries__effective_on__gt=cutoff)
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gt=-HALF_PENNY, outstanding__lt=HALF_PENNY)
+        .filter(amount_outstanding=0)
     )
 
 
@@ -230,7 +232,7 @@ def _tied_to_kept_money(cutoff: datetime.date, held: QuerySet[Any]) -> RawSQL:
     removed always sum to zero. One recursive query over the allocations of old invoices."""
     allocation = PaymentAllocation._meta.db_table
     old = Invoice.objects.filter(issue_date__lte=cutoff).values("pk")
-    settling_old = Payment.objects.annotate(unallocated=payment_unallocated_expression()).filter(
+    settling_old = Payment.objects.filter(
         Exists(PaymentAllocation.objects.filter(payment=OuterRef("pk"), invoice__issue_date__lte=cutoff))
     )
     # A payment with account credit left, younger than the cutoff (kept 6 years from its own date, as its
@@ -238,8 +240,7 @@ def _tied_to_kept_money(cutoff: datetime.date, held: QuerySet[Any]) -> RawSQL:
     tying = settling_old.filter(
         Q(received_on__gt=cutoff)
         | Exists(LedgerEntry.objects.filter(payment=OuterRef("pk"), effective_on__gt=cutoff))
-        | Q(unallocated__gte=HALF_PENNY)
-        | Q(unallocated__lte=-HALF_PENNY)
+        | ~Q(amount_unallocated=0)
         | Exists(
             PaymentAllocation.objects.filter(payment=OuterRef("pk")).exclude(
                 invoice_id__in=_settled_past_due(cutoff, held).values("pk")
@@ -330,6 +331,59 @@ def _invoices_to_delete(ids: list[int]) -> dict[str, int]:
     }
 
 
+def _on_no_invoice() -> Q:
+    """Ledger entries that belong to no invoice: adjustments, and the entries of payments that never
+    settled one (no allocation, no Direct Debit collection): account credit, its refunds and returns.
+    Only documents name an invoice (``ledger_invoice_only_on_documents``), so such a payment's entries all
+    qualify together."""
+    settled_something = Exists(PaymentAllocation.objects.filter(payment_id=OuterRef("payment_id"))) | Exists(
+        DirectDebitCollection.objects.filter(payment_id=OuterRef("payment_id"))
+    )
+    return Q(invoice__isnull=True) & (Q(payment__isnull=True) | ~settled_something)
+
+
+def _money_on_no_invoice_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[LedgerEntry]:
+    """The entries on no invoice of customers (not held) whose every such entry is dated on or before
+    ``cutoff`` and whose sum is nothing: removing them leaves every balance as it was. Account credit still
+    owed to a customer (a sum below zero), or an adjustment still owed, stays until an entry settles it
+    (a refund, or an adjustment posted by finance), and then 6 years from that entry."""
+    loose = LedgerEntry.objects.filter(_on_no_invoice())
+    customers = (
+        loose.exclude(customer_id__in=held)
+        .order_by()
+        .values("customer_id")
+        .annotate(total=Sum("amount"), latest=Max("effective_on"))
+        .filter(latest__lte=cutoff, total__gt=-HALF_PENNY, total__lt=HALF_PENNY)
+        .values("customer_id")
+    )
+    return loose.filter(customer_id__in=customers)
+
+
+def _delete_money_on_no_invoice(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
+    """Whole customers' groups (read again under the chunk's transaction: a payment since wins), with
+    the payments whose entries they are and those payments' history."""
+    customers = LedgerEntry.objects.filter(pk__in=ids).values("customer_id")
+    entries = due.filter(customer_id__in=customers)
+    entry_ids = list(entries.order_by().values_list("pk", flat=True))
+    payment_ids = list(
+        LedgerEntry.objects.filter(pk__in=entry_ids, payment__isnull=False)
+        .order_by()
+        .values_list("payment_id", flat=True)
+        .distinct()
+    )
+    counts = {LedgerEntry._meta.label: _raw_delete(LedgerEntry.objects.filter(pk__in=entry_ids))}
+    _raw_delete(Payment.history.filter(id__in=payment_ids))
+    counts[Payment._meta.label] = _raw_delete(Payment.objects.filter(pk__in=payment_ids))
+    return counts
+
+
+def _money_on_no_invoice_to_delete(ids: list[int]) -> dict[str, int]:
+    return {
+        LedgerEntry._meta.label: len(ids),
+        Payment._meta.label: Payment.objects.filter(ledger_entries__pk__in=ids).distinct().count(),
+    }
+
+
 def _calls_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[CallRecord]:
     billed_long_ago = Q(
         billing__invoice__status=Invoice.Status.FINALISED, billing__invoice__issue_date__lte=cutoff
@@ -408,9 +462,9 @@ def _balance_of_customer() -> Subquery:
 def _oldest_unpaid_of_customer() -> Subquery:
     """The issue date of the customer's oldest invoice with something outstanding, for an annotation."""
     return Subquery(
-        Invoice.objects.filter(customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED)
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gte=HALF_PENNY)
+        Invoice.objects.filter(
+            customer_id=OuterRef("pk"), status=Invoice.Status.FINALISED, amount_outstanding__gt=0
+        )
         .order_by("issue_date", "pk")
         .values("issue_date")[:1]
     )
@@ -512,7 +566,12 @@ def _vat_record(
 
 
 def _ledger_record(
-    model: Any, purpose: str, fields: tuple[PersonalField, ...], kept: Kept, *erasure: Erase
+    model: Any,
+    purpose: str,
+    fields: tuple[PersonalField, ...],
+    kept: Kept,
+    *erasure: Erase,
+    purge: Purge | None = None,
 ) -> Declaration:
     """A row of the customer's ledger: kept under accounting law, its free text scrubbed on erasure."""
     return Declaration(
@@ -527,6 +586,7 @@ def _ledger_record(
         kept_under=ACCOUNTING_RECORDS,
         kept=kept,
         erasure=erasure,
+        purge=purge,
     )
 
 
@@ -769,6 +829,13 @@ DECLARATIONS: tuple[Declaration, ...] = (
         # Entries are immutable in use; scrubbing the free text on erasure is the one change allowed,
         # through the plain queryset.
         *_scrubbed(QuerySet(LedgerEntry), "reason", "Ledger entries: the free-text reason"),
+        purge=Purge(
+            _money_on_no_invoice_past_due,
+            _delete_money_on_no_invoice,
+            _money_on_no_invoice_to_delete,
+            "payments and adjustments on no invoice, of customers whose are all dated on or before {cutoff} "
+            "and sum to nothing",
+        ),
     ),
     _ledger_record(
         PaymentAllocation,

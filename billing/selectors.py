@@ -28,11 +28,7 @@ from billing.models import (
     Payment,
     WriteOff,
 )
-from billing.services.ledger import (
-    invoice_outstanding_expression,
-    open_invoices_of,
-    payment_unallocated_expression,
-)
+from billing.services.ledger import open_invoices_of
 from fusion_site.money import to_money
 
 VIEW_BILLING_DATA = "billing.view_billing_data"
@@ -287,18 +283,18 @@ def customer_statement(customer: Customer) -> list[StatementLine]:
 
 
 def open_invoices(customer: Customer) -> QuerySet[Invoice]:
-    """The customer's issued invoices with something outstanding (``outstanding``), oldest first."""
+    """The customer's issued invoices with something outstanding (``amount_outstanding``), oldest first."""
     return open_invoices_of([customer.pk]).select_related("partner")
 
 
 def customer_payments(customer: Customer) -> QuerySet[Payment]:
-    """The customer's payments, newest first, each with what is still ``unallocated`` and whether it was
+    """The customer's payments, newest first, each with whether it was
     ``returned`` unpaid."""
     returned = LedgerEntry.objects.filter(payment=OuterRef("pk"), kind=LedgerEntry.Kind.UNPAID_REVERSAL)
     return (
         Payment.objects.filter(customer=customer)
         .select_related("recorded_by")
-        .annotate(unallocated=payment_unallocated_expression(), returned=Exists(returned))
+        .annotate(returned=Exists(returned))
         .order_by("-received_on", "-pk")
     )
 
@@ -350,13 +346,12 @@ def aged_debt(
     if partner is not None:
         invoices = invoices.filter(partner=partner)
     sums = {
-        key: Sum("outstanding", filter=_bucket_filter(as_of, fewest, most))
+        key: Sum("amount_outstanding", filter=_bucket_filter(as_of, fewest, most))
         for key, _label, fewest, most in AGED_DEBT_BUCKETS
     }
     grouped = (
-        invoices.order_by()
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gt=0)
+        invoices.filter(amount_outstanding__gt=0)
+        .order_by()
         .values("partner_id")
         .annotate(**sums)
         .order_by("partner_id")

@@ -73,8 +73,11 @@ def record_history_in_sql(
     would have recorded it."""
     model = queryset.model
     history = model.history.model
-    columns = [field.column for field in model._meta.concrete_fields]
-    names = [field.attname for field in model._meta.concrete_fields]
+    # The fields the history keeps (a model may exclude some, as a cached amount).
+    kept = {field.attname for field in history._meta.concrete_fields}
+    fields = [field for field in model._meta.concrete_fields if field.attname in kept]
+    columns = [field.column for field in fields]
+    names = [field.attname for field in fields]
     select, params = queryset.order_by().values_list(*names).query.sql_with_params()
     quote = connection.ops.quote_name
     history_columns = [*columns, "history_date", "history_change_reason", "history_type", "history_user_id"]

@@ -2,9 +2,11 @@
 into the ledger and the mandates, once.
 
 ``bacs_report_import`` parses the file (``billing.bacs_reports``, pure), checks that it is the importing
-partner's (its service user number), and applies every item it can read, each in its own savepoint so a
-bad item never undoes the good ones. What it cannot apply is a ``BacsReportImportError`` naming the item:
-nothing is dropped silently.
+partner's (its service user number), and applies every item it can read: ARUDD items set-based, a chunk
+at a time (matched in memory, then the payments reversed and the collections marked together, so an
+ARUDD of thousands of items costs a fixed number of queries per chunk), ADDACS items each in its own
+savepoint. An item that cannot be applied never undoes the good ones: it is a ``BacsReportImportError``
+naming the item, and nothing is dropped silently.
 
 Once only: a report's id is unique per service user number and its SHA-256 is kept, so a report imported
 again is refused before anything is applied; and each item is idempotent on its own (a collection already
@@ -49,7 +51,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts import mandates
-from accounts.audit import audit_record
+from accounts.audit import AuditEntry, audit_record, audit_record_many
 from accounts.models import Partner, PaymentDetails, User
 from accounts.services import payment_details_set
 from billing import bacs_reports
@@ -61,11 +63,11 @@ from billing.models import (
     PartnerBillingProfile,
 )
 from billing.services.errors import BillingError
-from billing.services.ledger import require
-from billing.services.payments import payment_reverse_unpaid
-from fusion_site.models import save_with_actor
+from billing.services.ledger import lock_customers, require
+from billing.services.payments import payments_partly_refunded, payments_reverse_unpaid_many
 
 Progress = Callable[[int, int], None]
+UNPAID_CHUNK = 1000
 MAX_REASON_LENGTH = 300
 MAX_HISTORY_REASON = 80
 ENDED = (PaymentDetails.Status.CANCELLED, PaymentDetails.Status.EXPIRED)
@@ -172,7 +174,27 @@ def bacs_report_import(
         today = report.report_date or timezone.localdate()
         applier = _Applier(partner=partner, actor=actor, record=record, today=today)
         applier.load(report.items)
-        for done, item in enumerate(report.items, start=1):
+        unpaid = [item for item in report.items if isinstance(item, UnpaidDebit)]
+        advices = [item for item in report.items if not isinstance(item, UnpaidDebit)]
+        total = len(report.items)
+        # Unpaid items in chunks, each set-based (a report returns thousands); an item that cannot be
+        # applied is its own line error, and the others of its chunk are applied.
+        for start in range(0, len(unpaid), UNPAID_CHUNK):
+            chunk = unpaid[start : start + UNPAID_CHUNK]
+            applied, already, chunk_errors = applier.unpaid_many(chunk)
+            outcome.applied += applied
+            outcome.already_applied += already
+            errors += [
+                BacsReportImportError(
+                    report_import=record,
+                    line_number=item.line,
+                    reason=f"{_item_name(item)}: {message}"[:MAX_REASON_LENGTH],
+                )
+                for item, message in chunk_errors
+            ]
+            if progress is not None:
+                progress(start + len(chunk), total)
+        for done, item in enumerate(advices, start=len(unpaid) + 1):
             try:
                 with transaction.atomic():
                     applied = applier.apply(item)
@@ -191,7 +213,7 @@ def bacs_report_import(
                 else:
                     outcome.already_applied += 1
             if progress is not None:
-                progress(done, len(report.items))
+                progress(done, total)
         BacsReportImportError.objects.bulk_create(errors)
         record.applied = outcome.applied
         record.already_applied = outcome.already_applied
@@ -212,6 +234,18 @@ def bacs_report_import(
     return record
 
 
+def _save_returned(rows: list[DirectDebitCollection], *, actor: User) -> None:
+    """Store the returned collections with a history row each: one UPDATE per distinct outcome (a report's
+    items share a handful of codes and days), not one CASE per row."""
+    fields = ("outcome", "returned_reason_code", "returned_at", "action", "representation_due_by")
+    groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(getattr(row, name) for name in fields)].append(row.pk)
+    for values, ids in groups.items():
+        DirectDebitCollection.objects.filter(pk__in=ids).update(**dict(zip(fields, values, strict=True)))
+    DirectDebitCollection.history.bulk_history_create(rows, update=True, default_user=actor, batch_size=1000)
+
+
 class _Applier:
     """Applies the items of one report, with the partner's collections and mandates looked up in bulk."""
 
@@ -223,6 +257,9 @@ class _Applier:
         self.collections: dict[tuple[datetime.date, int], list[DirectDebitCollection]] = defaultdict(list)
         self.mandate_references: dict[int, str] = {}
         self.mandates_by_reference: dict[str, list[int]] = defaultdict(list)
+        self.loaded: dict[int, DirectDebitCollection] = {}
+        # Collections returned by this report so far.
+        self.returned_now: set[int] = set()
 
     def load(self, items: tuple[bacs_reports.ReportItem, ...]) -> None:
         """One query for the candidate collections, one for the partner's mandates (their references are
@@ -234,8 +271,9 @@ class _Applier:
                 processing_date__in={item.original_processing_date for item in unpaid},
                 amount_pence__in={item.amount_pence for item in unpaid},
             ).exclude(outcome=DirectDebitCollection.Outcome.CANCELLED)
-            for row in rows.select_related("payment").order_by("pk"):
+            for row in rows.order_by("pk"):
                 self.collections[(row.processing_date, row.amount_pence)].append(row)
+                self.loaded[row.pk] = row
         if items:
             for pk, reference in PaymentDetails.objects.filter(customer__partner=self.partner).values_list(
                 "pk", "mandate_reference"
@@ -243,15 +281,15 @@ class _Applier:
                 self.mandate_references[pk] = _reference(reference)
                 self.mandates_by_reference[_reference(reference)].append(pk)
 
-    def apply(self, item: bacs_reports.ReportItem) -> bool:
-        """Apply one item; True if it changed something, False if it had been applied already."""
-        if isinstance(item, UnpaidDebit):
-            return self._unpaid(item)
+    def apply(self, item: InstructionAdvice) -> bool:
+        """Apply one ADDACS item; True if it changed something, False if it had been applied already."""
         return self._advice(item)
 
     # ARUDD
 
     def _match(self, item: UnpaidDebit) -> DirectDebitCollection:
+        """The collection an item returns, among those loaded: one not returned yet (by an earlier report
+        or an earlier item of this one) before one that was."""
         reference = _reference(item.reference)
         candidates = [
             row
@@ -265,61 +303,128 @@ class _Applier:
                 "submissions; nothing was reversed"
             )
         # Two collections of one amount on one day under one mandate: the one not yet returned first.
-        candidates.sort(key=lambda row: (row.outcome != DirectDebitCollection.Outcome.COLLECTED, row.pk))
-        return (
+        candidates.sort(key=lambda row: (self._returned(row), row.pk))
+        return candidates[0]
+
+    def _returned(self, row: DirectDebitCollection) -> bool:
+        return row.outcome == DirectDebitCollection.Outcome.RETURNED or row.pk in self.returned_now
+
+    def unpaid_many(
+        self, items: list[UnpaidDebit]
+    ) -> tuple[int, int, list[tuple[bacs_reports.ReportItem, str]]]:
+        """Apply unpaid items set-based: match each, lock the accounts and the collections, reverse the
+        payments together (``payments_reverse_unpaid_many``), mark the collections with the scheme's
+        action for each code, then cancel the mandates the codes cancel. Returns how many were applied,
+        how many had been applied already, and each item that could not be with why."""
+        errors: list[tuple[bacs_reports.ReportItem, str]] = []
+        matched: dict[int, UnpaidDebit] = {}
+        for item in items:
+            try:
+                row = self._match(item)
+            except ItemNotApplied as exc:
+                errors.append((item, str(exc)))
+                continue
+            if not self._returned(row):
+                matched[row.pk] = item
+                self.returned_now.add(row.pk)
+        already = len(items) - len(errors) - len(matched)
+        if not matched:
+            return 0, already, errors
+        lock_customers(self.loaded[pk].customer_id for pk in matched)
+        # Read again under lock: a concurrent import of another report may have returned some.
+        locked = list(
             DirectDebitCollection.objects.select_for_update()
             .select_related("payment")
-            .get(pk=candidates[0].pk)
+            .filter(pk__in=list(matched))
+            .order_by("pk")
         )
-
-    def _unpaid(self, item: UnpaidDebit) -> bool:
-        collection = self._match(item)
-        if collection.outcome == DirectDebitCollection.Outcome.RETURNED:
-            return False
-        rule = item.rule
-        payment_reverse_unpaid(
-            payment=collection.payment,
-            reason_code=f"ARUDD {item.reason_code} ({rule.reason}), report {self.record.report_id}",
+        returned_meanwhile = [row for row in locked if row.outcome == DirectDebitCollection.Outcome.RETURNED]
+        already += len(returned_meanwhile)
+        rows = [row for row in locked if row.outcome != DirectDebitCollection.Outcome.RETURNED]
+        refunded = payments_partly_refunded(row.payment_id for row in rows)
+        for row in rows:
+            if row.payment_id in refunded:
+                errors.append(
+                    (
+                        matched[row.pk],
+                        "part of its payment was refunded, so it cannot simply be returned unpaid: "
+                        "post an adjustment for what the customer owes",
+                    )
+                )
+        rows = [row for row in rows if row.payment_id not in refunded]
+        payments_reverse_unpaid_many(
+            returns=[
+                (
+                    row.payment,
+                    f"ARUDD {matched[row.pk].reason_code} ({matched[row.pk].rule.reason}), "
+                    f"report {self.record.report_id}",
+                )
+                for row in rows
+            ],
             actor=self.actor,
             returned_on=self.today,
         )
+        now = timezone.now()
+        for row in rows:
+            self._mark_returned(row, matched[row.pk], now)
+        _save_returned(rows, actor=self.actor)
+        audit_record_many(
+            actor=self.actor,
+            entries=[
+                AuditEntry(
+                    "direct_debit.returned_unpaid",
+                    row,
+                    {
+                        "report": self.record.report_id,
+                        "reason_code": matched[row.pk].reason_code,
+                        "action": row.action,
+                        "invoice": row.invoice_id,
+                    },
+                )
+                for row in rows
+            ],
+        )
+        for row in rows:
+            errors += self._after_return(row, matched[row.pk])
+        return len(rows), already, errors
+
+    def _mark_returned(self, row: DirectDebitCollection, item: UnpaidDebit, now: datetime.datetime) -> None:
+        """The collection returned with the action the scheme's guidance gives for the code."""
         action = bacs_reports.item_action(item)
         # A re-presentation is transaction code 18 (our record's, whatever the bank quotes); a collection
         # made again after ARUDD 9 also ``represents`` the one returned, but is a collection of its own (17).
-        was_representation = collection.transaction_code == bacs_reports.TRANSACTION_REPRESENTATION
+        was_representation = row.transaction_code == bacs_reports.TRANSACTION_REPRESENTATION
         if action is Action.REPRESENT and was_representation:
             # The product re-presents once (ARUDD_RULES "0"): a returned re-presentation is recovered
             # another way, whatever transaction code the bank quotes.
             action = Action.RECOVER_OUTSIDE_DIRECT_DEBIT
-        collection.outcome = DirectDebitCollection.Outcome.RETURNED
-        collection.returned_reason_code = item.reason_code
-        collection.returned_at = timezone.now()
-        collection.action = action.value
+        row.outcome = DirectDebitCollection.Outcome.RETURNED
+        row.returned_reason_code = item.reason_code
+        row.returned_at = now
+        row.action = action.value
         if action is Action.REPRESENT:
-            collection.representation_due_by = bacs_reports.representation_deadline(item)
-        save_with_actor(
-            collection,
-            actor=self.actor,
-            reason=f"Returned unpaid: ARUDD {item.reason_code} ({rule.reason}); {action.value}"[:100],
+            row.representation_due_by = bacs_reports.representation_deadline(item)
+        row._change_reason = (  # type: ignore[attr-defined]  # read by simple-history's bulk update
+            f"Returned unpaid: ARUDD {item.reason_code} ({item.rule.reason}); {action.value}"[:100]
         )
-        if action is Action.CANCEL_MANDATE:
-            self._cancel(
-                collection.mandate_id, f"ARUDD {item.reason_code}: {rule.reason}"[:MAX_HISTORY_REASON]
-            )
-        elif action is Action.HOLD_UNTIL_RESOLVED:
-            self._hold(collection.mandate_id, f"ARUDD {item.reason_code}: {rule.reason}")
-        audit_record(
-            actor=self.actor,
-            action="direct_debit.returned_unpaid",
-            target=collection,
-            detail={
-                "report": self.record.report_id,
-                "reason_code": item.reason_code,
-                "action": action.value,
-                "invoice": collection.invoice_id,
-            },
-        )
-        return True
+
+    def _after_return(
+        self, row: DirectDebitCollection, item: UnpaidDebit
+    ) -> list[tuple[bacs_reports.ReportItem, str]]:
+        """What the code's action does beyond the collection (cancel or hold the mandate), item by item in
+        its own savepoint: the payment stays returned if this fails, and the item's error says what is left
+        to do."""
+        why = f"ARUDD {item.reason_code}: {item.rule.reason}"
+        try:
+            with transaction.atomic():
+                if row.action == Action.CANCEL_MANDATE.value:
+                    self._cancel(row.mandate_id, why[:MAX_HISTORY_REASON])
+                elif row.action == Action.HOLD_UNTIL_RESOLVED.value:
+                    self._hold(row.mandate_id, why)
+        except (ValidationError, BillingError) as exc:
+            message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
+            return [(item, f"the payment was returned, but the mandate could not be changed: {message}")]
+        return []
 
     def _cancel(self, mandate_id: int, reason: str) -> bool:
         mandate = PaymentDetails.objects.filter(pk=mandate_id).first()

@@ -54,10 +54,10 @@ from billing.services.bill_runs import (
 from billing.services.errors import BillingError
 from billing.services.ledger import (
     allocate_oldest_first,
-    invoice_outstanding_expression,
     lock_customers,
     post_payment_entries,
     require,
+    save_allocations,
 )
 from billing.services.payments import payment_reverse_unpaid
 from fusion_site.models import save_with_actor
@@ -358,11 +358,7 @@ def record_collections(
         )
     customer_ids = {debit.invoice.customer_id for _day, debit in debits if debit.invoice.customer_id}
     lock_customers(customer_ids)
-    outstanding = dict(
-        Invoice.objects.filter(pk__in=invoice_ids)
-        .annotate(outstanding=invoice_outstanding_expression())
-        .values_list("pk", "outstanding")
-    )
+    outstanding = dict(Invoice.objects.filter(pk__in=invoice_ids).values_list("pk", "amount_outstanding"))
     payments = [
         Payment(
             customer_id=_customer_id(debit),
@@ -398,7 +394,7 @@ def record_collections(
                     reason=f"Direct Debit submission {submission.serial}",
                 )
             )
-    PaymentAllocation.objects.bulk_create(allocations, batch_size=1000)
+    save_allocations(allocations)
     # What an invoice already settled by credit leaves over settles the customer's other invoices.
     allocate_oldest_first(customer_ids=sorted(customer_ids), actor=actor, reason="Oldest invoice first")
     collections = bulk_create_with_history(

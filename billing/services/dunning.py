@@ -14,6 +14,13 @@ overdue episode.
   restricted (Art. 18) nothing is sent: the notice is recorded as held, with why; a suspension order is
   still placed through ``accounts.services.provisioning_order_create``, which holds it until the
   restriction is lifted (lifting releases held orders), and the action records it as held.
+- A held step ends once, recorded on its action (``released_at``, ``released_outcome``): after the
+  restriction is lifted, the first run sends a held notice if its episode is still owed (Art. 18(2) stops
+  the processing while restricted, not the debt); a held suspension's orders were released by the lift
+  itself. An episode paid meanwhile sends nothing, and the run withdraws the suspension orders still held
+  (``accounts.services.provisioning_order_withdraw``), so lifting the restriction does not suspend a
+  customer who has paid; ``privacy`` runs a customer's dunning before it lifts a restriction for the same
+  reason (a payment and a lift on the same day, before the daily run).
 - The job is idempotent (``DunningAction`` is unique per customer, step and episode, and each chunk locks
   its customers before reading what was done), chunked (one transaction a chunk), and set-based: a chunk
   costs a fixed number of queries however many customers it holds, except suspensions, which place one
@@ -36,7 +43,7 @@ from django.utils import timezone
 
 from accounts.audit import audit_record
 from accounts.models import Contact, Customer, Line, Partner, ProvisioningOrder, User
-from accounts.services import provisioning_order_create
+from accounts.services import provisioning_order_create, provisioning_order_withdraw, system_user
 from billing.dunning_models import DEFAULT_EFFECTIVE_FROM, DunningStepKind
 from billing.models import (
     DEFAULT_DUNNING_STEPS,
@@ -48,7 +55,7 @@ from billing.models import (
     PartnerBillingProfile,
     invoice_due_date,
 )
-from billing.services.ledger import invoice_outstanding_expression, lock_customers
+from billing.services.ledger import lock_customers
 from fusion_site.models import save_with_actor
 from fusion_site.money import format_money, to_money
 
@@ -178,19 +185,26 @@ def dunning_candidates(*, today: datetime.date) -> list[int]:
         .values_list("customer_id", flat=True)
         .distinct()
     )
-    return sorted(overdue | recent)
+    held = set(_held_actions().filter(customer__erased_at__isnull=True).values_list("customer_id", flat=True))
+    return sorted(overdue | recent | held)
+
+
+def _held_actions() -> QuerySet[DunningAction]:
+    """Steps held by a restriction and not yet released (of any age: a restriction may last long)."""
+    return DunningAction.objects.filter(
+        outcome=DunningAction.Outcome.HELD_RESTRICTED, released_at__isnull=True
+    )
 
 
 def _overdue_invoices(today: datetime.date, customer_ids: Any) -> QuerySet[Any]:
-    """Finalised invoices unpaid past their due date (each with ``outstanding``)."""
+    """Finalised invoices unpaid past their due date (each with ``amount_outstanding``)."""
     # Due before today: issued before today less the payment terms.
     last_issue = today - datetime.timedelta(days=INVOICE_PAYMENT_TERMS_DAYS + 1)
-    return (
-        Invoice.objects.filter(
-            customer_id__in=customer_ids, status=Invoice.Status.FINALISED, issue_date__lte=last_issue
-        )
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gt=0)
+    return Invoice.objects.filter(
+        customer_id__in=customer_ids,
+        status=Invoice.Status.FINALISED,
+        issue_date__lte=last_issue,
+        amount_outstanding__gt=0,
     )
 
 
@@ -213,6 +227,13 @@ def dunning_run(
         if progress is not None:
             progress(start + len(chunk))
     return totals
+
+
+def dunning_run_for_customer(*, customer_id: int, today: datetime.date) -> Counter[str]:
+    """One customer's dunning brought up to date, as the daily job would (as its system actor). Privacy
+    calls it before lifting a restriction: held suspension orders of a debt paid since are withdrawn
+    before the lift would release them."""
+    return dunning_run_chunk(customer_ids=[customer_id], today=today, actor=system_user(job=DUNNING_JOB))
 
 
 def _steps_by_partner() -> dict[int, list[DunningStep]]:
@@ -251,9 +272,17 @@ def dunning_run_chunk(
     taken: set[tuple[int, int, datetime.date]] = set()
     # Each customer's recent episodes (due date -> the invoice that opened it).
     past: dict[int, dict[datetime.date, int]] = {}
-    for customer_id, step_id, due_on, invoice_id in DunningAction.objects.filter(
-        customer_id__in=list(customers), due_on__gte=since
-    ).values_list("customer_id", "step_id", "due_on", "invoice_id"):
+    # The current episode's actions are read whatever its age: an episode older than the catch-up window
+    # is still open while unpaid, and its steps were taken by an earlier run.
+    current_dues = {episode.due_on for episode in episodes.values()}
+    for customer_id, step_id, due_on, invoice_id in (
+        DunningAction.objects.filter(customer_id__in=list(customers))
+        .filter(Q(due_on__gte=since) | Q(due_on__in=current_dues))
+        .values_list("customer_id", "step_id", "due_on", "invoice_id")
+    ):
+        current = episodes.get(customer_id)
+        if due_on < since and (current is None or current.due_on != due_on):
+            continue  # another customer's old episode that shares the date
         taken.add((customer_id, step_id, due_on))
         past.setdefault(customer_id, {})[due_on] = invoice_id
 
@@ -279,7 +308,115 @@ def dunning_run_chunk(
                 planned.append((customer, step, episode, DunningAction.Outcome.HELD_RESTRICTED))
             else:
                 planned.append((customer, step, episode, ""))
-    return _take(planned, today=today, now=now, actor=actor, balances=balances)
+    released = _release_held(customers, episodes, balances, now=now, actor=actor)
+    return released + _take(planned, today=today, now=now, actor=actor, balances=balances)
+
+
+def _release_held(
+    customers: dict[int, Customer],
+    episodes: dict[int, _Episode],
+    balances: dict[int, Decimal],
+    *,
+    now: datetime.datetime,
+    actor: User,
+) -> Counter[str]:
+    """End the held steps that can end (once each: the chunk holds its customers' locks and a released
+    action is not looked at again). Counted as ``released_<outcome>``."""
+    held = list(
+        _held_actions().filter(customer_id__in=list(customers)).order_by("due_on", "days_overdue", "pk")
+    )
+    if not held:
+        return Counter()
+    order_ids = [pk for action in held for pk in action.provisioning_order_ids]
+    orders = {order.pk: order for order in ProvisioningOrder.objects.filter(pk__in=order_ids)}
+    notified = {action.customer_id for action in held if action.kind in EMAIL_KINDS}
+    addresses = _addresses(notified)
+    profiles = {
+        profile.partner_id: profile
+        for profile in PartnerBillingProfile.objects.filter(
+            partner_id__in={customers[action.customer_id].partner_id for action in held}
+        )
+    }
+    messages: list[tuple[str, str, str | None, list[str]]] = []
+    released: list[DunningAction] = []
+    for action in held:
+        customer = customers[action.customer_id]
+        episode = episodes.get(customer.pk)
+        owed = (
+            episode is not None
+            and episode.due_on == action.due_on
+            and balances.get(customer.pk, Decimal("0.00")) > 0
+        )
+        its_orders = [orders[pk] for pk in action.provisioning_order_ids if pk in orders]
+        unsent = [order for order in its_orders if order.status in _UNSENT]
+        if not owed:
+            for order in unsent:
+                provisioning_order_withdraw(
+                    order=order,
+                    actor=actor,
+                    reason=f"Dunning: the debt overdue since {action.due_on} is paid",
+                )
+            suspended = any(order.status in _SENT for order in its_orders)
+            action.released_outcome = (
+                DunningAction.Outcome.SUSPENDED if suspended else DunningAction.Outcome.SKIPPED_PAID
+            )
+            action.note = _joined(
+                action.note,
+                "Released by the lift before the payment was seen: suspension ordered."
+                if suspended
+                else "Paid while held: nothing sent"
+                + ("; its suspension orders withdrawn." if unsent else "."),
+            )
+        elif customer.is_processing_restricted or any(
+            o.status == ProvisioningOrder.Status.HELD for o in its_orders
+        ):
+            continue  # still held (a held order is released by the lift, not here)
+        elif action.kind in EMAIL_KINDS:
+            address = addresses.get(customer.pk)
+            if address is None:
+                action.released_outcome = DunningAction.Outcome.NO_ADDRESS
+            else:
+                assert episode is not None
+                action.released_outcome = DunningAction.Outcome.SENT
+                action.note = _joined(action.note, f"Held: {action.lawful_basis}")
+                action.lawful_basis = LAWFUL_BASIS_DEBT_RECOVERY
+                step = DunningStep(kind=action.kind, days_overdue=action.days_overdue)
+                messages.append(
+                    _notice(
+                        customer,
+                        step,
+                        episode,
+                        address,
+                        balances[customer.pk],
+                        profiles.get(customer.partner_id),
+                    )
+                )
+        else:
+            action.released_outcome = DunningAction.Outcome.SUSPENDED
+            action.note = _joined(action.note, "Suspension orders released when the restriction was lifted.")
+        action.released_at = now
+        released.append(action)
+    DunningAction.objects.bulk_update(
+        released, ["released_at", "released_outcome", "note", "lawful_basis"], batch_size=CHUNK_SIZE
+    )
+    counts = Counter(f"released_{action.released_outcome}" for action in released)
+    if counts:
+        audit_record(
+            actor=actor,
+            action="dunning.held_steps_released",
+            detail={k: n for k, n in sorted(counts.items())},
+        )
+    if messages:
+        transaction.on_commit(lambda: send_mass_mail(messages, fail_silently=False))
+    return counts
+
+
+_UNSENT = {ProvisioningOrder.Status.HELD, ProvisioningOrder.Status.QUEUED}
+_SENT = {ProvisioningOrder.Status.SUBMITTED, ProvisioningOrder.Status.COMPLETED}
+
+
+def _joined(*notes: str) -> str:
+    return " ".join(note for note in notes if note)
 
 
 def _due_steps(
@@ -304,7 +441,7 @@ def _current_episodes(today: datetime.date, customer_ids: list[int]) -> dict[int
     rows = (
         _overdue_invoices(today, customer_ids)
         .order_by("customer_id", "issue_date", "pk")
-        .values_list("customer_id", "pk", "number", "issue_date", "outstanding")
+        .values_list("customer_id", "pk", "number", "issue_date", "amount_outstanding")
     )
     for customer_id, pk, number, issue_date, outstanding in rows:
         amount = to_money(Decimal(outstanding))

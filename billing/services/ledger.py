@@ -6,6 +6,12 @@ Every write locks the customer's row first, so two writes to one account are ser
 amounts (outstanding per invoice, unallocated per payment) read inside the lock stay true until commit.
 The rules kept here: no invoice's outstanding amount goes below zero or above its gross; no payment
 allocates more than it brought in (less what was refunded); an entry is never changed.
+
+Only this module writes entries and allocations, and every write brings the cached amounts derived from
+them (``Invoice.amount_outstanding``, ``Payment.amount_unallocated``) back in line for the rows it named,
+in the same transaction (``refresh_cached_amounts``): the readers (open invoices, account credit, aged
+debt, dunning, retention) use the cached columns and their partial indexes instead of summing a
+customer's whole history. The expressions below stay the definition, and the tests hold the cache to them.
 """
 
 import datetime
@@ -27,10 +33,10 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import Combinable
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Round
 from django.utils import timezone
 
-from accounts.audit import audit_record
+from accounts.audit import AuditEntry, audit_record, audit_record_many
 from accounts.models import Customer, User
 from billing.models import (
     CreditNote,
@@ -86,25 +92,37 @@ def payment_unallocated_expression() -> Combinable:
     )
 
 
+def refresh_cached_amounts(
+    *, invoice_ids: Iterable[int] = (), payment_ids: Iterable[int] = (), batch_size: int = 2000
+) -> None:
+    """Set the cached outstanding amount of these invoices and unallocated credit of these payments to
+    what their entries and allocations say now: one UPDATE per batch, rounded to the penny (SQLite sums
+    decimals as floating point)."""
+    invoices = sorted(set(invoice_ids))
+    for start in range(0, len(invoices), batch_size):
+        Invoice.objects.filter(pk__in=invoices[start : start + batch_size]).update(
+            amount_outstanding=Round(invoice_outstanding_expression(), 2)
+        )
+    payments = sorted(set(payment_ids))
+    for start in range(0, len(payments), batch_size):
+        Payment.objects.filter(pk__in=payments[start : start + batch_size]).update(
+            amount_unallocated=Round(payment_unallocated_expression(), 2)
+        )
+
+
 def open_invoices_of(customer_ids: Iterable[int]) -> QuerySet[Invoice]:
-    """Finalised invoices with something outstanding, oldest first (the order payments settle them)."""
-    return (
-        Invoice.objects.filter(customer_id__in=list(customer_ids), status=Invoice.Status.FINALISED)
-        .annotate(outstanding=invoice_outstanding_expression())
-        .filter(outstanding__gt=0)
-        .order_by("issue_date", "pk")
-    )
+    """Finalised invoices with something outstanding (``amount_outstanding``), oldest first (the order
+    payments settle them)."""
+    return Invoice.objects.filter(
+        customer_id__in=list(customer_ids), status=Invoice.Status.FINALISED, amount_outstanding__gt=0
+    ).order_by("issue_date", "pk")
 
 
 def payments_with_credit_of(customer_ids: Iterable[int] | QuerySet[Any]) -> QuerySet[Payment]:
-    """Payments with unallocated money, oldest first; ``customer_ids`` may be a subquery of ids."""
+    """Payments with unallocated money (``amount_unallocated``), oldest first; ``customer_ids`` may be a
+    subquery of ids."""
     ids = customer_ids if isinstance(customer_ids, QuerySet) else list(customer_ids)
-    return (
-        Payment.objects.filter(customer_id__in=ids)
-        .annotate(unallocated=payment_unallocated_expression())
-        .filter(unallocated__gt=0)
-        .order_by("received_on", "pk")
-    )
+    return Payment.objects.filter(customer_id__in=ids, amount_unallocated__gt=0).order_by("received_on", "pk")
 
 
 def invoice_outstanding(invoice: Invoice) -> Decimal:
@@ -168,8 +186,13 @@ def post_entry(
         payment=payment,
         write_off=write_off,
     )
-    entry.full_clean()
+    # The field shapes (no query: the keys are the caller's rows; the database checks the constraints).
+    entry.clean_fields(exclude=["customer", "invoice", "credit_note", "payment", "write_off", "actor"])
     entry.save()
+    refresh_cached_amounts(
+        invoice_ids=[invoice.pk] if invoice is not None else [],
+        payment_ids=[payment.pk] if payment is not None else [],
+    )
     audit_record(
         actor=actor,
         action=f"ledger.{kind}",
@@ -182,7 +205,7 @@ def post_entry(
 def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> list[LedgerEntry]:
     """The ledger entries of payments just recorded in bulk (one insert): each takes its amount off the
     customer's balance on the day it was received."""
-    return LedgerEntry.objects.bulk_create(
+    entries = LedgerEntry.objects.bulk_create(
         [
             LedgerEntry(
                 customer_id=payment.customer_id,
@@ -196,6 +219,37 @@ def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> 
         ],
         batch_size=1000,
     )
+    refresh_cached_amounts(payment_ids=[payment.pk for payment in payments])
+    return entries
+
+
+def post_entries(entries: Sequence[LedgerEntry], *, actor: User | None) -> list[LedgerEntry]:
+    """Post entries built by the caller as ``post_entry`` posts one (cached amounts, an audit event each),
+    with a fixed number of queries however many."""
+    saved = LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+    refresh_cached_amounts(
+        invoice_ids=[entry.invoice_id for entry in saved if entry.invoice_id is not None],
+        payment_ids=[entry.payment_id for entry in saved if entry.payment_id is not None],
+    )
+    audit_record_many(
+        actor=actor,
+        entries=[
+            AuditEntry(
+                f"ledger.{entry.kind}", entry, {"customer": entry.customer_id, "amount": str(entry.amount)}
+            )
+            for entry in saved
+        ],
+    )
+    return saved
+
+
+def save_allocations(allocations: Sequence[PaymentAllocation]) -> list[PaymentAllocation]:
+    """Write allocations (one insert) and bring the cached amounts of their invoices and payments in line."""
+    saved = PaymentAllocation.objects.bulk_create(allocations, batch_size=1000)
+    refresh_cached_amounts(
+        invoice_ids=[row.invoice_id for row in saved], payment_ids=[row.payment_id for row in saved]
+    )
+    return saved
 
 
 # Allocation: the mechanics shared by payments, credit notes and finalisation.
@@ -205,18 +259,21 @@ def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, re
     """Let unallocated payment money of these (locked) customers settle their open invoices, oldest
     invoice first, oldest payment first. Returns how many allocations were written; four queries
     however many customers."""
-    payments = list(payments_with_credit_of(customer_ids))
+    # Plain values, not model instances: a chunk of a batch reads thousands of open invoices.
+    payments = list(
+        payments_with_credit_of(customer_ids).values_list("pk", "customer_id", "amount_unallocated")
+    )
     if not payments:
         return 0
     owed_by_customer: dict[int, list[tuple[int, Decimal]]] = {}
-    for invoice in open_invoices_of({payment.customer_id for payment in payments}):
-        assert invoice.customer_id is not None
-        outstanding = to_money(Decimal(invoice.outstanding))  # type: ignore[attr-defined]
-        owed_by_customer.setdefault(invoice.customer_id, []).append((invoice.pk, outstanding))
+    for invoice_id, customer_id, outstanding in open_invoices_of(
+        {customer_id for _pk, customer_id, _credit in payments}
+    ).values_list("pk", "customer_id", "amount_outstanding"):
+        owed_by_customer.setdefault(customer_id, []).append((invoice_id, to_money(Decimal(outstanding))))
     rows: list[PaymentAllocation] = []
-    for payment in payments:
-        credit = to_money(Decimal(payment.unallocated))  # type: ignore[attr-defined]
-        owed = owed_by_customer.get(payment.customer_id, [])
+    for payment_id, customer_id, unallocated in payments:
+        credit = to_money(Decimal(unallocated))
+        owed = owed_by_customer.get(customer_id, [])
         for index, (invoice_id, due) in enumerate(owed):
             if credit <= 0:
                 break
@@ -225,12 +282,12 @@ def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, re
                 continue
             rows.append(
                 PaymentAllocation(
-                    payment=payment, invoice_id=invoice_id, amount=amount, actor=actor, reason=reason
+                    payment_id=payment_id, invoice_id=invoice_id, amount=amount, actor=actor, reason=reason
                 )
             )
             owed[index] = (invoice_id, due - amount)
             credit -= amount
-    PaymentAllocation.objects.bulk_create(rows)
+    save_allocations(rows)
     return len(rows)
 
 
@@ -248,28 +305,34 @@ def release_allocations(
     full and what of it is kept is allocated again, so every row stays as written. Returns how much was
     taken back."""
     taken = ZERO
+    rows: list[PaymentAllocation] = []
     for allocation in allocations:
         if amount is not None and taken >= amount:
             break
-        PaymentAllocation(
-            payment_id=allocation.payment_id,
-            invoice_id=allocation.invoice_id,
-            amount=-allocation.amount,
-            reverses=allocation,
-            actor=actor,
-            reason=reason,
-        ).save()
-        take = allocation.amount if amount is None else min(allocation.amount, amount - taken)
-        kept = allocation.amount - take
-        if kept > 0:
+        rows.append(
             PaymentAllocation(
                 payment_id=allocation.payment_id,
                 invoice_id=allocation.invoice_id,
-                amount=kept,
+                amount=-allocation.amount,
+                reverses=allocation,
                 actor=actor,
                 reason=reason,
-            ).save()
+            )
+        )
+        take = allocation.amount if amount is None else min(allocation.amount, amount - taken)
+        kept = allocation.amount - take
+        if kept > 0:
+            rows.append(
+                PaymentAllocation(
+                    payment_id=allocation.payment_id,
+                    invoice_id=allocation.invoice_id,
+                    amount=kept,
+                    actor=actor,
+                    reason=reason,
+                )
+            )
         taken += take
+    save_allocations(rows)
     return taken
 
 
@@ -292,6 +355,7 @@ def ledger_post_invoices(*, invoices: Sequence[Invoice], actor: User | None) -> 
         if invoice.customer_id is not None and invoice.gross > 0 and invoice.issue_date is not None
     ]
     LedgerEntry.objects.bulk_create(entries, batch_size=1000)
+    refresh_cached_amounts(invoice_ids=[entry.invoice_id for entry in entries if entry.invoice_id])
     # The accounts of the runs' invoices, as a subquery: a run bills tens of thousands of customers, more
     # than a list of parameters may hold on SQLite.
     billed = Invoice.objects.filter(

@@ -4,7 +4,7 @@ returned through ARUDD). Each posts its ledger entry and leaves the payment's hi
 the rules they keep are those of ``billing.services.ledger``."""
 
 import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -23,10 +23,12 @@ from billing.services.ledger import (
     lock_customer,
     lock_customers,
     payment_unallocated,
+    post_entries,
     post_entry,
     post_payment_entries,
     release_allocations,
     require,
+    save_allocations,
 )
 from fusion_site.bulk import record_history_in_sql
 from fusion_site.models import save_with_actor
@@ -214,9 +216,13 @@ def payment_reallocate(
         owed = invoice_outstanding(to_invoice)
         if amount > owed:
             raise ValidationError({"amount": f"Only {owed} is outstanding on invoice {to_invoice.number}."})
-        PaymentAllocation(
-            payment=payment, invoice=to_invoice, amount=amount, actor=actor, reason=reason
-        ).save()
+        save_allocations(
+            [
+                PaymentAllocation(
+                    payment=payment, invoice=to_invoice, amount=amount, actor=actor, reason=reason
+                )
+            ]
+        )
     audit_record(
         actor=actor,
         action="ledger.payment_reallocated",
@@ -274,30 +280,86 @@ def payment_reverse_unpaid(
 
     Idempotent: a payment already returned gives back its reversal (a report imported twice changes
     nothing twice)."""
+    return payments_reverse_unpaid_many(
+        returns=[(payment, reason_code)], actor=actor, returned_on=returned_on
+    )[payment.pk]
+
+
+def payments_partly_refunded(payment_ids: Iterable[int]) -> set[int]:
+    """The payments of these that had money refunded from them: they cannot simply come back unpaid."""
+    return set(
+        LedgerEntry.objects.filter(
+            payment_id__in=list(payment_ids), kind=LedgerEntry.Kind.REFUND
+        ).values_list("payment_id", flat=True)
+    )
+
+
+@transaction.atomic
+def payments_reverse_unpaid_many(
+    *,
+    returns: Sequence[tuple[Payment, str]],
+    actor: User,
+    returned_on: datetime.date | None = None,
+) -> dict[int, LedgerEntry]:
+    """``payment_reverse_unpaid`` for each (payment, reason code), with a fixed number of queries however
+    many (an ARUDD report returns thousands): the accounts locked in id order, every live allocation of
+    the payments reversed, one unpaid-reversal entry each, then the credit the customers still hold
+    settles what is open again (no credit waits while an invoice is owed). Returns the reversal entry of
+    each payment, the one already posted for a payment returned before."""
     require(actor, "billing.reverse_payment", "record unpaid payments")
-    if not reason_code.strip():
-        raise ValidationError({"reason_code": "Give the reason the payment came back unpaid."})
-    lock_customer(payment.customer_id)
-    existing = LedgerEntry.objects.filter(payment=payment, kind=LedgerEntry.Kind.UNPAID_REVERSAL).first()
-    if existing is not None:
-        return existing
-    if LedgerEntry.objects.filter(payment=payment, kind=LedgerEntry.Kind.REFUND).exists():
+    for _payment, reason_code in returns:
+        if not reason_code.strip():
+            raise ValidationError({"reason_code": "Give the reason the payment came back unpaid."})
+    if not returns:
+        return {}
+    lock_customers(payment.customer_id for payment, _code in returns)
+    ids = [payment.pk for payment, _code in returns]
+    existing: dict[int, LedgerEntry] = {
+        int(entry.payment_id or 0): entry
+        for entry in LedgerEntry.objects.filter(payment_id__in=ids, kind=LedgerEntry.Kind.UNPAID_REVERSAL)
+    }
+    fresh = {
+        payment.pk: (payment, reason_code) for payment, reason_code in returns if payment.pk not in existing
+    }
+    refunded = payments_partly_refunded(fresh)
+    if refunded:
         raise BillingError(
-            "Part of this payment was refunded, so it cannot simply be returned unpaid: "
+            f"Part of payment {min(refunded)} was refunded, so it cannot simply be returned unpaid: "
             "post an adjustment for what the customer owes."
         )
-    reason = f"Returned unpaid: {reason_code}"
-    release_allocations(live_allocations(payment=payment), amount=None, actor=actor, reason=reason)
-    entry = post_entry(
-        customer_id=payment.customer_id,
-        kind=LedgerEntry.Kind.UNPAID_REVERSAL,
-        amount=payment.amount,
-        effective_on=returned_on or timezone.localdate(),
-        actor=actor,
-        reason=reason,
-        payment=payment,
+    reasons = {pk: f"Returned unpaid: {reason_code}" for pk, (_payment, reason_code) in fresh.items()}
+    save_allocations(
+        [
+            PaymentAllocation(
+                payment_id=allocation.payment_id,
+                invoice_id=allocation.invoice_id,
+                amount=-allocation.amount,
+                reverses=allocation,
+                actor=actor,
+                reason=reasons[allocation.payment_id],
+            )
+            for allocation in live_allocations(payment_id__in=list(fresh))
+        ]
     )
-    # Credit the customer still holds (an overpayment, another payment) settles what is open again: no
-    # credit waits while an invoice is owed.
-    allocate_oldest_first(customer_ids=[payment.customer_id], actor=actor, reason="Oldest invoice first")
-    return entry
+    on = returned_on or timezone.localdate()
+    entries = post_entries(
+        [
+            LedgerEntry(
+                customer_id=payment.customer_id,
+                kind=LedgerEntry.Kind.UNPAID_REVERSAL,
+                amount=payment.amount,
+                effective_on=on,
+                actor=actor,
+                reason=reasons[pk],
+                payment=payment,
+            )
+            for pk, (payment, _code) in fresh.items()
+        ],
+        actor=actor,
+    )
+    allocate_oldest_first(
+        customer_ids=sorted({payment.customer_id for payment, _code in fresh.values()}),
+        actor=actor,
+        reason="Oldest invoice first",
+    )
+    return {**existing, **{entry.payment_id: entry for entry in entries if entry.payment_id is not None}}

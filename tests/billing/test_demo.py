@@ -3,19 +3,31 @@
 import io
 
 from django.core.management import call_command
+from django.utils import timezone
 
+from accounts.models import ProvisioningOrder, Role, User
 from billing import selectors
-from billing.models import BillRun, CallRecord, Invoice, Payment, RecurringCharge
+from billing.models import (
+    BacsReportImport,
+    BillRun,
+    CallRecord,
+    DirectDebitCollection,
+    DunningAction,
+    Invoice,
+    LedgerEntry,
+    Payment,
+    RecurringCharge,
+)
 from billing.services.ledger import invoice_outstanding
 
 
-def test_seed_billing_demo_gives_a_finalised_and_a_calculated_run_per_partner(db):
+def test_seed_billing_demo_gives_finalised_runs_and_a_calculated_run_per_partner(db):
     quiet = {"stdout": io.StringIO(), "stderr": io.StringIO()}
     call_command("seed_demo", customers=12, partners=2, **quiet)
     call_command("seed_billing_demo", **quiet)
 
     runs = BillRun.objects.order_by("partner_id", "period_start")
-    assert [run.status for run in runs] == ["finalised", "calculated"] * 2
+    assert [run.status for run in runs] == ["finalised", "finalised", "calculated"] * 2
     assert RecurringCharge.objects.count() > 0
     assert CallRecord.objects.filter(status=CallRecord.Status.RATED).exists()
     finalised = Invoice.objects.filter(status=Invoice.Status.FINALISED)
@@ -30,7 +42,23 @@ def test_seed_billing_demo_gives_a_finalised_and_a_calculated_run_per_partner(db
     debtor = next(invoice.customer for amount, invoice in zip(outstanding, finalised, strict=True) if amount)
     assert selectors.customer_balance(debtor) > 0
 
+    # Every payments page has something on it: Direct Debit payments, one returned unpaid by an imported
+    # ARUDD (its payment reversed on the ledger), a debtor over 90 days overdue, the dunning steps taken.
+    today = timezone.localdate()
+    assert Payment.objects.filter(method=Payment.Method.DIRECT_DEBIT).count() >= 2
+    reports = BacsReportImport.objects.filter(kind=BacsReportImport.Kind.ARUDD)
+    assert reports.count() == 2 and all(report.applied == 1 for report in reports)
+    returned = DirectDebitCollection.objects.filter(outcome=DirectDebitCollection.Outcome.RETURNED)
+    assert returned.count() == 2
+    assert LedgerEntry.objects.filter(kind=LedgerEntry.Kind.UNPAID_REVERSAL).count() == 2
+    finance = User.objects.filter(groups__name=Role.FINANCE_MANAGER, partner__isnull=False).first()
+    aged = selectors.aged_debt(finance, as_of=today)
+    assert [row.buckets["over_90"] > 0 for row in aged] == [True]
+    assert DunningAction.objects.filter(outcome=DunningAction.Outcome.SENT).exists()
+    assert DunningAction.objects.filter(kind="suspend_outgoing_calls").exclude(outcome="no_lines").exists()
+    assert ProvisioningOrder.objects.filter(notes__startswith="Dunning").exists()
+
     again = io.StringIO()
     call_command("seed_billing_demo", stdout=again, stderr=io.StringIO())
     assert "already present" in again.getvalue()
-    assert BillRun.objects.count() == 4
+    assert BillRun.objects.count() == 6

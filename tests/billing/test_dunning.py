@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts.models import Customer, ProvisioningOrder, Role, User
+from accounts.models import AuditEvent, Customer, ProvisioningOrder, Role, User
 from accounts.services import customer_lift_processing_restriction, customer_restrict_processing
 from billing.models import DunningAction, DunningStep, Invoice, Payment
 from billing.services.dunning import (
@@ -489,3 +489,123 @@ def test_beat_runs_the_job_daily(settings):
     assert entry["schedule"].hour == {8}
     assert dunning_daily.name == "billing.tasks.dunning_daily"
     assert dunning_daily.acks_late
+
+
+def test_the_admin_changes_a_step_through_the_dunning_service(client, finance, partner):
+    dunning_steps_ensure(actor=None)
+    step = DunningStep.objects.get(partner=partner, kind="reminder_email")
+    client.force_login(finance)
+
+    response = client.post(
+        f"/admin/billing/dunningstep/{step.pk}/change/",
+        {"days_overdue": "9", "kind": "reminder_email", "effective_from": "2026-05-01", "active": "on"},
+    )
+
+    assert response.status_code == 302
+    step.refresh_from_db()
+    assert (step.days_overdue, step.history.first().history_user) == (9, finance)
+    assert AuditEvent.objects.filter(action="dunning.step_changed", actor_id=finance.pk).exists()
+    assert client.post(f"/admin/billing/dunningstep/{step.pk}/delete/", {"post": "yes"}).status_code == 403
+
+
+# Steps held by a restriction, once it ends.
+
+
+def test_notices_held_by_a_restriction_are_sent_once_after_it_is_lifted_while_still_owed(
+    client, clock, debtor, make_user, agent
+):
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    customer_restrict_processing(customer=debtor, actor=dpo, reason="Accuracy contested")
+    on(clock, days_after_due(7))
+    assert run_job() == {Outcome.HELD_RESTRICTED: 1}
+    on(clock, days_after_due(14))
+    assert run_job() == {Outcome.HELD_RESTRICTED: 1}
+    on(clock, days_after_due(16))
+    assert run_job() == {}  # still restricted: still held
+    assert mail.outbox == []
+
+    customer_lift_processing_restriction(customer=debtor, actor=dpo, reason="Resolved")
+    on(clock, days_after_due(17))
+    assert run_job() == {"released_sent": 2}
+    assert run_job() == {}  # once
+
+    assert [message.subject.split(":")[0] for message in mail.outbox] == ["Reminder", "Final notice"]
+    assert "£120.00 on your account is overdue" in mail.outbox[1].body
+    held = DunningAction.objects.filter(customer=debtor).order_by("days_overdue")
+    assert [(a.outcome, a.released_outcome) for a in held] == [(Outcome.HELD_RESTRICTED, Outcome.SENT)] * 2
+    assert all(a.released_at == held[0].released_at is not None for a in held)
+    assert all(a.lawful_basis == LAWFUL_BASIS_DEBT_RECOVERY and "Art. 18" in a.note for a in held)
+    client.force_login(agent)
+    section = client.get(f"/billing/customers/{debtor.reference}/account/").content.decode()
+    assert "Held: processing restricted; then sent on 1 Jun 2026" in section.split('id="dunning"')[1]
+
+    on(clock, days_after_due(28))  # the episode goes on: the next step is taken as usual
+    assert run_job() == {Outcome.SUSPENDED: 1}
+    assert len(mail.outbox) == 2
+
+
+def test_a_debt_paid_while_restricted_sends_nothing_and_withdraws_the_held_suspension(
+    clock, debtor, make_user, agent
+):
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    customer_restrict_processing(customer=debtor, actor=dpo, reason="Accuracy contested")
+    on(clock, days_after_due(28))
+    assert run_job() == {Outcome.HELD_RESTRICTED: 3}
+    order = ProvisioningOrder.objects.get(customer=debtor)
+    assert order.status == ProvisioningOrder.Status.HELD
+
+    on(clock, days_after_due(29))
+    payment_record(
+        customer=debtor,
+        method=Payment.Method.CARD,
+        amount=Decimal("120.00"),
+        received_on=days_after_due(29),
+        actor=agent,
+    )
+    assert run_job() == {"released_skipped_paid": 3}
+    order.refresh_from_db()
+    assert order.status == ProvisioningOrder.Status.WITHDRAWN
+    assert order.history.first().history_change_reason.startswith("Withdrawn: Dunning")
+
+    with run_on_commit():
+        customer_lift_processing_restriction(customer=debtor, actor=dpo, reason="Resolved")
+    on(clock, days_after_due(30))
+    assert run_job() == {}
+    order.refresh_from_db()
+    assert order.status == ProvisioningOrder.Status.WITHDRAWN  # the lift did not suspend a paid customer
+    assert mail.outbox == []
+    assert set(DunningAction.objects.filter(customer=debtor).values_list("released_outcome", flat=True)) == {
+        Outcome.SKIPPED_PAID
+    }
+
+
+def test_a_held_suspension_released_by_the_lift_is_recorded_as_taken(clock, debtor, make_user):
+    dpo = make_user(Role.DATA_PROTECTION_OFFICER)
+    customer_restrict_processing(customer=debtor, actor=dpo, reason="Accuracy contested")
+    on(clock, days_after_due(28))
+    run_job()
+    mail.outbox.clear()
+
+    with run_on_commit():
+        customer_lift_processing_restriction(customer=debtor, actor=dpo, reason="Resolved")
+    on(clock, days_after_due(29))
+
+    assert run_job() == {"released_sent": 2, "released_suspended": 1}
+    assert run_job() == {}
+    assert ProvisioningOrder.objects.get(customer=debtor).status == ProvisioningOrder.Status.SUBMITTED
+    suspension = DunningAction.objects.get(customer=debtor, kind="suspend_outgoing_calls")
+    assert suspension.released_outcome == Outcome.SUSPENDED
+    assert "released when the restriction was lifted" in suspension.note
+    assert len(mail.outbox) == 2
+
+
+def test_an_episode_older_than_the_catch_up_window_is_not_taken_again(clock, debtor):
+    """Steps taken for a debt overdue longer than the catch-up window (the last step's days and
+    CATCH_UP_DAYS) stay taken: the next day's run records nothing (it used to record them again and fail on
+    the unique constraint, stopping the job for everyone in the chunk)."""
+    on(clock, days_after_due(100))
+    assert run_job() == {Outcome.SENT: 2, Outcome.SUSPENDED: 1}
+
+    on(clock, days_after_due(101))
+    assert run_job() == {}
+    assert len(mail.outbox) == 2

@@ -594,6 +594,8 @@ def _check_invariants(customer: Customer, expected: Expected) -> None:
         )
         settled = sum((a.amount for a in PaymentAllocation.objects.filter(invoice=invoice)), Decimal("0"))
         assert outstanding == invoice.gross - credited - written_off - settled
+        # The cached amount the readers use says what the entries say.
+        assert Invoice.objects.get(pk=invoice.pk).amount_outstanding == outstanding
         total_outstanding += outstanding
     total_credit = Decimal("0.00")
     for payment in expected.payments:
@@ -605,6 +607,7 @@ def _check_invariants(customer: Customer, expected: Expected) -> None:
             assert allocated == 0
         credit = payment_unallocated(payment)
         assert credit == (Decimal("0.00") if returned else payment.amount - allocated - refunded)
+        assert Payment.objects.get(pk=payment.pk).amount_unallocated == credit
         total_credit += credit
     adjustments = sum((e.amount for e in entries if e.kind == "adjustment"), Decimal("0.00"))
     # What the account owes is what its invoices still owe, less its unused credit, plus adjustments.
@@ -643,3 +646,69 @@ def test_the_property_sees_a_broken_rule(account, agent, finance):
 
     with pytest.raises(AssertionError):
         _check_invariants(account, Expected(balance=Decimal("0.00"), invoices=[invoice], payments=[payment]))
+
+
+def test_the_property_sees_a_stale_cached_amount(account, agent, finance):
+    """The invariant check fails when a row is written around the ledger's services, so the cached
+    outstanding amount no longer says what the entries say (here: a payment entry but no allocation
+    refresh)."""
+    invoice = issue_invoice(account, "10.00", issued=TODAY, actor=finance)
+    payment = payment_record(
+        customer=account, method=CARD, amount=Decimal("12.00"), received_on=TODAY, actor=agent, allocate=False
+    )
+    PaymentAllocation.objects.create(payment=payment, invoice=invoice, amount=Decimal("12.00"))
+    assert Invoice.objects.get(pk=invoice.pk).amount_outstanding == Decimal("12.00")
+
+    with pytest.raises(AssertionError):
+        _check_invariants(account, Expected(balance=Decimal("0.00"), invoices=[invoice], payments=[payment]))
+
+
+LEDGER_WRITER = "billing/services/ledger.py"
+LEDGER_ROWS = {"LedgerEntry", "PaymentAllocation"}
+WRITES = {"create", "bulk_create", "get_or_create", "update_or_create", "save"}
+
+
+def ledger_writes_outside_the_ledger(sources: dict[str, str]) -> list[str]:
+    """Where a ledger entry or an allocation is written other than by the ledger module (which keeps the
+    cached amounts in line): ``LedgerEntry.objects.create(...)``, ``PaymentAllocation(...).save()``."""
+    import ast
+
+    found = []
+    for path, text in sources.items():
+        if path == LEDGER_WRITER:
+            continue
+        for node in ast.walk(ast.parse(text)):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
+            if node.func.attr not in WRITES:
+                continue
+            receiver = node.func.value
+            if isinstance(receiver, ast.Attribute) and receiver.attr == "objects":
+                receiver = receiver.value
+            elif isinstance(receiver, ast.Call):
+                receiver = receiver.func
+            if isinstance(receiver, ast.Name) and receiver.id in LEDGER_ROWS:
+                found.append(f"{path}:{node.lineno}")
+    return found
+
+
+def test_only_the_ledger_module_writes_entries_and_allocations():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    sources = {
+        str(path.relative_to(root)): path.read_text()
+        for app in ("accounts", "billing", "privacy", "fusion_site")
+        for path in (root / app).rglob("*.py")
+        if "migrations" not in path.parts
+    }
+    assert LEDGER_WRITER in sources
+    assert ledger_writes_outside_the_ledger(sources) == []
+    # The check finds each way of writing around the ledger.
+    assert ledger_writes_outside_the_ledger(
+        {
+            "billing/a.py": "LedgerEntry.objects.create(amount=1)",
+            "billing/b.py": "PaymentAllocation(amount=1).save()",
+            "billing/c.py": "PaymentAllocation.objects.bulk_create(rows)",
+        }
+    ) == ["billing/a.py:1", "billing/b.py:1", "billing/c.py:1"]

@@ -169,7 +169,7 @@ def test_the_purge_never_changes_a_balance_or_what_stays(steps, partner, profile
                 pay(customer, str(amount), day, agent)
             else:
                 open_invoice = selectors.open_invoices(customer).first()
-                if open_invoice is not None and open_invoice.outstanding >= amount * Decimal("1.2"):
+                if open_invoice is not None and open_invoice.amount_outstanding >= amount * Decimal("1.2"):
                     note = credit_note_issue(
                         invoice=open_invoice, actor=finance, reason="Goodwill", net=amount
                     )
@@ -223,3 +223,58 @@ def test_an_old_settled_invoice_goes_with_the_dunning_steps_it_once_needed(accou
     assert not exists(old) and not exists(reminder)
     assert exists(kept) and selectors.customer_balance(account) == Decimal("24.00")
     assert run.counts["invoices"]["billing.DunningAction"] == 1
+
+
+# Money on no invoice: account credit, its refunds and returns, adjustments (policy "ledger").
+
+
+def test_old_money_on_no_invoice_that_sums_to_nothing_goes_and_the_balance_stays(
+    partner, profile, account, agent, finance
+):
+    from billing.services.ledger import adjustment_post
+    from billing.services.payments import payment_refund
+
+    # Account credit paid in and refunded, and an adjustment corrected by another, all over 6 years old.
+    credit = pay(account, "20.00", OLD, agent)
+    payment_refund(payment=credit, amount=Decimal("20.00"), reason="Left", actor=finance, refunded_on=OLD)
+    adjustment_post(customer=account, amount=Decimal("5.00"), reason="Fee", actor=finance, effective_on=OLDER)
+    adjustment_post(
+        customer=account, amount=Decimal("-5.00"), reason="Fee waived", actor=finance, effective_on=OLD
+    )
+    # Another customer's credit still owed to them stays, however old; a third's is too young to go.
+    creditor = full_customer(partner)
+    owed = pay(creditor, "15.00", OLD, agent)
+    recent = full_customer(partner)
+    young = pay(recent, "9.00", OLD, agent)
+    payment_refund(
+        payment=young,
+        amount=Decimal("9.00"),
+        reason="Left",
+        actor=finance,
+        refunded_on=datetime.date(2021, 1, 4),
+    )
+    balances = {c.pk: selectors.customer_balance(c) for c in (account, creditor, recent)}
+
+    run = retention_run(today=TODAY)
+
+    assert run.counts["ledger"] == {"billing.LedgerEntry": 4, "billing.Payment": 1}
+    assert not LedgerEntry.objects.filter(customer=account).exists()
+    assert not exists(credit) and not Payment.history.filter(id=credit.pk).exists()
+    assert exists(owed) and exists(young)
+    assert LedgerEntry.objects.filter(customer=recent).count() == 2
+    assert {c.pk: selectors.customer_balance(c) for c in (account, creditor, recent)} == balances
+    assert balances[creditor.pk] == Decimal("-15.00")
+    assert "ledger" not in retention_run(today=TODAY + datetime.timedelta(days=1)).counts
+
+
+def test_money_on_no_invoice_is_kept_beside_the_invoices_it_does_not_touch(account, agent, finance):
+    """A payment that settled an invoice is the invoice purge's (with it, or not at all), never this one's."""
+    invoice = issue_invoice(account, "10.00", issued=OLD, actor=finance)  # gross 12.00, settled below
+    settling = pay(account, "12.00", datetime.date(2020, 3, 20), agent)
+    new = issue_invoice(account, "20.00", issued=NEW, actor=finance)
+
+    run = retention_run(today=TODAY)
+
+    assert "billing.Payment" not in run.counts.get("ledger", {})
+    assert not exists(invoice) and not exists(settling)  # gone with its invoice (policy invoices)
+    assert exists(new) and selectors.customer_balance(account) == Decimal("24.00")

@@ -618,3 +618,43 @@ def test_completing_a_portability_request_builds_the_export_for_the_portal(
     export = DataExport.objects.get(customer=customer)
     assert export.request_reference == request.reference
     assert export.status == DataExport.Status.READY and export.storage_path().is_file()
+
+
+def test_lifting_a_restriction_does_not_suspend_a_customer_who_paid_since_the_suspension_was_held(
+    customer, dpo, second_dpo, agent, on_commit, clock
+):
+    """Paid and lifted on the same day, before the daily dunning run: the lift runs the customer's
+    dunning first, which withdraws the held suspension instead of letting the lift release it."""
+    from decimal import Decimal
+
+    from accounts.models import ProvisioningOrder
+    from billing.models import DunningAction, Payment
+    from billing.services.payments import payment_record
+    from billing.tasks import dunning_daily
+    from tests.billing.factories import billing_profile, issued_invoice
+
+    billing_profile(customer.partner)
+    issued_invoice(customer, "100.00", issued=datetime.date(2026, 9, 1))  # due 15 September
+    request = _approved(receive(dpo, customer=customer, kind=Kind.RESTRICTION), dpo, second_dpo)
+    privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Processing restricted")
+    with on_commit():
+        dunning_daily()  # 76 days overdue: every step held, the suspension ordered and held
+    order = ProvisioningOrder.objects.get(customer=customer)
+    assert order.status == ProvisioningOrder.Status.HELD
+
+    payment_record(
+        customer=customer,
+        method=Payment.Method.CARD,
+        amount=Decimal("120.00"),
+        received_on=timezone.localdate(),
+        actor=agent,
+    )
+    with on_commit():
+        privacy_request_lift_restriction(privacy_request=request, actor=dpo, reason="Accuracy confirmed")
+
+    order.refresh_from_db()
+    assert order.status == ProvisioningOrder.Status.WITHDRAWN
+    assert set(
+        DunningAction.objects.filter(customer=customer).values_list("released_outcome", flat=True)
+    ) == {DunningAction.Outcome.SKIPPED_PAID}
+    assert [m.subject for m in mail.outbox if "overdue" in m.subject] == []

@@ -24,18 +24,24 @@ from django.db.models import Model
 from django.forms import MultiWidget
 from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from accounts import services as account_services
 from accounts.admin_scoping import ScopedFormFieldsMixin, TenantScopedAdmin
-from accounts.models import AccessLog, Customer, Partner, Role, User
+from accounts.models import AccessLog, Customer, Partner, PaymentDetails, Role, User
 from billing.demo import uk_tariff
 from billing.models import CreditNote
+from billing.services.bacs_reports import bacs_report_import
 from billing.services.charges import recurring_charge_create
 from billing.services.credit_notes import credit_note_issue
+from billing.services.direct_debit import direct_debit_export
+from billing.services.dunning import dunning_run
 from billing.services.ledger import write_off_request
 from billing.services.payments import payment_record
 from billing.services.tariffs import customer_set_tariff, line_set_tariff
 from privacy.models import ErasureRecord
+from tests.billing.test_bacs import make_active
+from tests.billing.test_bacs_report_import import arudd, returned
 from tests.factories import (
     ContactFactory,
     CustomerFactory,
@@ -174,10 +180,33 @@ def world(customer, other_customer) -> World:
             actor=finance,
         )
         write_off_request(invoice=invoice, amount=Decimal("0.50"), reason="Small balance", actor=finance)
+        _collected_and_returned(invoice, finance)
     _partner_rows(customer, own_finance, tariff_name="Alpha own tariff", charge="Alpha rental")
     _partner_rows(other_customer, other_finance, tariff_name=B_TARIFF_NAME, charge=B_CHARGE)
     CustomerFactory(partner=other_customer.partner, name=B_SECOND_CUSTOMER_NAME)
+    # Dunning steps for every partner, and the actions they took for the unpaid invoices.
+    dunning_run(today=timezone.localdate(), actor=UserFactory(role=Role.ADMINISTRATOR))
     return built
+
+
+def _collected_and_returned(invoice: Any, finance: User) -> None:
+    """The rest of the invoice collected by Direct Debit (a collection), then returned unpaid by an ARUDD
+    that also holds an item matching nothing (a report imported, with its line error), so the invoice is
+    owed again for dunning; all through the services."""
+    assert invoice.customer is not None and invoice.bill_run is not None
+    make_active(invoice.customer, finance)
+    direct_debit_export(bill_run=invoice.bill_run, actor=finance)
+    collection = invoice.direct_debit_collections.get()
+    items = [
+        returned(
+            collection, "1", reference=PaymentDetails.objects.get(pk=collection.mandate_id).mandate_reference
+        )
+    ]
+    items.append(returned(collection, "1", reference="NOSUCHMANDATE"))
+    report = bacs_report_import(
+        data=arudd(items, sun="123456", advice=str(900 + finance.pk)), filename="arudd.xml", actor=finance
+    )
+    assert (report.applied, report.errors.count()) == (1, 1)
 
 
 def _secrets(world: World) -> list[str]:
@@ -512,3 +541,72 @@ def test_history_form_offers_only_own_rows(client, make_user, world):
         for pk in _rows_of(type(assignment.tariff), world.other_customer.partner).values_list("pk", flat=True)
     }
     assert offered & b_tariffs == set()
+
+
+# The ledger's, Direct Debit's and dunning's admins, door by door (the walk above covers them too; this
+# names each and checks that partner A's own rows are there, so an admin scoped to nothing fails).
+LEDGER_ADMINS = [
+    "billing.Payment",
+    "billing.LedgerEntry",
+    "billing.PaymentAllocation",
+    "billing.WriteOff",
+    "billing.DirectDebitCollection",
+    "billing.BacsReportImport",
+    "billing.BacsReportImportError",
+    "billing.DunningStep",
+    "billing.DunningAction",
+]
+
+
+def test_the_ledger_dunning_and_bacs_admins_show_only_the_partners_own_rows(client, make_user, world):
+    from django.apps import apps
+
+    client.force_login(make_user(Role.FINANCE_MANAGER))
+    partner_a, partner_b = world.customer.partner, world.other_customer.partner
+    seen: dict[str, tuple[Any, ...]] = {}
+    for label in LEDGER_ADMINS:
+        model = apps.get_model(label)
+        model_admin = admin.site._registry[model]
+        assert isinstance(model_admin, TenantScopedAdmin)
+        own, theirs = _rows_of(model, partner_a).first(), _rows_of(model, partner_b).first()
+        assert own is not None and theirs is not None, label
+        listed = client.get(_url(model, "changelist"))
+        shown = set(listed.context["cl"].result_list.values_list("pk", flat=True))
+        has_history = _url(model, "history", theirs.pk)
+        doors = [client.get(_url(model, "change", theirs.pk)), client.get(has_history)]
+        doors.append(client.post(_url(model, "change", theirs.pk), {}))
+        before = model._default_manager.filter(pk=theirs.pk).values().get()
+        seen[label] = (
+            listed.status_code,
+            own.pk in shown,
+            theirs.pk in shown,
+            [door.status_code for door in doors],
+            client.get(_url(model, "change", own.pk)).status_code,
+            client.get(_url(model, "history", own.pk)).status_code,
+            model._default_manager.filter(pk=theirs.pk).values().get() == before,
+        )
+
+    assert seen == dict.fromkeys(LEDGER_ADMINS, (200, True, False, [404, 404, 404], 200, 200, True))
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        "billing.LedgerEntry",
+        "billing.PaymentAllocation",
+        "billing.DirectDebitCollection",
+        "billing.BacsReportImport",
+        "billing.BacsReportImportError",
+        "billing.DunningAction",
+    ],
+)
+def test_the_immutable_rows_are_read_only_in_the_admin(rf, make_user, label):
+    from django.apps import apps
+
+    request = rf.get("/")
+    request.user = make_user(Role.ADMINISTRATOR)
+    model_admin = admin.site._registry[apps.get_model(label)]
+
+    assert not model_admin.has_add_permission(request)
+    assert not model_admin.has_change_permission(request)
+    assert not model_admin.has_delete_permission(request)

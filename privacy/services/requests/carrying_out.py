@@ -7,6 +7,7 @@ from django.utils import timezone
 from accounts.models import Contact, User
 from accounts.services import customer_lift_processing_restriction, customer_restrict_processing
 from billing.services.billing_cease import customer_cease_billing
+from billing.services.dunning import dunning_run_for_customer
 from fusion_site.models import save_with_actor
 from privacy import selectors
 from privacy.erasure import customer_erase
@@ -133,6 +134,9 @@ def privacy_request_lift_restriction(
         raise PrivacyRequestError("Only a completed restriction request has a restriction to lift.")
     if privacy_request.restriction_lifted_at is not None or privacy_request.customer is None:
         raise PrivacyRequestError(f"The restriction of {privacy_request.reference} is already lifted.")
+    # Dunning first, while the customer is still restricted: a suspension it holds for a debt paid since
+    # is withdrawn rather than released by the lift.
+    dunning_run_for_customer(customer_id=privacy_request.customer.pk, today=timezone.localdate())
     customer_lift_processing_restriction(
         customer=privacy_request.customer,
         actor=actor,

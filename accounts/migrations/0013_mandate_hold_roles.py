@@ -12,6 +12,6 @@ ROLE_PERMISSIONS = {
 
 
 class Migration(migrations.Migration):
-    dependencies = [("accounts", "0011_mandate_hold_and_superseded_instruction")]
+    dependencies = [("accounts", "0012_mandate_hold_and_superseded_instruction")]
 
     operations = [grant_role_permissions(ROLE_PERMISSIONS)]

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0010_mandates_with_past_collections_active'),
+        ('accounts', '0011_provisioning_order_withdrawn'),
     ]
 
     operations = [

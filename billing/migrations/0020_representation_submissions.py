@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0016_bacs_report_roles'),
+        ('billing', '0019_dunning_held_steps_released'),
     ]
 
     operations = [
