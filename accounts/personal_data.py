@@ -390,10 +390,12 @@ DECLARATIONS: tuple[Declaration, ...] = (
     _account_declaration(
         Contact,
         "people at the customer",
-        "Reach the customer about its account, faults and bills",
+        "Reach the customer about its account, faults and bills, and recover what it owes (debt recovery "
+        "notices: the contract and Art. 6(1)(f) legitimate interests in recovering a debt; service messages, "
+        "not marketing, so sent despite an objection to billing)",
         (
             PersonalField("name", C, "Whom to ask for"),
-            PersonalField("email", C, "Bills and service messages"),
+            PersonalField("email", C, "Bills, service messages and debt recovery notices"),
             PersonalField("email_index", C, "Blind index to find a customer by email"),
             PersonalField("phone", C, "Calls about faults and bills"),
             PersonalField("phone_index", C, "Blind index to find a customer by phone"),
