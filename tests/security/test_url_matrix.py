@@ -6,6 +6,7 @@ everyone else gets 403 or 404, or (pages that are only ever posted to) 405 for a
 another partner answer 404 to partner staff on every page that takes one.
 """
 
+import re
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 
@@ -445,7 +446,15 @@ def test_each_page_answers_with_data_only_to_the_roles_allowed(make_user, world,
             )
         if not ok:
             unexpected[name] = response.status_code
+        elif response.status_code == 200 and response.get("Content-Type", "").startswith("text/html"):
+            # Every page has a title of plain text (a block left open once put a whole section in it).
+            title = TITLE.search(response.content.decode())
+            if title is None or "<" in title.group(1):
+                unexpected[name] = "no plain-text <title>"
     assert unexpected == {}, unexpected
+
+
+TITLE = re.compile(r"<title>(.*?)</title>", re.S)
 
 
 @pytest.mark.parametrize("who", sorted(STAFF - {Role.ADMINISTRATOR, Role.DATA_PROTECTION_OFFICER}), ids=str)
