@@ -15,7 +15,7 @@ customer's whole history. The expressions below stay the definition, and the tes
 """
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -299,16 +299,21 @@ def live_allocations(**filters: object) -> QuerySet[PaymentAllocation]:
 
 
 def release_allocations(
-    allocations: Iterable[PaymentAllocation], *, amount: Decimal | None, actor: User | None, reason: str
+    allocations: Iterable[PaymentAllocation],
+    *,
+    amount: Decimal | None,
+    actor: User | None,
+    reason: str | Mapping[int, str],
 ) -> Decimal:
     """Take back ``amount`` (all, if None) from these live allocations in their order: each is reversed in
-    full and what of it is kept is allocated again, so every row stays as written. Returns how much was
-    taken back."""
+    full and what of it is kept is allocated again, so every row stays as written. ``reason`` is the rows'
+    reason, or each payment's by its id. Returns how much was taken back."""
     taken = ZERO
     rows: list[PaymentAllocation] = []
     for allocation in allocations:
         if amount is not None and taken >= amount:
             break
+        why = reason if isinstance(reason, str) else reason[allocation.payment_id]
         rows.append(
             PaymentAllocation(
                 payment_id=allocation.payment_id,
@@ -316,7 +321,7 @@ def release_allocations(
                 amount=-allocation.amount,
                 reverses=allocation,
                 actor=actor,
-                reason=reason,
+                reason=why,
             )
         )
         take = allocation.amount if amount is None else min(allocation.amount, amount - taken)
@@ -328,7 +333,7 @@ def release_allocations(
                     invoice_id=allocation.invoice_id,
                     amount=kept,
                     actor=actor,
-                    reason=reason,
+                    reason=why,
                 )
             )
         taken += take

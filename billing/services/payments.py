@@ -328,18 +328,8 @@ def payments_reverse_unpaid_many(
             "post an adjustment for what the customer owes."
         )
     reasons = {pk: f"Returned unpaid: {reason_code}" for pk, (_payment, reason_code) in fresh.items()}
-    save_allocations(
-        [
-            PaymentAllocation(
-                payment_id=allocation.payment_id,
-                invoice_id=allocation.invoice_id,
-                amount=-allocation.amount,
-                reverses=allocation,
-                actor=actor,
-                reason=reasons[allocation.payment_id],
-            )
-            for allocation in live_allocations(payment_id__in=list(fresh))
-        ]
+    release_allocations(
+        live_allocations(payment_id__in=list(fresh)), amount=None, actor=actor, reason=reasons
     )
     on = returned_on or timezone.localdate()
     entries = post_entries(
