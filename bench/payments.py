@@ -255,20 +255,31 @@ def our_payments(partner_id: int, received: datetime.date, actor: Any) -> tuple[
 
 
 def wrongly_allocated(partner_id: int) -> int:
-    """Payments of the partner not wholly allocated to exactly their customer's two oldest invoices."""
+    """Payments of the partner not wholly allocated to exactly their customer's two oldest invoices
+    (set-based: one pass over the allocations, not a subquery per payment)."""
     from django.db import connection
 
+    from accounts.models import Customer
     from billing.models import Payment, PaymentAllocation
 
+    payment, allocation, customer = (
+        Payment._meta.db_table,
+        PaymentAllocation._meta.db_table,
+        Customer._meta.db_table,
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH oldest AS ({oldest_two_sql()}) "
-            f"SELECT count(*) FROM {Payment._meta.db_table} p "
-            "JOIN accounts_customer c ON c.id = p.customer_id AND c.partner_id = %s "
-            "WHERE p.amount <> (SELECT coalesce(sum(a.amount), 0) FROM "
-            f"{PaymentAllocation._meta.db_table} a JOIN oldest o ON o.id = a.invoice_id "
-            "WHERE a.payment_id = p.id) "
-            f"OR (SELECT count(*) FROM {PaymentAllocation._meta.db_table} a WHERE a.payment_id = p.id) <> 2",
+            f"WITH oldest AS ({oldest_two_sql()}), "
+            f"paid AS (SELECT p.id, p.amount, p.customer_id FROM {payment} p "
+            f"JOIN {customer} c ON c.id = p.customer_id AND c.partner_id = %s), "
+            "allocated AS (SELECT a.payment_id, count(*) AS n, sum(a.amount) AS total, "
+            "bool_and(o.id IS NOT NULL) AS to_oldest "
+            f"FROM {allocation} a JOIN paid ON paid.id = a.payment_id "
+            "LEFT JOIN oldest o ON o.id = a.invoice_id AND o.customer_id = paid.customer_id "
+            "GROUP BY a.payment_id) "
+            "SELECT count(*) FROM paid LEFT JOIN allocated ON allocated.payment_id = paid.id "
+            "WHERE allocated.payment_id IS NULL OR allocated.n <> 2 OR NOT allocated.to_oldest "
+            "OR allocated.total <> paid.amount",
             [partner_id, partner_id],
         )
         return int(cursor.fetchone()[0])
