@@ -430,7 +430,7 @@ ROLES_AND_ANONYMOUS = [*Role, ANONYMOUS]
 @pytest.mark.parametrize("who", ROLES_AND_ANONYMOUS, ids=str)
 def test_each_page_answers_with_data_only_to_the_roles_allowed(make_user, world, who):
     client = _client_for(who, make_user, world)
-    unexpected = {}
+    unexpected: dict[str, int | str] = {}
     for name, (url, allowed, _) in MATRIX.items():
         response = client.get(url(world))
         if who == ANONYMOUS:
