@@ -2,6 +2,7 @@
 
 from privacy.models.erasure import ErasureEvent, ErasureRecord
 from privacy.models.exports import DataExport
+from privacy.models.governance import AssessmentReminder, AssessmentRisk, ImpactAssessment, Processor
 from privacy.models.requests import (
     OPEN_STATES,
     TRANSITIONS,
@@ -20,16 +21,20 @@ from privacy.permissions import PrivacyPermission
 __all__ = [
     "OPEN_STATES",
     "TRANSITIONS",
+    "AssessmentReminder",
+    "AssessmentRisk",
     "CookieConsentRecord",
     "DataExport",
     "ErasureEvent",
     "ErasureRecord",
     "IdentityCode",
+    "ImpactAssessment",
     "LegalHold",
     "PrivacyNotice",
     "PrivacyPermission",
     "PrivacyRequest",
     "PrivacyRequestEvent",
+    "Processor",
     "ReminderRun",
     "RetentionLock",
     "RetentionPolicy",

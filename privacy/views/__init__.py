@@ -3,6 +3,18 @@ portability exports."""
 
 from privacy.views.data_map import data_map_csv, data_map_view, erasure_preview_view
 from privacy.views.exports import customer_exports, export_download, my_data
+from privacy.views.governance import (
+    assessment_detail,
+    assessment_edit,
+    assessment_new,
+    assessment_risk,
+    assessment_sign_off,
+    assessments,
+    processor_detail,
+    processor_edit,
+    processor_new,
+    processors,
+)
 from privacy.views.requests import (
     access_report_view,
     my_access_report,
@@ -23,6 +35,12 @@ from privacy.views.retention import (
 
 __all__ = [
     "access_report_view",
+    "assessment_detail",
+    "assessment_edit",
+    "assessment_new",
+    "assessment_risk",
+    "assessment_sign_off",
+    "assessments",
     "customer_exports",
     "data_map_csv",
     "data_map_view",
@@ -33,6 +51,10 @@ __all__ = [
     "my_access_report",
     "my_data",
     "my_requests",
+    "processor_detail",
+    "processor_edit",
+    "processor_new",
+    "processors",
     "queue",
     "register_download",
     "request_action",
