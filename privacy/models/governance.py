@@ -46,8 +46,12 @@ class Processor(TimeStampedModel):
     name = models.CharField(max_length=200)
     role = models.CharField(max_length=20, choices=Role.choices, default=Role.PROCESSOR)
     service = models.TextField(help_text="What it does for us.")
-    activities = models.JSONField(default=list, help_text="The data map's processing activities it serves.")
-    data_categories = models.JSONField(default=list, help_text="The data map's categories it handles.")
+    activities = models.JSONField(
+        default=list, blank=True, help_text="The data map's processing activities it serves."
+    )
+    data_categories = models.JSONField(
+        default=list, blank=True, help_text="The data map's categories it handles."
+    )
     data_description = models.TextField(blank=True, help_text="The data it handles, in plain words.")
     contract_date = models.DateField(
         null=True, blank=True, help_text="Date of the Art. 28(3) contract (a processor needs one)."
@@ -114,7 +118,9 @@ class ImpactAssessment(TimeStampedModel):
 
     activity = models.CharField(max_length=200, unique=True)
     screening = models.JSONField(
-        default=list, help_text="The ICO's high-risk criteria the processing meets (privacy.governance)."
+        default=list,
+        blank=True,
+        help_text="The ICO's high-risk criteria the processing meets (privacy.governance).",
     )
     screening_notes = models.TextField(blank=True)
     description = models.TextField(blank=True, help_text="Nature, scope, context and purposes.")
