@@ -104,11 +104,7 @@ class HistoryRow:
 
 def _history(instance: Any) -> list[HistoryRow]:
     """The instance's history, newest first, each row with what changed from the row before it."""
-    records = list(
-        instance.history.select_related("history_user").order_by("-history_date", "-history_id")[
-            :HISTORY_LISTED
-        ]
-    )
+    records = list(instance.history.select_related("history_user").order_by("-history_id")[:HISTORY_LISTED])
     rows = []
     for index, record in enumerate(records):
         older = records[index + 1] if index + 1 < len(records) else None
