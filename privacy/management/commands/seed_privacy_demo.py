@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import Customer, User
+from privacy.governance_demo import seed_governance
 from privacy.models import PrivacyRequest
 from privacy.services.requests.identity import privacy_request_attest_identity
 from privacy.services.requests.receiving import privacy_request_receive
@@ -23,7 +24,8 @@ CHANNELS = [PrivacyRequest.Channel.EMAIL, PrivacyRequest.Channel.PHONE, PrivacyR
 
 class Command(BaseCommand):
     help = (
-        "Publish the first privacy notice and create demo privacy requests (idempotent). Run after seed_demo."
+        "Publish the first privacy notice, complete the processors register, add impact assessments of the "
+        "main activities and create demo privacy requests (idempotent). Run after seed_demo."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -37,6 +39,14 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} Run seed_demo first: the demo DPO works the requests.") from exc
         self.stdout.write(self.style.SUCCESS(f"Privacy notice version {notice.version} is published."))
         self.stdout.write("Public website: http://127.0.0.1:8000/site/")
+        governor = User.objects.filter(email=DEMO_DPO).first() or notice.published_by
+        if governor is not None:
+            completed, added = seed_governance(actor=governor)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Processors register: {completed} completed; impact assessments: {added} added."
+                )
+            )
         if PrivacyRequest.objects.exists():
             self.stdout.write("Demo privacy requests already present; not adding more.")
             return
