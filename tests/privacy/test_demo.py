@@ -25,15 +25,15 @@ def test_seed_privacy_demo_fills_the_dpo_queue_with_every_kind_and_state(db, cli
 
     # The governance registers: processors completed, the main activities assessed.
     assert not Processor.objects.filter(role=Processor.Role.PROCESSOR, contract_date__isnull=True).exists()
-    states = dict(ImpactAssessment.objects.values_list("activity", "status"))
-    assert states["Billing and payment"] == states["Customer accounts and Site Details"] == "signed_off"
-    assert states["Public website"] == "draft"
+    assessed = dict(ImpactAssessment.objects.values_list("activity", "status"))
+    assert assessed["Billing and payment"] == assessed["Customer accounts and Site Details"] == "signed_off"
+    assert assessed["Public website"] == "draft"
     history_rows = Processor.history.count()
 
     again = io.StringIO()
     call_command("seed_privacy_demo", stdout=again, stderr=io.StringIO())
     assert "already present" in again.getvalue() and PrivacyRequest.objects.count() == 12
-    assert Processor.history.count() == history_rows and ImpactAssessment.objects.count() == len(states)
+    assert Processor.history.count() == history_rows and ImpactAssessment.objects.count() == len(assessed)
 
 
 def test_seed_privacy_demo_needs_the_accounts_demo_first(db):
