@@ -141,7 +141,10 @@ def assessment_update(
     *, assessment: ImpactAssessment, actor: User, reason: str = "Edited", **fields: Any
 ) -> ImpactAssessment:
     assessment = ImpactAssessment.objects.select_for_update().get(pk=assessment.pk)
+    before = {name: getattr(assessment, name) for name in fields if hasattr(assessment, name)}
     _set(assessment, fields, ASSESSMENT_FIELDS)
+    if all(before.get(name) == value for name, value in fields.items()):
+        return assessment  # nothing changed: a signed-off assessment stays signed off
     _check_assessment(assessment)
     _back_to_draft(assessment)
     return save_with_actor(assessment, actor=actor, reason=reason.strip() or "Edited")

@@ -121,6 +121,10 @@ def test_signing_off_again_clears_the_flag_and_editing_returns_to_draft(dpo, mon
         assessment=signed, actor=dpo, review_on=timezone.localdate() + datetime.timedelta(days=365)
     )
     assert _state(again) == AssessmentState.SIGNED_OFF
+    services.assessment_update(
+        assessment=again, actor=dpo, reason="Saved unchanged", necessity=again.necessity
+    )
+    assert _state(again) == AssessmentState.SIGNED_OFF
     services.assessment_update(assessment=again, actor=dpo, reason="Debt recovery added", necessity="More")
     assert _state(again) == AssessmentState.DRAFT
     assert again.history.filter(status="signed_off").count() == 2  # what was signed stays in history
