@@ -6,6 +6,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from privacy.services import exports, retention
+from privacy.services.breaches import breach_reminders_send
 from privacy.services.requests.reminders import privacy_deadline_reminders_send
 
 
@@ -62,3 +63,12 @@ def abandon_lapsed_retention_runs() -> int:
     """Every few minutes: a retention run (dry runs too) whose worker stopped renewing its lease is
     marked abandoned, so the Retention page does not show it running for ever."""
     return retention.retention_runs_abandon_lapsed()
+
+
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=120, time_limit=180
+)
+def send_breach_reminders() -> int:
+    """Every quarter of an hour: remind the DPO of breaches 24 h, 48 h and 72 h after awareness, each
+    reminder once (recorded)."""
+    return len(breach_reminders_send(now=timezone.now()))

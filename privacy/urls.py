@@ -24,4 +24,12 @@ urlpatterns = [
     path("retention/holds/", views.legal_hold_set_view, name="legal_hold_set"),
     path("retention/holds/<int:pk>/lift/", views.legal_hold_lift_view, name="legal_hold_lift"),
     path("retention/policies/<int:pk>/", views.retention_policy_edit, name="retention_policy_edit"),
+    path("breaches/", views.breach_register, name="breaches"),
+    path("breaches/new/", views.breach_new, name="breach_new"),
+    path("breaches/<int:pk>/", views.breach_detail, name="breach"),
+    path("breaches/<int:pk>/edit/", views.breach_edit, name="breach_edit"),
+    path("breaches/<int:pk>/decide/<str:what>/", views.breach_decide, name="breach_decide"),
+    path("breaches/<int:pk>/affected/", views.breach_affected, name="breach_affected"),
+    path("breaches/<int:pk>/affected.csv", views.breach_affected_csv, name="breach_affected_csv"),
+    path("breaches/<int:pk>/report/", views.breach_report, name="breach_report"),
 ]

@@ -1,5 +1,6 @@
 """Models of the privacy app, one module per concern; each is imported here by name for Django."""
 
+from privacy.models.breaches import BreachIncident, BreachReminder
 from privacy.models.erasure import ErasureEvent, ErasureRecord
 from privacy.models.exports import DataExport
 from privacy.models.requests import (
@@ -20,6 +21,8 @@ from privacy.permissions import PrivacyPermission
 __all__ = [
     "OPEN_STATES",
     "TRANSITIONS",
+    "BreachIncident",
+    "BreachReminder",
     "CookieConsentRecord",
     "DataExport",
     "ErasureEvent",
