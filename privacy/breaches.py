@@ -86,6 +86,11 @@ class AffectedSubject:
     actions: Counter[str] = field(default_factory=Counter)
     categories: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def category_counts(self) -> list[tuple[str, int]]:
+        # A list, not the Counter: a template's ``.items`` on a Counter reads the key "items" (0).
+        return sorted(self.categories.items())
+
     def saw(self, at: datetime.datetime, action: str, categories: set[str]) -> None:
         self.events += 1
         self.first_at = at if self.first_at is None else min(self.first_at, at)
