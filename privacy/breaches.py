@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.alerts import register_alert_followup
 from accounts.audit import EXPORT_ACTION_PREFIX
 from accounts.models import AccessLog, AuditEvent, Customer, User
 from fusion_site.personal_data import Category
@@ -72,6 +74,18 @@ def incidents_needing_reminders(*, now: datetime.datetime) -> QuerySet[BreachInc
         ico_decision="",
         became_aware_at__lte=now - REMINDER_AFTER["24h"],
     ).order_by("became_aware_at", "pk")
+
+
+def alert_incident_line(event: AuditEvent) -> str:
+    return (
+        "If this may be a personal data breach, open an incident with the alert's facts filled in: "
+        f"{settings.SITE_URL}{reverse('privacy:breach_new')}?alert={event.pk}"
+    )
+
+
+def register_alert_link() -> None:
+    """Every unusual-access alert offers to open a breach incident (called from ``PrivacyConfig.ready``)."""
+    register_alert_followup("privacy.breach_incident", alert_incident_line)
 
 
 # Evidence ------------------------------------------------------------------------------------------

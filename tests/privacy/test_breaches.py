@@ -435,7 +435,7 @@ def test_only_the_dpo_and_administrators_see_and_keep_the_register(role, make_us
 
 
 def test_an_incident_opened_from_an_alert_starts_with_its_facts(
-    make_user, dpo, customer, client, settings, django_capture_on_commit_callbacks
+    make_user, dpo, customer, client, settings, mailoutbox, django_capture_on_commit_callbacks
 ):
     settings.ALERT_REVEALS_PER_WINDOW = 2
     agent = make_user(Role.SUPPORT_AGENT, email="agent.alerted@fusion.test")
@@ -445,6 +445,8 @@ def test_an_incident_opened_from_an_alert_starts_with_its_facts(
                 user=agent, customer=customer, action="reveal", fields=["contact.email"], reason="x"
             )
     alert = AuditEvent.objects.get(action="alert.sent")
+    # The alert's mail offers the incident, and the register lists the alert with the same link.
+    assert f"{settings.SITE_URL}/privacy/breaches/new/?alert={alert.pk}" in mailoutbox[0].body
 
     client.force_login(dpo)
     register = client.get("/privacy/breaches/").content.decode()
