@@ -90,9 +90,13 @@ class IcoDecisionForm(forms.Form):
 
 class SubjectsDecisionForm(forms.Form):
     subjects_decision = forms.ChoiceField(
-        choices=[c for c in BreachIncident.SubjectsDecision.choices if c[0]], widget=forms.RadioSelect
+        label="Decision",
+        choices=[c for c in BreachIncident.SubjectsDecision.choices if c[0]],
+        widget=forms.RadioSelect,
     )
-    subjects_decision_reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=4000)
+    subjects_decision_reason = forms.CharField(
+        label="Reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=4000
+    )
 
 
 class CloseForm(forms.Form):

@@ -10,6 +10,8 @@ import re
 import pytest
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from accounts.audit import audit_record
 from accounts.models import AccessLog, AuditEvent, Role
@@ -515,3 +517,23 @@ def test_the_demo_has_one_open_and_one_closed_incident(db):
     assert sorted(BreachIncident.objects.values_list("status", flat=True)) == ["closed", "open"]
     closed = BreachIncident.objects.get(status="closed")
     assert closed.ico_decision and closed.subjects_decision and closed.history.count() >= 3
+
+
+def test_the_register_and_an_incident_take_the_same_queries_however_many_incidents(dpo, make_user, client):
+    client.force_login(dpo)
+    record(dpo, aware=london(2026, 11, 30, 9, 0))
+
+    def queries(url: str) -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured)
+
+    one = queries("/privacy/breaches/")
+    first = BreachIncident.objects.get()
+    detail = queries(f"/privacy/breaches/{first.pk}/")
+    for number in range(4):
+        other = record(make_user(Role.DATA_PROTECTION_OFFICER), aware=london(2026, 11, 29, number, 0))
+        breach_ico_decide(incident=other, actor=dpo, decision="do_not_notify", reason="No risk")
+
+    assert queries("/privacy/breaches/") == one
+    assert queries(f"/privacy/breaches/{first.pk}/") == detail

@@ -28,14 +28,15 @@ CHANNELS = [PrivacyRequest.Channel.EMAIL, PrivacyRequest.Channel.PHONE, PrivacyR
 
 
 def seed_breaches(dpo: User) -> None:
-    """The breach register: a closed incident from last month (notified, subjects told) and an open one
-    found this morning, its clock running."""
+    """The breach register: a closed incident found two days ago (the ICO notified within the 72 hours,
+    the customers told) and an open one found this morning, its clock running. The decisions are recorded
+    now, as a DPO would record them."""
     now = timezone.now()
     closed = breach_incident_create(
         actor=dpo,
         title="Invoices emailed to the wrong customer",
-        occurred_at=now - datetime.timedelta(days=40, hours=3),
-        became_aware_at=now - datetime.timedelta(days=40),
+        occurred_at=now - datetime.timedelta(hours=53),
+        became_aware_at=now - datetime.timedelta(hours=50),
         description="A mail merge paired 14 invoices with the next account's contact address.",
         data_categories=["contact", "financial"],
         subject_categories=["customers", "contacts"],
@@ -51,7 +52,7 @@ def seed_breaches(dpo: User) -> None:
         actor=dpo,
         decision=BreachIncident.IcoDecision.NOTIFY,
         reason="Financial details of identifiable people were disclosed.",
-        notified_at=now - datetime.timedelta(days=39),
+        notified_at=now,
         ico_reference="IC-DEMO-0001",
     )
     breach_subjects_decide(
