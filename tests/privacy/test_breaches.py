@@ -12,6 +12,8 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from accounts.audit import audit_record
 from accounts.models import AccessLog, AuditEvent, Role
@@ -93,6 +95,25 @@ def test_the_clock_counts_72_real_hours_across_the_october_clock_change(dpo, cli
     page = client.get(f"/privacy/breaches/{incident.pk}/").content.decode()
     assert "Mon 26 Oct 2026 09:00 GMT" in page
     assert re.search(r"(23 h 00|22 h 59) min left", page)
+
+
+@given(
+    aware=st.datetimes(
+        # Hypothesis takes naive bounds and attaches ``timezones`` itself.
+        min_value=datetime.datetime(2020, 1, 1),  # noqa: DTZ001
+        max_value=datetime.datetime(2035, 12, 31),  # noqa: DTZ001
+        timezones=st.just(LONDON),
+    )
+)
+# The days before each change of the clocks, which a wall-clock sum gets wrong by an hour.
+@example(aware=datetime.datetime(2026, 10, 23, 10, 0, tzinfo=LONDON))
+@example(aware=datetime.datetime(2027, 3, 26, 10, 0, tzinfo=LONDON))
+def test_the_deadline_is_always_72_elapsed_hours_after_awareness(aware):
+    """Art. 33(1) counts hours, not wall-clock days: whatever the instant (a clock change, a weekend, an
+    ambiguous hour of October), the elapsed time between awareness and deadline is exactly 72 hours."""
+    incident = BreachIncident(occurred_at=aware, became_aware_at=aware)
+    elapsed = incident.notification_deadline.timestamp() - aware.timestamp()
+    assert elapsed == 72 * 3600
 
 
 def test_a_decision_stops_the_clock(dpo, clock):
