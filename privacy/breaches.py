@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -36,7 +36,12 @@ FIELD_ALIASES = {"payment": "paymentdetails"}
 class Clock:
     deadline: datetime.datetime
     remaining: datetime.timedelta
-    decided: bool
+    # Why it stopped: the ICO was notified, or the decision is not to notify; empty while it runs.
+    stopped: str
+
+    @property
+    def decided(self) -> bool:
+        return bool(self.stopped)
 
     @property
     def overdue(self) -> bool:
@@ -49,7 +54,7 @@ class Clock:
     @property
     def text(self) -> str:
         if self.decided:
-            return "decided"
+            return self.stopped
         seconds = int(abs(self.remaining.total_seconds()))
         hours, minutes = seconds // 3600, seconds % 3600 // 60
         if self.remaining <= datetime.timedelta(0):
@@ -58,9 +63,16 @@ class Clock:
 
 
 def clock_of(incident: BreachIncident, *, now: datetime.datetime) -> Clock:
-    """The incident's clock at ``now``: stopped once the ICO decision is recorded."""
+    """The incident's clock at ``now``: it stops when the ICO is notified or the decision is not to
+    notify; a decision to notify that is not yet sent leaves it running."""
     deadline = incident.notification_deadline
-    return Clock(deadline, deadline - now.astimezone(datetime.UTC), bool(incident.ico_decision))
+    if incident.ico_notified_at is not None:
+        stopped = "ICO notified"
+    elif incident.ico_decision == BreachIncident.IcoDecision.DO_NOT_NOTIFY:
+        stopped = "not notifiable"
+    else:
+        stopped = ""
+    return Clock(deadline, deadline - now.astimezone(datetime.UTC), stopped)
 
 
 def incidents_for_register() -> QuerySet[BreachIncident]:
@@ -68,12 +80,16 @@ def incidents_for_register() -> QuerySet[BreachIncident]:
 
 
 def incidents_needing_reminders(*, now: datetime.datetime) -> QuerySet[BreachIncident]:
-    """Open incidents whose ICO decision is still to be made and whose first reminder is due."""
-    return BreachIncident.objects.filter(
-        status=BreachIncident.Status.OPEN,
-        ico_decision="",
-        became_aware_at__lte=now - REMINDER_AFTER["24h"],
-    ).order_by("became_aware_at", "pk")
+    """Open incidents whose clock still runs (no decision, or a decision to notify not yet sent) and
+    whose first reminder is due."""
+    running = Q(ico_decision="") | Q(
+        ico_decision=BreachIncident.IcoDecision.NOTIFY, ico_notified_at__isnull=True
+    )
+    return (
+        BreachIncident.objects.filter(running)
+        .filter(status=BreachIncident.Status.OPEN, became_aware_at__lte=now - REMINDER_AFTER["24h"])
+        .order_by("became_aware_at", "pk")
+    )
 
 
 def alert_incident_line(event: AuditEvent) -> str:

@@ -162,8 +162,8 @@ def _reminder_text(incident: BreachIncident, kind: str, now: datetime.datetime) 
         f"Incident {incident.reference} ({incident.title}).\n"
         f"Became aware: {timezone.localtime(incident.became_aware_at):%a %d %b %Y %H:%M %Z}.\n"
         f"Notify the ICO by: {deadline:%a %d %b %Y %H:%M %Z} (72 hours after awareness, UK GDPR Art. 33).\n"
-        "No decision on notifying the ICO is recorded yet. A notification after the deadline must give "
-        "the reasons for the delay.\n"
+        f"ICO decision: {incident.get_ico_decision_display()}; not notified yet. A notification after the "
+        "deadline must give the reasons for the delay.\n"
         f"{settings.SITE_URL}/privacy/breaches/{incident.pk}/\n"
     )
     return subject, body

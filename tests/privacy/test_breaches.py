@@ -116,14 +116,27 @@ def test_the_deadline_is_always_72_elapsed_hours_after_awareness(aware):
     assert elapsed == 72 * 3600
 
 
-def test_a_decision_stops_the_clock(dpo, clock):
+def test_the_clock_stops_when_the_ico_is_notified_or_the_decision_is_not_to(dpo, clock):
+    later = london(2026, 12, 3, 20, 0)  # 80 hours on
     incident = record(dpo, aware=london(2026, 11, 30, 12, 0))
-    clock.shift(datetime.timedelta(hours=80))
-    assert clock_of(incident, now=incident.became_aware_at + datetime.timedelta(hours=80)).overdue
-    decided = breach_ico_decide(
-        incident=incident, actor=dpo, decision="do_not_notify", reason="The disk was encrypted."
+    assert clock_of(incident, now=later).overdue
+    to_notify = breach_ico_decide(incident=incident, actor=dpo, decision="notify", reason="Bank details")
+    assert clock_of(to_notify, now=later).overdue  # decided, but not sent: still running
+    sent = breach_ico_decide(
+        incident=incident,
+        actor=dpo,
+        decision="notify",
+        reason="Bank details",
+        notified_at=london(2026, 12, 1, 9, 0),
     )
-    assert not clock_of(decided, now=decided.became_aware_at + datetime.timedelta(hours=80)).overdue
+    assert clock_of(sent, now=later).text == "ICO notified"
+
+    other = record(dpo, aware=london(2026, 11, 30, 12, 0))
+    not_notifiable = breach_ico_decide(
+        incident=other, actor=dpo, decision="do_not_notify", reason="The disk was encrypted."
+    )
+    assert not clock_of(not_notifiable, now=later).overdue
+    assert clock_of(not_notifiable, now=later).text == "not notifiable"
 
 
 # Reminders --------------------------------------------------------------------------------------------
@@ -136,6 +149,8 @@ def test_reminders_at_24_and_48_hours_and_at_the_deadline_are_each_sent_once(
     incident = record(dpo, aware=aware)
     decided = record(dpo, aware=aware, title="Decided at once")
     breach_ico_decide(incident=decided, actor=dpo, decision="do_not_notify", reason="No risk")
+    sent = record(dpo, aware=aware, title="Notified at once")
+    breach_ico_decide(incident=sent, actor=dpo, decision="notify", reason="Risk", notified_at=aware)
 
     def run() -> int:
         with django_capture_on_commit_callbacks(execute=True):
@@ -165,7 +180,7 @@ def test_reminders_at_24_and_48_hours_and_at_the_deadline_are_each_sent_once(
         "48h",
         "overdue",
     ]
-    assert not BreachReminder.objects.filter(incident=decided).exists()
+    assert not BreachReminder.objects.filter(incident__in=[decided, sent]).exists()
 
 
 def test_a_missed_day_sends_one_mail_for_the_latest_reminder(
