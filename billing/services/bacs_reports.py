@@ -414,12 +414,14 @@ class _Applier:
         """What the code's action does beyond the collection (cancel or hold the mandate), item by item in
         its own savepoint: the payment stays returned if this fails, and the item's error says what is left
         to do."""
+        if row.action not in (Action.CANCEL_MANDATE.value, Action.HOLD_UNTIL_RESOLVED.value):
+            return []  # nothing beyond the collection: no savepoint to open
         why = f"ARUDD {item.reason_code}: {item.rule.reason}"
         try:
             with transaction.atomic():
                 if row.action == Action.CANCEL_MANDATE.value:
                     self._cancel(row.mandate_id, why[:MAX_HISTORY_REASON])
-                elif row.action == Action.HOLD_UNTIL_RESOLVED.value:
+                else:
                     self._hold(row.mandate_id, why)
         except (ValidationError, BillingError) as exc:
             message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)

@@ -9,9 +9,12 @@ allocates more than it brought in (less what was refunded); an entry is never ch
 
 Only this module writes entries and allocations, and every write brings the cached amounts derived from
 them (``Invoice.amount_outstanding``, ``Payment.amount_unallocated``) back in line for the rows it named,
-in the same transaction (``refresh_cached_amounts``): the readers (open invoices, account credit, aged
-debt, dunning, retention) use the cached columns and their partial indexes instead of summing a
-customer's whole history. The expressions below stay the definition, and the tests hold the cache to them.
+in the same transaction: ``refresh_cached_amounts`` recomputes them from the entries, and where a write's
+effect is known exactly (allocations move money from a payment to an invoice; a payment just recorded has
+all its money unallocated) ``apply_cached_deltas`` adds it in one statement instead. The readers (open
+invoices, account credit, aged debt, dunning, retention) use the cached columns and their partial indexes
+instead of summing a customer's whole history. The expressions below stay the definition, and the tests
+hold the cache to them.
 """
 
 import datetime
@@ -20,11 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     DecimalField,
     Exists,
+    F,
     OuterRef,
     QuerySet,
     Subquery,
@@ -108,6 +112,39 @@ def refresh_cached_amounts(
         Payment.objects.filter(pk__in=payments[start : start + batch_size]).update(
             amount_unallocated=Round(payment_unallocated_expression(), 2)
         )
+
+
+def _add_to_cached(model: type[Invoice] | type[Payment], field: str, deltas: Mapping[int, Decimal]) -> None:
+    """``field += delta`` for each row id in ``deltas``, in one UPDATE per 2,000 rows (joined to a VALUES
+    list, which PostgreSQL and SQLite both read), rounded to the penny as the recomputation is."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = connection.ops.quote_name(field)  # the cached amounts are plain fields named as their columns
+    changed = sorted((pk, to_money(delta)) for pk, delta in deltas.items() if delta)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} SET {column} = {table}.{column} + delta.amount "  # noqa: S608
+                f"FROM unnest(%s::bigint[], %s::numeric[]) AS delta(id, amount) WHERE {table}.id = delta.id",
+                [[pk for pk, _delta in changed], [delta for _pk, delta in changed]],
+            )
+            return
+        for start in range(0, len(changed), 2000):
+            rows = changed[start : start + 2000]
+            values = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS NUMERIC))"] * len(rows))
+            cursor.execute(
+                f"UPDATE {table} SET {column} = ROUND({table}.{column} + delta.column2, 2) "  # noqa: S608
+                f"FROM (VALUES {values}) AS delta WHERE {table}.id = delta.column1",
+                [value for pk, delta in rows for value in (pk, str(delta))],
+            )
+
+
+def apply_cached_deltas(
+    *, invoices: Mapping[int, Decimal] | None = None, payments: Mapping[int, Decimal] | None = None
+) -> None:
+    """Add these amounts to the cached outstanding amount of invoices and unallocated credit of payments
+    (by id): for writes whose effect on them is exact, without re-reading every row's entries."""
+    _add_to_cached(Invoice, "amount_outstanding", invoices or {})
+    _add_to_cached(Payment, "amount_unallocated", payments or {})
 
 
 def open_invoices_of(customer_ids: Iterable[int]) -> QuerySet[Invoice]:
@@ -219,7 +256,8 @@ def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> 
         ],
         batch_size=1000,
     )
-    refresh_cached_amounts(payment_ids=[payment.pk for payment in payments])
+    # Just recorded, a payment has settled nothing yet: all its money is the customer's credit.
+    Payment.objects.filter(pk__in=[payment.pk for payment in payments]).update(amount_unallocated=F("amount"))
     return entries
 
 
@@ -246,9 +284,13 @@ def post_entries(entries: Sequence[LedgerEntry], *, actor: User | None) -> list[
 def save_allocations(allocations: Sequence[PaymentAllocation]) -> list[PaymentAllocation]:
     """Write allocations (one insert) and bring the cached amounts of their invoices and payments in line."""
     saved = PaymentAllocation.objects.bulk_create(allocations, batch_size=1000)
-    refresh_cached_amounts(
-        invoice_ids=[row.invoice_id for row in saved], payment_ids=[row.payment_id for row in saved]
-    )
+    # Each row moves its amount from the payment's credit to the invoice (a reversal, negative, back).
+    invoices: dict[int, Decimal] = {}
+    payments: dict[int, Decimal] = {}
+    for row in saved:
+        invoices[row.invoice_id] = invoices.get(row.invoice_id, ZERO) - row.amount
+        payments[row.payment_id] = payments.get(row.payment_id, ZERO) - row.amount
+    apply_cached_deltas(invoices=invoices, payments=payments)
     return saved
 
 
