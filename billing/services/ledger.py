@@ -115,8 +115,9 @@ def refresh_cached_amounts(
 
 
 def _add_to_cached(model: type[Invoice] | type[Payment], field: str, deltas: Mapping[int, Decimal]) -> None:
-    """``field += delta`` for each row id in ``deltas``, in one UPDATE per 2,000 rows (joined to a VALUES
-    list, which PostgreSQL and SQLite both read), rounded to the penny as the recomputation is."""
+    """``field += delta`` for each row id in ``deltas``: one UPDATE joined to the ids and amounts (two arrays
+    on PostgreSQL; on SQLite a VALUES list of 2,000 rows at a time, rounded to the penny as the
+    recomputation is)."""
     table = connection.ops.quote_name(model._meta.db_table)
     column = connection.ops.quote_name(field)  # the cached amounts are plain fields named as their columns
     changed = sorted((pk, to_money(delta)) for pk, delta in deltas.items() if delta)
@@ -299,38 +300,78 @@ def save_allocations(allocations: Sequence[PaymentAllocation]) -> list[PaymentAl
 
 def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, reason: str = "") -> int:
     """Let unallocated payment money of these (locked) customers settle their open invoices, oldest
-    invoice first, oldest payment first. Returns how many allocations were written; four queries
-    however many customers."""
-    # Plain values, not model instances: a chunk of a batch reads thousands of open invoices.
-    payments = list(
-        payments_with_credit_of(customer_ids).values_list("pk", "customer_id", "amount_unallocated")
-    )
-    if not payments:
+    invoice first, oldest payment first. Returns how many allocations were written; three queries however
+    many customers, and no row read into Python but the allocations written.
+
+    First in, first out is an overlap of intervals: lay a customer's payment credit end to end in the
+    order it is used, and its open invoices end to end in the order they are settled; each payment then
+    settles of each invoice exactly the stretch their two intervals share. Both are counted in pence, so
+    the sums are exact on SQLite (which adds decimals as floating point) as on PostgreSQL."""
+    if not customer_ids:
         return 0
-    owed_by_customer: dict[int, list[tuple[int, Decimal]]] = {}
-    for invoice_id, customer_id, outstanding in open_invoices_of(
-        {customer_id for _pk, customer_id, _credit in payments}
-    ).values_list("pk", "customer_id", "amount_outstanding"):
-        owed_by_customer.setdefault(customer_id, []).append((invoice_id, to_money(Decimal(outstanding))))
-    rows: list[PaymentAllocation] = []
-    for payment_id, customer_id, unallocated in payments:
-        credit = to_money(Decimal(unallocated))
-        owed = owed_by_customer.get(customer_id, [])
-        for index, (invoice_id, due) in enumerate(owed):
-            if credit <= 0:
-                break
-            amount = min(due, credit)
-            if amount <= 0:
-                continue
-            rows.append(
-                PaymentAllocation(
-                    payment_id=payment_id, invoice_id=invoice_id, amount=amount, actor=actor, reason=reason
-                )
-            )
-            owed[index] = (invoice_id, due - amount)
-            credit -= amount
-    save_allocations(rows)
-    return len(rows)
+    credit_sql, credit_params = (
+        payments_with_credit_of(customer_ids)
+        .order_by()
+        .values(
+            row_id=F("pk"),
+            row_customer=F("customer_id"),
+            row_pounds=F("amount_unallocated"),
+            row_on=F("received_on"),
+        )
+        .query.sql_with_params()
+    )
+    owed_sql, owed_params = (
+        open_invoices_of(customer_ids)
+        .order_by()
+        .values(
+            row_id=F("pk"),
+            row_customer=F("customer_id"),
+            row_pounds=F("amount_outstanding"),
+            row_on=F("issue_date"),
+        )
+        .query.sql_with_params()
+    )
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in ("payment_id", "invoice_id", "amount", "actor_id", "reason"))
+    stretch = (
+        "(CASE WHEN credit.hi < owed.hi THEN credit.hi ELSE owed.hi END) "
+        "- (CASE WHEN credit.lo > owed.lo THEN credit.lo ELSE owed.lo END)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # The first-in order of each side is its running total's order. Only compiled SQL and names:
+            "WITH credit_pence AS (SELECT row_id AS id, row_customer AS customer_id, row_on AS received_on, "  # noqa: S608
+            f"CAST(ROUND(row_pounds * 100) AS BIGINT) AS pence FROM ({credit_sql}) credit_rows), "
+            "credit AS (SELECT id, customer_id, received_on, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY received_on, id) - pence AS lo, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY received_on, id) AS hi FROM credit_pence), "
+            "owed_pence AS (SELECT row_id AS id, row_customer AS customer_id, row_on AS issue_date, "
+            f"CAST(ROUND(row_pounds * 100) AS BIGINT) AS pence FROM ({owed_sql}) owed_rows), "
+            "owed AS (SELECT id, customer_id, issue_date, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY issue_date, id) - pence AS lo, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY issue_date, id) AS hi FROM owed_pence) "
+            f"INSERT INTO {quote(PaymentAllocation._meta.db_table)} ({columns}, {quote('created_at')}) "
+            f"SELECT credit.id, owed.id, ({stretch}) / 100.0, %s, %s, %s FROM credit JOIN owed "
+            "ON owed.customer_id = credit.customer_id AND credit.lo < owed.hi AND owed.lo < credit.hi "
+            "ORDER BY credit.received_on, credit.id, owed.issue_date, owed.id "
+            "RETURNING payment_id, invoice_id, amount",
+            [
+                *credit_params,
+                *owed_params,
+                getattr(actor, "pk", None),
+                reason,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+            ],
+        )
+        written = cursor.fetchall()
+    invoices: dict[int, Decimal] = {}
+    payments: dict[int, Decimal] = {}
+    for payment_id, invoice_id, amount in written:
+        money = to_money(Decimal(str(amount)))
+        invoices[invoice_id] = invoices.get(invoice_id, ZERO) - money
+        payments[payment_id] = payments.get(payment_id, ZERO) - money
+    apply_cached_deltas(invoices=invoices, payments=payments)
+    return len(written)
 
 
 def live_allocations(**filters: object) -> QuerySet[PaymentAllocation]:
