@@ -27,6 +27,7 @@ from billing.services.ledger import (
     post_entry,
     post_payment_entries,
     release_allocations,
+    release_payments,
     require,
     save_allocations,
 )
@@ -328,9 +329,7 @@ def payments_reverse_unpaid_many(
             "post an adjustment for what the customer owes."
         )
     reasons = {pk: f"Returned unpaid: {reason_code}" for pk, (_payment, reason_code) in fresh.items()}
-    release_allocations(
-        live_allocations(payment_id__in=list(fresh)), amount=None, actor=actor, reason=reasons
-    )
+    release_payments(reasons, actor=actor)
     on = returned_on or timezone.localdate()
     entries = post_entries(
         [
