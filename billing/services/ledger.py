@@ -240,26 +240,51 @@ def post_entry(
     return entry
 
 
-def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> list[LedgerEntry]:
-    """The ledger entries of payments just recorded in bulk (one insert): each takes its amount off the
-    customer's balance on the day it was received."""
-    entries = LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(
-                customer_id=payment.customer_id,
-                kind=LedgerEntry.Kind.PAYMENT,
-                amount=-payment.amount,
-                effective_on=payment.received_on,
-                actor=actor,
-                payment=payment,
-            )
-            for payment in payments
-        ],
-        batch_size=1000,
+def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> int:
+    """The ledger entries of payments just recorded in bulk, each with its audit event: each takes its
+    amount off the customer's balance on the day it was received. One INSERT ... SELECT from the stored
+    payments, not a model instance per entry. Returns how many were posted."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(name)
+        for name in ("customer_id", "kind", "amount", "effective_on", "actor_id", "payment_id", "reason")
     )
+    stored_sql, stored_params = (
+        Payment.objects.filter(pk__in=[payment.pk for payment in payments])
+        .order_by("pk")
+        .values(
+            row_id=F("pk"), row_customer=F("customer_id"), row_pounds=F("amount"), row_on=F("received_on")
+        )
+        .query.sql_with_params()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(LedgerEntry._meta.db_table)} ({columns}, {quote('created_at')}) "  # noqa: S608
+            "SELECT row_customer, %s, -row_pounds, row_on, %s, row_id, '', %s "
+            f"FROM ({stored_sql}) stored ORDER BY row_id RETURNING id, customer_id, amount",
+            [
+                LedgerEntry.Kind.PAYMENT.value,
+                getattr(actor, "pk", None),
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                *stored_params,
+            ],
+        )
+        posted = cursor.fetchall()
     # Just recorded, a payment has settled nothing yet: all its money is the customer's credit.
     Payment.objects.filter(pk__in=[payment.pk for payment in payments]).update(amount_unallocated=F("amount"))
-    return entries
+    label = LedgerEntry._meta.label_lower
+    audit_record_many(
+        actor=actor,
+        entries=[
+            AuditEntry(
+                f"ledger.{LedgerEntry.Kind.PAYMENT}",
+                (label, str(entry_id)),
+                {"customer": customer_id, "amount": str(to_money(Decimal(str(amount))))},
+            )
+            for entry_id, customer_id, amount in posted
+        ],
+    )
+    return len(posted)
 
 
 def post_entries(entries: Sequence[LedgerEntry], *, actor: User | None) -> list[LedgerEntry]:
