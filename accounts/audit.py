@@ -57,9 +57,11 @@ def _actor_fields(actor: Any) -> tuple[int | None, str]:
     return actor.pk, str(actor)
 
 
-def _target_fields(target: models.Model | None) -> tuple[str, str]:
+def _target_fields(target: "models.Model | TargetRef | None") -> tuple[str, str]:
     if target is None:
         return "", ""
+    if isinstance(target, tuple):
+        return target
     return target._meta.label_lower, str(target.pk)
 
 
@@ -109,13 +111,17 @@ def event_hash(event: AuditEvent) -> str:
     )
 
 
+# A row named without loading it: its model's ``label_lower`` and its primary key, as text.
+TargetRef = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class AuditEntry:
-    """One event to append: a dotted ``action``, the instance acted on, and ids and codes (no personal
-    data) in ``detail``."""
+    """One event to append: a dotted ``action``, the instance acted on (or a ``TargetRef`` naming a row
+    written in SQL), and ids and codes (no personal data) in ``detail``."""
 
     action: str
-    target: models.Model | None = None
+    target: models.Model | TargetRef | None = None
     detail: dict[str, Any] | None = None
 
 

@@ -66,11 +66,18 @@ def set_for_transaction(**settings: str) -> None:
 
 
 def record_history_in_sql(
-    queryset: models.QuerySet[Any], *, actor: Any, reason: str, when: datetime.datetime
+    queryset: models.QuerySet[Any],
+    *,
+    actor: Any,
+    reason: str,
+    when: datetime.datetime,
+    history_type: str = "+",
 ) -> None:
-    """One creation history row (simple-history's '+') per row of ``queryset``, copied from the stored
-    row in one INSERT ... SELECT and attributed to ``actor`` with ``reason``, as ``save_with_actor``
-    would have recorded it."""
+    """One history row per row of ``queryset`` (simple-history's '+' for a creation, '~' for a change),
+    copied from the stored row in one INSERT ... SELECT and attributed to ``actor`` with ``reason``, as
+    ``save_with_actor`` would have recorded it."""
+    if history_type not in ("+", "~"):
+        raise ValueError(f"History rows in SQL record a creation or a change, not {history_type!r}.")
     model = queryset.model
     history = model.history.model
     # The fields the history keeps (a model may exclude some, as a cached amount).
@@ -81,7 +88,12 @@ def record_history_in_sql(
     select, params = queryset.order_by().values_list(*names).query.sql_with_params()
     quote = connection.ops.quote_name
     history_columns = [*columns, "history_date", "history_change_reason", "history_type", "history_user_id"]
-    constants = [connection.ops.adapt_datetimefield_value(when), reason, "+", getattr(actor, "pk", None)]
+    constants = [
+        connection.ops.adapt_datetimefield_value(when),
+        reason,
+        history_type,
+        getattr(actor, "pk", None),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(history._meta.db_table)} ({', '.join(quote(c) for c in history_columns)}) "  # noqa: S608

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.audit import AuditEntry, audit_record, audit_record_many
+from accounts.audit import audit_record
 from accounts.models import Customer, User
 from billing.models import Invoice, LedgerEntry, Payment, PaymentAllocation
 from billing.services.errors import BillingError
@@ -27,6 +27,7 @@ from billing.services.ledger import (
     post_entry,
     post_payment_entries,
     release_allocations,
+    release_payments,
     require,
     save_allocations,
 )
@@ -103,18 +104,7 @@ def payments_record_many(
                 reason="Recorded",
                 when=timezone.now(),
             )
-            entries = post_payment_entries(payments=made, actor=actor)
-            audit_record_many(
-                actor=actor,
-                entries=[
-                    AuditEntry(
-                        f"ledger.{LedgerEntry.Kind.PAYMENT}",
-                        entry,
-                        {"customer": entry.customer_id, "amount": str(entry.amount)},
-                    )
-                    for entry in entries
-                ],
-            )
+            post_payment_entries(payments=made, actor=actor)
             allocate_oldest_first(
                 customer_ids=sorted({payment.customer_id for payment in made}),
                 actor=actor,
@@ -328,9 +318,7 @@ def payments_reverse_unpaid_many(
             "post an adjustment for what the customer owes."
         )
     reasons = {pk: f"Returned unpaid: {reason_code}" for pk, (_payment, reason_code) in fresh.items()}
-    release_allocations(
-        live_allocations(payment_id__in=list(fresh)), amount=None, actor=actor, reason=reasons
-    )
+    release_payments(reasons, actor=actor)
     on = returned_on or timezone.localdate()
     entries = post_entries(
         [
