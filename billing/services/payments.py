@@ -23,9 +23,9 @@ from billing.services.ledger import (
     lock_customer,
     lock_customers,
     payment_unallocated,
-    post_entries,
     post_entry,
     post_payment_entries,
+    post_unpaid_reversals,
     release_allocations,
     release_payments,
     require,
@@ -270,9 +270,10 @@ def payment_reverse_unpaid(
 
     Idempotent: a payment already returned gives back its reversal (a report imported twice changes
     nothing twice)."""
-    return payments_reverse_unpaid_many(
+    entry_id = payments_reverse_unpaid_many(
         returns=[(payment, reason_code)], actor=actor, returned_on=returned_on
     )[payment.pk]
+    return LedgerEntry.objects.get(pk=entry_id)
 
 
 def payments_partly_refunded(payment_ids: Iterable[int]) -> set[int]:
@@ -290,12 +291,12 @@ def payments_reverse_unpaid_many(
     returns: Sequence[tuple[Payment, str]],
     actor: User,
     returned_on: datetime.date | None = None,
-) -> dict[int, LedgerEntry]:
+) -> dict[int, int]:
     """``payment_reverse_unpaid`` for each (payment, reason code), with a fixed number of queries however
     many (an ARUDD report returns thousands): the accounts locked in id order, every live allocation of
     the payments reversed, one unpaid-reversal entry each, then the credit the customers still hold
-    settles what is open again (no credit waits while an invoice is owed). Returns the reversal entry of
-    each payment, the one already posted for a payment returned before."""
+    settles what is open again (no credit waits while an invoice is owed). Returns the id of each
+    payment's reversal entry, the one already posted for a payment returned before."""
     require(actor, "billing.reverse_payment", "record unpaid payments")
     for _payment, reason_code in returns:
         if not reason_code.strip():
@@ -304,9 +305,11 @@ def payments_reverse_unpaid_many(
         return {}
     lock_customers(payment.customer_id for payment, _code in returns)
     ids = [payment.pk for payment, _code in returns]
-    existing: dict[int, LedgerEntry] = {
-        int(entry.payment_id or 0): entry
-        for entry in LedgerEntry.objects.filter(payment_id__in=ids, kind=LedgerEntry.Kind.UNPAID_REVERSAL)
+    existing: dict[int, int] = {
+        int(payment_id or 0): entry_id
+        for entry_id, payment_id in LedgerEntry.objects.filter(
+            payment_id__in=ids, kind=LedgerEntry.Kind.UNPAID_REVERSAL
+        ).values_list("pk", "payment_id")
     }
     fresh = {
         payment.pk: (payment, reason_code) for payment, reason_code in returns if payment.pk not in existing
@@ -319,25 +322,10 @@ def payments_reverse_unpaid_many(
         )
     reasons = {pk: f"Returned unpaid: {reason_code}" for pk, (_payment, reason_code) in fresh.items()}
     release_payments(reasons, actor=actor)
-    on = returned_on or timezone.localdate()
-    entries = post_entries(
-        [
-            LedgerEntry(
-                customer_id=payment.customer_id,
-                kind=LedgerEntry.Kind.UNPAID_REVERSAL,
-                amount=payment.amount,
-                effective_on=on,
-                actor=actor,
-                reason=reasons[pk],
-                payment=payment,
-            )
-            for pk, (payment, _code) in fresh.items()
-        ],
-        actor=actor,
-    )
+    posted = post_unpaid_reversals(reasons, effective_on=returned_on or timezone.localdate(), actor=actor)
     allocate_oldest_first(
         customer_ids=sorted({payment.customer_id for payment, _code in fresh.values()}),
         actor=actor,
         reason="Oldest invoice first",
     )
-    return {**existing, **{entry.payment_id: entry for entry in entries if entry.payment_id is not None}}
+    return {**existing, **posted}
