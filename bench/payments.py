@@ -473,7 +473,7 @@ def build_collections(partner: Any, count: int) -> list[int]:
         ],
         batch_size=BATCH,
     )
-    post_payment_entries(payments=payments, actor=None)
+    post_payment_entries(payment_ids=[payment.pk for payment in payments], actor=None)
     save_allocations(
         [
             PaymentAllocation(payment=payment, invoice=invoice, amount=invoice.gross, reason="Direct Debit")

@@ -302,10 +302,10 @@ def _post_from_payments(
     return {payment_id: entry_id for entry_id, _customer_id, _amount, payment_id in posted}
 
 
-def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> int:
+def post_payment_entries(*, payment_ids: Sequence[int], actor: User | None) -> int:
     """The ledger entries of payments just recorded in bulk, each with its audit event: each takes its
     amount off the customer's balance on the day it was received. Returns how many were posted."""
-    ids = [payment.pk for payment in payments]
+    ids = list(payment_ids)
     posted = _post_from_payments(
         ids, kind=LedgerEntry.Kind.PAYMENT, negate=True, effective_on=None, reason="", actor=actor
     )
