@@ -11,13 +11,16 @@ Exports are seen by subscribing to the audit trail (``after_events_recorded`` on
 ``accounts.audit.events_recorded``, connected in ``AccountsConfig.ready()``): this module uses the audit
 trail, never the other way round.
 
+A higher app may add a line to every alert mail (``register_alert_followup``, from its ``ready()``): privacy
+adds the link that opens a breach incident from the alert. This module names no higher app's page.
+
 Each alert is sent once per subject and window (an atomic ``cache.add``), not once per request. The
 mails name staff by email and customers by account reference only: no customer personal data.
 """
 
 import datetime
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from django.conf import settings
@@ -32,6 +35,14 @@ from accounts.models import AccessLog, AuditEvent, Customer, Role, User
 ALERT_ROLES = (Role.ADMINISTRATOR.value, Role.DATA_PROTECTION_OFFICER.value)
 
 logger = logging.getLogger(__name__)
+
+# Lines added to each alert's mail, given the ``alert.sent`` event that records it.
+_followups: dict[str, Callable[[AuditEvent], str]] = {}
+
+
+def register_alert_followup(key: str, line_for: Callable[[AuditEvent], str]) -> None:
+    """Add ``line_for(event)`` to every alert mail; registering a key again replaces it."""
+    _followups[key] = line_for
 
 
 def role_email_addresses(*roles: str) -> list[str]:
@@ -66,7 +77,10 @@ def _send_once(key: str, window: datetime.timedelta, subject: str, body: str) ->
     # Here, not at the top: accounts.tasks imports this module for the nightly chain check.
     from accounts.tasks import send_security_alert
 
-    audit_record(actor=None, action="alert.sent", detail={"key": key, "subject": subject})
+    event = audit_record(actor=None, action="alert.sent", detail={"key": key, "subject": subject})
+    followups = [line_for(event) for _key, line_for in sorted(_followups.items())]
+    if followups:
+        body = "\n\n".join([body, *followups])
     transaction.on_commit(lambda: send_security_alert.delay(subject, body, recipients))
     return True
 

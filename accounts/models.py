@@ -657,6 +657,7 @@ class AccessLog(models.Model):
         CROSS_PARTNER_VIEW = "cross_partner_view", "Viewed another partner's customer"
         EXPORT_DOWNLOAD = "export_download", "Downloaded a data export"
         EXPORT = "export", "Exported"
+        BREACH_REVIEW = "breach_review", "Listed as affected by a personal data breach"
 
     at = models.DateTimeField(default=timezone.now, db_index=True)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")

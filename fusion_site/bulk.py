@@ -34,6 +34,32 @@ def insert_rows(model: type[models.Model], field_names: Sequence[str], rows: Seq
         _insert_statements(table, columns, rows, per_statement=per_statement)
 
 
+def insert_rows_returning_ids(
+    model: type[models.Model], field_names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """``insert_rows`` for rows whose new ids the caller needs: multi-row INSERTs with RETURNING (PostgreSQL,
+    and SQLite 3.35+), which give the ids back in the order of the rows, as ``bulk_create`` relies on."""
+    if not rows:
+        return []
+    fields = [model._meta.get_field(name) for name in field_names]
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)  # type: ignore[union-attr]
+    per_statement = min(ROWS_PER_STATEMENT, connection.ops.bulk_batch_size(fields, rows) or len(rows))
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(str(model._meta.pk.column))
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(part))} "  # noqa: S608
+                f"RETURNING {pk}",
+                [value for row in part for value in row],
+            )
+            ids.extend(int(row[0]) for row in cursor.fetchall())
+    return ids
+
+
 def _copy_rows(table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
     # COPY: psycopg adapts each value in C; a parameterised INSERT quotes each one in Python.
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
@@ -66,11 +92,18 @@ def set_for_transaction(**settings: str) -> None:
 
 
 def record_history_in_sql(
-    queryset: models.QuerySet[Any], *, actor: Any, reason: str, when: datetime.datetime
+    queryset: models.QuerySet[Any],
+    *,
+    actor: Any,
+    reason: str,
+    when: datetime.datetime,
+    history_type: str = "+",
 ) -> None:
-    """One creation history row (simple-history's '+') per row of ``queryset``, copied from the stored
-    row in one INSERT ... SELECT and attributed to ``actor`` with ``reason``, as ``save_with_actor``
-    would have recorded it."""
+    """One history row per row of ``queryset`` (simple-history's '+' for a creation, '~' for a change),
+    copied from the stored row in one INSERT ... SELECT and attributed to ``actor`` with ``reason``, as
+    ``save_with_actor`` would have recorded it."""
+    if history_type not in ("+", "~"):
+        raise ValueError(f"History rows in SQL record a creation or a change, not {history_type!r}.")
     model = queryset.model
     history = model.history.model
     # The fields the history keeps (a model may exclude some, as a cached amount).
@@ -81,7 +114,12 @@ def record_history_in_sql(
     select, params = queryset.order_by().values_list(*names).query.sql_with_params()
     quote = connection.ops.quote_name
     history_columns = [*columns, "history_date", "history_change_reason", "history_type", "history_user_id"]
-    constants = [connection.ops.adapt_datetimefield_value(when), reason, "+", getattr(actor, "pk", None)]
+    constants = [
+        connection.ops.adapt_datetimefield_value(when),
+        reason,
+        history_type,
+        getattr(actor, "pk", None),
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(history._meta.db_table)} ({', '.join(quote(c) for c in history_columns)}) "  # noqa: S608

@@ -304,6 +304,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "privacy.tasks.run_retention",
         "schedule": crontab(hour=2, minute=15),
     },
+    # The 72-hour clock of each open breach: reminders 24 h and 48 h after awareness, and at 72 h, each
+    # once; every quarter of an hour, so a reminder is at most 15 minutes late.
+    "privacy-breach-reminders": {
+        "task": "privacy.tasks.send_breach_reminders",
+        "schedule": crontab(minute="*/15"),
+    },
     # A retention run whose worker died shows as abandoned within this and RETENTION_LOCK_TTL_SECONDS.
     "privacy-retention-abandoned-runs": {
         "task": "privacy.tasks.abandon_lapsed_retention_runs",
@@ -351,6 +357,8 @@ RETENTION_CHUNK_PAUSE_SECONDS = env.float("RETENTION_CHUNK_PAUSE_SECONDS", defau
 ALERT_REVEALS_PER_WINDOW = env.int("ALERT_REVEALS_PER_WINDOW", default=20)
 ALERT_EXPORTS_PER_WINDOW = env.int("ALERT_EXPORTS_PER_WINDOW", default=5)
 ALERT_WINDOW_MINUTES = env.int("ALERT_WINDOW_MINUTES", default=10)
+# Whom a data subject told of a personal data breach should contact (the draft notices name it).
+BREACH_CONTACT = env("BREACH_CONTACT", default="the Data Protection Officer, dpo@fusion.example")
 ALERT_LOCKOUTS_PER_DAY = env.int("ALERT_LOCKOUTS_PER_DAY", default=3)
 
 # Every handler redacts personal data (emails, phone numbers, postcodes, bank details) from what it writes;

@@ -1,4 +1,5 @@
-"""Privacy in the admin. Erasure records, read-only: they are written by ``privacy.erasure`` alone, and only
+"""Privacy in the admin. The breach register and erasure records, read-only: incidents are written on the
+DPO's pages and never deleted; erasure records are written by ``privacy.erasure`` alone, and only
 roles with ``view_erasurerecord`` (DPO, administrator) see them; they hold no personal data. Privacy notices
 (drafts edited, published versions read-only) and anonymous cookie choices.
 
@@ -16,7 +17,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from accounts.admin_scoping import ScopedInline, TenantScopedAdmin
 from accounts.models import User
 from fusion_site.admin_mixins import ReadOnlyMixin
-from privacy.models import CookieConsentRecord, ErasureEvent, ErasureRecord, PrivacyNotice
+from privacy.models import BreachIncident, CookieConsentRecord, ErasureEvent, ErasureRecord, PrivacyNotice
 from privacy.website import services
 
 
@@ -29,6 +30,20 @@ class ErasureEventInline(ScopedInline):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(BreachIncident)
+class BreachIncidentAdmin(ReadOnlyMixin, TenantScopedAdmin, SimpleHistoryAdmin):
+    """The breach register, read-only: incidents are recorded and corrected on the DPO's pages (with a
+    reason in their history), and never deleted by anyone."""
+
+    list_display = ("__str__", "became_aware_at", "ico_decision", "subjects_decision", "status", "handler")
+    list_filter = ("status", "ico_decision", "subjects_decision")
+    list_select_related = ("handler",)
+    search_fields = ("title",)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [field.name for field in BreachIncident._meta.fields]
 
 
 @admin.register(ErasureRecord)

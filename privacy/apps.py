@@ -21,3 +21,6 @@ class PrivacyConfig(AppConfig):
 
         post_create_historical_record.connect(record_rectification, dispatch_uid="privacy.rectification")
         site_details_links.register()
+        from privacy.breaches import register_alert_link
+
+        register_alert_link()

@@ -41,7 +41,13 @@ from fusion_site.personal_data import (
     LegalObligation,
     Retention,
 )
-from privacy.personal_data import JOB_APPLICATIONS, MAILING_LIST, REQUEST_RECORDS, WEBSITE_ENQUIRIES
+from privacy.personal_data import (
+    BREACH_RECORDS,
+    JOB_APPLICATIONS,
+    MAILING_LIST,
+    REQUEST_RECORDS,
+    WEBSITE_ENQUIRIES,
+)
 
 __all__ = [
     "ACCOUNTABILITY",
@@ -279,6 +285,17 @@ ACTIVITIES: tuple[ProcessingActivity, ...] = (
         ("privacy.WebsiteSubmission", "privacy.CookieConsentRecord"),
         ("hosting", "mail"),
         WEBSITE_SUBMISSIONS_TEXT,
+    ),
+    ProcessingActivity(
+        "Personal data breaches",
+        "Record every breach, decide on telling the ICO and the people affected, and show what was done "
+        "(UK GDPR Art. 33 and 34)",
+        LawfulBasis.LEGAL_OBLIGATION,
+        "Staff who handle an incident or whose access is examined; the customers affected are found from "
+        "the access log when needed, not copied into the register",
+        ("privacy.BreachIncident",),
+        ("hosting",),
+        BREACH_RECORDS.text,
     ),
 )
 

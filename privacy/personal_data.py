@@ -21,6 +21,7 @@ from fusion_site.personal_data import (
     Erase,
     ErasureAction,
     LawfulBasis,
+    LegalObligation,
     PersonalField,
     Retention,
     first_owner,
@@ -35,6 +36,13 @@ REQUEST_RECORDS = Retention(
 WEBSITE_ENQUIRIES = Retention("12 months from receipt", Anchor.CREATED, 12, "website_enquiries")
 JOB_APPLICATIONS = Retention("6 months after the decision", Anchor.DECISION, 6, "job_applications")
 MAILING_LIST = Retention("until the subscriber unsubscribes", Anchor.UNSUBSCRIBED, 0, "mailing_list")
+# The ICO's guidance keeps no fixed period; six years covers a claim in contract or tort (Limitation Act
+# 1980 ss.2 and 5) about the breach. Nothing deletes them yet: the DPO reviews the register.
+BREACH_RECORDS = Retention("6 years from the record of the incident", Anchor.CREATED, 72)
+BREACH_REGISTER = LegalObligation(
+    "Record of personal data breaches",
+    "UK GDPR Art. 33(5): document every breach, its effects and the remedial action taken",
+)
 EXPORTS = Retention("until downloaded or expired (days)", Anchor.CREATED, 1)
 OWNER = "erasure_owner"
 
@@ -151,6 +159,21 @@ DECLARATIONS: tuple[Declaration, ...] = (
             ),
         ),
         ("hosting", "mail"),
+    ),
+    Declaration(
+        "privacy.BreachIncident",
+        "staff who handle, decide on or are suspected in an incident (the customers affected are found "
+        "from the access log when needed, not copied here)",
+        "Keep the register of personal data breaches and show the ICO what was decided, by whom and when",
+        ErasureAction.KEEP,
+        (BREACH_RECORDS,),
+        LawfulBasis.LEGAL_OBLIGATION,
+        (
+            PersonalField("handler", Category.ACCOUNT, "Who handles the incident"),
+            PersonalField("suspect", Category.ACCOUNT, "Whose access the evidence is read for"),
+        ),
+        ("hosting",),
+        kept_under=BREACH_REGISTER,
     ),
 )
 

@@ -6,6 +6,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from privacy.services import exports, governance, retention
+from privacy.services.breaches import breach_reminders_send
 from privacy.services.requests.reminders import privacy_deadline_reminders_send
 
 
@@ -75,3 +76,12 @@ def send_assessment_reminders() -> int:
             today=timezone.localdate(), within_days=settings.DPIA_REVIEW_REMINDER_DAYS
         )
     )
+
+
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=120, time_limit=180
+)
+def send_breach_reminders() -> int:
+    """Every quarter of an hour: remind the DPO of breaches 24 h, 48 h and 72 h after awareness, each
+    reminder once (recorded)."""
+    return len(breach_reminders_send(now=timezone.now()))

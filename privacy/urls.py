@@ -35,4 +35,12 @@ urlpatterns = [
     path("assessments/<int:pk>/risks/new/", views.assessment_risk, name="assessment_risk_new"),
     path("assessments/<int:pk>/risks/<int:risk_pk>/", views.assessment_risk, name="assessment_risk"),
     path("assessments/<int:pk>/sign-off/", views.assessment_sign_off, name="assessment_sign_off"),
+    path("breaches/", views.breach_register, name="breaches"),
+    path("breaches/new/", views.breach_new, name="breach_new"),
+    path("breaches/<int:pk>/", views.breach_detail, name="breach"),
+    path("breaches/<int:pk>/edit/", views.breach_edit, name="breach_edit"),
+    path("breaches/<int:pk>/decide/<str:what>/", views.breach_decide, name="breach_decide"),
+    path("breaches/<int:pk>/affected/", views.breach_affected, name="breach_affected"),
+    path("breaches/<int:pk>/affected.csv", views.breach_affected_csv, name="breach_affected_csv"),
+    path("breaches/<int:pk>/report/", views.breach_report, name="breach_report"),
 ]

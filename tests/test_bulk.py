@@ -73,6 +73,42 @@ def test_history_copies_the_stored_rows_with_the_actor_and_reason():
         )
 
 
+@pytest.mark.django_db
+def test_the_ids_come_back_in_the_order_of_the_rows():
+    customer = CustomerFactory()
+    rows = _rows(customer.pk, 7)
+
+    ids = bulk.insert_rows_returning_ids(OneOffCharge, FIELDS, rows)
+
+    stored = OneOffCharge.objects.in_bulk(ids)
+    assert [stored[pk].description for pk in ids] == [f"Handset {n}" for n in range(7)]
+    assert bulk.insert_rows_returning_ids(OneOffCharge, FIELDS, []) == []
+
+
+@pytest.mark.django_db
+def test_a_change_is_recorded_after_the_creation_and_only_the_two_kinds_are_accepted():
+    customer, actor = CustomerFactory(), UserFactory()
+    bulk.insert_rows(OneOffCharge, FIELDS, _rows(customer.pk, 2))
+    charges = OneOffCharge.objects.filter(customer_id=customer.pk)
+    bulk.record_history_in_sql(charges, actor=actor, reason="Imported", when=timezone.now())
+    charges.update(description="Corrected")
+
+    bulk.record_history_in_sql(
+        charges, actor=actor, reason="Corrected in bulk", when=timezone.now(), history_type="~"
+    )
+
+    for charge in charges:
+        newest, oldest = charge.history.order_by("-history_id")
+        assert oldest.history_type == "+" and oldest.description.startswith("Handset")
+        assert (newest.history_type, newest.history_change_reason, newest.description) == (
+            "~",
+            "Corrected in bulk",
+            "Corrected",
+        )
+    with pytest.raises(ValueError, match="'-'"):
+        bulk.record_history_in_sql(charges, actor=actor, reason="Gone", when=timezone.now(), history_type="-")
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_settings_last_for_the_transaction_only():
     require_service("PostgreSQL", connection.vendor == "postgresql", "SET LOCAL is PostgreSQL's")

@@ -65,6 +65,7 @@ from billing.models import (
 from billing.services.errors import BillingError
 from billing.services.ledger import lock_customers, require
 from billing.services.payments import payments_partly_refunded, payments_reverse_unpaid_many
+from fusion_site.bulk import record_history_in_sql
 
 Progress = Callable[[int, int], None]
 UNPAID_CHUNK = 1000
@@ -241,9 +242,13 @@ def _save_returned(rows: list[DirectDebitCollection], *, actor: User) -> None:
     groups: dict[tuple[object, ...], list[int]] = defaultdict(list)
     for row in rows:
         groups[tuple(getattr(row, name) for name in fields)].append(row.pk)
+    reasons = {row.pk: row._change_reason for row in rows}  # type: ignore[attr-defined]
+    now = timezone.now()
     for values, ids in groups.items():
-        DirectDebitCollection.objects.filter(pk__in=ids).update(**dict(zip(fields, values, strict=True)))
-    DirectDebitCollection.history.bulk_history_create(rows, update=True, default_user=actor, batch_size=1000)
+        changed = DirectDebitCollection.objects.filter(pk__in=ids)
+        changed.update(**dict(zip(fields, values, strict=True)))
+        # One reason per group: it is made from the code and the action, which the group shares.
+        record_history_in_sql(changed, actor=actor, reason=reasons[ids[0]], when=now, history_type="~")
 
 
 class _Applier:
@@ -404,7 +409,7 @@ class _Applier:
         row.action = action.value
         if action is Action.REPRESENT:
             row.representation_due_by = bacs_reports.representation_deadline(item)
-        row._change_reason = (  # type: ignore[attr-defined]  # read by simple-history's bulk update
+        row._change_reason = (  # type: ignore[attr-defined]  # the history row's reason (_save_returned)
             f"Returned unpaid: ARUDD {item.reason_code} ({item.rule.reason}); {action.value}"[:100]
         )
 
@@ -414,12 +419,14 @@ class _Applier:
         """What the code's action does beyond the collection (cancel or hold the mandate), item by item in
         its own savepoint: the payment stays returned if this fails, and the item's error says what is left
         to do."""
+        if row.action not in (Action.CANCEL_MANDATE.value, Action.HOLD_UNTIL_RESOLVED.value):
+            return []  # nothing beyond the collection: no savepoint to open
         why = f"ARUDD {item.reason_code}: {item.rule.reason}"
         try:
             with transaction.atomic():
                 if row.action == Action.CANCEL_MANDATE.value:
                     self._cancel(row.mandate_id, why[:MAX_HISTORY_REASON])
-                elif row.action == Action.HOLD_UNTIL_RESOLVED.value:
+                else:
                     self._hold(row.mandate_id, why)
         except (ValidationError, BillingError) as exc:
             message = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)

@@ -9,9 +9,12 @@ allocates more than it brought in (less what was refunded); an entry is never ch
 
 Only this module writes entries and allocations, and every write brings the cached amounts derived from
 them (``Invoice.amount_outstanding``, ``Payment.amount_unallocated``) back in line for the rows it named,
-in the same transaction (``refresh_cached_amounts``): the readers (open invoices, account credit, aged
-debt, dunning, retention) use the cached columns and their partial indexes instead of summing a
-customer's whole history. The expressions below stay the definition, and the tests hold the cache to them.
+in the same transaction: ``refresh_cached_amounts`` recomputes them from the entries, and where a write's
+effect is known exactly (allocations move money from a payment to an invoice; a payment just recorded has
+all its money unallocated) ``apply_cached_deltas`` adds it in one statement instead. The readers (open
+invoices, account credit, aged debt, dunning, retention) use the cached columns and their partial indexes
+instead of summing a customer's whole history. The expressions below stay the definition, and the tests
+hold the cache to them.
 """
 
 import datetime
@@ -20,11 +23,12 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import (
     Case,
     DecimalField,
     Exists,
+    F,
     OuterRef,
     QuerySet,
     Subquery,
@@ -108,6 +112,45 @@ def refresh_cached_amounts(
         Payment.objects.filter(pk__in=payments[start : start + batch_size]).update(
             amount_unallocated=Round(payment_unallocated_expression(), 2)
         )
+
+
+def _add_to_cached(model: type[Invoice] | type[Payment], field: str, deltas: Mapping[int, Decimal]) -> None:
+    """``field += delta`` for each row id in ``deltas``: one UPDATE joined to the ids and amounts (two arrays
+    on PostgreSQL; on SQLite a VALUES list of 2,000 rows at a time, rounded to the penny as the
+    recomputation is)."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    column = connection.ops.quote_name(field)  # the cached amounts are plain fields named as their columns
+    changed = sorted((pk, to_money(delta)) for pk, delta in deltas.items() if delta)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"UPDATE {table} SET {column} = {table}.{column} + delta.amount "  # noqa: S608
+                f"FROM unnest(%s::bigint[], %s::numeric[]) AS delta(id, amount) WHERE {table}.id = delta.id",
+                # Array literals of ints and quantised decimals: psycopg's client-side quoting of a
+                # list of Decimals cost more than the UPDATE itself.
+                [
+                    "{" + ",".join(str(int(pk)) for pk, _delta in changed) + "}",
+                    "{" + ",".join(str(delta) for _pk, delta in changed) + "}",
+                ],
+            )
+            return
+        for start in range(0, len(changed), 2000):
+            rows = changed[start : start + 2000]
+            values = ", ".join(["(CAST(%s AS BIGINT), CAST(%s AS NUMERIC))"] * len(rows))
+            cursor.execute(
+                f"UPDATE {table} SET {column} = ROUND({table}.{column} + delta.column2, 2) "  # noqa: S608
+                f"FROM (VALUES {values}) AS delta WHERE {table}.id = delta.column1",
+                [value for pk, delta in rows for value in (pk, str(delta))],
+            )
+
+
+def apply_cached_deltas(
+    *, invoices: Mapping[int, Decimal] | None = None, payments: Mapping[int, Decimal] | None = None
+) -> None:
+    """Add these amounts to the cached outstanding amount of invoices and unallocated credit of payments
+    (by id): for writes whose effect on them is exact, without re-reading every row's entries."""
+    _add_to_cached(Invoice, "amount_outstanding", invoices or {})
+    _add_to_cached(Payment, "amount_unallocated", payments or {})
 
 
 def open_invoices_of(customer_ids: Iterable[int]) -> QuerySet[Invoice]:
@@ -202,25 +245,98 @@ def post_entry(
     return entry
 
 
-def post_payment_entries(*, payments: Sequence[Payment], actor: User | None) -> list[LedgerEntry]:
-    """The ledger entries of payments just recorded in bulk (one insert): each takes its amount off the
-    customer's balance on the day it was received."""
-    entries = LedgerEntry.objects.bulk_create(
-        [
-            LedgerEntry(
-                customer_id=payment.customer_id,
-                kind=LedgerEntry.Kind.PAYMENT,
-                amount=-payment.amount,
-                effective_on=payment.received_on,
-                actor=actor,
-                payment=payment,
-            )
-            for payment in payments
-        ],
-        batch_size=1000,
+def _post_from_payments(
+    payment_ids: Sequence[int],
+    *,
+    kind: str,
+    negate: bool,
+    effective_on: datetime.date | None,
+    reason: str,
+    actor: User | None,
+) -> dict[int, int]:
+    """One entry of ``kind`` per payment, each with its audit event, by one INSERT ... SELECT from the
+    stored payments (not a model instance per entry): the payment's amount (negated if ``negate``), on
+    ``effective_on`` or, if None, the day it was received. Returns each payment's entry id."""
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        quote(name)
+        for name in ("customer_id", "kind", "amount", "effective_on", "actor_id", "payment_id", "reason")
     )
-    refresh_cached_amounts(payment_ids=[payment.pk for payment in payments])
-    return entries
+    stored_sql, stored_params = (
+        Payment.objects.filter(pk__in=sorted(payment_ids))
+        .order_by("pk")
+        .values(
+            row_id=F("pk"), row_customer=F("customer_id"), row_pounds=F("amount"), row_on=F("received_on")
+        )
+        .query.sql_with_params()
+    )
+    sign = "-" if negate else ""
+    on = "row_on" if effective_on is None else "%s"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(LedgerEntry._meta.db_table)} ({columns}, {quote('created_at')}) "  # noqa: S608
+            f"SELECT row_customer, %s, {sign}row_pounds, {on}, %s, row_id, %s, %s "
+            f"FROM ({stored_sql}) stored ORDER BY row_id RETURNING id, customer_id, amount, payment_id",
+            [
+                kind,
+                *([] if effective_on is None else [effective_on]),
+                getattr(actor, "pk", None),
+                reason,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+                *stored_params,
+            ],
+        )
+        posted = cursor.fetchall()
+    label = LedgerEntry._meta.label_lower
+    audit_record_many(
+        actor=actor,
+        entries=[
+            AuditEntry(
+                f"ledger.{kind}",
+                (label, str(entry_id)),
+                {"customer": customer_id, "amount": str(to_money(Decimal(str(amount))))},
+            )
+            for entry_id, customer_id, amount, _payment_id in posted
+        ],
+    )
+    return {payment_id: entry_id for entry_id, _customer_id, _amount, payment_id in posted}
+
+
+def post_payment_entries(*, payment_ids: Sequence[int], actor: User | None) -> int:
+    """The ledger entries of payments just recorded in bulk, each with its audit event: each takes its
+    amount off the customer's balance on the day it was received. Returns how many were posted."""
+    ids = list(payment_ids)
+    posted = _post_from_payments(
+        ids, kind=LedgerEntry.Kind.PAYMENT, negate=True, effective_on=None, reason="", actor=actor
+    )
+    # Just recorded, a payment has settled nothing yet: all its money is the customer's credit.
+    Payment.objects.filter(pk__in=ids).update(amount_unallocated=F("amount"))
+    return len(posted)
+
+
+def post_unpaid_reversals(
+    reasons: Mapping[int, str], *, effective_on: datetime.date, actor: User | None
+) -> dict[int, int]:
+    """The unpaid-reversal entries of payments (by id, each with its reason) whose allocations were all
+    released (``release_payments``): the account owes each amount again, and a returned payment holds no
+    credit. One INSERT ... SELECT per distinct reason; returns each payment's entry id."""
+    by_reason: dict[str, list[int]] = {}
+    for payment_id, why in reasons.items():
+        by_reason.setdefault(why, []).append(payment_id)
+    posted: dict[int, int] = {}
+    for why, payment_ids in sorted(by_reason.items()):
+        posted.update(
+            _post_from_payments(
+                payment_ids,
+                kind=LedgerEntry.Kind.UNPAID_REVERSAL,
+                negate=False,
+                effective_on=effective_on,
+                reason=why,
+                actor=actor,
+            )
+        )
+    Payment.objects.filter(pk__in=list(reasons)).update(amount_unallocated=ZERO)
+    return posted
 
 
 def post_entries(entries: Sequence[LedgerEntry], *, actor: User | None) -> list[LedgerEntry]:
@@ -246,9 +362,13 @@ def post_entries(entries: Sequence[LedgerEntry], *, actor: User | None) -> list[
 def save_allocations(allocations: Sequence[PaymentAllocation]) -> list[PaymentAllocation]:
     """Write allocations (one insert) and bring the cached amounts of their invoices and payments in line."""
     saved = PaymentAllocation.objects.bulk_create(allocations, batch_size=1000)
-    refresh_cached_amounts(
-        invoice_ids=[row.invoice_id for row in saved], payment_ids=[row.payment_id for row in saved]
-    )
+    # Each row moves its amount from the payment's credit to the invoice (a reversal, negative, back).
+    invoices: dict[int, Decimal] = {}
+    payments: dict[int, Decimal] = {}
+    for row in saved:
+        invoices[row.invoice_id] = invoices.get(row.invoice_id, ZERO) - row.amount
+        payments[row.payment_id] = payments.get(row.payment_id, ZERO) - row.amount
+    apply_cached_deltas(invoices=invoices, payments=payments)
     return saved
 
 
@@ -257,38 +377,78 @@ def save_allocations(allocations: Sequence[PaymentAllocation]) -> list[PaymentAl
 
 def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, reason: str = "") -> int:
     """Let unallocated payment money of these (locked) customers settle their open invoices, oldest
-    invoice first, oldest payment first. Returns how many allocations were written; four queries
-    however many customers."""
-    # Plain values, not model instances: a chunk of a batch reads thousands of open invoices.
-    payments = list(
-        payments_with_credit_of(customer_ids).values_list("pk", "customer_id", "amount_unallocated")
-    )
-    if not payments:
+    invoice first, oldest payment first. Returns how many allocations were written; three queries however
+    many customers, and no row read into Python but the allocations written.
+
+    First in, first out is an overlap of intervals: lay a customer's payment credit end to end in the
+    order it is used, and its open invoices end to end in the order they are settled; each payment then
+    settles of each invoice exactly the stretch their two intervals share. Both are counted in pence, so
+    the sums are exact on SQLite (which adds decimals as floating point) as on PostgreSQL."""
+    if not customer_ids:
         return 0
-    owed_by_customer: dict[int, list[tuple[int, Decimal]]] = {}
-    for invoice_id, customer_id, outstanding in open_invoices_of(
-        {customer_id for _pk, customer_id, _credit in payments}
-    ).values_list("pk", "customer_id", "amount_outstanding"):
-        owed_by_customer.setdefault(customer_id, []).append((invoice_id, to_money(Decimal(outstanding))))
-    rows: list[PaymentAllocation] = []
-    for payment_id, customer_id, unallocated in payments:
-        credit = to_money(Decimal(unallocated))
-        owed = owed_by_customer.get(customer_id, [])
-        for index, (invoice_id, due) in enumerate(owed):
-            if credit <= 0:
-                break
-            amount = min(due, credit)
-            if amount <= 0:
-                continue
-            rows.append(
-                PaymentAllocation(
-                    payment_id=payment_id, invoice_id=invoice_id, amount=amount, actor=actor, reason=reason
-                )
-            )
-            owed[index] = (invoice_id, due - amount)
-            credit -= amount
-    save_allocations(rows)
-    return len(rows)
+    credit_sql, credit_params = (
+        payments_with_credit_of(customer_ids)
+        .order_by()
+        .values(
+            row_id=F("pk"),
+            row_customer=F("customer_id"),
+            row_pounds=F("amount_unallocated"),
+            row_on=F("received_on"),
+        )
+        .query.sql_with_params()
+    )
+    owed_sql, owed_params = (
+        open_invoices_of(customer_ids)
+        .order_by()
+        .values(
+            row_id=F("pk"),
+            row_customer=F("customer_id"),
+            row_pounds=F("amount_outstanding"),
+            row_on=F("issue_date"),
+        )
+        .query.sql_with_params()
+    )
+    quote = connection.ops.quote_name
+    columns = ", ".join(quote(name) for name in ("payment_id", "invoice_id", "amount", "actor_id", "reason"))
+    stretch = (
+        "(CASE WHEN credit.hi < owed.hi THEN credit.hi ELSE owed.hi END) "
+        "- (CASE WHEN credit.lo > owed.lo THEN credit.lo ELSE owed.lo END)"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # The first-in order of each side is its running total's order. Only compiled SQL and names:
+            "WITH credit_pence AS (SELECT row_id AS id, row_customer AS customer_id, row_on AS received_on, "  # noqa: S608
+            f"CAST(ROUND(row_pounds * 100) AS BIGINT) AS pence FROM ({credit_sql}) credit_rows), "
+            "credit AS (SELECT id, customer_id, received_on, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY received_on, id) - pence AS lo, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY received_on, id) AS hi FROM credit_pence), "
+            "owed_pence AS (SELECT row_id AS id, row_customer AS customer_id, row_on AS issue_date, "
+            f"CAST(ROUND(row_pounds * 100) AS BIGINT) AS pence FROM ({owed_sql}) owed_rows), "
+            "owed AS (SELECT id, customer_id, issue_date, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY issue_date, id) - pence AS lo, "
+            "SUM(pence) OVER (PARTITION BY customer_id ORDER BY issue_date, id) AS hi FROM owed_pence) "
+            f"INSERT INTO {quote(PaymentAllocation._meta.db_table)} ({columns}, {quote('created_at')}) "
+            f"SELECT credit.id, owed.id, ({stretch}) / 100.0, %s, %s, %s FROM credit JOIN owed "
+            "ON owed.customer_id = credit.customer_id AND credit.lo < owed.hi AND owed.lo < credit.hi "
+            "ORDER BY credit.received_on, credit.id, owed.issue_date, owed.id "
+            "RETURNING payment_id, invoice_id, amount",
+            [
+                *credit_params,
+                *owed_params,
+                getattr(actor, "pk", None),
+                reason,
+                connection.ops.adapt_datetimefield_value(timezone.now()),
+            ],
+        )
+        written = cursor.fetchall()
+    invoices: dict[int, Decimal] = {}
+    payments: dict[int, Decimal] = {}
+    for payment_id, invoice_id, amount in written:
+        money = to_money(Decimal(str(amount)))
+        invoices[invoice_id] = invoices.get(invoice_id, ZERO) - money
+        payments[payment_id] = payments.get(payment_id, ZERO) - money
+    apply_cached_deltas(invoices=invoices, payments=payments)
+    return len(written)
 
 
 def live_allocations(**filters: object) -> QuerySet[PaymentAllocation]:
@@ -339,6 +499,47 @@ def release_allocations(
         taken += take
     save_allocations(rows)
     return taken
+
+
+def release_payments(reasons: Mapping[int, str], *, actor: User | None) -> int:
+    """Take back everything these payments (of locked customers; by id, each with the reason its rows
+    give) settle: each live allocation is reversed in full, newest first, as ``release_allocations`` with
+    no amount does, but in one INSERT ... SELECT per distinct reason instead of a model instance per row.
+    Returns how many allocations were reversed."""
+    by_reason: dict[str, list[int]] = {}
+    for payment_id, why in reasons.items():
+        by_reason.setdefault(why, []).append(payment_id)
+    quote = connection.ops.quote_name
+    table = quote(PaymentAllocation._meta.db_table)
+    columns = ", ".join(
+        quote(name) for name in ("payment_id", "invoice_id", "amount", "reverses_id", "actor_id", "reason")
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    written: list[tuple[int, int, Any]] = []
+    with connection.cursor() as cursor:
+        for why, payment_ids in sorted(by_reason.items()):
+            live_sql, live_params = (
+                live_allocations(payment_id__in=sorted(payment_ids))
+                .values(row_id=F("pk"), row_payment=F("payment_id"), row_invoice=F("invoice_id"))
+                .annotate(row_pounds=F("amount"), row_at=F("created_at"))
+                .query.sql_with_params()
+            )
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}, {quote('created_at')}) "  # noqa: S608 - compiled SQL, names
+                "SELECT row_payment, row_invoice, -row_pounds, row_id, %s, %s, %s "
+                f"FROM ({live_sql}) live ORDER BY row_at DESC, row_id DESC "
+                "RETURNING payment_id, invoice_id, amount",
+                [getattr(actor, "pk", None), why, now, *live_params],
+            )
+            written.extend(cursor.fetchall())
+    invoices: dict[int, Decimal] = {}
+    payments: dict[int, Decimal] = {}
+    for payment_id, invoice_id, amount in written:
+        money = to_money(Decimal(str(amount)))
+        invoices[invoice_id] = invoices.get(invoice_id, ZERO) - money
+        payments[payment_id] = payments.get(payment_id, ZERO) - money
+    apply_cached_deltas(invoices=invoices, payments=payments)
+    return len(written)
 
 
 # Documents issued by billing.

@@ -1,5 +1,6 @@
 """Models of the privacy app, one module per concern; each is imported here by name for Django."""
 
+from privacy.models.breaches import BreachIncident, BreachReminder
 from privacy.models.erasure import ErasureEvent, ErasureRecord
 from privacy.models.exports import DataExport
 from privacy.models.governance import AssessmentReminder, AssessmentRisk, ImpactAssessment, Processor
@@ -23,6 +24,8 @@ __all__ = [
     "TRANSITIONS",
     "AssessmentReminder",
     "AssessmentRisk",
+    "BreachIncident",
+    "BreachReminder",
     "CookieConsentRecord",
     "DataExport",
     "ErasureEvent",

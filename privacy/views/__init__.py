@@ -1,6 +1,16 @@
 """Privacy pages, one module per concern: the request workflow, the data map with erasure previews, and
 portability exports."""
 
+from privacy.views.breaches import (
+    breach_affected,
+    breach_affected_csv,
+    breach_decide,
+    breach_detail,
+    breach_edit,
+    breach_new,
+    breach_register,
+    breach_report,
+)
 from privacy.views.data_map import data_map_csv, data_map_view, erasure_preview_view
 from privacy.views.exports import customer_exports, export_download, my_data
 from privacy.views.governance import (
@@ -41,6 +51,14 @@ __all__ = [
     "assessment_risk",
     "assessment_sign_off",
     "assessments",
+    "breach_affected",
+    "breach_affected_csv",
+    "breach_decide",
+    "breach_detail",
+    "breach_edit",
+    "breach_new",
+    "breach_register",
+    "breach_report",
     "customer_exports",
     "data_map_csv",
     "data_map_view",

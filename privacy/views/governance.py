@@ -2,7 +2,7 @@
 reason) and the data protection impact assessments (one per processing activity of the data map: screening,
 description, necessity, risks with the risk matrix, DPO advice, sign-off). Thin: the rules live in
 privacy.governance, the writes in privacy.services.governance. Only the DPO and administrators hold the
-permissions (privacy/migrations/0009_processors_seed_and_governance_roles.py)."""
+permissions (privacy/migrations/0011_processors_seed_and_governance_roles.py)."""
 
 from __future__ import annotations
 

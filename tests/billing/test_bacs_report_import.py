@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from accounts import mandates
 from accounts import services as account_services
-from accounts.models import PaymentDetails, Role
+from accounts.models import AuditEvent, PaymentDetails, Role
 from billing.bacs_reports import Action, parse_report
 from billing.demo import uk_tariff
 from billing.models import (
@@ -160,7 +160,13 @@ def test_the_export_records_a_direct_debit_payment_per_collection_settling_its_i
         assert payment.received_on == collection.debit_date
         assert payment.reference.endswith(collection.invoice.number)
         assert invoice_outstanding(collection.invoice) == 0
-        assert LedgerEntry.objects.filter(payment=payment, kind="payment").get().amount == -payment.amount
+        entry = LedgerEntry.objects.filter(payment=payment, kind="payment").get()
+        assert entry.amount == -payment.amount
+        assert entry.actor == exported.finance
+        (event,) = AuditEvent.objects.filter(
+            action="ledger.payment", target_type="billing.ledgerentry", target_id=str(entry.pk)
+        )
+        assert event.detail == {"customer": payment.customer_id, "amount": str(entry.amount)}
     assert sum(c.amount_pence for c in collections) == exported.submission.total_pence
 
 

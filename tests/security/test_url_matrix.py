@@ -181,6 +181,30 @@ def _assessment(w: World) -> tuple[int, int]:
     return w._assessment
 
 
+def _breach(w: World) -> int:
+    """An incident in the breach register (the provider's, not a partner's), recorded once per world."""
+    if not hasattr(w, "_breach"):
+        from privacy.services.breaches import breach_incident_create
+
+        dpo = UserFactory(role=Role.DATA_PROTECTION_OFFICER)
+        now = timezone.now()
+        w._breach = breach_incident_create(
+            actor=dpo,
+            title="Laptop lost",
+            occurred_at=now,
+            became_aware_at=now,
+            description="A laptop was left on a train.",
+            data_categories=["contact"],
+            subject_categories=["customers"],
+            approximate_records=3,
+            approximate_subjects=3,
+            likely_consequences="Unlikely: the disk is encrypted.",
+            measures_taken="Remote wipe.",
+            handler=dpo,
+        )
+    return w._breach.pk
+
+
 REQUEST_READERS = {Role.DATA_PROTECTION_OFFICER, Role.ADMINISTRATOR, Role.SUPPORT_AGENT}
 PRIVACY_OFFICE = {Role.DATA_PROTECTION_OFFICER, Role.ADMINISTRATOR}
 DPO_ONLY = {Role.DATA_PROTECTION_OFFICER}
@@ -397,6 +421,16 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         NOBODY,
         None,
     ),
+    # The breach register: the DPO and administrators only (tests/privacy/test_breaches.py).
+    "privacy:breaches": (lambda w: "/privacy/breaches/", PRIVACY_OFFICE, None),
+    "privacy:breach_new": (lambda w: "/privacy/breaches/new/", PRIVACY_OFFICE, None),
+    "privacy:breach": (lambda w: f"/privacy/breaches/{_breach(w)}/", PRIVACY_OFFICE, None),
+    "privacy:breach_edit": (lambda w: f"/privacy/breaches/{_breach(w)}/edit/", PRIVACY_OFFICE, None),
+    "privacy:breach_decide": (lambda w: f"/privacy/breaches/{_breach(w)}/decide/ico/", NOBODY, None),
+    "privacy:breach_affected": (lambda w: f"/privacy/breaches/{_breach(w)}/affected/", PRIVACY_OFFICE, None),
+    # An export: POST only.
+    "privacy:breach_affected_csv": (lambda w: f"/privacy/breaches/{_breach(w)}/affected.csv", NOBODY, None),
+    "privacy:breach_report": (lambda w: f"/privacy/breaches/{_breach(w)}/report/", PRIVACY_OFFICE, None),
     "website_staff:submissions": (lambda w: "/privacy/website/submissions/", PRIVACY_OFFICE, None),
     "website_staff:submission": (
         lambda w: f"/privacy/website/submissions/{_submission(w)}/",

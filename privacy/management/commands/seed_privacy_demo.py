@@ -11,7 +11,13 @@ from django.utils import timezone
 
 from accounts.models import Customer, User
 from privacy.governance_demo import seed_governance
-from privacy.models import PrivacyRequest
+from privacy.models import BreachIncident, PrivacyRequest
+from privacy.services.breaches import (
+    breach_ico_decide,
+    breach_incident_close,
+    breach_incident_create,
+    breach_subjects_decide,
+)
 from privacy.services.requests.identity import privacy_request_attest_identity
 from privacy.services.requests.receiving import privacy_request_receive
 from privacy.services.requests.workflow import privacy_request_hold, privacy_request_start
@@ -22,10 +28,64 @@ KINDS = [choice for choice, _label in PrivacyRequest.Kind.choices]
 CHANNELS = [PrivacyRequest.Channel.EMAIL, PrivacyRequest.Channel.PHONE, PrivacyRequest.Channel.POST]
 
 
+def seed_breaches(dpo: User) -> None:
+    """The breach register: a closed incident found two days ago (the ICO notified within the 72 hours,
+    the customers told) and an open one found this morning, its clock running. The decisions are recorded
+    now, as a DPO would record them."""
+    now = timezone.now()
+    closed = breach_incident_create(
+        actor=dpo,
+        title="Invoices emailed to the wrong customer",
+        occurred_at=now - datetime.timedelta(hours=53),
+        became_aware_at=now - datetime.timedelta(hours=50),
+        description="A mail merge paired 14 invoices with the next account's contact address.",
+        data_categories=["contact", "financial"],
+        subject_categories=["customers", "contacts"],
+        approximate_records=14,
+        approximate_subjects=14,
+        likely_consequences="Names, addresses and amounts owed seen by another business.",
+        measures_taken="Recipients asked to delete the emails, and confirmed; the merge now checks pairs.",
+        measures_proposed="A second person checks every bulk send.",
+        handler=dpo,
+    )
+    breach_ico_decide(
+        incident=closed,
+        actor=dpo,
+        decision=BreachIncident.IcoDecision.NOTIFY,
+        reason="Financial details of identifiable people were disclosed.",
+        notified_at=now,
+        ico_reference="IC-DEMO-0001",
+    )
+    breach_subjects_decide(
+        incident=closed,
+        actor=dpo,
+        decision=BreachIncident.SubjectsDecision.TELL,
+        reason="Amounts owed were disclosed: the customers should watch for misuse.",
+    )
+    breach_incident_close(
+        incident=closed, actor=dpo, note="All recipients confirmed deletion; ICO closed the case."
+    )
+    breach_incident_create(
+        actor=dpo,
+        title="Support laptop stolen",
+        occurred_at=now - datetime.timedelta(hours=20),
+        became_aware_at=now - datetime.timedelta(hours=6),
+        description="A support agent's laptop was stolen from a car; it was locked, its disk encrypted.",
+        data_categories=["contact", "service"],
+        subject_categories=["customers"],
+        approximate_records=0,
+        approximate_subjects=0,
+        likely_consequences="Unlikely: the disk is encrypted and the session had timed out.",
+        measures_taken="Sessions revoked, password and authenticator reset.",
+        handler=dpo,
+    )
+
+
 class Command(BaseCommand):
     help = (
         "Publish the first privacy notice, complete the processors register, add impact assessments of the "
-        "main activities and create demo privacy requests (idempotent). Run after seed_demo."
+        "main activities, record demo breach incidents and create demo privacy requests (idempotent). Run "
+        "after seed_demo."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -39,18 +99,20 @@ class Command(BaseCommand):
             raise CommandError(f"{exc} Run seed_demo first: the demo DPO works the requests.") from exc
         self.stdout.write(self.style.SUCCESS(f"Privacy notice version {notice.version} is published."))
         self.stdout.write("Public website: http://127.0.0.1:8000/site/")
-        governor = User.objects.filter(email=DEMO_DPO).first() or notice.published_by
-        if governor is not None:
-            completed, added = seed_governance(actor=governor)
+        dpo = User.objects.filter(email=DEMO_DPO).first() or notice.published_by
+        if dpo is not None:
+            completed, added = seed_governance(actor=dpo)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Processors register: {completed} completed; impact assessments: {added} added."
                 )
             )
+        if dpo is not None and not BreachIncident.objects.exists():
+            seed_breaches(dpo)
+            self.stdout.write(self.style.SUCCESS("Breach register: one open incident, one closed."))
         if PrivacyRequest.objects.exists():
             self.stdout.write("Demo privacy requests already present; not adding more.")
             return
-        dpo = User.objects.filter(email=DEMO_DPO).first() or notice.published_by
         if dpo is None:
             raise CommandError("Run seed_demo first: the demo DPO works the requests.")
         rng = random.Random(options["seed"])

@@ -123,7 +123,7 @@ def unseed(apps: Any, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("privacy", "0008_governance_registers"), ("accounts", "0002_role_groups")]
+    dependencies = [("privacy", "0010_governance_registers"), ("accounts", "0002_role_groups")]
 
     operations = [
         migrations.RunPython(seed, unseed),

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('privacy', '0007_ledger_retention'),
+        ('privacy', '0009_breach_roles'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
