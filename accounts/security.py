@@ -31,7 +31,8 @@ class RequireSecondFactorMiddleware:
         user = request.user
         if user.is_authenticated and not user.is_verified():  # type: ignore[attr-defined]
             open_paths = {reverse(name) for name in _UNVERIFIED_URL_NAMES}
-            if request.path not in open_paths and not request.path.startswith("/" + settings.STATIC_URL):
+            # settings.STATIC_URL reads back with its leading slash ("/static/"): Django adds it.
+            if request.path not in open_paths and not request.path.startswith(settings.STATIC_URL):
                 query = urlencode({"next": request.get_full_path()})
                 return HttpResponseRedirect(f"{reverse('accounts:otp_verify')}?{query}")
         return self.get_response(request)

@@ -12,7 +12,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum, Windo
 from django.http import Http404
 
 from accounts.models import Customer, Partner, PaymentDetails, User
-from accounts.selectors import VIEW_ALL_CUSTOMERS, customers_visible_to
+from accounts.selectors import VIEW_ALL_CUSTOMERS, customers_visible_to, names_holding_words
 from billing.models import (
     INVOICE_PAYMENT_TERMS_DAYS,
     BillRun,
@@ -106,6 +106,23 @@ def access_credit_note(user: User | AnonymousUser, pk: int) -> CreditNote:
 
 def invoices_of_customer(user: User | AnonymousUser, customer: Customer) -> QuerySet[Invoice]:
     return invoices_visible_to(user).filter(customer=customer).order_by("-period_start")
+
+
+def bill_run_invoices(bill_run: BillRun, *, query: str = "") -> QuerySet[Invoice]:
+    """The invoices of a run already opened through ``access_bill_run`` (so all of one partner the user
+    may see), in customer order, with the columns the run's page lists. ``query`` keeps those whose
+    customer reference or invoice number holds it, or whose customer's name holds every word of it (the
+    name is encrypted, on the invoice too: matched through the customer's name words, whole words only)."""
+    invoices = bill_run.invoices.order_by("customer_reference", "pk").only(
+        "pk", "customer_reference", "number", "status", "net", "vat", "gross", "bill_run_id", "partner_id"
+    )
+    query = query.strip()
+    if not query:
+        return invoices
+    named = names_holding_words(query).filter(contact_id__isnull=True).values("customer_id")
+    return invoices.filter(
+        Q(customer_reference__icontains=query) | Q(number__icontains=query) | Q(customer_id__in=named)
+    )
 
 
 def bill_run_summary(bill_run: BillRun) -> dict[str, Any]:

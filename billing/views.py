@@ -77,7 +77,7 @@ from billing.services.payments import payment_reallocate, payment_record, paymen
 from fusion_site.money import format_money, vat_on
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
-INVOICES_PER_PAGE = 100
+INVOICES_PER_PAGE = 50
 
 
 def _partner_of(user: User, request: HttpRequest) -> Partner:
@@ -145,11 +145,10 @@ def _bill_run_page(
     previous, variance_rows = selectors.variance(bill_run, threshold_percent=VARIANCE_THRESHOLD_PERCENT)
     exceptions = selectors.exceptions_by_kind(bill_run)
     chart = charts.diverging_bars([(row.customer_reference, row.change) for row in variance_rows[:40]])
+    invoice_query = request.GET.get("q", "")
+    # An out-of-range or malformed page number shows the last (or first) page, as the other lists do.
     invoices = Paginator(
-        bill_run.invoices.order_by("customer_reference").only(
-            "pk", "customer_reference", "number", "status", "net", "vat", "gross", "bill_run_id", "partner_id"
-        ),
-        INVOICES_PER_PAGE,
+        selectors.bill_run_invoices(bill_run, query=invoice_query), INVOICES_PER_PAGE
     ).get_page(request.GET.get("page"))
     context: dict[str, Any] = {
         "bill_run": bill_run,
@@ -158,6 +157,7 @@ def _bill_run_page(
         "exceptions_listed": sum(len(group.items) for group in exceptions),
         "events": bill_run.events.select_related("actor"),
         "invoices": invoices,
+        "invoice_query": invoice_query,
         "previous": previous,
         "variance_rows": variance_rows,
         "variance_threshold": VARIANCE_THRESHOLD_PERCENT,

@@ -2,6 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+# Error pages in the product's layout (fusion_site/error_views.py); used whenever DEBUG is off.
+handler403 = "fusion_site.error_views.permission_denied"
+handler404 = "fusion_site.error_views.page_not_found"
+handler500 = "fusion_site.error_views.server_error"
+
 admin.site.site_header = "Fusion back office"
 admin.site.site_title = "Fusion back office"
 
