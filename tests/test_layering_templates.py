@@ -27,7 +27,9 @@ TEMPLATE_OWNERS = {
     "privacy": "privacy",
     "website": "privacy",  # the public website (privacy.website)
 }
-COMPOSITION_ROOT = {"base.html"}
+# The error pages (fusion_site.error_views, wired by fusion_site.urls) are site-wide too: a way back to the
+# staff home or, for a visitor, the public website.
+COMPOSITION_ROOT = {"base.html", "403.html", "404.html", "500.html", "_error_way_back.html"}
 COMPOSITION_ROOT_MODULES = {"fusion_site/settings.py", "fusion_site/urls.py"}  # they name every app
 
 URL_TAG = re.compile(r"""\{%\s*url\s+["']([\w-]+):""")
