@@ -78,6 +78,8 @@ from fusion_site.money import format_money, vat_on
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
 INVOICES_PER_PAGE = 50
+BILL_RUNS_PER_PAGE = 50
+CALL_IMPORTS_PER_PAGE = 50
 
 
 def _partner_of(user: User, request: HttpRequest) -> Partner:
@@ -128,9 +130,11 @@ def bill_run_list(request: HttpRequest) -> HttpResponse:
             else:
                 return redirect("billing:bill_run", pk=bill_run.pk)
     partners = Partner.objects.all() if user.partner_id is None else Partner.objects.none()
-    return render(
-        request, "billing/bill_run_list.html", {"runs": runs[:200], "form": form, "partners": partners}
-    )
+    runs_page = Paginator(
+        runs.order_by("-period_start", "partner__name", "-pk"), BILL_RUNS_PER_PAGE
+    ).get_page(request.GET.get("page"))
+    context = {"runs": runs_page, "form": form, "partners": partners}
+    return render(request, "billing/bill_run_list.html", context)
 
 
 @login_required
@@ -446,7 +450,9 @@ def call_imports(request: HttpRequest) -> HttpResponse:
                 return redirect("billing:call_import", pk=call_import.pk)
     partners = Partner.objects.all() if user.partner_id is None else Partner.objects.none()
     context = {
-        "imports": selectors.call_imports_visible_to(user)[:50],
+        "imports": Paginator(
+            selectors.call_imports_visible_to(user).order_by("-created_at", "-pk"), CALL_IMPORTS_PER_PAGE
+        ).get_page(request.GET.get("page")),
         "form": form,
         "partners": partners,
         "columns": REQUIRED_COLUMNS,
