@@ -80,6 +80,8 @@ VARIANCE_THRESHOLD_PERCENT = Decimal("10")
 INVOICES_PER_PAGE = 50
 BILL_RUNS_PER_PAGE = 50
 CALL_IMPORTS_PER_PAGE = 50
+BACS_REPORTS_PER_PAGE = 50
+SUSPENSE_CALLS_PER_PAGE = 100
 
 
 def _partner_of(user: User, request: HttpRequest) -> Partner:
@@ -493,7 +495,9 @@ def suspense_queue(request: HttpRequest) -> HttpResponse:
             rated, suspense_total = rated + result.rated, suspense_total + result.suspense
         messages.success(request, f"Re-rated: {rated} calls rated, {suspense_total} still in suspense.")
         return redirect("billing:suspense")
-    page = Paginator(calls.order_by("started_at", "pk"), 100).get_page(request.GET.get("page"))
+    page = Paginator(calls.order_by("started_at", "pk"), SUSPENSE_CALLS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
     context = {"page": page, "summary": selectors.suspense_summary(calls)}
     return render(request, "billing/suspense.html", context)
 
@@ -838,7 +842,10 @@ def bacs_reports(request: HttpRequest) -> HttpResponse:
                 _add_service_errors(form, exc, {})
             else:
                 return redirect("billing:bacs_report", pk=report_import.pk)
-    context: dict[str, Any] = {"imports": imports[:50], "form": form}
+    imports_page = Paginator(imports.order_by("-imported_at", "-pk"), BACS_REPORTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    context: dict[str, Any] = {"imports": imports_page, "form": form}
     partner = user.partner
     if partner is not None and user.has_perm("billing.finalise_billrun"):
         context["representations_due"] = list(representations_due(partner_id=partner.pk)[:200])

@@ -110,3 +110,44 @@ def test_the_call_imports_come_a_page_at_a_time_newest_first(
 )
 def test_a_page_link_keeps_the_rest_of_the_query(url, number, expected):
     assert page_query(RequestFactory().get(url), number) == expected
+
+
+def _bacs_imports(partner, count: int) -> list[int]:
+    """Imported reports as the list reads them (their content is another test's business), newest first."""
+    from django.utils import timezone
+
+    from billing.models import BacsReportImport
+
+    made = [
+        BacsReportImport.objects.create(
+            partner=partner,
+            kind="ARUDD",
+            service_user_number=f"{partner.pk:06d}",
+            report_id=f"ARUDD/{partner.pk:06d}/{n}",
+            file_name=f"arudd-{n}.xml",
+            sha256=f"{n:064d}",
+            imported_at=timezone.now() + datetime.timedelta(minutes=n),
+        ).pk
+        for n in range(count)
+    ]
+    return made[::-1]
+
+
+def test_the_bacs_report_imports_come_a_page_at_a_time(
+    client, partner, other_partner, finance, monkeypatch, django_assert_max_num_queries
+):
+    newest_first = _bacs_imports(partner, 3)
+    _bacs_imports(other_partner, 2)
+    link = re.compile(r'href="/billing/bacs-reports/(\d+)/"')
+    client.force_login(finance)
+    client.get("/billing/bacs-reports/")
+    monkeypatch.setattr(views, "BACS_REPORTS_PER_PAGE", 1)
+    with CaptureQueriesContext(connection) as one_report:
+        first = _listed(client, "/billing/bacs-reports/", link)
+    monkeypatch.setattr(views, "BACS_REPORTS_PER_PAGE", 2)
+
+    with django_assert_max_num_queries(len(one_report)):
+        page_one = _listed(client, "/billing/bacs-reports/", link)
+    page_two = _listed(client, "/billing/bacs-reports/", link, page="2")
+
+    assert (first, page_one, page_two) == (newest_first[0:1], newest_first[0:2], newest_first[2:3])
