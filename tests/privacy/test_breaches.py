@@ -35,6 +35,7 @@ def london(year: int, month: int, day: int, hour: int, minute: int) -> datetime.
 def record(dpo, *, aware: datetime.datetime, **extra) -> BreachIncident:
     facts = {
         "title": "Laptop left on a train",
+        "pecr": False,
         "occurred_at": aware - datetime.timedelta(hours=2),
         "became_aware_at": aware,
         "description": "An unencrypted spreadsheet of accounts was on it.",
@@ -111,7 +112,7 @@ def test_the_clock_counts_72_real_hours_across_the_october_clock_change(dpo, cli
 def test_the_deadline_is_always_72_elapsed_hours_after_awareness(aware):
     """Art. 33(1) counts hours, not wall-clock days: whatever the instant (a clock change, a weekend, an
     ambiguous hour of October), the elapsed time between awareness and deadline is exactly 72 hours."""
-    incident = BreachIncident(occurred_at=aware, became_aware_at=aware)
+    incident = BreachIncident(occurred_at=aware, became_aware_at=aware, pecr=False)
     elapsed = incident.notification_deadline.timestamp() - aware.timestamp()
     assert elapsed == 72 * 3600
 
@@ -382,6 +383,7 @@ def test_recording_an_incident_shows_each_error_on_its_field(dpo, client):
         "/privacy/breaches/new/",
         {
             "title": "Wrong way round",
+            "pecr": "False",
             "occurred_at": "2026-11-30T10:00",
             "became_aware_at": "2026-11-29T10:00",
             "description": "",
@@ -496,6 +498,7 @@ def test_an_incident_opened_from_an_alert_starts_with_its_facts(
 
     data = {
         "title": form.initial["title"],
+        "pecr": "True",
         "occurred_at": form.initial["occurred_at"].strftime("%Y-%m-%dT%H:%M"),
         "became_aware_at": form.initial["became_aware_at"].strftime("%Y-%m-%dT%H:%M"),
         "description": form.initial["description"],
