@@ -200,9 +200,10 @@ class BreachIncident(TimeStampedModel):
 
     @property
     def regime(self) -> str:
+        within = f"the ICO within {self.window_hours} hours"
         if self.pecr:
-            return "PECR reg. 5A (public electronic communications service): the ICO within 24 hours"
-        return "UK GDPR Art. 33 and 34: the ICO within 72 hours"
+            return f"PECR reg. 5A (public electronic communications service): {within}"
+        return f"UK GDPR Art. 33 and 34: {within}"
 
     @property
     def notification_deadline(self) -> datetime.datetime:
