@@ -131,6 +131,13 @@ class SubjectsDecisionForm(forms.Form):
     )
 
 
+def ico_form_for(incident: BreachIncident) -> IcoDecisionForm:
+    form = IcoDecisionForm(initial={"ico_notified_at": timezone.localtime().replace(second=0, microsecond=0)})
+    if not incident.pecr:  # UK GDPR has no second notification of this kind (Art. 33(4): in phases)
+        del form.fields["ico_details_to_follow"]
+    return form
+
+
 def subjects_form_for(incident: BreachIncident, data: object = None) -> SubjectsDecisionForm:
     """Under PECR the question is reg. 5A(3)'s (likely to adversely affect a subscriber or user), not Art.
     34's (high risk): the same decision, asked in the regime's words."""
@@ -305,9 +312,7 @@ def _detail_context(user: User, incident: BreachIncident, **extra: object) -> di
         "clock": breaches.clock_of(incident, now=timezone.now()),
         "reminders": list(incident.reminders.all()),
         "can_change": user.has_perm(CHANGE),
-        "ico_form": IcoDecisionForm(
-            initial={"ico_notified_at": timezone.localtime().replace(second=0, microsecond=0)}
-        ),
+        "ico_form": ico_form_for(incident),
         "subjects_form": subjects_form_for(incident),
         "second_form": SecondNotificationForm(),
         "close_form": CloseForm(),

@@ -767,6 +767,7 @@ def test_the_full_details_follow_a_pecr_initial_notification_within_3_days(dpo, 
     page = client.get(f"/privacy/breaches/{pecr.pk}/").content.decode()
     assert "the full details are due by Thu 3 Dec 2026 20:00 GMT" in page
     assert "Record the second notification" in page
+    assert 'name="ico_details_to_follow"' in page
 
     client.post(f"/privacy/breaches/{pecr.pk}/decide/second/", {"ico_second_notified_at": "2026-12-04T09:00"})
     pecr.refresh_from_db()
@@ -778,6 +779,7 @@ def test_the_full_details_follow_a_pecr_initial_notification_within_3_days(dpo, 
 
     # UK GDPR has no second notification of this kind: Art. 33(4) gives the information in phases.
     gdpr = record(dpo, aware=london(2026, 11, 30, 9, 0))
+    assert 'name="ico_details_to_follow"' not in client.get(f"/privacy/breaches/{gdpr.pk}/").content.decode()
     refused = client.post(
         f"/privacy/breaches/{gdpr.pk}/decide/ico/",
         {
