@@ -38,7 +38,9 @@ NOTIFICATION_WINDOW = datetime.timedelta(hours=72)
 # until the DPO confirms the amended reg. 5A applies (a one-line change here).
 PECR_NOTIFICATION_WINDOW = datetime.timedelta(hours=24)
 # Regulation 611/2013 Art. 2(3): where not all the information is available, the initial notification is
-# followed by a second one "no later than three days after the initial notification".
+# followed by a second one "no later than three days after the initial notification". NB: the amendment
+# that brings PECR to 72 hours (as drafted in the Data Protection and Digital Information Bill, carried into
+# the 2025 Act) also replaces this with information "provided in phases without undue further delay".
 PECR_SECOND_NOTIFICATION_WINDOW = datetime.timedelta(days=3)
 
 
