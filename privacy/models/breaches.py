@@ -39,8 +39,9 @@ NOTIFICATION_WINDOW = datetime.timedelta(hours=72)
 PECR_NOTIFICATION_WINDOW = datetime.timedelta(hours=24)
 # Regulation 611/2013 Art. 2(3): where not all the information is available, the initial notification is
 # followed by a second one "no later than three days after the initial notification". NB: the amendment
-# that brings PECR to 72 hours (as drafted in the Data Protection and Digital Information Bill, carried into
-# the 2025 Act) also replaces this with information "provided in phases without undue further delay".
+# bringing PECR to 72 hours, as drafted in the Data Protection and Digital Information Bill (2023), also
+# replaced this with information "provided in phases without undue further delay"; whether the 2025 Act's
+# text does the same is unverified here.
 PECR_SECOND_NOTIFICATION_WINDOW = datetime.timedelta(days=3)
 
 
