@@ -1,11 +1,11 @@
-"""Reads of the breach register: the notification clock, and the customers a breach reached, found from
-the evidence (the access log and the audit trail), never guessed.
+"""Reads of the breach register: the 72-hour clock, and the customers a breach reached, found from the
+evidence (the access log and the audit trail), never guessed.
 
-The clock counts 72 real hours from awareness (UK GDPR Art. 33(1)), 24 for a breach in connection with our
-public electronic communications service (PECR reg. 5A(2), Regulation 611/2013 Art. 2(2)): weekends and
-bank holidays do not stop it, and across a change of the clocks the deadline is 72 (or 24) hours of
-elapsed time, so the local time it shows moves by the hour the clocks moved. Arithmetic is done in UTC for
-that reason.
+The clock counts 72 real hours from awareness, under UK GDPR Art. 33(1) and, since 20 August 2025, PECR
+reg. 5A(2) alike (amended by the Data (Use and Access) Act 2025 s.111, commenced by SI 2025/904 reg. 2(p);
+it was 24 hours before): weekends and bank holidays do not stop it, and across a change of the clocks the
+deadline is 72 hours of elapsed time, so the local time it shows moves by the hour the clocks moved.
+Arithmetic is done in UTC for that reason.
 """
 
 import datetime
@@ -24,23 +24,13 @@ from fusion_site.personal_data import Category
 from privacy import data_map
 from privacy.models import BreachIncident
 
-# When the DPO is reminded, per regime, in real hours from awareness, each reminder once (its kind is
-# unique per incident). UK GDPR: a third, two thirds and the end of the 72 hours. PECR (24 hours): at 12 h,
-# half the time, and at 20 h, the last four hours, enough to fill in the ICO's PECR breach form for the
-# initial notification, which needs only the essential facts (Regulation 611/2013 Art. 2(3) lets the rest
-# follow within 3 days); a reminder at 16 h (two thirds) would often fall at night after an evening
-# detection, with no office hours left before the deadline. Then the deadline itself.
-REMINDERS = {
-    False: {
-        "24h": datetime.timedelta(hours=24),
-        "48h": datetime.timedelta(hours=48),
-        "overdue": datetime.timedelta(hours=72),
-    },
-    True: {
-        "12h": datetime.timedelta(hours=12),
-        "20h": datetime.timedelta(hours=20),
-        "overdue": datetime.timedelta(hours=24),
-    },
+# When the DPO is reminded, in real hours from awareness, each reminder once (its kind is unique per
+# incident): a third, two thirds and the end of the 72 hours, the same for PECR incidents (reg. 5A(2) as
+# amended: 72 hours, as Art. 33(1)).
+REMINDER_AFTER = {
+    "24h": datetime.timedelta(hours=24),
+    "48h": datetime.timedelta(hours=48),
+    "overdue": datetime.timedelta(hours=72),
 }
 # Access log fields that name no model of the data map: what the person saw.
 WHOLE_RECORD = "Whole record (site details, export or report)"
@@ -53,12 +43,6 @@ class Clock:
     remaining: datetime.timedelta
     # Why it stopped: the ICO was notified, or the decision is not to notify; empty while it runs.
     stopped: str
-    window: datetime.timedelta = datetime.timedelta(hours=72)
-
-    @property
-    def due_soon(self) -> bool:
-        """In the last third of the window (24 h of 72, 8 h of PECR's 24) and still running."""
-        return not self.decided and not self.overdue and self.remaining < self.window / 3
 
     @property
     def decided(self) -> bool:
@@ -93,7 +77,7 @@ def clock_of(incident: BreachIncident, *, now: datetime.datetime) -> Clock:
         stopped = "not notifiable"
     else:
         stopped = ""
-    return Clock(deadline, deadline - now.astimezone(datetime.UTC), stopped, incident.notification_window)
+    return Clock(deadline, deadline - now.astimezone(datetime.UTC), stopped)
 
 
 def incidents_for_register(*, pecr_only: bool = False) -> QuerySet[BreachIncident]:
@@ -109,12 +93,9 @@ def incidents_needing_reminders(*, now: datetime.datetime) -> QuerySet[BreachInc
     running = Q(ico_decision="") | Q(
         ico_decision=BreachIncident.IcoDecision.NOTIFY, ico_notified_at__isnull=True
     )
-    first_due = Q(pecr=False, became_aware_at__lte=now - min(REMINDERS[False].values())) | Q(
-        pecr=True, became_aware_at__lte=now - min(REMINDERS[True].values())
-    )
     return (
         BreachIncident.objects.filter(running)
-        .filter(first_due, status=BreachIncident.Status.OPEN)
+        .filter(status=BreachIncident.Status.OPEN, became_aware_at__lte=now - REMINDER_AFTER["24h"])
         .order_by("became_aware_at", "pk")
     )
 

@@ -4,12 +4,16 @@ reported, with its facts, its effects and what was done, the decision to notify 
 
 A breach of personal data processed in connection with our public electronic communications service
 falls under PECR reg. 5A instead (the ICO's guide to PECR, "Security breaches": this "takes the place of
-UK GDPR breach reporting obligations"): the ICO is told within 24 hours of detection (reg. 5A(2) and
-Commission Regulation (EU) No 611/2013 Art. 2(2), as retained), with a second notification of the full
-details within 3 days of the initial one when not all were available (Art. 2(3)); the subscriber or user
-is told when the breach is likely to adversely affect their personal data or privacy (reg. 5A(3)); and
-every such breach is kept in a log of its facts, effects and remedial action (reg. 5A(8)): the register
-filtered to PECR incidents is that log.
+UK GDPR breach reporting obligations"). Since 20 August 2025 its time limits are UK GDPR's: the Data (Use
+and Access) Act 2025 s.111 ("duty to notify the Commissioner of personal data breach: time periods"),
+commenced by SI 2025/904 reg. 2(p), amended reg. 5A so that the ICO is told "without undue delay and,
+where feasible, not later than 72 hours after having become aware of it", with reasons when later, and
+information that cannot all be given at once may follow in phases without undue further delay (as UK
+GDPR Art. 33(4)); the former 24 hours and the second notification within 3 days (Regulation 611/2013
+Art. 2(2)-(3)) no longer apply. What still differs: the subscriber or user is told when the breach is
+likely to adversely affect their personal data or privacy (reg. 5A(3)), and every such breach is kept in a
+log of its facts, effects and remedial action (reg. 5A(8)): the register filtered to PECR incidents is that
+log.
 
 The register is append-only in spirit: an incident is corrected with a reason kept in its history, and
 nobody may delete one (the model has no delete permission at all, and the admin is read-only). The
@@ -31,18 +35,10 @@ from fusion_site.personal_data import Category
 
 # Art. 33(1): "without undue delay and, where feasible, not later than 72 hours after having become aware".
 NOTIFICATION_WINDOW = datetime.timedelta(hours=72)
-# PECR reg. 5A(2) with Regulation 611/2013 Art. 2(2): "within 24 hours after the detection of the personal
-# data breach, where feasible" (ICO guide to PECR, "Security breaches": "within 24 hours of becoming aware
-# of the essential facts"). NB: the ICO's "Personal data breaches: a guide" notes (20 August 2025) that the
-# Data (Use and Access) Act 2025 moves PECR reports from 24 to 72 hours; this stays the stricter 24 hours
-# until the DPO confirms the amended reg. 5A applies (a one-line change here).
-PECR_NOTIFICATION_WINDOW = datetime.timedelta(hours=24)
-# Regulation 611/2013 Art. 2(3): where not all the information is available, the initial notification is
-# followed by a second one "no later than three days after the initial notification". NB: the amendment
-# bringing PECR to 72 hours, as drafted in the Data Protection and Digital Information Bill (2023), also
-# replaced this with information "provided in phases without undue further delay"; whether the 2025 Act's
-# text does the same is unverified here.
-PECR_SECOND_NOTIFICATION_WINDOW = datetime.timedelta(days=3)
+# PECR reg. 5A(2) as amended by the Data (Use and Access) Act 2025 s.111, in force 20 August 2025 (SI
+# 2025/904 reg. 2(p)): the same words and the same 72 hours as Art. 33(1), so PECR incidents share this
+# window, its clock, its reminders and its late-notification reasons (the ICO's "Personal data breaches:
+# a guide", note of 20 August 2025: PECR reports move "from 24 hours to 72 hours after becoming aware").
 
 
 PECR_SUBJECTS_LABELS = [
@@ -78,12 +74,13 @@ class BreachIncident(TimeStampedModel):
     # choice); rows recorded before the question existed were all handled as UK GDPR (the migration).
     pecr = models.BooleanField(
         "In connection with our public electronic communications service (PECR reg. 5A)?",
-        help_text="Yes: the ICO must be told within 24 hours of detection, not 72 (PECR reg. 5A).",
+        help_text="Yes: PECR reg. 5A applies instead of UK GDPR Art. 33 and 34 (the ICO within 72 hours all "
+        "the same, the subscribers or users told when likely to be adversely affected, the PECR breach log).",
     )
     occurred_at = models.DateTimeField(help_text="When the breach happened (or began).")
     became_aware_at = models.DateTimeField(
-        help_text="When we became aware of (detected) it: the 72 hours (24 under PECR) to notify the ICO run "
-        "from here."
+        help_text="When we became aware of it: the 72 hours to notify the ICO run from here (UK GDPR Art. "
+        "33(1), PECR reg. 5A as amended)."
     )
     description = models.TextField(help_text="What happened, how it was found; no personal details.")
     data_categories = models.JSONField(default=list, help_text="Categories of the data map concerned.")
@@ -118,12 +115,9 @@ class BreachIncident(TimeStampedModel):
     ico_reference = models.CharField(max_length=60, blank=True)
     delay_reasons = models.TextField(
         blank=True,
-        help_text="Why the ICO was told after the deadline (72 hours, 24 under PECR) from awareness.",
+        help_text="Why the ICO was told more than 72 hours after we became aware (UK GDPR Art. 33(1), PECR "
+        "reg. 5A(2) as amended).",
     )
-    # PECR only (Regulation 611/2013 Art. 2(3)): the initial notification lacked some of the details, which
-    # follow in a second notification within 3 days of it.
-    ico_details_to_follow = models.BooleanField(default=False)
-    ico_second_notified_at = models.DateTimeField(null=True, blank=True)
 
     subjects_decision = models.CharField(
         max_length=20, choices=SubjectsDecision.choices, blank=True, default=""
@@ -174,15 +168,6 @@ class BreachIncident(TimeStampedModel):
                 condition=Q(status="open")
                 | (Q(closed_at__isnull=False) & Q(closed_by__isnull=False) & ~Q(closure_note="")),
             ),
-            models.CheckConstraint(
-                name="breach_second_notification_after_first",
-                condition=Q(ico_second_notified_at__isnull=True)
-                | (
-                    Q(ico_details_to_follow=True)
-                    & Q(ico_notified_at__isnull=False)
-                    & Q(ico_second_notified_at__gte=F("ico_notified_at"))
-                ),
-            ),
         ]
         indexes = [models.Index(fields=["status", "became_aware_at"], name="breach_status_aware")]
 
@@ -194,40 +179,18 @@ class BreachIncident(TimeStampedModel):
         return f"BR-{self.pk:05d}" if self.pk else "BR-new"
 
     @property
-    def notification_window(self) -> datetime.timedelta:
-        return PECR_NOTIFICATION_WINDOW if self.pecr else NOTIFICATION_WINDOW
-
-    @property
-    def window_hours(self) -> int:
-        return int(self.notification_window.total_seconds() // 3600)
-
-    @property
     def regime(self) -> str:
-        within = f"the ICO within {self.window_hours} hours"
         if self.pecr:
-            return f"PECR reg. 5A (public electronic communications service): {within}"
-        return f"UK GDPR Art. 33 and 34: {within}"
+            return "PECR reg. 5A (public electronic communications service): the ICO within 72 hours"
+        return "UK GDPR Art. 33 and 34: the ICO within 72 hours"
 
     @property
     def notification_deadline(self) -> datetime.datetime:
-        """72 (PECR: 24) real hours after awareness: added in UTC, never to a local wall clock."""
-        return self.became_aware_at.astimezone(datetime.UTC) + self.notification_window
+        """72 real hours after awareness, under either regime: added in UTC, never to a local wall clock."""
+        return self.became_aware_at.astimezone(datetime.UTC) + NOTIFICATION_WINDOW
 
     def notified_late(self) -> bool:
         return self.ico_notified_at is not None and self.ico_notified_at > self.notification_deadline
-
-    @property
-    def second_notification_deadline(self) -> datetime.datetime | None:
-        """When the full details are due (PECR, an incomplete initial notification): 3 days after it."""
-        if not (self.pecr and self.ico_details_to_follow and self.ico_notified_at):
-            return None
-        return self.ico_notified_at.astimezone(datetime.UTC) + PECR_SECOND_NOTIFICATION_WINDOW
-
-    def second_notification_late(self) -> bool:
-        due = self.second_notification_deadline
-        return (
-            due is not None and self.ico_second_notified_at is not None and self.ico_second_notified_at > due
-        )
 
     def subjects_decision_label(self) -> str:
         """The decision in the words of the incident's regime: PECR reg. 5A(3) tells the subscriber or user
@@ -259,38 +222,24 @@ class BreachIncident(TimeStampedModel):
             if self.ico_decision != self.IcoDecision.NOTIFY:
                 errors["ico_notified_at"] = "Record the decision to notify the ICO first."
             elif self.became_aware_at and self.notified_late() and not self.delay_reasons.strip():
-                rule = "PECR reg. 5A" if self.pecr else "UK GDPR Art. 33(1)"
+                rule = "PECR reg. 5A(2) as amended" if self.pecr else "UK GDPR Art. 33(1)"
                 errors["delay_reasons"] = (
-                    f"The ICO was told more than {self.window_hours} hours after we became aware: give the "
-                    f"reasons for the delay ({rule})."
+                    "The ICO was told more than 72 hours after we became aware: give the reasons for the "
+                    f"delay ({rule})."
                 )
-        if self.ico_details_to_follow and not self.pecr:
-            errors["ico_details_to_follow"] = (
-                "A second notification with the details to follow is for PECR incidents (Regulation "
-                "611/2013 Art. 2(3))."
-            )
-        if self.ico_details_to_follow and self.ico_notified_at is None:
-            errors["ico_details_to_follow"] = "Record when the initial notification was sent first."
-        if self.ico_second_notified_at is not None:
-            if not self.ico_details_to_follow:
-                errors["ico_second_notified_at"] = "The initial notification was not marked incomplete."
-            elif self.ico_notified_at and self.ico_second_notified_at < self.ico_notified_at:
-                errors["ico_second_notified_at"] = "The second notification cannot precede the initial one."
         if errors:
             raise ValidationError(errors)
 
 
 class BreachReminder(models.Model):
     """One reminder to the DPO about an incident's clock, sent once: the unique pair of incident and kind
-    is what makes a second run of the task send nothing. UK GDPR incidents are reminded at 24 h, 48 h and
-    72 h; PECR incidents at 12 h, 20 h and 24 h (``privacy.breaches.REMINDERS``)."""
+    is what makes a second run of the task send nothing: at 24 h, 48 h and 72 h after awareness, under UK
+    GDPR and PECR alike (``privacy.breaches.REMINDER_AFTER``)."""
 
     class Kind(models.TextChoices):
-        AFTER_12H = "12h", "12 hours after awareness (PECR)"
-        AFTER_20H = "20h", "20 hours after awareness (PECR)"
         AFTER_24H = "24h", "24 hours after awareness"
         AFTER_48H = "48h", "48 hours after awareness"
-        OVERDUE = "overdue", "Deadline passed: notification overdue"
+        OVERDUE = "overdue", "72 hours passed: notification overdue"
 
     incident = models.ForeignKey(BreachIncident, on_delete=models.PROTECT, related_name="reminders")
     kind = models.CharField(max_length=10, choices=Kind.choices)

@@ -1,7 +1,7 @@
 """Writes of the breach register: record an incident, correct it (with a reason, in its history),
-record the decisions on notifying the ICO and the data subjects (and, under PECR, the second notification
-with the full details), close it; the reminders of the notification clock (72 hours, 24 under PECR); and
-the trail left by reading or exporting an incident's affected customers.
+record the decisions on notifying the ICO and the data subjects, close it; the reminders of the 72-hour
+clock (UK GDPR Art. 33(1) and PECR reg. 5A(2) as amended alike); and the trail left by reading or
+exporting an incident's affected customers.
 
 Nothing here deletes: the register keeps every incident (UK GDPR Art. 33(5)).
 """
@@ -20,7 +20,7 @@ from accounts.audit import audit_record
 from accounts.models import AccessLog, User
 from fusion_site.models import save_with_actor, update_with_actor
 from privacy import selectors
-from privacy.breaches import REMINDERS, AffectedSubject, incidents_needing_reminders
+from privacy.breaches import REMINDER_AFTER, AffectedSubject, incidents_needing_reminders
 from privacy.models import BreachIncident, BreachReminder
 
 # What the DPO may correct on an incident's facts (the decisions have their own services).
@@ -82,12 +82,9 @@ def breach_ico_decide(
     notified_at: datetime.datetime | None = None,
     ico_reference: str = "",
     delay_reasons: str = "",
-    details_to_follow: bool = False,
 ) -> BreachIncident:
     """Record whether the ICO is notified, why, who decided and when; with the time it was notified, and
-    the reasons for the delay when that was after the deadline (72 hours from awareness, 24 under PECR;
-    checked by the model). ``details_to_follow``: a PECR initial notification without all the details,
-    which follow within 3 days (Regulation 611/2013 Art. 2(3))."""
+    the reasons for the delay when that was more than 72 hours after awareness (checked by the model)."""
     if decision not in {BreachIncident.IcoDecision.NOTIFY, BreachIncident.IcoDecision.DO_NOT_NOTIFY}:
         raise ValidationError({"ico_decision": "Choose whether to notify the ICO."})
     if not reason.strip():
@@ -100,11 +97,6 @@ def breach_ico_decide(
     incident.ico_notified_at = notified_at if decision == BreachIncident.IcoDecision.NOTIFY else None
     incident.ico_reference = ico_reference.strip()
     incident.delay_reasons = delay_reasons.strip()
-    incident.ico_details_to_follow = details_to_follow and incident.ico_notified_at is not None
-    if not incident.ico_details_to_follow:
-        incident.ico_second_notified_at = None
-    if details_to_follow and incident.ico_notified_at is None:
-        raise ValidationError({"ico_notified_at": "Give the time of the initial notification."})
     incident = save_with_actor(
         incident, actor=actor, reason=f"ICO decision: {incident.get_ico_decision_display()}"
     )
@@ -113,28 +105,6 @@ def breach_ico_decide(
         action="breach.ico_decided",
         target=incident,
         detail={"decision": decision, "late": incident.notified_late()},
-    )
-    return incident
-
-
-@transaction.atomic
-def breach_ico_second_notification(
-    *, incident: BreachIncident, actor: User, notified_at: datetime.datetime
-) -> BreachIncident:
-    """Record the second notification, with the details the initial one lacked (PECR, Regulation
-    611/2013 Art. 2(3): no later than three days after the initial notification)."""
-    incident = BreachIncident.objects.select_for_update().get(pk=incident.pk)
-    if not (incident.pecr and incident.ico_details_to_follow and incident.ico_notified_at):
-        raise ValidationError(
-            {"ico_second_notified_at": "No initial PECR notification is waiting for its details."}
-        )
-    incident.ico_second_notified_at = notified_at
-    incident = save_with_actor(incident, actor=actor, reason="ICO: second notification with the full details")
-    audit_record(
-        actor=actor,
-        action="breach.ico_second_notification",
-        target=incident,
-        detail={"late": incident.second_notification_late()},
     )
     return incident
 
@@ -179,25 +149,22 @@ def breach_incident_close(*, incident: BreachIncident, actor: User, note: str) -
     return incident
 
 
-# The clock (72 hours, 24 under PECR) ---------------------------------------------------------------------
+# The 72-hour clock -----------------------------------------------------------------------------------
 
 
 def _reminder_text(incident: BreachIncident, kind: str, now: datetime.datetime) -> tuple[str, str]:
     deadline = timezone.localtime(incident.notification_deadline)
-    hours = incident.window_hours
-    rule = "PECR reg. 5A" if incident.pecr else "UK GDPR Art. 33"
+    rule = "PECR reg. 5A(2) as amended" if incident.pecr else "UK GDPR Art. 33"
     if kind == BreachReminder.Kind.OVERDUE:
-        subject = f"[Fusion privacy] {incident.reference}: the {hours} hours to notify the ICO have passed"
+        subject = f"[Fusion privacy] {incident.reference}: the 72 hours to notify the ICO have passed"
     else:
         left = incident.notification_deadline - now
-        left_hours = int(left.total_seconds() // 3600)
-        subject = (
-            f"[Fusion privacy] {incident.reference}: {left_hours} hours left to decide on notifying the ICO"
-        )
+        hours = int(left.total_seconds() // 3600)
+        subject = f"[Fusion privacy] {incident.reference}: {hours} hours left to decide on notifying the ICO"
     body = (
         f"Incident {incident.reference} ({incident.title}).\n"
         f"Became aware: {timezone.localtime(incident.became_aware_at):%a %d %b %Y %H:%M %Z}.\n"
-        f"Notify the ICO by: {deadline:%a %d %b %Y %H:%M %Z} ({hours} hours after awareness, {rule}).\n"
+        f"Notify the ICO by: {deadline:%a %d %b %Y %H:%M %Z} (72 hours after awareness, {rule}).\n"
         f"ICO decision: {incident.get_ico_decision_display()}; not notified yet. A notification after the "
         "deadline must give the reasons for the delay.\n"
         f"{settings.SITE_URL}/privacy/breaches/{incident.pk}/\n"
@@ -206,16 +173,15 @@ def _reminder_text(incident: BreachIncident, kind: str, now: datetime.datetime) 
 
 
 def breach_reminders_send(*, now: datetime.datetime) -> list[BreachReminder]:
-    """Remind the DPO group of every open, undecided incident at 24 h, 48 h and 72 h after awareness (PECR
-    incidents at 12 h, 20 h and 24 h, ``privacy.breaches.REMINDERS``), each once: the reminder row (unique
-    per incident and kind) is written with the mail in one transaction, so a second run, or two racing
-    runs, send nothing more. A run that finds several
+    """Remind the DPO group of every open, undecided incident (UK GDPR or PECR alike) at 24 h, 48 h and
+    72 h after awareness, each once: the reminder row (unique per incident and kind) is written with the
+    mail in one transaction, so a second run, or two racing runs, send nothing more. A run that finds several
     reminders due for one incident (the task did not run for a day) sends only the latest."""
     sent: list[BreachReminder] = []
     recipients = selectors.dpo_email_addresses()
     for incident in incidents_needing_reminders(now=now):
         elapsed = now - incident.became_aware_at
-        due = [kind for kind, after in REMINDERS[incident.pecr].items() if elapsed >= after]
+        due = [kind for kind, after in REMINDER_AFTER.items() if elapsed >= after]
         done = set(incident.reminders.values_list("kind", flat=True))
         missing = [kind for kind in due if kind not in done]
         if not missing:

@@ -35,14 +35,16 @@ DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="
 
 
 PECR_CHOICES = [
-    ("True", "Yes: PECR reg. 5A, the ICO within 24 hours of detection"),
+    ("True", "Yes: PECR reg. 5A, the ICO within 72 hours"),
     ("False", "No: UK GDPR Art. 33, the ICO within 72 hours"),
 ]
 
 
 class IncidentForm(forms.ModelForm):
-    # A required choice with nothing preselected: the regime decides the deadline, so it is answered, not
-    # defaulted (a checkbox left unticked would silently mean 72 hours).
+    # A required choice with nothing preselected: the regime decides whom we tell and in which words, and
+    # which incidents make the PECR breach log (reg. 5A(8)), so it is answered, not defaulted (a checkbox
+    # left unticked would silently mean UK GDPR). The ICO deadline is 72 hours either way (reg. 5A(2) as
+    # amended by the Data (Use and Access) Act 2025 s.111, in force 20 August 2025, SI 2025/904 reg. 2(p)).
     pecr = forms.TypedChoiceField(
         label=BreachIncident._meta.get_field("pecr").verbose_name,
         choices=PECR_CHOICES,
@@ -105,18 +107,7 @@ class IcoDecisionForm(forms.Form):
     delay_reasons = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="Required when the ICO is told late (72 hours from awareness, 24 under PECR).",
-    )
-    ico_details_to_follow = forms.BooleanField(
-        required=False,
-        label="Initial notification only: the full details follow (PECR)",
-        help_text="PECR: the second notification is due within 3 days (Regulation 611/2013 Art. 2(3)).",
-    )
-
-
-class SecondNotificationForm(forms.Form):
-    ico_second_notified_at = forms.DateTimeField(
-        label="Second notification sent", widget=DATETIME_WIDGET, help_text="With the full details."
+        help_text="Required when the ICO is told more than 72 hours after awareness.",
     )
 
 
@@ -129,13 +120,6 @@ class SubjectsDecisionForm(forms.Form):
     subjects_decision_reason = forms.CharField(
         label="Reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=4000
     )
-
-
-def ico_form_for(incident: BreachIncident) -> IcoDecisionForm:
-    form = IcoDecisionForm(initial={"ico_notified_at": timezone.localtime().replace(second=0, microsecond=0)})
-    if not incident.pecr:  # UK GDPR has no second notification of this kind (Art. 33(4): in phases)
-        del form.fields["ico_details_to_follow"]
-    return form
 
 
 def subjects_form_for(incident: BreachIncident, data: object = None) -> SubjectsDecisionForm:
@@ -282,7 +266,7 @@ def breach_new(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Incident {incident.reference} recorded: the {incident.window_hours}-hour clock is running.",
+                f"Incident {incident.reference} recorded: the 72-hour clock is running.",
             )
             return redirect("privacy:breach", pk=incident.pk)
     return render(request, "privacy/breach_form.html", {"form": form, "alert_id": source, "incident": None})
@@ -312,9 +296,10 @@ def _detail_context(user: User, incident: BreachIncident, **extra: object) -> di
         "clock": breaches.clock_of(incident, now=timezone.now()),
         "reminders": list(incident.reminders.all()),
         "can_change": user.has_perm(CHANGE),
-        "ico_form": ico_form_for(incident),
+        "ico_form": IcoDecisionForm(
+            initial={"ico_notified_at": timezone.localtime().replace(second=0, microsecond=0)}
+        ),
         "subjects_form": subjects_form_for(incident),
-        "second_form": SecondNotificationForm(),
         "close_form": CloseForm(),
     }
     context.update(extra)
@@ -365,13 +350,6 @@ def breach_decide(request: HttpRequest, pk: int, what: str) -> HttpResponse:
                     notified_at=data["ico_notified_at"],
                     ico_reference=data["ico_reference"],
                     delay_reasons=data["delay_reasons"],
-                    details_to_follow=data["ico_details_to_follow"],
-                )
-        elif what == "second":
-            form = SecondNotificationForm(request.POST)
-            if form.is_valid():
-                services.breach_ico_second_notification(
-                    incident=incident, actor=user, notified_at=form.cleaned_data["ico_second_notified_at"]
                 )
         elif what == "subjects":
             form = subjects_form_for(incident, request.POST)

@@ -1,6 +1,7 @@
-"""The breach register (UK GDPR Art. 33 and 34): the 72-hour clock in real hours, reminders sent once,
-the affected customers exactly as the evidence shows them, decisions with who and when, corrections with
-history, no deletion, and only the DPO and administrators at the door."""
+"""The breach register (UK GDPR Art. 33 and 34, PECR reg. 5A): the 72-hour clock in real hours under
+both (PECR's since 20 August 2025: Data (Use and Access) Act 2025 s.111, SI 2025/904 reg. 2(p)), reminders
+sent once, the affected customers exactly as the evidence shows them, decisions with who and when,
+corrections with history, no deletion, and only the DPO and administrators at the door."""
 
 import csv
 import datetime
@@ -107,20 +108,19 @@ def test_the_clock_counts_72_real_hours_across_the_october_clock_change(dpo, cli
     ),
     pecr=st.booleans(),
 )
-# The days before each change of the clocks, which a wall-clock sum gets wrong by an hour; and, for PECR's
-# 24 hours, the mornings before them.
+# The days before each change of the clocks, which a wall-clock sum gets wrong by an hour, in both regimes.
 @example(aware=datetime.datetime(2026, 10, 23, 10, 0, tzinfo=LONDON), pecr=False)
 @example(aware=datetime.datetime(2027, 3, 26, 10, 0, tzinfo=LONDON), pecr=False)
-@example(aware=datetime.datetime(2026, 10, 24, 10, 0, tzinfo=LONDON), pecr=True)
-@example(aware=datetime.datetime(2027, 3, 27, 10, 0, tzinfo=LONDON), pecr=True)
-def test_the_deadline_is_always_72_or_under_pecr_24_elapsed_hours_after_awareness(aware, pecr):
-    """Art. 33(1) counts hours, not wall-clock days, and so does PECR reg. 5A(2) with Regulation 611/2013
-    Art. 2(2) ("within 24 hours after the detection"): whatever the instant (a clock change, a weekend, an
-    ambiguous hour of October), the elapsed time between awareness and deadline is exactly 72 hours, or
-    24 for a breach in connection with the public electronic communications service."""
+@example(aware=datetime.datetime(2026, 10, 23, 10, 0, tzinfo=LONDON), pecr=True)
+@example(aware=datetime.datetime(2027, 3, 26, 10, 0, tzinfo=LONDON), pecr=True)
+def test_the_deadline_is_always_72_elapsed_hours_after_awareness_in_both_regimes(aware, pecr):
+    """Art. 33(1) counts hours, not wall-clock days, and so does PECR reg. 5A(2) as amended by the Data (Use
+    and Access) Act 2025 s.111 (in force 20 August 2025): whatever the instant (a clock change, a weekend,
+    an ambiguous hour of October) and whichever the regime, the elapsed time between awareness and deadline
+    is exactly 72 hours."""
     incident = BreachIncident(occurred_at=aware, became_aware_at=aware, pecr=pecr)
     elapsed = incident.notification_deadline.timestamp() - aware.timestamp()
-    assert elapsed == (24 if pecr else 72) * 3600
+    assert elapsed == 72 * 3600
 
 
 def test_the_clock_stops_when_the_ico_is_notified_or_the_decision_is_not_to(dpo, clock):
@@ -562,7 +562,7 @@ def test_the_demo_has_one_open_and_one_closed_incident(db):
     assert sorted(BreachIncident.objects.values_list("status", flat=True)) == ["closed", "open"]
     closed = BreachIncident.objects.get(status="closed")
     assert closed.ico_decision and closed.subjects_decision and closed.history.count() >= 3
-    # The open one is a PECR breach (call records of the telephony service): its clock is 24 hours.
+    # The open one is a PECR breach (call records of the telephony service), on the same 72 hours.
     assert list(BreachIncident.objects.values_list("status", "pecr").order_by("status")) == [
         ("closed", False),
         ("open", True),
@@ -590,6 +590,9 @@ def test_the_register_and_an_incident_take_the_same_queries_however_many_inciden
 
 
 # PECR reg. 5A: breaches in connection with the public electronic communications service --------------------
+# Since 20 August 2025 reg. 5A(2) reads as Art. 33(1): "without undue delay and, where feasible, not later
+# than 72 hours after having become aware of it" (Data (Use and Access) Act 2025 s.111, commenced by SI
+# 2025/904 reg. 2(p)); the 24 hours and the second notification within 3 days are gone.
 
 
 def test_recording_an_incident_without_saying_whether_pecr_applies_is_refused_on_its_field(dpo, client):
@@ -623,180 +626,142 @@ def test_recording_an_incident_without_saying_whether_pecr_applies_is_refused_on
     assert incident.pecr and incident.history.get().pecr  # in its history from the start
 
 
-@pytest.mark.frozen_at("2026-10-24T09:00:00+00:00")  # Saturday 10:00 BST; the clocks go back tonight
-def test_the_pecr_clock_counts_24_real_hours_across_the_october_clock_change(dpo, client, clock):
-    aware = london(2026, 10, 24, 10, 0)
+@pytest.mark.frozen_at("2026-10-23T09:00:00+00:00")  # Friday 10:00 BST; the clocks go back on Sunday
+def test_the_pecr_clock_counts_72_real_hours_across_the_october_clock_change(dpo, client, clock):
+    aware = london(2026, 10, 23, 10, 0)
     incident = record(dpo, aware=aware, pecr=True)
 
     deadline = incident.notification_deadline
-    assert deadline - aware == datetime.timedelta(hours=24)
-    # 24 real hours end at 09:00 GMT on Sunday, not at "10:00 the next day".
-    assert deadline.astimezone(LONDON) == london(2026, 10, 25, 9, 0)
+    assert deadline - aware == datetime.timedelta(hours=72)
+    # 72 real hours end at 09:00 GMT on Monday, not at "10:00 three days later" (nor 24 hours on).
+    assert deadline.astimezone(LONDON) == london(2026, 10, 26, 9, 0)
     assert deadline.astimezone(LONDON).tzname() == "GMT"
 
-    clock.move_to(london(2026, 10, 25, 5, 0))  # Sunday 05:00 GMT: 20 real hours on, 4 left
+    clock.move_to(london(2026, 10, 24, 11, 0))  # Saturday 11:00 BST: 25 real hours on, not overdue
+    client.force_login(dpo)
+    register = client.get("/privacy/breaches/").content.decode()
+    assert 'class="overdue"' not in register and 'class="due-soon"' not in register
+    assert re.search(r"(47 h 00|46 h 59) min left", register)
+
+    clock.move_to(london(2026, 10, 25, 10, 0))  # Sunday 10:00 GMT: 49 real hours on, 23 left
+    client.logout()  # the idle session timed out meanwhile
     client.force_login(dpo)
     page = client.get(f"/privacy/breaches/{incident.pk}/").content.decode()
-    assert "Sun 25 Oct 2026 09:00 GMT" in page
-    assert re.search(r"(4 h 00|3 h 59) min left", page)
-    assert "PECR reg. 5A" in page
+    assert "Mon 26 Oct 2026 09:00 GMT" in page
+    assert re.search(r"(23 h 00|22 h 59) min left", page)
+    assert "PECR reg. 5A (public electronic communications service): the ICO within 72 hours" in page
     register = client.get("/privacy/breaches/").content.decode()
-    assert 'class="due-soon"' in register  # the last third of 24 hours
+    assert 'class="due-soon"' in register  # the last 24 of the 72 hours, as under UK GDPR
 
-    clock.move_to(london(2026, 10, 25, 9, 30))
-    client.logout()  # the idle session timed out meanwhile
+    clock.move_to(london(2026, 10, 26, 9, 30))
+    client.logout()
     client.force_login(dpo)
     register = client.get("/privacy/breaches/").content.decode()
     assert "overdue by 0 h 30 min" in register and 'class="overdue"' in register
 
 
 @pytest.mark.frozen_at("2026-11-27T18:00:00+00:00")  # a Friday evening, GMT
-def test_the_pecr_clock_runs_through_the_weekend_while_a_gdpr_incident_keeps_72_hours(dpo, client, clock):
+def test_the_pecr_clock_runs_through_the_weekend_like_a_gdpr_incident(dpo, client, clock):
     aware = london(2026, 11, 27, 18, 0)
     pecr = record(dpo, aware=aware, pecr=True, title="Voicemail PINs exposed")
     gdpr = record(dpo, aware=aware, title="HR spreadsheet emailed out")
 
-    assert pecr.notification_deadline.astimezone(LONDON) == london(2026, 11, 28, 18, 0)  # Saturday
-    assert gdpr.notification_deadline.astimezone(LONDON) == london(2026, 11, 30, 18, 0)  # Monday
+    monday = london(2026, 11, 30, 18, 0)
+    assert pecr.notification_deadline.astimezone(LONDON) == monday
+    assert gdpr.notification_deadline.astimezone(LONDON) == monday
 
-    clock.move_to(london(2026, 11, 28, 19, 0))  # Saturday evening
+    saturday_evening = london(2026, 11, 28, 19, 0)  # 25 hours on: the old PECR 24 hours have passed
+    clock.move_to(saturday_evening)
     client.force_login(dpo)
     page = client.get("/privacy/breaches/").content.decode()
-    assert "overdue by 1 h 00 min" in page  # the PECR one
-    assert re.search(r"(47 h 00|46 h 59) min left", page)  # the UK GDPR one
-    assert clock_of(pecr, now=london(2026, 11, 28, 19, 0)).overdue
-    assert not clock_of(gdpr, now=london(2026, 11, 28, 19, 0)).overdue
+    assert 'class="overdue"' not in page
+    assert len(re.findall(r"(47 h 00|46 h 59) min left", page)) == 2  # both incidents
+    assert not clock_of(pecr, now=saturday_evening).overdue
+    assert clock_of(pecr, now=saturday_evening) == clock_of(gdpr, now=saturday_evening)
+
+    clock.move_to(london(2026, 11, 30, 18, 1))  # Monday evening: both overdue together
+    client.logout()
+    client.force_login(dpo)
+    page = client.get("/privacy/breaches/").content.decode()
+    assert page.count('class="overdue"') == 2
 
 
-def test_pecr_reminders_at_12_and_20_hours_and_at_the_deadline_are_each_sent_once(
+def test_pecr_reminders_at_24_and_48_hours_and_at_the_deadline_are_each_sent_once(
     dpo, clock, mailoutbox, django_capture_on_commit_callbacks
 ):
     aware = london(2026, 11, 30, 12, 0)
     pecr = record(dpo, aware=aware, pecr=True)
-    gdpr = record(dpo, aware=aware, title="Not PECR")
 
     def run() -> int:
         with django_capture_on_commit_callbacks(execute=True):
             return send_breach_reminders()
 
-    clock.move_to(aware + datetime.timedelta(hours=11, minutes=59))
+    # Nothing at 12 h or 20 h (the reminders of the former 24-hour rule), nor before 24 h.
+    for hours in (12, 20):
+        clock.move_to(aware + datetime.timedelta(hours=hours))
+        assert run() == 0
+    clock.move_to(aware + datetime.timedelta(hours=23, minutes=59))
     assert run() == 0
-    clock.move_to(aware + datetime.timedelta(hours=12))
+    clock.move_to(aware + datetime.timedelta(hours=24))
     assert run() == 1
     assert run() == 0
-    assert f"{pecr.reference}: 12 hours left" in mailoutbox[0].subject
-    assert "Notify the ICO by: Tue 01 Dec 2026 12:00 GMT (24 hours after awareness, PECR reg. 5A)" in (
-        mailoutbox[0].body
+    assert f"{pecr.reference}: 48 hours left" in mailoutbox[0].subject
+    assert (
+        "Notify the ICO by: Thu 03 Dec 2026 12:00 GMT (72 hours after awareness, PECR reg. 5A(2) as amended)"
+        in mailoutbox[0].body
     )
-    clock.move_to(aware + datetime.timedelta(hours=20))
+    clock.move_to(aware + datetime.timedelta(hours=48, minutes=5))
     assert run() == 1
     assert run() == 0
-    assert f"{pecr.reference}: 4 hours left" in mailoutbox[1].subject
-    clock.move_to(aware + datetime.timedelta(hours=24, minutes=1))
-    assert (run(), run()) == (2, 0)  # PECR's deadline, and the UK GDPR incident's first reminder
+    assert f"{pecr.reference}: 23 hours left" in mailoutbox[1].subject
+    clock.move_to(aware + datetime.timedelta(hours=72, minutes=1))
+    assert run() == 1
+    assert run() == 0
 
-    subjects = sorted(mail.subject for mail in mailoutbox[2:])
-    assert subjects == [
-        f"[Fusion privacy] {pecr.reference}: the 24 hours to notify the ICO have passed",
-        f"[Fusion privacy] {gdpr.reference}: 47 hours left to decide on notifying the ICO",
-    ]
+    assert len(mailoutbox) == 3
+    assert (
+        mailoutbox[2].subject
+        == f"[Fusion privacy] {pecr.reference}: the 72 hours to notify the ICO have passed"
+    )
     kinds = sorted(BreachReminder.objects.filter(incident=pecr).values_list("kind", flat=True))
-    assert kinds == ["12h", "20h", "overdue"]
-    assert list(BreachReminder.objects.filter(incident=gdpr).values_list("kind", flat=True)) == ["24h"]
-    page_kinds = [reminder.get_kind_display() for reminder in pecr.reminders.all()]
-    assert page_kinds[0] == "12 hours after awareness (PECR)"
+    assert kinds == ["24h", "48h", "overdue"]
+    assert {value for value, _ in BreachReminder.Kind.choices} == {"24h", "48h", "overdue"}
 
 
-@pytest.mark.frozen_at("2026-12-02T12:00:00+00:00")
-def test_a_pecr_notification_after_24_hours_needs_reasons_a_gdpr_one_does_not(dpo, client):
+@pytest.mark.frozen_at("2026-12-04T12:00:00+00:00")
+def test_a_pecr_notification_after_72_hours_needs_reasons_citing_reg_5a_as_amended(dpo, client):
     aware = london(2026, 11, 30, 9, 0)
     pecr = record(dpo, aware=aware, pecr=True)
-    gdpr = record(dpo, aware=aware)
     client.force_login(dpo)
     after_25_hours = {
         "ico_decision": "notify",
         "ico_decision_reason": "Call records of customers were exposed.",
         "ico_notified_at": "2026-12-01T10:00",
     }
+    after_73_hours = {**after_25_hours, "ico_notified_at": "2026-12-03T10:00"}
 
-    refused = client.post(f"/privacy/breaches/{pecr.pk}/decide/ico/", after_25_hours)
+    refused = client.post(f"/privacy/breaches/{pecr.pk}/decide/ico/", after_73_hours)
     assert refused.status_code == 400
-    assert "more than 24 hours after we became aware" in refused.content.decode()
-    assert "(PECR reg. 5A)" in refused.content.decode()
+    assert "more than 72 hours after we became aware" in refused.content.decode()
+    assert "(PECR reg. 5A(2) as amended)" in refused.content.decode()
     pecr.refresh_from_db()
     assert pecr.ico_decision == ""
 
-    assert client.post(f"/privacy/breaches/{gdpr.pk}/decide/ico/", after_25_hours).status_code == 302
-    gdpr.refresh_from_db()
-    assert gdpr.ico_decision == "notify" and not gdpr.notified_late()  # 25 hours is within 72
-
     client.post(
         f"/privacy/breaches/{pecr.pk}/decide/ico/",
-        {**after_25_hours, "delay_reasons": "The essential facts were only known the next morning."},
+        {**after_73_hours, "delay_reasons": "The essential facts were only known on the third day."},
     )
     pecr.refresh_from_db()
     assert pecr.notified_late() and pecr.delay_reasons.startswith("The essential facts")
     page = client.get(f"/privacy/breaches/{pecr.pk}/").content.decode()
-    assert "after 24 hours" in page
+    assert "after 72 hours" in page
 
-    on_time = record(dpo, aware=aware, pecr=True, title="Told in time")
-    client.post(
-        f"/privacy/breaches/{on_time.pk}/decide/ico/",
-        {**after_25_hours, "ico_notified_at": "2026-12-01T08:59"},
-    )
+    # 25 hours (late under the former 24-hour rule) is in time now, with no reasons asked.
+    on_time = record(dpo, aware=aware, pecr=True, title="Told the next day")
+    assert client.post(f"/privacy/breaches/{on_time.pk}/decide/ico/", after_25_hours).status_code == 302
     on_time.refresh_from_db()
     assert on_time.ico_decision == "notify" and not on_time.notified_late()
-
-
-@pytest.mark.frozen_at("2026-12-04T12:00:00+00:00")
-def test_the_full_details_follow_a_pecr_initial_notification_within_3_days(dpo, client):
-    pecr = record(dpo, aware=london(2026, 11, 30, 9, 0), pecr=True)
-    client.force_login(dpo)
-    client.post(
-        f"/privacy/breaches/{pecr.pk}/decide/ico/",
-        {
-            "ico_decision": "notify",
-            "ico_decision_reason": "Call records exposed.",
-            "ico_notified_at": "2026-11-30T20:00",
-            "ico_details_to_follow": "on",
-        },
-    )
-    pecr.refresh_from_db()
-    assert pecr.ico_details_to_follow
-    assert pecr.second_notification_deadline.astimezone(LONDON) == london(2026, 12, 3, 20, 0)
-    page = client.get(f"/privacy/breaches/{pecr.pk}/").content.decode()
-    assert "the full details are due by Thu 3 Dec 2026 20:00 GMT" in page
-    assert "Record the second notification" in page
-    assert 'name="ico_details_to_follow"' in page
-
-    client.post(f"/privacy/breaches/{pecr.pk}/decide/second/", {"ico_second_notified_at": "2026-12-04T09:00"})
-    pecr.refresh_from_db()
-    assert pecr.ico_second_notified_at is not None and pecr.second_notification_late()
-    assert pecr.history.first().history_change_reason == "ICO: second notification with the full details"
-    assert AuditEvent.objects.get(action="breach.ico_second_notification").detail == {"late": True}
-    report = client.get(f"/privacy/breaches/{pecr.pk}/report/").content.decode()
-    assert "initial notification, full details sent 4 December 2026 09:00 GMT" in report
-
-    # UK GDPR has no second notification of this kind: Art. 33(4) gives the information in phases.
-    gdpr = record(dpo, aware=london(2026, 11, 30, 9, 0))
-    assert 'name="ico_details_to_follow"' not in client.get(f"/privacy/breaches/{gdpr.pk}/").content.decode()
-    refused = client.post(
-        f"/privacy/breaches/{gdpr.pk}/decide/ico/",
-        {
-            "ico_decision": "notify",
-            "ico_decision_reason": "Risk.",
-            "ico_notified_at": "2026-11-30T20:00",
-            "ico_details_to_follow": "on",
-        },
-    )
-    assert refused.status_code == 400
-    assert "for PECR incidents" in refused.content.decode()
-    second = client.post(
-        f"/privacy/breaches/{gdpr.pk}/decide/second/", {"ico_second_notified_at": "2026-12-01T09:00"}
-    )
-    assert second.status_code == 400
-    gdpr.refresh_from_db()
-    assert (gdpr.ico_decision, gdpr.ico_second_notified_at) == ("", None)
+    assert "Reasons for the delay" not in client.get(f"/privacy/breaches/{on_time.pk}/").content.decode()
 
 
 def test_the_subscribers_are_asked_about_in_pecr_words(dpo, client):
@@ -805,6 +770,7 @@ def test_the_subscribers_are_asked_about_in_pecr_words(dpo, client):
     page = client.get(f"/privacy/breaches/{pecr.pk}/").content.decode()
     assert "Tell the subscribers or users?" in page
     assert "likely to adversely affect them, PECR reg. 5A(3)" in page
+    assert "ico_details_to_follow" not in page and "second notification" not in page.lower()
     client.post(
         f"/privacy/breaches/{pecr.pk}/decide/subjects/",
         {"subjects_decision": "tell", "subjects_decision_reason": "Their call records were seen."},
@@ -830,14 +796,14 @@ def test_the_register_filters_to_the_pecr_breach_log_and_the_report_names_the_re
     assert pecr.title in log and gdpr.title not in log
 
     report = client.get(f"/privacy/breaches/{pecr.pk}/report/").content.decode()
-    assert "PECR reg. 5A (public electronic communications service): the ICO within 24 hours" in report
-    assert "Reported within 24 hours?" in report
+    assert "PECR reg. 5A (public electronic communications service): the ICO within 72 hours" in report
+    assert "Reported within 72 hours?" in report and "24 hours" not in report
     other = client.get(f"/privacy/breaches/{gdpr.pk}/report/").content.decode()
     assert "UK GDPR Art. 33 and 34: the ICO within 72 hours" in other
     assert "Reported within 72 hours?" in other
 
 
-def test_correcting_the_regime_moves_the_deadline_and_is_kept_in_history(dpo, client):
+def test_correcting_the_regime_is_kept_in_history_and_leaves_the_deadline(dpo, client):
     aware = london(2026, 11, 30, 9, 0)
     incident = record(dpo, aware=aware)
     client.force_login(dpo)
@@ -856,7 +822,7 @@ def test_correcting_the_regime_moves_the_deadline_and_is_kept_in_history(dpo, cl
     client.post(url, data)
 
     incident.refresh_from_db()
-    assert incident.pecr and incident.notification_deadline == aware + datetime.timedelta(hours=24)
+    assert incident.pecr and incident.notification_deadline == aware + datetime.timedelta(hours=72)
     latest, first = incident.history.order_by("-history_id")[:2]
     assert (first.pecr, latest.pecr) == (False, True)
     assert latest.history_change_reason == "Corrected: The spreadsheet held call records: a PECR breach"

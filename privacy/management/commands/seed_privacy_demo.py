@@ -30,8 +30,8 @@ CHANNELS = [PrivacyRequest.Channel.EMAIL, PrivacyRequest.Channel.PHONE, PrivacyR
 def seed_breaches(dpo: User) -> None:
     """The breach register: a closed UK GDPR incident found two days ago (the ICO notified within the 72
     hours, the customers told) and an open PECR one found this morning (call records of the telephony
-    service: 24 hours from detection), its clock running. The decisions are recorded now, as a DPO would
-    record them."""
+    service: 72 hours too, PECR reg. 5A as amended), its clock running. The decisions are recorded now, as
+    a DPO would record them."""
     now = timezone.now()
     closed = breach_incident_create(
         actor=dpo,
