@@ -259,24 +259,30 @@ def direct_debit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     submission = (
         selectors.direct_debit_submissions_of(user, bill_run).filter(cancelled_at__isnull=True).first()
     )
-    form = ReasonForm(request.POST)
     if submission is None:
         messages.error(request, "This bill run has no Direct Debit submission to cancel.")
-    elif not form.is_valid():
-        messages.error(request, "Say why the submission is cancelled.")
     else:
-        try:
-            direct_debit_submission_cancel(
-                submission=submission, actor=user, reason=form.cleaned_data["reason"]
-            )
-        except ValidationError as exc:
-            messages.error(request, _error_text(exc))
-        else:
-            messages.success(
-                request,
-                f"Direct Debit submission {submission.serial} cancelled; the next download makes a new file.",
-            )
+        _cancel_submission(
+            request, user, submission, "the next download makes a new file.", kind="Direct Debit"
+        )
     return redirect("billing:bill_run", pk=bill_run.pk)
+
+
+def _cancel_submission(
+    request: HttpRequest, user: User, submission: DirectDebitSubmission, then: str, *, kind: str
+) -> None:
+    """Cancel a Direct Debit file with the reason the form gives, and say how it went (``then``: what
+    follows the cancellation)."""
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say why the submission is cancelled.")
+        return
+    try:
+        direct_debit_submission_cancel(submission=submission, actor=user, reason=form.cleaned_data["reason"])
+    except ValidationError as exc:
+        messages.error(request, _error_text(exc))
+    else:
+        messages.success(request, f"{kind} submission {submission.serial} cancelled; {then}")
 
 
 @login_required
@@ -894,21 +900,7 @@ def representation_file_again(request: HttpRequest, pk: int) -> HttpResponse:
 def representation_file_cancel(request: HttpRequest, pk: int) -> HttpResponse:
     user, partner = _representation_maker(request)
     submission = _representation_submission(user, partner, pk)
-    form = ReasonForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Say why the submission is cancelled.")
-    else:
-        try:
-            direct_debit_submission_cancel(
-                submission=submission, actor=user, reason=form.cleaned_data["reason"]
-            )
-        except ValidationError as exc:
-            messages.error(request, _error_text(exc))
-        else:
-            messages.success(
-                request,
-                f"Re-presentation submission {submission.serial} cancelled; its Direct Debits are due again.",
-            )
+    _cancel_submission(request, user, submission, "its Direct Debits are due again.", kind="Re-presentation")
     return redirect("billing:bacs_reports")
 
 

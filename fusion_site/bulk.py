@@ -34,6 +34,32 @@ def insert_rows(model: type[models.Model], field_names: Sequence[str], rows: Seq
         _insert_statements(table, columns, rows, per_statement=per_statement)
 
 
+def insert_rows_returning_ids(
+    model: type[models.Model], field_names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """``insert_rows`` for rows whose new ids the caller needs: multi-row INSERTs with RETURNING (PostgreSQL,
+    and SQLite 3.35+), which give the ids back in the order of the rows, as ``bulk_create`` relies on."""
+    if not rows:
+        return []
+    fields = [model._meta.get_field(name) for name in field_names]
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)  # type: ignore[union-attr]
+    per_statement = min(ROWS_PER_STATEMENT, connection.ops.bulk_batch_size(fields, rows) or len(rows))
+    table = connection.ops.quote_name(model._meta.db_table)
+    pk = connection.ops.quote_name(str(model._meta.pk.column))
+    row_sql = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    ids: list[int] = []
+    with connection.cursor() as cursor:
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) VALUES {', '.join([row_sql] * len(part))} "  # noqa: S608
+                f"RETURNING {pk}",
+                [value for row in part for value in row],
+            )
+            ids.extend(int(row[0]) for row in cursor.fetchall())
+    return ids
+
+
 def _copy_rows(table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
     # COPY: psycopg adapts each value in C; a parameterised INSERT quotes each one in Python.
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:

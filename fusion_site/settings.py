@@ -288,6 +288,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "privacy.tasks.send_deadline_reminders",
         "schedule": crontab(hour=6, minute=30),
     },
+    # Impact assessments whose review is near or whose activity changed since sign-off; each reminder once.
+    "privacy-assessment-reminders": {
+        "task": "privacy.tasks.send_assessment_reminders",
+        "schedule": crontab(hour=6, minute=40),
+    },
     # Hourly, so an export's file outlives its expiry by at most an hour.
     "privacy-purge-expired-data-exports": {
         "task": "privacy.tasks.purge_expired_data_exports",
@@ -335,6 +340,8 @@ PRIVACY_EXPORT_LINK_MAX_AGE = env.int("PRIVACY_EXPORT_LINK_MAX_AGE", default=24 
 
 # The nightly reminder lists privacy requests overdue or due within this many days.
 PRIVACY_REMINDER_DAYS = env.int("PRIVACY_REMINDER_DAYS", default=7)
+# The DPO is reminded of an impact assessment's review this many days before its review date (once).
+DPIA_REVIEW_REMINDER_DAYS = env.int("DPIA_REVIEW_REMINDER_DAYS", default=30)
 
 # Retention (privacy.retention). A customer who owes money (ledger balance above zero) is kept until the
 # balance is paid or written off (billing.personal_data).

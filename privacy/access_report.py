@@ -15,7 +15,8 @@ from django.db.models.functions import TruncMonth
 from accounts import site_details as details
 from accounts.models import Customer
 from fusion_site import personal_data
-from privacy.data_map import PROCESSORS, ModelEntry, model_entry_of, rows_of
+from privacy.data_map import ModelEntry, model_entry_of, rows_of
+from privacy.selectors import processor_names_by_key
 
 RIGHTS = (
     ("Access", "Ask for a copy of your data and this information (Art. 15)."),
@@ -49,8 +50,7 @@ class ProcessingRow:
     retention: str
 
 
-def _row(entry: ModelEntry) -> ProcessingRow:
-    processors = {processor.key: processor.name for processor in PROCESSORS}
+def _row(entry: ModelEntry, processors: dict[str, str]) -> ProcessingRow:
     return ProcessingRow(
         what=entry.label.split(".", 1)[1],
         categories=", ".join(sorted({field.category.label for field in entry.fields})),
@@ -71,7 +71,9 @@ def processing_rows() -> list[ProcessingRow]:
     ]
     subject = personal_data.subject().model._meta.label
     about_a_customer.sort(key=lambda declaration: declaration.model != subject)
-    return [_row(model_entry_of(declaration)) for declaration in about_a_customer]
+    # The recipients' names come from the processors register (one query), as the DPO keeps it.
+    processors = processor_names_by_key()
+    return [_row(model_entry_of(declaration), processors) for declaration in about_a_customer]
 
 
 def report_context(customer: Customer, *, visibility: details.Visibility) -> dict[str, Any]:

@@ -11,7 +11,8 @@ listed in ``NOT_PERSONAL`` with the reason, so that every such field has been lo
 ``unmapped_personal_fields()`` walks every installed model (history models included, which inherit their
 base model's entry) and names what this register misses; a test keeps it empty, so a new personal field
 cannot arrive without a decision about it. The Record of Processing Activities (UK GDPR Art. 30) is built
-from the same declarations, with ``PROCESSORS`` and ``ACTIVITIES``.
+from the same declarations, with ``ACTIVITIES`` and the processors register (``privacy.Processor``, edited by
+the DPO; the declarations' ``recipients`` name its keys).
 """
 
 from __future__ import annotations
@@ -92,16 +93,6 @@ class ModelEntry:
     purpose: str
     fields: tuple[FieldEntry, ...]
     recipients: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Processor:
-    key: str
-    name: str
-    role: str
-    purpose: str
-    data: str
-    location: str
 
 
 @dataclass(frozen=True)
@@ -220,50 +211,8 @@ NOT_PERSONAL: dict[str, str] = {
     "billing.PartnerBillingProfile.bacs_account_name": "The partner company's own collection account",
     "billing.Invoice.supplier_name": "The supplier (a partner company), snapshot",
     "billing.Invoice.supplier_address": "The supplier's business address, snapshot",
+    "privacy.Processor.name": "An organisation's name: a processor or recipient in the processors register",
 }
-
-PROCESSORS: tuple[Processor, ...] = (
-    Processor(
-        "hosting",
-        "Cloud hosting provider (UK region)",
-        "processor",
-        "Runs the application, PostgreSQL, Redis and file storage",
-        "All categories, encrypted at rest",
-        "United Kingdom",
-    ),
-    Processor(
-        "mail",
-        "Transactional mail carrier",
-        "processor",
-        "Sends bills, login and service messages",
-        "Contact email, names, invoice documents",
-        "United Kingdom / EEA (adequacy regulations)",
-    ),
-    Processor(
-        "bacs",
-        "Bacs approved bureau",
-        "processor",
-        "Submits Direct Debit collections (Standard 18 files)",
-        "Account holder, sort code, account number, mandate reference, amounts",
-        "United Kingdom",
-    ),
-    Processor(
-        "wholesale",
-        "Wholesale line provider (line gateway, accounts/gateways.py)",
-        "processor",
-        "Provides, modifies and ceases lines",
-        "Line numbers, installation addresses, order notes",
-        "United Kingdom",
-    ),
-    Processor(
-        "hmrc",
-        "HM Revenue & Customs",
-        "recipient (controller in its own right)",
-        "VAT inspection on request",
-        "VAT invoices and credit notes",
-        "United Kingdom",
-    ),
-)
 
 ACTIVITIES: tuple[ProcessingActivity, ...] = (
     ProcessingActivity(

@@ -13,6 +13,13 @@ class PrivacyPermission(StrEnum):
     VIEW_DATA_MAP = "privacy.view_data_map"
     PREVIEW_ERASURE = "privacy.preview_erasure"
     ERASE_CUSTOMER = "privacy.erase_customer"
+    VIEW_PROCESSOR = "privacy.view_processor"
+    ADD_PROCESSOR = "privacy.add_processor"
+    CHANGE_PROCESSOR = "privacy.change_processor"
+    VIEW_ASSESSMENT = "privacy.view_impactassessment"
+    ADD_ASSESSMENT = "privacy.add_impactassessment"
+    CHANGE_ASSESSMENT = "privacy.change_impactassessment"
+    SIGN_OFF_ASSESSMENT = "privacy.signoff_impactassessment"
 
     @property
     def codename(self) -> str:

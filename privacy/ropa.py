@@ -1,5 +1,5 @@
-"""The Record of Processing Activities (UK GDPR Art. 30), read from the data map, as rows for the page
-and the CSV export."""
+"""The Record of Processing Activities (UK GDPR Art. 30), read from the data map and the processors
+register, as rows for the page and the CSV export."""
 
 from collections import Counter
 from dataclasses import dataclass
@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from fusion_site.spreadsheet import safe_cell
 from privacy import data_map as dm
+from privacy import selectors
 
 CSV_HEADER = (
     "record",
@@ -60,7 +61,9 @@ def csv_rows() -> list[list[str]]:
                 " ".join(row.model.recipients),
             ]
         )
+    processors = list(selectors.processors_register())
     for activity in dm.ACTIVITIES:
+        serving = [processor.key for processor in processors if activity.name in processor.activities]
         rows.append(
             [
                 "activity",
@@ -74,24 +77,24 @@ def csv_rows() -> list[list[str]]:
                 "",
                 "",
                 "",
-                " ".join(activity.recipients),
+                " ".join(serving),
             ]
         )
-    for processor in dm.PROCESSORS:
+    for processor in processors:
         rows.append(
             [
                 "processor",
                 processor.key,
                 "",
-                processor.data,
+                processor.data_description or ", ".join(processor.category_labels),
                 "",
-                f"{processor.name} ({processor.role}): {processor.purpose}",
-                "",
-                "",
+                f"{processor.name} ({processor.get_role_display()}): {processor.service}",
                 "",
                 "",
-                processor.location,
                 "",
+                "",
+                f"{processor.location} ({processor.get_transfer_mechanism_display()})",
+                " ".join(processor.activities),
             ]
         )
     return [[safe_cell(cell) for cell in row] for row in rows]

@@ -10,6 +10,7 @@ import datetime
 import uuid
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, Group
 from django.db.models import Case, Count, F, Q, QuerySet, When
@@ -20,7 +21,16 @@ from accounts import validation
 from accounts.models import Contact, Customer, Role, User
 from accounts.selectors import VIEW_ALL_CUSTOMERS, customer_ids_visible_to
 from fusion_site.crypto import blind_index
-from privacy.models import OPEN_STATES, DataExport, PrivacyPermission, PrivacyRequest, State, SuppressionEntry
+from privacy.models import (
+    OPEN_STATES,
+    DataExport,
+    ImpactAssessment,
+    PrivacyPermission,
+    PrivacyRequest,
+    Processor,
+    State,
+    SuppressionEntry,
+)
 
 DUE_SOON_DAYS = 7
 
@@ -194,3 +204,60 @@ def access_data_export(user: User | AnonymousUser, public_id: uuid.UUID) -> Data
     if export is None:
         raise Http404("No such export.")
     return export
+
+
+# Governance registers: processors and impact assessments -------------------------------------------------
+# Neither holds customers' data nor belongs to a partner: the permission is the whole scope (DPO and
+# administrators), checked by the pages before these are read.
+
+
+def processors_register() -> QuerySet[Processor]:
+    return Processor.objects.order_by("name", "pk")
+
+
+def access_processor(user: User, pk: int) -> Processor:
+    if not user.has_perm(PrivacyPermission.VIEW_PROCESSOR):
+        raise Http404
+    found = Processor.objects.filter(pk=pk).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+def processor_names_by_key() -> dict[str, str]:
+    return dict(Processor.objects.values_list("key", "name"))
+
+
+def access_assessment(user: User, pk: int) -> ImpactAssessment:
+    if not user.has_perm(PrivacyPermission.VIEW_ASSESSMENT):
+        raise Http404
+    found = ImpactAssessment.objects.select_related("signed_off_by").filter(pk=pk).first()
+    if found is None:
+        raise Http404
+    return found
+
+
+@dataclass(frozen=True)
+class ActivityAssessment:
+    """A processing activity of the data map with its assessment (if any), its state and the processors
+    the register says serve it."""
+
+    activity: Any
+    assessment: ImpactAssessment | None
+    state: Any
+    processors: list[Processor]
+
+
+def activities_with_assessments(*, today: datetime.date) -> list[ActivityAssessment]:
+    """Every activity of the data map in force, in its order: two queries however many there are."""
+    from privacy import data_map, governance
+
+    assessments = {item.activity: item for item in ImpactAssessment.objects.select_related("signed_off_by")}
+    processors = list(processors_register())
+    rows = []
+    for activity in data_map.ACTIVITIES:
+        assessment = assessments.get(activity.name)
+        state = governance.assessment_state(assessment, today=today, current=governance.fingerprint(activity))
+        serving = [processor for processor in processors if activity.name in processor.activities]
+        rows.append(ActivityAssessment(activity, assessment, state, serving))
+    return rows

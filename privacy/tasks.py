@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from privacy.services import exports, retention
+from privacy.services import exports, governance, retention
 from privacy.services.breaches import breach_reminders_send
 from privacy.services.requests.reminders import privacy_deadline_reminders_send
 
@@ -63,6 +63,19 @@ def abandon_lapsed_retention_runs() -> int:
     """Every few minutes: a retention run (dry runs too) whose worker stopped renewing its lease is
     marked abandoned, so the Retention page does not show it running for ever."""
     return retention.retention_runs_abandon_lapsed()
+
+
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=300, time_limit=360
+)
+def send_assessment_reminders() -> int:
+    """Daily: mail the DPO group about impact assessments whose review is due within
+    ``DPIA_REVIEW_REMINDER_DAYS`` days or whose activity changed since sign-off, each reminder once."""
+    return len(
+        governance.assessment_reminders_send(
+            today=timezone.localdate(), within_days=settings.DPIA_REVIEW_REMINDER_DAYS
+        )
+    )
 
 
 @shared_task(

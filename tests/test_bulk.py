@@ -74,6 +74,18 @@ def test_history_copies_the_stored_rows_with_the_actor_and_reason():
 
 
 @pytest.mark.django_db
+def test_the_ids_come_back_in_the_order_of_the_rows():
+    customer = CustomerFactory()
+    rows = _rows(customer.pk, 7)
+
+    ids = bulk.insert_rows_returning_ids(OneOffCharge, FIELDS, rows)
+
+    stored = OneOffCharge.objects.in_bulk(ids)
+    assert [stored[pk].description for pk in ids] == [f"Handset {n}" for n in range(7)]
+    assert bulk.insert_rows_returning_ids(OneOffCharge, FIELDS, []) == []
+
+
+@pytest.mark.django_db
 def test_a_change_is_recorded_after_the_creation_and_only_the_two_kinds_are_accepted():
     customer, actor = CustomerFactory(), UserFactory()
     bulk.insert_rows(OneOffCharge, FIELDS, _rows(customer.pk, 2))

@@ -380,7 +380,7 @@ def record_collections(
     # PostgreSQL and SQLite (3.35+) give back the ids of rows inserted in bulk; the rows below need them.
     if any(payment.pk is None for payment in payments):
         raise BillingError("The database gave back no ids for the payments recorded; nothing was recorded.")
-    post_payment_entries(payments=payments, actor=actor)
+    post_payment_entries(payment_ids=[payment.pk for payment in payments], actor=actor)
     allocations = []
     for payment, (_day, debit) in zip(payments, debits, strict=True):
         settles = min(payment.amount, to_money(Decimal(outstanding.get(debit.invoice.pk) or 0)))

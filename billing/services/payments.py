@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.audit import audit_record
@@ -23,17 +23,20 @@ from billing.services.ledger import (
     lock_customer,
     lock_customers,
     payment_unallocated,
-    post_entries,
     post_entry,
     post_payment_entries,
+    post_unpaid_reversals,
     release_allocations,
     release_payments,
     require,
     save_allocations,
 )
-from fusion_site.bulk import record_history_in_sql
+from fusion_site.bulk import insert_rows_returning_ids, record_history_in_sql
 from fusion_site.models import save_with_actor
 from fusion_site.money import to_money
+
+# The longest bank or card reference a payment keeps (its column's width).
+REFERENCE_LENGTH = Payment._meta.get_field("reference").max_length or 60
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ def payments_record_many(
             raise ValidationError(
                 {"received_on": f"Payment {number}: a payment cannot be received in the future."}
             )
+        if len(received.reference) > REFERENCE_LENGTH:
+            raise ValidationError(
+                {"reference": f"Payment {number}: a reference is at most {REFERENCE_LENGTH} characters."}
+            )
     known = set(
         Customer.objects.filter(pk__in={received.customer_id for received in payments}).values_list(
             "pk", flat=True
@@ -87,26 +94,33 @@ def payments_record_many(
         for start in range(0, len(payments), chunk_size):
             chunk = payments[start : start + chunk_size]
             lock_customers(received.customer_id for received in chunk)
-            made = Payment.objects.bulk_create(
-                Payment(
-                    customer_id=received.customer_id,
-                    method=received.method,
-                    amount=to_money(received.amount),
-                    received_on=received.received_on,
-                    reference=received.reference,
-                    recorded_by=actor,
-                )
-                for received in chunk
+            # Rows in database form, not model instances: a statement's batch is 100,000 payments.
+            stamp = connection.ops.adapt_datetimefield_value(timezone.now())
+            made = insert_rows_returning_ids(
+                Payment,
+                ("customer", "method", "amount", "received_on", "reference", "recorded_by", "created_at"),
+                [
+                    (
+                        received.customer_id,
+                        received.method,
+                        to_money(received.amount),
+                        received.received_on,
+                        received.reference,
+                        actor.pk,
+                        stamp,
+                    )
+                    for received in chunk
+                ],
             )
             record_history_in_sql(
-                Payment.objects.filter(pk__in=[payment.pk for payment in made]),
+                Payment.objects.filter(pk__in=made),
                 actor=actor,
                 reason="Recorded",
                 when=timezone.now(),
             )
-            post_payment_entries(payments=made, actor=actor)
+            post_payment_entries(payment_ids=made, actor=actor)
             allocate_oldest_first(
-                customer_ids=sorted({payment.customer_id for payment in made}),
+                customer_ids=sorted({received.customer_id for received in chunk}),
                 actor=actor,
                 reason="Oldest invoice first",
             )
@@ -270,9 +284,10 @@ def payment_reverse_unpaid(
 
     Idempotent: a payment already returned gives back its reversal (a report imported twice changes
     nothing twice)."""
-    return payments_reverse_unpaid_many(
+    entry_id = payments_reverse_unpaid_many(
         returns=[(payment, reason_code)], actor=actor, returned_on=returned_on
     )[payment.pk]
+    return LedgerEntry.objects.get(pk=entry_id)
 
 
 def payments_partly_refunded(payment_ids: Iterable[int]) -> set[int]:
@@ -290,12 +305,12 @@ def payments_reverse_unpaid_many(
     returns: Sequence[tuple[Payment, str]],
     actor: User,
     returned_on: datetime.date | None = None,
-) -> dict[int, LedgerEntry]:
+) -> dict[int, int]:
     """``payment_reverse_unpaid`` for each (payment, reason code), with a fixed number of queries however
     many (an ARUDD report returns thousands): the accounts locked in id order, every live allocation of
     the payments reversed, one unpaid-reversal entry each, then the credit the customers still hold
-    settles what is open again (no credit waits while an invoice is owed). Returns the reversal entry of
-    each payment, the one already posted for a payment returned before."""
+    settles what is open again (no credit waits while an invoice is owed). Returns the id of each
+    payment's reversal entry, the one already posted for a payment returned before."""
     require(actor, "billing.reverse_payment", "record unpaid payments")
     for _payment, reason_code in returns:
         if not reason_code.strip():
@@ -304,9 +319,11 @@ def payments_reverse_unpaid_many(
         return {}
     lock_customers(payment.customer_id for payment, _code in returns)
     ids = [payment.pk for payment, _code in returns]
-    existing: dict[int, LedgerEntry] = {
-        int(entry.payment_id or 0): entry
-        for entry in LedgerEntry.objects.filter(payment_id__in=ids, kind=LedgerEntry.Kind.UNPAID_REVERSAL)
+    existing: dict[int, int] = {
+        int(payment_id or 0): entry_id
+        for entry_id, payment_id in LedgerEntry.objects.filter(
+            payment_id__in=ids, kind=LedgerEntry.Kind.UNPAID_REVERSAL
+        ).values_list("pk", "payment_id")
     }
     fresh = {
         payment.pk: (payment, reason_code) for payment, reason_code in returns if payment.pk not in existing
@@ -319,25 +336,10 @@ def payments_reverse_unpaid_many(
         )
     reasons = {pk: f"Returned unpaid: {reason_code}" for pk, (_payment, reason_code) in fresh.items()}
     release_payments(reasons, actor=actor)
-    on = returned_on or timezone.localdate()
-    entries = post_entries(
-        [
-            LedgerEntry(
-                customer_id=payment.customer_id,
-                kind=LedgerEntry.Kind.UNPAID_REVERSAL,
-                amount=payment.amount,
-                effective_on=on,
-                actor=actor,
-                reason=reasons[pk],
-                payment=payment,
-            )
-            for pk, (payment, _code) in fresh.items()
-        ],
-        actor=actor,
-    )
+    posted = post_unpaid_reversals(reasons, effective_on=returned_on or timezone.localdate(), actor=actor)
     allocate_oldest_first(
         customer_ids=sorted({payment.customer_id for payment, _code in fresh.values()}),
         actor=actor,
         reason="Oldest invoice first",
     )
-    return {**existing, **{entry.payment_id: entry for entry in entries if entry.payment_id is not None}}
+    return {**existing, **posted}

@@ -3,6 +3,7 @@
 from privacy.models.breaches import BreachIncident, BreachReminder
 from privacy.models.erasure import ErasureEvent, ErasureRecord
 from privacy.models.exports import DataExport
+from privacy.models.governance import AssessmentReminder, AssessmentRisk, ImpactAssessment, Processor
 from privacy.models.requests import (
     OPEN_STATES,
     TRANSITIONS,
@@ -21,6 +22,8 @@ from privacy.permissions import PrivacyPermission
 __all__ = [
     "OPEN_STATES",
     "TRANSITIONS",
+    "AssessmentReminder",
+    "AssessmentRisk",
     "BreachIncident",
     "BreachReminder",
     "CookieConsentRecord",
@@ -28,11 +31,13 @@ __all__ = [
     "ErasureEvent",
     "ErasureRecord",
     "IdentityCode",
+    "ImpactAssessment",
     "LegalHold",
     "PrivacyNotice",
     "PrivacyPermission",
     "PrivacyRequest",
     "PrivacyRequestEvent",
+    "Processor",
     "ReminderRun",
     "RetentionLock",
     "RetentionPolicy",

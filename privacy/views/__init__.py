@@ -13,6 +13,18 @@ from privacy.views.breaches import (
 )
 from privacy.views.data_map import data_map_csv, data_map_view, erasure_preview_view
 from privacy.views.exports import customer_exports, export_download, my_data
+from privacy.views.governance import (
+    assessment_detail,
+    assessment_edit,
+    assessment_new,
+    assessment_risk,
+    assessment_sign_off,
+    assessments,
+    processor_detail,
+    processor_edit,
+    processor_new,
+    processors,
+)
 from privacy.views.requests import (
     access_report_view,
     my_access_report,
@@ -33,6 +45,12 @@ from privacy.views.retention import (
 
 __all__ = [
     "access_report_view",
+    "assessment_detail",
+    "assessment_edit",
+    "assessment_new",
+    "assessment_risk",
+    "assessment_sign_off",
+    "assessments",
     "breach_affected",
     "breach_affected_csv",
     "breach_decide",
@@ -51,6 +69,10 @@ __all__ = [
     "my_access_report",
     "my_data",
     "my_requests",
+    "processor_detail",
+    "processor_edit",
+    "processor_new",
+    "processors",
     "queue",
     "register_download",
     "request_action",

@@ -7,23 +7,27 @@ from decimal import Decimal
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.security import staff_user_with
 from accounts.selectors import access_customer
 from billing import charts
-from privacy import data_map, ropa
+from privacy import data_map, ropa, selectors
 from privacy.erasure import erasure_preview
 from privacy.permissions import PrivacyPermission
 
 
 @login_required
 def data_map_view(request: HttpRequest) -> HttpResponse:
-    staff_user_with(request, PrivacyPermission.VIEW_DATA_MAP)
+    user = staff_user_with(request, PrivacyPermission.VIEW_DATA_MAP)
     context = {
         "rows": ropa.field_rows(),
-        "activities": data_map.ACTIVITIES,
-        "processors": data_map.PROCESSORS,
+        "activities": selectors.activities_with_assessments(today=timezone.localdate()),
+        "processors": selectors.processors_register(),
+        "can_see_assessments": user.has_perm(PrivacyPermission.VIEW_ASSESSMENT),
+        "can_add_assessments": user.has_perm(PrivacyPermission.ADD_ASSESSMENT),
+        "can_see_processors": user.has_perm(PrivacyPermission.VIEW_PROCESSOR),
         "not_personal": sorted(data_map.NOT_PERSONAL.items()),
         "chart": charts.diverging_bars(ropa.fields_per_category(), height=180),
     }

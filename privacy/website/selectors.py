@@ -4,7 +4,7 @@ from django.db.models import Count, QuerySet
 from django.http import Http404
 
 from accounts.models import User
-from privacy.models import PrivacyNotice, WebsiteSubmission
+from privacy.models import PrivacyNotice, Processor, WebsiteSubmission
 
 Kind = WebsiteSubmission.Kind
 
@@ -15,6 +15,12 @@ def current_notice() -> PrivacyNotice | None:
         .order_by("-published_at", "-version")
         .first()
     )
+
+
+def shared_with() -> QuerySet[Processor]:
+    """The "who we share your data with" section of the public notice: the processors register as the
+    DPO keeps it (public facts about organisations, no personal data)."""
+    return Processor.objects.order_by("role", "name", "pk")
 
 
 def published_notices() -> QuerySet[PrivacyNotice]:

@@ -61,6 +61,8 @@ def privacy_notice(request: HttpRequest, version: int | None = None) -> HttpResp
     notice = selectors.published_notice(version) if version is not None else selectors.current_notice()
     context = {
         "notice": notice,
+        # The register as it is today, under the current notice only: an earlier version is kept as it was.
+        "shared_with": list(selectors.shared_with()) if notice is not None and version is None else [],
         "versions": selectors.published_notices().only("version", "title", "published_at"),
     }
     return render_public(request, "website/privacy_notice.html", context, status=200 if notice else 404)

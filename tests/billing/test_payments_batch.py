@@ -91,6 +91,7 @@ def test_a_batch_leaves_the_ledger_that_recording_one_by_one_leaves(partner, pro
         ),
         ({"method": "bitcoin"}, "method", "Payment 2: 'bitcoin' is not a payment method."),
         ({"customer_id": 10**9}, "customer", "Payment 2: no such customer."),
+        ({"reference": "R" * 61}, "reference", "Payment 2: a reference is at most 60 characters."),
     ],
 )
 def test_a_bad_payment_is_refused_by_its_position_and_nothing_of_the_batch_is_stored(

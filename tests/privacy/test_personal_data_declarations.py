@@ -115,7 +115,7 @@ def test_the_data_map_shows_each_declarations_action_and_period():
             ), f"{item.model}.{field.field}"
 
 
-def test_the_record_of_processing_gives_each_declared_rule():
+def test_the_record_of_processing_gives_each_declared_rule(db):  # the processors come from the register
     rows = [row for row in ropa.csv_rows()[1:] if row[0] == "field"]
     assert len(rows) == sum(len(item.fields) for item in personal_data.declarations())
     for row in rows:

@@ -152,6 +152,35 @@ def _draft_notice(w: World) -> int:
     return w._draft.pk
 
 
+def _processor(w: World) -> int:
+    """A processor of the register (seeded by the privacy migrations)."""
+    from privacy.models import Processor
+
+    return Processor.objects.order_by("pk").first().pk
+
+
+def _assessment(w: World) -> tuple[int, int]:
+    """An impact assessment with one risk, made once per world: (assessment id, risk id)."""
+    if not hasattr(w, "_assessment"):
+        from privacy import data_map
+        from privacy.services import governance
+
+        dpo = UserFactory(role=Role.DATA_PROTECTION_OFFICER)
+        assessment = governance.assessment_create(activity=data_map.ACTIVITIES[0].name, actor=dpo)
+        risk = governance.assessment_risk_save(
+            assessment=assessment,
+            actor=dpo,
+            description="Unauthorised access to accounts",
+            likelihood=2,
+            severity=2,
+            measures="Two factors, masking",
+            residual_likelihood=1,
+            residual_severity=2,
+        )
+        w._assessment = (assessment.pk, risk.pk)
+    return w._assessment
+
+
 def _breach(w: World) -> int:
     """An incident in the breach register (the provider's, not a partner's), recorded once per world."""
     if not hasattr(w, "_breach"):
@@ -364,6 +393,35 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
     "privacy:legal_hold_set": (lambda w: "/privacy/retention/holds/", NOBODY, None),
     "privacy:legal_hold_lift": (lambda w: "/privacy/retention/holds/1/lift/", NOBODY, None),
     "privacy:retention_policy_edit": (lambda w: "/privacy/retention/policies/1/", NOBODY, None),
+    # The governance registers: the DPO and administrators only (neither belongs to a partner).
+    "privacy:processors": (lambda w: "/privacy/processors/", PRIVACY_OFFICE, None),
+    "privacy:processor_new": (lambda w: "/privacy/processors/new/", PRIVACY_OFFICE, None),
+    "privacy:processor": (lambda w: f"/privacy/processors/{_processor(w)}/", PRIVACY_OFFICE, None),
+    "privacy:processor_edit": (lambda w: f"/privacy/processors/{_processor(w)}/edit/", PRIVACY_OFFICE, None),
+    "privacy:assessments": (lambda w: "/privacy/assessments/", PRIVACY_OFFICE, None),
+    "privacy:assessment_new": (lambda w: "/privacy/assessments/new/", PRIVACY_OFFICE, None),
+    "privacy:assessment": (lambda w: f"/privacy/assessments/{_assessment(w)[0]}/", PRIVACY_OFFICE, None),
+    "privacy:assessment_edit": (
+        lambda w: f"/privacy/assessments/{_assessment(w)[0]}/edit/",
+        PRIVACY_OFFICE,
+        None,
+    ),
+    "privacy:assessment_risk_new": (
+        lambda w: f"/privacy/assessments/{_assessment(w)[0]}/risks/new/",
+        PRIVACY_OFFICE,
+        None,
+    ),
+    "privacy:assessment_risk": (
+        lambda w: "/privacy/assessments/{}/risks/{}/".format(*_assessment(w)),
+        PRIVACY_OFFICE,
+        None,
+    ),
+    # Signing off is POST only, and the DPO's alone (tests/privacy/test_dpias.py).
+    "privacy:assessment_sign_off": (
+        lambda w: f"/privacy/assessments/{_assessment(w)[0]}/sign-off/",
+        NOBODY,
+        None,
+    ),
     # The breach register: the DPO and administrators only (tests/privacy/test_breaches.py).
     "privacy:breaches": (lambda w: "/privacy/breaches/", PRIVACY_OFFICE, None),
     "privacy:breach_new": (lambda w: "/privacy/breaches/new/", PRIVACY_OFFICE, None),

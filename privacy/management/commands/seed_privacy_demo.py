@@ -10,6 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import Customer, User
+from privacy.governance_demo import seed_governance
 from privacy.models import BreachIncident, PrivacyRequest
 from privacy.services.breaches import (
     breach_ico_decide,
@@ -86,7 +87,9 @@ def seed_breaches(dpo: User) -> None:
 
 class Command(BaseCommand):
     help = (
-        "Publish the first privacy notice and create demo privacy requests (idempotent). Run after seed_demo."
+        "Publish the first privacy notice, complete the processors register, add impact assessments of the "
+        "main activities, record demo breach incidents and create demo privacy requests (idempotent). Run "
+        "after seed_demo."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -101,6 +104,13 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"Privacy notice version {notice.version} is published."))
         self.stdout.write("Public website: http://127.0.0.1:8000/site/")
         dpo = User.objects.filter(email=DEMO_DPO).first() or notice.published_by
+        if dpo is not None:
+            completed, added = seed_governance(actor=dpo)
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Processors register: {completed} completed; impact assessments: {added} added."
+                )
+            )
         if dpo is not None and not BreachIncident.objects.exists():
             seed_breaches(dpo)
             self.stdout.write(self.style.SUCCESS("Breach register: one open incident, one closed."))
