@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('privacy', '0009_breach_roles'),
+        ('privacy', '0011_processors_seed_and_governance_roles'),
     ]
 
     operations = [
