@@ -37,8 +37,16 @@ class BreachIncidentAdmin(ReadOnlyMixin, TenantScopedAdmin, SimpleHistoryAdmin):
     """The breach register, read-only: incidents are recorded and corrected on the DPO's pages (with a
     reason in their history), and never deleted by anyone."""
 
-    list_display = ("__str__", "became_aware_at", "ico_decision", "subjects_decision", "status", "handler")
-    list_filter = ("status", "ico_decision", "subjects_decision")
+    list_display = (
+        "__str__",
+        "pecr",
+        "became_aware_at",
+        "ico_decision",
+        "subjects_decision",
+        "status",
+        "handler",
+    )
+    list_filter = ("pecr", "status", "ico_decision", "subjects_decision")
     list_select_related = ("handler",)
     search_fields = ("title",)
 

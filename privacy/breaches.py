@@ -1,9 +1,11 @@
 """Reads of the breach register: the 72-hour clock, and the customers a breach reached, found from the
 evidence (the access log and the audit trail), never guessed.
 
-The clock counts 72 real hours from awareness (UK GDPR Art. 33(1)): weekends and bank holidays do not
-stop it, and across a change of the clocks the deadline is 72 hours of elapsed time, so the local time
-it shows moves by the hour the clocks moved. Arithmetic is done in UTC for that reason.
+The clock counts 72 real hours from awareness, under UK GDPR Art. 33(1) and, since 20 August 2025, PECR
+reg. 5A(2) alike (amended by the Data (Use and Access) Act 2025 s.111, commenced by SI 2025/904 reg. 2(p);
+it was 24 hours before): weekends and bank holidays do not stop it, and across a change of the clocks the
+deadline is 72 hours of elapsed time, so the local time it shows moves by the hour the clocks moved.
+Arithmetic is done in UTC for that reason.
 """
 
 import datetime
@@ -22,6 +24,9 @@ from fusion_site.personal_data import Category
 from privacy import data_map
 from privacy.models import BreachIncident
 
+# When the DPO is reminded, in real hours from awareness, each reminder once (its kind is unique per
+# incident): a third, two thirds and the end of the 72 hours, the same for PECR incidents (reg. 5A(2) as
+# amended: 72 hours, as Art. 33(1)).
 REMINDER_AFTER = {
     "24h": datetime.timedelta(hours=24),
     "48h": datetime.timedelta(hours=48),
@@ -75,8 +80,11 @@ def clock_of(incident: BreachIncident, *, now: datetime.datetime) -> Clock:
     return Clock(deadline, deadline - now.astimezone(datetime.UTC), stopped)
 
 
-def incidents_for_register() -> QuerySet[BreachIncident]:
-    return BreachIncident.objects.select_related("handler", "ico_decided_by", "subjects_decided_by")
+def incidents_for_register(*, pecr_only: bool = False) -> QuerySet[BreachIncident]:
+    """The register; ``pecr_only`` gives the log of PECR breaches the ICO expects us to keep (reg. 5A(8):
+    the facts, their effects and the remedial action taken, which every incident records)."""
+    incidents = BreachIncident.objects.select_related("handler", "ico_decided_by", "subjects_decided_by")
+    return incidents.filter(pecr=True) if pecr_only else incidents
 
 
 def incidents_needing_reminders(*, now: datetime.datetime) -> QuerySet[BreachIncident]:

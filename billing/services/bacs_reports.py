@@ -259,7 +259,11 @@ class _Applier:
         self.actor = actor
         self.record = record
         self.today = today
-        self.collections: dict[tuple[datetime.date, int], list[DirectDebitCollection]] = defaultdict(list)
+        # Candidate collections by (processing date, amount, mandate reference): a report's items often share
+        # a day and an amount (a flat tariff), so a list per (day, amount) made matching quadratic.
+        self.collections: dict[tuple[datetime.date, int, str], list[DirectDebitCollection]] = defaultdict(
+            list
+        )
         self.mandate_references: dict[int, str] = {}
         self.mandates_by_reference: dict[str, list[int]] = defaultdict(list)
         self.loaded: dict[int, DirectDebitCollection] = {}
@@ -277,7 +281,6 @@ class _Applier:
                 amount_pence__in={item.amount_pence for item in unpaid},
             ).exclude(outcome=DirectDebitCollection.Outcome.CANCELLED)
             for row in rows.order_by("pk"):
-                self.collections[(row.processing_date, row.amount_pence)].append(row)
                 self.loaded[row.pk] = row
         if items:
             for pk, reference in PaymentDetails.objects.filter(customer__partner=self.partner).values_list(
@@ -285,6 +288,10 @@ class _Applier:
             ):
                 self.mandate_references[pk] = _reference(reference)
                 self.mandates_by_reference[_reference(reference)].append(pk)
+        for row in self.loaded.values():
+            known = self.mandate_references.get(row.mandate_id)
+            if known is not None:
+                self.collections[(row.processing_date, row.amount_pence, known)].append(row)
 
     def apply(self, item: InstructionAdvice) -> bool:
         """Apply one ADDACS item; True if it changed something, False if it had been applied already."""
@@ -295,12 +302,8 @@ class _Applier:
     def _match(self, item: UnpaidDebit) -> DirectDebitCollection:
         """The collection an item returns, among those loaded: one not returned yet (by an earlier report
         or an earlier item of this one) before one that was."""
-        reference = _reference(item.reference)
-        candidates = [
-            row
-            for row in self.collections.get((item.original_processing_date, item.amount_pence), [])
-            if self.mandate_references.get(row.mandate_id) == reference
-        ]
+        key = (item.original_processing_date, item.amount_pence, _reference(item.reference))
+        candidates = list(self.collections.get(key, []))
         if not candidates:
             raise ItemNotApplied(
                 f"no Direct Debit of {_pounds(item.amount_pence)} processed on "

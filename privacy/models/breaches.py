@@ -2,6 +2,19 @@
 reported, with its facts, its effects and what was done, the decision to notify the ICO (Art. 33, within
 72 hours of becoming aware) and to tell the data subjects (Art. 34, when the risk to them is high).
 
+A breach of personal data processed in connection with our public electronic communications service
+falls under PECR reg. 5A instead (the ICO's guide to PECR, "Security breaches": this "takes the place of
+UK GDPR breach reporting obligations"). Since 20 August 2025 its time limits are UK GDPR's: the Data (Use
+and Access) Act 2025 s.111 ("duty to notify the Commissioner of personal data breach: time periods"),
+commenced by SI 2025/904 reg. 2(p), amended reg. 5A so that the ICO is told "without undue delay and,
+where feasible, not later than 72 hours after having become aware of it", with reasons when later, and
+information that cannot all be given at once may follow in phases without undue further delay (as UK
+GDPR Art. 33(4)); the former 24 hours and the second notification within 3 days (Regulation 611/2013
+Art. 2(2)-(3)) no longer apply. What still differs: the subscriber or user is told when the breach is
+likely to adversely affect their personal data or privacy (reg. 5A(3)), and every such breach is kept in a
+log of its facts, effects and remedial action (reg. 5A(8)): the register filtered to PECR incidents is that
+log.
+
 The register is append-only in spirit: an incident is corrected with a reason kept in its history, and
 nobody may delete one (the model has no delete permission at all, and the admin is read-only). The
 texts are written to describe the incident, not the people in it: the affected customers are found from
@@ -22,6 +35,16 @@ from fusion_site.personal_data import Category
 
 # Art. 33(1): "without undue delay and, where feasible, not later than 72 hours after having become aware".
 NOTIFICATION_WINDOW = datetime.timedelta(hours=72)
+# PECR reg. 5A(2) as amended by the Data (Use and Access) Act 2025 s.111, in force 20 August 2025 (SI
+# 2025/904 reg. 2(p)): the same words and the same 72 hours as Art. 33(1), so PECR incidents share this
+# window, its clock, its reminders and its late-notification reasons (the ICO's "Personal data breaches:
+# a guide", note of 20 August 2025: PECR reports move "from 24 hours to 72 hours after becoming aware").
+
+
+PECR_SUBJECTS_LABELS = [
+    ("tell", "Tell the subscribers or users (likely to adversely affect them, PECR reg. 5A(3))"),
+    ("do_not_tell", "Do not tell them (not likely to adversely affect them, or unintelligible, reg. 5A(4))"),
+]
 
 
 class BreachIncident(TimeStampedModel):
@@ -47,9 +70,17 @@ class BreachIncident(TimeStampedModel):
         DO_NOT_TELL = "do_not_tell", "Do not tell them"
 
     title = models.CharField(max_length=200, help_text="A short name for the incident; no personal details.")
+    # No default: whoever records the incident says which regime applies (the form asks it as a required
+    # choice); rows recorded before the question existed were all handled as UK GDPR (the migration).
+    pecr = models.BooleanField(
+        "In connection with our public electronic communications service (PECR reg. 5A)?",
+        help_text="Yes: PECR reg. 5A applies instead of UK GDPR Art. 33 and 34 (the ICO within 72 hours all "
+        "the same, the subscribers or users told when likely to be adversely affected, the PECR breach log).",
+    )
     occurred_at = models.DateTimeField(help_text="When the breach happened (or began).")
     became_aware_at = models.DateTimeField(
-        help_text="When we became aware of it: the 72 hours to notify the ICO run from here."
+        help_text="When we became aware of it: the 72 hours to notify the ICO run from here (UK GDPR Art. "
+        "33(1), PECR reg. 5A as amended)."
     )
     description = models.TextField(help_text="What happened, how it was found; no personal details.")
     data_categories = models.JSONField(default=list, help_text="Categories of the data map concerned.")
@@ -83,7 +114,9 @@ class BreachIncident(TimeStampedModel):
     ico_notified_at = models.DateTimeField(null=True, blank=True)
     ico_reference = models.CharField(max_length=60, blank=True)
     delay_reasons = models.TextField(
-        blank=True, help_text="Why the ICO was told more than 72 hours after we became aware (Art. 33(1))."
+        blank=True,
+        help_text="Why the ICO was told more than 72 hours after we became aware (UK GDPR Art. 33(1), PECR "
+        "reg. 5A(2) as amended).",
     )
 
     subjects_decision = models.CharField(
@@ -146,12 +179,26 @@ class BreachIncident(TimeStampedModel):
         return f"BR-{self.pk:05d}" if self.pk else "BR-new"
 
     @property
+    def regime(self) -> str:
+        if self.pecr:
+            return "PECR reg. 5A (public electronic communications service): the ICO within 72 hours"
+        return "UK GDPR Art. 33 and 34: the ICO within 72 hours"
+
+    @property
     def notification_deadline(self) -> datetime.datetime:
-        """72 real hours after awareness: added in UTC, never to a local wall clock."""
+        """72 real hours after awareness, under either regime: added in UTC, never to a local wall clock."""
         return self.became_aware_at.astimezone(datetime.UTC) + NOTIFICATION_WINDOW
 
     def notified_late(self) -> bool:
         return self.ico_notified_at is not None and self.ico_notified_at > self.notification_deadline
+
+    def subjects_decision_label(self) -> str:
+        """The decision in the words of the incident's regime: PECR reg. 5A(3) tells the subscriber or user
+        when the breach is "likely to adversely affect" their personal data or privacy, a lower bar than
+        Art. 34's high risk (reg. 5A(4): not needed when the data were made unintelligible)."""
+        if self.pecr and self.subjects_decision:
+            return dict(PECR_SUBJECTS_LABELS)[self.subjects_decision]
+        return str(self.get_subjects_decision_display())
 
     def data_category_labels(self) -> list[str]:
         return [Category(value).label for value in self.data_categories if value in Category.values]
@@ -175,17 +222,19 @@ class BreachIncident(TimeStampedModel):
             if self.ico_decision != self.IcoDecision.NOTIFY:
                 errors["ico_notified_at"] = "Record the decision to notify the ICO first."
             elif self.became_aware_at and self.notified_late() and not self.delay_reasons.strip():
+                rule = "PECR reg. 5A(2) as amended" if self.pecr else "UK GDPR Art. 33(1)"
                 errors["delay_reasons"] = (
                     "The ICO was told more than 72 hours after we became aware: give the reasons for the "
-                    "delay (UK GDPR Art. 33(1))."
+                    f"delay ({rule})."
                 )
         if errors:
             raise ValidationError(errors)
 
 
 class BreachReminder(models.Model):
-    """One reminder to the DPO about an incident's 72-hour clock, sent once: the unique pair of incident
-    and kind is what makes a second run of the task send nothing."""
+    """One reminder to the DPO about an incident's clock, sent once: the unique pair of incident and kind
+    is what makes a second run of the task send nothing: at 24 h, 48 h and 72 h after awareness, under UK
+    GDPR and PECR alike (``privacy.breaches.REMINDER_AFTER``)."""
 
     class Kind(models.TextChoices):
         AFTER_24H = "24h", "24 hours after awareness"

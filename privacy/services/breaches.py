@@ -1,6 +1,7 @@
 """Writes of the breach register: record an incident, correct it (with a reason, in its history),
-record the decisions on notifying the ICO and the data subjects, close it; the reminders of the
-72-hour clock; and the trail left by reading or exporting an incident's affected customers.
+record the decisions on notifying the ICO and the data subjects, close it; the reminders of the 72-hour
+clock (UK GDPR Art. 33(1) and PECR reg. 5A(2) as amended alike); and the trail left by reading or
+exporting an incident's affected customers.
 
 Nothing here deletes: the register keeps every incident (UK GDPR Art. 33(5)).
 """
@@ -25,6 +26,7 @@ from privacy.models import BreachIncident, BreachReminder
 # What the DPO may correct on an incident's facts (the decisions have their own services).
 FACT_FIELDS = (
     "title",
+    "pecr",
     "occurred_at",
     "became_aware_at",
     "description",
@@ -121,7 +123,7 @@ def breach_subjects_decide(
     incident.subjects_decided_by = actor
     incident.subjects_decided_at = timezone.now()
     incident = save_with_actor(
-        incident, actor=actor, reason=f"Data subjects: {incident.get_subjects_decision_display()}"
+        incident, actor=actor, reason=f"Data subjects: {incident.subjects_decision_label()}"
     )
     audit_record(
         actor=actor, action="breach.subjects_decided", target=incident, detail={"decision": decision}
@@ -152,6 +154,7 @@ def breach_incident_close(*, incident: BreachIncident, actor: User, note: str) -
 
 def _reminder_text(incident: BreachIncident, kind: str, now: datetime.datetime) -> tuple[str, str]:
     deadline = timezone.localtime(incident.notification_deadline)
+    rule = "PECR reg. 5A(2) as amended" if incident.pecr else "UK GDPR Art. 33"
     if kind == BreachReminder.Kind.OVERDUE:
         subject = f"[Fusion privacy] {incident.reference}: the 72 hours to notify the ICO have passed"
     else:
@@ -161,7 +164,7 @@ def _reminder_text(incident: BreachIncident, kind: str, now: datetime.datetime) 
     body = (
         f"Incident {incident.reference} ({incident.title}).\n"
         f"Became aware: {timezone.localtime(incident.became_aware_at):%a %d %b %Y %H:%M %Z}.\n"
-        f"Notify the ICO by: {deadline:%a %d %b %Y %H:%M %Z} (72 hours after awareness, UK GDPR Art. 33).\n"
+        f"Notify the ICO by: {deadline:%a %d %b %Y %H:%M %Z} (72 hours after awareness, {rule}).\n"
         f"ICO decision: {incident.get_ico_decision_display()}; not notified yet. A notification after the "
         "deadline must give the reasons for the delay.\n"
         f"{settings.SITE_URL}/privacy/breaches/{incident.pk}/\n"
@@ -170,9 +173,9 @@ def _reminder_text(incident: BreachIncident, kind: str, now: datetime.datetime) 
 
 
 def breach_reminders_send(*, now: datetime.datetime) -> list[BreachReminder]:
-    """Remind the DPO group of every open, undecided incident at 24 h, 48 h and 72 h after awareness,
-    each once: the reminder row (unique per incident and kind) is written with the mail in one
-    transaction, so a second run, or two racing runs, send nothing more. A run that finds several
+    """Remind the DPO group of every open, undecided incident (UK GDPR or PECR alike) at 24 h, 48 h and
+    72 h after awareness, each once: the reminder row (unique per incident and kind) is written with the
+    mail in one transaction, so a second run, or two racing runs, send nothing more. A run that finds several
     reminders due for one incident (the task did not run for a day) sends only the latest."""
     sent: list[BreachReminder] = []
     recipients = selectors.dpo_email_addresses()

@@ -24,6 +24,7 @@ from accounts.security import staff_user_with
 from fusion_site.personal_data import Category
 from privacy import breaches
 from privacy.models import BreachIncident
+from privacy.models.breaches import PECR_SUBJECTS_LABELS
 from privacy.services import breaches as services
 
 VIEW = "privacy.view_breachincident"
@@ -33,7 +34,29 @@ ALERTS_LISTED = 20
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
 
+PECR_CHOICES = [
+    ("True", "Yes: PECR reg. 5A, the ICO within 72 hours"),
+    ("False", "No: UK GDPR Art. 33, the ICO within 72 hours"),
+]
+
+
 class IncidentForm(forms.ModelForm):
+    # A required choice with nothing preselected: the regime decides whom we tell and in which words, and
+    # which incidents make the PECR breach log (reg. 5A(8)), so it is answered, not defaulted (a checkbox
+    # left unticked would silently mean UK GDPR). The ICO deadline is 72 hours either way (reg. 5A(2) as
+    # amended by the Data (Use and Access) Act 2025 s.111, in force 20 August 2025, SI 2025/904 reg. 2(p)).
+    pecr = forms.TypedChoiceField(
+        label=BreachIncident._meta.get_field("pecr").verbose_name,
+        choices=PECR_CHOICES,
+        coerce=lambda value: value == "True",
+        widget=forms.RadioSelect,
+        help_text="Personal data processed in providing our telephony and broadband service to the public: "
+        "PECR reg. 5A applies instead of UK GDPR breach reporting.",
+        error_messages={
+            "required": "Say whether the breach is in connection with our public electronic "
+            "communications service (PECR reg. 5A)."
+        },
+    )
     data_categories = forms.MultipleChoiceField(
         choices=Category.choices, widget=forms.CheckboxSelectMultiple, help_text="From the data map."
     )
@@ -97,6 +120,17 @@ class SubjectsDecisionForm(forms.Form):
     subjects_decision_reason = forms.CharField(
         label="Reason", widget=forms.Textarea(attrs={"rows": 2}), max_length=4000
     )
+
+
+def subjects_form_for(incident: BreachIncident, data: object = None) -> SubjectsDecisionForm:
+    """Under PECR the question is reg. 5A(3)'s (likely to adversely affect a subscriber or user), not Art.
+    34's (high risk): the same decision, asked in the regime's words."""
+    form = SubjectsDecisionForm(data)  # type: ignore[arg-type]
+    if incident.pecr:
+        decision = form.fields["subjects_decision"]
+        assert isinstance(decision, forms.ChoiceField)
+        decision.choices = PECR_SUBJECTS_LABELS
+    return form
 
 
 class CloseForm(forms.Form):
@@ -198,8 +232,10 @@ def _from_alert(event_id: str, handler: User) -> tuple[dict[str, object], int | 
 def breach_register(request: HttpRequest) -> HttpResponse:
     user = staff_user_with(request, VIEW)
     now = timezone.now()
+    pecr_only = request.GET.get("regime") == "pecr"
     incidents = [
-        (incident, breaches.clock_of(incident, now=now)) for incident in breaches.incidents_for_register()
+        (incident, breaches.clock_of(incident, now=now))
+        for incident in breaches.incidents_for_register(pecr_only=pecr_only)
     ]
     return render(
         request,
@@ -209,6 +245,7 @@ def breach_register(request: HttpRequest) -> HttpResponse:
             "alerts": _recent_alerts(),
             "can_add": user.has_perm(ADD),
             "now": now,
+            "pecr_only": pecr_only,
         },
     )
 
@@ -228,7 +265,8 @@ def breach_new(request: HttpRequest) -> HttpResponse:
             _errors_to_form(form, error)
         else:
             messages.success(
-                request, f"Incident {incident.reference} recorded: the 72-hour clock is running."
+                request,
+                f"Incident {incident.reference} recorded: the 72-hour clock is running.",
             )
             return redirect("privacy:breach", pk=incident.pk)
     return render(request, "privacy/breach_form.html", {"form": form, "alert_id": source, "incident": None})
@@ -261,7 +299,7 @@ def _detail_context(user: User, incident: BreachIncident, **extra: object) -> di
         "ico_form": IcoDecisionForm(
             initial={"ico_notified_at": timezone.localtime().replace(second=0, microsecond=0)}
         ),
-        "subjects_form": SubjectsDecisionForm(),
+        "subjects_form": subjects_form_for(incident),
         "close_form": CloseForm(),
     }
     context.update(extra)
@@ -314,7 +352,7 @@ def breach_decide(request: HttpRequest, pk: int, what: str) -> HttpResponse:
                     delay_reasons=data["delay_reasons"],
                 )
         elif what == "subjects":
-            form = SubjectsDecisionForm(request.POST)
+            form = subjects_form_for(incident, request.POST)
             if form.is_valid():
                 services.breach_subjects_decide(
                     incident=incident,

@@ -45,6 +45,7 @@ def test_the_dpo_opens_an_incident_from_an_alert_and_sees_the_clock(
     title = page.locator("[name=title]").input_value()
     assert title.endswith("Many reveals of personal data by agent.browsing@fusion.test"), title
     assert page.locator("[name=suspect]").input_value() == str(agent.pk)
+    page.get_by_label("No: UK GDPR Art. 33, the ICO within 72 hours").check()
     page.get_by_label("Contact details").check()
     page.fill("[name=approximate_records]", "2")
     page.fill("[name=approximate_subjects]", "1")

@@ -1,6 +1,7 @@
-"""The breach register (UK GDPR Art. 33 and 34): the 72-hour clock in real hours, reminders sent once,
-the affected customers exactly as the evidence shows them, decisions with who and when, corrections with
-history, no deletion, and only the DPO and administrators at the door."""
+"""The breach register (UK GDPR Art. 33 and 34, PECR reg. 5A): the 72-hour clock in real hours under
+both (PECR's since 20 August 2025: Data (Use and Access) Act 2025 s.111, SI 2025/904 reg. 2(p)), reminders
+sent once, the affected customers exactly as the evidence shows them, decisions with who and when,
+corrections with history, no deletion, and only the DPO and administrators at the door."""
 
 import csv
 import datetime
@@ -35,6 +36,7 @@ def london(year: int, month: int, day: int, hour: int, minute: int) -> datetime.
 def record(dpo, *, aware: datetime.datetime, **extra) -> BreachIncident:
     facts = {
         "title": "Laptop left on a train",
+        "pecr": False,
         "occurred_at": aware - datetime.timedelta(hours=2),
         "became_aware_at": aware,
         "description": "An unencrypted spreadsheet of accounts was on it.",
@@ -103,15 +105,20 @@ def test_the_clock_counts_72_real_hours_across_the_october_clock_change(dpo, cli
         min_value=datetime.datetime(2020, 1, 1),  # noqa: DTZ001
         max_value=datetime.datetime(2035, 12, 31),  # noqa: DTZ001
         timezones=st.just(LONDON),
-    )
+    ),
+    pecr=st.booleans(),
 )
-# The days before each change of the clocks, which a wall-clock sum gets wrong by an hour.
-@example(aware=datetime.datetime(2026, 10, 23, 10, 0, tzinfo=LONDON))
-@example(aware=datetime.datetime(2027, 3, 26, 10, 0, tzinfo=LONDON))
-def test_the_deadline_is_always_72_elapsed_hours_after_awareness(aware):
-    """Art. 33(1) counts hours, not wall-clock days: whatever the instant (a clock change, a weekend, an
-    ambiguous hour of October), the elapsed time between awareness and deadline is exactly 72 hours."""
-    incident = BreachIncident(occurred_at=aware, became_aware_at=aware)
+# The days before each change of the clocks, which a wall-clock sum gets wrong by an hour, in both regimes.
+@example(aware=datetime.datetime(2026, 10, 23, 10, 0, tzinfo=LONDON), pecr=False)
+@example(aware=datetime.datetime(2027, 3, 26, 10, 0, tzinfo=LONDON), pecr=False)
+@example(aware=datetime.datetime(2026, 10, 23, 10, 0, tzinfo=LONDON), pecr=True)
+@example(aware=datetime.datetime(2027, 3, 26, 10, 0, tzinfo=LONDON), pecr=True)
+def test_the_deadline_is_always_72_elapsed_hours_after_awareness_in_both_regimes(aware, pecr):
+    """Art. 33(1) counts hours, not wall-clock days, and so does PECR reg. 5A(2) as amended by the Data (Use
+    and Access) Act 2025 s.111 (in force 20 August 2025): whatever the instant (a clock change, a weekend,
+    an ambiguous hour of October) and whichever the regime, the elapsed time between awareness and deadline
+    is exactly 72 hours."""
+    incident = BreachIncident(occurred_at=aware, became_aware_at=aware, pecr=pecr)
     elapsed = incident.notification_deadline.timestamp() - aware.timestamp()
     assert elapsed == 72 * 3600
 
@@ -382,6 +389,7 @@ def test_recording_an_incident_shows_each_error_on_its_field(dpo, client):
         "/privacy/breaches/new/",
         {
             "title": "Wrong way round",
+            "pecr": "False",
             "occurred_at": "2026-11-30T10:00",
             "became_aware_at": "2026-11-29T10:00",
             "description": "",
@@ -496,6 +504,7 @@ def test_an_incident_opened_from_an_alert_starts_with_its_facts(
 
     data = {
         "title": form.initial["title"],
+        "pecr": "True",
         "occurred_at": form.initial["occurred_at"].strftime("%Y-%m-%dT%H:%M"),
         "became_aware_at": form.initial["became_aware_at"].strftime("%Y-%m-%dT%H:%M"),
         "description": form.initial["description"],
@@ -553,6 +562,11 @@ def test_the_demo_has_one_open_and_one_closed_incident(db):
     assert sorted(BreachIncident.objects.values_list("status", flat=True)) == ["closed", "open"]
     closed = BreachIncident.objects.get(status="closed")
     assert closed.ico_decision and closed.subjects_decision and closed.history.count() >= 3
+    # The open one is a PECR breach (call records of the telephony service), on the same 72 hours.
+    assert list(BreachIncident.objects.values_list("status", "pecr").order_by("status")) == [
+        ("closed", False),
+        ("open", True),
+    ]
 
 
 def test_the_register_and_an_incident_take_the_same_queries_however_many_incidents(dpo, make_user, client):
@@ -573,3 +587,242 @@ def test_the_register_and_an_incident_take_the_same_queries_however_many_inciden
 
     assert queries("/privacy/breaches/") == one
     assert queries(f"/privacy/breaches/{first.pk}/") == detail
+
+
+# PECR reg. 5A: breaches in connection with the public electronic communications service --------------------
+# Since 20 August 2025 reg. 5A(2) reads as Art. 33(1): "without undue delay and, where feasible, not later
+# than 72 hours after having become aware of it" (Data (Use and Access) Act 2025 s.111, commenced by SI
+# 2025/904 reg. 2(p)); the 24 hours and the second notification within 3 days are gone.
+
+
+def test_recording_an_incident_without_saying_whether_pecr_applies_is_refused_on_its_field(dpo, client):
+    client.force_login(dpo)
+    form = {
+        "title": "Call records exported",
+        "occurred_at": "2026-11-30T08:00",
+        "became_aware_at": "2026-11-30T10:00",
+        "description": "A report of calls was sent to the wrong partner.",
+        "data_categories": ["contact"],
+        "subject_categories": ["customers"],
+        "approximate_records": "3",
+        "approximate_subjects": "3",
+        "likely_consequences": "Who called whom seen by a partner.",
+        "measures_taken": "The partner deleted it.",
+        "handler": dpo.pk,
+    }
+    response = client.post("/privacy/breaches/new/", form)
+
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert page.count('class="field has-errors"') == 1
+    errors = response.context["form"].errors
+    assert list(errors) == ["pecr"]
+    assert "public electronic communications service (PECR reg. 5A)" in errors["pecr"][0]
+    assert not BreachIncident.objects.exists()
+
+    response = client.post("/privacy/breaches/new/", {**form, "pecr": "True"})
+    incident = BreachIncident.objects.get()
+    assert response["Location"] == f"/privacy/breaches/{incident.pk}/"
+    assert incident.pecr and incident.history.get().pecr  # in its history from the start
+
+
+@pytest.mark.frozen_at("2026-10-23T09:00:00+00:00")  # Friday 10:00 BST; the clocks go back on Sunday
+def test_the_pecr_clock_counts_72_real_hours_across_the_october_clock_change(dpo, client, clock):
+    aware = london(2026, 10, 23, 10, 0)
+    incident = record(dpo, aware=aware, pecr=True)
+
+    deadline = incident.notification_deadline
+    assert deadline - aware == datetime.timedelta(hours=72)
+    # 72 real hours end at 09:00 GMT on Monday, not at "10:00 three days later" (nor 24 hours on).
+    assert deadline.astimezone(LONDON) == london(2026, 10, 26, 9, 0)
+    assert deadline.astimezone(LONDON).tzname() == "GMT"
+
+    clock.move_to(london(2026, 10, 24, 11, 0))  # Saturday 11:00 BST: 25 real hours on, not overdue
+    client.force_login(dpo)
+    register = client.get("/privacy/breaches/").content.decode()
+    assert 'class="overdue"' not in register and 'class="due-soon"' not in register
+    assert re.search(r"(47 h 00|46 h 59) min left", register)
+
+    clock.move_to(london(2026, 10, 25, 10, 0))  # Sunday 10:00 GMT: 49 real hours on, 23 left
+    client.logout()  # the idle session timed out meanwhile
+    client.force_login(dpo)
+    page = client.get(f"/privacy/breaches/{incident.pk}/").content.decode()
+    assert "Mon 26 Oct 2026 09:00 GMT" in page
+    assert re.search(r"(23 h 00|22 h 59) min left", page)
+    assert "PECR reg. 5A (public electronic communications service): the ICO within 72 hours" in page
+    register = client.get("/privacy/breaches/").content.decode()
+    assert 'class="due-soon"' in register  # the last 24 of the 72 hours, as under UK GDPR
+
+    clock.move_to(london(2026, 10, 26, 9, 30))
+    client.logout()
+    client.force_login(dpo)
+    register = client.get("/privacy/breaches/").content.decode()
+    assert "overdue by 0 h 30 min" in register and 'class="overdue"' in register
+
+
+@pytest.mark.frozen_at("2026-11-27T18:00:00+00:00")  # a Friday evening, GMT
+def test_the_pecr_clock_runs_through_the_weekend_like_a_gdpr_incident(dpo, client, clock):
+    aware = london(2026, 11, 27, 18, 0)
+    pecr = record(dpo, aware=aware, pecr=True, title="Voicemail PINs exposed")
+    gdpr = record(dpo, aware=aware, title="HR spreadsheet emailed out")
+
+    monday = london(2026, 11, 30, 18, 0)
+    assert pecr.notification_deadline.astimezone(LONDON) == monday
+    assert gdpr.notification_deadline.astimezone(LONDON) == monday
+
+    saturday_evening = london(2026, 11, 28, 19, 0)  # 25 hours on: the old PECR 24 hours have passed
+    clock.move_to(saturday_evening)
+    client.force_login(dpo)
+    page = client.get("/privacy/breaches/").content.decode()
+    assert 'class="overdue"' not in page
+    assert len(re.findall(r"(47 h 00|46 h 59) min left", page)) == 2  # both incidents
+    assert not clock_of(pecr, now=saturday_evening).overdue
+    assert clock_of(pecr, now=saturday_evening) == clock_of(gdpr, now=saturday_evening)
+
+    clock.move_to(london(2026, 11, 30, 18, 1))  # Monday evening: both overdue together
+    client.logout()
+    client.force_login(dpo)
+    page = client.get("/privacy/breaches/").content.decode()
+    assert page.count('class="overdue"') == 2
+
+
+def test_pecr_reminders_at_24_and_48_hours_and_at_the_deadline_are_each_sent_once(
+    dpo, clock, mailoutbox, django_capture_on_commit_callbacks
+):
+    aware = london(2026, 11, 30, 12, 0)
+    pecr = record(dpo, aware=aware, pecr=True)
+
+    def run() -> int:
+        with django_capture_on_commit_callbacks(execute=True):
+            return send_breach_reminders()
+
+    # Nothing at 12 h or 20 h (the reminders of the former 24-hour rule), nor before 24 h.
+    for hours in (12, 20):
+        clock.move_to(aware + datetime.timedelta(hours=hours))
+        assert run() == 0
+    clock.move_to(aware + datetime.timedelta(hours=23, minutes=59))
+    assert run() == 0
+    clock.move_to(aware + datetime.timedelta(hours=24))
+    assert run() == 1
+    assert run() == 0
+    assert f"{pecr.reference}: 48 hours left" in mailoutbox[0].subject
+    assert (
+        "Notify the ICO by: Thu 03 Dec 2026 12:00 GMT (72 hours after awareness, PECR reg. 5A(2) as amended)"
+        in mailoutbox[0].body
+    )
+    clock.move_to(aware + datetime.timedelta(hours=48, minutes=5))
+    assert run() == 1
+    assert run() == 0
+    assert f"{pecr.reference}: 23 hours left" in mailoutbox[1].subject
+    clock.move_to(aware + datetime.timedelta(hours=72, minutes=1))
+    assert run() == 1
+    assert run() == 0
+
+    assert len(mailoutbox) == 3
+    assert (
+        mailoutbox[2].subject
+        == f"[Fusion privacy] {pecr.reference}: the 72 hours to notify the ICO have passed"
+    )
+    kinds = sorted(BreachReminder.objects.filter(incident=pecr).values_list("kind", flat=True))
+    assert kinds == ["24h", "48h", "overdue"]
+    assert {value for value, _ in BreachReminder.Kind.choices} == {"24h", "48h", "overdue"}
+
+
+@pytest.mark.frozen_at("2026-12-04T12:00:00+00:00")
+def test_a_pecr_notification_after_72_hours_needs_reasons_citing_reg_5a_as_amended(dpo, client):
+    aware = london(2026, 11, 30, 9, 0)
+    pecr = record(dpo, aware=aware, pecr=True)
+    client.force_login(dpo)
+    after_25_hours = {
+        "ico_decision": "notify",
+        "ico_decision_reason": "Call records of customers were exposed.",
+        "ico_notified_at": "2026-12-01T10:00",
+    }
+    after_73_hours = {**after_25_hours, "ico_notified_at": "2026-12-03T10:00"}
+
+    refused = client.post(f"/privacy/breaches/{pecr.pk}/decide/ico/", after_73_hours)
+    assert refused.status_code == 400
+    assert "more than 72 hours after we became aware" in refused.content.decode()
+    assert "(PECR reg. 5A(2) as amended)" in refused.content.decode()
+    pecr.refresh_from_db()
+    assert pecr.ico_decision == ""
+
+    client.post(
+        f"/privacy/breaches/{pecr.pk}/decide/ico/",
+        {**after_73_hours, "delay_reasons": "The essential facts were only known on the third day."},
+    )
+    pecr.refresh_from_db()
+    assert pecr.notified_late() and pecr.delay_reasons.startswith("The essential facts")
+    page = client.get(f"/privacy/breaches/{pecr.pk}/").content.decode()
+    assert "after 72 hours" in page
+
+    # 25 hours (late under the former 24-hour rule) is in time now, with no reasons asked.
+    on_time = record(dpo, aware=aware, pecr=True, title="Told the next day")
+    assert client.post(f"/privacy/breaches/{on_time.pk}/decide/ico/", after_25_hours).status_code == 302
+    on_time.refresh_from_db()
+    assert on_time.ico_decision == "notify" and not on_time.notified_late()
+    assert "Reasons for the delay" not in client.get(f"/privacy/breaches/{on_time.pk}/").content.decode()
+
+
+def test_the_subscribers_are_asked_about_in_pecr_words(dpo, client):
+    pecr = record(dpo, aware=london(2026, 11, 30, 9, 0), pecr=True)
+    client.force_login(dpo)
+    page = client.get(f"/privacy/breaches/{pecr.pk}/").content.decode()
+    assert "Tell the subscribers or users?" in page
+    assert "likely to adversely affect them, PECR reg. 5A(3)" in page
+    assert "ico_details_to_follow" not in page and "second notification" not in page.lower()
+    client.post(
+        f"/privacy/breaches/{pecr.pk}/decide/subjects/",
+        {"subjects_decision": "tell", "subjects_decision_reason": "Their call records were seen."},
+    )
+    pecr.refresh_from_db()
+    assert pecr.subjects_decision == "tell"
+    assert pecr.history.first().history_change_reason.endswith(
+        "(likely to adversely affect them, PECR reg. 5A(3))"
+    )
+    report = client.get(f"/privacy/breaches/{pecr.pk}/report/").content.decode()
+    assert "Tell the subscribers or users (likely to adversely affect them, PECR reg. 5A(3))" in report
+
+
+def test_the_register_filters_to_the_pecr_breach_log_and_the_report_names_the_regime(dpo, client):
+    pecr = record(dpo, aware=london(2026, 11, 30, 9, 0), pecr=True, title="Voicemail PINs exposed")
+    gdpr = record(dpo, aware=london(2026, 11, 30, 9, 0), title="HR spreadsheet emailed out")
+    client.force_login(dpo)
+
+    everything = client.get("/privacy/breaches/").content.decode()
+    assert pecr.title in everything and gdpr.title in everything
+    log = client.get("/privacy/breaches/?regime=pecr").content.decode()
+    assert "PECR breach log" in log
+    assert pecr.title in log and gdpr.title not in log
+
+    report = client.get(f"/privacy/breaches/{pecr.pk}/report/").content.decode()
+    assert "PECR reg. 5A (public electronic communications service): the ICO within 72 hours" in report
+    assert "Reported within 72 hours?" in report and "24 hours" not in report
+    other = client.get(f"/privacy/breaches/{gdpr.pk}/report/").content.decode()
+    assert "UK GDPR Art. 33 and 34: the ICO within 72 hours" in other
+    assert "Reported within 72 hours?" in other
+
+
+def test_correcting_the_regime_is_kept_in_history_and_leaves_the_deadline(dpo, client):
+    aware = london(2026, 11, 30, 9, 0)
+    incident = record(dpo, aware=aware)
+    client.force_login(dpo)
+    url = f"/privacy/breaches/{incident.pk}/edit/"
+    form = client.get(url).context["form"]
+    data = {name: value for name, value in form.initial.items() if value is not None}
+    data.update(
+        {
+            "occurred_at": "2026-11-30T07:00",
+            "became_aware_at": "2026-11-30T09:00",
+            "handler": dpo.pk,
+            "pecr": "True",
+            "reason": "The spreadsheet held call records: a PECR breach",
+        }
+    )
+    client.post(url, data)
+
+    incident.refresh_from_db()
+    assert incident.pecr and incident.notification_deadline == aware + datetime.timedelta(hours=72)
+    latest, first = incident.history.order_by("-history_id")[:2]
+    assert (first.pecr, latest.pecr) == (False, True)
+    assert latest.history_change_reason == "Corrected: The spreadsheet held call records: a PECR breach"

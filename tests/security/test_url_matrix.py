@@ -191,6 +191,7 @@ def _breach(w: World) -> int:
         w._breach = breach_incident_create(
             actor=dpo,
             title="Laptop lost",
+            pecr=False,
             occurred_at=now,
             became_aware_at=now,
             description="A laptop was left on a train.",

@@ -29,13 +29,15 @@ CHANNELS = [PrivacyRequest.Channel.EMAIL, PrivacyRequest.Channel.PHONE, PrivacyR
 
 
 def seed_breaches(dpo: User) -> None:
-    """The breach register: a closed incident found two days ago (the ICO notified within the 72 hours,
-    the customers told) and an open one found this morning, its clock running. The decisions are recorded
-    now, as a DPO would record them."""
+    """The breach register: a closed UK GDPR incident found two days ago (the ICO notified within the 72
+    hours, the customers told) and an open PECR one found this morning (call records of the telephony
+    service: 72 hours too, PECR reg. 5A as amended), its clock running. The decisions are recorded now, as
+    a DPO would record them."""
     now = timezone.now()
     closed = breach_incident_create(
         actor=dpo,
         title="Invoices emailed to the wrong customer",
+        pecr=False,
         occurred_at=now - datetime.timedelta(hours=53),
         became_aware_at=now - datetime.timedelta(hours=50),
         description="A mail merge paired 14 invoices with the next account's contact address.",
@@ -68,9 +70,11 @@ def seed_breaches(dpo: User) -> None:
     breach_incident_create(
         actor=dpo,
         title="Support laptop stolen",
+        pecr=True,
         occurred_at=now - datetime.timedelta(hours=20),
         became_aware_at=now - datetime.timedelta(hours=6),
-        description="A support agent's laptop was stolen from a car; it was locked, its disk encrypted.",
+        description="A support agent's laptop was stolen from a car; it was locked, its disk encrypted. It "
+        "held an export of call records from the telephony service (a PECR breach).",
         data_categories=["contact", "service"],
         subject_categories=["customers"],
         approximate_records=0,
