@@ -42,6 +42,7 @@ from accounts.models import (
     name_index_digests,
 )
 from fusion_site.crypto import blind_index
+from fusion_site.fields import EncryptedTextField
 
 VIEW_CUSTOMER = "accounts.view_customer"
 VIEW_ALL_CUSTOMERS = "accounts.view_all_customers"
@@ -284,7 +285,18 @@ def line_of(customer: Customer, line_id: int) -> Line:
     return line
 
 
-@dataclass
+@dataclass(frozen=True)
+class FieldChange:
+    """One field a history entry changed, with its values before and after (as stored: clear text).
+    ``name`` is ``<row>.<field>``, as the Site Details page and the access log name fields."""
+
+    name: str
+    before: Any
+    after: Any
+    encrypted: bool = False
+
+
+@dataclass(frozen=True)
 class TimelineEntry:
     at: Any
     user: User | None
@@ -292,6 +304,7 @@ class TimelineEntry:
     change: str
     changed_fields: list[str] = field(default_factory=list)
     reason: str = ""
+    changes: list[FieldChange] = field(default_factory=list)
 
 
 _CHANGE_WORDS = {"+": "created", "~": "changed", "-": "deleted"}
@@ -309,19 +322,25 @@ _HISTORY_SKIPPED_FIELDS = {
 
 
 def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEntry]:
-    """The change history of the customer and its Site Details, newest first; field names, never values.
+    """The change history of the customer and its Site Details, newest first: each change with the
+    fields it changed and their values before and after, in clear. Whoever shows them masks them
+    (``accounts.site_details.timeline_rows``): this read does not know who is looking.
 
-    One query per tracked model, each bounded by ``limit``, so the page stays constant in queries."""
-    sources: list[tuple[str, QuerySet[Any]]] = [
-        ("Customer", Customer.history.filter(id=customer.pk)),
-        ("Site", Site.history.filter(customer_id=customer.pk)),
-        ("Contact", Contact.history.filter(customer_id=customer.pk)),
-        ("Line", Line.history.filter(customer_id=customer.pk)),
-        ("Payment details", PaymentDetails.history.filter(customer_id=customer.pk)),
-        ("Provisioning order", ProvisioningOrder.history.filter(customer_id=customer.pk)),
+    One query per tracked model, each bounded by ``limit``, so the page stays constant in queries; the
+    values come from the same rows."""
+    sources: list[tuple[str, str, QuerySet[Any]]] = [
+        ("Customer", "customer", Customer.history.filter(id=customer.pk)),
+        ("Site", "site", Site.history.filter(customer_id=customer.pk)),
+        ("Contact", "contact", Contact.history.filter(customer_id=customer.pk)),
+        ("Line", "line", Line.history.filter(customer_id=customer.pk)),
+        ("Payment details", "payment", PaymentDetails.history.filter(customer_id=customer.pk)),
+        ("Provisioning order", "order", ProvisioningOrder.history.filter(customer_id=customer.pk)),
     ]
     entries: list[TimelineEntry] = []
-    for label, history in sources:
+    for label, row_name, history in sources:
+        encrypted = {
+            f.attname for f in history.model._meta.concrete_fields if isinstance(f, EncryptedTextField)
+        }
         records = list(
             history.select_related("history_user").order_by("-history_date", "-history_id")[:limit]
         )
@@ -340,6 +359,15 @@ def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEn
                         and not f.attname.endswith("_index")
                         and getattr(record, f.attname) != getattr(previous, f.attname)
                     ]
+                changes = [
+                    FieldChange(
+                        name=f"{row_name}.{attname}",
+                        before=getattr(previous, attname),
+                        after=getattr(record, attname),
+                        encrypted=attname in encrypted,
+                    )
+                    for attname in changed
+                ]
                 entries.append(
                     TimelineEntry(
                         at=record.history_date,
@@ -348,6 +376,7 @@ def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEn
                         change=_CHANGE_WORDS.get(record.history_type, record.history_type),
                         changed_fields=changed,
                         reason=record.history_change_reason or "",
+                        changes=changes,
                     )
                 )
                 previous = record

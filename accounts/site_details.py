@@ -3,8 +3,13 @@
 Values are decided here, once, so the template never sees a clear value it should not show.
 """
 
+import datetime
+import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from django.utils import formats, timezone
 
 from accounts import pii, selectors, validation
 from accounts.models import Customer, User
@@ -34,8 +39,152 @@ class Visibility:
     payment: bool
 
 
-def _phone(e164: str, clear: bool) -> str:
-    return validation.national_phone_digits(e164) if clear else pii.mask_phone(e164)
+def _sort_code(sort_code: str) -> str:
+    return f"{sort_code[:2]}-{sort_code[2:4]}-{sort_code[4:]}" if sort_code else ""
+
+
+class Gate(enum.Enum):
+    """Which part of the PII gate a field's value sits behind."""
+
+    PERSONAL = "personal"
+    PAYMENT = "payment"
+
+
+@dataclass(frozen=True)
+class FieldShown:
+    """How one field of a Site Details row is shown: in clear, or masked, behind which gate."""
+
+    gate: Gate
+    clear: Callable[[str], str]
+    masked: Callable[[str], str]
+
+
+def _as_is(value: str) -> str:
+    return value
+
+
+# The one rule for every personal or payment value the page shows, current or from the change history,
+# by ``<row>.<field>`` (the names the access log records).
+SHOWN: dict[str, FieldShown] = {
+    "site.address_line1": FieldShown(Gate.PERSONAL, _as_is, pii.mask_text),
+    "site.address_line2": FieldShown(Gate.PERSONAL, _as_is, pii.mask_text),
+    "site.town": FieldShown(Gate.PERSONAL, _as_is, pii.mask_text),
+    "site.postcode": FieldShown(Gate.PERSONAL, _as_is, pii.mask_postcode),
+    "contact.name": FieldShown(Gate.PERSONAL, _as_is, pii.mask_text),
+    "contact.email": FieldShown(Gate.PERSONAL, _as_is, pii.mask_email),
+    "contact.phone": FieldShown(Gate.PERSONAL, validation.national_phone_digits, pii.mask_phone),
+    "line.cli": FieldShown(Gate.PERSONAL, validation.national_phone_digits, pii.mask_phone),
+    "payment.account_holder": FieldShown(Gate.PAYMENT, _as_is, pii.mask_text),
+    "payment.sort_code": FieldShown(Gate.PAYMENT, _sort_code, pii.mask_sort_code),
+    "payment.account_number": FieldShown(Gate.PAYMENT, _as_is, pii.mask_account_number),
+    "payment.mandate_reference": FieldShown(Gate.PAYMENT, _as_is, pii.mask_reference),
+    # The bank details a change of bank replaced are the same kind of data as the current ones.
+    "payment.superseded_account_holder": FieldShown(Gate.PAYMENT, _as_is, pii.mask_text),
+    "payment.superseded_sort_code": FieldShown(Gate.PAYMENT, _sort_code, pii.mask_sort_code),
+    "payment.superseded_account_number": FieldShown(Gate.PAYMENT, _as_is, pii.mask_account_number),
+    "payment.superseded_mandate_reference": FieldShown(Gate.PAYMENT, _as_is, pii.mask_reference),
+}
+PERSONAL_FIELDS = [name for name, shown in SHOWN.items() if shown.gate is Gate.PERSONAL]
+PAYMENT_FIELDS = [
+    name
+    for name, shown in SHOWN.items()
+    if shown.gate is Gate.PAYMENT and not name.startswith("payment.superseded_")
+]
+
+
+def is_clear(name: str, visibility: Visibility) -> bool:
+    """Whether ``name``'s values are shown in clear to someone with ``visibility``."""
+    gate = SHOWN[name].gate
+    return visibility.payment if gate is Gate.PAYMENT else visibility.personal
+
+
+def shown_value(name: str, value: str, clear: bool) -> str:
+    rule = SHOWN[name]
+    return rule.clear(value) if clear else rule.masked(value)
+
+
+# Encrypted, but shown in clear to everyone who may open the page: the account's trading name heads it.
+SHOWN_TO_EVERY_VIEWER = {"customer.name"}
+HISTORY_PREFIX = "history."
+
+
+@dataclass(frozen=True)
+class ShownChange:
+    """A changed field as the timeline shows it: personal values already masked unless ``revealed``."""
+
+    field: str
+    before: str
+    after: str
+    revealed: bool
+
+
+@dataclass(frozen=True)
+class TimelineRow:
+    at: Any
+    user: User | None
+    what: str
+    change: str
+    changed_fields: list[str]
+    reason: str
+    changes: list[ShownChange]
+
+
+def _plain(value: Any) -> str:
+    """A value that is not personal data, in words."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime.datetime):
+        return formats.date_format(timezone.localtime(value), "j M Y H:i")
+    if isinstance(value, datetime.date):
+        return formats.date_format(value, "j M Y")
+    return str(value)
+
+
+def _shown_change(change: selectors.FieldChange, visibility: Visibility) -> ShownChange:
+    field = change.name.partition(".")[2]
+    if change.name in SHOWN:
+        clear = is_clear(change.name, visibility)
+        before, after = (shown_value(change.name, str(v or ""), clear) for v in (change.before, change.after))
+        return ShownChange(field, before, after, clear)
+    if change.encrypted and change.name not in SHOWN_TO_EVERY_VIEWER:
+        # An encrypted field the page does not show today: personal data, behind the personal gate.
+        clear = visibility.personal
+        before, after = (
+            str(v or "") if clear else pii.mask_text(str(v or "")) for v in (change.before, change.after)
+        )
+        return ShownChange(field, before, after, clear)
+    return ShownChange(field, _plain(change.before), _plain(change.after), revealed=False)
+
+
+def timeline_rows(
+    entries: list[selectors.TimelineEntry], visibility: Visibility
+) -> tuple[list[TimelineRow], list[str]]:
+    """The timeline with each change's before and after values, masked or clear by the same rule as the
+    page's current values; and the history fields shown in clear (``history.<row>.<field>``), for the
+    access log."""
+    rows = []
+    shown_in_clear: set[str] = set()
+    for entry in entries:
+        changes = []
+        for change in entry.changes:
+            shown = _shown_change(change, visibility)
+            if shown.revealed and (shown.before or shown.after):
+                shown_in_clear.add(HISTORY_PREFIX + change.name)
+            changes.append(shown)
+        rows.append(
+            TimelineRow(
+                at=entry.at,
+                user=entry.user,
+                what=entry.what,
+                change=entry.change,
+                changed_fields=entry.changed_fields,
+                reason=entry.reason,
+                changes=changes,
+            )
+        )
+    return rows, sorted(shown_in_clear)
 
 
 def site_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
@@ -43,10 +192,10 @@ def site_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
         {
             "id": site.pk,
             "label": site.label,
-            "address_line1": site.address_line1 if clear else pii.mask_text(site.address_line1),
-            "address_line2": site.address_line2 if clear else pii.mask_text(site.address_line2),
-            "town": site.town if clear else pii.mask_text(site.town),
-            "postcode": site.postcode if clear else pii.mask_postcode(site.postcode),
+            "address_line1": shown_value("site.address_line1", site.address_line1, clear),
+            "address_line2": shown_value("site.address_line2", site.address_line2, clear),
+            "town": shown_value("site.town", site.town, clear),
+            "postcode": shown_value("site.postcode", site.postcode, clear),
         }
         for site in customer.sites.all()
     ]
@@ -57,9 +206,9 @@ def contact_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
         {
             "id": contact.pk,
             "role": contact.get_role_display(),
-            "name": contact.name if clear else pii.mask_text(contact.name),
-            "email": contact.email if clear else pii.mask_email(contact.email),
-            "phone": _phone(contact.phone, clear),
+            "name": shown_value("contact.name", contact.name, clear),
+            "email": shown_value("contact.email", contact.email, clear),
+            "phone": shown_value("contact.phone", contact.phone, clear),
         }
         for contact in customer.contacts.all()
     ]
@@ -70,7 +219,7 @@ def line_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
     return [
         {
             "id": line.pk,
-            "cli": _phone(line.cli, clear),
+            "cli": shown_value("line.cli", line.cli, clear),
             "type": line.get_line_type_display(),
             "site": site_labels.get(line.site_id, "—") if line.site_id else "—",
             "start_date": line.start_date,
@@ -94,18 +243,9 @@ def payment_row(customer: Customer, clear: bool) -> dict[str, Any] | None:
         "cancelled_at": details.cancelled_at,
         "cancellation_reason": details.cancellation_reason,
     }
-    if clear:
-        return lifecycle | {
-            "account_holder": details.account_holder,
-            "sort_code": f"{details.sort_code[:2]}-{details.sort_code[2:4]}-{details.sort_code[4:]}",
-            "account_number": details.account_number,
-            "mandate_reference": details.mandate_reference,
-        }
     return lifecycle | {
-        "account_holder": pii.mask_text(details.account_holder),
-        "sort_code": pii.mask_sort_code(details.sort_code),
-        "account_number": pii.mask_account_number(details.account_number),
-        "mandate_reference": pii.mask_reference(details.mandate_reference),
+        field: shown_value(f"payment.{field}", getattr(details, field), clear)
+        for field in ("account_holder", "sort_code", "account_number", "mandate_reference")
     }
 
 
@@ -121,6 +261,7 @@ def visibility_for(user: User, *, reveal_personal: bool, reveal_payment: bool) -
 
 def page_context(customer: Customer, *, user: User, visibility: Visibility) -> dict[str, Any]:
     loaded = selectors.customer_site_details(customer)
+    timeline, history_shown_in_clear = timeline_rows(selectors.customer_timeline(loaded), visibility)
     return {
         "customer": loaded,
         "visibility": visibility,
@@ -129,7 +270,9 @@ def page_context(customer: Customer, *, user: User, visibility: Visibility) -> d
         "lines": line_rows(loaded, visibility.personal),
         "payment": payment_row(loaded, visibility.payment),
         "orders": list(loaded.provisioning_orders.all()),
-        "timeline": selectors.customer_timeline(loaded),
+        "timeline": timeline,
+        # Whoever reveals must log these too (``accounts.views.reveal``); a portal user's own are not.
+        "history_shown_in_clear": history_shown_in_clear,
         "may_reveal_personal": not user.is_portal_user and pii.may_reveal_personal_data(user),
         "may_reveal_payment": not user.is_portal_user and pii.may_reveal_payment_details(user),
         "may_edit_contacts": user.has_perm("accounts.change_contact")

@@ -89,7 +89,15 @@ def reveal(request: HttpRequest, reference: str) -> HttpResponse:
         visibility = details.visibility_for(user, reveal_personal=False, reveal_payment=False)
         return _render_site_details(request, customer, visibility, reveal_form=form)
     include_payment = form.cleaned_data["include_payment"] and pii.may_reveal_payment_details(user)
-    fields = details.PERSONAL_FIELDS + (details.PAYMENT_FIELDS if include_payment else [])
+    visibility = details.visibility_for(user, reveal_personal=True, reveal_payment=include_payment)
+    context = details.page_context(customer, user=user, visibility=visibility)
+    # One entry for everything this response shows in clear: the current values and the change
+    # history's before and after values, under the reason given.
+    fields = (
+        details.PERSONAL_FIELDS
+        + (details.PAYMENT_FIELDS if include_payment else [])
+        + context["history_shown_in_clear"]
+    )
     services.access_log_record(
         user=user,
         customer=customer,
@@ -97,8 +105,7 @@ def reveal(request: HttpRequest, reference: str) -> HttpResponse:
         fields=fields,
         reason=form.cleaned_data["reason"],
     )
-    visibility = details.visibility_for(user, reveal_personal=True, reveal_payment=include_payment)
-    return _render_site_details(request, customer, visibility)
+    return render(request, "accounts/site_details.html", context | {"reveal_form": RevealForm()})
 
 
 def _require_editor(user: User, customer: Customer, permission: str, fields: list[str]) -> None:

@@ -1,0 +1,157 @@
+"""The Site Details change history shows each correction's before and after values: in clear only to a
+user who may see the field unmasked right now (the page's own rule), logged like a reveal; masked
+otherwise; in a fixed number of queries however long the history."""
+
+import datetime
+import re
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from accounts import site_details
+from accounts.models import AccessLog, Role
+from accounts.selectors import FieldChange, TimelineEntry
+from tests.factories import ContactFactory, full_customer
+
+CORRECTION = {
+    "name": "Janet Smythe",
+    "email": "janet.smythe@example.org",
+    "phone": "07700 100456",
+    "role": "billing",
+    "reason": "Customer rang to correct her details",
+}
+# Every clear value the correction touched, before and after, in the forms the page could print them.
+PLAINTEXT = ["Jane Smith", "Janet Smythe", "janet.smythe@example.org", "07700100123", "07700100456"]
+
+
+def _correct_contact(client, editor, customer, contact, **changes):
+    client.force_login(editor)
+    response = client.post(
+        f"/customers/{customer.reference}/contacts/{contact.pk}/edit/", CORRECTION | changes
+    )
+    assert response.status_code == 302
+
+
+def _timeline_html(html: str) -> str:
+    return html[html.index("<h2>Change history</h2>") :]
+
+
+def test_masked_viewer_sees_before_and_after_masked_and_no_plaintext_anywhere(client, make_user, customer):
+    contact = customer.contacts.get()
+    old_email = contact.email
+    _correct_contact(client, make_user(Role.SUPPORT_AGENT), customer, contact)
+    # Cleared but not revealing, and never cleared: both see the page masked.
+    for viewer in (make_user(Role.SUPPORT_AGENT, cleared=False), make_user(Role.SUPPORT_AGENT)):
+        client.force_login(viewer)
+        page = client.get(f"/customers/{customer.reference}/")
+        html = page.content.decode()
+        for value in [*PLAINTEXT, old_email]:
+            assert value not in html
+        timeline = _timeline_html(html)
+        assert re.search(
+            r'<span class="field">name</span>: <del>J\*\*\*</del> → <ins>J\*\*\*</ins>', timeline
+        )
+        assert "<del>j***@e***.com</del> → <ins>j***@e***.org</ins>" in timeline
+        assert "<del>07*** ***123</del> → <ins>07*** ***456</ins>" in timeline
+        # Fields that are not personal data read in clear.
+        assert "<del>primary</del> → <ins>billing</ins>" in timeline
+    assert not AccessLog.objects.filter(action=AccessLog.Action.REVEAL).exists()
+
+
+def test_revealing_shows_history_in_clear_and_logs_it_in_the_reveal_entry(client, make_user, customer):
+    contact = customer.contacts.get()
+    old_email = contact.email
+    _correct_contact(client, make_user(Role.SUPPORT_AGENT), customer, contact)
+    viewer = make_user(Role.SUPPORT_AGENT)
+    client.force_login(viewer)
+    page = client.post(f"/customers/{customer.reference}/reveal/", {"reason": "Customer disputes the change"})
+    assert page.status_code == 200
+    timeline = _timeline_html(page.content.decode())
+    assert "<del>Jane Smith</del> → <ins>Janet Smythe</ins>" in timeline
+    assert f"<del>{old_email}</del> → <ins>janet.smythe@example.org</ins>" in timeline
+    assert "<del>07700100123</del> → <ins>07700100456</ins>" in timeline
+
+    entry = AccessLog.objects.get()
+    assert entry.user == viewer
+    assert entry.action == AccessLog.Action.REVEAL
+    assert entry.reason == "Customer disputes the change"
+    assert {"history.contact.name", "history.contact.email", "history.contact.phone"} <= set(entry.fields)
+    assert "contact.name" in entry.fields  # the current values, as before
+    assert not any(name.startswith("history.payment.") for name in entry.fields)
+
+
+def test_reveal_with_nothing_corrected_logs_no_history_fields(client, make_user, customer):
+    client.force_login(make_user(Role.SUPPORT_AGENT))
+    client.post(f"/customers/{customer.reference}/reveal/", {"reason": "Query"})
+    assert not [name for name in AccessLog.objects.get().fields if name.startswith("history.")]
+
+
+def test_portal_user_sees_its_own_history_in_clear_without_an_access_log_entry(client, make_user):
+    portal = make_user(Role.CUSTOMER)
+    contact = ContactFactory(customer=portal.customer)
+    client.force_login(portal)
+    response = client.post(
+        f"/customers/{portal.customer.reference}/contacts/{contact.pk}/edit/",
+        {"name": "Janet Smythe", "email": contact.email, "phone": contact.phone, "role": contact.role},
+    )
+    assert response.status_code == 302
+    timeline = _timeline_html(client.get(f"/customers/{portal.customer.reference}/").content.decode())
+    assert "<del>Jane Smith</del> → <ins>Janet Smythe</ins>" in timeline
+    assert not AccessLog.objects.exists()
+
+
+def _entry(*changes: FieldChange) -> TimelineEntry:
+    at = datetime.datetime(2026, 11, 1, 9, 0, tzinfo=datetime.UTC)
+    return TimelineEntry(at=at, user=None, what="x", change="changed", changes=list(changes))
+
+
+def test_payment_history_follows_the_payment_gate_not_the_personal_one():
+    change = FieldChange("payment.account_number", "66374958", "12345678", encrypted=True)
+    holder = FieldChange("payment.superseded_account_holder", "", "Jane Smith", encrypted=True)
+    personal_only = site_details.Visibility(personal=True, payment=False)
+    rows, logged = site_details.timeline_rows([_entry(change, holder)], personal_only)
+    assert [(c.before, c.after) for c in rows[0].changes] == [("****4958", "****5678"), ("", "J***")]
+    assert logged == []
+    both = site_details.Visibility(personal=True, payment=True)
+    rows, logged = site_details.timeline_rows([_entry(change, holder)], both)
+    assert [(c.before, c.after) for c in rows[0].changes] == [("66374958", "12345678"), ("", "Jane Smith")]
+    assert logged == ["history.payment.account_number", "history.payment.superseded_account_holder"]
+
+
+def test_an_encrypted_field_the_page_does_not_list_is_still_masked():
+    change = FieldChange("site.some_new_note", "Back door code 1234", "Back door code 9999", encrypted=True)
+    rows, logged = site_details.timeline_rows(
+        [_entry(change)], site_details.Visibility(personal=False, payment=False)
+    )
+    assert [(c.before, c.after, c.revealed) for c in rows[0].changes] == [("B***", "B***", False)]
+    assert logged == []
+
+
+def test_timeline_queries_stay_constant_with_more_history(client, make_user, partner):
+    customer = full_customer(partner, sites=1, lines=1, contacts=1)
+    contact = customer.contacts.get()
+    editor = make_user(Role.SUPPORT_AGENT)
+    viewer = make_user(Role.SUPPORT_AGENT)
+
+    def counts() -> tuple[int, int]:
+        client.force_login(viewer)
+        client.get("/")
+        with CaptureQueriesContext(connection) as masked:
+            assert client.get(f"/customers/{customer.reference}/").status_code == 200
+        with CaptureQueriesContext(connection) as revealed:
+            response = client.post(f"/customers/{customer.reference}/reveal/", {"reason": "Query"})
+            assert response.status_code == 200
+        return len(masked), len(revealed)
+
+    _correct_contact(client, editor, customer, contact)
+    few = counts()
+    for n in range(8):
+        _correct_contact(client, editor, customer, contact, name=f"Janet Smythe {n}", phone=f"07700 10020{n}")
+    many = counts()
+    assert few == many
+    changes = [
+        c
+        for entry in client.get(f"/customers/{customer.reference}/").context["timeline"]
+        for c in entry.changes
+    ]
+    assert len(changes) == 4 + 8 * 2  # the first correction changes four fields, each later one two
