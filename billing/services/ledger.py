@@ -245,6 +245,17 @@ def post_entry(
     return entry
 
 
+def _rows_sql(queryset: QuerySet[Any], *, pounds: str, on: str) -> tuple[str, tuple[Any, ...]]:
+    """The compiled SQL of ``queryset``'s rows as (row_id, row_customer, row_pounds, row_on), from the
+    fields ``pounds`` and ``on``: the source of the set-based writes below (unordered: they order)."""
+    sql, params = (
+        queryset.order_by()
+        .values(row_id=F("pk"), row_customer=F("customer_id"), row_pounds=F(pounds), row_on=F(on))
+        .query.sql_with_params()
+    )
+    return sql, tuple(params)
+
+
 def _post_from_payments(
     payment_ids: Sequence[int],
     *,
@@ -262,13 +273,8 @@ def _post_from_payments(
         quote(name)
         for name in ("customer_id", "kind", "amount", "effective_on", "actor_id", "payment_id", "reason")
     )
-    stored_sql, stored_params = (
-        Payment.objects.filter(pk__in=sorted(payment_ids))
-        .order_by("pk")
-        .values(
-            row_id=F("pk"), row_customer=F("customer_id"), row_pounds=F("amount"), row_on=F("received_on")
-        )
-        .query.sql_with_params()
+    stored_sql, stored_params = _rows_sql(
+        Payment.objects.filter(pk__in=sorted(payment_ids)), pounds="amount", on="received_on"
     )
     sign = "-" if negate else ""
     on = "row_on" if effective_on is None else "%s"
@@ -386,27 +392,11 @@ def allocate_oldest_first(*, customer_ids: Sequence[int], actor: User | None, re
     the sums are exact on SQLite (which adds decimals as floating point) as on PostgreSQL."""
     if not customer_ids:
         return 0
-    credit_sql, credit_params = (
-        payments_with_credit_of(customer_ids)
-        .order_by()
-        .values(
-            row_id=F("pk"),
-            row_customer=F("customer_id"),
-            row_pounds=F("amount_unallocated"),
-            row_on=F("received_on"),
-        )
-        .query.sql_with_params()
+    credit_sql, credit_params = _rows_sql(
+        payments_with_credit_of(customer_ids), pounds="amount_unallocated", on="received_on"
     )
-    owed_sql, owed_params = (
-        open_invoices_of(customer_ids)
-        .order_by()
-        .values(
-            row_id=F("pk"),
-            row_customer=F("customer_id"),
-            row_pounds=F("amount_outstanding"),
-            row_on=F("issue_date"),
-        )
-        .query.sql_with_params()
+    owed_sql, owed_params = _rows_sql(
+        open_invoices_of(customer_ids), pounds="amount_outstanding", on="issue_date"
     )
     quote = connection.ops.quote_name
     columns = ", ".join(quote(name) for name in ("payment_id", "invoice_id", "amount", "actor_id", "reason"))
