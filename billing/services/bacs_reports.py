@@ -245,7 +245,7 @@ def _save_returned(rows: list[DirectDebitCollection], *, actor: User) -> None:
     reasons = {row.pk: row._change_reason for row in rows}  # type: ignore[attr-defined]
     now = timezone.now()
     for values, ids in groups.items():
-        changed = DirectDebitCollection.objects.filter(pk__in=ids)
+        changed = DirectDebitCollection.objects.filter(pk__any_of=ids)
         changed.update(**dict(zip(fields, values, strict=True)))
         # One reason per group: it is made from the code and the action, which the group shares.
         record_history_in_sql(changed, actor=actor, reason=reasons[ids[0]], when=now, history_type="~")
@@ -343,7 +343,7 @@ class _Applier:
         locked = list(
             DirectDebitCollection.objects.select_for_update()
             .select_related("payment")
-            .filter(pk__in=list(matched))
+            .filter(pk__any_of=list(matched))
             .order_by("pk")
         )
         returned_meanwhile = [row for row in locked if row.outcome == DirectDebitCollection.Outcome.RETURNED]

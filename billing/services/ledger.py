@@ -157,15 +157,18 @@ def open_invoices_of(customer_ids: Iterable[int]) -> QuerySet[Invoice]:
     """Finalised invoices with something outstanding (``amount_outstanding``), oldest first (the order
     payments settle them)."""
     return Invoice.objects.filter(
-        customer_id__in=list(customer_ids), status=Invoice.Status.FINALISED, amount_outstanding__gt=0
+        customer_id__any_of=list(customer_ids), status=Invoice.Status.FINALISED, amount_outstanding__gt=0
     ).order_by("issue_date", "pk")
 
 
 def payments_with_credit_of(customer_ids: Iterable[int] | QuerySet[Any]) -> QuerySet[Payment]:
     """Payments with unallocated money (``amount_unallocated``), oldest first; ``customer_ids`` may be a
     subquery of ids."""
-    ids = customer_ids if isinstance(customer_ids, QuerySet) else list(customer_ids)
-    return Payment.objects.filter(customer_id__in=ids, amount_unallocated__gt=0).order_by("received_on", "pk")
+    if isinstance(customer_ids, QuerySet):
+        chosen = Payment.objects.filter(customer_id__in=customer_ids)
+    else:
+        chosen = Payment.objects.filter(customer_id__any_of=list(customer_ids))
+    return chosen.filter(amount_unallocated__gt=0).order_by("received_on", "pk")
 
 
 def invoice_outstanding(invoice: Invoice) -> Decimal:
@@ -196,7 +199,12 @@ def lock_customer(customer_id: int) -> Customer:
 def lock_customers(customer_ids: Iterable[int]) -> None:
     """Lock several accounts, in id order so two writers never wait on each other crosswise."""
     ids = sorted(set(customer_ids))
-    list(Customer.objects.select_for_update().filter(pk__in=ids).order_by("pk").values_list("pk", flat=True))
+    list(
+        Customer.objects.select_for_update()
+        .filter(pk__any_of=ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
 
 
 def require(actor: User, permission: str, action: str) -> None:
@@ -274,7 +282,7 @@ def _post_from_payments(
         for name in ("customer_id", "kind", "amount", "effective_on", "actor_id", "payment_id", "reason")
     )
     stored_sql, stored_params = _rows_sql(
-        Payment.objects.filter(pk__in=sorted(payment_ids)), pounds="amount", on="received_on"
+        Payment.objects.filter(pk__any_of=sorted(payment_ids)), pounds="amount", on="received_on"
     )
     sign = "-" if negate else ""
     on = "row_on" if effective_on is None else "%s"
@@ -316,7 +324,7 @@ def post_payment_entries(*, payment_ids: Sequence[int], actor: User | None) -> i
         ids, kind=LedgerEntry.Kind.PAYMENT, negate=True, effective_on=None, reason="", actor=actor
     )
     # Just recorded, a payment has settled nothing yet: all its money is the customer's credit.
-    Payment.objects.filter(pk__in=ids).update(amount_unallocated=F("amount"))
+    Payment.objects.filter(pk__any_of=ids).update(amount_unallocated=F("amount"))
     return len(posted)
 
 
@@ -341,7 +349,7 @@ def post_unpaid_reversals(
                 actor=actor,
             )
         )
-    Payment.objects.filter(pk__in=list(reasons)).update(amount_unallocated=ZERO)
+    Payment.objects.filter(pk__any_of=list(reasons)).update(amount_unallocated=ZERO)
     return posted
 
 
@@ -509,7 +517,7 @@ def release_payments(reasons: Mapping[int, str], *, actor: User | None) -> int:
     with connection.cursor() as cursor:
         for why, payment_ids in sorted(by_reason.items()):
             live_sql, live_params = (
-                live_allocations(payment_id__in=sorted(payment_ids))
+                live_allocations(payment_id__any_of=sorted(payment_ids))
                 .values(row_id=F("pk"), row_payment=F("payment_id"), row_invoice=F("invoice_id"))
                 .annotate(row_pounds=F("amount"), row_at=F("created_at"))
                 .query.sql_with_params()

@@ -80,7 +80,7 @@ def payments_record_many(
                 {"reference": f"Payment {number}: a reference is at most {REFERENCE_LENGTH} characters."}
             )
     known = set(
-        Customer.objects.filter(pk__in={received.customer_id for received in payments}).values_list(
+        Customer.objects.filter(pk__any_of={received.customer_id for received in payments}).values_list(
             "pk", flat=True
         )
     )
@@ -113,7 +113,7 @@ def payments_record_many(
                 ],
             )
             record_history_in_sql(
-                Payment.objects.filter(pk__in=made),
+                Payment.objects.filter(pk__any_of=made),
                 actor=actor,
                 reason="Recorded",
                 when=timezone.now(),
@@ -294,7 +294,7 @@ def payments_partly_refunded(payment_ids: Iterable[int]) -> set[int]:
     """The payments of these that had money refunded from them: they cannot simply come back unpaid."""
     return set(
         LedgerEntry.objects.filter(
-            payment_id__in=list(payment_ids), kind=LedgerEntry.Kind.REFUND
+            payment_id__any_of=list(payment_ids), kind=LedgerEntry.Kind.REFUND
         ).values_list("payment_id", flat=True)
     )
 
@@ -322,7 +322,7 @@ def payments_reverse_unpaid_many(
     existing: dict[int, int] = {
         int(payment_id or 0): entry_id
         for entry_id, payment_id in LedgerEntry.objects.filter(
-            payment_id__in=ids, kind=LedgerEntry.Kind.UNPAID_REVERSAL
+            payment_id__any_of=ids, kind=LedgerEntry.Kind.UNPAID_REVERSAL
         ).values_list("pk", "payment_id")
     }
     fresh = {
