@@ -12,8 +12,15 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV)
+install: $(UV) node_modules/.package-lock.json
 	$(UV) sync --frozen --python $(PYTHON) --quiet
+
+# axe-core for the accessibility browser tests (package.json, package-lock.json), installed again only
+# when either changed: npm writes node_modules/.package-lock.json, the stamp. Without npm the demo still
+# runs; the accessibility tests then skip outside CI and fail in it.
+node_modules/.package-lock.json: package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund && touch $@; \
+	else echo "npm not found: axe-core not installed (only the accessibility tests need it)"; fi
 
 run: install
 	$(PY) manage.py migrate --noinput
