@@ -59,6 +59,7 @@ from billing.services.bill_runs import (
     bill_run_create,
     bill_run_finalise,
     bill_run_lift_restriction,
+    bill_run_refusal,
     bill_run_restrict,
     bill_run_resume_calculation,
     bill_run_start_calculation,
@@ -170,12 +171,6 @@ def _bill_run_page(
         "chart": chart,
         "reason_form": ReasonForm(),
         "approve_form": approve_form,
-        "may": {
-            "calculate": user.has_perm("billing.calculate_billrun"),
-            "approve": user.has_perm("billing.approve_billrun"),
-            "finalise": user.has_perm("billing.finalise_billrun"),
-            "restrict": user.has_perm("billing.restrict_billrun"),
-        },
         "refresh": bill_run.status == BillRun.Status.CALCULATING,
         "failed_chunks": list(bill_run.chunks.filter(done_at__isnull=True).exclude(error="")),
         "direct_debit_submissions": list(selectors.direct_debit_submissions_of(user, bill_run)),
@@ -183,7 +178,51 @@ def _bill_run_page(
     context["live_submission"] = next(
         (sub for sub in context["direct_debit_submissions"] if not sub.is_cancelled), None
     )
+    context["may"], context["refusals"] = _bill_run_offers(user, bill_run, context["live_submission"])
     return render(request, "billing/bill_run_detail.html", context)
+
+
+# The run's steps by what its status offers, with the words naming each when it is refused.
+_BILL_RUN_STEP_LABELS = {
+    "calculate": "Calculate",
+    "resume": "Resume unfinished chunks",
+    "approve": "Approve",
+    "finalise": "Finalise",
+    "direct_debit": "Direct Debit file",
+    "direct_debit_cancel": "Cancel the Direct Debit submission",
+    "cancel": "Cancel run",
+    "restrict": "Restrict run",
+    "lift": "Lift restriction",
+}
+
+
+def _bill_run_offers(
+    user: User, bill_run: BillRun, live_submission: DirectDebitSubmission | None
+) -> tuple[dict[str, bool], list[tuple[str, str]]]:
+    """The steps the run's status offers now: those ``user`` may take (shown as buttons), and the
+    others with the reason they are refused (``bill_run_refusal``, the services' own rule)."""
+    status, statuses = bill_run.status, BillRun.Status
+    offered = {
+        "calculate": status in (statuses.DRAFT, statuses.CALCULATED),
+        "resume": status == statuses.CALCULATING,
+        "approve": status == statuses.CALCULATED,
+        "finalise": status == statuses.APPROVED,
+        "direct_debit": status == statuses.FINALISED,
+        "direct_debit_cancel": live_submission is not None,
+        "cancel": status in BillRun.OPEN_STATUSES,
+        "restrict": not bill_run.is_restricted,
+        "lift": bill_run.is_restricted,
+    }
+    may: dict[str, bool] = {}
+    refusals: list[tuple[str, str]] = []
+    for action, now in offered.items():
+        if not now:
+            continue
+        refusal = bill_run_refusal(actor=user, bill_run=bill_run, action=action)
+        may[action] = refusal is None
+        if refusal is not None:
+            refusals.append((_BILL_RUN_STEP_LABELS[action], refusal.reason))
+    return may, refusals
 
 
 BILL_RUN_ACTIONS = {
@@ -234,20 +273,21 @@ def _approve(request: HttpRequest, user: User, bill_run: BillRun) -> HttpRespons
     return redirect("billing:bill_run", pk=bill_run.pk)
 
 
-def _finance_manager_and_bill_run(request: HttpRequest, pk: int) -> tuple[User, BillRun]:
-    """The signed-in user and the bill run they may see, if they may also finalise runs (and so send
-    and cancel their Direct Debit files)."""
+def _finance_manager_and_bill_run(request: HttpRequest, pk: int, action: str) -> tuple[User, BillRun]:
+    """The signed-in user and the bill run they may see, if their role lets them take ``action`` (make or
+    cancel its Direct Debit file); refused in the words the run's page shows."""
     user = signed_in_user(request)
     bill_run = selectors.access_bill_run(user, pk)
-    if not user.has_perm("billing.finalise_billrun"):
-        raise PermissionDenied
+    refusal = bill_run_refusal(actor=user, bill_run=bill_run, action=action)
+    if refusal is not None and refusal.forbidden:
+        raise PermissionDenied(refusal.reason)
     return user, bill_run
 
 
 @login_required
 @require_POST
 def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
-    user, bill_run = _finance_manager_and_bill_run(request, pk)
+    user, bill_run = _finance_manager_and_bill_run(request, pk, "direct_debit")
     try:
         submission = direct_debit_export(bill_run=bill_run, actor=user)
     except ValidationError as exc:
@@ -261,7 +301,7 @@ def direct_debit_file(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def direct_debit_cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    user, bill_run = _finance_manager_and_bill_run(request, pk)
+    user, bill_run = _finance_manager_and_bill_run(request, pk, "direct_debit_cancel")
     submission = (
         selectors.direct_debit_submissions_of(user, bill_run).filter(cancelled_at__isnull=True).first()
     )

@@ -28,6 +28,7 @@ from billing.models import (
 from billing.services.errors import BillingError
 from billing.services.ledger import ledger_post_invoices
 from fusion_site.models import save_with_actor
+from fusion_site.refusals import Refusal
 
 T = TypeVar("T")
 
@@ -77,26 +78,81 @@ def recording_refusals(step: Callable[..., T]) -> Callable[..., T]:
     return run
 
 
-def require_permission(actor: User, permission: str, bill_run: BillRun, action: str) -> None:
-    if not actor.has_perm(permission):
+@dataclass(frozen=True)
+class _Step:
+    permission: str
+    refused_to_others: str  # the refusal to someone without the permission
+    while_restricted: str = ""  # what a restriction holds, if it holds the step
+
+
+_FINANCE_ONLY = "Only a finance manager may {}."
+_RESTRICTORS_ONLY = "Only the DPO or an administrator may {}."
+
+# The steps of a run a user may be refused, by the action names of the run's page.
+STEPS = {
+    "calculate": _Step(
+        "billing.calculate_billrun",
+        "Only a billing agent may calculate a bill run.",
+        "it cannot be calculated",
+    ),
+    "resume": _Step(
+        "billing.calculate_billrun",
+        "Only a billing agent may resume a bill run's calculation.",
+        "it cannot be calculated",
+    ),
+    "cancel": _Step("billing.calculate_billrun", "Only a billing agent may cancel a bill run."),
+    "approve": _Step(
+        "billing.approve_billrun", _FINANCE_ONLY.format("approve a bill run"), "it cannot be approved"
+    ),
+    "finalise": _Step(
+        "billing.finalise_billrun", _FINANCE_ONLY.format("finalise a bill run"), "it cannot be finalised"
+    ),
+    "direct_debit": _Step(
+        "billing.finalise_billrun",
+        _FINANCE_ONLY.format("make or download a bill run's Direct Debit file"),
+        "its Direct Debit file cannot be handed out",
+    ),
+    "direct_debit_cancel": _Step(
+        "billing.finalise_billrun", _FINANCE_ONLY.format("cancel a bill run's Direct Debit submission")
+    ),
+    "restrict": _Step("billing.restrict_billrun", _RESTRICTORS_ONLY.format("restrict a bill run")),
+    "lift": _Step("billing.restrict_billrun", _RESTRICTORS_ONLY.format("lift a bill run's restriction")),
+}
+
+
+def bill_run_refusal(*, actor: User, bill_run: BillRun, action: str) -> Refusal | None:
+    """Why ``actor`` may not take ``action`` (a key of ``STEPS``) on the run now, or None: the rule the
+    services apply, so the run's page shows the reason where it would otherwise offer a button that
+    fails. Whether the run's status allows the step is the page's and the service's own check."""
+    step = STEPS[action]
+    if not actor.has_perm(step.permission):
+        return Refusal(step.refused_to_others, forbidden=True)
+    if step.while_restricted and bill_run.is_restricted:
+        return Refusal(
+            f"This bill run is restricted ({bill_run.restricted_reason}); {step.while_restricted} "
+            "until the restriction is lifted."
+        )
+    return None
+
+
+def require_permission(actor: User, bill_run: BillRun, action: str) -> None:
+    """Refuse a step of ``STEPS`` to an actor without its permission, in ``bill_run_refusal``'s words."""
+    if not actor.has_perm(STEPS[action].permission):
         raise refused(
-            PermissionDenied(f"You may not {action} bill runs."),
-            bill_run,
-            actor,
-            action,
-            "Missing permission",
+            PermissionDenied(STEPS[action].refused_to_others), bill_run, actor, action, "Missing permission"
         )
 
 
-def _refuse_if_restricted(bill_run: BillRun, actor: User, action: str) -> None:
-    if bill_run.is_restricted:
+def refuse_if_restricted(bill_run: BillRun, actor: User, action: str, event: str = "") -> None:
+    """Refuse a step of ``STEPS`` that a restriction of the run holds, in ``bill_run_refusal``'s words
+    (the refusal recorded as ``event``, the action's name by default)."""
+    refusal = bill_run_refusal(actor=actor, bill_run=bill_run, action=action)
+    if refusal is not None:
         raise refused(
-            BillingError(
-                f"This bill run is restricted ({bill_run.restricted_reason}); it cannot be {action}d."
-            ),
+            BillingError(refusal.reason),
             bill_run,
             actor,
-            action,
+            event or action,
             f"Run is restricted: {bill_run.restricted_reason}",
         )
 
@@ -105,10 +161,10 @@ def lock_bill_run(bill_run: BillRun) -> BillRun:
     return BillRun.objects.select_for_update().get(pk=bill_run.pk)
 
 
-def lock_bill_run_to(action: str, bill_run: BillRun, actor: User, permission: str) -> BillRun:
-    """The run, locked, once the actor is found to hold ``permission`` to ``action`` it."""
+def lock_bill_run_to(action: str, bill_run: BillRun, actor: User) -> BillRun:
+    """The run, locked, once the actor is found to hold the permission to take the step ``action``."""
     bill_run = lock_bill_run(bill_run)
-    require_permission(actor, permission, bill_run, action)
+    require_permission(actor, bill_run, action)
     return bill_run
 
 
@@ -201,8 +257,8 @@ def _pre_billing_checks(bill_run: BillRun) -> None:
 @transaction.atomic
 def bill_run_start_calculation(*, bill_run: BillRun, actor: User) -> BillRun:
     """Check, plan chunks and queue them. Recalculating a calculated run replaces its drafts."""
-    bill_run = lock_bill_run_to("calculate", bill_run, actor, "billing.calculate_billrun")
-    _refuse_if_restricted(bill_run, actor, "calculate")
+    bill_run = lock_bill_run_to("calculate", bill_run, actor)
+    refuse_if_restricted(bill_run, actor, "calculate")
     if bill_run.status not in (BillRun.Status.DRAFT, BillRun.Status.CALCULATED):
         raise BillingError(f"A {bill_run.get_status_display().lower()} bill run cannot be calculated.")
     if not PartnerBillingProfile.objects.filter(partner_id=bill_run.partner_id).exists():
@@ -244,8 +300,8 @@ def _queue_chunks(bill_run: BillRun, chunk_ids: list[int], actor: User) -> None:
 @transaction.atomic
 def bill_run_resume_calculation(*, bill_run: BillRun, actor: User) -> int:
     """Queue again the chunks a crashed calculation did not finish. Returns how many."""
-    bill_run = lock_bill_run_to("calculate", bill_run, actor, "billing.calculate_billrun")
-    _refuse_if_restricted(bill_run, actor, "calculate")
+    bill_run = lock_bill_run_to("resume", bill_run, actor)
+    refuse_if_restricted(bill_run, actor, "resume")
     if bill_run.status != BillRun.Status.CALCULATING:
         raise BillingError("Only a run that is calculating can be resumed.")
     pending = list(bill_run.chunks.filter(done_at__isnull=True).values_list("pk", flat=True))
@@ -314,8 +370,8 @@ def bill_run_approve(
     """Approve a calculated run. A run with exceptions is approved only by someone who says they
     reviewed them, giving how many they saw (``exceptions_acknowledged``): a count that no longer
     matches (the run was recalculated meanwhile) is no acknowledgement of what is there now."""
-    bill_run = lock_bill_run_to("approve", bill_run, actor, "billing.approve_billrun")
-    _refuse_if_restricted(bill_run, actor, "approve")
+    bill_run = lock_bill_run_to("approve", bill_run, actor)
+    refuse_if_restricted(bill_run, actor, "approve")
     if bill_run.status != BillRun.Status.CALCULATED:
         raise BillingError("Only a calculated bill run can be approved.")
     listed = bill_run.exceptions.count()
@@ -353,8 +409,8 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
     bill_run = lock_bill_run(bill_run)
     if bill_run.status == BillRun.Status.FINALISED:
         return bill_run
-    require_permission(actor, "billing.finalise_billrun", bill_run, "finalise")
-    _refuse_if_restricted(bill_run, actor, "finalise")
+    require_permission(actor, bill_run, "finalise")
+    refuse_if_restricted(bill_run, actor, "finalise")
     if bill_run.status != BillRun.Status.APPROVED:
         raise BillingError("Only an approved bill run can be finalised.")
     profile = PartnerBillingProfile.objects.select_for_update().get(partner_id=bill_run.partner_id)
@@ -393,7 +449,7 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
 @recording_refusals
 @transaction.atomic
 def bill_run_cancel(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
-    bill_run = lock_bill_run_to("cancel", bill_run, actor, "billing.calculate_billrun")
+    bill_run = lock_bill_run_to("cancel", bill_run, actor)
     if bill_run.status not in BillRun.OPEN_STATUSES:
         raise BillingError("Only an open bill run can be cancelled.")
     if not reason.strip():
@@ -406,7 +462,7 @@ def bill_run_cancel(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
 @recording_refusals
 @transaction.atomic
 def bill_run_restrict(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
-    bill_run = lock_bill_run_to("restrict", bill_run, actor, "billing.restrict_billrun")
+    bill_run = lock_bill_run_to("restrict", bill_run, actor)
     if not reason.strip():
         raise ValidationError({"reason": "Give the reason for the restriction."})
     bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = timezone.now(), actor, reason
@@ -416,7 +472,7 @@ def bill_run_restrict(*, bill_run: BillRun, actor: User, reason: str) -> BillRun
 @recording_refusals
 @transaction.atomic
 def bill_run_lift_restriction(*, bill_run: BillRun, actor: User, reason: str) -> BillRun:
-    bill_run = lock_bill_run_to("lift the restriction of", bill_run, actor, "billing.restrict_billrun")
+    bill_run = lock_bill_run_to("lift", bill_run, actor)
     if not bill_run.is_restricted:
         raise BillingError("This bill run is not restricted.")
     bill_run.restricted_at, bill_run.restricted_by, bill_run.restricted_reason = None, None, ""

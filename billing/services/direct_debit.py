@@ -49,6 +49,7 @@ from billing.services.bill_runs import (
     lock_bill_run_to,
     record_event,
     recording_refusals,
+    refuse_if_restricted,
     refused,
 )
 from billing.services.errors import BillingError
@@ -107,19 +108,9 @@ def direct_debit_export(*, bill_run: BillRun, actor: User) -> DirectDebitSubmiss
     """The run's Direct Debit submission: made and recorded the first time, the same bytes every time
     after, until that submission is cancelled (``direct_debit_submission_cancel``)."""
     # The run's row lock serialises two exports of it: the second waits, then finds the first's file.
-    bill_run = lock_bill_run_to("export Direct Debit files of", bill_run, actor, "billing.finalise_billrun")
+    bill_run = lock_bill_run_to("direct_debit", bill_run, actor)
     # A restriction holds exports to third parties, the file already made included.
-    if bill_run.is_restricted:
-        raise refused(
-            BillingError(
-                f"This bill run is restricted ({bill_run.restricted_reason}); "
-                "its Direct Debit file cannot be handed out until the restriction is lifted."
-            ),
-            bill_run,
-            actor,
-            "direct debit export",
-            f"Run is restricted: {bill_run.restricted_reason}",
-        )
+    refuse_if_restricted(bill_run, actor, "direct_debit", "direct debit export")
     live = DirectDebitSubmission.objects.filter(bill_run=bill_run, cancelled_at__isnull=True).first()
     if live is not None:
         if live.is_content_cleared:
@@ -576,9 +567,7 @@ def direct_debit_submission_cancel(
     itself is kept."""
     bill_run = None
     if submission.bill_run is not None:
-        bill_run = lock_bill_run_to(
-            "cancel Direct Debit files of", submission.bill_run, actor, "billing.finalise_billrun"
-        )
+        bill_run = lock_bill_run_to("direct_debit_cancel", submission.bill_run, actor)
     else:
         require(actor, "billing.finalise_billrun", "cancel Direct Debit files")
         if actor.partner_id is not None and actor.partner_id != submission.partner_id:

@@ -521,8 +521,12 @@ def test_a_billing_agent_can_neither_download_nor_cancel(client, billed, agent):
 
     page = client.get(f"/billing/runs/{billed.run.pk}/").content.decode()
     assert "<td>000001</td>" in page and "live" in page
-    assert "Cancel Direct Debit submission" not in page and "Direct Debit file" not in page
-    assert client.post(f"/billing/runs/{billed.run.pk}/direct-debit/").status_code == 403
+    assert "<button>Cancel Direct Debit submission" not in page and "Direct Debit file (Bacs" not in page
+    assert "Only a finance manager may make or download a bill run&#x27;s Direct Debit file." in page
+    assert "Only a finance manager may cancel a bill run&#x27;s Direct Debit submission." in page
+    download = client.post(f"/billing/runs/{billed.run.pk}/direct-debit/")
+    assert download.status_code == 403
+    assert "Only a finance manager may make or download" in download.content.decode()
     cancel = client.post(f"/billing/runs/{billed.run.pk}/direct-debit/cancel/", {"reason": "Because"})
     assert cancel.status_code == 403
     with pytest.raises(PermissionDenied):
