@@ -31,6 +31,9 @@ from accounts.models import (
     name_tokens_rebuild,
 )
 
+# Four-eyes steps (privacy request approval, write-offs) need a second person of the same role, so the
+# demo has two DPOs and two finance managers per partner: every flow can be finished by demo users.
+SECOND_DPO = "dpo2@fusion.example"
 DEMO_PASSWORD = "fusion-demo-password"  # noqa: S105 - printed for the demo; never used in production
 GEOGRAPHIC_PREFIXES = ["2079460", "1134960", "1614960", "1174960", "2890180", "1314960"]
 CHUNK = 200
@@ -122,6 +125,12 @@ class DemoBuilder:
 
         make("admin@fusion.example", "Ada Admin", Role.ADMINISTRATOR, "every partner; trained")
         make("dpo@fusion.example", "Dora Protection", Role.DATA_PROTECTION_OFFICER, "every partner; trained")
+        make(
+            SECOND_DPO,
+            "Dev Protection",
+            Role.DATA_PROTECTION_OFFICER,
+            "second DPO: approves what the first prepared (four eyes); trained",
+        )
         for partner in partners:
             slug = partner.code
             make(f"billing@{slug}.example", f"Bill {partner.name}", Role.BILLING_AGENT, "trained", partner)
@@ -135,6 +144,13 @@ class DemoBuilder:
                 cleared=False,
             )
             make(f"finance@{slug}.example", f"Fin {partner.name}", Role.FINANCE_MANAGER, "trained", partner)
+            make(
+                f"finance2@{slug}.example",
+                f"Fay {partner.name}",
+                Role.FINANCE_MANAGER,
+                "second finance manager: decides the write-offs finance@ asks for (four eyes); trained",
+                partner,
+            )
             first = Customer.objects.filter(partner=partner).order_by("id").first()
             if first is not None:
                 make(

@@ -73,7 +73,12 @@ from billing.services.direct_debit_representation import (
     representations_due,
 )
 from billing.services.dunning import dunning_step_create, dunning_step_update
-from billing.services.ledger import write_off_approve, write_off_reject, write_off_request
+from billing.services.ledger import (
+    write_off_approve,
+    write_off_refusal,
+    write_off_reject,
+    write_off_request,
+)
 from billing.services.payments import payment_reallocate, payment_record, payment_refund
 from fusion_site.money import format_money, vat_on
 
@@ -571,12 +576,11 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
         "statement": selectors.customer_statement(customer),
         "open_invoices": list(selectors.open_invoices(customer)),
         "payments": list(selectors.customer_payments(customer)),
-        "write_offs": list(selectors.customer_write_offs(customer)) if staff else [],
+        "write_offs": _with_refusals(user, list(selectors.customer_write_offs(customer)) if staff else []),
         "may_record_payment": staff and user.has_perm("billing.add_payment"),
         "may_refund": staff and user.has_perm("billing.refund_payment"),
         "may_reallocate": staff and user.has_perm("billing.reallocate_payment"),
         "may_request_write_off": staff and user.has_perm("billing.add_writeoff"),
-        "may_decide_write_off": staff and user.has_perm("billing.approve_writeoff"),
         "dunning_history": (
             list(selectors.customer_dunning_history(customer))
             if staff and user.has_perm("billing.view_dunningaction")
@@ -587,6 +591,17 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
         "may_clear_hold": staff and user.has_perm("accounts.clear_mandate_hold"),
     }
     return render(request, "billing/account.html", context)
+
+
+def _with_refusals(user: User, write_offs: list[WriteOff]) -> list[WriteOff]:
+    """The write-offs, each still to decide carrying ``refusal``: why ``user`` may not decide it, or None."""
+    for write_off in write_offs:
+        write_off.refusal = (  # type: ignore[attr-defined]
+            write_off_refusal(actor=user, write_off=write_off)
+            if write_off.status == WriteOff.Status.REQUESTED
+            else None
+        )
+    return write_offs
 
 
 @login_required
@@ -719,7 +734,9 @@ def write_off_decide_page(request: HttpRequest, reference: str, pk: int, decisio
     user = signed_in_user(request)
     customer = selectors.access_account(user, reference)
     write_off = get_object_or_404(WriteOff, pk=pk, customer=customer)
-    _require(user, "billing.approve_writeoff")
+    refusal = write_off_refusal(actor=user, write_off=write_off)
+    if refusal is not None and refusal.forbidden:
+        raise PermissionDenied(refusal.reason)
     if decision not in {"approve", "reject"}:
         raise Http404("No such decision.")
     form = WriteOffDecisionForm(request.POST)

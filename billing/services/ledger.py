@@ -53,6 +53,7 @@ from billing.models import (
 from billing.services.errors import BillingError
 from fusion_site.models import save_with_actor
 from fusion_site.money import MONEY_DIGITS, to_money
+from fusion_site.refusals import Refusal
 
 ZERO = Decimal("0.00")
 MONEY = DecimalField(max_digits=MONEY_DIGITS + 2, decimal_places=2)
@@ -662,14 +663,30 @@ def write_off_request(*, invoice: Invoice, amount: Decimal, reason: str, actor: 
     return write_off
 
 
+ONLY_FINANCE_DECIDES_WRITE_OFFS = "Only a finance manager may approve or reject a write-off."
+
+
+def write_off_refusal(*, actor: User, write_off: WriteOff) -> Refusal | None:
+    """Why ``actor`` may not decide (approve or reject) the requested write-off, or None: the rule
+    ``write_off_approve`` and ``write_off_reject`` apply, so the account page says why instead of
+    offering buttons that fail."""
+    if not actor.has_perm("billing.approve_writeoff"):
+        return Refusal(ONLY_FINANCE_DECIDES_WRITE_OFFS, forbidden=True)
+    if write_off.requested_by_id == actor.pk:
+        return Refusal("Four eyes: you asked for this write-off, so another finance manager must decide it.")
+    return None
+
+
 def _decide(write_off: WriteOff, actor: User) -> tuple[WriteOff, Invoice]:
-    require(actor, "billing.approve_writeoff", "decide write-offs")
+    if not actor.has_perm("billing.approve_writeoff"):
+        raise PermissionDenied(ONLY_FINANCE_DECIDES_WRITE_OFFS)
     lock_customer(write_off.customer_id)
     write_off = WriteOff.objects.select_for_update().select_related("invoice").get(pk=write_off.pk)
     if write_off.status != WriteOff.Status.REQUESTED:
         raise BillingError(f"This write-off is already {write_off.get_status_display().lower()}.")
-    if write_off.requested_by_id == actor.pk:
-        raise BillingError("Four eyes: you asked for this write-off, so someone else must decide it.")
+    refusal = write_off_refusal(actor=actor, write_off=write_off)
+    if refusal is not None:
+        raise BillingError(refusal.reason)
     return write_off, write_off.invoice
 
 

@@ -37,6 +37,7 @@ from privacy.services.requests.workflow import (
     privacy_request_approve,
     privacy_request_extend,
     privacy_request_hold,
+    privacy_request_refusal,
     privacy_request_reject,
     privacy_request_resume,
     privacy_request_start,
@@ -139,7 +140,6 @@ class Step:
     action: str
     label: str
     states: frozenset[str]
-    permission: PrivacyPermission = PrivacyPermission.CHANGE
     input: str = ""  # "reason", "code" or "" for a plain button
     placeholder: str = "Reason"
     run: Callable[..., Any] | None = None
@@ -235,7 +235,6 @@ STEPS = [
         "approve",
         "Approve",
         frozenset({State.AWAITING_APPROVAL}),
-        permission=PrivacyPermission.APPROVE,
         run=_with_reason(privacy_request_approve),
     ),
     _moving(
@@ -268,10 +267,14 @@ STEPS = [
 ]
 
 
-def _steps_for(item: PrivacyRequest, user: User) -> list[Step]:
-    shown = []
+def _steps_for(item: PrivacyRequest, user: User) -> tuple[list[Step], list[tuple[str, str]]]:
+    """The steps the request's state offers now: those ``user`` may take (buttons), and the reasons the
+    others are refused (``privacy_request_refusal``, the services' own rules), each reason once with the
+    steps it refuses."""
+    shown: list[Step] = []
+    refused: dict[str, list[str]] = {}
     for step in STEPS:
-        if item.state not in step.states or not user.has_perm(step.permission):
+        if item.state not in step.states:
             continue
         if step.action == "extend" and (item.is_extended or item.clock_started_on is None):
             continue
@@ -281,8 +284,12 @@ def _steps_for(item: PrivacyRequest, user: User) -> list[Step]:
             item.kind != PrivacyRequest.Kind.RESTRICTION or item.restriction_lifted_at is not None
         ):
             continue
-        shown.append(step)
-    return shown
+        refusal = privacy_request_refusal(actor=user, privacy_request=item, action=step.action)
+        if refusal is None:
+            shown.append(step)
+        else:
+            refused.setdefault(refusal.reason, []).append(step.label)
+    return shown, [(", ".join(labels), reason) for reason, labels in refused.items()]
 
 
 def _subject_view(item: PrivacyRequest, user: User) -> dict[str, str]:
@@ -306,11 +313,13 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     item = selectors.access_privacy_request(user, pk)
+    steps, refusals = _steps_for(item, user)
     context = {
         "item": item,
+        "steps": steps,
+        "refusals": refusals,
         "subject": _subject_view(item, user),
         "events": item.events.select_related("actor"),
-        "steps": _steps_for(item, user),
         "urgency": selectors.urgency_of(item, today=timezone.localdate()),
         "duplicates": list(item.duplicates.filter(state__in=OPEN_STATES).only("id")),
         # A restriction may have to hold a whole bill run too: the runs it could be restricted in.
@@ -337,8 +346,11 @@ def request_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     item = selectors.access_privacy_request(user, pk)
     step = next((s for s in STEPS if s.action == action and item.state in s.states), None)
     step = step or next((s for s in STEPS if s.action == action), None)
-    if step is None or step.run is None or not user.has_perm(step.permission):
+    if step is None or step.run is None:
         raise PermissionDenied
+    refusal = privacy_request_refusal(actor=user, privacy_request=item, action=step.action)
+    if refusal is not None and refusal.forbidden:
+        raise PermissionDenied(refusal.reason)
     try:
         step.run(item, user, request.POST)
     except ValidationError as exc:

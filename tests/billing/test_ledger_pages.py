@@ -225,6 +225,38 @@ def test_a_write_off_is_decided_by_another_finance_manager_on_the_account_page(
     assert "Balance £24.00 owed" in _text(client.get(f"/billing/customers/{account.reference}/account/"))
 
 
+def test_the_write_off_row_says_why_a_user_may_not_decide_it_and_the_post_is_refused_alike(
+    client, make_user, agent, finance, account
+):
+    second = make_user(Role.FINANCE_MANAGER, email="second.finance@example.com")
+    invoice = account.invoices.order_by("issue_date").first()
+    request = write_off_request(
+        invoice=invoice, amount=Decimal("12.00"), reason="Customer deceased", actor=finance
+    )
+    account_url = f"/billing/customers/{account.reference}/account/"
+    approve_url = f"{account_url}write-offs/{request.pk}/approve/"
+    four_eyes = "Four eyes: you asked for this write-off, so another finance manager must decide it."
+    finance_only = "Only a finance manager may approve or reject a write-off."
+
+    client.force_login(finance)
+    page = client.get(account_url).content.decode()
+    assert '<button type="submit">Approve</button>' not in page and four_eyes in page
+    refused = client.post(approve_url, follow=True)
+    assert [message.message for message in refused.context["messages"]] == [four_eyes]
+
+    client.force_login(agent)
+    page = client.get(account_url).content.decode()
+    assert '<button type="submit">Approve</button>' not in page and finance_only in page
+    forbidden = client.post(approve_url)
+    assert forbidden.status_code == 403 and finance_only in forbidden.content.decode()
+
+    client.force_login(second)
+    page = client.get(account_url).content.decode()
+    assert '<button type="submit">Approve</button>' in page
+    assert four_eyes not in page and finance_only not in page
+    assert WriteOff.objects.get().status == WriteOff.Status.REQUESTED
+
+
 def test_staff_move_a_payment_to_another_invoice_and_the_reason_is_kept(client, agent, account):
     payment = payment_record(
         customer=account, method="card", amount=Decimal("12.00"), received_on=TODAY, actor=agent

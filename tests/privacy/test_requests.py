@@ -515,7 +515,7 @@ def test_erasure_needs_the_erase_permission_and_a_customer(customer, dpo, second
         )
     )
     second_dpo = type(second_dpo).objects.get(pk=second_dpo.pk)  # fresh permission cache
-    with pytest.raises(PermissionDenied, match="erase customers"):
+    with pytest.raises(PermissionDenied, match="may erase a customer"):
         privacy_request_complete(privacy_request=request, actor=second_dpo, reason="Erased")
     customer.refresh_from_db()
     assert not customer.is_erased

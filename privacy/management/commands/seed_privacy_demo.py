@@ -1,6 +1,7 @@
 """The privacy demo: privacy notice version 1 published (so the public website's forms are open), and
 privacy requests for the DPO queue: every kind, spread over the last months, in the states a request
-can be in (some overdue, some due this week), worked by the demo DPO."""
+can be in (some overdue, some due this week), worked by the demo DPO, some awaiting the second demo DPO's
+approval."""
 
 import datetime
 import random
@@ -20,7 +21,11 @@ from privacy.services.breaches import (
 )
 from privacy.services.requests.identity import privacy_request_attest_identity
 from privacy.services.requests.receiving import privacy_request_receive
-from privacy.services.requests.workflow import privacy_request_hold, privacy_request_start
+from privacy.services.requests.workflow import (
+    privacy_request_hold,
+    privacy_request_start,
+    privacy_request_submit_for_approval,
+)
 from privacy.website.demo import NoDataProtectionOfficer, seed_first_notice
 
 DEMO_DPO = "dpo@fusion.example"
@@ -145,5 +150,10 @@ class Command(BaseCommand):
             if number % 3 == 0:
                 privacy_request_hold(
                     privacy_request=request, actor=dpo, reason="Asked the subject which line they mean"
+                )
+            elif number % 4 == 2:
+                # Four eyes: the second demo DPO (dpo2@) approves and completes what this one prepared.
+                privacy_request_submit_for_approval(
+                    privacy_request=request, actor=dpo, reason="Ready: checked against the data map"
                 )
         self.stdout.write(self.style.SUCCESS(f"Created {len(customers)} demo privacy requests."))

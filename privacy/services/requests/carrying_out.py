@@ -1,6 +1,7 @@
 """Completing an approved request and carrying it out: erasure, portability, restriction (and lifting it),
 objection to billing or to marketing."""
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 
@@ -19,13 +20,15 @@ from privacy.models import (
 )
 from privacy.services.exports import portability_export_create
 from privacy.services.requests.workflow import (
+    ONLY_A_DPO_ERASES,
     Kind,
     PrivacyRequestError,
     check_step,
     email_subject,
     lock_to_work_giving,
+    privacy_request_refusal,
     record_event,
-    require_permission,
+    refuse,
     take_closing_step,
 )
 
@@ -37,8 +40,7 @@ def privacy_request_complete(*, privacy_request: PrivacyRequest, actor: User, re
         privacy_request, actor, reason, "the outcome (what was done), without personal data"
     )
     check_step(privacy_request, "complete")
-    if privacy_request.approved_by_id is None:
-        raise PrivacyRequestError(f"{privacy_request.reference} needs a second person's approval first.")
+    refuse(privacy_request_refusal(actor=actor, privacy_request=privacy_request, action="complete"))
     take_closing_step(privacy_request, action="complete", actor=actor, reason=reason)
     privacy_request_execute(privacy_request=privacy_request, actor=actor)
     email_subject(
@@ -66,7 +68,8 @@ def privacy_request_execute(*, privacy_request: PrivacyRequest, actor: User) -> 
     if privacy_request.kind == Kind.ERASURE:
         if customer is None:
             raise PrivacyRequestError("An erasure request needs the customer whose data is erased.")
-        require_permission(actor, PrivacyPermission.ERASE_CUSTOMER, "erase customers")
+        if not actor.has_perm(PrivacyPermission.ERASE_CUSTOMER):
+            raise PermissionDenied(ONLY_A_DPO_ERASES)
         customer_erase(
             customer=customer, actor=actor, reason=why, request_reference=privacy_request.reference
         )

@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import User
 from fusion_site.models import save_with_actor
+from fusion_site.refusals import Refusal
 from privacy import deadlines, selectors
 from privacy.models import (
     TRANSITIONS,
@@ -47,6 +48,46 @@ def require_permission(actor: User, permission: PrivacyPermission, doing: str) -
         raise PermissionDenied(f"You may not {doing}.")
 
 
+ONLY_A_DPO_WORKS = "Only a DPO may work privacy requests."
+ONLY_A_DPO_APPROVES = "Only a DPO may approve privacy requests."
+ONLY_A_DPO_ERASES = "Only a DPO may erase a customer, which completing this erasure request does."
+
+
+def privacy_request_refusal(*, actor: User, privacy_request: PrivacyRequest, action: str) -> Refusal | None:
+    """Why ``actor`` may not take the step ``action`` (the request page's name for it) on the request now,
+    or None: the rules the services apply beyond the workflow table's states (the role; four eyes; an
+    approval before completion), so the page gives the reason where it would offer a button that fails."""
+    if action == "approve":
+        if not actor.has_perm(PrivacyPermission.APPROVE):
+            return Refusal(ONLY_A_DPO_APPROVES, forbidden=True)
+        if privacy_request.approved_by_id is not None:
+            return Refusal(f"{privacy_request.reference} is already approved.")
+        if actor.pk == privacy_request.submitted_for_approval_by_id:
+            return Refusal(
+                "Four eyes: you submitted this request for approval, so another DPO must approve it."
+            )
+        if actor.pk == privacy_request.received_by_id:
+            return Refusal("Four eyes: you received this request, so another DPO must approve it.")
+        return None
+    if not actor.has_perm(PrivacyPermission.CHANGE):
+        return Refusal(ONLY_A_DPO_WORKS, forbidden=True)
+    if action == "complete":
+        if privacy_request.approved_by_id is None:
+            return Refusal(f"{privacy_request.reference} needs another DPO's approval first.")
+        if privacy_request.kind == Kind.ERASURE and not actor.has_perm(PrivacyPermission.ERASE_CUSTOMER):
+            return Refusal(ONLY_A_DPO_ERASES, forbidden=True)
+    return None
+
+
+def refuse(refusal: Refusal | None) -> None:
+    """Raise ``refusal``, if any: a 403 for a role that may never take the step, else the step's error."""
+    if refusal is None:
+        return
+    if refusal.forbidden:
+        raise PermissionDenied(refusal.reason)
+    raise PrivacyRequestError(refusal.reason)
+
+
 def require_reason(reason: str, what: str) -> str:
     if not reason.strip():
         raise ValidationError({"reason": f"Give {what}."})
@@ -61,9 +102,14 @@ def lock_request(privacy_request: PrivacyRequest) -> PrivacyRequest:
     )
 
 
+def require_worker(actor: User) -> None:
+    if not actor.has_perm(PrivacyPermission.CHANGE):
+        raise PermissionDenied(ONLY_A_DPO_WORKS)
+
+
 def lock_to_work(privacy_request: PrivacyRequest, actor: User) -> PrivacyRequest:
     """The request, locked, once the actor is found to be allowed to work privacy requests."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
+    require_worker(actor)
     return lock_request(privacy_request)
 
 
@@ -72,7 +118,7 @@ def lock_to_work_giving(
 ) -> tuple[PrivacyRequest, str]:
     """``lock_to_work`` for a step that needs a reason (``what`` it gives): the permission is checked,
     then the reason, then the request is locked; returns it with the reason stripped."""
-    require_permission(actor, PrivacyPermission.CHANGE, "work privacy requests")
+    require_worker(actor)
     reason = require_reason(reason, what)
     return lock_request(privacy_request), reason
 
@@ -283,21 +329,15 @@ def privacy_request_approve(
     *, privacy_request: PrivacyRequest, actor: User, reason: str = ""
 ) -> PrivacyRequest:
     """Four eyes: whoever submitted the request for approval, or received it, cannot approve it."""
-    require_permission(actor, PrivacyPermission.APPROVE, "approve privacy requests")
+    if not actor.has_perm(PrivacyPermission.APPROVE):
+        raise PermissionDenied(ONLY_A_DPO_APPROVES)
     privacy_request = lock_request(privacy_request)
     if privacy_request.state != State.AWAITING_APPROVAL:
         raise PrivacyRequestError(
             f"{privacy_request.reference} is {privacy_request.get_state_display().lower()}; "
             "only a request awaiting approval can be approved."
         )
-    if privacy_request.approved_by_id is not None:
-        raise PrivacyRequestError(f"{privacy_request.reference} is already approved.")
-    if actor.pk == privacy_request.submitted_for_approval_by_id:
-        raise PrivacyRequestError(
-            "Four eyes: you submitted this request for approval, so someone else must approve it."
-        )
-    if actor.pk == privacy_request.received_by_id:
-        raise PrivacyRequestError("Four eyes: you received this request, so someone else must approve it.")
+    refuse(privacy_request_refusal(actor=actor, privacy_request=privacy_request, action="approve"))
     privacy_request.approved_by = actor
     privacy_request.approved_at = timezone.now()
     save_with_actor(privacy_request, actor=actor, reason=reason or "Approved")
