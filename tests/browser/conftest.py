@@ -11,7 +11,7 @@ import pytest
 
 from accounts.models import Role
 from privacy.website import services
-from tests.conftest import require_service
+from tests.conftest import VerifiedClient, require_service
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-background-networking"]
@@ -66,3 +66,12 @@ def published_notice(make_user):
         title="How we use your data", summary="Only to answer you.", body="The notice.", actor=dpo
     )
     return services.privacy_notice_publish(notice=draft, actor=dpo)
+
+
+def sign_in(browsing: Browsing, user: Any) -> None:
+    """The session of a verified login (password and second factor), handed to the browser."""
+    client = VerifiedClient()
+    client.force_login(user)
+    browsing.page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": browsing.base_url}]
+    )

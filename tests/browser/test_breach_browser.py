@@ -8,20 +8,11 @@ import pytest
 from accounts.models import AuditEvent, Role
 from accounts.services import access_log_record
 from privacy.models import BreachIncident
-from tests.conftest import VerifiedClient
+from tests.browser.conftest import sign_in
 
 # Chromium keeps the real clock: relative times only. serialized_rollback keeps the role groups.
 pytestmark = [pytest.mark.real_clock, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 LEFT = re.compile(r"7[12] h \d\d min left")
-
-
-def sign_in(browsing, user) -> None:
-    """The session of a verified login (password and second factor), handed to the browser."""
-    client = VerifiedClient()
-    client.force_login(user)
-    browsing.page.context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": browsing.base_url}]
-    )
 
 
 def test_the_dpo_opens_an_incident_from_an_alert_and_sees_the_clock(
