@@ -85,14 +85,16 @@ class CallImportForm(forms.Form):
 
 class LiftCeaseForm(forms.Form):
     policy = forms.ChoiceField(choices=BackBillPolicy.CHOICES, widget=forms.RadioSelect)
-    from_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    from_date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     reason = forms.CharField(max_length=500)
 
 
 class PaymentForm(forms.Form):
     method = forms.ChoiceField(choices=Payment.Method.choices)
     amount = forms.DecimalField(max_digits=MONEY_DIGITS, decimal_places=2, min_value=Decimal("0.01"))
-    received_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    received_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     reference = forms.CharField(max_length=60, required=False, help_text="Bank or card reference.")
 
 
@@ -111,7 +113,7 @@ class WriteOffDecisionForm(forms.Form):
 
 
 class AgedDebtForm(forms.Form):
-    as_of = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    as_of = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
     partner = forms.ModelChoiceField(
         queryset=Partner.objects.none(), required=False, empty_label="All partners"
     )
@@ -154,7 +156,7 @@ class DunningStepForm(forms.Form):
     )
     kind = forms.ChoiceField(label="Action", choices=DunningStepKind.choices)
     effective_from = forms.DateField(
-        widget=forms.DateInput(attrs={"type": "date"}),
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="Taken only for debts that reach this step on or after this date.",
     )
     active = forms.BooleanField(required=False, initial=True)

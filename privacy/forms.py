@@ -21,7 +21,9 @@ class NewRequestForm(forms.Form):
     subject_email = forms.CharField(
         max_length=254, required=False, help_text="For a member of the public, or where replies should go."
     )
-    received_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), initial=timezone.localdate)
+    received_on = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), initial=timezone.localdate
+    )
     details = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}), max_length=5000)
 
 

@@ -59,8 +59,12 @@ class ProcessorForm(forms.Form):
         choices=Category.choices, widget=forms.CheckboxSelectMultiple, required=False
     )
     data_description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
-    contract_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    review_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    contract_date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
+    review_date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    )
     location = forms.CharField(max_length=200)
     transfer_mechanism = forms.ChoiceField(choices=Processor.TransferMechanism.choices)
     sub_processors = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
@@ -224,7 +228,9 @@ class RiskForm(forms.ModelForm):
 
 
 class SignOffForm(forms.Form):
-    review_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), label="Next review on")
+    review_on = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"), label="Next review on"
+    )
 
 
 @login_required

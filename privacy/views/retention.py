@@ -45,7 +45,7 @@ class LegalHoldForm(forms.Form):
         help_text="A case, claim or invoice number and what it is about; no personal details.",
     )
     owner = forms.ModelChoiceField(queryset=User.objects.none(), help_text="Who reviews the hold.")
-    review_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    review_on = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"))
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -432,3 +432,11 @@ def test_a_restriction_request_links_the_partners_open_bill_runs_to_restrict(cli
     page = client.get(reverse("privacy:request", args=[request.pk])).content.decode()
 
     assert reverse("billing:bill_run", args=[run.pk]) in page
+
+
+def test_the_new_request_form_prefills_today_in_the_only_form_a_date_input_shows(client, dpo):
+    """A browser's date input shows only an ISO date; today as 30/11/2026 left "Received on" blank."""
+    client.force_login(dpo)
+    page = client.get(reverse("privacy:request_new")).content.decode()
+    today = timezone.localdate()
+    assert f'<input type="date" name="received_on" value="{today:%Y-%m-%d}"' in page
