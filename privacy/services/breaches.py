@@ -19,6 +19,7 @@ from django.utils import timezone
 from accounts.audit import audit_record
 from accounts.models import AccessLog, User
 from fusion_site.models import save_with_actor, update_with_actor
+from fusion_site.refusals import Refusal
 from privacy import selectors
 from privacy.breaches import REMINDER_AFTER, AffectedSubject, incidents_needing_reminders
 from privacy.models import BreachIncident, BreachReminder
@@ -131,6 +132,17 @@ def breach_subjects_decide(
     return incident
 
 
+CLOSE_NEEDS_ICO_DECISION = "Record the decision on notifying the ICO before closing."
+
+
+def breach_close_refusal(*, incident: BreachIncident) -> Refusal | None:
+    """Why the open incident cannot be closed yet, or None: the rule ``breach_incident_close`` applies, so
+    the incident's page says it instead of offering a form that fails."""
+    if not incident.ico_decision:
+        return Refusal(CLOSE_NEEDS_ICO_DECISION)
+    return None
+
+
 @transaction.atomic
 def breach_incident_close(*, incident: BreachIncident, actor: User, note: str) -> BreachIncident:
     if not note.strip():
@@ -138,8 +150,9 @@ def breach_incident_close(*, incident: BreachIncident, actor: User, note: str) -
     incident = BreachIncident.objects.select_for_update().get(pk=incident.pk)
     if incident.status == BreachIncident.Status.CLOSED:
         raise ValidationError({"status": "The incident is already closed."})
-    if not incident.ico_decision:
-        raise ValidationError({"ico_decision": "Record the decision on notifying the ICO before closing."})
+    refusal = breach_close_refusal(incident=incident)
+    if refusal is not None:
+        raise ValidationError({"ico_decision": refusal.reason})
     incident.status = BreachIncident.Status.CLOSED
     incident.closed_at = timezone.now()
     incident.closed_by = actor

@@ -301,6 +301,7 @@ def _detail_context(user: User, incident: BreachIncident, **extra: object) -> di
         ),
         "subjects_form": subjects_form_for(incident),
         "close_form": CloseForm(),
+        "close_refusal": services.breach_close_refusal(incident=incident),
     }
     context.update(extra)
     return context

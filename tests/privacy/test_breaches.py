@@ -371,6 +371,29 @@ def test_a_notification_within_72_hours_needs_no_reasons(dpo, client):
     assert incident.ico_decision == "notify" and not incident.notified_late()
 
 
+def test_the_incident_says_it_cannot_be_closed_before_the_ico_decision_and_the_post_is_refused_alike(
+    dpo, client
+):
+    incident = record(dpo, aware=london(2026, 11, 30, 9, 0))
+    client.force_login(dpo)
+    url = f"/privacy/breaches/{incident.pk}/"
+    not_yet = "Record the decision on notifying the ICO before closing."
+
+    page = client.get(url).content.decode()
+    assert "Close the incident</button>" not in page and not_yet in page
+    refused = client.post(f"{url}decide/close/", {"closure_note": "Resolved"}).content.decode()
+    assert not_yet in refused
+    incident.refresh_from_db()
+    assert incident.status == BreachIncident.Status.OPEN
+
+    client.post(
+        f"{url}decide/ico/",
+        {"ico_decision": "notify", "ico_decision_reason": "Risk", "ico_notified_at": "2026-11-30T11:00"},
+    )
+    page = client.get(url).content.decode()
+    assert "Close the incident</button>" in page and not_yet not in page
+
+
 def test_telling_the_data_subjects_is_recorded_with_who_and_when(dpo, client):
     incident = record(dpo, aware=london(2026, 11, 30, 9, 0))
     client.force_login(dpo)
