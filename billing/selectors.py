@@ -24,6 +24,7 @@ from billing.models import (
     DunningAction,
     DunningStep,
     Invoice,
+    InvoiceDelivery,
     LedgerEntry,
     Payment,
     WriteOff,
@@ -102,6 +103,13 @@ def access_credit_note(user: User | AnonymousUser, pk: int) -> CreditNote:
     if note is None:
         raise Http404("No such credit note.")
     return note
+
+
+def invoice_delivery_of(user: User | AnonymousUser, invoice: Invoice) -> InvoiceDelivery | None:
+    """How the invoice (opened through ``access_invoice``) was emailed, for staff; a customer sees none."""
+    if getattr(user, "is_portal_user", True) or not user.has_perm("billing.view_invoice"):
+        return None
+    return InvoiceDelivery.objects.filter(invoice=invoice).first()
 
 
 def invoices_of_customer(user: User | AnonymousUser, customer: Customer) -> QuerySet[Invoice]:

@@ -277,6 +277,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.dunning_daily",
         "schedule": crontab(hour=8, minute=5),
     },
+    # Invoice emails still unsent an hour after their last try (a lost task, or retries spent while the
+    # mail server was down) are queued again; a delivery sends at most once whatever runs it.
+    "invoice-emails": {
+        "task": "billing.tasks.invoice_emails_sweep",
+        "schedule": crontab(minute=25),
+    },
     "verify-audit-chain": {
         "task": "accounts.tasks.verify_audit_chain_nightly",
         "schedule": crontab(hour=2, minute=15),
@@ -372,7 +378,12 @@ LOGGING = {
     "filters": {"redact_personal_data": {"()": "fusion_site.log_redaction.RedactPersonalDataFilter"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_personal_data"]}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # WeasyPrint (PDF documents) logs each rendering step, and each screen-only CSS property it does not
+        # know (the charts' SVG fill), on every document; fusion_site.pdf logs what matters (a refused URL).
+        "weasyprint": {"level": "ERROR"},
+    },
 }
 
 if not DEBUG:

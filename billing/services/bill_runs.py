@@ -381,6 +381,11 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
     )
     # The invoices go on their accounts in the same transaction (and account credit settles them).
     ledger_post_invoices(invoices=invoices, actor=actor)
+    # Each invoice is emailed to the customer with its PDF once this commits (one task per invoice). Imported
+    # here: the delivery reads the billing contact through direct_debit, which imports this module.
+    from billing.services.invoice_delivery import invoice_deliveries_queue
+
+    invoice_deliveries_queue(invoices=invoices, actor=actor)
     profile.next_invoice_number += len(invoices)
     save_with_actor(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
     bill_run.status = BillRun.Status.FINALISED

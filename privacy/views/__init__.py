@@ -26,8 +26,10 @@ from privacy.views.governance import (
     processors,
 )
 from privacy.views.requests import (
+    access_report_pdf,
     access_report_view,
     my_access_report,
+    my_access_report_pdf,
     my_requests,
     queue,
     register_download,
@@ -44,6 +46,7 @@ from privacy.views.retention import (
 )
 
 __all__ = [
+    "access_report_pdf",
     "access_report_view",
     "assessment_detail",
     "assessment_edit",
@@ -67,6 +70,7 @@ __all__ = [
     "legal_hold_lift_view",
     "legal_hold_set_view",
     "my_access_report",
+    "my_access_report_pdf",
     "my_data",
     "my_requests",
     "processor_detail",

@@ -22,6 +22,7 @@ from accounts.services import access_log_record, system_user
 from accounts.site_details import Visibility
 from billing.models import BillRun
 from billing.selectors import bill_runs_visible_to
+from fusion_site.pdf import pdf_response, render_pdf
 from privacy import access_report, charts, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, TRANSITIONS, PrivacyPermission, PrivacyRequest, State
@@ -429,35 +430,63 @@ def verify_identity(request: HttpRequest) -> HttpResponse:
     return render(request, "privacy/verify_identity.html", {"form": form})
 
 
-def _access_report(request: HttpRequest, customer: Customer, visibility: Any) -> HttpResponse:
+def _access_report(
+    request: HttpRequest, customer: Customer, visibility: Any, *, pdf: bool = False
+) -> HttpResponse:
     context = access_report.report_context(customer, visibility=visibility)
     context["generated_at"] = timezone.now()
+    if pdf:
+        content = render_pdf("privacy/access_report.html", context, request)
+        return pdf_response(
+            content, f"personal-data-{customer.reference}-{context['generated_at']:%Y-%m-%d}.pdf"
+        )
     return render(request, "privacy/access_report.html", context)
 
 
 @login_required
-def access_report_view(request: HttpRequest, reference: str) -> HttpResponse:
+def access_report_view(request: HttpRequest, reference: str, *, pdf: bool = False) -> HttpResponse:
     """Staff prepare a customer's Art. 15 report. Shown in clear only to staff who may reveal personal
-    data, and then logged as a reveal; otherwise masked, as on the Site Details page."""
+    data, and then logged as a reveal; otherwise masked, as on the Site Details page. The PDF is the same
+    report printed, and every download of it is logged as an export (masked or not)."""
     user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     customer = access_customer(user, reference)
     clear = pii.may_reveal_personal_data(user)
-    if clear:
+    if clear or pdf:
         access_log_record(
             user=user,
             customer=customer,
-            action=AccessLog.Action.REVEAL,
-            fields=["access_report"],
-            reason="Prepared the Art. 15 access report",
+            action=AccessLog.Action.EXPORT if pdf else AccessLog.Action.REVEAL,
+            fields=["access_report", *(["access_report_pdf"] if pdf else [])],
+            reason="Downloaded the Art. 15 access report as a PDF" + ("" if clear else " (masked)")
+            if pdf
+            else "Prepared the Art. 15 access report",
         )
-    return _access_report(request, customer, Visibility(personal=clear, payment=False))
+    return _access_report(request, customer, Visibility(personal=clear, payment=False), pdf=pdf)
 
 
 @login_required
-def my_access_report(request: HttpRequest) -> HttpResponse:
-    """A customer's own Art. 15 report, from the portal."""
+def access_report_pdf(request: HttpRequest, reference: str) -> HttpResponse:
+    return access_report_view(request, reference, pdf=True)
+
+
+@login_required
+def my_access_report(request: HttpRequest, *, pdf: bool = False) -> HttpResponse:
+    """A customer's own Art. 15 report, from the portal (the PDF download is logged, as the export is)."""
     user = signed_in_user(request)
     if user.customer is None:
         raise PermissionDenied
-    return _access_report(request, user.customer, Visibility(personal=True, payment=False))
+    if pdf:
+        access_log_record(
+            user=user,
+            customer=user.customer,
+            action=AccessLog.Action.EXPORT,
+            fields=["access_report", "access_report_pdf"],
+            reason="The customer downloaded its own Art. 15 access report as a PDF",
+        )
+    return _access_report(request, user.customer, Visibility(personal=True, payment=False), pdf=pdf)
+
+
+@login_required
+def my_access_report_pdf(request: HttpRequest) -> HttpResponse:
+    return my_access_report(request, pdf=True)
