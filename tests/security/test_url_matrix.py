@@ -254,6 +254,22 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         {*BILLING_READERS, Role.CUSTOMER},
         lambda w: f"/billing/invoices/{w.other_invoice.pk}/",
     ),
+    # PDF downloads: the page's scope exactly (another partner's or customer's document is 404).
+    "billing:invoice_pdf": (
+        lambda w: f"/billing/invoices/{w.invoice.pk}/pdf/",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/invoices/{w.other_invoice.pk}/pdf/",
+    ),
+    "billing:credit_note_pdf": (
+        lambda w: f"/billing/credit-notes/{_credit_note(w)}/pdf/",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/credit-notes/{_credit_note(w, other=True)}/pdf/",
+    ),
+    "billing:statement_pdf": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/statement.pdf",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/customers/{w.other_customer.reference}/account/statement.pdf",
+    ),
     "billing:credit_note": (
         lambda w: f"/billing/credit-notes/{_credit_note(w)}/",
         {*BILLING_READERS, Role.CUSTOMER},
@@ -368,6 +384,12 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
     "privacy:register": (lambda w: "/privacy/register.csv", NOBODY, None),  # an export: POST only
     "privacy:my_requests": (lambda w: "/privacy/my-requests/", PORTAL, None),
     "privacy:my_access_report": (lambda w: "/privacy/my-account/access-report/", PORTAL, None),
+    "privacy:my_access_report_pdf": (lambda w: "/privacy/my-account/access-report.pdf", PORTAL, None),
+    "privacy:access_report_pdf": (
+        lambda w: f"/privacy/customers/{w.customer.reference}/access-report.pdf",
+        REQUEST_READERS,
+        lambda w: f"/privacy/customers/{w.other_customer.reference}/access-report.pdf",
+    ),
     "privacy:access_report": (
         lambda w: f"/privacy/customers/{w.customer.reference}/access-report/",
         REQUEST_READERS,
