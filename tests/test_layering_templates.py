@@ -26,6 +26,9 @@ TEMPLATE_OWNERS = {
     "billing": "billing",
     "privacy": "privacy",
     "website": "privacy",  # the public website (privacy.website)
+    # The layout of every document (invoices, statements, the Art. 15 report) that fusion_site.pdf prints:
+    # the lowest layer's, so it may name no app's URL or permission.
+    "document.html": "fusion_site",
 }
 # The error pages (fusion_site.error_views, wired by fusion_site.urls) are site-wide too: a way back to the
 # staff home or, for a visitor, the public website; so are the page links every list includes.

@@ -346,10 +346,18 @@ def bill_run_approve(
 
 @recording_refusals
 @transaction.atomic
-def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.date | None = None) -> BillRun:
-    """Number the invoices gaplessly per partner, under a lock on the partner's counter, and freeze them.
+def bill_run_finalise(
+    *,
+    bill_run: BillRun,
+    actor: User,
+    issue_date: datetime.date | None = None,
+    email_invoices: bool = True,
+) -> BillRun:
+    """Number the invoices gaplessly per partner, under a lock on the partner's counter, and freeze them,
+    then (``email_invoices``) email each to its customer with its PDF once this commits.
 
-    A retried finalisation of a finalised run does nothing; two partners finalise independently."""
+    A retried finalisation of a finalised run does nothing; two partners finalise independently. The demo
+    data, finalising runs it dates months back, sends no email (``email_invoices=False``)."""
     bill_run = lock_bill_run(bill_run)
     if bill_run.status == BillRun.Status.FINALISED:
         return bill_run
@@ -385,7 +393,8 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
     # here: the delivery reads the billing contact through direct_debit, which imports this module.
     from billing.services.invoice_delivery import invoice_deliveries_queue
 
-    invoice_deliveries_queue(invoices=invoices, actor=actor)
+    if email_invoices:
+        invoice_deliveries_queue(invoices=invoices, actor=actor)
     profile.next_invoice_number += len(invoices)
     save_with_actor(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
     bill_run.status = BillRun.Status.FINALISED
