@@ -73,7 +73,7 @@ from billing.services.dunning import dunning_step_create, dunning_step_update
 from billing.services.ledger import write_off_approve, write_off_reject, write_off_request
 from billing.services.payments import payment_reallocate, payment_record, payment_refund
 from fusion_site.money import format_money
-from fusion_site.pdf import pdf_response, render_pdf
+from fusion_site.pdf import pdf_download
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
 INVOICES_PER_PAGE = 50
@@ -335,8 +335,9 @@ def invoice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     invoice = selectors.access_invoice(user, pk)
     recipient = _invoice_recipient(user, invoice, log_reveal=False)
     _log_download(user, invoice.customer, f"invoice {invoice.number or f'draft #{invoice.pk}'}")
-    content = render_pdf("billing/invoice.html", documents.invoice_context(invoice, recipient), request)
-    return pdf_response(content, documents.invoice_filename(invoice))
+    context = documents.invoice_context(invoice, recipient)
+    filename = documents.invoice_filename(invoice)
+    return pdf_download(documents.INVOICE_TEMPLATE, context, request=request, filename=filename)
 
 
 @login_required
@@ -345,8 +346,9 @@ def credit_note_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     note = selectors.access_credit_note(user, pk)
     recipient = _invoice_recipient(user, note.invoice, log_reveal=False)
     _log_download(user, note.invoice.customer, f"credit note {note.number}")
-    content = render_pdf("billing/credit_note.html", documents.credit_note_context(note, recipient), request)
-    return pdf_response(content, documents.credit_note_filename(note))
+    context = documents.credit_note_context(note, recipient)
+    filename = documents.credit_note_filename(note)
+    return pdf_download(documents.CREDIT_NOTE_TEMPLATE, context, request=request, filename=filename)
 
 
 def _log_download(user: User, customer: Customer | None, document: str) -> None:
@@ -550,8 +552,8 @@ def customer_statement_pdf(request: HttpRequest, reference: str) -> HttpResponse
         ),
     )
     context = documents.statement_context(customer, portal=portal)
-    content = render_pdf(documents.STATEMENT_TEMPLATE, context, request)
-    return pdf_response(content, documents.statement_filename(customer, timezone.localdate()))
+    filename = documents.statement_filename(customer, timezone.localdate())
+    return pdf_download(documents.STATEMENT_TEMPLATE, context, request=request, filename=filename)
 
 
 @login_required

@@ -106,6 +106,23 @@ def render_pdf(template_name: str, context: dict[str, Any], request: HttpRequest
     return bytes(document.write_pdf())
 
 
+def pdf_download(
+    template_name: str, context: dict[str, Any], *, request: HttpRequest, filename: str
+) -> HttpResponse:
+    """The template as a PDF attachment; where WeasyPrint cannot run, a 503 that says why instead of a
+    server error (the system check has said so at start-up too)."""
+    try:
+        content = render_pdf(template_name, context, request)
+    except PdfUnavailable as exc:
+        logger.error("PDF download refused: %s", exc)
+        return HttpResponse(
+            "PDF documents cannot be made on this server at the moment. The page itself can be printed.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+    return pdf_response(content, filename)
+
+
 def pdf_response(content: bytes, filename: str) -> HttpResponse:
     """A PDF download: an attachment with a plain file name, never stored by a cache."""
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in filename)

@@ -26,11 +26,14 @@ from billing import documents
 from billing.models import Invoice, InvoiceDelivery
 from billing.services.direct_debit import notice_addresses
 from fusion_site.money import format_money
+from fusion_site.pdf import PdfUnavailable
 
 INVOICE_DELIVERY_JOB = "invoice-delivery"
 NO_ADDRESS = "No billing or primary contact with an email address"
 # What a retry may cure: the mail server refusing or unreachable. Anything else is a defect, not retried.
 TRANSIENT_MAIL_ERRORS: tuple[type[BaseException], ...] = (smtplib.SMTPException, OSError)
+# A server that cannot make PDFs (Pango missing) is recorded and tried again too, once it is installed.
+RETRIED_FAILURES: tuple[type[BaseException], ...] = (*TRANSIENT_MAIL_ERRORS, PdfUnavailable)
 
 
 class InvoiceDeliveryFailed(Exception):
@@ -84,9 +87,9 @@ def _error_text(exc: BaseException) -> str:
 def invoice_delivery_send(*, delivery_id: int) -> InvoiceDelivery:
     """Email the invoice with its PDF to the customer's billing contact (else the primary contact), once.
 
-    A delivery already sent sends nothing. A mail server failure is recorded on the row (attempts, kind of
-    error, status failed) and raised again, for the task to retry; a customer with no address to send to
-    is recorded as failed and not retried."""
+    A delivery already sent sends nothing. A mail server failure, or a server that cannot make PDFs, is
+    recorded on the row (attempts, kind of error, status failed) and raised again, for the task to retry;
+    a customer with no address to send to is recorded as failed and not retried."""
     actor = system_user(job=INVOICE_DELIVERY_JOB)
     failure: str = ""
     with transaction.atomic():
@@ -106,7 +109,7 @@ def invoice_delivery_send(*, delivery_id: int) -> InvoiceDelivery:
             delivery.recipient = mask_email(address)
             try:
                 _message(invoice, address).send(fail_silently=False)
-            except TRANSIENT_MAIL_ERRORS as exc:
+            except RETRIED_FAILURES as exc:
                 failure = _error_text(exc)
                 delivery.status, delivery.last_error = InvoiceDelivery.Status.FAILED, failure
             else:

@@ -22,7 +22,7 @@ from accounts.services import access_log_record, system_user
 from accounts.site_details import Visibility
 from billing.models import BillRun
 from billing.selectors import bill_runs_visible_to
-from fusion_site.pdf import pdf_response, render_pdf
+from fusion_site.pdf import pdf_download
 from privacy import access_report, charts, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, TRANSITIONS, PrivacyPermission, PrivacyRequest, State
@@ -436,10 +436,8 @@ def _access_report(
     context = access_report.report_context(customer, visibility=visibility)
     context["generated_at"] = timezone.now()
     if pdf:
-        content = render_pdf("privacy/access_report.html", context, request)
-        return pdf_response(
-            content, f"personal-data-{customer.reference}-{context['generated_at']:%Y-%m-%d}.pdf"
-        )
+        filename = f"personal-data-{customer.reference}-{context['generated_at']:%Y-%m-%d}.pdf"
+        return pdf_download("privacy/access_report.html", context, request=request, filename=filename)
     return render(request, "privacy/access_report.html", context)
 
 

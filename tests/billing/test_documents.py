@@ -175,6 +175,16 @@ def test_missing_system_libraries_fail_with_the_debian_package_to_install(monkey
         pdf.render_pdf("billing/invoice.html", {})
 
 
+def test_a_download_where_pdfs_cannot_be_made_says_so(client, billed, finance, monkeypatch):
+    monkeypatch.setattr(pdf, "weasyprint_problem", lambda: "WeasyPrint cannot load its system libraries")
+    client.force_login(finance)
+
+    response = client.get(f"/billing/invoices/{billed.pk}/pdf/")
+
+    assert response.status_code == 503
+    assert "PDF documents cannot be made" in response.content.decode()
+
+
 # Emailed at finalisation.
 
 
