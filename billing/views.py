@@ -334,7 +334,9 @@ def invoice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     user = signed_in_user(request)
     invoice = selectors.access_invoice(user, pk)
     recipient = _invoice_recipient(user, invoice, log_reveal=False)
-    _log_download(user, invoice.customer, f"invoice {invoice.number or f'draft #{invoice.pk}'}")
+    _log_download(
+        user, invoice.customer, f"invoice {invoice.number or f'draft #{invoice.pk}'}", "invoice_pdf"
+    )
     context = documents.invoice_context(invoice, recipient)
     filename = documents.invoice_filename(invoice)
     return pdf_download(documents.INVOICE_TEMPLATE, context, request=request, filename=filename)
@@ -345,13 +347,13 @@ def credit_note_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     user = signed_in_user(request)
     note = selectors.access_credit_note(user, pk)
     recipient = _invoice_recipient(user, note.invoice, log_reveal=False)
-    _log_download(user, note.invoice.customer, f"credit note {note.number}")
+    _log_download(user, note.invoice.customer, f"credit note {note.number}", "credit_note_pdf")
     context = documents.credit_note_context(note, recipient)
     filename = documents.credit_note_filename(note)
     return pdf_download(documents.CREDIT_NOTE_TEMPLATE, context, request=request, filename=filename)
 
 
-def _log_download(user: User, customer: Customer | None, document: str) -> None:
+def _log_download(user: User, customer: Customer | None, document: str, field: str) -> None:
     """A document downloaded as a PDF is an export of the customer's data: logged like the portability
     export's downloads (who, which customer, what, why), the customer's own included. A customer erased
     since (the invoice kept by law, naming no one) has no account to log against."""
@@ -362,7 +364,7 @@ def _log_download(user: User, customer: Customer | None, document: str) -> None:
         user=user,
         customer=customer,
         action=AccessLog.Action.EXPORT,
-        fields=[f"{document.split()[0]}_pdf", *(["customer_name", "customer_address"] if clear else [])],
+        fields=[field, *(["customer_name", "customer_address"] if clear else [])],
         reason=(
             f"The customer downloaded its own {document} as a PDF"
             if user.is_portal_user
@@ -543,7 +545,7 @@ def customer_statement_pdf(request: HttpRequest, reference: str) -> HttpResponse
         user=user,
         customer=customer,
         action=AccessLog.Action.EXPORT,
-        fields=["statement.pdf"],
+        fields=["statement_pdf"],
         reason=(
             "The customer downloaded its own statement as a PDF"
             if portal

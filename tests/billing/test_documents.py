@@ -117,6 +117,8 @@ def test_credit_note_and_statement_pdfs(client, billed, finance):
     assert f"Statement of account {billed.customer.reference}" in text
     assert billed.number in text and note.number in text
     assert "Write-offs" not in text and "Dunning" not in text
+    logged = {e.fields[0] for e in AccessLog.objects.filter(user=finance, action=AccessLog.Action.EXPORT)}
+    assert logged == {"credit_note_pdf", "statement_pdf"}
 
 
 def test_the_access_report_pdf_for_staff_and_for_the_customer(client, customer, dpo, make_user):
