@@ -464,8 +464,11 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
     ),
 }
 # Answer anyone: the login page itself, logging out (POST only; GET is 405), the public website (tested in
-# tests/privacy/test_website*.py and tests/browser/) and the page where a subject enters an identity code.
+# tests/privacy/test_website*.py and tests/browser/), the page where a subject enters an identity code, and
+# the health probes, which show no data (tests/test_health.py).
 PUBLIC = {
+    "healthz",
+    "readyz",
     "login",
     "logout",
     "privacy:verify_identity",
