@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: install run test test-dates lint worker beat bench bench-smoke mutation serve migrate collectstatic preflight
+.PHONY: install run test test-dates lint worker beat bench bench-smoke mutation serve migrate collectstatic preflight install-production
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -54,15 +54,23 @@ beat: install
 # Production (deploy/GUIDE.md): the settings with DJANGO_DEBUG=false, which refuse to load without the
 # secrets and keys; PostgreSQL, Redis and the broker from the environment or .env. `make serve` never
 # migrates: it refuses to start while a migration is unapplied (`make migrate` first, on purpose).
+# These targets install nothing when .venv exists, so a production machine keeps `make install-production`.
 PRODUCTION_ENV := DJANGO_DEBUG=false
 
-migrate: install
+$(PY):
+	$(MAKE) install
+
+# A production machine installs the runtime dependencies only (no test, lint or browser tools).
+install-production: $(UV)
+	$(UV) sync --frozen --no-dev --python $(PYTHON) --quiet
+
+migrate: $(PY)
 	$(PRODUCTION_ENV) $(PY) manage.py migrate --noinput
 
-collectstatic: install
+collectstatic: $(PY)
 	$(PRODUCTION_ENV) $(PY) manage.py collectstatic --noinput
 
-preflight: install
+preflight: $(PY)
 	$(PRODUCTION_ENV) $(PY) manage.py check --deploy --fail-level WARNING
 	$(PRODUCTION_ENV) $(PY) manage.py preflight
 

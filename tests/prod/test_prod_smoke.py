@@ -224,7 +224,17 @@ def wait_until_ready(browser: Browser, processes: dict[str, subprocess.Popen[byt
     pytest.fail(f"/readyz never answered 200: {last!r}\n{(logs / 'web.log').read_text()}")
 
 
-SETUP_SCRIPT = """
+# The last calendar month before today (real_clock: these run in other processes, on the real clock).
+LAST_MONTH = """
+import datetime
+from django.utils import timezone
+period_end = timezone.localdate().replace(day=1) - datetime.timedelta(days=1)
+period_start = period_end.replace(day=1)
+"""
+
+SETUP_SCRIPT = (
+    LAST_MONTH
+    + """
 import io, json
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts.models import Role
@@ -241,21 +251,23 @@ device = TOTPDevice.objects.create(user=agent, name="phone", confirmed=True)
 rows = ["cli,dialled_number,start_time,duration,call_type,call_reference"]
 for number, customer in enumerate(customers):
     cli = national_phone_digits(customer.lines.get().cli)
-    rows.append(f"{cli},01134960000,2026-10-0{number + 1}T10:00:00,600,voice,S{number}")
+    rows.append(f"{cli},01134960000,{period_start.isoformat()}T1{number}:00:00,600,voice,S{number}")
 call_import_run(partner=partner, stream=io.StringIO("\\n".join(rows)), file_name="s.csv", actor=agent)
 print(json.dumps({"partner": partner.pk, "agent": agent.pk, "totp_key": device.key}))
 """
+)
 
-BILL_RUN_SCRIPT = """
-import datetime, json, time
+BILL_RUN_SCRIPT = (
+    LAST_MONTH
+    + """
+import json, time
 from accounts.models import User
 from billing.models import BillRun
 from billing.services.bill_runs import bill_run_create, bill_run_start_calculation
 
 agent = User.objects.get(email="smoke-agent@fusion.test")
 bill_run = bill_run_create(
-    partner=agent.partner, period_start=datetime.date(2026, 10, 1), period_end=datetime.date(2026, 10, 31),
-    actor=agent,
+    partner=agent.partner, period_start=period_start, period_end=period_end, actor=agent,
 )
 bill_run_start_calculation(bill_run=bill_run, actor=agent)
 deadline = time.monotonic() + 120
@@ -266,6 +278,7 @@ while time.monotonic() < deadline:
     time.sleep(0.5)
 print(json.dumps({"status": bill_run.status, "invoices": bill_run.invoices.count()}))
 """
+)
 
 
 def test_production_serves_and_works_on_postgresql_and_redis(smoke_database, tmp_path):
