@@ -276,8 +276,6 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
-# The worker keeps the LOGGING below (JSON lines, redaction) instead of installing its own handlers.
-CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # One queue per kind of work, so a deployment can give each its own workers: a long call import or
 # retention run never holds up a bill run's chunks, and mail (the breach clock's reminders among it)
 # never waits behind either. `make worker` consumes them all; `make worker QUEUES=imports` one.

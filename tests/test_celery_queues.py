@@ -70,3 +70,24 @@ def test_make_worker_consumes_every_queue_by_default():
     assert default is not None
     assert set(default.group(1).split(",")) == QUEUES
     assert "--queues=$(QUEUES)" in makefile
+
+
+def test_workers_keep_djangos_logging():
+    """Celery would otherwise put its own plain-text handlers on the root and task loggers, so a worker's
+    lines would be neither JSON nor carry the request id field."""
+    import logging
+
+    from celery.app.log import Logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    was_setup = Logging._setup
+    try:
+        celery_app.log.already_setup = False
+        celery_app.log.setup_logging_subsystem(loglevel="INFO")
+        assert root.handlers == before
+        task_handlers = logging.getLogger("celery.task").handlers
+        assert all(isinstance(handler, logging.NullHandler) for handler in task_handlers), task_handlers
+    finally:
+        Logging._setup = was_setup
+        celery_app.log.already_setup = was_setup
