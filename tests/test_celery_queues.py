@@ -83,11 +83,10 @@ def test_workers_keep_djangos_logging():
     before = list(root.handlers)
     was_setup = Logging._setup
     try:
-        celery_app.log.already_setup = False
+        Logging._setup = False  # as in a freshly started worker
         celery_app.log.setup_logging_subsystem(loglevel="INFO")
         assert root.handlers == before
         task_handlers = logging.getLogger("celery.task").handlers
         assert all(isinstance(handler, logging.NullHandler) for handler in task_handlers), task_handlers
     finally:
         Logging._setup = was_setup
-        celery_app.log.already_setup = was_setup
