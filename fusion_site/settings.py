@@ -283,8 +283,8 @@ CELERY_QUEUE_NAMES = ("imports", "bill_runs", "privacy", "mail", "default")
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
 CELERY_TASK_DEFAULT_QUEUE = "default"
 # The first pattern that matches a task's name wins (Celery tries exact names, then the globs in order),
-# and a task that none matches goes to the default queue;
-# tests/test_celery_queues.py checks that every registered task lands in one of the queues above.
+# and a task that none matches goes to the default queue. tests/test_celery_queues.py checks that every
+# registered task lands in one of the queues above.
 CELERY_TASK_ROUTES = {
     "billing.tasks.import_*": {"queue": "imports"},
     "billing.tasks.calculate_bill_run*": {"queue": "bill_runs"},

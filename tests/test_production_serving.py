@@ -50,7 +50,7 @@ print(json.dumps({
 """
 
 
-def run(args: list[str], env: dict[str, str], timeout: int = 300) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], env: dict[str, str], timeout: int = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter and manage.py
         [sys.executable, *args],
         cwd=ROOT,
