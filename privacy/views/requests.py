@@ -22,7 +22,8 @@ from accounts.services import access_log_record, system_user
 from accounts.site_details import Visibility
 from billing.models import BillRun
 from billing.selectors import bill_runs_visible_to
-from privacy import access_report, charts, register, selectors
+from fusion_site.charts import Axis, bar_chart
+from privacy import access_report, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, TRANSITIONS, PrivacyPermission, PrivacyRequest, State
 from privacy.services.requests.carrying_out import privacy_request_complete, privacy_request_lift_restriction
@@ -61,9 +62,17 @@ def queue(request: HttpRequest) -> HttpResponse:
     months, counts = selectors.requests_by_kind_and_month(
         selectors.privacy_requests_visible_to(user), months=CHART_MONTHS, today=today
     )
-    chart = charts.stacked_bars(
-        [f"{month:%b %y}" for month in months],
-        [(label, [counts[kind][month] for month in months]) for kind, label in PrivacyRequest.Kind.choices],
+    chart = bar_chart(
+        key="requests",
+        title="Requests received per month, by kind",
+        x_axis=Axis("Month received"),
+        y_axis=Axis("Received", "requests"),
+        labels=[f"{month:%b %y}" for month in months],
+        series=[
+            (str(label), [counts[kind][month] for month in months])
+            for kind, label in PrivacyRequest.Kind.choices
+        ],
+        stacked=True,
     )
     context = {
         "rows": rows,

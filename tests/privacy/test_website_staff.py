@@ -56,7 +56,7 @@ def test_dpo_sees_every_kind_with_consent_version_and_a_chart(client, dpo, submi
     page = client.get(reverse("website_staff:submissions")).content.decode()
     assert "Job application (1)" in page and "Privacy request (1)" in page
     assert f"notice v{notice.version}" in page
-    assert '<svg class="chart"' in page
+    assert '<figure class="chart" id="chart-submissions"' in page
     detail = client.get(
         reverse("website_staff:submission", args=[submissions["contact"].pk])
     ).content.decode()
