@@ -31,7 +31,7 @@ from privacy.services.requests.workflow import (
 )
 from privacy.views import requests as request_views
 from tests.billing.factories import billing_profile, calculated_run, month
-from tests.chart_pages import chart_data
+from tests.chart_pages import chart_data, chart_table
 from tests.privacy.conftest import receive
 
 # The outcome turns on today's date: CI runs this module again at other frozen instants.
@@ -82,6 +82,8 @@ def test_queue_orders_by_due_date_highlights_and_draws_the_chart(
     this_month = data["labels"].index(f"{today:%b %y}")
     received = {series["label"]: series["values"][this_month] for series in data["series"]}
     assert (received["Portability"], received["Rectification"]) == (1, 1)
+    table = chart_table(html, "requests")
+    assert table[0][0] == "Month received" and len(table) == len(data["labels"]) + 1
 
 
 def test_queue_query_count_does_not_grow_with_requests(client, dpo, customer, django_assert_num_queries):
