@@ -39,7 +39,8 @@
         texts: series.texts,
         backgroundColor: colour,
         borderColor: colour,
-        borderWidth: 0
+        borderWidth: 0,
+        maxBarThickness: 64 // one customer's bar is a bar, not the whole width
       };
     });
   }
