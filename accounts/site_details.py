@@ -280,6 +280,8 @@ def page_context(customer: Customer, *, user: User, visibility: Visibility) -> d
         "may_edit_sites": user.has_perm("accounts.change_site")
         and (user.is_portal_user or pii.may_reveal_personal_data(user)),
         "may_order": user.has_perm("accounts.add_provisioningorder"),
+        "may_add_sites": not user.is_portal_user and user.has_perm("accounts.add_site"),
+        "may_add_contacts": not user.is_portal_user and user.has_perm("accounts.add_contact"),
         "order_kinds": loaded.provisioning_orders.model.Kind.choices,
         # What billing and privacy add (their invoices, exports, resuming billing), through their hook.
         "links": site_details_links(loaded, user=user),
