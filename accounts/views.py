@@ -214,7 +214,9 @@ def _add_page(request: HttpRequest, reference: str, what: str) -> HttpResponse:
         try:
             create(customer=customer, actor=user, **form.cleaned_data)
         except ValidationError as exc:
-            for name, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():
+            for name, errors in (
+                exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
+            ).items():
                 form.add_error(name if name in form.fields else None, errors)
         else:
             messages.success(request, done_message)

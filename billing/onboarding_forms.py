@@ -243,7 +243,7 @@ class OnboardingForms:
             "bank": self.bank,
             "tariff": self.customer,
         }
-        for key, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():
+        for key, errors in (exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}).items():
             parts = (key or "").split(".")
             if parts[0] == "lines" and len(parts) == 3 and parts[1].isdigit():
                 form = self.lines.forms[int(parts[1]) - 1]

@@ -201,7 +201,9 @@ def line_add_page(request: HttpRequest, reference: str) -> HttpResponse:
                 actor=user,
             )
         except ValidationError as exc:
-            for name, errors in getattr(exc, "error_dict", {None: exc.error_list}).items():
+            for name, errors in (
+                exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
+            ).items():
                 form.add_error(name if name in form.fields else None, errors)
         else:
             messages.success(request, "Line added.")
