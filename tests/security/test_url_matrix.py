@@ -422,6 +422,10 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
     "privacy:register": (lambda w: "/privacy/register.csv", NOBODY, None),  # an export: POST only
     "privacy:my_requests": (lambda w: "/privacy/my-requests/", PORTAL, None),
     "privacy:my_access_report": (lambda w: "/privacy/my-account/access-report/", PORTAL, None),
+    "privacy:my_access_log": (lambda w: "/privacy/my-account/access-log/", PORTAL, None),
+    # Asking about an entry is POST only; another customer's entry answering 404 is tested in
+    # tests/privacy/test_access_log_portal.py.
+    "privacy:ask_about_access": (lambda w: "/privacy/my-account/access-log/1/ask/", NOBODY, None),
     "privacy:access_report": (
         lambda w: f"/privacy/customers/{w.customer.reference}/access-report/",
         REQUEST_READERS,
