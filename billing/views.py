@@ -24,7 +24,7 @@ from accounts.pii import mask_text, may_reveal_personal_data
 from accounts.security import signed_in_user
 from accounts.selectors import access_customer, is_outside_users_partner
 from accounts.services import access_log_record
-from billing import charts, documents, selectors
+from billing import documents, selectors
 from billing.forms import (
     AgedDebtForm,
     ApproveForm,
@@ -72,6 +72,7 @@ from billing.services.direct_debit_representation import (
 from billing.services.dunning import dunning_step_create, dunning_step_update
 from billing.services.ledger import write_off_approve, write_off_reject, write_off_request
 from billing.services.payments import payment_reallocate, payment_record, payment_refund
+from fusion_site.charts import MONEY, Axis, bar_chart
 from fusion_site.money import format_money
 from fusion_site.pdf import pdf_download
 
@@ -149,7 +150,16 @@ def _bill_run_page(
 ) -> HttpResponse:
     previous, variance_rows = selectors.variance(bill_run, threshold_percent=VARIANCE_THRESHOLD_PERCENT)
     exceptions = selectors.exceptions_by_kind(bill_run)
-    chart = charts.diverging_bars([(row.customer_reference, row.change) for row in variance_rows[:40]])
+    charted = variance_rows[:40]
+    chart = bar_chart(
+        key="variance",
+        title="Change in net total per customer",
+        x_axis=Axis("Customer"),
+        y_axis=Axis("Change in net total", MONEY),
+        labels=[row.customer_reference for row in charted],
+        series=[("Change in net total", [row.change for row in charted])],
+        signed=True,
+    )
     invoice_query = request.GET.get("q", "")
     # An out-of-range or malformed page number shows the last (or first) page, as the other lists do.
     invoices = Paginator(
@@ -726,14 +736,18 @@ def _aged_debt(request: HttpRequest) -> tuple[AgedDebtForm, datetime.date, list[
 def aged_debt_report(request: HttpRequest) -> HttpResponse:
     form, as_of, rows = _aged_debt(request)
     buckets = selectors.AGED_DEBT_BUCKETS
-    chart = charts.stacked_money_bars(
-        [label for _key, label, *_days in buckets],
-        [(row.partner.name, [row.buckets[key] for key, *_rest in buckets]) for row in rows],
+    # One column per bucket, one segment per partner; the table below gives each partner's amounts.
+    chart = bar_chart(
+        key="aged-debt",
+        title=f"Outstanding by days past due on {as_of.day} {as_of:%b %Y}",
+        x_axis=Axis("Past due", "days"),
+        y_axis=Axis("Outstanding", MONEY),
+        labels=[label for _key, label, *_days in buckets],
+        series=[(row.partner.name, [row.buckets[key] for key, *_rest in buckets]) for row in rows],
+        stacked=True,
     )
     totals = {key: sum((row.buckets[key] for row in rows), Decimal("0.00")) for key, *_rest in buckets}
     grand_total = sum(totals.values(), Decimal("0.00"))
-    # The chart's text alternative says what the bars show; the table below gives each partner's amounts.
-    chart_text = "; ".join(f"{label}: {format_money(totals[key])}" for key, label, *_days in buckets)
     context = {
         "form": form,
         "as_of": as_of,
@@ -742,8 +756,6 @@ def aged_debt_report(request: HttpRequest) -> HttpResponse:
         "totals": [totals[key] for key, *_rest in buckets],
         "grand_total": grand_total,
         "chart": chart,
-        "chart_text": f"Outstanding by days past due, all partners shown: {chart_text}; "
-        f"total {format_money(grand_total)}.",
         "csv_query": request.GET.urlencode(),
     }
     return render(request, "billing/aged_debt.html", context)

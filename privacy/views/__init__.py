@@ -1,6 +1,7 @@
 """Privacy pages, one module per concern: the request workflow, the data map with erasure previews, and
 portability exports."""
 
+from privacy.views.access_log import ask_about_access, my_access_log
 from privacy.views.breaches import (
     breach_affected,
     breach_affected_csv,
@@ -48,6 +49,7 @@ from privacy.views.retention import (
 __all__ = [
     "access_report_pdf",
     "access_report_view",
+    "ask_about_access",
     "assessment_detail",
     "assessment_edit",
     "assessment_new",
@@ -69,6 +71,7 @@ __all__ = [
     "export_download",
     "legal_hold_lift_view",
     "legal_hold_set_view",
+    "my_access_log",
     "my_access_report",
     "my_access_report_pdf",
     "my_data",

@@ -9,12 +9,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import pii
+from accounts import access_transparency, pii
 from accounts.models import AccessLog, Contact, Customer, User
 from accounts.security import signed_in_user
 from accounts.selectors import access_customer, customers_visible_to
@@ -22,8 +23,9 @@ from accounts.services import access_log_record, system_user
 from accounts.site_details import Visibility
 from billing.models import BillRun
 from billing.selectors import bill_runs_visible_to
+from fusion_site.charts import Axis, bar_chart
 from fusion_site.pdf import pdf_download
-from privacy import access_report, charts, register, selectors
+from privacy import access_report, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, TRANSITIONS, PrivacyPermission, PrivacyRequest, State
 from privacy.services.requests.carrying_out import privacy_request_complete, privacy_request_lift_restriction
@@ -53,25 +55,49 @@ def _require(user: User, permission: PrivacyPermission) -> None:
         raise PermissionDenied
 
 
+QUEUE_PER_PAGE = 50
+
+
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
+    """The open requests, soonest deadline first, 50 a page, optionally of one kind or urgency; the
+    figures count the whole queue in the database, whatever the filter."""
     user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     today = timezone.localdate()
-    rows = [(item, selectors.urgency_of(item, today=today)) for item in selectors.open_queue(user)[:500]]
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in PrivacyRequest.Kind.values else ""
+    due = request.GET.get("due", "")
+    due = due if due in selectors.QUEUE_DUE_FILTERS else ""
+    page = Paginator(
+        selectors.open_queue_filtered(user, kind=kind, due=due, today=today), QUEUE_PER_PAGE
+    ).get_page(request.GET.get("page"))
+    rows = [(item, selectors.urgency_of(item, today=today)) for item in page]
     months, counts = selectors.requests_by_kind_and_month(
         selectors.privacy_requests_visible_to(user), months=CHART_MONTHS, today=today
     )
-    chart = charts.stacked_bars(
-        [f"{month:%b %y}" for month in months],
-        [(label, [counts[kind][month] for month in months]) for kind, label in PrivacyRequest.Kind.choices],
+    chart = bar_chart(
+        key="requests",
+        title="Requests received per month, by kind",
+        x_axis=Axis("Month received"),
+        y_axis=Axis("Received", "requests"),
+        labels=[f"{month:%b %y}" for month in months],
+        series=[
+            (str(label), [counts[kind][month] for month in months])
+            for kind, label in PrivacyRequest.Kind.choices
+        ],
+        stacked=True,
     )
     context = {
+        "page": page,
         "rows": rows,
         "today": today,
         "chart": chart,
-        "overdue": sum(1 for _item, urgency in rows if urgency.overdue),
-        "due_this_week": sum(1 for _item, urgency in rows if urgency.due_this_week),
+        "figures": selectors.queue_figures(selectors.open_queue(user), today=today),
+        "kind": kind,
+        "kinds": PrivacyRequest.Kind.choices,
+        "due": due,
+        "due_filters": selectors.QUEUE_DUE_FILTERS.items(),
         "may_add": user.has_perm(PrivacyPermission.ADD),
         "may_download_register": user.has_perm(PrivacyPermission.CHANGE),
     }
@@ -302,6 +328,27 @@ def _subject_view(item: PrivacyRequest, user: User) -> dict[str, str]:
     return {"email": email, "details": item.details}
 
 
+@dataclass(frozen=True)
+class AskedEntry:
+    """The access-log entry a customer asked about, as staff see it: who by name as well as role."""
+
+    entry: AccessLog
+    shown: access_transparency.PortalEntry
+
+
+def _asked_entry(item: PrivacyRequest) -> AskedEntry | None:
+    if item.access_log_entry_id is None or item.customer is None or item.customer_id is None:
+        return None
+    entry = (
+        AccessLog.objects.filter(pk=item.access_log_entry_id, customer_id=item.customer_id)
+        .select_related("user__partner")
+        .first()
+    )
+    if entry is None:
+        return None
+    return AskedEntry(entry, access_transparency.describe(entry, customer=item.customer))
+
+
 @login_required
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = signed_in_user(request)
@@ -314,6 +361,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "steps": _steps_for(item, user),
         "urgency": selectors.urgency_of(item, today=timezone.localdate()),
         "duplicates": list(item.duplicates.filter(state__in=OPEN_STATES).only("id")),
+        "asked_entry": _asked_entry(item),
         # A restriction may have to hold a whole bill run too: the runs it could be restricted in.
         "open_bill_runs": (
             list(

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('billing', '0020_representation_submissions'),
+        ('billing', '0022_product_catalogue_roles'),
     ]
 
     operations = [
