@@ -6,7 +6,7 @@ PY := .venv/bin/python
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := .venv
 
-.PHONY: install run test test-dates lint worker beat bench bench-smoke mutation
+.PHONY: install run test test-dates lint worker beat bench bench-smoke mutation serve migrate collectstatic preflight install-production
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -48,11 +48,41 @@ test-dates: install
 	  FUSION_TEST_NOW=$$instant .venv/bin/pytest -q -p no:cacheprovider -m date_sensitive; \
 	done
 
+# Celery: one queue per kind of work (CELERY_TASK_ROUTES in fusion_site/settings.py). `make worker` consumes
+# them all; a deployment gives a kind its own workers with e.g. `make worker QUEUES=imports`.
+QUEUES ?= imports,bill_runs,privacy,mail,default
+
 worker: install
-	.venv/bin/celery -A fusion_site worker --loglevel=INFO
+	.venv/bin/celery -A fusion_site worker --queues=$(QUEUES) --loglevel=INFO
 
 beat: install
 	.venv/bin/celery -A fusion_site beat --loglevel=INFO
+
+# Production (deploy/GUIDE.md): the settings with DJANGO_DEBUG=false, which refuse to load without the
+# secrets and keys; PostgreSQL, Redis and the broker from the environment or .env. `make serve` never
+# migrates: it refuses to start while a migration is unapplied (`make migrate` first, on purpose).
+# These targets install nothing when .venv exists, so a production machine keeps `make install-production`.
+PRODUCTION_ENV := DJANGO_DEBUG=false
+
+$(PY):
+	$(MAKE) install
+
+# A production machine installs the runtime dependencies only (no test, lint or browser tools).
+install-production: $(UV)
+	$(UV) sync --frozen --no-dev --python $(PYTHON) --quiet
+
+migrate: $(PY)
+	$(PRODUCTION_ENV) $(PY) manage.py migrate --noinput
+
+collectstatic: $(PY)
+	$(PRODUCTION_ENV) $(PY) manage.py collectstatic --noinput
+
+preflight: $(PY)
+	$(PRODUCTION_ENV) $(PY) manage.py check --deploy --fail-level WARNING
+	$(PRODUCTION_ENV) $(PY) manage.py preflight
+
+serve: collectstatic preflight
+	$(PRODUCTION_ENV) .venv/bin/gunicorn --config deploy/gunicorn_conf.py
 
 BENCHES := bench/site_details.py bench/bill_run.py bench/privacy_erasure.py bench/privacy_export.py bench/retention.py bench/payments.py
 

@@ -30,7 +30,7 @@ from accounts.admin_scoping import (
     copy_saved,
 )
 from accounts.audit import audit_record
-from accounts.forms import UserChangeForm, UserCreationForm
+from accounts.forms import SiteChoiceField, UserChangeForm, UserCreationForm
 from accounts.models import (
     AccessLog,
     AuditEvent,
@@ -348,6 +348,27 @@ class LineAdmin(UpdatedByServiceMixin, CustomerChildAdmin):
     list_filter = ["line_type", ("end_date", admin.EmptyFieldListFilter)]
     search_fields = ["customer__name"]
     search_blind_indexes = {"phone": ["cli_index"]}
+
+    search_help_text = "The line's number in any UK format (exact), or whole words of the customer's name."
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "site":
+            # Named so that the many "Head office" sites can be told apart (accounts.forms.site_choice_label).
+            kwargs["form_class"] = SiteChoiceField
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if db_field.name == "site" and field is not None:
+            field.queryset = field.queryset.select_related("customer")
+        return field
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        site = form.base_fields.get("site")
+        # Only the line's own customer's sites: the saved line's, or the one the add form was opened for
+        # (?customer=<id>, as the Site Details page links it).
+        customer_id = obj.customer_id if obj is not None else request.GET.get("customer", "")
+        if site is not None and str(customer_id).isdigit():
+            site.queryset = site.queryset.filter(customer_id=customer_id)
+        return form
 
     update_service = staticmethod(services.line_update)
     updated_as = "line"

@@ -6,8 +6,12 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts and Site Details"
 
     def ready(self) -> None:
+        from accounts import audit_keys
         from accounts import personal_data as accounts_personal_data
-        from fusion_site import personal_data
+        from fusion_site import health, personal_data
+
+        # /readyz is not ready while the audit trail cannot be signed.
+        health.register_readiness_check("audit_keys", audit_keys.check_audit_keys)
 
         # Each app declares its own models' personal data; privacy reads the declarations of all.
         personal_data.register(*accounts_personal_data.DECLARATIONS)

@@ -76,3 +76,11 @@ def keyring() -> AuditKeyRing:
     ring = _build(configured)
     _last_configured[:] = [(configured, ring)]
     return ring
+
+
+def check_audit_keys() -> None:
+    """The readiness check (fusion_site.health): the trail can be signed and verified with the keys."""
+    ring = keyring()
+    probe = b"readiness probe"
+    if not ring.verifies(probe, ring.signing_id, ring.sign(probe)):
+        raise ImproperlyConfigured("The audit key ring does not verify its own signature.")

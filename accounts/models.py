@@ -414,7 +414,12 @@ class Line(BlindIndexedModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_line_type_display()} line"
+        # Where a line is chosen (admin autocomplete, selects) it must be told apart from the customer's
+        # other lines without showing the number: the account reference, the type and the number masked
+        # as accounts.pii.mask_phone masks it (07*** ***123), with no query.
+        digits = validation.national_phone_digits(self.cli) if self.cli else ""
+        number = f" {digits[:2]}*** ***{digits[-3:]}" if digits else ""
+        return f"{Customer.reference_of(self.customer_id)} {self.get_line_type_display()}{number}"
 
     def clean(self) -> None:
         """A number belongs to one line at a time: calls are matched to lines by number and date."""

@@ -17,9 +17,10 @@ from django.urls import reverse
 
 from accounts.models import User
 
-# Pages a signed-in but not yet verified user may reach: the second-factor pages, logging out, and
-# static files (the verification page needs its stylesheet).
-_UNVERIFIED_URL_NAMES = ("accounts:otp_verify", "accounts:otp_enrol", "logout")
+# Pages a signed-in but not yet verified user may reach: the second-factor pages, logging out, the
+# health probes (they show no data, and a probe must never be redirected), and static files (the
+# verification page needs its stylesheet).
+_UNVERIFIED_URL_NAMES = ("accounts:otp_verify", "accounts:otp_enrol", "logout", "healthz", "readyz")
 LAST_ACTIVITY_SESSION_KEY = "fusion_last_activity"
 
 

@@ -3,6 +3,7 @@
 Values are decided here, once, so the template never sees a clear value it should not show.
 """
 
+import dataclasses
 import datetime
 import enum
 from collections.abc import Callable
@@ -11,7 +12,7 @@ from typing import Any
 
 from django.utils import formats, timezone
 
-from accounts import pii, selectors, validation
+from accounts import access_transparency, pii, selectors, validation
 from accounts.models import Customer, User
 from accounts.site_details_links import site_details_links
 
@@ -127,6 +128,8 @@ class TimelineRow:
     changed_fields: list[str]
     reason: str
     changes: list[ShownChange]
+    # Who made the change as the viewer reads it (``page_context`` fills it in: see ``actor_shown``).
+    by: str = ""
 
 
 def _plain(value: Any) -> str:
@@ -259,9 +262,40 @@ def visibility_for(user: User, *, reveal_personal: bool, reveal_payment: bool) -
     return Visibility(personal=personal, payment=payment)
 
 
+def actor_shown(actor: User | None, *, viewer: User, customer: Customer, known: dict[int, str]) -> str:
+    """Who did something, as the viewer reads it: staff see the actor's label; the customer sees the
+    staff member's role and organisation, never a name (as on its access-log page), or "You".
+    ``known`` remembers each actor's answer for the page, so a long timeline asks once per person."""
+    if actor is None:
+        return "system"
+    if not viewer.is_portal_user:
+        return actor.actor_label
+    if actor.pk not in known:
+        if actor.customer_id == customer.pk:
+            known[actor.pk] = access_transparency.YOU
+        else:
+            role = access_transparency.role_of(actor)
+            known[actor.pk] = f"{role}, {access_transparency.organisation_of(actor)}"
+    return known[actor.pk]
+
+
 def page_context(customer: Customer, *, user: User, visibility: Visibility) -> dict[str, Any]:
     loaded = selectors.customer_site_details(customer)
     timeline, history_shown_in_clear = timeline_rows(selectors.customer_timeline(loaded), visibility)
+    known: dict[int, str] = {}
+    timeline = [
+        dataclasses.replace(row, by=actor_shown(row.user, viewer=user, customer=loaded, known=known))
+        for row in timeline
+    ]
+    orders = [
+        (
+            order,
+            actor_shown(order.requested_by, viewer=user, customer=loaded, known=known)
+            if order.requested_by
+            else "—",
+        )
+        for order in loaded.provisioning_orders.all()
+    ]
     return {
         "customer": loaded,
         "visibility": visibility,
@@ -269,7 +303,7 @@ def page_context(customer: Customer, *, user: User, visibility: Visibility) -> d
         "contacts": contact_rows(loaded, visibility.personal),
         "lines": line_rows(loaded, visibility.personal),
         "payment": payment_row(loaded, visibility.payment),
-        "orders": list(loaded.provisioning_orders.all()),
+        "orders": orders,
         "timeline": timeline,
         # Whoever reveals must log these too (``accounts.views.reveal``); a portal user's own are not.
         "history_shown_in_clear": history_shown_in_clear,
@@ -280,6 +314,8 @@ def page_context(customer: Customer, *, user: User, visibility: Visibility) -> d
         "may_edit_sites": user.has_perm("accounts.change_site")
         and (user.is_portal_user or pii.may_reveal_personal_data(user)),
         "may_order": user.has_perm("accounts.add_provisioningorder"),
+        "may_add_sites": not user.is_portal_user and user.has_perm("accounts.add_site"),
+        "may_add_contacts": not user.is_portal_user and user.has_perm("accounts.add_contact"),
         "order_kinds": loaded.provisioning_orders.model.Kind.choices,
         # What billing and privacy add (their invoices, exports, resuming billing), through their hook.
         "links": site_details_links(loaded, user=user),

@@ -11,7 +11,9 @@ A link goes in one of the page's slots:
 - ``Slot.FACTS``: a row of its own in the facts at the top of the page, under the registration's
   ``heading`` (billing's invoices, privacy's portability exports);
 - ``Slot.BILLING_CEASED``: an action after the "Billing ceased" fact, shown only while billing is
-  ceased (billing's "Resume billing…").
+  ceased (billing's "Resume billing…");
+- ``Slot.LINES``: an action under the services and lines (billing's "Add a line", which rents the new
+  line as one of the partner's products).
 
 Within a slot, links are shown by ``order`` (lowest first), so the page does not depend on the order the
 apps are installed in.
@@ -27,6 +29,7 @@ from accounts.models import Customer, User
 class Slot(enum.StrEnum):
     FACTS = "facts"
     BILLING_CEASED = "billing_ceased"
+    LINES = "lines"
 
 
 @dataclass(frozen=True)

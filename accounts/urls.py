@@ -15,6 +15,8 @@ urlpatterns = [
     path(
         "customers/<str:reference>/contacts/<int:contact_id>/edit/", views.contact_edit, name="contact_edit"
     ),
+    path("customers/<str:reference>/contacts/new/", views.contact_add, name="contact_add"),
+    path("customers/<str:reference>/sites/new/", views.site_add, name="site_add"),
     path("customers/<str:reference>/sites/<int:site_id>/edit/", views.site_edit, name="site_edit"),
     path("customers/<str:reference>/orders/new/", views.order_create, name="order_create"),
 ]

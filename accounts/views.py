@@ -18,7 +18,15 @@ from django_otp import login as otp_login
 from accounts import pii, selectors, services, two_factor
 from accounts import site_details as details
 from accounts.audit import audit_record
-from accounts.forms import ContactForm, OneTimeCodeForm, ProvisioningOrderForm, RevealForm, SiteForm
+from accounts.forms import (
+    ContactAddForm,
+    ContactForm,
+    OneTimeCodeForm,
+    ProvisioningOrderForm,
+    RevealForm,
+    SiteAddForm,
+    SiteForm,
+)
 from accounts.models import AccessLog, Customer, User
 from accounts.security import signed_in_user
 
@@ -183,6 +191,49 @@ def contact_edit(request: HttpRequest, reference: str, contact_id: int) -> HttpR
 @require_http_methods(["GET", "POST"])
 def site_edit(request: HttpRequest, reference: str, site_id: int) -> HttpResponse:
     return _rectification_page(request, reference, "site", site_id)
+
+
+# What the Site Details page adds to a customer after it was taken on: the form and the service that
+# creates the row, and what the page then says.
+_ADDABLE: dict[str, tuple[type[ContactAddForm | SiteAddForm], Callable[..., Any], str]] = {
+    "contact": (ContactAddForm, services.contact_create, "Contact added."),
+    "site": (SiteAddForm, services.site_create, "Site added."),
+}
+
+
+def _add_page(request: HttpRequest, reference: str, what: str) -> HttpResponse:
+    """Add a row to one of the customer's: needs ``accounts.add_<what>`` and staff (the portal corrects,
+    it does not add). A field the service refuses is named on the form and nothing is saved."""
+    user = signed_in_user(request)
+    customer = selectors.access_customer(user, reference)
+    if user.is_portal_user or not user.has_perm(f"accounts.add_{what}"):
+        raise PermissionDenied
+    form_class, create, done_message = _ADDABLE[what]
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            create(customer=customer, actor=user, **form.cleaned_data)
+        except ValidationError as exc:
+            for name, errors in (
+                exc.error_dict if hasattr(exc, "error_dict") else {None: exc.error_list}
+            ).items():
+                form.add_error(name if name in form.fields else None, errors)
+        else:
+            messages.success(request, done_message)
+            return redirect("accounts:site_details", reference=customer.reference)
+    return render(request, "accounts/add.html", {"customer": customer, "form": form, "what": what})
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def contact_add(request: HttpRequest, reference: str) -> HttpResponse:
+    return _add_page(request, reference, "contact")
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def site_add(request: HttpRequest, reference: str) -> HttpResponse:
+    return _add_page(request, reference, "site")
 
 
 @login_required

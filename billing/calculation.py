@@ -19,6 +19,7 @@ from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from accounts.models import Customer, Site, User
+from billing.catalogue import PriceVersion, price_spans
 from billing.models import (
     Band,
     BillRun,
@@ -26,8 +27,10 @@ from billing.models import (
     BillRunException,
     Invoice,
     InvoiceLine,
+    LineProduct,
     OneOffCharge,
     PartnerBillingProfile,
+    ProductPrice,
     Rate,
     RecurringCharge,
 )
@@ -260,6 +263,8 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
         )
     for customer_id, line in _rentals(bill_run, billable):
         lines_of[customer_id].append(line)
+    for customer_id, line in _product_rentals(bill_run, billable):
+        lines_of[customer_id].append(line)
 
     now = timezone.now()
     stamp = connection.ops.adapt_datetimefield_value(now)
@@ -466,6 +471,65 @@ def _rentals(bill_run: BillRun, customers: list[ChunkCustomer]) -> list[tuple[in
         for charge in map(RentalCharge._make, charges)
         for item in rental_charges(charge, bill_run, contract_end[charge.customer_id])
     ]
+
+
+def _product_rentals(bill_run: BillRun, customers: list[ChunkCustomer]) -> list[tuple[int, DraftLine]]:
+    """The rental of each line rented as a catalogue product, at the prices in force on the days billed:
+    monthly in advance for the rental period and, for a line that started during the usage period, in
+    arrears for its days of it (as ``rental_charges``). Where a new price version takes effect within a
+    period, the days before and from it are prorated at their own prices (``billing.catalogue``); a
+    whole month at one price is that price. Days before the product's first version have no price and
+    are not charged. Three queries per chunk whatever its size."""
+    period_start, _end = bill_run.period_start, bill_run.period_end
+    _rental_start, rental_end = bill_run.rental_period
+    contract_end = {customer.pk: customer.contract_end for customer in customers}
+    rentals = list(
+        LineProduct.objects.filter(line__customer_id__in=contract_end, line__start_date__lte=rental_end)
+        .filter(Q(line__end_date__isnull=True) | Q(line__end_date__gte=period_start))
+        .order_by("line__customer_id", "line_id")
+        .values_list("line__customer_id", "product_id", "product__name", "line__start_date", "line__end_date")
+    )
+    versions: dict[int, list[PriceVersion]] = {}
+    for product_id, valid_from, price in ProductPrice.objects.filter(
+        product_id__in={rental[1] for rental in rentals}, valid_from__lte=rental_end
+    ).values_list("product_id", "valid_from", "monthly_price"):
+        versions.setdefault(product_id, []).append((valid_from, price))
+    found: list[tuple[int, DraftLine]] = []
+    for customer_id, product_id, name, line_start, line_end in rentals:
+        ends = [day for day in (line_end, contract_end[customer_id]) if day]
+        end = min(ends) if ends else None
+        windows = [(bill_run.rental_period, "in advance")]
+        if line_start > period_start:
+            windows.append(((period_start, bill_run.period_end), "in arrears"))
+        for (lo, hi), label in windows:
+            first, last = max(line_start, lo), min(end or hi, hi)
+            for span in price_spans(versions.get(product_id, []), first, last):
+                item = prorate(
+                    monthly_amount=span.monthly_price,
+                    description=f"{name} rental",
+                    start=span.first,
+                    end=span.last,
+                    period=(lo, hi),
+                    label=label,
+                )
+                if item is not None:
+                    found.append(
+                        (
+                            customer_id,
+                            DraftLine(
+                                InvoiceLine.Kind.RENTAL,
+                                item.description,
+                                "",
+                                Decimal(item.days),
+                                item.amount,
+                                "days",
+                                None,
+                                span.monthly_price,
+                                "month",
+                            ),
+                        )
+                    )
+    return found
 
 
 def plan_chunks(bill_run: BillRun, size: int = CHUNK_SIZE) -> list[BillRunChunk]:

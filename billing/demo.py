@@ -41,6 +41,7 @@ from billing.services.bill_runs import (
     bill_run_start_calculation,
 )
 from billing.services.call_imports import call_import_run
+from billing.services.catalogue import product_create, product_price_add
 from billing.services.direct_debit import direct_debit_export
 from billing.services.dunning import DUNNING_JOB, dunning_run
 from billing.services.payments import PaymentReceived, payments_record_many
@@ -127,6 +128,31 @@ def line_rentals(lines: list[Line]) -> None:
         )
 
 
+# The line rental products each demo partner sells, with the date their first price took effect: what
+# onboarding offers for a new line. The analogue line goes up on the first of next month (a second price
+# version), so the product page shows an effective-dated change.
+DEMO_PRODUCTS = (
+    ("Analogue line rental", Decimal("12.50"), Decimal("13.25")),
+    ("SIP channel", Decimal("8.00"), None),
+)
+
+
+def catalogue(partner: Partner, *, actor: User, today: datetime.date) -> None:
+    first_of_next_month = (today.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
+    for name, price, next_price in DEMO_PRODUCTS:
+        product = product_create(
+            partner=partner, name=name, monthly_price=price, valid_from=datetime.date(2020, 1, 1), actor=actor
+        )
+        if next_price is not None:
+            product_price_add(
+                product=product,
+                valid_from=first_of_next_month,
+                monthly_price=next_price,
+                actor=actor,
+                reason="Annual price review",
+            )
+
+
 def month_bounds(day: datetime.date) -> tuple[datetime.date, datetime.date]:
     start = day.replace(day=1)
     following = (start.replace(day=28) + datetime.timedelta(days=4)).replace(day=1)
@@ -173,6 +199,7 @@ def seed_partner(
     if actor is None or finance is None:
         raise RuntimeError("Run seed_demo first: the partner needs a billing agent and a finance manager.")
     billing_profile(partner, default_tariff=tariff)
+    catalogue(partner, actor=actor, today=today)
     lines = list(Line.objects.filter(customer__partner=partner))
     line_rentals(lines)
     last_month = month_bounds(today.replace(day=1) - datetime.timedelta(days=1))
@@ -202,8 +229,12 @@ def seed_partner(
         if finalise and run.status == BillRun.Status.CALCULATED:
             # The demo's earlier months are approved as if the finance manager had reviewed the exceptions.
             bill_run_approve(bill_run=run, actor=finance, exceptions_acknowledged=run.exceptions.count())
+            # Issued months ago in the demo's story: no email is sent for them now.
             run = bill_run_finalise(
-                bill_run=run, actor=finance, issue_date=month[1] + datetime.timedelta(days=1)
+                bill_run=run,
+                actor=finance,
+                issue_date=month[1] + datetime.timedelta(days=1),
+                email_invoices=False,
             )
             progress(f"{partner.name}: payments for {month[0]:%B %Y}")
             if month == long_ago:

@@ -6,10 +6,13 @@ from django import forms
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import Partner
+from accounts.forms import SiteChoiceField
+from accounts.models import Customer, Line, Partner, Site, User
+from accounts.selectors import VIEW_ALL_CUSTOMERS
 from billing.bacs_reports import MAX_REPORT_BYTES
 from billing.dunning_models import DunningStepKind
-from billing.models import Invoice, Payment
+from billing.models import Invoice, Payment, Product
+from billing.selectors import products_offered
 from billing.services.bill_runs import unfinished_usage_period
 from billing.services.billing_cease import BackBillPolicy
 from fusion_site.money import MONEY_DIGITS
@@ -172,3 +175,58 @@ class BacsReportForm(forms.Form):
         if upload.size > MAX_REPORT_BYTES:
             raise forms.ValidationError(f"The file is larger than {MAX_REPORT_BYTES // (1024 * 1024)} MB.")
         return upload
+
+
+class LineAddForm(forms.Form):
+    cli = forms.CharField(max_length=40, label="Number")
+    line_type = forms.ChoiceField(choices=Line.LineType.choices, label="Type")
+    product = forms.ModelChoiceField(queryset=Product.objects.none(), label="Rental product")
+    site = SiteChoiceField(queryset=Site.objects.none(), required=False, empty_label="(no site)")
+    start_date = forms.DateField(label="Start date", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, customer: Customer, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["product"].queryset = products_offered(customer.partner)  # type: ignore[attr-defined]
+        # Only the customer's own sites, named so that two "Head office" sites can be told apart.
+        self.fields["site"].queryset = Site.objects.filter(customer=customer).select_related("customer")  # type: ignore[attr-defined]
+
+
+class ProductForm(forms.Form):
+    partner = forms.ModelChoiceField(queryset=Partner.objects.order_by("name"))
+    name = forms.CharField(max_length=100)
+    monthly_price = forms.DecimalField(
+        max_digits=MONEY_DIGITS,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        label="Monthly price (£, excl. VAT)",
+    )
+    valid_from = forms.DateField(label="Price valid from", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args: Any, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.user = user
+        if user.partner_id is not None or not user.has_perm(VIEW_ALL_CUSTOMERS):
+            # A partner's staff keep their own partner's catalogue only.
+            del self.fields["partner"]
+        self.fields["valid_from"].initial = timezone.localdate()
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "partner" not in self.fields:
+            if self.user.partner is None:
+                raise forms.ValidationError(
+                    "Only a partner's staff or the provider's administrators keep products."
+                )
+            data["partner"] = self.user.partner
+        return data
+
+
+class ProductPriceForm(forms.Form):
+    valid_from = forms.DateField(label="Valid from", widget=forms.DateInput(attrs={"type": "date"}))
+    monthly_price = forms.DecimalField(
+        max_digits=MONEY_DIGITS,
+        decimal_places=2,
+        min_value=Decimal("0"),
+        label="Monthly price (£, excl. VAT)",
+    )
+    reason = forms.CharField(max_length=500, required=False, help_text="Recorded in the history.")

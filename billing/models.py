@@ -793,6 +793,10 @@ class DirectDebitSubmission(TimeStampedModel):
 
 # The customer account ledger (payments, allocations, write-offs, entries) lives in its own module;
 # imported here (explicit re-exports) so they are billing's models and importable from billing.models.
+from billing.catalogue_models import LineProduct as LineProduct  # noqa: E402
+from billing.catalogue_models import Product as Product  # noqa: E402
+from billing.catalogue_models import ProductPrice as ProductPrice  # noqa: E402
+from billing.delivery_models import InvoiceDelivery as InvoiceDelivery  # noqa: E402
 from billing.dunning_models import DEFAULT_DUNNING_STEPS as DEFAULT_DUNNING_STEPS  # noqa: E402
 from billing.dunning_models import DunningAction as DunningAction  # noqa: E402
 from billing.dunning_models import DunningStep as DunningStep  # noqa: E402

@@ -51,6 +51,7 @@ from billing.models import (
     DirectDebitSubmission,
     DunningAction,
     Invoice,
+    InvoiceDelivery,
     InvoiceLine,
     LedgerEntry,
     LineTariff,
@@ -313,6 +314,8 @@ def _delete_invoices(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
     _raw_delete(BilledCall.objects.filter(invoice_id__in=ids))
     counts[InvoiceLine._meta.label] = _raw_delete(InvoiceLine.objects.filter(invoice_id__in=ids))
     OneOffCharge.objects.filter(invoice_id__in=ids).update(invoice=None)
+    # How it was emailed goes with it (a masked address, a status and times).
+    _raw_delete(InvoiceDelivery.objects.filter(invoice_id__in=ids))
     _raw_delete(Invoice.history.filter(id__in=ids))
     counts[Invoice._meta.label] = _raw_delete(Invoice.objects.filter(pk__in=ids))
     return counts

@@ -24,8 +24,11 @@ from billing.models import (
     DunningAction,
     DunningStep,
     Invoice,
+    InvoiceDelivery,
     LedgerEntry,
     Payment,
+    Product,
+    Tariff,
     WriteOff,
 )
 from billing.services.ledger import open_invoices_of
@@ -102,6 +105,13 @@ def access_credit_note(user: User | AnonymousUser, pk: int) -> CreditNote:
     if note is None:
         raise Http404("No such credit note.")
     return note
+
+
+def invoice_delivery_of(user: User | AnonymousUser, invoice: Invoice) -> InvoiceDelivery | None:
+    """How the invoice (opened through ``access_invoice``) was emailed, for staff; a customer sees none."""
+    if getattr(user, "is_portal_user", True) or not user.has_perm("billing.view_invoice"):
+        return None
+    return InvoiceDelivery.objects.filter(invoice=invoice).first()
 
 
 def invoices_of_customer(user: User | AnonymousUser, customer: Customer) -> QuerySet[Invoice]:
@@ -454,3 +464,39 @@ def direct_debit_hold(customer: Customer) -> DirectDebitHold | None:
     if row is None or row[0] is None:
         return None
     return DirectDebitHold(held_at=row[0], reason=row[1])
+
+
+def products_visible_to(user: User | AnonymousUser) -> QuerySet[Product]:
+    """The catalogue a staff user keeps or reads: their partner's products; every partner's for the
+    provider's staff who see every customer."""
+    if not _is_staff_with(user, "billing.view_product"):
+        return Product.objects.none()
+    assert isinstance(user, User)
+    products = Product.objects.select_related("partner")
+    if user.has_perm(VIEW_ALL_CUSTOMERS):
+        return products
+    return products.filter(partner_id=user.partner_id) if user.partner_id else Product.objects.none()
+
+
+def access_product(user: User | AnonymousUser, pk: int) -> Product:
+    product = products_visible_to(user).filter(pk=pk).first()
+    if product is None:
+        raise Http404("No such product.")
+    return product
+
+
+def products_offered(partner: Partner) -> QuerySet[Product]:
+    """The products a new line of the partner's customers may be rented as: its own, still offered, with a
+    price."""
+    return (
+        Product.objects.filter(partner=partner, active=True, prices__isnull=False).distinct().order_by("name")
+    )
+
+
+def tariffs_usable_by(partner: Partner) -> QuerySet[Tariff]:
+    """The partner's own tariffs and the provider's shared ones."""
+    return Tariff.objects.filter(Q(partner=partner) | Q(partner__isnull=True)).order_by("name")
+
+
+def product_price_versions(product: Product) -> list[tuple[datetime.date, Decimal]]:
+    return list(product.prices.order_by("valid_from").values_list("valid_from", "monthly_price"))

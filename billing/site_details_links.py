@@ -1,5 +1,6 @@
 """Billing's links on a customer's Site Details page (accounts.site_details_links): the customer's
-invoices, its account (balance, statement, payments), and resuming billing while it is ceased.
+invoices, its account (balance, statement, payments), resuming billing while it is ceased, and adding a
+line rented as one of the partner's products.
 Registered by ``BillingConfig.ready()``."""
 
 from django.urls import reverse
@@ -26,6 +27,14 @@ def resume_billing_link(customer: Customer, user: User) -> SiteDetailsLink | Non
     return SiteDetailsLink("Resume billing…", reverse("billing:lift_cease", args=[customer.reference]))
 
 
+def line_add_link(customer: Customer, user: User) -> SiteDetailsLink | None:
+    if user.is_portal_user or not (
+        user.has_perm("accounts.add_line") and user.has_perm("billing.add_lineproduct")
+    ):
+        return None
+    return SiteDetailsLink("Add a line", reverse("billing:line_add", args=[customer.reference]))
+
+
 def register() -> None:
     register_site_details_link(
         key="billing.invoices", slot=Slot.FACTS, heading="Invoices", order=20, link_for=invoices_link
@@ -36,3 +45,4 @@ def register() -> None:
     register_site_details_link(
         key="billing.resume", slot=Slot.BILLING_CEASED, order=10, link_for=resume_billing_link
     )
+    register_site_details_link(key="billing.line_add", slot=Slot.LINES, order=10, link_for=line_add_link)

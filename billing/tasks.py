@@ -5,17 +5,23 @@ import logging
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
 from accounts import mandates
 from accounts.services import system_user
-from billing.models import BillRun, DirectDebitSubmission
+from billing.models import BillRun, DirectDebitSubmission, InvoiceDelivery
 from billing.services import dunning
 from billing.services.bill_runs import bill_run_calculate_chunk, bill_run_record_chunk_failure
 from billing.services.call_imports import call_import_from_storage
 from billing.services.direct_debit import direct_debit_notices_send
 from billing.services.direct_debit_representation import representations_lapse
+from billing.services.invoice_delivery import (
+    InvoiceDeliveryFailed,
+    invoice_deliveries_unsent,
+    invoice_delivery_send,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +56,50 @@ def calculate_bill_run_chunk(chunk_id: int, actor_id: int | None) -> bool:
         # The chunk's transaction rolled back; say so on the run, where "resume" picks it up again.
         bill_run_record_chunk_failure(chunk_id=chunk_id, error=f"{type(exc).__name__}: {exc}")
         raise
+
+
+# An invoice's email is tried this many times by its task (1, 2, 4 ... minutes apart, at most an hour), then
+# again by the hourly sweep until this many attempts in all.
+INVOICE_EMAIL_RETRIES = 8
+INVOICE_EMAIL_MAX_ATTEMPTS = 24
+
+
+def invoice_email_backoff(retries: int) -> int:
+    """Seconds before retry number ``retries + 1``: doubling from a minute, at most an hour."""
+    return int(min(60 * 2**retries, 60 * 60))
+
+
+@shared_task(
+    bind=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=INVOICE_EMAIL_RETRIES,
+    acks_late=True,
+    soft_time_limit=5 * 60,
+    time_limit=6 * 60,
+)
+def send_invoice_email(self: Any, delivery_id: int) -> str:
+    """Email one finalised invoice with its PDF (billing.services.invoice_delivery). A mail server failure is
+    recorded on the delivery and retried with backoff; safe to run twice (a delivery sent sends nothing).
+    Tasks run in-process (no broker) do not wait to retry: the failure stays recorded, the page that
+    finalised the run is not broken by it, and the hourly sweep tries again."""
+    try:
+        return invoice_delivery_send(delivery_id=delivery_id).status
+    except InvoiceDeliveryFailed as exc:
+        if settings.CELERY_TASK_ALWAYS_EAGER:
+            logger.warning("%s; the hourly sweep tries again", exc)
+            return InvoiceDelivery.Status.FAILED
+        raise self.retry(exc=exc, countdown=invoice_email_backoff(self.request.retries)) from None
+
+
+@shared_task(**DAILY_JOB)
+def invoice_emails_sweep() -> int:
+    """Hourly: queue again the invoice emails not sent an hour after their last try (a lost task, retries
+    spent while the mail server was down). Each delivery sends at most once whatever runs it."""
+    ids = invoice_deliveries_unsent(now=timezone.now(), max_attempts=INVOICE_EMAIL_MAX_ATTEMPTS)
+    for delivery_id in ids:
+        send_invoice_email.delay(delivery_id)
+    return len(ids)
 
 
 @shared_task(acks_late=True, soft_time_limit=60 * 60, time_limit=65 * 60)

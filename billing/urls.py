@@ -1,6 +1,6 @@
 from django.urls import path
 
-from billing import views
+from billing import onboarding_views, views
 
 app_name = "billing"
 
@@ -11,10 +11,20 @@ urlpatterns = [
     path("runs/<int:pk>/direct-debit/cancel/", views.direct_debit_cancel, name="direct_debit_cancel"),
     path("runs/<int:pk>/<str:action>/", views.bill_run_action, name="bill_run_action"),
     path("invoices/<int:pk>/", views.invoice_detail, name="invoice"),
+    path("invoices/<int:pk>/pdf/", views.invoice_pdf, name="invoice_pdf"),
     path("credit-notes/<int:pk>/", views.credit_note_detail, name="credit_note"),
+    path("credit-notes/<int:pk>/pdf/", views.credit_note_pdf, name="credit_note_pdf"),
+    path("customers/new/", onboarding_views.onboard, name="onboard"),
+    path("customers/new/confirm/", onboarding_views.onboard_confirm, name="onboard_confirm"),
+    path("customers/<str:reference>/lines/new/", onboarding_views.line_add_page, name="line_add"),
+    path("products/", onboarding_views.product_list, name="products"),
+    path("products/<int:pk>/", onboarding_views.product_detail, name="product"),
     path("customers/<str:reference>/invoices/", views.customer_invoices, name="customer_invoices"),
     path("customers/<str:reference>/resume-billing/", views.lift_billing_cease, name="lift_cease"),
     path("customers/<str:reference>/account/", views.customer_account, name="account"),
+    path(
+        "customers/<str:reference>/account/statement.pdf", views.customer_statement_pdf, name="statement_pdf"
+    ),
     path("customers/<str:reference>/account/payments/new/", views.payment_record_page, name="payment_record"),
     path(
         "customers/<str:reference>/account/direct-debit-hold/clear/",

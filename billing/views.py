@@ -4,7 +4,6 @@ through billing.selectors, writes through billing.services, errors shown next to
 import csv
 import datetime
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +24,7 @@ from accounts.pii import mask_text, may_reveal_personal_data
 from accounts.security import signed_in_user
 from accounts.selectors import access_customer, is_outside_users_partner
 from accounts.services import access_log_record
-from billing import charts, selectors
+from billing import documents, selectors
 from billing.forms import (
     AgedDebtForm,
     ApproveForm,
@@ -48,7 +47,6 @@ from billing.models import (
     BillRun,
     DirectDebitSubmission,
     Invoice,
-    InvoiceLine,
     Payment,
     WriteOff,
 )
@@ -80,7 +78,9 @@ from billing.services.ledger import (
     write_off_request,
 )
 from billing.services.payments import payment_reallocate, payment_record, payment_refund
-from fusion_site.money import format_money, vat_on
+from fusion_site.charts import MONEY, Axis, bar_chart
+from fusion_site.money import format_money
+from fusion_site.pdf import pdf_download
 
 VARIANCE_THRESHOLD_PERCENT = Decimal("10")
 INVOICES_PER_PAGE = 50
@@ -156,7 +156,16 @@ def _bill_run_page(
 ) -> HttpResponse:
     previous, variance_rows = selectors.variance(bill_run, threshold_percent=VARIANCE_THRESHOLD_PERCENT)
     exceptions = selectors.exceptions_by_kind(bill_run)
-    chart = charts.diverging_bars([(row.customer_reference, row.change) for row in variance_rows[:40]])
+    charted = variance_rows[:40]
+    chart = bar_chart(
+        key="variance",
+        title="Change in net total per customer",
+        x_axis=Axis("Customer"),
+        y_axis=Axis("Change in net total", MONEY),
+        labels=[row.customer_reference for row in charted],
+        series=[("Change in net total", [row.change for row in charted])],
+        signed=True,
+    )
     invoice_query = request.GET.get("q", "")
     # An out-of-range or malformed page number shows the last (or first) page, as the other lists do.
     invoices = Paginator(
@@ -355,68 +364,13 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, f"{note} issued.")
             return redirect("billing:invoice", pk=invoice.pk)
-    # A full VAT invoice shows, per VAT Notice 700 s.16.3, for each supply the quantity, the unit price
-    # and the rate of VAT, and the totals per rate: rows and totals are built here, read from the lines.
-    lines = list(invoice.lines.all())
     context = {
-        "invoice": invoice,
-        "recipient": _invoice_recipient(user, invoice),
-        "lines": [_line_particulars(line) for line in lines],
-        "vat_totals": _totals_per_rate(lines),
-        "credit_notes": invoice.credit_notes.all(),
+        **documents.invoice_context(invoice, _invoice_recipient(user, invoice)),
         "form": form,
         "may_credit": user.has_perm("billing.add_creditnote") and invoice.status == invoice.Status.FINALISED,
+        "delivery": selectors.invoice_delivery_of(user, invoice),
     }
     return render(request, "billing/invoice.html", context)
-
-
-@dataclass(frozen=True)
-class LineParticulars:
-    description: str
-    quantity: str
-    unit_price: str
-    vat_rate: str
-    amount: Decimal
-
-
-@dataclass(frozen=True)
-class RateTotal:
-    vat_rate: str
-    net: Decimal
-    vat: Decimal
-
-
-def _percent(rate: Decimal) -> str:
-    return f"{(rate * 100).normalize():f}%"
-
-
-def _line_particulars(line: InvoiceLine) -> LineParticulars:
-    quantity = line.quantity.normalize()
-    unit = line.unit or "items"
-    if quantity == 1:
-        unit = unit.removesuffix("s")
-    if line.kind == InvoiceLine.Kind.USAGE and line.minutes is not None:
-        shown = f"{quantity:f} {unit}, {line.minutes:f} min"
-    else:
-        shown = f"{quantity:f} {unit}"
-    if line.unit_price is None:
-        price = f"various ({line.get_band_display()})" if line.band else ""
-    elif line.price_per == "minute":
-        # Rates per minute have four decimal places: shown in pence, never as fractions of pennies.
-        price = f"{(line.unit_price * 100).normalize():f}p a minute"
-    elif line.price_per == "month":
-        price = f"{format_money(line.unit_price)} a month"
-    else:
-        price = format_money(line.unit_price)
-    return LineParticulars(line.description, shown, price, _percent(line.vat_rate), line.amount)
-
-
-def _totals_per_rate(lines: list[InvoiceLine]) -> list[RateTotal]:
-    """Net and VAT per VAT rate; VAT is worked out on each rate's net, as the invoice's own VAT is."""
-    nets: dict[Decimal, Decimal] = {}
-    for line in lines:
-        nets[line.vat_rate] = nets.get(line.vat_rate, Decimal("0")) + line.amount
-    return [RateTotal(_percent(rate), net, vat_on(net, rate)) for rate, net in sorted(nets.items())]
 
 
 @login_required
@@ -424,19 +378,65 @@ def credit_note_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """A credit note as a document of its own, visible to exactly those who may see its invoice."""
     user = signed_in_user(request)
     note = selectors.access_credit_note(user, pk)
-    invoice = note.invoice
-    context = {"note": note, "invoice": invoice, "recipient": _invoice_recipient(user, invoice)}
+    context = documents.credit_note_context(note, _invoice_recipient(user, note.invoice))
     return render(request, "billing/credit_note.html", context)
 
 
-def _invoice_recipient(user: User, invoice: Invoice) -> dict[str, str]:
+@login_required
+def invoice_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """The invoice page as a PDF, to whoever may open the page (another partner's or customer's: 404);
+    each download is in the access log as an export."""
+    user = signed_in_user(request)
+    invoice = selectors.access_invoice(user, pk)
+    recipient = _invoice_recipient(user, invoice, log_reveal=False)
+    _log_download(
+        user, invoice.customer, f"invoice {invoice.number or f'draft #{invoice.pk}'}", "invoice_pdf"
+    )
+    context = documents.invoice_context(invoice, recipient)
+    filename = documents.invoice_filename(invoice)
+    return pdf_download(documents.INVOICE_TEMPLATE, context, request=request, filename=filename)
+
+
+@login_required
+def credit_note_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    user = signed_in_user(request)
+    note = selectors.access_credit_note(user, pk)
+    recipient = _invoice_recipient(user, note.invoice, log_reveal=False)
+    _log_download(user, note.invoice.customer, f"credit note {note.number}", "credit_note_pdf")
+    context = documents.credit_note_context(note, recipient)
+    filename = documents.credit_note_filename(note)
+    return pdf_download(documents.CREDIT_NOTE_TEMPLATE, context, request=request, filename=filename)
+
+
+def _log_download(user: User, customer: Customer | None, document: str, field: str) -> None:
+    """A document downloaded as a PDF is an export of the customer's data: logged like the portability
+    export's downloads (who, which customer, what, why), the customer's own included. A customer erased
+    since (the invoice kept by law, naming no one) has no account to log against."""
+    if customer is None:
+        return
+    clear = user.is_portal_user or may_reveal_personal_data(user)
+    access_log_record(
+        user=user,
+        customer=customer,
+        action=AccessLog.Action.EXPORT,
+        fields=[field, *(["customer_name", "customer_address"] if clear else [])],
+        reason=(
+            f"The customer downloaded its own {document} as a PDF"
+            if user.is_portal_user
+            else f"Downloaded {document} as a PDF"
+        ),
+    )
+
+
+def _invoice_recipient(user: User, invoice: Invoice, *, log_reveal: bool = True) -> dict[str, str]:
     """The customer's name and address on the invoice: the portal user's own; for staff, in clear only
-    through the PII gate, and every such view is written to the access log."""
+    through the PII gate, and every such view is written to the access log (a PDF download logs its own
+    entry instead: ``log_reveal=False``)."""
     if user.is_portal_user:
         return {"name": invoice.customer_name, "address": invoice.customer_address}
     if not may_reveal_personal_data(user):
         return {"name": mask_text(invoice.customer_name), "address": mask_text(invoice.customer_address)}
-    if invoice.customer is not None:
+    if log_reveal and invoice.customer is not None:
         access_log_record(
             user=user,
             customer=invoice.customer,
@@ -570,12 +570,7 @@ def customer_account(request: HttpRequest, reference: str) -> HttpResponse:
             reason="Opened the account (statement, payments) of a customer outside the user's partner",
         )
     context = {
-        "customer": customer,
-        "portal": not staff,
-        "balance": selectors.customer_balance(customer),
-        "statement": selectors.customer_statement(customer),
-        "open_invoices": list(selectors.open_invoices(customer)),
-        "payments": list(selectors.customer_payments(customer)),
+        **documents.statement_context(customer, portal=not staff),
         "write_offs": _with_refusals(user, list(selectors.customer_write_offs(customer)) if staff else []),
         "may_record_payment": staff and user.has_perm("billing.add_payment"),
         "may_refund": staff and user.has_perm("billing.refund_payment"),
@@ -602,6 +597,30 @@ def _with_refusals(user: User, write_offs: list[WriteOff]) -> list[WriteOff]:
             else None
         )
     return write_offs
+
+
+@login_required
+def customer_statement_pdf(request: HttpRequest, reference: str) -> HttpResponse:
+    """The account page's statement as a PDF (balance, open invoices, entries, payments; not the staff's
+    write-offs and dunning), scoped as the page is; logged as an export of the customer's account."""
+    user = signed_in_user(request)
+    customer = selectors.access_account(user, reference)
+    portal = user.is_portal_user
+    access_log_record(
+        user=user,
+        customer=customer,
+        action=AccessLog.Action.EXPORT,
+        fields=["statement_pdf"],
+        reason=(
+            "The customer downloaded its own statement as a PDF"
+            if portal
+            else "Downloaded the customer's statement as a PDF"
+            + (" (a customer outside the user's partner)" if is_outside_users_partner(user, customer) else "")
+        ),
+    )
+    context = documents.statement_context(customer, portal=portal)
+    filename = documents.statement_filename(customer, timezone.localdate())
+    return pdf_download(documents.STATEMENT_TEMPLATE, context, request=request, filename=filename)
 
 
 @login_required
@@ -774,14 +793,18 @@ def _aged_debt(request: HttpRequest) -> tuple[AgedDebtForm, datetime.date, list[
 def aged_debt_report(request: HttpRequest) -> HttpResponse:
     form, as_of, rows = _aged_debt(request)
     buckets = selectors.AGED_DEBT_BUCKETS
-    chart = charts.stacked_money_bars(
-        [label for _key, label, *_days in buckets],
-        [(row.partner.name, [row.buckets[key] for key, *_rest in buckets]) for row in rows],
+    # One column per bucket, one segment per partner; the table below gives each partner's amounts.
+    chart = bar_chart(
+        key="aged-debt",
+        title=f"Outstanding by days past due on {as_of.day} {as_of:%b %Y}",
+        x_axis=Axis("Past due", "days"),
+        y_axis=Axis("Outstanding", MONEY),
+        labels=[label for _key, label, *_days in buckets],
+        series=[(row.partner.name, [row.buckets[key] for key, *_rest in buckets]) for row in rows],
+        stacked=True,
     )
     totals = {key: sum((row.buckets[key] for row in rows), Decimal("0.00")) for key, *_rest in buckets}
     grand_total = sum(totals.values(), Decimal("0.00"))
-    # The chart's text alternative says what the bars show; the table below gives each partner's amounts.
-    chart_text = "; ".join(f"{label}: {format_money(totals[key])}" for key, label, *_days in buckets)
     context = {
         "form": form,
         "as_of": as_of,
@@ -790,8 +813,6 @@ def aged_debt_report(request: HttpRequest) -> HttpResponse:
         "totals": [totals[key] for key, *_rest in buckets],
         "grand_total": grand_total,
         "chart": chart,
-        "chart_text": f"Outstanding by days past due, all partners shown: {chart_text}; "
-        f"total {format_money(grand_total)}.",
         "csv_query": request.GET.urlencode(),
     }
     return render(request, "billing/aged_debt.html", context)

@@ -1,8 +1,8 @@
-"""System check: warn while encrypted values remain under keys older than the newest.
+"""System checks: encrypted values under old keys, and the libraries PDF documents need.
 
-Reads the census ``rotate_encryption_keys`` stores (``EncryptionKeyCensus``) rather than counting at
-every start-up: a count reads every encrypted column of every table. A census taken under another
-newest key is stale, and says so.
+The key check reads the census ``rotate_encryption_keys`` stores (``EncryptionKeyCensus``) rather than
+counting at every start-up: a count reads every encrypted column of every table. A census taken under
+another newest key is stale, and says so.
 """
 
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from django.core.checks import CheckMessage, Warning, register
 from django.db import DatabaseError
 
-from fusion_site import crypto
+from fusion_site import crypto, pdf
 
 
 @register()
@@ -45,3 +45,18 @@ def old_encryption_keys_in_use(app_configs: Any = None, **kwargs: Any) -> list[C
             )
         ]
     return []
+
+
+@register()
+def weasyprint_libraries(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Invoices, statements and the Art. 15 report are printed to PDF by WeasyPrint, which needs Pango."""
+    problem = pdf.weasyprint_problem()
+    if not problem:
+        return []
+    return [
+        Warning(
+            f"PDF documents cannot be made: {problem}",
+            hint=f"On Debian: apt-get install {pdf.DEBIAN_PACKAGES}",
+            id="fusion_site.W002",
+        )
+    ]

@@ -10,6 +10,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from csp.constants import NONE, SELF
+from kombu import Queue
 
 from fusion_site.local_keys import load_or_create_local_keys
 
@@ -61,6 +62,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every later middleware's log lines carry the request's id (fusion_site/request_id.py).
+    "fusion_site.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -180,6 +183,26 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles"))
+# Production serves what `manage.py collectstatic` put in STATIC_ROOT, through WhiteNoise, under names
+# that carry a hash of the content (so browsers cache them for ever) and with gzip and Brotli copies. A
+# {% static %} of a file that collectstatic did not collect is an error there, not a broken link.
+# Development and the tests keep Django's plain storage, which needs no collectstatic.
+STATIC_MANIFEST = env.bool("DJANGO_STATIC_MANIFEST", default=not DEBUG)
+if STATIC_MANIFEST:
+    # Served by the web process itself (behind the proxy): right after the HTTPS redirect, before anything
+    # that reads the session. Development serves them with runserver as before, from the app folders.
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_MANIFEST
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
 
 # Private files (uploaded call records while they are imported); never served by the web server.
 MEDIA_ROOT = env("DJANGO_MEDIA_ROOT", default=str(BASE_DIR / ".local" / "media"))
@@ -205,6 +228,8 @@ SECURE_SSL_REDIRECT = PRODUCTION
 SECURE_HSTS_SECONDS = 365 * 24 * 60 * 60 if PRODUCTION else 0
 SECURE_HSTS_INCLUDE_SUBDOMAINS = PRODUCTION
 SECURE_HSTS_PRELOAD = PRODUCTION
+# The health probes answer on plain HTTP too: systemd, a load balancer or CI ask the web process directly.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if env.bool("DJANGO_BEHIND_TLS_PROXY", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_HTTPONLY = True
@@ -251,6 +276,21 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=25 * 60)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
+# One queue per kind of work, so a deployment can give each its own workers: a long call import or
+# retention run never holds up a bill run's chunks, and mail (the breach clock's reminders among it)
+# never waits behind either. `make worker` consumes them all; `make worker QUEUES=imports` one.
+CELERY_QUEUE_NAMES = ("imports", "bill_runs", "privacy", "mail", "default")
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in CELERY_QUEUE_NAMES]
+CELERY_TASK_DEFAULT_QUEUE = "default"
+# The first pattern that matches a task's name wins (Celery tries exact names, then the globs in order),
+# and a task that none matches goes to the default queue. tests/test_celery_queues.py checks that every
+# registered task lands in one of the queues above.
+CELERY_TASK_ROUTES = {
+    "billing.tasks.import_*": {"queue": "imports"},
+    "billing.tasks.calculate_bill_run*": {"queue": "bill_runs"},
+    "*.tasks.send_*": {"queue": "mail"},
+    "privacy.tasks.*": {"queue": "privacy"},
+}
 # Static beat schedule, in code (one beat per deployment runs it); every entry is idempotent, so a
 # missed or doubled run does no harm.
 CELERY_BEAT_SCHEDULE = {
@@ -276,6 +316,12 @@ CELERY_BEAT_SCHEDULE = {
     "dunning": {
         "task": "billing.tasks.dunning_daily",
         "schedule": crontab(hour=8, minute=5),
+    },
+    # Invoice emails still unsent an hour after their last try (a lost task, or retries spent while the
+    # mail server was down) are queued again; a delivery sends at most once whatever runs it.
+    "invoice-emails": {
+        "task": "billing.tasks.invoice_emails_sweep",
+        "schedule": crontab(minute=25),
     },
     "verify-audit-chain": {
         "task": "accounts.tasks.verify_audit_chain_nightly",
@@ -366,13 +412,38 @@ ALERT_LOCKOUTS_PER_DAY = env.int("ALERT_LOCKOUTS_PER_DAY", default=3)
 # Every handler redacts personal data (emails, phone numbers, postcodes, bank details) from what it writes;
 # fusion_site.log_redaction also redacts records as they are made, so handlers added later (a test's
 # caplog, an APM agent) never see the plaintext either.
+# Production writes JSON lines (fusion_site/log_format.py) for a log pipeline to parse; development
+# plain text. Either way each line carries the request id (fusion_site/request_id.py), "-" outside one.
+LOG_FORMAT = env("DJANGO_LOG_FORMAT", default="text" if DEBUG else "json")
+if LOG_FORMAT not in ("json", "text"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"DJANGO_LOG_FORMAT is {LOG_FORMAT!r}: it must be json or text.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"redact_personal_data": {"()": "fusion_site.log_redaction.RedactPersonalDataFilter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_personal_data"]}},
+    "filters": {
+        "redact_personal_data": {"()": "fusion_site.log_redaction.RedactPersonalDataFilter"},
+        "request_id": {"()": "fusion_site.request_id.RequestIdFilter"},
+    },
+    "formatters": {
+        "json": {"()": "fusion_site.log_format.JsonLinesFormatter"},
+        "text": {"format": "%(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["redact_personal_data", "request_id"],
+            "formatter": LOG_FORMAT,
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # WeasyPrint (PDF documents) logs each rendering step, and each screen-only CSS property it does not
+        # know (the charts' SVG fill), on every document; fusion_site.pdf logs what matters (a refused URL).
+        "weasyprint": {"level": "ERROR"},
+    },
 }
 
 if not DEBUG:
@@ -380,12 +451,17 @@ if not DEBUG:
 
     # The checkpoint directory too: its development default lies inside the code, which the web process
     # may be able to write.
-    for _name in (
-        "DJANGO_SECRET_KEY",
-        "FIELD_ENCRYPTION_KEYS",
-        "BLIND_INDEX_KEY",
-        "AUDIT_HMAC_KEYS",
-        "AUDIT_CHECKPOINT_DIR",
-    ):
-        if not env(_name, default=""):
-            raise ImproperlyConfigured(f"{_name} must be set when DJANGO_DEBUG is off.")
+    _missing = [
+        name
+        for name in (
+            "DJANGO_SECRET_KEY",
+            "FIELD_ENCRYPTION_KEYS",
+            "BLIND_INDEX_KEY",
+            "AUDIT_HMAC_KEYS",
+            "AUDIT_CHECKPOINT_DIR",
+        )
+        if not env(name, default="")
+    ]
+    if _missing:
+        # All of them at once, so a first deployment is not a round trip per variable.
+        raise ImproperlyConfigured(f"{', '.join(_missing)} must be set when DJANGO_DEBUG is off.")

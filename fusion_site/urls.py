@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from fusion_site import health
+
 # Error pages in the product's layout (fusion_site/error_views.py); used whenever DEBUG is off.
 handler403 = "fusion_site.error_views.permission_denied"
 handler404 = "fusion_site.error_views.page_not_found"
@@ -11,6 +13,9 @@ admin.site.site_header = "Fusion back office"
 admin.site.site_title = "Fusion back office"
 
 urlpatterns = [
+    # Probes for the proxy, systemd and CI (fusion_site/health.py): no login, no second factor, no cache.
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -3,7 +3,6 @@ register, as rows for the page and the CSV export."""
 
 from collections import Counter
 from dataclasses import dataclass
-from decimal import Decimal
 
 from fusion_site.spreadsheet import safe_cell
 from privacy import data_map as dm
@@ -36,9 +35,9 @@ def field_rows() -> list[FieldRow]:
     return [FieldRow(entry, item) for entry, item in dm.iter_fields(dm.DATA_MAP)]
 
 
-def fields_per_category() -> list[tuple[str, Decimal]]:
+def fields_per_category() -> list[tuple[str, int]]:
     counts = Counter(row.item.category.label for row in field_rows())
-    return [(label, Decimal(count)) for label, count in sorted(counts.items())]
+    return sorted(counts.items())
 
 
 def csv_rows() -> list[list[str]]:

@@ -82,6 +82,58 @@ def urgency_of(privacy_request: PrivacyRequest, *, today: datetime.date) -> Urge
     return Urgency(due < today, today <= due <= today + datetime.timedelta(days=DUE_SOON_DAYS))
 
 
+def _urgent_q(today: datetime.date) -> tuple[Q, Q]:
+    """``urgency_of`` as two conditions on open requests (overdue, due within a week), to count in SQL."""
+    running = Q(due_on__isnull=False) & ~Q(state=State.ON_HOLD)
+    return (
+        running & Q(due_on__lt=today),
+        running & Q(due_on__gte=today, due_on__lte=today + datetime.timedelta(days=DUE_SOON_DAYS)),
+    )
+
+
+@dataclass(frozen=True)
+class QueueFigures:
+    open: int
+    overdue: int
+    due_this_week: int
+
+
+def queue_figures(open_requests: QuerySet[PrivacyRequest], *, today: datetime.date) -> QueueFigures:
+    """How many of ``open_requests`` there are, are overdue and are due within a week: one query,
+    counted by the database (the queue can hold thousands)."""
+    overdue, due_soon = _urgent_q(today)
+    counts = open_requests.order_by().aggregate(
+        open=Count("id"), overdue=Count("id", filter=overdue), due_this_week=Count("id", filter=due_soon)
+    )
+    return QueueFigures(**counts)
+
+
+QUEUE_DUE_FILTERS = {"overdue": "Overdue", "week": "Due within a week"}
+
+
+def open_queue_filtered(
+    user: User | AnonymousUser, *, kind: str = "", due: str = "", today: datetime.date
+) -> QuerySet[PrivacyRequest]:
+    """The open queue narrowed to one kind of request and/or to the overdue or those due within a week."""
+    requests = open_queue(user)
+    if kind:
+        requests = requests.filter(kind=kind)
+    if due in QUEUE_DUE_FILTERS:
+        overdue, due_soon = _urgent_q(today)
+        requests = requests.filter(overdue if due == "overdue" else due_soon)
+    return requests
+
+
+def questions_about_entries(customer_id: int, entry_ids: list[int]) -> dict[int, PrivacyRequest]:
+    """The latest request of the customer asking about each of these access-log entries, by entry id."""
+    latest: dict[int, PrivacyRequest] = {}
+    asked = PrivacyRequest.objects.filter(customer_id=customer_id, access_log_entry_id__in=entry_ids)
+    for item in asked.order_by("id"):
+        if item.access_log_entry_id is not None:
+            latest[item.access_log_entry_id] = item
+    return latest
+
+
 def requests_by_kind_and_month(
     queryset: QuerySet[PrivacyRequest], *, months: int, today: datetime.date
 ) -> tuple[list[datetime.date], dict[str, Counter[datetime.date]]]:
@@ -139,7 +191,10 @@ def open_duplicate_of(
     else:
         same_subject = Q(customer__isnull=True, subject_email_index=subject_email_index)
     return (
-        PrivacyRequest.objects.filter(same_subject, kind=kind, state__in=OPEN_STATES)
+        # A question about one access-log entry is answered on its own, so is no request's duplicate.
+        PrivacyRequest.objects.filter(
+            same_subject, kind=kind, state__in=OPEN_STATES, access_log_entry_id__isnull=True
+        )
         .order_by("received_on", "id")
         .first()
     )

@@ -26,10 +26,22 @@ TEMPLATE_OWNERS = {
     "billing": "billing",
     "privacy": "privacy",
     "website": "privacy",  # the public website (privacy.website)
+    # The layout of every document (invoices, statements, the Art. 15 report) that fusion_site.pdf prints:
+    # the lowest layer's, so it may name no app's URL or permission.
+    "document.html": "fusion_site",
 }
 # The error pages (fusion_site.error_views, wired by fusion_site.urls) are site-wide too: a way back to the
-# staff home or, for a visitor, the public website; so are the page links every list includes.
-COMPOSITION_ROOT = {"base.html", "403.html", "404.html", "500.html", "_error_way_back.html", "_pages.html"}
+# staff home or, for a visitor, the public website; so are the page links every list includes and the chart
+# every chart page includes (built by fusion_site.charts).
+COMPOSITION_ROOT = {
+    "base.html",
+    "403.html",
+    "404.html",
+    "500.html",
+    "_error_way_back.html",
+    "_pages.html",
+    "_chart.html",
+}
 COMPOSITION_ROOT_MODULES = {"fusion_site/settings.py", "fusion_site/urls.py"}  # they name every app
 
 URL_TAG = re.compile(r"""\{%\s*url\s+["']([\w-]+):""")

@@ -402,10 +402,18 @@ def bill_run_approve(
 
 @recording_refusals
 @transaction.atomic
-def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.date | None = None) -> BillRun:
-    """Number the invoices gaplessly per partner, under a lock on the partner's counter, and freeze them.
+def bill_run_finalise(
+    *,
+    bill_run: BillRun,
+    actor: User,
+    issue_date: datetime.date | None = None,
+    email_invoices: bool = True,
+) -> BillRun:
+    """Number the invoices gaplessly per partner, under a lock on the partner's counter, and freeze them,
+    then (``email_invoices``) email each to its customer with its PDF once this commits.
 
-    A retried finalisation of a finalised run does nothing; two partners finalise independently."""
+    A retried finalisation of a finalised run does nothing; two partners finalise independently. The demo
+    data, finalising runs it dates months back, sends no email (``email_invoices=False``)."""
     bill_run = lock_bill_run(bill_run)
     if bill_run.status == BillRun.Status.FINALISED:
         return bill_run
@@ -437,6 +445,12 @@ def bill_run_finalise(*, bill_run: BillRun, actor: User, issue_date: datetime.da
     )
     # The invoices go on their accounts in the same transaction (and account credit settles them).
     ledger_post_invoices(invoices=invoices, actor=actor)
+    # Each invoice is emailed to the customer with its PDF once this commits (one task per invoice). Imported
+    # here: the delivery reads the billing contact through direct_debit, which imports this module.
+    from billing.services.invoice_delivery import invoice_deliveries_queue
+
+    if email_invoices:
+        invoice_deliveries_queue(invoices=invoices, actor=actor)
     profile.next_invoice_number += len(invoices)
     save_with_actor(profile, actor=actor, reason=f"Invoice numbers assigned for {bill_run}")
     bill_run.status = BillRun.Status.FINALISED

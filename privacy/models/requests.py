@@ -151,6 +151,12 @@ class PrivacyRequest(TimeStampedModel):
         help_text="What was done, or why it was refused; no personal data (it is in the register).",
     )
     restriction_lifted_at = models.DateTimeField(null=True, blank=True)
+    # A customer's question about one entry of its access log (accounts.AccessLog), asked from the
+    # portal. The entry's id, not a foreign key: retention and erasure delete log rows in bulk, and the
+    # request must outlive the entry it asked about.
+    access_log_entry_id = models.BigIntegerField(
+        null=True, blank=True, editable=False, help_text="The access-log entry the customer asked about."
+    )
 
     history = HistoricalRecords()
 
@@ -173,6 +179,12 @@ class PrivacyRequest(TimeStampedModel):
             models.CheckConstraint(
                 name="privacyrequest_objection_has_scope",
                 condition=~Q(kind="objection") | ~Q(objection_scope=""),
+            ),
+            # Asking twice about one entry while the first question is open opens nothing new.
+            models.UniqueConstraint(
+                fields=["access_log_entry_id"],
+                condition=Q(access_log_entry_id__isnull=False, state__in=sorted(OPEN_STATES)),
+                name="privacyrequest_one_open_per_access_entry",
             ),
         ]
         indexes = [

@@ -1,6 +1,7 @@
 """Privacy pages, one module per concern: the request workflow, the data map with erasure previews, and
 portability exports."""
 
+from privacy.views.access_log import ask_about_access, my_access_log
 from privacy.views.breaches import (
     breach_affected,
     breach_affected_csv,
@@ -26,8 +27,10 @@ from privacy.views.governance import (
     processors,
 )
 from privacy.views.requests import (
+    access_report_pdf,
     access_report_view,
     my_access_report,
+    my_access_report_pdf,
     my_requests,
     queue,
     register_download,
@@ -44,7 +47,9 @@ from privacy.views.retention import (
 )
 
 __all__ = [
+    "access_report_pdf",
     "access_report_view",
+    "ask_about_access",
     "assessment_detail",
     "assessment_edit",
     "assessment_new",
@@ -66,7 +71,9 @@ __all__ = [
     "export_download",
     "legal_hold_lift_view",
     "legal_hold_set_view",
+    "my_access_log",
     "my_access_report",
+    "my_access_report_pdf",
     "my_data",
     "my_requests",
     "processor_detail",

@@ -2,7 +2,6 @@
 data map and the erasure engine decide; these check permissions and render."""
 
 import csv
-from decimal import Decimal
 
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -12,10 +11,21 @@ from django.views.decorators.http import require_POST
 
 from accounts.security import staff_user_with
 from accounts.selectors import access_customer
-from billing import charts
+from fusion_site.charts import Axis, Chart, bar_chart
 from privacy import data_map, ropa, selectors
 from privacy.erasure import erasure_preview
 from privacy.permissions import PrivacyPermission
+
+
+def _fields_chart(per_category: list[tuple[str, int]]) -> Chart:
+    return bar_chart(
+        key="fields",
+        title="Mapped personal data fields per category",
+        x_axis=Axis("Category of personal data"),
+        y_axis=Axis("Mapped", "fields"),
+        labels=[label for label, _count in per_category],
+        series=[("Personal data fields", [count for _label, count in per_category])],
+    )
 
 
 @login_required
@@ -29,7 +39,7 @@ def data_map_view(request: HttpRequest) -> HttpResponse:
         "can_add_assessments": user.has_perm(PrivacyPermission.ADD_ASSESSMENT),
         "can_see_processors": user.has_perm(PrivacyPermission.VIEW_PROCESSOR),
         "not_personal": sorted(data_map.NOT_PERSONAL.items()),
-        "chart": charts.diverging_bars(ropa.fields_per_category(), height=180),
+        "chart": _fields_chart(ropa.fields_per_category()),
     }
     return render(request, "privacy/data_map.html", context)
 
@@ -49,8 +59,14 @@ def erasure_preview_view(request: HttpRequest, reference: str) -> HttpResponse:
     user = staff_user_with(request, PrivacyPermission.PREVIEW_ERASURE)
     customer = access_customer(user, reference)
     preview = erasure_preview(customer=customer)
-    chart = charts.diverging_bars(
-        [(item.table, Decimal(item.rows)) for item in preview.erased if item.rows], height=180
+    erased = [item for item in preview.erased if item.rows]
+    chart = bar_chart(
+        key="erasure",
+        title="Rows erased per table",
+        x_axis=Axis("Table"),
+        y_axis=Axis("Erased", "rows"),
+        labels=[item.table for item in erased],
+        series=[("Rows erased", [item.rows for item in erased])],
     )
     return render(
         request, "privacy/erasure_preview.html", {"customer": customer, "preview": preview, "chart": chart}

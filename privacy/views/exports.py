@@ -2,7 +2,6 @@
 through selectors (404 for customers the user may not see), writes through services."""
 
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
@@ -17,7 +16,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from accounts.models import Customer, User
 from accounts.security import signed_in_user
 from accounts.selectors import access_customer
-from billing import charts
+from fusion_site.charts import Axis, bar_chart
 from privacy import selectors
 from privacy.export_links import InvalidDownloadLink, download_token, read_download_token
 from privacy.forms import ExportRequestForm
@@ -89,7 +88,14 @@ def _exports_page(request: HttpRequest, user: User, customer: Customer, *, porta
         if latest
         else []
     )
-    chart = charts.diverging_bars([(category.title, Decimal(count)) for category, count in latest_counts])
+    chart = bar_chart(
+        key="export-records",
+        title="Records per category in the latest export",
+        x_axis=Axis("Category"),
+        y_axis=Axis("In the export", "records"),
+        labels=[category.title for category, _count in latest_counts],
+        series=[("Records", [count for _category, count in latest_counts])],
+    )
     context = {
         "customer": customer,
         "form": form,

@@ -9,12 +9,13 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts import pii
+from accounts import access_transparency, pii
 from accounts.models import AccessLog, Contact, Customer, User
 from accounts.security import signed_in_user
 from accounts.selectors import access_customer, customers_visible_to
@@ -22,7 +23,9 @@ from accounts.services import access_log_record, system_user
 from accounts.site_details import Visibility
 from billing.models import BillRun
 from billing.selectors import bill_runs_visible_to
-from privacy import access_report, charts, register, selectors
+from fusion_site.charts import Axis, bar_chart
+from fusion_site.pdf import pdf_download
+from privacy import access_report, register, selectors
 from privacy.forms import NewRequestForm, PortalRequestForm, SubjectCodeForm
 from privacy.models import OPEN_STATES, TRANSITIONS, PrivacyPermission, PrivacyRequest, State
 from privacy.services.requests.carrying_out import privacy_request_complete, privacy_request_lift_restriction
@@ -53,25 +56,49 @@ def _require(user: User, permission: PrivacyPermission) -> None:
         raise PermissionDenied
 
 
+QUEUE_PER_PAGE = 50
+
+
 @login_required
 def queue(request: HttpRequest) -> HttpResponse:
+    """The open requests, soonest deadline first, 50 a page, optionally of one kind or urgency; the
+    figures count the whole queue in the database, whatever the filter."""
     user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     today = timezone.localdate()
-    rows = [(item, selectors.urgency_of(item, today=today)) for item in selectors.open_queue(user)[:500]]
+    kind = request.GET.get("kind", "")
+    kind = kind if kind in PrivacyRequest.Kind.values else ""
+    due = request.GET.get("due", "")
+    due = due if due in selectors.QUEUE_DUE_FILTERS else ""
+    page = Paginator(
+        selectors.open_queue_filtered(user, kind=kind, due=due, today=today), QUEUE_PER_PAGE
+    ).get_page(request.GET.get("page"))
+    rows = [(item, selectors.urgency_of(item, today=today)) for item in page]
     months, counts = selectors.requests_by_kind_and_month(
         selectors.privacy_requests_visible_to(user), months=CHART_MONTHS, today=today
     )
-    chart = charts.stacked_bars(
-        [f"{month:%b %y}" for month in months],
-        [(label, [counts[kind][month] for month in months]) for kind, label in PrivacyRequest.Kind.choices],
+    chart = bar_chart(
+        key="requests",
+        title="Requests received per month, by kind",
+        x_axis=Axis("Month received"),
+        y_axis=Axis("Received", "requests"),
+        labels=[f"{month:%b %y}" for month in months],
+        series=[
+            (str(label), [counts[kind][month] for month in months])
+            for kind, label in PrivacyRequest.Kind.choices
+        ],
+        stacked=True,
     )
     context = {
+        "page": page,
         "rows": rows,
         "today": today,
         "chart": chart,
-        "overdue": sum(1 for _item, urgency in rows if urgency.overdue),
-        "due_this_week": sum(1 for _item, urgency in rows if urgency.due_this_week),
+        "figures": selectors.queue_figures(selectors.open_queue(user), today=today),
+        "kind": kind,
+        "kinds": PrivacyRequest.Kind.choices,
+        "due": due,
+        "due_filters": selectors.QUEUE_DUE_FILTERS.items(),
         "may_add": user.has_perm(PrivacyPermission.ADD),
         "may_download_register": user.has_perm(PrivacyPermission.CHANGE),
     }
@@ -308,6 +335,27 @@ def _subject_view(item: PrivacyRequest, user: User) -> dict[str, str]:
     return {"email": email, "details": item.details}
 
 
+@dataclass(frozen=True)
+class AskedEntry:
+    """The access-log entry a customer asked about, as staff see it: who by name as well as role."""
+
+    entry: AccessLog
+    shown: access_transparency.PortalEntry
+
+
+def _asked_entry(item: PrivacyRequest) -> AskedEntry | None:
+    if item.access_log_entry_id is None or item.customer is None or item.customer_id is None:
+        return None
+    entry = (
+        AccessLog.objects.filter(pk=item.access_log_entry_id, customer_id=item.customer_id)
+        .select_related("user__partner")
+        .first()
+    )
+    if entry is None:
+        return None
+    return AskedEntry(entry, access_transparency.describe(entry, customer=item.customer))
+
+
 @login_required
 def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
     user = signed_in_user(request)
@@ -322,6 +370,7 @@ def request_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "events": item.events.select_related("actor"),
         "urgency": selectors.urgency_of(item, today=timezone.localdate()),
         "duplicates": list(item.duplicates.filter(state__in=OPEN_STATES).only("id")),
+        "asked_entry": _asked_entry(item),
         # A restriction may have to hold a whole bill run too: the runs it could be restricted in.
         "open_bill_runs": (
             list(
@@ -441,35 +490,61 @@ def verify_identity(request: HttpRequest) -> HttpResponse:
     return render(request, "privacy/verify_identity.html", {"form": form})
 
 
-def _access_report(request: HttpRequest, customer: Customer, visibility: Any) -> HttpResponse:
+def _access_report(
+    request: HttpRequest, customer: Customer, visibility: Any, *, pdf: bool = False
+) -> HttpResponse:
     context = access_report.report_context(customer, visibility=visibility)
     context["generated_at"] = timezone.now()
+    if pdf:
+        filename = f"personal-data-{customer.reference}-{context['generated_at']:%Y-%m-%d}.pdf"
+        return pdf_download("privacy/access_report.html", context, request=request, filename=filename)
     return render(request, "privacy/access_report.html", context)
 
 
 @login_required
-def access_report_view(request: HttpRequest, reference: str) -> HttpResponse:
+def access_report_view(request: HttpRequest, reference: str, *, pdf: bool = False) -> HttpResponse:
     """Staff prepare a customer's Art. 15 report. Shown in clear only to staff who may reveal personal
-    data, and then logged as a reveal; otherwise masked, as on the Site Details page."""
+    data, and then logged as a reveal; otherwise masked, as on the Site Details page. The PDF is the same
+    report printed, and every download of it is logged as an export (masked or not)."""
     user = signed_in_user(request)
     _require(user, PrivacyPermission.VIEW)
     customer = access_customer(user, reference)
     clear = pii.may_reveal_personal_data(user)
-    if clear:
+    if clear or pdf:
         access_log_record(
             user=user,
             customer=customer,
-            action=AccessLog.Action.REVEAL,
-            fields=["access_report"],
-            reason="Prepared the Art. 15 access report",
+            action=AccessLog.Action.EXPORT if pdf else AccessLog.Action.REVEAL,
+            fields=["access_report", *(["access_report_pdf"] if pdf else [])],
+            reason="Downloaded the Art. 15 access report as a PDF" + ("" if clear else " (masked)")
+            if pdf
+            else "Prepared the Art. 15 access report",
         )
-    return _access_report(request, customer, Visibility(personal=clear, payment=False))
+    return _access_report(request, customer, Visibility(personal=clear, payment=False), pdf=pdf)
 
 
 @login_required
-def my_access_report(request: HttpRequest) -> HttpResponse:
-    """A customer's own Art. 15 report, from the portal."""
+def access_report_pdf(request: HttpRequest, reference: str) -> HttpResponse:
+    return access_report_view(request, reference, pdf=True)
+
+
+@login_required
+def my_access_report(request: HttpRequest, *, pdf: bool = False) -> HttpResponse:
+    """A customer's own Art. 15 report, from the portal (the PDF download is logged, as the export is)."""
     user = signed_in_user(request)
     if user.customer is None:
         raise PermissionDenied
-    return _access_report(request, user.customer, Visibility(personal=True, payment=False))
+    if pdf:
+        access_log_record(
+            user=user,
+            customer=user.customer,
+            action=AccessLog.Action.EXPORT,
+            fields=["access_report", "access_report_pdf"],
+            reason="The customer downloaded its own Art. 15 access report as a PDF",
+        )
+    return _access_report(request, user.customer, Visibility(personal=True, payment=False), pdf=pdf)
+
+
+@login_required
+def my_access_report_pdf(request: HttpRequest) -> HttpResponse:
+    return my_access_report(request, pdf=True)

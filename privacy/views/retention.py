@@ -22,8 +22,8 @@ from accounts.models import Customer, Role, User
 from accounts.security import staff_user_with
 from accounts.selectors import access_customer
 from billing.personal_data import with_debt
+from fusion_site.charts import Axis, Chart, bar_chart
 from fusion_site.money import to_money
-from privacy import charts
 from privacy.models import LegalHold, RetentionPolicy, RetentionRun
 from privacy.retention import active_holds, customers_due_between, customers_past_due, deletion_date
 from privacy.services import retention as services
@@ -97,7 +97,7 @@ class DueSoon:
     held: bool
 
 
-def _chart(runs: list[RetentionRun]) -> charts.StackedChart:
+def _chart(runs: list[RetentionRun]) -> Chart:
     """Rows deleted per night, by policy, oldest night first."""
     nights = sorted({run.run_on for run in runs})
     per_policy: dict[str, dict[datetime.date, int]] = defaultdict(lambda: defaultdict(int))
@@ -105,7 +105,15 @@ def _chart(runs: list[RetentionRun]) -> charts.StackedChart:
         for policy, tables in run.counts.items():
             per_policy[policy][run.run_on] += sum(tables.values())
     series = [(policy, [per_policy[policy][night] for night in nights]) for policy in sorted(per_policy)]
-    return charts.stacked_bars([f"{night:%d %b}" for night in nights], series, height=200)
+    return bar_chart(
+        key="retention",
+        title="Rows deleted per night, by retention policy",
+        x_axis=Axis("Night of the run"),
+        y_axis=Axis("Deleted", "rows"),
+        labels=[f"{night:%d %b}" for night in nights],
+        series=series,
+        stacked=True,
+    )
 
 
 @login_required

@@ -1,6 +1,5 @@
 """Back-office pages for the website's submissions and privacy notices."""
 
-from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
@@ -14,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import pii
 from accounts.security import signed_in_user
-from billing.charts import diverging_bars
+from fusion_site.charts import Axis, bar_chart
 from privacy.models import PrivacyNotice, WebsiteSubmission
 from privacy.website import exports, forms, selectors, services
 
@@ -50,7 +49,14 @@ def submissions(request: HttpRequest) -> HttpResponse:
         "tabs": [(k, labels[k], total) for k, (_label, total) in zip(kinds, totals, strict=True)],
         "page": page,
         "rows": rows,
-        "chart": diverging_bars([(label, Decimal(total)) for label, total in totals], height=160),
+        "chart": bar_chart(
+            key="submissions",
+            title="Submissions per kind",
+            x_axis=Axis("Kind of submission"),
+            y_axis=Axis("Received", "submissions"),
+            labels=[label for label, _total in totals],
+            series=[("Submissions", [total for _label, total in totals])],
+        ),
         "status_counts": sorted(counts[kind].items()),
         "may_export": user.has_perm("privacy.export_mailing_list"),
     }

@@ -5,7 +5,9 @@ administrators to make in the admin are in the audit trail."""
 import datetime
 from decimal import Decimal
 
+import pytest
 from axes.models import AccessAttempt
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -101,7 +103,9 @@ def test_admin_cannot_make_another_partners_tariff_a_default(client, make_user, 
 
 
 def test_admin_line_change_keeps_its_site_within_its_customer(client, make_user, customer):
-    """The site of a sibling customer (same partner: the form offers it) is refused by ``line_update``."""
+    """The site of a sibling customer (same partner) is not offered by the line's form, which lists its own
+    customer's sites only, so posting it is a field error; ``line_update`` refuses it too, for every
+    other door."""
     sibling_site = SiteFactory(customer=CustomerFactory(partner=customer.partner))
     line = customer.lines.get()
     client.force_login(make_user(Role.BILLING_AGENT))
@@ -112,9 +116,13 @@ def test_admin_line_change_keeps_its_site_within_its_customer(client, make_user,
     )
 
     assert response.status_code == 200
-    assert response.context["adminform"].form.errors["site"] == ["The site belongs to another customer."]
+    assert response.context["adminform"].form.errors["site"] == [
+        "Select a valid choice. That choice is not one of the available choices."
+    ]
     line.refresh_from_db()
     assert line.site.customer_id == customer.pk
+    with pytest.raises(ValidationError, match="The site belongs to another customer"):
+        services.line_update(line=line, actor=make_user(Role.BILLING_AGENT), site=sibling_site)
 
 
 def test_invoiced_charge_cannot_be_changed_in_the_admin(client, make_user, customer, profile):

@@ -155,3 +155,29 @@ def test_timeline_queries_stay_constant_with_more_history(client, make_user, par
         for c in entry.changes
     ]
     assert len(changes) == 4 + 8 * 2  # the first correction changes four fields, each later one two
+
+
+def test_portal_user_reads_staff_changes_and_orders_by_role_and_organisation_never_by_name(client, make_user):
+    portal = make_user(Role.CUSTOMER)
+    contact = ContactFactory(customer=portal.customer)
+    agent = make_user(Role.SUPPORT_AGENT, full_name="Priya Agentname")
+    _correct_contact(client, agent, portal.customer, contact)
+    client.force_login(biller := make_user(Role.BILLING_AGENT, full_name="Bob Billername"))
+    ordered = client.post(
+        f"/customers/{portal.customer.reference}/orders/new/", {"kind": "provide", "notes": ""}
+    )
+    assert ordered.status_code == 302
+
+    client.force_login(portal)
+    html = client.get(f"/customers/{portal.customer.reference}/").content.decode()
+    by_staff = f"Support agent, {agent.partner.name}"
+    assert f"by {by_staff}" in _timeline_html(html)
+    assert f"<td>Billing agent, {biller.partner.name}</td>" in html  # the order's "By" column
+    for staff in (agent, biller):
+        assert staff.full_name not in html and staff.email not in html
+
+    # Staff still see who it was.
+    client.force_login(make_user(Role.SUPPORT_AGENT))
+    assert "Priya Agentname" in _timeline_html(
+        client.get(f"/customers/{portal.customer.reference}/").content.decode()
+    )

@@ -19,17 +19,19 @@ RESUME = "Resume billing…"
 INVOICES = "View invoices"
 EXPORTS = "Portability exports"
 ACCOUNT = "Account and payments"
+ACCESS_LOG = "Who has seen my data"
 
 # From the role grants: billing.calculate_billrun (resume), billing.view_invoice (invoices),
 # billing.view_ledgerentry (the account), privacy.view_dataexport for staff (a portal user downloads its
-# own data from "Download my data").
+# own data from "Download my data"); privacy.add_privacyrequest for the customer's own portal user, who
+# may ask about an entry of its access log.
 LINKS_BY_ROLE = {
     Role.ADMINISTRATOR: {INVOICES, ACCOUNT},
     Role.BILLING_AGENT: {RESUME, INVOICES, ACCOUNT},
     Role.SUPPORT_AGENT: set(),
     Role.FINANCE_MANAGER: {INVOICES, ACCOUNT},
     Role.DATA_PROTECTION_OFFICER: {EXPORTS, INVOICES, ACCOUNT},
-    Role.CUSTOMER: {INVOICES, ACCOUNT},
+    Role.CUSTOMER: {ACCESS_LOG, INVOICES, ACCOUNT},
 }
 
 
@@ -56,6 +58,10 @@ def _expected_fragments(customer: Customer) -> dict[str, str]:
         EXPORTS: (
             f'<dt>Data exports</dt><dd><a href="{reverse("privacy:customer_exports", args=[reference])}">'
             f"{EXPORTS}</a></dd>"
+        ),
+        ACCESS_LOG: (
+            f'<dt>Access to your data</dt><dd><a href="{reverse("privacy:my_access_log")}">'
+            f"{ACCESS_LOG}</a></dd>"
         ),
         INVOICES: (
             f'<dt>Invoices</dt><dd><a href="{reverse("billing:customer_invoices", args=[reference])}">'

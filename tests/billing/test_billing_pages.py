@@ -27,6 +27,7 @@ from tests.billing.factories import (
     month,
     run_on_commit,
 )
+from tests.chart_pages import chart_data, chart_summary, chart_table
 from tests.factories import UserFactory, full_customer
 
 JANUARY, FEBRUARY = month(2025, 1), month(2025, 2)
@@ -217,8 +218,12 @@ def test_the_run_page_shows_the_variance_against_the_previous_finalised_run(clie
     )
     assert (rows[new].previous, rows[new].change_percent) == (Decimal("0"), None)
     html = response.content.decode()
-    assert '<svg class="chart"' in html
-    assert html.count("<rect ") == 2
+    data = chart_data(html, "variance")
+    assert data["signed"] and data["y"]["label"] == "Change in net total (£)"
+    changes = dict(zip(data["labels"], data["series"][0]["values"], strict=True))
+    assert changes == {first: "50.00", new: str(rows[new].change)}
+    assert [first, "£50.00"] in chart_table(html, "variance")
+    assert f"{first}: £50.00" in chart_summary(html, "variance")
     assert f'<td>{first}</td><td class="num">£100.00</td><td class="num">£150.00</td>' in html
     assert "January 2025" in html
 
@@ -230,7 +235,7 @@ def test_the_first_run_has_no_variance_to_show(client, agent, world):
 
     assert response.context["previous"] is None
     assert "No earlier finalised run of this partner to compare with." in response.content.decode()
-    assert '<svg class="chart"' not in response.content.decode()
+    assert '<figure class="chart"' not in response.content.decode()
 
 
 def test_the_run_page_lists_skipped_customers_with_the_reason(client, partner, agent, make_user):

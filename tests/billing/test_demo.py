@@ -16,6 +16,7 @@ from billing.models import (
     Invoice,
     LedgerEntry,
     Payment,
+    Product,
     RecurringCharge,
 )
 from billing.services.ledger import invoice_outstanding
@@ -29,6 +30,12 @@ def test_seed_billing_demo_gives_finalised_runs_and_a_calculated_run_per_partner
     runs = BillRun.objects.order_by("partner_id", "period_start")
     assert [run.status for run in runs] == ["finalised", "finalised", "calculated"] * 2
     assert RecurringCharge.objects.count() > 0
+    # Each partner's catalogue, so onboarding offers rental products; one has a price rise next month.
+    assert sorted(Product.objects.filter(partner=runs[0].partner).values_list("name", flat=True)) == [
+        "Analogue line rental",
+        "SIP channel",
+    ]
+    assert Product.objects.get(partner=runs[0].partner, name="Analogue line rental").prices.count() == 2
     assert CallRecord.objects.filter(status=CallRecord.Status.RATED).exists()
     finalised = Invoice.objects.filter(status=Invoice.Status.FINALISED)
     assert finalised.exists() and all(invoice.gross == invoice.net + invoice.vat for invoice in finalised)

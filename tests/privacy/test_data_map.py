@@ -16,6 +16,7 @@ from fusion_site.spreadsheet import FORMULA_STARTS, safe_cell
 from privacy import data_map, ropa
 from privacy.data_map import DATA_MAP, ErasureAction, FieldEntry, unmapped_personal_fields
 from privacy.models import Processor, RetentionPolicy
+from tests.chart_pages import chart_data, chart_table
 
 
 def test_every_personal_field_is_mapped():
@@ -106,7 +107,12 @@ def test_ropa_page_for_dpo_and_administrator(make_user, client, role):
     assert response.status_code == 200
     page = response.content.decode()
     assert "Bacs approved bureau" in page and "Wholesale line provider" in page
-    assert "accounts.Contact" in page and "VAT Act 1994" in page and "<svg" in page
+    assert "accounts.Contact" in page and "VAT Act 1994" in page
+    data = chart_data(page, "fields")
+    assert data["y"]["label"] == "Mapped (fields)" and sum(data["series"][0]["values"]) == len(
+        ropa.field_rows()
+    )
+    assert len(chart_table(page, "fields")) == len(data["labels"]) + 1
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ from privacy.export_links import download_token
 from privacy.models import DataExport
 from privacy.services import exports as export_services
 from tests.billing.factories import billing_profile, finalised_run, month
+from tests.chart_pages import chart_data, chart_table
 from tests.factories import full_customer
 
 # The outcome turns on today's date: CI runs this module again at other frozen instants.
@@ -151,6 +152,16 @@ def test_an_export_requested_on_the_staff_page_round_trips_every_category(
     expected = expected_counts(customer)
     assert all(expected.values()), f"the fixture must give every category rows: {expected}"
     assert export.row_counts == expected
+    # The page charts the latest export's records per category, each value also in the chart's table.
+    html = client.get(page).content.decode()
+    data = chart_data(html, "export-records")
+    assert data["y"]["label"] == "In the export (records)"
+    assert dict(zip(data["labels"], data["series"][0]["values"], strict=True)) == {
+        category.title: expected[category.name] for category in portability.CATEGORIES
+    }
+    assert chart_table(html, "export-records")[1:] == [
+        [category.title, f"{expected[category.name]:,}"] for category in portability.CATEGORIES
+    ]
     assert set(archive.namelist()) == {
         *(f"{name}.json" for name in CATEGORY_NAMES),
         *(f"{name}.csv" for name in CATEGORY_NAMES),

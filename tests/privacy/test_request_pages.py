@@ -31,6 +31,7 @@ from privacy.services.requests.workflow import (
 )
 from privacy.views import requests as request_views
 from tests.billing.factories import billing_profile, calculated_run, month
+from tests.chart_pages import chart_data, chart_table
 from tests.privacy.conftest import receive
 
 # The outcome turns on today's date: CI runs this module again at other frozen instants.
@@ -76,10 +77,13 @@ def test_queue_orders_by_due_date_highlights_and_draws_the_chart(
     assert re.search(rf'<tr class="due-soon">\s*<td><a [^>]+>{soon.reference}', html)
     assert re.search(rf'<tr class="">\s*<td><a [^>]+>{later.reference}', html)
     assert "1 overdue" in html and "1 due within a week" in html
-    assert '<svg class="chart stacked"' in html
-    this_month = f"{today:%b %y}"
-    assert f"<title>{this_month}: 1 Portability</title>" in html
-    assert f"<title>{this_month}: 1 Rectification</title>" in html
+    data = chart_data(html, "requests")
+    assert (data["stacked"], data["y"]["label"]) == (True, "Received (requests)")
+    this_month = data["labels"].index(f"{today:%b %y}")
+    received = {series["label"]: series["values"][this_month] for series in data["series"]}
+    assert (received["Portability"], received["Rectification"]) == (1, 1)
+    table = chart_table(html, "requests")
+    assert table[0][0] == "Month received" and len(table) == len(data["labels"]) + 1
 
 
 def test_queue_query_count_does_not_grow_with_requests(client, dpo, customer, django_assert_num_queries):
@@ -440,3 +444,64 @@ def test_the_new_request_form_prefills_today_in_the_only_form_a_date_input_shows
     page = client.get(reverse("privacy:request_new")).content.decode()
     today = timezone.localdate()
     assert f'<input type="date" name="received_on" value="{today:%Y-%m-%d}"' in page
+
+
+def _bulk_requests(customer, *, today: datetime.date, **groups: tuple[int, str, str, int | None]) -> None:
+    """Requests straight into the table (counts are what is tested, not how requests are received):
+    ``name=(how many, kind, state, due in days or None)``."""
+    rows = [
+        PrivacyRequest(
+            kind=kind,
+            state=state,
+            channel=PrivacyRequest.Channel.EMAIL,
+            customer=customer,
+            details=f"Bulk {name}",
+            received_on=today - datetime.timedelta(days=20),
+            clock_started_on=today - datetime.timedelta(days=20),
+            due_on=None if due_in is None else today + datetime.timedelta(days=due_in),
+        )
+        for name, (count, kind, state, due_in) in groups.items()
+        for _ in range(count)
+    ]
+    PrivacyRequest.objects.bulk_create(rows, batch_size=200)
+
+
+def _queue_rows(page: str) -> list[str]:
+    body = re.search(r'<table class="queue">.*?<tbody>(.*?)</tbody>', page, re.DOTALL).group(1)
+    return re.findall(r"<tr class=\"[^\"]*\">", body)
+
+
+def test_queue_counts_every_open_request_in_the_database_and_pages_fifty_at_a_time(
+    client, dpo, customer, django_assert_max_num_queries
+):
+    today = timezone.localdate()
+    _bulk_requests(
+        customer,
+        today=today,
+        overdue=(130, Kind.ACCESS, State.IN_PROGRESS, -3),
+        soon=(70, Kind.ERASURE, State.RECEIVED, 3),
+        held=(40, Kind.ACCESS, State.ON_HOLD, -1),  # the clock is stopped: neither overdue nor due soon
+        later=(280, Kind.PORTABILITY, State.IN_PROGRESS, 20),
+        identity=(10, Kind.RECTIFICATION, State.AWAITING_IDENTITY, None),
+        closed=(30, Kind.ACCESS, State.COMPLETED, -30),  # not in the queue at all
+    )
+    client.force_login(dpo)
+
+    with django_assert_max_num_queries(12):
+        first = client.get(reverse("privacy:queue")).content.decode()
+    last = client.get(reverse("privacy:queue"), {"page": 11}).content.decode()
+    erasures = client.get(reverse("privacy:queue"), {"kind": Kind.ERASURE}).content.decode()
+    overdue_page_3 = client.get(reverse("privacy:queue"), {"due": "overdue", "page": 3}).content.decode()
+    this_week = client.get(reverse("privacy:queue"), {"due": "week"}).content.decode()
+
+    assert "530 open" in first and "130 overdue" in first and "70 due within a week" in first
+    assert "Page 1 of 11" in first and len(_queue_rows(first)) == 50
+    assert all(row == '<tr class="overdue">' for row in _queue_rows(first))  # soonest deadline first
+    assert "Page 11 of 11" in last and len(_queue_rows(last)) == 30
+    assert "awaiting identity" in last  # no deadline yet: last
+    # The figures are the whole queue's, whatever the filter; the filter says how many it shows.
+    assert "530 open" in erasures and "70 of 530 shown" in erasures and len(_queue_rows(erasures)) == 50
+    assert 'href="?kind=erasure&amp;page=2"' in erasures
+    assert "Page 3 of 3" in overdue_page_3 and len(_queue_rows(overdue_page_3)) == 30
+    assert set(_queue_rows(overdue_page_3)) == {'<tr class="overdue">'}
+    assert "70 of 530 shown" in this_week and set(_queue_rows(this_week)) == {'<tr class="due-soon">'}

@@ -47,6 +47,9 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         AUDIT_HMAC_KEYS=secrets.token_urlsafe(32),
         AUDIT_CHECKPOINT_DIR=str(tmp_path / "audit-checkpoints"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'production.sqlite3'}",
+        # These tests render pages without running collectstatic first; tests/test_production_serving.py
+        # renders them from the collected, hashed and compressed files as production does.
+        DJANGO_STATIC_MANIFEST="false",
     )
     env.pop("REDIS_URL", None)
     return env

@@ -206,6 +206,31 @@ def _breach(w: World) -> int:
     return w._breach.pk
 
 
+def _product(w: World, *, other: bool = False) -> int:
+    """A line rental product of the customer's partner (or the other partner's), made once per world."""
+    key = "_other_product" if other else "_own_product"
+    if not hasattr(w, key):
+        import datetime
+
+        from billing.services.catalogue import product_create
+
+        customer = w.other_customer if other else w.customer
+        made = product_create(
+            partner=customer.partner,
+            name="Analogue line",
+            monthly_price=Decimal("15.00"),
+            valid_from=datetime.date(2026, 1, 1),
+            actor=None,
+        )
+        setattr(w, key, made)
+    return getattr(w, key).pk
+
+
+# Who takes on customers and adds their sites, contacts and lines: the roles that may create customers.
+ONBOARDERS = {Role.ADMINISTRATOR, Role.BILLING_AGENT}
+# Who reads the product catalogue (its partner's; administrators every partner's).
+CATALOGUE_READERS = {Role.ADMINISTRATOR, Role.BILLING_AGENT, Role.FINANCE_MANAGER}
+
 REQUEST_READERS = {Role.DATA_PROTECTION_OFFICER, Role.ADMINISTRATOR, Role.SUPPORT_AGENT}
 PRIVACY_OFFICE = {Role.DATA_PROTECTION_OFFICER, Role.ADMINISTRATOR}
 DPO_ONLY = {Role.DATA_PROTECTION_OFFICER}
@@ -236,6 +261,35 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         lambda w: f"/customers/{w.other_customer.reference}/sites/{_own_site(w)}/edit/",
     ),
     "accounts:order_create": (lambda w: f"/customers/{w.customer.reference}/orders/new/", NOBODY, None),
+    "accounts:site_add": (
+        lambda w: f"/customers/{w.customer.reference}/sites/new/",
+        ONBOARDERS,
+        lambda w: f"/customers/{w.other_customer.reference}/sites/new/",
+    ),
+    "accounts:contact_add": (
+        lambda w: f"/customers/{w.customer.reference}/contacts/new/",
+        ONBOARDERS,
+        lambda w: f"/customers/{w.other_customer.reference}/contacts/new/",
+    ),
+    # An administrator first chooses the partner; a partner's staff asking for another partner get 404.
+    "billing:onboard": (
+        lambda w: "/billing/customers/new/",
+        ONBOARDERS,
+        lambda w: f"/billing/customers/new/?partner={w.other_customer.partner_id}",
+    ),
+    # Without a draft in the session: a redirect to the form for those who may onboard, 403 for others.
+    "billing:onboard_confirm": (lambda w: "/billing/customers/new/confirm/", NOBODY, None),
+    "billing:line_add": (
+        lambda w: f"/billing/customers/{w.customer.reference}/lines/new/",
+        ONBOARDERS,
+        lambda w: f"/billing/customers/{w.other_customer.reference}/lines/new/",
+    ),
+    "billing:products": (lambda w: "/billing/products/", CATALOGUE_READERS, None),
+    "billing:product": (
+        lambda w: f"/billing/products/{_product(w)}/",
+        CATALOGUE_READERS,
+        lambda w: f"/billing/products/{_product(w, other=True)}/",
+    ),
     "billing:bill_runs": (lambda w: "/billing/runs/", BILLING_READERS, None),
     "billing:bill_run": (
         lambda w: f"/billing/runs/{w.bill_run.pk}/",
@@ -253,6 +307,22 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
         lambda w: f"/billing/invoices/{w.invoice.pk}/",
         {*BILLING_READERS, Role.CUSTOMER},
         lambda w: f"/billing/invoices/{w.other_invoice.pk}/",
+    ),
+    # PDF downloads: the page's scope exactly (another partner's or customer's document is 404).
+    "billing:invoice_pdf": (
+        lambda w: f"/billing/invoices/{w.invoice.pk}/pdf/",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/invoices/{w.other_invoice.pk}/pdf/",
+    ),
+    "billing:credit_note_pdf": (
+        lambda w: f"/billing/credit-notes/{_credit_note(w)}/pdf/",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/credit-notes/{_credit_note(w, other=True)}/pdf/",
+    ),
+    "billing:statement_pdf": (
+        lambda w: f"/billing/customers/{w.customer.reference}/account/statement.pdf",
+        {*BILLING_READERS, Role.CUSTOMER},
+        lambda w: f"/billing/customers/{w.other_customer.reference}/account/statement.pdf",
     ),
     "billing:credit_note": (
         lambda w: f"/billing/credit-notes/{_credit_note(w)}/",
@@ -368,6 +438,16 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
     "privacy:register": (lambda w: "/privacy/register.csv", NOBODY, None),  # an export: POST only
     "privacy:my_requests": (lambda w: "/privacy/my-requests/", PORTAL, None),
     "privacy:my_access_report": (lambda w: "/privacy/my-account/access-report/", PORTAL, None),
+    "privacy:my_access_report_pdf": (lambda w: "/privacy/my-account/access-report.pdf", PORTAL, None),
+    "privacy:access_report_pdf": (
+        lambda w: f"/privacy/customers/{w.customer.reference}/access-report.pdf",
+        REQUEST_READERS,
+        lambda w: f"/privacy/customers/{w.other_customer.reference}/access-report.pdf",
+    ),
+    "privacy:my_access_log": (lambda w: "/privacy/my-account/access-log/", PORTAL, None),
+    # Asking about an entry is POST only; another customer's entry answering 404 is tested in
+    # tests/privacy/test_access_log_portal.py.
+    "privacy:ask_about_access": (lambda w: "/privacy/my-account/access-log/1/ask/", NOBODY, None),
     "privacy:access_report": (
         lambda w: f"/privacy/customers/{w.customer.reference}/access-report/",
         REQUEST_READERS,
@@ -464,8 +544,11 @@ MATRIX: dict[str, tuple[Url, set[Role], Url | None]] = {
     ),
 }
 # Answer anyone: the login page itself, logging out (POST only; GET is 405), the public website (tested in
-# tests/privacy/test_website*.py and tests/browser/) and the page where a subject enters an identity code.
+# tests/privacy/test_website*.py and tests/browser/), the page where a subject enters an identity code, and
+# the health probes, which show no data (tests/test_health.py).
 PUBLIC = {
+    "healthz",
+    "readyz",
     "login",
     "logout",
     "privacy:verify_identity",

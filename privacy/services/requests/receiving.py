@@ -41,9 +41,12 @@ def privacy_request_receive(
     subject_email: str = "",
     received_on: datetime.date | None = None,
     objection_scope: str = "",
+    access_log_entry_id: int | None = None,
 ) -> PrivacyRequest:
     """Record a new request. A portal user's request is about its own account, arrives through the
-    portal and has its identity established by the login. A duplicate is flagged, not refused."""
+    portal and has its identity established by the login. A duplicate is flagged, not refused. A
+    question about one access-log entry (``access_log_entry_id``, see ``access_questions``) is no
+    duplicate of another request: each entry has at most one open question."""
     require_permission(actor, PrivacyPermission.ADD, "open privacy requests")
     received_on = received_on or local_today()
     errors: dict[str, str] = {}
@@ -95,16 +98,21 @@ def privacy_request_receive(
         received_on=received_on,
         received_by=actor,
         clock_started_on=received_on,
+        access_log_entry_id=access_log_entry_id,
     )
     if actor.is_portal_user:
         privacy_request.identity_method = PrivacyRequest.IdentityMethod.PORTAL_LOGIN
         privacy_request.identity_verified_at = timezone.now()
     # Looked up before the save so the new request does not find itself.
-    duplicate = selectors.open_duplicate_of(
-        kind=kind,
-        customer_id=customer.pk if customer else None,
-        contact_id=contact.pk if contact else None,
-        subject_email_index=privacy_request.subject_email_index,
+    duplicate = (
+        selectors.open_duplicate_of(
+            kind=kind,
+            customer_id=customer.pk if customer else None,
+            contact_id=contact.pk if contact else None,
+            subject_email_index=privacy_request.subject_email_index,
+        )
+        if access_log_entry_id is None
+        else None
     )
     privacy_request.duplicate_of = duplicate
     refresh_due(privacy_request)
