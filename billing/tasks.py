@@ -5,7 +5,6 @@ import logging
 from typing import Any
 
 from celery import shared_task
-from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
@@ -86,7 +85,7 @@ def send_invoice_email(self: Any, delivery_id: int) -> str:
     try:
         return invoice_delivery_send(delivery_id=delivery_id).status
     except InvoiceDeliveryFailed as exc:
-        if settings.CELERY_TASK_ALWAYS_EAGER:
+        if self.app.conf.task_always_eager:  # tasks run in-process (no broker), not by a worker
             logger.warning("%s; the hourly sweep tries again", exc)
             return InvoiceDelivery.Status.FAILED
         raise self.retry(exc=exc, countdown=invoice_email_backoff(self.request.retries)) from None

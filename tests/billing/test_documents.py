@@ -233,13 +233,14 @@ def _mail_server_fails_once(monkeypatch, failure: Exception) -> None:
 
 
 def test_a_mail_server_failure_is_recorded_and_retried_then_sent_once(
-    partner, profile, agent, finance, monkeypatch, settings
+    partner, profile, agent, finance, monkeypatch
 ):
     january_charges(full_customer(partner), agent)
     _mail_server_fails_once(monkeypatch, smtplib.SMTPRecipientsRefused({"jane@example.com": (451, b"later")}))
     run = finalised_run(partner, JANUARY, agent=agent, finance=finance)
     (delivery_id,) = InvoiceDelivery.objects.filter(invoice__bill_run=run).values_list("pk", flat=True)
-    settings.CELERY_TASK_ALWAYS_EAGER = False  # as a worker runs it: a failure asks to be retried
+    # As a worker runs it (tasks not in-process): a failure asks to be retried.
+    monkeypatch.setitem(send_invoice_email.app.conf, "task_always_eager", False)
 
     with pytest.raises(Retry) as retry:
         send_invoice_email.apply(args=[delivery_id])
