@@ -199,6 +199,7 @@ NOT_PERSONAL: dict[str, str] = {
     "auth.Group.name": "A role's or partner group's name",
     "accounts.Partner.name": "A reseller company's name: organisation data",
     "billing.Tariff.name": "A price plan's name",
+    "billing.Product.name": "A line rental product's name in a partner's catalogue",
     "billing.CallImport.file_name": "The name staff gave an uploaded file; the file is deleted once read",
     "billing.BacsReportImport.file_name": "The name of the ARUDD or ADDACS file Bacs published, as uploaded "
     "(it names the report, not a payer)",
