@@ -84,7 +84,7 @@ preflight: $(PY)
 serve: collectstatic preflight
 	$(PRODUCTION_ENV) .venv/bin/gunicorn --config deploy/gunicorn_conf.py
 
-BENCHES := bench/site_details.py bench/bill_run.py bench/privacy_erasure.py bench/privacy_export.py bench/retention.py bench/payments.py
+BENCHES := bench/site_details.py bench/bill_run.py bench/privacy_erasure.py bench/privacy_export.py bench/retention.py bench/payments.py bench/load.py
 
 bench: install
 	@set -e; for script in $(BENCHES); do $(PY) $$script; done
