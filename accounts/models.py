@@ -109,6 +109,12 @@ class User(AbstractBaseUser, PermissionsMixin):
     def is_portal_user(self) -> bool:
         return self.customer_id is not None
 
+    @property
+    def customer_reference(self) -> str:
+        """A portal user's customer reference, without loading the customer (the layout's links show it
+        on every page)."""
+        return Customer.reference_of(self.customer_id) if self.customer_id is not None else ""
+
     def gdpr_training_expires_at(self) -> datetime.datetime | None:
         if self.gdpr_training_completed_at is None:
             return None

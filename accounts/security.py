@@ -22,6 +22,10 @@ from accounts.models import User
 # verification page needs its stylesheet).
 _UNVERIFIED_URL_NAMES = ("accounts:otp_verify", "accounts:otp_enrol", "logout", "healthz", "readyz")
 LAST_ACTIVITY_SESSION_KEY = "fusion_last_activity"
+# The recorded activity moves on at most once a minute, not on every request: each move is a write of the
+# session row (an UPDATE and a commit), which every page paid for. The idle limit then runs from up to a
+# minute before the last request, so a session can end that much sooner, never later.
+ACTIVITY_RECORDED_EVERY_SECONDS = 60
 
 
 class RequireSecondFactorMiddleware:
@@ -46,7 +50,8 @@ def idle_seconds_for(user: object) -> int:
 
 
 class IdleSessionTimeoutMiddleware:
-    """Log out a session that has been idle longer than its user's limit; any request refreshes it.
+    """Log out a session that has been idle longer than its user's limit; any request refreshes it
+    (recorded at most every ``ACTIVITY_RECORDED_EVERY_SECONDS``).
 
     Kept as a timestamp in the session (not the cookie's expiry) so the rule is the same for every
     session backend and the cookie age stays an absolute cap (SESSION_COOKIE_AGE).
@@ -64,7 +69,8 @@ class IdleSessionTimeoutMiddleware:
                 logout(request)
                 query = urlencode({"next": request.get_full_path(), "timed_out": "1"})
                 return HttpResponseRedirect(f"{reverse(settings.LOGIN_URL)}?{query}")
-            request.session[LAST_ACTIVITY_SESSION_KEY] = now
+            if last is None or now - int(last) >= ACTIVITY_RECORDED_EVERY_SECONDS:
+                request.session[LAST_ACTIVITY_SESSION_KEY] = now
         return self.get_response(request)
 
 

@@ -69,6 +69,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=0,
         help="GUNICORN_THREADS for the server (default: deploy/gunicorn_conf.py's own default)",
     )
+    parser.add_argument(
+        "--conn-max-age",
+        type=int,
+        default=60,
+        help="DATABASE_CONN_MAX_AGE for the server (default 60, as deploy/GUIDE.md sets it)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
         "--smoke", action="store_true", help="CI size: 200 customers, 2 s per page, only errors checked"
@@ -210,7 +216,7 @@ def pages(world: World) -> list[Page]:
     ]
 
 
-def production_env(tmp: Path, database_url: str, port: int, threads: int) -> dict[str, str]:
+def production_env(tmp: Path, database_url: str, port: int, args: argparse.Namespace) -> dict[str, str]:
     """The production settings with keys of the run's own (the build used the same, set before Django
     started), as tests/prod/test_prod_smoke.py runs them; no broker: pages queue nothing under load."""
     env = {
@@ -227,14 +233,15 @@ def production_env(tmp: Path, database_url: str, port: int, threads: int) -> dic
         DJANGO_STATIC_ROOT=str(tmp / "static"),
         DJANGO_MEDIA_ROOT=str(tmp / "media"),
         DATABASE_URL=database_url,
+        DATABASE_CONN_MAX_AGE=str(args.conn_max_age),
         REDIS_URL="",
         CELERY_BROKER_URL="",
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="2",
         SITE_URL=f"https://127.0.0.1:{port}",
     )
-    if threads:
-        env["GUNICORN_THREADS"] = str(threads)
+    if args.threads:
+        env["GUNICORN_THREADS"] = str(args.threads)
     return env
 
 
@@ -457,7 +464,8 @@ def report(results: list[Result], args: argparse.Namespace, world: World, databa
     ceiling = results[0].rps
     print(
         f"\n{world.customers:,} customers (built in {world.build_seconds:.0f} s), {database}; gunicorn "
-        f"2 workers{f' x {args.threads} threads' if args.threads else ''}, {args.clients} clients, "
+        f"2 workers{f' x {args.threads} threads' if args.threads else ''}, DATABASE_CONN_MAX_AGE="
+        f"{args.conn_max_age}, {args.clients} clients, "
         f"{args.seconds:g} s a page, {os.cpu_count()} CPUs\n"
     )
     header = (
@@ -512,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
 
             connections.close_all()  # the server's workers need no competition from an idle connection
             port = free_port()
-            env = production_env(tmp, args.database_url, port, args.threads)
+            env = production_env(tmp, args.database_url, port, args)
             collected = subprocess.run(
                 [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
                 cwd=REPO_ROOT,

@@ -2,8 +2,10 @@
 
 Everything a deployment changes comes from the environment, like the rest of the settings:
 GUNICORN_BIND (default 127.0.0.1:8000: the TLS proxy in front is the only client), GUNICORN_WORKERS
-(default 2 x cores + 1), GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOUT. Sync workers: the pages are
-short database work, and the long jobs run in Celery.
+(default 2 x cores + 1), GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOUT. Sync workers
+by default: the pages are short database work, and the long jobs run in Celery. GUNICORN_THREADS above 1
+gives each worker that many threads (gunicorn's gthread worker), so a worker waiting on PostgreSQL serves
+another request meanwhile; bench/load.py measures both (bench/README.md).
 """
 
 import multiprocessing
@@ -12,7 +14,8 @@ import os
 wsgi_app = "fusion_site.wsgi:application"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",")
 workers = int(os.environ.get("GUNICORN_WORKERS", 2 * multiprocessing.cpu_count() + 1))
-worker_class = "sync"
+threads = int(os.environ.get("GUNICORN_THREADS", "1"))
+worker_class = "gthread" if threads > 1 else "sync"
 # A request still running after this many seconds is killed (a call import's upload is the longest).
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM (a restart, `systemctl stop`) a worker finishes its request for up to this long.

@@ -102,6 +102,14 @@ TEMPLATES = [
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+_postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if _postgresql and not env.bool("DATABASE_JIT", default=False):
+    # PostgreSQL's JIT compiles a statement whose estimated cost passes jit_above_cost: right for long
+    # reports, but a page's queries are milliseconds, and the permission-scoped list of a large partner
+    # is estimated high enough to spend 25-30 ms compiling a 6 ms query (bench/load.py). The bill run's
+    # chunks and the call import already turn it off for their transactions; DATABASE_JIT=true keeps it.
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    _options["options"] = f"{_options.get('options', '')} -c jit=off".strip()
 # A file for the test database instead of SQLite's in-memory one, so `pytest --reuse-db` keeps it between
 # runs: `make mutation` runs the tests once per mutant and would otherwise migrate afresh each time.
 if test_database_name := env.str("DATABASE_TEST_NAME", default=""):

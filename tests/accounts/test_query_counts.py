@@ -2,6 +2,7 @@
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
 
 from accounts.models import Role
 from tests.factories import CustomerFactory, full_customer
@@ -58,6 +59,7 @@ def test_staff_home_queries_do_not_grow_with_customers(client, make_user, partne
 
 def test_admin_changelists_are_constant_in_queries(client, make_user, partner):
     client.force_login(make_user(Role.ADMINISTRATOR))
+    client.get("/")  # the session's first request records its activity (a write), the next minute's do not
     full_customer(partner, sites=2, lines=2)
     urls = [
         "/admin/accounts/customer/",
@@ -71,3 +73,20 @@ def test_admin_changelists_are_constant_in_queries(client, make_user, partner):
         full_customer(partner, sites=2, lines=3, contacts=2)
     after = [_queries(client, url) for url in urls]
     assert before == after
+
+
+def test_the_portal_layout_links_to_the_customer_without_loading_it_again(client, make_user):
+    user = make_user(Role.CUSTOMER)
+    reference = user.customer.reference
+    client.force_login(user)
+    client.get("/my-account/")
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(f"/customers/{reference}/")
+    assert response.status_code == 200
+    assert f'href="{reverse("billing:customer_invoices", args=[reference])}"' in response.content.decode()
+    customer_reads = [
+        query["sql"]
+        for query in captured
+        if query["sql"].startswith("SELECT") and 'FROM "accounts_customer"' in query["sql"]
+    ]
+    assert len(customer_reads) == 1, customer_reads  # the page's own access check, nothing for the layout

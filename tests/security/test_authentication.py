@@ -1,6 +1,7 @@
 """Logging in: password then a second factor for everyone, lockout after repeated failures, idle
 timeout, logout everywhere on a password change, password rules, CSRF on every form."""
 
+import datetime
 import time
 
 import pytest
@@ -8,7 +9,9 @@ from axes.models import AccessAttempt
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django_otp.oath import totp
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -233,6 +236,38 @@ def test_an_idle_staff_session_ends_and_activity_keeps_it_alive(client, make_use
     assert response["Location"].startswith("/login/")
     assert "_auth_user_id" not in client.session
     assert client.get("/")["Location"].startswith("/login/")
+
+
+def test_activity_is_recorded_once_a_minute_and_the_limit_runs_from_the_recorded_time(
+    client, make_user, settings, clock
+):
+    settings.STAFF_SESSION_IDLE_SECONDS = 15 * 60
+    client.force_login(make_user(Role.SUPPORT_AGENT))
+    assert client.get("/").status_code == 200
+    recorded = client.session[LAST_ACTIVITY_SESSION_KEY]
+
+    # Within the minute: the page is served and the session row is not written.
+    clock.shift(datetime.timedelta(seconds=30))
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/").status_code == 200
+    assert client.session[LAST_ACTIVITY_SESSION_KEY] == recorded
+    assert not [query for query in queries if query["sql"].startswith('UPDATE "django_session"')]
+
+    # A minute on, the activity moves.
+    clock.shift(datetime.timedelta(seconds=31))
+    assert client.get("/").status_code == 200
+    moved = client.session[LAST_ACTIVITY_SESSION_KEY]
+    assert moved >= recorded + 61
+
+    # Requests within the next minute do not move it, so the limit runs from ``moved``: just past it the
+    # session has ended, although the last request was half a minute later.
+    clock.shift(datetime.timedelta(seconds=30))
+    assert client.get("/").status_code == 200
+    clock.shift(datetime.timedelta(seconds=15 * 60 - 30 + 2))
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/login/")
+    assert "_auth_user_id" not in client.session
 
 
 def test_a_password_change_logs_out_every_other_session(make_user):
