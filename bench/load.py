@@ -19,6 +19,7 @@ Targets (full size): no errors, every page at least 1/6 of the minimal view's th
 case (SIGTERM, then SIGKILL to its group after 30 s), and the whole run is bounded by --seconds per page.
 
     .venv/bin/python bench/load.py [--customers 10000] [--seconds 10] [--clients 50] [--threads N]
+                                   [--conn-max-age 60]
                                    [--keep] [--smoke] [--database-url URL]
 """
 
