@@ -36,6 +36,18 @@ def test_database_is_postgresql_in_ci(db):
 
 
 @pytest.mark.services
+def test_postgresql_connections_do_not_jit_compile_page_queries(db):
+    # A page's statements are milliseconds; JIT spent 25-30 ms compiling the scoped customer list's count
+    # (bench/load.py). The bill run and the import already turned it off for their own transactions.
+    require_service(
+        "PostgreSQL", connection.vendor == "postgresql", "DATABASE_URL does not point at PostgreSQL"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
+
+
+@pytest.mark.services
 def test_redis_cache_round_trip():
     require_service("Redis", _redis_reachable(), "REDIS_URL is unset or Redis does not answer")
     assert settings.CACHES["default"]["BACKEND"].endswith("RedisCache")
