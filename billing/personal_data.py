@@ -45,6 +45,7 @@ from billing.models import (
     BillRun,
     BillRunException,
     CallRecord,
+    CallReference,
     CreditNote,
     CustomerTariff,
     DirectDebitCollection,
@@ -397,6 +398,7 @@ def _calls_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Call
 
 def _delete_calls(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
     _raw_delete(BilledCall.objects.filter(call_id__in=ids))
+    _raw_delete(CallReference.objects.filter(call_id__in=ids))
     return {CallRecord._meta.label: _raw_delete(CallRecord.objects.filter(pk__in=ids))}
 
 
@@ -693,6 +695,16 @@ DECLARATIONS: tuple[Declaration, ...] = (
             Erase(
                 lambda ids: BilledCall.objects.filter(call__in=_calls(ids).values("pk")),
                 "Links of billed calls to invoices",
+                owner=lambda ids: first_owner(
+                    CallRecord.objects.filter(pk=OuterRef("call_id")).annotate(**{OWNER: _call_owner(ids)}),
+                    OWNER,
+                ),
+            ),
+            # The network's reference of each call, kept only to refuse a second import: it goes with its
+            # call.
+            Erase(
+                lambda ids: CallReference.objects.filter(call__in=_calls(ids).values("pk")),
+                "References of the calls, kept to refuse a second import",
                 owner=lambda ids: first_owner(
                     CallRecord.objects.filter(pk=OuterRef("call_id")).annotate(**{OWNER: _call_owner(ids)}),
                     OWNER,

@@ -287,6 +287,8 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # registered task lands in one of the queues above.
 CELERY_TASK_ROUTES = {
     "billing.tasks.import_*": {"queue": "imports"},
+    # DDL on the call records, beside the imports that write them.
+    "billing.tasks.call_partitions_*": {"queue": "imports"},
     "billing.tasks.calculate_bill_run*": {"queue": "bill_runs"},
     "*.tasks.send_*": {"queue": "mail"},
     "privacy.tasks.*": {"queue": "privacy"},
@@ -322,6 +324,12 @@ CELERY_BEAT_SCHEDULE = {
     "invoice-emails": {
         "task": "billing.tasks.invoice_emails_sweep",
         "schedule": crontab(minute=25),
+    },
+    # The call records' monthly partitions on PostgreSQL, created months ahead of their calls; daily, so
+    # a missed night is no matter.
+    "call-partitions-ahead": {
+        "task": "billing.tasks.call_partitions_ahead_daily",
+        "schedule": crontab(hour=1, minute=5),
     },
     "verify-audit-chain": {
         "task": "accounts.tasks.verify_audit_chain_nightly",
@@ -377,6 +385,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # Call import: a partner's switch clock may run this many seconds ahead of ours; a call that starts (or
 # ends) later than now plus this is rejected as in the future.
 CALL_IMPORT_CLOCK_SKEW_SECONDS = env.int("CALL_IMPORT_CLOCK_SKEW_SECONDS", default=300)
+# A bill run bills calls no earlier run billed from this many months before its period, not older: the
+# bound keeps a run to a few of the call records' monthly partitions (billing.calculation).
+BILL_RUN_LATE_CALL_MONTHS = env.int("BILL_RUN_LATE_CALL_MONTHS", default=3)
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
