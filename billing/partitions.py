@@ -133,20 +133,67 @@ def ensure_partitions_ahead(today: datetime.date, months: int = MONTHS_AHEAD) ->
         month = next_month(month)
     left = default_partition_rows()
     if left:
+        older = kept_in_default_before(min(month_partitions()))
         logger.warning(
-            "the default call partition holds %d rows: calls of months with no partition of their own", left
+            "the default call partition holds %d rows: calls of months with no partition of their own (%d "
+            "older than every partition: kept by a legal hold when retention dropped their month, or "
+            "imported after it)",
+            left,
+            older,
         )
     return PartitionsEnsured(created=created, moved_from_default=moved, left_in_default=left)
 
 
-def drop_month_partition(month: datetime.date) -> bool:
-    """Detach and drop ``month``'s partition; whether there was one. The caller has moved out anything
-    that must be kept."""
+@dataclass(frozen=True)
+class MonthDropped:
+    calls: int  # the calls dropped with the partition
+    kept: int  # the calls of kept customers moved into the default partition first
+
+
+def month_partition_calls(month: datetime.date, keep_customer_ids: list[int]) -> MonthDropped:
+    """What ``drop_month_partition`` would drop and keep, counted."""
+    name = quoted(partition_name(month_start(month)))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FILTER (WHERE customer_id = ANY(%s)), COUNT(*) FROM {name}",  # noqa: S608
+            [keep_customer_ids],
+        )
+        kept, total = cursor.fetchone()
+    return MonthDropped(calls=int(total) - int(kept), kept=int(kept))
+
+
+def drop_month_partition(month: datetime.date, keep_customer_ids: list[int]) -> MonthDropped:
+    """Detach ``month``'s partition, move the calls of ``keep_customer_ids`` (a legal hold) back into the
+    call records (the default partition, the month having none now, where the app still reads them and
+    row by row retention finds them once the hold is lifted), delete the other calls' claims and
+    references, and drop the partition: one transaction. The caller has decided every other call of the
+    month is past its period."""
     month = month_start(month)
-    if month not in month_partitions():
-        return False
     name, parent = quoted(partition_name(month)), quoted(PARENT)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"ALTER TABLE {parent} DETACH PARTITION {name}")
+        cursor.execute(
+            f"INSERT INTO {parent} SELECT * FROM {name} WHERE customer_id = ANY(%s)",  # noqa: S608
+            [keep_customer_ids],
+        )
+        kept = cursor.rowcount
+        dropped = f"SELECT id FROM {name} WHERE customer_id IS NULL OR NOT customer_id = ANY(%s)"  # noqa: S608
+        cursor.execute(f"DELETE FROM billing_billedcall WHERE call_id IN ({dropped})", [keep_customer_ids])  # noqa: S608
+        cursor.execute(f"DELETE FROM billing_callreference WHERE call_id IN ({dropped})", [keep_customer_ids])  # noqa: S608
+        cursor.execute(f"SELECT COUNT(*) FROM {name}")  # noqa: S608
+        (total,) = cursor.fetchone()
         cursor.execute(f"DROP TABLE {name}")
-    return True
+    logger.info("call partition %s dropped: %d calls, %d kept", name, total - kept, kept)
+    return MonthDropped(calls=int(total) - kept, kept=kept)
+
+
+def kept_in_default_before(month: datetime.date) -> int:
+    """Rows of the default partition older than ``month`` (the oldest month partition): calls retention
+    kept when it dropped their month (a legal hold), or calls imported older than every partition."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*) FROM {quoted(DEFAULT_PARTITION)} WHERE started_on < %s",  # noqa: S608
+            [month],
+        )
+        (rows,) = cursor.fetchone()
+    return int(rows)
