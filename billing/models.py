@@ -338,8 +338,10 @@ class CallReference(models.Model):
     import inserts the batch's references here first (ON CONFLICT DO NOTHING) and stores only the calls
     whose reference was new; the call records themselves, partitioned by month on PostgreSQL, cannot hold
     a unique constraint that spans months. A reference goes with its call (erasure, retention), so the
-    table holds as many rows as the calls kept; a file re-imported after its calls were deleted for age
-    is refused line by line by the importer's age limit (CALL_IMPORT_MAX_AGE_DAYS), not by this table.
+    table holds as many rows as the calls kept. A file re-imported after retention deleted its calls
+    loads them again, but harmlessly: they are older than any bill run's reach (BILL_RUN_LATE_CALL_MONTHS),
+    so never billed, and past their period, so the next retention run deletes them (on PostgreSQL they
+    land in the default partition, which the partition task reports).
 
     Written only by the import's statements, from the rows they insert: its links carry no database
     constraint (a call's key on PostgreSQL is (id, started_on), which a foreign key would have to name)."""
