@@ -172,7 +172,9 @@ def test_reapply_erases_a_customer_erased_after_the_backup_and_says_so_in_the_au
     assert not Contact.objects.filter(customer=customer).exists()
     assert not Site.objects.filter(customer=customer).exists()
     record = ErasureRecord.objects.get(customer_pk=customer.pk)
-    assert "Re-applied after a database restore" in record.reason and not record.repeat
+    assert (
+        record.reason == "Re-applied after a restore (backup of 2026-11-30 01:30 UTC)" and not record.repeat
+    )
     assert record.erased_at - datetime.datetime(2026, 12, 1, 8, 0, tzinfo=datetime.UTC) < datetime.timedelta(
         minutes=1
     )
