@@ -336,3 +336,19 @@ def test_a_renamed_entry_is_refused(customer):
 
     with pytest.raises(CommandError, match=f"holds the entry of {name}"):
         reapply("--since", BACKUP_AT.isoformat())
+
+
+def test_retentions_erasures_are_journaled_too(partner, django_capture_on_commit_callbacks):
+    due = full_customer(partner)
+    Customer.objects.filter(pk=due.pk).update(
+        contract_start=datetime.date(2018, 1, 1), contract_end=datetime.date(2019, 12, 31)
+    )
+    current = full_customer(partner)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("run_retention", stdout=StringIO(), stderr=StringIO())
+
+    entries, problems = journal_read(journal_directory())
+    assert problems == []
+    assert [entry.customer_id for entry in entries] == [due.pk]
+    assert Customer.objects.get(pk=due.pk).is_erased and not Customer.objects.get(pk=current.pk).is_erased
