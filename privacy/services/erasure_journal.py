@@ -12,21 +12,27 @@
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import groupby
+from pathlib import Path
 from typing import Any
 
+from django.core.cache import cache
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from accounts.alerts import alert_recipients
 from accounts.audit import AuditEntry, audit_record_many
 from fusion_site import personal_data
 from privacy.erasure import customers_erase
 from privacy.erasure_journal import (
+    JournalDirectoryError,
     JournalEntry,
     JournalInvalidError,
     journal_directory,
@@ -71,10 +77,32 @@ class Reconciliation:
     problems: list[str]
 
 
+def _alert(subject: str, lines: list[str]) -> None:
+    """Log as an error and mail the DPO and administrators, at most once a day for the same lines (the
+    reconciliation runs hourly; a file that does not verify stays until someone explains it). The lines
+    name files, record ids and customer ids: nothing about anyone."""
+    body = "\n".join(lines)
+    logger.error("Erasure journal: %s\n%s", subject, body)
+    digest = hashlib.sha256(body.encode()).hexdigest()[:16]
+    if cache.add(f"erasure-journal-alert:{digest}", 1, timeout=24 * 60 * 60):
+        recipients = alert_recipients()
+        if recipients:
+            send_mail(f"[Fusion privacy] Erasure journal: {subject}", body, None, recipients)
+
+
 def erasure_journal_reconcile() -> Reconciliation:
     """Write the entry of every erasure record the journal lacks, and name the files that do not verify.
-    Entries missing at all are logged as errors: each one was an erasure a restore would have undone."""
+    Entries lost (not a task still queued) and files that do not verify are alerted: each lost entry was
+    an erasure a restore would have undone. A journal that cannot be written is alerted and raised."""
     directory = journal_directory()
+    try:
+        return _reconcile(directory)
+    except (JournalDirectoryError, OSError) as exc:
+        _alert("it cannot be written", [f"{directory}: {exc}"])
+        raise
+
+
+def _reconcile(directory: Path) -> Reconciliation:
     entries, problems = journal_read(directory, missing_ok=True)
     journaled = {entry.key for entry in entries}
     missing = [
@@ -89,13 +117,12 @@ def erasure_journal_reconcile() -> Reconciliation:
     lost_before = timezone.now() - JOURNAL_TASK_GRACE
     lost = [str(row[0]) for row in missing if row[2] < lost_before]
     if lost:
-        logger.error(
-            "Erasure journal: %s erasure record(s) had not been journaled; written now (records %s).",
-            len(lost),
-            ", ".join(lost),
+        _alert(
+            f"{len(lost)} erasure record(s) had not been journaled",
+            [f"Written now from the database: erasure records {', '.join(lost)}."],
         )
-    for problem in problems:
-        logger.error("Erasure journal: %s", problem)
+    if problems:
+        _alert(f"{len(problems)} file(s) do not verify", problems)
     return Reconciliation(written=len(written), problems=problems)
 
 

@@ -14,6 +14,7 @@ import stat
 from io import StringIO
 
 import pytest
+from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from django.db import transaction
 
@@ -36,6 +37,12 @@ from tests.privacy.conftest import build_subject
 
 BACKUP_AT = datetime.datetime(2026, 11, 30, 1, 30, tzinfo=datetime.UTC)
 ERASED_AT = datetime.datetime(2026, 11, 30, 9, 15, tzinfo=datetime.UTC)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_alerts():
+    """An alert is mailed once a day per problem (a cache key); record ids repeat between tests."""
+    cache.clear()
 
 
 def journal_files() -> list[str]:
@@ -113,7 +120,7 @@ def test_a_rolled_back_erasure_is_not_journaled(customer, dpo, django_capture_on
 
 
 def test_a_journal_task_that_cannot_be_queued_is_logged_and_the_reconciliation_writes_it(
-    customer, dpo, django_capture_on_commit_callbacks, monkeypatch, caplog, clock
+    customer, dpo, django_capture_on_commit_callbacks, monkeypatch, caplog, clock, mailoutbox
 ):
     def broker_down(*args, **kwargs):
         raise ConnectionError("Redis is down")
@@ -133,7 +140,9 @@ def test_a_journal_task_that_cannot_be_queued_is_logged_and_the_reconciliation_w
         call_command("reconcile_erasure_journal", stdout=out)
 
     assert "1 missing entr(y/ies) written" in out.getvalue()
-    assert f"had not been journaled; written now (records {record.pk})" in caplog.text
+    assert "1 erasure record(s) had not been journaled" in caplog.text
+    [mail] = mailoutbox
+    assert dpo.email in mail.to and f"erasure records {record.pk}." in mail.body
     [entry], _ = journal_read(journal_directory())
     assert entry.key == (record.pk, customer.pk, record.erased_at)
     # A second reconciliation has nothing to add.
@@ -352,3 +361,15 @@ def test_retentions_erasures_are_journaled_too(partner, django_capture_on_commit
     assert problems == []
     assert [entry.customer_id for entry in entries] == [due.pk]
     assert Customer.objects.get(pk=due.pk).is_erased and not Customer.objects.get(pk=current.pk).is_erased
+
+
+def test_the_reconciliation_names_a_tampered_file_and_mails_it_once_a_day(customer, dpo, mailoutbox):
+    name = journal_erasure(customer)
+    _rewrite(name, (journal_directory() / name).read_text().replace('"record_id": 9001', '"record_id": 9009'))
+
+    for _ in range(2):
+        with pytest.raises(CommandError, match=f"{name}: its signature does not verify"):
+            call_command("reconcile_erasure_journal", stdout=StringIO())
+
+    [mail] = mailoutbox
+    assert "1 file(s) do not verify" in mail.subject and name in mail.body
