@@ -41,6 +41,11 @@ AUDIT_HMAC_KEYS = env.list("AUDIT_HMAC_KEYS", default=[]) or _local_keys.get("AU
 AUDIT_CHECKPOINT_DIR = Path(
     env("AUDIT_CHECKPOINT_DIR", default="") or BASE_DIR / ".local" / "audit-checkpoints"
 )
+# The erasure journal (privacy.erasure_journal): a signed entry per completed erasure, outside the database,
+# so erasures done after a backup are re-applied after restoring it (manage.py reapply_erasures). Same
+# discipline as the checkpoints: the jobs user's (mode 0700), backed up apart from the database. Unset (in
+# development), an "erasure-journal" folder beside AUDIT_CHECKPOINT_DIR.
+ERASURE_JOURNAL_DIR = env("ERASURE_JOURNAL_DIR", default="")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -291,6 +296,9 @@ CELERY_TASK_ROUTES = {
     "billing.tasks.call_partitions_*": {"queue": "imports"},
     "billing.tasks.calculate_bill_run*": {"queue": "bill_runs"},
     "*.tasks.send_*": {"queue": "mail"},
+    # Journal entries are written seconds after an erasure, not behind a retention run of hours.
+    "privacy.tasks.write_erasure_journal": {"queue": "default"},
+    "privacy.tasks.reconcile_erasure_journal": {"queue": "default"},
     "privacy.tasks.*": {"queue": "privacy"},
 }
 # Static beat schedule, in code (one beat per deployment runs it); every entry is idempotent, so a
@@ -339,6 +347,11 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {
         "task": "accounts.tasks.write_audit_checkpoint_nightly",
         "schedule": crontab(hour=2, minute=45),
+    },
+    # Erasures whose journal entry a lost task never wrote get it now; files that do not verify are logged.
+    "privacy-erasure-journal": {
+        "task": "privacy.tasks.reconcile_erasure_journal",
+        "schedule": crontab(minute=50),
     },
     "privacy-deadline-reminders": {
         "task": "privacy.tasks.send_deadline_reminders",
@@ -460,8 +473,8 @@ LOGGING = {
 if not DEBUG:
     from django.core.exceptions import ImproperlyConfigured
 
-    # The checkpoint directory too: its development default lies inside the code, which the web process
-    # may be able to write.
+    # The checkpoint and erasure journal directories too: their development defaults lie inside the code,
+    # which the web process may be able to write.
     _missing = [
         name
         for name in (
@@ -470,6 +483,7 @@ if not DEBUG:
             "BLIND_INDEX_KEY",
             "AUDIT_HMAC_KEYS",
             "AUDIT_CHECKPOINT_DIR",
+            "ERASURE_JOURNAL_DIR",
         )
         if not env(name, default="")
     ]
