@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
@@ -357,6 +358,15 @@ def _address_snapshots(customer_ids: list[int]) -> dict[int, str]:
 _CHUNK_CALLS = "chunk_calls"
 
 
+def earliest_billable_day(period_start: datetime.date) -> datetime.date:
+    """The first day of the oldest month whose calls a run of ``period_start`` still bills, if no earlier
+    run did: BILL_RUN_LATE_CALL_MONTHS before the period's month. The bound lets PostgreSQL read only
+    those months' partitions of the call records instead of every month kept; a call rated later than
+    that (a file imported months late, a suspense call fixed months on) is left unbilled."""
+    index = period_start.year * 12 + period_start.month - 1 - settings.BILL_RUN_LATE_CALL_MONTHS
+    return datetime.date(index // 12, index % 12 + 1, 1)
+
+
 def _set_aside_unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> str:
     """Copy the customers' rated calls up to the period end that no invoice bills yet (id, customer, band,
     cost, rate, billable seconds as billing.rating counts them) into a temporary table with one
@@ -372,10 +382,11 @@ def _set_aside_unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> str
               ((c.duration_seconds + r.increment_seconds - 1) / r.increment_seconds) * r.increment_seconds
                 AS billable_seconds
             FROM billing_callrecord c JOIN billing_rate r ON r.id = c.rate_id
-            WHERE c.customer_id IN ({placeholders}) AND c.status = 'rated' AND c.started_on <= %s
+            WHERE c.customer_id IN ({placeholders}) AND c.status = 'rated'
+              AND c.started_on >= %s AND c.started_on <= %s
               AND NOT EXISTS (SELECT 1 FROM billing_billedcall b WHERE b.call_id = c.id)
             """,  # noqa: S608 - only placeholders are interpolated
-            [*customer_ids, bill_run.period_end],
+            [*customer_ids, earliest_billable_day(bill_run.period_start), bill_run.period_end],
         )
     return _CHUNK_CALLS
 

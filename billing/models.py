@@ -316,16 +316,51 @@ class CallRecord(models.Model):
                 fields=["call_import", "status"], name="call_unrated_import", condition=Q(status__in=UNRATED)
             ),
         ]
+        # On PostgreSQL the table is partitioned by month of started_on (billing/partitions.py; migration
+        # 0024): its primary key is (id, started_on) there, and a reference's uniqueness, which a
+        # partitioned table cannot enforce across months, is CallReference's.
         constraints = [
-            # A reference is the partner's network's: two partners may use the same one for different
-            # calls. The import's ON CONFLICT names these columns.
-            models.UniqueConstraint(
-                fields=["partner", "call_reference"], name="call_unique_partner_reference"
-            ),
             models.CheckConstraint(
                 name="call_rated_has_cost",
                 condition=~Q(status="rated")
                 | Q(cost__isnull=False, rate__isnull=False, customer__isnull=False),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.call_reference
+
+
+class CallReference(models.Model):
+    """A partner's call reference, once: what makes importing a file twice import nothing twice.
+
+    A reference is the partner's network's: two partners may use the same one for different calls. The
+    import inserts the batch's references here first (ON CONFLICT DO NOTHING) and stores only the calls
+    whose reference was new; the call records themselves, partitioned by month on PostgreSQL, cannot hold
+    a unique constraint that spans months. A reference goes with its call (erasure, retention), so the
+    table holds as many rows as the calls kept. A file re-imported after retention deleted its calls
+    loads them again, but harmlessly: they are older than any bill run's reach (BILL_RUN_LATE_CALL_MONTHS),
+    so never billed, and past their period, so the next retention run deletes them (on PostgreSQL they
+    land in the default partition, which the partition task reports).
+
+    Written only by the import's statements, from the rows they insert: its links carry no database
+    constraint (a call's key on PostgreSQL is (id, started_on), which a foreign key would have to name)."""
+
+    partner = _derived_link(Partner, on_delete=models.PROTECT, related_name="+")
+    call_reference = models.CharField(max_length=64)
+    # The key: references are deleted by their calls' ids (erasure, retention's rows) or by month.
+    call = models.OneToOneField(
+        CallRecord, primary_key=True, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    # The call's started_on: which month's partition holds it, and which references retention drops with
+    # a month.
+    started_on = models.DateField()
+
+    class Meta:
+        constraints = [
+            # The import's ON CONFLICT names these columns.
+            models.UniqueConstraint(
+                fields=["partner", "call_reference"], name="call_reference_unique_partner"
             ),
         ]
 

@@ -40,11 +40,13 @@ from django.utils import timezone
 
 from accounts.models import Customer, Line
 from accounts.personal_data import ACCOUNT_DATA, line_owner, lines_ever
+from billing import partitions
 from billing.models import (
     BilledCall,
     BillRun,
     BillRunException,
     CallRecord,
+    CallReference,
     CreditNote,
     CustomerTariff,
     DirectDebitCollection,
@@ -76,6 +78,7 @@ from fusion_site.personal_data import (
     LegalObligation,
     PersonalField,
     Purge,
+    PurgeBlock,
     Retention,
     first_owner,
 )
@@ -395,8 +398,48 @@ def _calls_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Call
     return CallRecord.objects.filter(billed_long_ago | never_billed).exclude(customer_id__in=held)
 
 
+def _call_months_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> list[PurgeBlock]:
+    """On PostgreSQL, the months of calls that go whole, as partitions: oldest first, each ending on or
+    before ``cutoff`` and holding no call that is still within its period (one billed by an invoice that
+    is not finalised or was issued after ``cutoff``), except the held customers', which are moved out of
+    the month and kept. The first month that is not wholly past stops the list, so the months kept are
+    always the newest (and a call kept in the default partition is older than every partition). Empty on
+    SQLite, and where rows are then purged one by one."""
+    if not partitions.partitioned():
+        return []
+    blocks = []
+    for month in sorted(partitions.month_partitions()):
+        after = partitions.next_month(month)
+        if after - datetime.timedelta(days=1) > cutoff:
+            break
+        in_month = CallRecord.objects.filter(started_on__gte=month, started_on__lt=after).exclude(
+            customer_id__in=held
+        )
+        within_period = in_month.filter(billing__isnull=False).exclude(
+            billing__invoice__status=Invoice.Status.FINALISED, billing__invoice__issue_date__lte=cutoff
+        )
+        if within_period.exists():
+            break
+        kept = list(held.filter(customer_id__isnull=False).values_list("customer_id", flat=True).distinct())
+        blocks.append(_month_block(month, kept))
+    return blocks
+
+
+def _month_block(month: datetime.date, kept: list[int]) -> PurgeBlock:
+    def counts(result: partitions.MonthDropped) -> dict[str, int]:
+        return {CallRecord._meta.label: result.calls}
+
+    return PurgeBlock(
+        f"calls of {month:%B %Y}, their month dropped whole"
+        + (f" ({len(kept)} held customers' calls kept)" if kept else ""),
+        run=lambda: counts(partitions.drop_month_partition(month, kept)),
+        preview=lambda: counts(partitions.month_partition_calls(month, kept)),
+    )
+
+
 def _delete_calls(ids: list[int], due: QuerySet[Any]) -> dict[str, int]:
     _raw_delete(BilledCall.objects.filter(call_id__in=ids))
+    _raw_delete(CallReference.objects.filter(call_id__in=ids))
     return {CallRecord._meta.label: _raw_delete(CallRecord.objects.filter(pk__in=ids))}
 
 
@@ -698,6 +741,16 @@ DECLARATIONS: tuple[Declaration, ...] = (
                     OWNER,
                 ),
             ),
+            # The network's reference of each call, kept only to refuse a second import: it goes with its
+            # call.
+            Erase(
+                lambda ids: CallReference.objects.filter(call__in=_calls(ids).values("pk")),
+                "References of the calls, kept to refuse a second import",
+                owner=lambda ids: first_owner(
+                    CallRecord.objects.filter(pk=OuterRef("call_id")).annotate(**{OWNER: _call_owner(ids)}),
+                    OWNER,
+                ),
+            ),
             Erase(
                 _calls, "Traffic data: every call from the customer's lines, billed or not", owner=_call_owner
             ),
@@ -707,6 +760,7 @@ DECLARATIONS: tuple[Declaration, ...] = (
             _delete_calls,
             lambda ids: {CallRecord._meta.label: len(ids)},
             "calls billed or made on or before {cutoff}",
+            blocks=_call_months_past_due,
         ),
         of_customer=lambda customer: CallRecord.objects.filter(customer=customer),
     ),

@@ -141,11 +141,12 @@ def rate_pending_calls(*, partner_id: int, call_import_id: int | None = None) ->
     sql = f"""
         UPDATE billing_callrecord SET {assignments}
         FROM (
-            SELECT c.id AS call_id, {query.columns}
+            SELECT c.id AS call_id, c.started_on AS call_started_on, {query.columns}
             FROM billing_callrecord c {query.joins}
             WHERE {scope}
         ) m
-        WHERE m.call_id = billing_callrecord.id
+        -- The whole key: on PostgreSQL it is (id, started_on), and the day finds the call's month.
+        WHERE m.call_id = billing_callrecord.id AND billing_callrecord.started_on = m.call_started_on
         RETURNING billing_callrecord.status
     """  # noqa: S608 - only fixed fragments are interpolated
     rated = suspense = 0

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from accounts import mandates
 from accounts.services import system_user
+from billing import partitions
 from billing.models import BillRun, DirectDebitSubmission, InvoiceDelivery
 from billing.services import dunning
 from billing.services.bill_runs import bill_run_calculate_chunk, bill_run_record_chunk_failure
@@ -157,3 +158,17 @@ def dunning_daily() -> dict[str, int]:
         progress=lambda done: logger.info("Dunning: %d customers looked at so far", done),
     )
     return dict(counts)
+
+
+@shared_task(**DAILY_JOB)
+def call_partitions_ahead_daily() -> dict[str, int]:
+    """Daily: on PostgreSQL, this month's call partition and the next ones (billing.partitions), each
+    created once; rows of a created month that the default partition caught move into it. Logs a warning
+    while the default partition holds rows. Nothing to do on SQLite."""
+    ensured = partitions.ensure_partitions_ahead(timezone.localdate())
+    logger.info("Call partitions: %d created ahead", len(ensured.created))
+    return {
+        "created": len(ensured.created),
+        "moved_from_default": ensured.moved_from_default,
+        "left_in_default": ensured.left_in_default,
+    }

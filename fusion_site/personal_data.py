@@ -135,6 +135,19 @@ class Purge:
     preview: Callable[[list[int]], dict[str, int]]
     what: str  # "calls billed or made on or before {cutoff}"
     action: ErasureAction = ErasureAction.DELETE
+    # Whole blocks of due rows removed at once before the rows one by one (the call records' months on
+    # PostgreSQL, dropped as partitions): ``blocks(cutoff, held)``.
+    blocks: Callable[[datetime.date, QuerySet[Any]], list[PurgeBlock]] | None = None
+
+
+@dataclass(frozen=True)
+class PurgeBlock:
+    """A block of rows all past their period, removed in one step: ``run()`` does it (in the caller's
+    transaction) and returns rows per table; ``preview()`` counts them without changing anything."""
+
+    what: str
+    run: Callable[[], dict[str, int]]
+    preview: Callable[[], dict[str, int]]
 
 
 @dataclass(frozen=True)

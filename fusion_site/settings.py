@@ -41,6 +41,11 @@ AUDIT_HMAC_KEYS = env.list("AUDIT_HMAC_KEYS", default=[]) or _local_keys.get("AU
 AUDIT_CHECKPOINT_DIR = Path(
     env("AUDIT_CHECKPOINT_DIR", default="") or BASE_DIR / ".local" / "audit-checkpoints"
 )
+# The erasure journal (privacy.erasure_journal): a signed entry per completed erasure, outside the database,
+# so erasures done after a backup are re-applied after restoring it (manage.py reapply_erasures). Same
+# discipline as the checkpoints: the jobs user's (mode 0700), backed up apart from the database. Unset (in
+# development), an "erasure-journal" folder beside AUDIT_CHECKPOINT_DIR.
+ERASURE_JOURNAL_DIR = env("ERASURE_JOURNAL_DIR", default="")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -295,8 +300,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 # registered task lands in one of the queues above.
 CELERY_TASK_ROUTES = {
     "billing.tasks.import_*": {"queue": "imports"},
+    # DDL on the call records, beside the imports that write them.
+    "billing.tasks.call_partitions_*": {"queue": "imports"},
     "billing.tasks.calculate_bill_run*": {"queue": "bill_runs"},
     "*.tasks.send_*": {"queue": "mail"},
+    # Journal entries are written seconds after an erasure, not behind a retention run of hours.
+    "privacy.tasks.write_erasure_journal": {"queue": "default"},
+    "privacy.tasks.reconcile_erasure_journal": {"queue": "default"},
     "privacy.tasks.*": {"queue": "privacy"},
 }
 # Static beat schedule, in code (one beat per deployment runs it); every entry is idempotent, so a
@@ -331,6 +341,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.invoice_emails_sweep",
         "schedule": crontab(minute=25),
     },
+    # The call records' monthly partitions on PostgreSQL, created months ahead of their calls; daily, so
+    # a missed night is no matter.
+    "call-partitions-ahead": {
+        "task": "billing.tasks.call_partitions_ahead_daily",
+        "schedule": crontab(hour=1, minute=5),
+    },
     "verify-audit-chain": {
         "task": "accounts.tasks.verify_audit_chain_nightly",
         "schedule": crontab(hour=2, minute=15),
@@ -339,6 +355,11 @@ CELERY_BEAT_SCHEDULE = {
     "audit-checkpoint": {
         "task": "accounts.tasks.write_audit_checkpoint_nightly",
         "schedule": crontab(hour=2, minute=45),
+    },
+    # Erasures whose journal entry a lost task never wrote get it now; files that do not verify are logged.
+    "privacy-erasure-journal": {
+        "task": "privacy.tasks.reconcile_erasure_journal",
+        "schedule": crontab(minute=50),
     },
     "privacy-deadline-reminders": {
         "task": "privacy.tasks.send_deadline_reminders",
@@ -385,6 +406,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # Call import: a partner's switch clock may run this many seconds ahead of ours; a call that starts (or
 # ends) later than now plus this is rejected as in the future.
 CALL_IMPORT_CLOCK_SKEW_SECONDS = env.int("CALL_IMPORT_CLOCK_SKEW_SECONDS", default=300)
+# A bill run bills calls no earlier run billed from this many months before its period, not older: the
+# bound keeps a run to a few of the call records' monthly partitions (billing.calculation).
+BILL_RUN_LATE_CALL_MONTHS = env.int("BILL_RUN_LATE_CALL_MONTHS", default=3)
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
@@ -457,8 +481,8 @@ LOGGING = {
 if not DEBUG:
     from django.core.exceptions import ImproperlyConfigured
 
-    # The checkpoint directory too: its development default lies inside the code, which the web process
-    # may be able to write.
+    # The checkpoint and erasure journal directories too: their development defaults lie inside the code,
+    # which the web process may be able to write.
     _missing = [
         name
         for name in (
@@ -467,6 +491,7 @@ if not DEBUG:
             "BLIND_INDEX_KEY",
             "AUDIT_HMAC_KEYS",
             "AUDIT_CHECKPOINT_DIR",
+            "ERASURE_JOURNAL_DIR",
         )
         if not env(name, default="")
     ]

@@ -40,6 +40,7 @@ confirmed with finance before approval (legal holds, when they exist, stop erasu
 from __future__ import annotations
 
 import datetime
+import logging
 import os
 import shutil
 from collections.abc import Callable, Collection, Sequence
@@ -62,6 +63,8 @@ from privacy.deadlines import add_calendar_months
 from privacy.models import ErasureEvent, ErasureRecord
 
 EXPORTS_DIR = "exports"
+
+logger = logging.getLogger(__name__)
 
 
 class ErasureBlockedError(ValidationError):
@@ -452,6 +455,7 @@ def customers_erase(
         customers, counts, repeats, now=now, actor=actor, reason=reason, request_reference=request_reference
     )
     transaction.on_commit(_after_commit(ids))
+    transaction.on_commit(_journal_after_commit([record.pk for record in records]))
     return CustomersErased(records=records, blocked=blocked, counts=counts.totals)
 
 
@@ -466,3 +470,24 @@ def _after_commit(customer_ids: list[int]) -> Callable[[], None]:
         customer_cache_forget_many(customer_ids)
 
     return forget
+
+
+def _journal_after_commit(record_ids: list[int]) -> Callable[[], None]:
+    """The erasure journal (``privacy.erasure_journal``) gets its entries once the erasure has committed,
+    so a rolled-back erasure is never journaled. They are written by a task, as the jobs user that owns
+    the journal; the erasure has happened whatever becomes of it, so a task that cannot be queued is
+    logged as an error and left to the hourly reconciliation, which writes every entry the journal lacks."""
+
+    def queue() -> None:
+        from privacy.tasks import write_erasure_journal
+
+        try:
+            write_erasure_journal.delay(record_ids)
+        except Exception:
+            logger.exception(
+                "Erasure journal: could not write the entries of erasure records %s; the hourly "
+                "reconciliation (manage.py reconcile_erasure_journal) writes them",
+                ", ".join(map(str, record_ids)),
+            )
+
+    return queue

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import OperationalError
 from django.utils import timezone
 
-from privacy.services import exports, governance, retention
+from privacy.services import erasure_journal, exports, governance, retention
 from privacy.services.breaches import breach_reminders_send
 from privacy.services.requests.reminders import privacy_deadline_reminders_send
 
@@ -85,3 +85,25 @@ def send_breach_reminders() -> int:
     """Every quarter of an hour: remind the DPO of breaches 24 h, 48 h and 72 h after awareness, each
     reminder once (recorded)."""
     return len(breach_reminders_send(now=timezone.now()))
+
+
+@shared_task(
+    autoretry_for=(OSError, OperationalError),
+    retry_backoff=True,
+    max_retries=5,
+    soft_time_limit=120,
+    time_limit=180,
+)
+def write_erasure_journal(record_ids: list[int]) -> int:
+    """Queued when an erasure commits: journal its records outside the database (privacy.erasure_journal).
+    Safe to run twice: an entry already written is left as it is."""
+    return erasure_journal.erasure_journal_write(record_ids=record_ids)
+
+
+@shared_task(
+    autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3, soft_time_limit=600, time_limit=660
+)
+def reconcile_erasure_journal() -> int:
+    """Hourly: journal every erasure record the journal lacks (a lost task), and log every file that does
+    not verify."""
+    return erasure_journal.erasure_journal_reconcile().written

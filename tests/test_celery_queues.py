@@ -42,6 +42,7 @@ def test_every_registered_task_routes_to_a_named_queue(registered_tasks):
     [
         ("billing.tasks.import_call_file", "imports"),
         ("billing.tasks.calculate_bill_run_chunk", "bill_runs"),
+        ("billing.tasks.call_partitions_ahead_daily", "imports"),
         ("privacy.tasks.run_retention", "privacy"),
         ("privacy.tasks.build_data_export", "privacy"),
         ("privacy.tasks.purge_expired_data_exports", "privacy"),

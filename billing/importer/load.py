@@ -1,9 +1,10 @@
 """Storing parsed calls, rated, in bulk; and finding the references the partner already had for another call.
 
-Loading is COPY into a temporary table and one INSERT ... ON CONFLICT DO NOTHING on PostgreSQL
-(psycopg 3), and bulk_create(ignore_conflicts=True) elsewhere; either way a call reference the partner
-already has is skipped, so importing a file twice imports nothing twice. References are unique per
-partner: two partners' networks may well use the same reference for different calls.
+Loading is COPY into a temporary table and one statement on PostgreSQL (psycopg 3), bulk_create
+elsewhere. Either way the batch's references go into CallReference first, unique per partner, and only
+the calls whose reference was new are stored: importing a file twice imports nothing twice, and two
+partners' networks may well use the same reference for different calls. (The call records, partitioned
+by month on PostgreSQL, cannot hold that unique key themselves.)
 """
 
 import datetime
@@ -12,7 +13,7 @@ from collections.abc import Callable
 from django.db import connection
 
 from billing.importer.parse import UK_TIME, ParsedCall
-from billing.models import CallRecord
+from billing.models import CallRecord, CallReference
 from billing.rating import MAX_PREFIX_LENGTH, RATED_COLUMNS, rating_query
 from fusion_site.bulk import set_for_transaction
 
@@ -63,13 +64,15 @@ def _rate_staged(*, call_import_id: int, partner_id: int) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS call_rated ON COMMIT DROP AS "  # noqa: S608
-            f"SELECT {_STORED} FROM billing_callrecord WITH NO DATA"
+            f"SELECT id, {_STORED} FROM billing_callrecord WITH NO DATA"
         )
         cursor.execute("TRUNCATE call_rated")
+        # Each call's id is drawn here, so its reference can name it before the call is stored.
         cursor.execute(
             f"""
-            INSERT INTO call_rated ({_STORED})
-            SELECT {", ".join(f"c.{name}" for name in _STAGED_NAMES)}, c.started_on,
+            INSERT INTO call_rated (id, {_STORED})
+            SELECT nextval(pg_get_serial_sequence('billing_callrecord', 'id')),
+                   {", ".join(f"c.{name}" for name in _STAGED_NAMES)}, c.started_on,
                    c.partner_id, %s, {query.columns}
             FROM (
                 SELECT s.*, CAST((s.started_at AT TIME ZONE 'Europe/London') AS date) AS started_on,
@@ -83,13 +86,24 @@ def _rate_staged(*, call_import_id: int, partner_id: int) -> None:
 
 
 def _store_rated() -> int:
-    """Rows go in by customer: a bill run reads calls customer by customer, and a customer's calls then
-    sit on a few pages of each batch instead of one page each. A reference the partner already has is
-    skipped (and counted as already imported); another partner's reference is no conflict."""
+    """The batch's references first, then the calls whose reference was new, in one statement. A
+    reference the partner already has is skipped (and counted as already imported); another partner's
+    reference is no conflict. Calls go in by customer: a bill run reads calls customer by customer, and a
+    customer's calls then sit on a few pages of each batch instead of one page each."""
+    stored = ", ".join(f"r.{name}" for name in _STORED.split(", "))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO billing_callrecord ({_STORED}) SELECT {_STORED} FROM call_rated "  # noqa: S608
-            "ORDER BY customer_id, started_at ON CONFLICT (partner_id, call_reference) DO NOTHING"
+            f"""
+            WITH new_reference AS (
+                INSERT INTO billing_callreference (call_id, partner_id, call_reference, started_on)
+                SELECT id, partner_id, call_reference, started_on FROM call_rated
+                ON CONFLICT (partner_id, call_reference) DO NOTHING
+                RETURNING call_id
+            )
+            INSERT INTO billing_callrecord (id, {_STORED})
+            SELECT r.id, {stored} FROM call_rated r JOIN new_reference n ON n.call_id = r.id
+            ORDER BY r.customer_id, r.started_at
+            """  # noqa: S608 - only fixed fragments are interpolated
         )
         return cursor.rowcount
 
@@ -107,10 +121,13 @@ def conflicts_postgresql(*, partner_id: int) -> set[str]:
     stored = ", ".join(f"c.{name}" for name in _SAME_CALL)
     staged = ", ".join(f"r.{name}" for name in _SAME_CALL)
     with connection.cursor() as cursor:
+        # Through the reference to its call: by key, in the partition of the call's month.
         cursor.execute(
             f"""
             SELECT r.call_reference FROM call_rated r
-            JOIN billing_callrecord c ON c.partner_id = %s AND c.call_reference = r.call_reference
+            JOIN billing_callreference k
+              ON k.partner_id = %s AND k.call_reference = r.call_reference AND k.call_id <> r.id
+            JOIN billing_callrecord c ON c.id = k.call_id AND c.started_on = k.started_on
             WHERE ({stored}) IS DISTINCT FROM ({staged})
             """,  # noqa: S608 - only fixed fragments are interpolated
             [partner_id],
@@ -123,9 +140,10 @@ def conflicts_generic(batch: list[tuple[ParsedCall, str]], *, partner_id: int) -
     references = list(calls)
     conflicts = set()
     for start in range(0, len(references), 500):  # SQLite's limit on a statement's parameters
-        stored = CallRecord.objects.filter(
+        known = CallReference.objects.filter(
             partner_id=partner_id, call_reference__in=references[start : start + 500]
-        ).values_list("call_reference", *_SAME_CALL)
+        ).values("call_id")
+        stored = CallRecord.objects.filter(pk__in=known).values_list("call_reference", *_SAME_CALL)
         for reference, cli_index, started_at, *rest in stored:
             call = calls[reference]
             staged = (call.duration_seconds, call.dialled_number[:MAX_PREFIX_LENGTH], call.call_type)
@@ -150,8 +168,17 @@ def staged_row(call: ParsedCall, encrypted_cli: str, encrypt: Callable[[str], st
 
 
 def load_generic(batch: list[tuple[ParsedCall, str]], *, call_import_id: int, partner_id: int) -> int:
-    before = CallRecord.objects.count()
-    CallRecord.objects.bulk_create(
+    """The calls whose reference the partner does not have yet, then their references (SQLite allows one
+    writer at a time, so nothing comes between the two). Call in a transaction."""
+    references = [call.call_reference for call, _encrypted_cli in batch]
+    known: set[str] = set()
+    for start in range(0, len(references), 500):  # SQLite's limit on a statement's parameters
+        known.update(
+            CallReference.objects.filter(
+                partner_id=partner_id, call_reference__in=references[start : start + 500]
+            ).values_list("call_reference", flat=True)
+        )
+    stored = CallRecord.objects.bulk_create(
         [
             CallRecord(
                 call_reference=call.call_reference,
@@ -167,8 +194,20 @@ def load_generic(batch: list[tuple[ParsedCall, str]], *, call_import_id: int, pa
                 call_type=call.call_type,
             )
             for call, _encrypted_cli in batch
+            if call.call_reference not in known
         ],
         batch_size=2000,
-        ignore_conflicts=True,
     )
-    return CallRecord.objects.count() - before
+    CallReference.objects.bulk_create(
+        [
+            CallReference(
+                call_id=call.pk,
+                partner_id=partner_id,
+                call_reference=call.call_reference,
+                started_on=call.started_on,
+            )
+            for call in stored
+        ],
+        batch_size=2000,
+    )
+    return len(stored)

@@ -225,6 +225,7 @@ def _pre_billing_checks(bill_run: BillRun) -> None:
     in_period = CallRecord.objects.filter(
         partner_id=bill_run.partner_id,
         status=CallRecord.Status.SUSPENSE,
+        started_on__gte=calculation.earliest_billable_day(bill_run.period_start),
         started_on__lte=bill_run.period_end,
     )
     unknown = in_period.filter(suspense_reason=CallRecord.SuspenseReason.UNKNOWN_CLI).count()

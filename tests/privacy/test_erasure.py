@@ -498,3 +498,19 @@ def test_a_chunk_counts_a_cleared_file_for_the_customer_it_billed(subject, neigh
     assert "billing.DirectDebitSubmission" not in records[neighbour.pk].counts
     assert erased.counts["billing.DirectDebitSubmission"] == 1
     assert DirectDebitSubmission.objects.get().content == ""
+
+
+def test_the_calls_references_go_with_them(subject, dpo):
+    """A call's reference is kept only to refuse a second import of it: erasure takes it with the call."""
+    from billing.models import CallRecord, CallReference
+
+    calls = list(CallRecord.objects.filter(customer=subject.customer).values_list("pk", flat=True))
+    assert calls and CallReference.objects.filter(call_id__in=calls).count() == len(calls)
+
+    customer_erase(customer=subject.customer, actor=dpo, reason="Erasure request")
+
+    assert not CallReference.objects.filter(call_id__in=calls).exists()
+    # Every reference left is a call's that is left (the unmatched calls from the customer's numbers
+    # went too), and a call left keeps its reference.
+    left = set(CallRecord.objects.values_list("pk", flat=True))
+    assert set(CallReference.objects.values_list("call_id", flat=True)) == left

@@ -22,6 +22,7 @@ from accounts.services import access_log_record, system_user
 from billing.models import (
     BilledCall,
     CallRecord,
+    CallReference,
     CreditNote,
     DirectDebitSubmission,
     Invoice,
@@ -421,6 +422,8 @@ def test_calls_go_after_the_dispute_period_from_their_invoice_or_the_call(subjec
     assert not BilledCall.objects.filter(invoice=subject.invoice).exists()
     retention_run(today=datetime.date(2026, 2, 3))
     assert unbilled.count() == 0
+    # Their references go with them (kept only to refuse a second import of the same calls).
+    assert not CallReference.objects.filter(partner=subject.customer.partner).exists()
 
 
 def test_access_logs_go_after_two_years_and_closed_requests_after_three(partner, dpo, customer):

@@ -121,6 +121,7 @@ def production_env(tmp_path: Path, database_url: str, port: int) -> dict[str, st
         BLIND_INDEX_KEY=secrets.token_urlsafe(32),
         AUDIT_HMAC_KEYS=secrets.token_urlsafe(32),
         AUDIT_CHECKPOINT_DIR=str(tmp_path / "audit-checkpoints"),
+        ERASURE_JOURNAL_DIR=str(tmp_path / "erasure-journal"),
         DATABASE_URL=database_url,
         REDIS_URL=_redis_database(redis_url, REDIS_DATABASES["cache"]),
         CELERY_BROKER_URL=_redis_database(redis_url, REDIS_DATABASES["broker"]),

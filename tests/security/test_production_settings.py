@@ -46,6 +46,7 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         BLIND_INDEX_KEY=secrets.token_urlsafe(32),
         AUDIT_HMAC_KEYS=secrets.token_urlsafe(32),
         AUDIT_CHECKPOINT_DIR=str(tmp_path / "audit-checkpoints"),
+        ERASURE_JOURNAL_DIR=str(tmp_path / "erasure-journal"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'production.sqlite3'}",
         # These tests render pages without running collectstatic first; tests/test_production_serving.py
         # renders them from the collected, hashed and compressed files as production does.
@@ -79,8 +80,8 @@ def test_check_deploy_would_catch_a_missing_setting(tmp_path):
     assert "security.W009" in result.stdout + result.stderr
 
 
-def test_production_refuses_to_start_without_the_audit_key_or_checkpoint_directory(tmp_path):
-    for name in ("AUDIT_HMAC_KEYS", "AUDIT_CHECKPOINT_DIR"):
+def test_production_refuses_to_start_without_the_audit_key_checkpoint_or_erasure_journal_directory(tmp_path):
+    for name in ("AUDIT_HMAC_KEYS", "AUDIT_CHECKPOINT_DIR", "ERASURE_JOURNAL_DIR"):
         env = production_env(tmp_path)
         del env[name]
 
