@@ -407,8 +407,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 # ends) later than now plus this is rejected as in the future.
 CALL_IMPORT_CLOCK_SKEW_SECONDS = env.int("CALL_IMPORT_CLOCK_SKEW_SECONDS", default=300)
 # A bill run bills calls no earlier run billed from this many months before its period, not older: the
-# bound keeps a run to a few of the call records' monthly partitions (billing.calculation).
-BILL_RUN_LATE_CALL_MONTHS = env.int("BILL_RUN_LATE_CALL_MONTHS", default=3)
+# bound keeps a run to those of the call records' monthly partitions (billing.calculation). 11 reaches every
+# call retention still keeps unbilled (a never-billed call goes 12 months after it was made), so no kept call
+# is left unbilled by the bound; and it stays below 12, so a billed call deleted by retention (12 months
+# after its invoice) and imported again from an old file is out of every later run's reach, never billed
+# twice. A smaller value reads fewer partitions but leaves a call rated later than that unbilled.
+BILL_RUN_LATE_CALL_MONTHS = env.int("BILL_RUN_LATE_CALL_MONTHS", default=11)
 
 # The provisioning gateway adapter (accounts.gateways); the default simulates a WLR gateway locally.
 PROVISIONING_GATEWAY = env("PROVISIONING_GATEWAY", default="accounts.gateways.SimulatedWlrGateway")
