@@ -15,19 +15,22 @@ A checkpoint only helps if the database's writers cannot also rewrite it, so:
 """
 
 import datetime
-import fnmatch
 import json
-import os
-import stat
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from accounts.audit_keys import UnknownAuditKeyError, keyring
+from accounts.audit_keys import keyring
+from accounts.signed_files import (
+    matching_files,
+    private_directory,
+    sign,
+    signature_problem,
+    signed_json,
+    sync_directory,
+    write_once,
+)
 
 FORMAT = "fusion-audit-checkpoint/1"
-FILE_MODE = 0o440
-DIRECTORY_MODE = 0o700
 _PATTERN = "checkpoint-*.json"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -55,11 +58,8 @@ class Checkpoint:
             "key_id": self.key_id,
         }
 
-    def message(self) -> bytes:
-        return json.dumps(self.signed_fields(), sort_keys=True, separators=(",", ":")).encode()
-
     def to_json(self) -> str:
-        return json.dumps({**self.signed_fields(), "hmac": self.signature}, sort_keys=True, indent=2) + "\n"
+        return signed_json(self.signed_fields(), self.signature)
 
 
 class CheckpointDirectoryError(Exception):
@@ -84,35 +84,18 @@ def checkpoint_sign(*, last_event_id: int, last_hash: str, at: datetime.datetime
         last_hash,
         at,
         ring.signing_id,
-        signature=ring.sign(unsigned.message()),
+        signature=sign(unsigned.signed_fields()),
         filename=f"checkpoint-{stamp}-event-{last_event_id}.json",
     )
 
 
 def checkpoint_write_file(*, directory: Path, checkpoint: Checkpoint) -> Path:
     """Write ``checkpoint`` as a new read-only file; raises FileExistsError rather than replace one."""
-    directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-    if stat.S_IMODE(directory.stat().st_mode) & 0o022:
+    if not private_directory(directory):
         # Anyone else who may write here may also replace a checkpoint with one of their own making.
         raise CheckpointDirectoryError(f"{directory} is writable by its group or others: make it 0700.")
-    final = directory / checkpoint.filename
-    # A dot-name: readers never mistake a half-written file for a checkpoint.
-    descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".checkpoint-", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(checkpoint.to_json())
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, FILE_MODE)
-        # link(), unlike rename(), refuses an existing name: a checkpoint is never replaced.
-        os.link(temporary, final)
-    finally:
-        os.unlink(temporary)
-    directory_descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(directory_descriptor)
-    finally:
-        os.close(directory_descriptor)
+    final = write_once(directory, checkpoint.filename, checkpoint.to_json(), prefix="checkpoint")
+    sync_directory(directory)
     return final
 
 
@@ -133,13 +116,8 @@ def _parse(path: Path) -> Checkpoint:
             raise ValueError(data.get("format"))
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointFileError(path.name, "is not a checkpoint in the expected format") from exc
-    try:
-        if not keyring().verifies(checkpoint.message(), checkpoint.key_id, checkpoint.signature):
-            raise CheckpointFileError(path.name, "its signature does not verify (forged or corrupted)")
-    except UnknownAuditKeyError as exc:
-        raise CheckpointFileError(
-            path.name, f"is signed with key {exc.key_id}, which is not configured"
-        ) from exc
+    if problem := signature_problem(checkpoint.signed_fields(), checkpoint.key_id, checkpoint.signature):
+        raise CheckpointFileError(path.name, problem)
     return checkpoint
 
 
@@ -147,9 +125,7 @@ def checkpoints_read(directory: Path) -> tuple[list[Checkpoint], list[str]]:
     """Every checkpoint in ``directory`` that verifies, oldest first, and a problem for each file that
     does not (or for a directory that cannot be read). No directory yet: no checkpoints, no problem."""
     try:
-        # scandir, not glob: glob answers an unreadable directory with nothing, which would look clean.
-        with os.scandir(directory) as entries:
-            paths = sorted(Path(entry.path) for entry in entries if fnmatch.fnmatch(entry.name, _PATTERN))
+        paths = matching_files(directory, _PATTERN)
     except FileNotFoundError:
         return [], []
     except OSError as exc:

@@ -7,7 +7,7 @@ the privacy request's reference (``DSR-…``, a number of ours), signed with the
 (``accounts.audit_keys``). The signature is what lets the re-applying command trust an entry: someone who
 can write the directory but holds no key cannot make it erase a customer.
 
-The files follow the audit checkpoints' discipline (``accounts.audit_checkpoints``): created under a
+The files are written as the audit checkpoints are, by ``accounts.signed_files``: created under a
 temporary dot-name, synced, made read-only (0440), then linked to their final name, which fails rather
 than replace an existing entry; nothing here deletes or rewrites one. The directory belongs to the jobs
 user (mode 0700): entries are written by a task once the erasure commits (``privacy.tasks``), not by the
@@ -17,23 +17,27 @@ web process, and the hourly reconciliation writes any entry a lost task left out
 
 from __future__ import annotations
 
+import contextlib
 import datetime
-import fnmatch
 import json
-import os
-import stat
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 
-from accounts.audit_keys import UnknownAuditKeyError, keyring
+from accounts.audit_keys import keyring
+from accounts.signed_files import (
+    matching_files,
+    private_directory,
+    sign,
+    signature_problem,
+    signed_json,
+    sync_directory,
+    write_once,
+)
 
 FORMAT = "fusion-erasure-journal/1"
-FILE_MODE = 0o440
-DIRECTORY_MODE = 0o700
 DEFAULT_DIRECTORY_NAME = "erasure-journal"
 _PATTERN = "erasure-*.json"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -80,11 +84,8 @@ class JournalEntry:
             "key_id": self.key_id,
         }
 
-    def message(self) -> bytes:
-        return json.dumps(self.signed_fields(), sort_keys=True, separators=(",", ":")).encode()
-
     def to_json(self) -> str:
-        return json.dumps({**self.signed_fields(), "hmac": self.signature}, sort_keys=True, indent=2) + "\n"
+        return signed_json(self.signed_fields(), self.signature)
 
 
 class JournalDirectoryError(Exception):
@@ -120,46 +121,24 @@ def journal_entry_sign(
         unsigned.erased_at,
         unsigned.request_reference,
         unsigned.key_id,
-        signature=ring.sign(unsigned.message()),
+        signature=sign(unsigned.signed_fields()),
     )
-
-
-def _checked_directory(directory: Path) -> None:
-    if stat.S_IMODE(directory.stat().st_mode) & 0o022:
-        # Anyone else who may write here may also remove an entry, and an erased customer would come back
-        # with the next restore.
-        raise JournalDirectoryError(f"{directory} is writable by its group or others: make it 0700.")
 
 
 def journal_write(*, directory: Path, entries: Iterable[JournalEntry]) -> list[Path]:
     """Write each entry as a new read-only file; an entry already there is left as it is (the task and the
     reconciliation may both write the same one). Returns the files written."""
-    directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
-    _checked_directory(directory)
+    if not private_directory(directory):
+        # Anyone else who may write here may also remove an entry, and an erased customer would come back
+        # with the next restore.
+        raise JournalDirectoryError(f"{directory} is writable by its group or others: make it 0700.")
     written = []
     for entry in entries:
-        final = directory / entry.filename
-        # A dot-name: readers never mistake a half-written file for an entry.
-        descriptor, temporary = tempfile.mkstemp(dir=directory, prefix=".erasure-", suffix=".tmp")
-        try:
-            with os.fdopen(descriptor, "w") as file:
-                file.write(entry.to_json())
-                file.flush()
-                os.fsync(file.fileno())
-            os.chmod(temporary, FILE_MODE)
-            # link(), unlike rename(), refuses an existing name: an entry is never replaced.
-            os.link(temporary, final)
-            written.append(final)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(temporary)
+        # The task and the reconciliation may both write the same entry: the first one stands.
+        with contextlib.suppress(FileExistsError):
+            written.append(write_once(directory, entry.filename, entry.to_json(), prefix="erasure"))
     if written:
-        directory_descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(directory_descriptor)
-        finally:
-            os.close(directory_descriptor)
+        sync_directory(directory)
     return written
 
 
@@ -187,13 +166,8 @@ def _parse(path: Path) -> JournalEntry:
         )
     except (ValueError, KeyError, TypeError) as exc:
         raise JournalFileError(path.name, "is not an erasure journal entry in the expected format") from exc
-    try:
-        if not keyring().verifies(entry.message(), entry.key_id, entry.signature):
-            raise JournalFileError(path.name, "its signature does not verify (forged or corrupted)")
-    except UnknownAuditKeyError as exc:
-        raise JournalFileError(
-            path.name, f"is signed with key {exc.key_id}, which is not configured"
-        ) from exc
+    if problem := signature_problem(entry.signed_fields(), entry.key_id, entry.signature):
+        raise JournalFileError(path.name, problem)
     if entry.filename != path.name:
         # A signed entry copied or renamed: its name no longer says which erasure it is.
         raise JournalFileError(path.name, f"holds the entry of {entry.filename}")
@@ -205,9 +179,7 @@ def journal_read(directory: Path, *, missing_ok: bool = False) -> tuple[list[Jou
     not. A missing or unreadable directory raises JournalDirectoryError (unless ``missing_ok``, when a
     directory not made yet reads as empty)."""
     try:
-        # scandir, not glob: glob answers an unreadable directory with nothing, which would look clean.
-        with os.scandir(directory) as found:
-            paths = sorted(Path(item.path) for item in found if fnmatch.fnmatch(item.name, _PATTERN))
+        paths = matching_files(directory, _PATTERN)
     except FileNotFoundError as exc:
         if missing_ok:
             return [], []

@@ -20,10 +20,10 @@ from django.db import transaction
 
 from accounts.audit import verify_chain
 from accounts.models import AuditEvent, Contact, Customer, Site
+from accounts.signed_files import FILE_MODE
 from privacy import tasks
 from privacy.erasure import customer_erase, customers_erase
 from privacy.erasure_journal import (
-    FILE_MODE,
     JournalDirectoryError,
     journal_directory,
     journal_entry_sign,
