@@ -43,6 +43,11 @@ class RequireSecondFactorMiddleware:
         return self.get_response(request)
 
 
+def activity_record(request: HttpRequest) -> None:
+    """Start or move on the session's idle clock (the session is written when the response goes)."""
+    request.session[LAST_ACTIVITY_SESSION_KEY] = int(time.time())
+
+
 def idle_seconds_for(user: object) -> int:
     if getattr(user, "is_staff", False):
         return int(settings.STAFF_SESSION_IDLE_SECONDS)
@@ -70,7 +75,7 @@ class IdleSessionTimeoutMiddleware:
                 query = urlencode({"next": request.get_full_path(), "timed_out": "1"})
                 return HttpResponseRedirect(f"{reverse(settings.LOGIN_URL)}?{query}")
             if last is None or now - int(last) >= ACTIVITY_RECORDED_EVERY_SECONDS:
-                request.session[LAST_ACTIVITY_SESSION_KEY] = now
+                activity_record(request)
         return self.get_response(request)
 
 

@@ -1,4 +1,5 @@
-"""Audit events for authentication and for changes of roles and permissions (signal receivers)."""
+"""Audit events for authentication and for changes of roles and permissions, and the idle clock started at
+login (signal receivers)."""
 
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.utils import timezone
 from accounts import alerts
 from accounts.audit import audit_record
 from accounts.models import AuditEvent, CustomerGroupObjectPermission, CustomerUserObjectPermission, User
+from accounts.security import activity_record
 from fusion_site.crypto import blind_index
 
 
@@ -30,6 +32,13 @@ def username_digest(username: str) -> str:
 @receiver(user_logged_in)
 def _audit_login(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
     audit_record(actor=user, action="auth.login", target=user, detail={"ip": _client_address(request)})
+
+
+@receiver(user_logged_in)
+def _start_idle_clock(sender: Any, request: HttpRequest | None, user: User, **kwargs: Any) -> None:
+    # Logging in is activity: the idle limit runs from it, and the first page after it has nothing to write.
+    if request is not None and hasattr(request, "session"):
+        activity_record(request)
 
 
 @receiver(user_logged_out)

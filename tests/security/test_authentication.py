@@ -270,6 +270,15 @@ def test_activity_is_recorded_once_a_minute_and_the_limit_runs_from_the_recorded
     assert "_auth_user_id" not in client.session
 
 
+def test_logging_in_starts_the_idle_clock_so_the_first_page_writes_no_session(client, make_user, clock):
+    client.force_login(make_user(Role.SUPPORT_AGENT))
+    assert client.session[LAST_ACTIVITY_SESSION_KEY] == int(time.time())
+
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get("/").status_code == 200
+    assert not [query for query in queries if query["sql"].startswith('UPDATE "django_session"')]
+
+
 def test_a_password_change_logs_out_every_other_session(make_user):
     from tests.conftest import VerifiedClient
 
