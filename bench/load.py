@@ -256,6 +256,7 @@ def set_run_keys(tmp: Path) -> None:
     os.environ["BLIND_INDEX_KEY"] = secrets.token_urlsafe(32)
     os.environ["AUDIT_HMAC_KEYS"] = secrets.token_urlsafe(32)
     os.environ["AUDIT_CHECKPOINT_DIR"] = str(tmp / "audit-checkpoints")
+    os.environ["ERASURE_JOURNAL_DIR"] = str(tmp / "erasure-journal")
 
 
 def free_port() -> int:
