@@ -394,8 +394,14 @@ def _calls_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> QuerySet[Call
     billed_long_ago = Q(
         billing__invoice__status=Invoice.Status.FINALISED, billing__invoice__issue_date__lte=cutoff
     )
-    never_billed = Q(billing__isnull=True, started_on__lte=cutoff)
-    return CallRecord.objects.filter(billed_long_ago | never_billed).exclude(customer_id__in=held)
+    # A call is billed after it was made, so one billed by an invoice issued on or before the cutoff was
+    # made on or before it too: bounding every due call by its day lets PostgreSQL read only the month
+    # partitions that end by the cutoff (once months go whole, the oldest one or two), not the year kept.
+    return (
+        CallRecord.objects.filter(started_on__lte=cutoff)
+        .filter(billed_long_ago | Q(billing__isnull=True))
+        .exclude(customer_id__in=held)
+    )
 
 
 def _call_months_past_due(cutoff: datetime.date, held: QuerySet[Any]) -> list[PurgeBlock]:

@@ -3,14 +3,18 @@ whole (its partition detached and dropped), a held customer's calls of it are ke
 month holding a call still within its period stays."""
 
 import datetime
+import json
 
 import pytest
 from django.db import connection
 
 from billing import partitions
 from billing.models import BilledCall, CallRecord, CallReference
+from fusion_site import personal_data
+from privacy.models import LegalHold
 from privacy.services.retention import retention_run
 from tests.billing.factories import Call, calculated_run, cli_of, import_calls
+from tests.billing.test_call_partitions import _relations
 from tests.factories import full_customer
 from tests.privacy.test_retention import hold
 
@@ -86,3 +90,24 @@ def test_a_month_with_a_call_still_within_its_period_is_not_dropped(partner, pro
     assert sorted(partitions.month_partitions()) == [december, JANUARY]
     assert CallRecord.objects.count() == 2 and BilledCall.objects.count() == 2
     assert run.counts.get("call_records", {}).get("billing.CallRecord", 0) == 0
+
+
+def test_the_calls_purged_one_by_one_are_read_only_from_the_months_ending_by_the_cutoff(partner, profile):
+    # A year kept: the row-by-row purge must not read the newer months' partitions, only those that can
+    # hold a call past its period (a billed call was made before its invoice was issued).
+    _months(JANUARY, FEBRUARY, datetime.date(2025, 3, 1), datetime.date(2025, 4, 1))
+    declared = personal_data.declaration(CallRecord._meta.label)
+    assert declared is not None and declared.purge is not None
+    calls = declared.purge
+    cutoff = datetime.date(2025, 2, 10)
+
+    plan = json.loads(
+        calls.due(cutoff, LegalHold.objects.none().values("customer_id")).explain(format="json")
+    )
+
+    read = {name for name in _relations(plan) if name.startswith("billing_callrecord")}
+    assert read == {
+        partitions.DEFAULT_PARTITION,
+        "billing_callrecord_y2025m01",
+        "billing_callrecord_y2025m02",
+    }
