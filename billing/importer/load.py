@@ -14,7 +14,7 @@ from django.db import connection
 
 from billing.importer.parse import UK_TIME, ParsedCall
 from billing.models import CallRecord, CallReference
-from billing.rating import MAX_PREFIX_LENGTH, RATED_COLUMNS, rating_query
+from billing.rating import MAX_PREFIX_LENGTH, RATED_COLUMNS, rating_snapshot, staged_rating_query
 from fusion_site.bulk import set_for_transaction
 
 # What the reader thread parses per call, in the staging table's column order. The import's partner and
@@ -59,29 +59,34 @@ def _copy_to_staging(rows: list[tuple[object, ...]]) -> None:
 
 
 def _rate_staged(*, call_import_id: int, partner_id: int) -> None:
-    """The staged calls as they will be stored, rated, in the temporary table call_rated."""
-    query = rating_query(partner_id=partner_id)
+    """The staged calls as they will be stored, rated against the import's snapshot of the partner's
+    lines and tariffs (copied at this connection's first batch), in the temporary table call_rated."""
+    query = staged_rating_query(
+        snapshot=rating_snapshot(partner_id=partner_id, call_import_id=call_import_id)
+    )
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE IF NOT EXISTS call_rated ON COMMIT DROP AS "  # noqa: S608
             f"SELECT id, {_STORED} FROM billing_callrecord WITH NO DATA"
         )
         cursor.execute("TRUNCATE call_rated")
+        # The sequence is named once for the batch: pg_get_serial_sequence in the SELECT ran for every call.
+        cursor.execute("SELECT pg_get_serial_sequence('billing_callrecord', 'id')")
+        (sequence,) = cursor.fetchone()
         # Each call's id is drawn here, so its reference can name it before the call is stored.
         cursor.execute(
             f"""
             INSERT INTO call_rated (id, {_STORED})
-            SELECT nextval(pg_get_serial_sequence('billing_callrecord', 'id')),
+            SELECT nextval(CAST(%s AS regclass)),
                    {", ".join(f"c.{name}" for name in _STAGED_NAMES)}, c.started_on,
                    c.partner_id, %s, {query.columns}
             FROM (
                 SELECT s.*, CAST((s.started_at AT TIME ZONE 'Europe/London') AS date) AS started_on,
-                       CAST(%s AS bigint) AS partner_id, CAST(NULL AS bigint) AS line_id,
-                       CAST(NULL AS bigint) AS customer_id
+                       CAST(%s AS bigint) AS partner_id
                 FROM call_staging s
             ) c {query.joins}
             """,  # noqa: S608 - only fixed fragments are interpolated
-            [call_import_id, partner_id, *query.params],
+            [sequence, call_import_id, partner_id, *query.params],
         )
 
 

@@ -19,9 +19,21 @@ from billing.importer import load, pipeline
 from billing.importer.parse import ImportFileError
 from billing.importer.pipeline import _Batch, _load_all, _read_ahead
 from billing.models import CallImport, CallRecord
+from billing.rating import RatingSnapshot
 from billing.services.call_imports import call_import_run
-from tests.billing.factories import CSV_HEADER, Call, billing_profile, calls_csv, cli_of, run_on_commit
-from tests.factories import full_customer
+from billing.services.tariffs import customer_set_tariff, line_set_tariff
+from tests.billing.factories import (
+    CSV_HEADER,
+    Call,
+    billing_profile,
+    call,
+    calls_csv,
+    cli_of,
+    import_calls,
+    run_on_commit,
+    simple_tariff,
+)
+from tests.factories import LineFactory, full_customer
 
 UK = zoneinfo.ZoneInfo("Europe/London")
 
@@ -813,3 +825,93 @@ def test_a_call_in_the_future_is_rejected_in_every_iso_8601_form(partner, profil
         (line, "start_time is in the future") for line in range(2, 2 + len(forms))
     ]
     assert call_import.imported == 1
+
+
+# Rating against the import's snapshot of the partner's lines and tariffs ---------------------------
+
+
+def _snapshot_exists(call_import: CallImport) -> bool:
+    """Whether this connection still holds the import's snapshot (PostgreSQL's temporary tables)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [RatingSnapshot.of(call_import.pk).lines])
+        return bool(cursor.fetchone()[0])
+
+
+def test_each_batch_rates_its_calls_to_the_lines_customer_and_tariff(partner, agent, monkeypatch):
+    billing_profile(partner, default_tariff=simple_tariff("0.0100", name="Partner default"))
+    on_default = full_customer(partner)
+    with_tariffs = full_customer(partner, lines=2)
+    first, second = with_tariffs.lines.order_by("pk")
+    customer_set_tariff(
+        customer=with_tariffs, tariff=simple_tariff("0.0200", name="Customer", partner=partner), actor=agent
+    )
+    line_set_tariff(line=first, tariff=simple_tariff("0.0300", name="Line", partner=partner), actor=agent)
+    # Batches of two: the later batches rate against the snapshot the first one copied.
+    monkeypatch.setattr(pipeline, "BATCH_SIZE", 2)
+    lines = [(on_default.lines.get(), "0.0100"), (first, "0.0300"), (second, "0.0200")] * 2
+    made = [Call(cli=line.cli, call_reference=f"SNAP-{n}") for n, (line, _cost) in enumerate(lines)]
+    made.append(Call(cli="020 7946 0123", call_reference="SNAP-UNKNOWN"))
+
+    call_import = import_calls(partner, made)
+
+    assert (call_import.imported, call_import.suspense) == (7, 1)
+    rated = {c.call_reference: c for c in CallRecord.objects.filter(call_import=call_import)}
+    assert [
+        (rated[c.call_reference].line_id, rated[c.call_reference].customer_id, rated[c.call_reference].cost)
+        for c in made[:-1]
+    ] == [(line.pk, line.customer_id, Decimal(cost)) for line, cost in lines]
+    unknown = rated["SNAP-UNKNOWN"]
+    assert (unknown.status, unknown.suspense_reason, unknown.customer_id) == ("suspense", "unknown_cli", None)
+    if connection.vendor == "postgresql":
+        assert not _snapshot_exists(call_import), "the import dropped its snapshot from this connection"
+
+
+def test_each_import_rates_against_its_own_snapshot(partner, profile, customer, other_partner, agent):
+    billing_profile(other_partner, default_tariff=simple_tariff("0.0100", name="Other default"))
+    number = "020 7946 0123"
+    first = import_calls(partner, [Call(cli=cli_of(customer), call_reference="OWN-1")])
+    # Another partner's import on the same connection knows only that partner's lines.
+    foreign = import_calls(other_partner, [Call(cli=cli_of(customer), call_reference="OWN-2")])
+    newcomer = full_customer(partner, lines=0)
+    line = LineFactory(customer=newcomer, cli=number)
+
+    later = import_calls(partner, [Call(cli=number, call_reference="OWN-3")])
+
+    assert call("OWN-1").customer_id == customer.pk
+    held = CallRecord.objects.get(call_import=foreign)
+    assert (held.status, held.suspense_reason) == (CallRecord.Status.SUSPENSE, "unknown_cli")
+    assert (call("OWN-3").status, call("OWN-3").line_id, call("OWN-3").customer_id) == (
+        CallRecord.Status.RATED,
+        line.pk,
+        newcomer.pk,
+    ), "the later import copied the partner's lines afresh, the new line among them"
+    if connection.vendor == "postgresql":
+        assert not any(_snapshot_exists(made) for made in (first, foreign, later))
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the snapshot is PostgreSQL's import path")
+def test_a_line_added_while_an_import_runs_rates_from_the_next_import(
+    partner, profile, customer, monkeypatch
+):
+    number = "020 7946 0123"
+    monkeypatch.setattr(pipeline, "BATCH_SIZE", 1)
+    load_postgresql = load.load_postgresql
+    added: list[object] = []
+
+    def add_a_line_after_the_first_batch(rows, **kwargs):
+        inserted = load_postgresql(rows, **kwargs)
+        if not added:
+            added.append(LineFactory(customer=customer, cli=number))
+        return inserted
+
+    monkeypatch.setattr(load, "load_postgresql", add_a_line_after_the_first_batch)
+    running = import_calls(partner, [Call(cli=cli_of(customer)), Call(cli=number, call_reference="MID-1")])
+    next_import = import_calls(partner, [Call(cli=number, call_reference="MID-2")])
+
+    assert running.suspense == 1
+    assert (call("MID-1").status, call("MID-1").suspense_reason) == (
+        CallRecord.Status.SUSPENSE,
+        "unknown_cli",
+    )
+    assert (call("MID-2").status, call("MID-2").customer_id) == (CallRecord.Status.RATED, customer.pk)
+    assert next_import.suspense == 0
