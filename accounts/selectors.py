@@ -7,14 +7,18 @@ and fetches single customers through ``access_customer``, which answers 404 for 
 """
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, Permission
+from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db.models import (
+    BooleanField,
     Count,
-    Exists,
+    Expression,
+    F,
     Model,
     OuterRef,
     Prefetch,
@@ -53,28 +57,67 @@ def customers_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
         return Customer.objects.none()
     if user.has_perm(VIEW_ALL_CUSTOMERS):
         return Customer.objects.all()
-    # The grants live in guardian's direct foreign-key tables. Asking them with correlated EXISTS lets the
-    # database check one customer, or one page, without listing every customer the user may see (which
-    # guardian's get_objects_for_user does with nested IN subqueries: ~10 ms against ~0.02 ms for one
-    # customer of a 9,000-customer partner, measured by bench/site_details.py).
-    # The permission is one id, found once per statement (an InitPlan), and the user's groups are read from
-    # the membership table alone: joined instead, through auth_permission, django_content_type and
-    # auth_group, the planner took the grants for one row and costed a partner's list high enough for
-    # PostgreSQL to JIT-compile it (bench/load.py: the list's count 48 ms, now 12 ms).
-    permission = Subquery(
-        Permission.objects.filter(codename="view_customer", content_type__app_label="accounts").values("pk")[
-            :1
-        ]
-    )
-    through_group = CustomerGroupObjectPermission.objects.filter(
-        content_object=OuterRef("pk"),
-        permission=permission,
-        group__in=User.groups.through.objects.filter(user=user.pk).values("group"),
-    )
-    to_user = CustomerUserObjectPermission.objects.filter(
-        content_object=OuterRef("pk"), user=user.pk, permission=permission
-    )
-    return Customer.objects.filter(Exists(through_group) | Exists(to_user))
+    return Customer.objects.filter(HoldsViewGrant(F("pk"), user_id=user.pk))
+
+
+class HoldsViewGrant(Expression):
+    """True where the user holds ``view_customer`` on the customer ``column`` names, through one of their
+    groups (a partner's staff) or in their own name (portal users, exceptions).
+
+    The grants live in guardian's direct foreign-key tables. Asking them with correlated EXISTS lets the
+    database check one customer, or one page, without listing every customer the user may see (which
+    guardian's get_objects_for_user does with nested IN subqueries: ~10 ms against ~0.02 ms for one
+    customer of a 9,000-customer partner, measured by bench/site_details.py). The permission is one id,
+    found once per statement (an InitPlan), and the user's groups are read from the membership table
+    alone: joined instead, through auth_permission, django_content_type and auth_group, the planner took
+    the grants for one row and costed a partner's list high enough for PostgreSQL to JIT-compile it.
+
+    Every scoped read on every page compiles this, so it is written as SQL once rather than built from
+    querysets on each call: built from two Exists of filtered querysets it cost about 2 ms of CPU per
+    statement to build and compile, about a tenth of a page (bench/load.py). The customer's column is an
+    expression like any other, so it is relabelled when the scoped queryset is nested in another."""
+
+    conditional = True
+
+    def __init__(self, column: Any, *, user_id: int) -> None:
+        super().__init__(output_field=BooleanField())
+        self.column = column
+        self.user_id = user_id
+
+    def get_source_expressions(self) -> list[Any]:
+        return [self.column]
+
+    def set_source_expressions(self, exprs: Sequence[Any]) -> None:
+        (self.column,) = exprs
+
+    def as_sql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, tuple[Any, ...]]:
+        column, column_params = compiler.compile(self.column)
+        quote = connection.ops.quote_name
+        permission = _PERMISSION_SQL.format(
+            permissions=quote(Permission._meta.db_table), content_types=quote(ContentType._meta.db_table)
+        )
+        sql = _GRANT_SQL.format(
+            column=column,
+            permission=permission,
+            memberships=quote(User.groups.through._meta.db_table),
+            group_grants=quote(CustomerGroupObjectPermission._meta.db_table),
+            user_grants=quote(CustomerUserObjectPermission._meta.db_table),
+        )
+        grant = ("view_customer", "accounts")
+        return sql, (*column_params, *grant, self.user_id, *column_params, *grant, self.user_id)
+
+
+_PERMISSION_SQL = (
+    "(SELECT p.id FROM {permissions} p INNER JOIN {content_types} ct ON ct.id = p.content_type_id"
+    " WHERE p.codename = %s AND ct.app_label = %s)"
+)
+_GRANT_SQL = (
+    "(EXISTS (SELECT 1 FROM {group_grants} g WHERE g.content_object_id = {column}"
+    " AND g.permission_id = {permission}"
+    " AND g.group_id IN (SELECT m.group_id FROM {memberships} m WHERE m.user_id = %s))"
+    " OR EXISTS (SELECT 1 FROM {user_grants} u WHERE u.content_object_id = {column}"
+    " AND u.permission_id = {permission} AND u.user_id = %s))"
+)
 
 
 def customer_ids_visible_to(user: User | AnonymousUser) -> QuerySet[Customer, Any]:
