@@ -557,7 +557,8 @@ DECLARATIONS: tuple[Declaration, ...] = (
                 "session_data",
                 Category.TECHNICAL,
                 "Signed session state (user id); expires on its own, and a deactivated user's session no "
-                "longer authenticates",
+                "longer authenticates. With Redis configured a copy is read from its cache, which expires "
+                "with the session",
             ),
         ),
     ),

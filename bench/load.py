@@ -50,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bill_run import REPO_ROOT, database_name, django_environment
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/fusion_load_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/13"
 PASSWORD = "bench-load-password-0123456789"  # noqa: S105 - a throwaway user in a throwaway database
 STARTUP_SECONDS = 60
 STOP_SECONDS = 30
@@ -75,6 +76,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=60,
         help="DATABASE_CONN_MAX_AGE for the server (default 60, as deploy/GUIDE.md sets it)",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default=DEFAULT_REDIS_URL,
+        help=f"REDIS_URL for the server: its cache and sessions (default {DEFAULT_REDIS_URL})",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument(
@@ -219,7 +225,8 @@ def pages(world: World) -> list[Page]:
 
 def production_env(tmp: Path, database_url: str, port: int, args: argparse.Namespace) -> dict[str, str]:
     """The production settings with keys of the run's own (the build used the same, set before Django
-    started), as tests/prod/test_prod_smoke.py runs them; no broker: pages queue nothing under load."""
+    started), as tests/prod/test_prod_smoke.py runs them, with Redis for the cache and sessions; no
+    broker: pages queue nothing under load."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -235,7 +242,7 @@ def production_env(tmp: Path, database_url: str, port: int, args: argparse.Names
         DJANGO_MEDIA_ROOT=str(tmp / "media"),
         DATABASE_URL=database_url,
         DATABASE_CONN_MAX_AGE=str(args.conn_max_age),
-        REDIS_URL="",
+        REDIS_URL=args.redis_url,
         CELERY_BROKER_URL="",
         GUNICORN_BIND=f"127.0.0.1:{port}",
         GUNICORN_WORKERS="2",

@@ -130,6 +130,13 @@ CACHES = {
     )
 }
 
+# Sessions are read from Redis when it is configured, and still written to the database (the data map's
+# record of them, and what `clearsessions` and logout delete): reading the session row was a query on
+# every page (bench/load.py). A session's cached copy expires with the session.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db" if REDIS_URL else "django.contrib.sessions.backends.db"
+)
+
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username or address is refused before its password is even checked.

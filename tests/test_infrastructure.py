@@ -7,9 +7,12 @@ import pytest
 import redis
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.sessions.backends.cached_db import SessionStore
+from django.contrib.sessions.models import Session
 from django.core.cache import cache
 from django.core.management import call_command
 from django.db import connection
+from django.urls import reverse
 
 from accounts.models import Contact, Customer, Line, PaymentDetails, Role, Site, User
 from fusion_site.celery import app as celery_app
@@ -54,6 +57,23 @@ def test_redis_cache_round_trip():
     cache.set("fusion:ci-check", {"ok": 1}, timeout=30)
     assert cache.get("fusion:ci-check") == {"ok": 1}
     cache.delete("fusion:ci-check")
+
+
+@pytest.mark.services
+def test_sessions_are_read_from_redis_and_kept_in_the_database(client, agent):
+    require_service("Redis", _redis_reachable(), "REDIS_URL is unset or Redis does not answer")
+    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.cached_db"
+    client.force_login(agent)
+    key = client.session.session_key
+    cached = SessionStore(session_key=key).cache_key
+
+    assert client.get(reverse("accounts:home")).status_code == 200
+    assert Session.objects.filter(session_key=key).exists()
+    assert cache.get(cached) is not None
+
+    client.post(reverse("logout"))
+    assert not Session.objects.filter(session_key=key).exists()
+    assert cache.get(cached) is None
 
 
 def test_celery_configured_under_its_namespace():
