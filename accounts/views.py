@@ -18,6 +18,7 @@ from django_otp import login as otp_login
 from accounts import pii, selectors, services, two_factor
 from accounts import site_details as details
 from accounts.audit import audit_record
+from accounts.customer_list import customer_rows
 from accounts.forms import (
     ContactAddForm,
     ContactForm,
@@ -42,7 +43,8 @@ def home(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.customer_list(user, query=query), CUSTOMERS_PER_PAGE).get_page(
         request.GET.get("page")
     )
-    return render(request, "accounts/home.html", {"page": page, "query": query})
+    context = {"page": page, "rows": customer_rows(page), "query": query}
+    return render(request, "accounts/home.html", context)
 
 
 @login_required
