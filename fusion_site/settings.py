@@ -141,7 +141,8 @@ AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
     # First, so a locked-out username or address is refused before its password is even checked.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # ModelBackend, reading the role permissions in one statement (accounts/backends.py).
+    "accounts.backends.RolePermissionsBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 # Guardian's anonymous user would be a row in the user table with no email; nobody anonymous sees data.
