@@ -288,12 +288,27 @@ def customer_list(user: User | AnonymousUser, *, query: str = "") -> QuerySet[Cu
     """The staff home list: visible customers matching the search, with their counts in the same query."""
     # Searching adds no join (each match is a subquery of ids), so the counts annotate the scoped rows
     # themselves: no second pass over the customers by id.
+    # Only the columns the list shows: every row's other timestamps and its partner's whole row were
+    # parsed into objects nobody read, about a tenth of the page's CPU.
     return (
         search_customers(customers_visible_to(user), query)
         .select_related("partner")
+        .only(*CUSTOMER_LIST_FIELDS)
         .annotate(site_count=_count_of(Site), line_count=_count_of(Line))
         .order_by("id")
     )
+
+
+# What the staff list (templates/accounts/home.html) shows of each customer.
+CUSTOMER_LIST_FIELDS = (
+    "name",
+    "status",
+    "contract_start",
+    "contract_end",
+    "billing_ceased_at",
+    "processing_restricted_at",
+    "partner__name",
+)
 
 
 def _count_of(model: type[Site] | type[Line]) -> Coalesce:
