@@ -391,7 +391,7 @@ def _set_aside_unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> str
     return _CHUNK_CALLS
 
 
-def _id_condition(column: str, ids: list[int]) -> tuple[str, list[object]]:
+def _id_condition(column: str, ids: list[int]) -> tuple[str, list[int | str]]:
     """``column`` among ``ids``, for raw SQL, as the ``any_of`` lookup writes it (fusion_site.lookups): one
     array parameter on PostgreSQL, which plans an ``IN`` list as this same ``= ANY(array)`` anyway, so
     psycopg does not parse a placeholder per customer; ``IN`` elsewhere."""
