@@ -9,7 +9,7 @@ Money rules: fusion_site.money.
 """
 
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -35,7 +35,7 @@ from billing.models import (
     Rate,
     RecurringCharge,
 )
-from fusion_site.bulk import insert_rows, record_history_in_sql, set_for_transaction
+from fusion_site.bulk import insert_rows, insert_rows_with_new_ids, record_history_in_sql, set_for_transaction
 from fusion_site.crypto import keyring
 from fusion_site.money import COST_UNITS_PER_POUND, STANDARD_VAT_RATE, to_money, vat_on
 
@@ -271,7 +271,7 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
     stamp = connection.ops.adapt_datetimefield_value(now)
     addresses = _address_snapshots(billable_ids)
     encrypt = keyring().encrypt_bulk
-    insert_rows(
+    invoice_ids = insert_rows_with_new_ids(
         Invoice,
         _INVOICE_FIELDS,
         [
@@ -287,9 +287,11 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
             for customer in billable
         ],
     )
-    drafts = Invoice.objects.filter(bill_run=bill_run, customer_id__any_of=billable_ids)
+    # The drafts are named by their ids, not found again by run and customer: without fresh statistics
+    # (the run's invoices are new) PostgreSQL read every draft of the run so far for each chunk.
+    invoice_of = dict(zip(billable_ids, invoice_ids, strict=True))
+    drafts = Invoice.objects.filter(pk__any_of=invoice_ids)
     record_history_in_sql(drafts, actor=actor, reason="Draft calculated", when=now)
-    invoice_of = dict(drafts.values_list("customer_id", "pk"))
     insert_rows(
         InvoiceLine,
         _LINE_FIELDS,
@@ -298,7 +300,7 @@ def calculate_chunk(*, bill_run: BillRun, chunk: BillRunChunk, actor: User) -> i
     for charge in one_offs:
         charge.invoice_id = invoice_of[charge.customer_id]
     OneOffCharge.objects.bulk_update(one_offs, ["invoice"], batch_size=1000)
-    _claim(calls_table, bill_run)
+    _claim(calls_table, bill_run, invoice_of)
     _drop(calls_table)
     return len(invoice_of)
 
@@ -396,8 +398,13 @@ def _id_condition(column: str, ids: list[int]) -> tuple[str, list[int | str]]:
     array parameter on PostgreSQL, which plans an ``IN`` list as this same ``= ANY(array)`` anyway, so
     psycopg does not parse a placeholder per customer; ``IN`` elsewhere."""
     if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", ["{" + ",".join(str(int(pk)) for pk in ids) + "}"]
+        return f"{column} = ANY(%s::bigint[])", [_array(ids)]
     return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
+
+
+def _array(ids: Iterable[int]) -> str:
+    """A PostgreSQL array literal of ints (only digits and commas reach the SQL)."""
+    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
 
 
 def _drop(table: str) -> None:
@@ -438,8 +445,19 @@ def _usage(calls_table: str) -> list[tuple[int, DraftLine]]:
     ]
 
 
-def _claim(calls_table: str, bill_run: BillRun) -> None:
+def _claim(calls_table: str, bill_run: BillRun, invoice_of: dict[int, int]) -> None:
+    """Each set-aside call to its customer's draft. On PostgreSQL through the chunk's own customer ->
+    invoice pairs (two array parameters), not a join to the run's invoices, which grow chunk by chunk."""
     with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"INSERT INTO billing_billedcall (call_id, invoice_id) "  # noqa: S608
+                f"SELECT c.id, m.invoice_id FROM {calls_table} c "
+                "JOIN unnest(%s::bigint[], %s::bigint[]) AS m (customer_id, invoice_id) "
+                "ON m.customer_id = c.customer_id",
+                [_array(invoice_of), _array(invoice_of.values())],
+            )
+            return
         cursor.execute(
             f"INSERT INTO billing_billedcall (call_id, invoice_id) "  # noqa: S608
             f"SELECT c.id, inv.id FROM {calls_table} c "
