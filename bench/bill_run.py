@@ -636,6 +636,7 @@ def calculate(
         (calculation, "_usage", "usage"),
         (calculation, "_one_offs", "one_offs"),
         (calculation, "_rentals", "rentals"),
+        (calculation, "_address_snapshots", "addresses"),
         (calculation, "insert_rows", "inserts"),
         (calculation, "record_history_in_sql", "history"),
         (calculation, "_claim", "claims"),
@@ -980,7 +981,16 @@ def report(
     loaders = results.loaders
     chunk_rest = phases.get("chunk") - sum(
         phases.get(label)
-        for label in ("set_aside", "usage", "one_offs", "rentals", "inserts", "history", "claims")
+        for label in (
+            "set_aside",
+            "usage",
+            "one_offs",
+            "rentals",
+            "addresses",
+            "inserts",
+            "history",
+            "claims",
+        )
     )
     calculation_rest = (
         results.calculation_seconds
@@ -1053,10 +1063,11 @@ def report(
         ("       usage by band (SUM over the set-aside calls)", phases.get("usage"), ""),
         ("       one-off charges", phases.get("one_offs"), ""),
         ("       rentals (load + prorate in Python)", phases.get("rentals"), ""),
+        ("       address snapshots (first sites, decrypted)", phases.get("addresses"), ""),
         ("       invoices and their lines (COPY)", phases.get("inserts"), ""),
         ("       invoice history (INSERT ... SELECT)", phases.get("history"), ""),
         ("       claim the calls (INSERT INTO BilledCall)", phases.get("claims"), ""),
-        ("       rest of the chunk (deletes, customers, addresses, ...)", chunk_rest, ""),
+        ("       rest of the chunk (deletes, customers, product rentals, ...)", chunk_rest, ""),
         ("     commits (deferred foreign key checks)", phases.get("calc_commit"), ""),
         *(
             [("     rest (locks, events, task overhead)", calculation_rest, "")]

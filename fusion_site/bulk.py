@@ -60,6 +60,31 @@ def insert_rows_returning_ids(
     return ids
 
 
+def insert_rows_with_new_ids(
+    model: type[models.Model], field_names: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> list[int]:
+    """``insert_rows`` for rows whose new ids the caller needs, in the order of the rows, so it need not
+    query them back (a query that, with the table's statistics behind a fast-growing table, PostgreSQL
+    may answer by reading far more rows than it returns). On PostgreSQL the ids are drawn from the
+    primary key's sequence in one statement and the rows COPied with them; elsewhere by
+    ``insert_rows_returning_ids``."""
+    if not rows:
+        return []
+    if connection.vendor != "postgresql":
+        return insert_rows_returning_ids(model, field_names, rows)
+    pk = model._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [model._meta.db_table, pk.column, len(rows)],
+        )
+        ids = [int(row[0]) for row in cursor.fetchall()]
+    insert_rows(
+        model, [pk.name, *field_names], [(pk_value, *row) for pk_value, row in zip(ids, rows, strict=True)]
+    )
+    return ids
+
+
 def _copy_rows(table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
     # COPY: psycopg adapts each value in C; a parameterised INSERT quotes each one in Python.
     with connection.cursor() as cursor, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:

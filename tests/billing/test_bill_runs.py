@@ -273,6 +273,44 @@ def test_recalculation_replaces_the_drafts_without_duplicates_or_double_claims(p
     assert "recalculation started" in _events(bill_run)
 
 
+def test_chunks_of_several_customers_bill_claim_and_snapshot_only_their_own_customers(
+    partner, profile, agent, dpo, monkeypatch
+):
+    # Chunks of two: each chunk's statements select its customers by a list of ids (one array parameter
+    # on PostgreSQL), which must reach exactly those customers, and only the billable ones for the calls.
+    monkeypatch.setattr(calculation, "plan_chunks", functools.partial(calculation.plan_chunks, size=2))
+    customers = [_billable_customer(partner, agent, calls=n + 1) for n in range(5)]
+    held = customers[2]
+    _cease_billing(held, dpo, "Objection received")
+
+    bill_run = calculated_run(partner, JANUARY, actor=agent)
+    with run_on_commit():
+        bill_run_start_calculation(bill_run=bill_run, actor=agent)  # recalculated: replaces, same rows
+
+    assert bill_run.chunks.count() == 3
+    invoices = {invoice.customer_id: invoice for invoice in bill_run.invoices.all()}
+    assert set(invoices) == {c.pk for c in customers if c != held}
+    assert bill_run.exceptions.filter(customer=held).count() == 1
+    assert not CallRecord.objects.filter(customer=held, billing__isnull=False).exists()
+    for customer in customers:
+        if customer == held:
+            continue
+        invoice = invoices[customer.pk]
+        site = customer.sites.order_by("pk").first()
+        calls = list(invoice.calls.values_list("customer_id", flat=True))
+        assert calls == [customer.pk] * (customers.index(customer) + 1)
+        assert invoice.lines.get(kind="usage").quantity == len(calls)
+        assert (invoice.customer_name, invoice.customer_reference) == (customer.name, customer.reference)
+        assert invoice.customer_address == "\n".join(
+            part for part in (site.address_line1, site.address_line2, site.town, site.postcode) if part
+        )
+        assert invoice.net == sum(line.amount for line in invoice.lines.all())
+        assert list(invoice.history.values_list("history_type", "net", "customer_name")) == [
+            ("+", invoice.net, customer.name)
+        ]
+    assert (Invoice.objects.count(), BilledCall.objects.count()) == (4, 1 + 2 + 4 + 5)
+
+
 @pytest.mark.parametrize("chunks_done_before_crash", [0, 1, 2])
 def test_a_crashed_calculation_resumes_the_unfinished_chunks(
     partner, profile, agent, monkeypatch, chunks_done_before_crash
