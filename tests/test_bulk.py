@@ -86,6 +86,21 @@ def test_the_ids_come_back_in_the_order_of_the_rows():
 
 
 @pytest.mark.django_db
+def test_new_ids_name_their_rows_in_order_and_a_later_row_takes_the_next_id():
+    customer = CustomerFactory()
+
+    ids = bulk.insert_rows_with_new_ids(OneOffCharge, FIELDS, _rows(customer.pk, 7))
+
+    stored = OneOffCharge.objects.in_bulk(ids)
+    assert [stored[pk].description for pk in ids] == [f"Handset {n}" for n in range(7)]
+    assert len(set(ids)) == 7
+    assert bulk.insert_rows_with_new_ids(OneOffCharge, FIELDS, []) == []
+    # The sequence moved past the ids taken, so the ORM's next row does not collide with them.
+    (later,) = bulk.insert_rows_returning_ids(OneOffCharge, FIELDS, _rows(customer.pk, 1))
+    assert later > max(ids)
+
+
+@pytest.mark.django_db
 def test_a_change_is_recorded_after_the_creation_and_only_the_two_kinds_are_accepted():
     customer, actor = CustomerFactory(), UserFactory()
     bulk.insert_rows(OneOffCharge, FIELDS, _rows(customer.pk, 2))
