@@ -9,7 +9,7 @@ Money rules: fusion_site.money.
 """
 
 import datetime
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
@@ -37,6 +37,7 @@ from billing.models import (
 )
 from fusion_site.bulk import insert_rows, insert_rows_with_new_ids, record_history_in_sql, set_for_transaction
 from fusion_site.crypto import keyring
+from fusion_site.lookups import bigint_array, id_condition
 from fusion_site.money import COST_UNITS_PER_POUND, STANDARD_VAT_RATE, to_money, vat_on
 
 CHUNK_SIZE = 500
@@ -374,7 +375,7 @@ def _set_aside_unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> str
     cost, rate, billable seconds as billing.rating counts them) into a temporary table with one
     statement, so the sums and the claims read the same rows even if calls are imported meanwhile.
     Returns the table's name."""
-    customer_condition, customer_params = _id_condition("c.customer_id", customer_ids)
+    customer_condition, customer_params = id_condition("c.customer_id", customer_ids, connection.vendor)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP TABLE IF EXISTS {_CHUNK_CALLS}")
         cursor.execute(
@@ -391,20 +392,6 @@ def _set_aside_unbilled_calls(bill_run: BillRun, customer_ids: list[int]) -> str
             [*customer_params, earliest_billable_day(bill_run.period_start), bill_run.period_end],
         )
     return _CHUNK_CALLS
-
-
-def _id_condition(column: str, ids: list[int]) -> tuple[str, list[int | str]]:
-    """``column`` among ``ids``, for raw SQL, as the ``any_of`` lookup writes it (fusion_site.lookups): one
-    array parameter on PostgreSQL, which plans an ``IN`` list as this same ``= ANY(array)`` anyway, so
-    psycopg does not parse a placeholder per customer; ``IN`` elsewhere."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s::bigint[])", [_array(ids)]
-    return f"{column} IN ({', '.join(['%s'] * len(ids))})", list(ids)
-
-
-def _array(ids: Iterable[int]) -> str:
-    """A PostgreSQL array literal of ints (only digits and commas reach the SQL)."""
-    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
 
 
 def _drop(table: str) -> None:
@@ -455,7 +442,7 @@ def _claim(calls_table: str, bill_run: BillRun, invoice_of: dict[int, int]) -> N
                 f"SELECT c.id, m.invoice_id FROM {calls_table} c "
                 "JOIN unnest(%s::bigint[], %s::bigint[]) AS m (customer_id, invoice_id) "
                 "ON m.customer_id = c.customer_id",
-                [_array(invoice_of), _array(invoice_of.values())],
+                [bigint_array(invoice_of), bigint_array(invoice_of.values())],
             )
             return
         cursor.execute(

@@ -25,11 +25,22 @@ class AnyOf(Lookup):
     def as_sql(self, compiler: Any, connection: Any) -> tuple[str, tuple[Any, ...]]:
         lhs, lhs_params = self.process_lhs(compiler, connection)
         ids: list[int] = self.rhs
-        if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s::bigint[])", (*lhs_params, "{" + ",".join(map(str, ids)) + "}")
-        if not ids:
+        if connection.vendor != "postgresql" and not ids:
             raise EmptyResultSet
-        return f"{lhs} IN ({', '.join(['%s'] * len(ids))})", (*lhs_params, *ids)
+        sql, params = id_condition(lhs, ids, connection.vendor)
+        return sql, (*lhs_params, *params)
+
+
+def id_condition(column: str, ids: list[int], vendor: str) -> tuple[str, tuple[int | str, ...]]:
+    """``column`` among ``ids`` as SQL and its parameters, as ``any_of`` writes it: for raw SQL too."""
+    if vendor == "postgresql":
+        return f"{column} = ANY(%s::bigint[])", (bigint_array(ids),)
+    return f"{column} IN ({', '.join(['%s'] * len(ids))})", tuple(ids)
+
+
+def bigint_array(ids: Iterable[int]) -> str:
+    """A PostgreSQL array literal of ints: only digits, minus signs and commas reach the SQL."""
+    return "{" + ",".join(str(int(pk)) for pk in ids) + "}"
 
 
 # Related fields keep lookups of their own (they do not inherit Field's): register on both.
