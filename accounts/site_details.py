@@ -13,7 +13,7 @@ from typing import Any
 from django.utils import formats, timezone
 
 from accounts import access_transparency, pii, selectors, validation
-from accounts.models import Customer, User
+from accounts.models import Contact, Customer, Line, PaymentDetails, ProvisioningOrder, Site, User
 from accounts.site_details_links import site_details_links
 
 PERSONAL_FIELDS = [
@@ -190,7 +190,7 @@ def timeline_rows(
     return rows, sorted(shown_in_clear)
 
 
-def site_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
+def site_rows(sites: list[Site], clear: bool) -> list[dict[str, Any]]:
     return [
         {
             "id": site.pk,
@@ -200,11 +200,11 @@ def site_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
             "town": shown_value("site.town", site.town, clear),
             "postcode": shown_value("site.postcode", site.postcode, clear),
         }
-        for site in customer.sites.all()
+        for site in sites
     ]
 
 
-def contact_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
+def contact_rows(contacts: list[Contact], clear: bool) -> list[dict[str, Any]]:
     return [
         {
             "id": contact.pk,
@@ -213,12 +213,12 @@ def contact_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
             "email": shown_value("contact.email", contact.email, clear),
             "phone": shown_value("contact.phone", contact.phone, clear),
         }
-        for contact in customer.contacts.all()
+        for contact in contacts
     ]
 
 
-def line_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
-    site_labels = {site.pk: site.label for site in customer.sites.all()}
+def line_rows(lines: list[Line], sites: list[Site], clear: bool) -> list[dict[str, Any]]:
+    site_labels = {site.pk: site.label for site in sites}
     return [
         {
             "id": line.pk,
@@ -228,12 +228,11 @@ def line_rows(customer: Customer, clear: bool) -> list[dict[str, Any]]:
             "start_date": line.start_date,
             "end_date": line.end_date,
         }
-        for line in customer.lines.all()
+        for line in lines
     ]
 
 
-def payment_row(customer: Customer, clear: bool) -> dict[str, Any] | None:
-    details = selectors.payment_details_of(customer)
+def payment_row(details: PaymentDetails | None, clear: bool) -> dict[str, Any] | None:
     if details is None:
         return None
     # Where the mandate stands (not personal data: shown masked or not), from the row already read.
@@ -281,28 +280,28 @@ def actor_shown(actor: User | None, *, viewer: User, customer: Customer, known: 
 
 def page_context(customer: Customer, *, user: User, visibility: Visibility) -> dict[str, Any]:
     loaded = selectors.customer_site_details(customer)
-    timeline, history_shown_in_clear = timeline_rows(selectors.customer_timeline(loaded), visibility)
+    timeline, history_shown_in_clear = timeline_rows(selectors.customer_timeline(customer), visibility)
     known: dict[int, str] = {}
     timeline = [
-        dataclasses.replace(row, by=actor_shown(row.user, viewer=user, customer=loaded, known=known))
+        dataclasses.replace(row, by=actor_shown(row.user, viewer=user, customer=customer, known=known))
         for row in timeline
     ]
     orders = [
         (
             order,
-            actor_shown(order.requested_by, viewer=user, customer=loaded, known=known)
+            actor_shown(order.requested_by, viewer=user, customer=customer, known=known)
             if order.requested_by
             else "—",
         )
-        for order in loaded.provisioning_orders.all()
+        for order in loaded.orders
     ]
     return {
-        "customer": loaded,
+        "customer": customer,
         "visibility": visibility,
-        "sites": site_rows(loaded, visibility.personal),
-        "contacts": contact_rows(loaded, visibility.personal),
-        "lines": line_rows(loaded, visibility.personal),
-        "payment": payment_row(loaded, visibility.payment),
+        "sites": site_rows(loaded.sites, visibility.personal),
+        "contacts": contact_rows(loaded.contacts, visibility.personal),
+        "lines": line_rows(loaded.lines, loaded.sites, visibility.personal),
+        "payment": payment_row(loaded.payment, visibility.payment),
         "orders": orders,
         "timeline": timeline,
         # Whoever reveals must log these too (``accounts.views.reveal``); a portal user's own are not.
@@ -316,7 +315,7 @@ def page_context(customer: Customer, *, user: User, visibility: Visibility) -> d
         "may_order": user.has_perm("accounts.add_provisioningorder"),
         "may_add_sites": not user.is_portal_user and user.has_perm("accounts.add_site"),
         "may_add_contacts": not user.is_portal_user and user.has_perm("accounts.add_contact"),
-        "order_kinds": loaded.provisioning_orders.model.Kind.choices,
+        "order_kinds": ProvisioningOrder.Kind.choices,
         # What billing and privacy add (their invoices, exports, resuming billing), through their hook.
-        "links": site_details_links(loaded, user=user),
+        "links": site_details_links(customer, user=user),
     }

@@ -12,6 +12,7 @@ from typing import Any
 from django.db.models import Count
 from django.db.models.functions import TruncMonth
 
+from accounts import selectors as account_selectors
 from accounts import site_details as details
 from accounts.models import Customer
 from fusion_site import personal_data
@@ -87,13 +88,14 @@ def report_context(customer: Customer, *, visibility: details.Visibility) -> dic
             .values_list("month", "n")
         )
     )
+    rows = account_selectors.customer_site_details(customer)
     return {
         "customer": customer,
         "visibility": visibility,
-        "sites": details.site_rows(customer, visibility.personal),
-        "contacts": details.contact_rows(customer, visibility.personal),
-        "lines": details.line_rows(customer, visibility.personal),
-        "payment": details.payment_row(customer, visibility.payment),
+        "sites": details.site_rows(rows.sites, visibility.personal),
+        "contacts": details.contact_rows(rows.contacts, visibility.personal),
+        "lines": details.line_rows(rows.lines, rows.sites, visibility.personal),
+        "payment": details.payment_row(rows.payment, visibility.payment),
         "calls_by_month": sorted(calls_by_month.items()),
         "invoices": list(
             rows_of("billing.Invoice", customer)

@@ -1,0 +1,128 @@
+"""fusion_site.compiled_reads: a read compiled once returns what the ORM's own queryset returns."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accounts import selectors, services
+from accounts.models import Contact, Line, ProvisioningOrder, Site
+from fusion_site.compiled_reads import CompiledRead
+from tests.factories import ContactFactory, CustomerFactory, LineFactory, SiteFactory, full_customer
+
+pytestmark = pytest.mark.django_db
+
+# Text as users type it and files bring it: any letters, marks and symbols, but no NUL (PostgreSQL's
+# text refuses it) and no surrogates (not encodable).
+text = st.text(
+    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=40
+)
+dates = st.dates(min_value=datetime.date(2000, 1, 1), max_value=datetime.date(2099, 12, 31))
+
+SITES = CompiledRead(lambda pk: Site.objects.filter(customer_id=pk).order_by("-id"))
+LINES = CompiledRead(lambda pk: Line.objects.filter(customer_id=pk).order_by("site_id", "-start_date", "id"))
+CONTACT_NAMES = CompiledRead(
+    lambda pk: Contact.objects.filter(customer_id=pk).only("id", "name").order_by("id")
+)
+
+
+def _as_stored(instances):
+    """Every loaded attribute of each instance, in order: what a read must agree on."""
+    return [
+        (
+            type(row),
+            {
+                f.attname: row.__dict__[f.attname]
+                for f in row._meta.concrete_fields
+                if f.attname in row.__dict__
+            },
+        )
+        for row in instances
+    ]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    addresses=st.lists(st.tuples(text, text, text), min_size=0, max_size=4),
+    lines=st.lists(st.tuples(dates, st.none() | dates, st.booleans()), min_size=0, max_size=5),
+    names=st.lists(text, min_size=0, max_size=3),
+)
+def test_a_compiled_read_returns_what_the_orm_returns(addresses, lines, names):
+    customer = CustomerFactory()
+    sites = [
+        SiteFactory(customer=customer, label=f"Site {n}", address_line1=line1, address_line2=line2, town=town)
+        for n, (line1, line2, town) in enumerate(addresses)
+    ]
+    for n, (start, end, on_a_site) in enumerate(lines):
+        LineFactory(
+            customer=customer,
+            start_date=start,
+            end_date=max(start, end) if end else None,
+            site=sites[n % len(sites)] if on_a_site and sites else None,
+        )
+    for name in names:
+        ContactFactory(customer=customer, name=name)
+    CustomerFactory()  # another customer's rows are never read
+    SiteFactory()
+
+    for read in (SITES, LINES, CONTACT_NAMES):
+        expected = _as_stored(read.queryset(customer.pk))
+        with CaptureQueriesContext(connection) as queries:
+            got = _as_stored(read(customer.pk))
+        assert got == expected
+        assert len(queries) == 1
+    # Decrypted on the way out, as the ORM's field does: the clear values, not their ciphertext.
+    assert sorted(site.address_line1 for site in SITES(customer.pk)) == sorted(a[0] for a in addresses)
+    assert [c.name for c in CONTACT_NAMES(customer.pk)] == names
+
+
+def test_deferred_columns_are_loaded_on_first_use_as_the_orm_would():
+    contact = ContactFactory(email="jane@example.com")
+
+    (read,) = CONTACT_NAMES(contact.customer_id)
+
+    assert read.get_deferred_fields() >= {"email", "phone"}
+    assert read.email == "jane@example.com"
+
+
+@pytest.mark.parametrize(
+    ("build", "refusal"),
+    [
+        (lambda pk: Site.objects.filter(customer_id=pk, label="Head office"), "only parameter"),
+        (lambda pk: Site.objects.filter(customer_id=pk, id__gt=pk), "only parameter"),
+        (lambda pk: Site.objects.filter(customer_id=pk).select_related("customer"), "plain queryset"),
+        (lambda pk: Site.objects.filter(customer_id=pk).values("id"), "plain queryset"),
+    ],
+)
+def test_a_read_whose_sql_is_not_one_value_away_from_its_rows_is_refused(build, refusal):
+    with pytest.raises(ValueError, match=refusal):
+        CompiledRead(build)(1)
+
+
+def test_site_details_rows_know_their_customer_and_orders_their_requester_without_more_queries(agent):
+    customer = full_customer(partner=agent.partner, sites=2, lines=3, contacts=2)
+    ordered = [
+        services.provisioning_order_create(
+            customer=customer, kind=ProvisioningOrder.Kind.PROVIDE, actor=agent
+        )
+        for _ in range(2)
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        rows = selectors.customer_site_details(customer)
+    reads = len(queries)
+    with CaptureQueriesContext(connection) as queries:
+        assert all(
+            row.customer is customer for row in [*rows.sites, *rows.contacts, *rows.lines, rows.payment]
+        )
+        assert [order.requested_by for order in rows.orders] == [agent, agent]
+    assert len(queries) == 0
+    assert reads == 6  # sites, contacts, lines, orders, payment details, the orders' requesters
+    assert [order.pk for order in rows.orders] == [order.pk for order in reversed(ordered)]
+    assert [site.pk for site in rows.sites] == sorted(customer.sites.values_list("id", flat=True))
+    assert [line.pk for line in rows.lines] == list(
+        customer.lines.order_by("site_id", "id").values_list("id", flat=True)
+    )
