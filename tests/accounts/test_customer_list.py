@@ -2,29 +2,72 @@
 
 import datetime
 
+from django.template import Context, Template
 from django.urls import resolve, reverse
-from django.utils import dateformat
 from hypothesis import given
 from hypothesis import strategies as st
 
 from accounts.customer_list import customer_rows
-from accounts.models import Customer
+from accounts.models import Customer, Partner
 from tests.factories import CustomerFactory
 
 DASH = "\N{EN DASH}"
 dates = st.dates(min_value=datetime.date(1990, 1, 1), max_value=datetime.date(2100, 12, 31))
 
 
-@given(pk=st.integers(min_value=1, max_value=10**9), start=dates, end=st.none() | dates)
-def test_a_row_links_and_dates_as_the_url_tag_and_date_filter_would(pk, start, end):
-    customer = Customer(pk=pk, contract_start=start, contract_end=end)
+# The cells as the list's template wrote them from the customer before the rows were presented in Python.
+DJANGOS_OWN_CELLS = Template(
+    '<a href="{% url "accounts:site_details" customer.reference %}">{{ customer.reference }}</a>'
+    "|{{ customer.name }}|{{ customer.partner.name }}|{{ customer.get_status_display }}"
+    '|{{ customer.contract_start|date:"j M Y" }} \N{EN DASH} '
+    '{% if customer.contract_end %}{{ customer.contract_end|date:"j M Y" }}{% else %}open{% endif %}'
+    "|{{ customer.site_count }}|{{ customer.line_count }}"
+    "|{% if customer.billing_ceased_at %}ceased{% endif %}"
+    "{% if customer.processing_restricted_at %}restricted{% endif %}"
+)
+ROW_CELLS = Template(
+    '<a href="{{ row.url }}">{{ row.reference }}</a>|{{ row.name }}|{{ row.partner }}|{{ row.status }}'
+    "|{{ row.contract }}|{{ row.sites }}|{{ row.lines }}"
+    "|{% if row.billing_ceased %}ceased{% endif %}{% if row.restricted %}restricted{% endif %}"
+)
+text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=30)
+moments = st.none() | st.datetimes(timezones=st.just(datetime.UTC))
+counts = st.integers(min_value=0, max_value=10**7)
+
+
+@given(
+    pk=st.integers(min_value=1, max_value=10**9),
+    start=dates,
+    end=st.none() | dates,
+    name=text,
+    partner=text,
+    status=st.sampled_from(Customer.Status.values),
+    sites=counts,
+    lines=counts,
+    ceased=moments,
+    restricted=moments,
+)
+def test_a_row_shows_what_djangos_own_tags_and_filters_would(
+    pk, start, end, name, partner, status, sites, lines, ceased, restricted
+):
+    customer = Customer(
+        pk=pk,
+        name=name,
+        partner=Partner(name=partner),
+        status=status,
+        contract_start=start,
+        contract_end=end,
+        billing_ceased_at=ceased,
+        processing_restricted_at=restricted,
+    )
+    customer.site_count, customer.line_count = sites, lines
 
     (row,) = customer_rows([customer])
 
-    assert row.url == reverse("accounts:site_details", args=[customer.reference])
-    assert resolve(row.url).kwargs == {"reference": customer.reference}
-    shown_end = dateformat.format(end, "j M Y") if end else "open"
-    assert row.contract == f"{dateformat.format(start, 'j M Y')} {DASH} {shown_end}"
+    assert ROW_CELLS.render(Context({"row": row})) == DJANGOS_OWN_CELLS.render(
+        Context({"customer": customer})
+    )
+    assert resolve(row["url"]).kwargs == {"reference": customer.reference}
 
 
 def test_the_list_shows_each_visible_customer_with_its_link_and_contract(
