@@ -147,6 +147,10 @@ class Partner(TimeStampedModel):
         return self.name
 
 
+# The largest id a BigAutoField (DEFAULT_AUTO_FIELD) holds.
+MAX_ID = 2**63 - 1
+
+
 class Customer(TimeStampedModel):
     """An end customer account of a partner."""
 
@@ -227,9 +231,15 @@ class Customer(TimeStampedModel):
 
     @classmethod
     def pk_from_reference(cls, reference: str) -> int | None:
+        """The primary key a reference names, or None when it names none a customer could have: ASCII
+        digits only ("²" passes ``isdigit`` but not ``int``) and within the id column's range (a larger
+        number reaches the database as an out-of-range error, not as no customer)."""
         text = reference.strip().upper()
         text = text.removeprefix(cls.REFERENCE_PREFIX)
-        return int(text) if text.isdigit() else None
+        if not (text.isascii() and text.isdecimal()):
+            return None
+        pk = int(text)
+        return pk if 0 < pk <= MAX_ID else None
 
     @property
     def is_billing_ceased(self) -> bool:

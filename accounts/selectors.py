@@ -7,6 +7,7 @@ and fetches single customers through ``access_customer``, which answers 404 for 
 """
 
 import dataclasses
+import enum
 import functools
 import itertools
 from collections.abc import Sequence
@@ -54,11 +55,29 @@ VIEW_ALL_CUSTOMERS = "accounts.view_all_customers"
 
 
 def customers_visible_to(user: User | AnonymousUser) -> QuerySet[Customer]:
-    if not user.is_authenticated or not user.is_active or not user.has_perm(VIEW_CUSTOMER):
+    scope = _customer_scope(user)
+    if scope is _Scope.NONE:
         return Customer.objects.none()
-    if user.has_perm(VIEW_ALL_CUSTOMERS):
+    if scope is _Scope.ALL:
         return Customer.objects.all()
-    return Customer.objects.filter(HoldsViewGrant(F("pk"), user_id=user.pk))
+    assert isinstance(user, User)  # GRANTED is a signed-in user's scope
+    return _granted_customers(user.pk)
+
+
+class _Scope(enum.Enum):
+    NONE = "none"  # signed out, inactive, or without view_customer
+    ALL = "all"  # view_all_customers: administrators and the DPO
+    GRANTED = "granted"  # the customers the user holds view_customer on (HoldsViewGrant)
+
+
+def _customer_scope(user: User | AnonymousUser) -> _Scope:
+    if not user.is_authenticated or not user.is_active or not user.has_perm(VIEW_CUSTOMER):
+        return _Scope.NONE
+    return _Scope.ALL if user.has_perm(VIEW_ALL_CUSTOMERS) else _Scope.GRANTED
+
+
+def _granted_customers(user_id: int) -> QuerySet[Customer]:
+    return Customer.objects.filter(HoldsViewGrant(F("pk"), user_id=user_id))
 
 
 class HoldsViewGrant(Expression):
@@ -209,13 +228,27 @@ def _last_link_nullable(model: type[Model], path: str) -> bool:
     return bool(link is not None and link.null)
 
 
+# The reads behind access_customer, one per scope that can see anything, compiled once per process
+# (fusion_site/compiled_reads.py): every Site Details page opens with one.
+_ANY_CUSTOMER = CompiledRead(lambda pk: Customer.objects.filter(pk=pk).select_related("partner"))
+_GRANTED_CUSTOMER = CompiledRead(
+    lambda user_id, pk: _granted_customers(user_id).filter(pk=pk).select_related("partner")
+)
+
+
 def access_customer(user: User | AnonymousUser, reference: str) -> Customer:
-    """The customer with this public reference, if the user may see it; otherwise 404."""
+    """The customer with this public reference, if the user may see it; otherwise 404. Scoped as
+    ``customers_visible_to`` scopes, through the same conditions."""
     pk = Customer.pk_from_reference(reference)
-    customer = customers_visible_to(user).select_related("partner").filter(pk=pk).first() if pk else None
-    if customer is None:
+    scope = _customer_scope(user)
+    found: list[Customer] = []
+    if pk is not None and scope is _Scope.ALL:
+        found = _ANY_CUSTOMER(pk)
+    elif pk is not None and scope is _Scope.GRANTED:
+        found = _GRANTED_CUSTOMER(user.pk, pk)
+    if not found:
         raise Http404("No such customer.")
-    return customer
+    return found[0]
 
 
 def is_outside_users_partner(user: User, customer: Customer) -> bool:

@@ -5,17 +5,18 @@ lines, orders, payment details and six histories. Building and compiling each qu
 as running it (py-spy on a gunicorn worker under bench/load.py), and a raw queryset re-derives its columns
 and converters on every call. ``CompiledRead`` keeps what does not change between calls (the SQL from the
 ORM's own compiler, the attribute names of the columns, the converters Django applies to them, such as
-decrypting an encrypted field) and, per call, only runs the SQL and builds the instances with
-``Model.from_db``, as the ORM's own iterable does.
+decrypting an encrypted field, and the populators of ``select_related`` models) and, per call, only runs
+the SQL and builds the instances with ``Model.from_db``, as the ORM's own iterable does.
 
-The queryset is built for one sentinel value, and its compiled parameters must be exactly that value:
-anything else (a second parameter, a value folded into the SQL) is refused when first compiled rather than
-run wrong. Querysets with ``select_related``, annotations or ``values()`` are refused too: their rows are
-not one model's columns.
+The queryset is built twice for sentinel values, and each value must come back as a parameter of the
+same SQL: a value folded into the SQL text, or dropped from it, is refused when first compiled rather than
+run wrong. Querysets with annotations or ``values()`` are refused too; ``select_related`` models are
+populated by Django's own populators, as the ORM's iterable does.
 """
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,75 +24,100 @@ from typing import Any, Generic, TypeVar
 
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.db.models.expressions import Col
+from django.db.models.query import get_related_populators
 
 M = TypeVar("M", bound=Model)
 
-# An id no row has: the builder's queryset is compiled with it, and it must come back as the only parameter.
-SENTINEL = -7_340_291_113
+# Ids no row has: the builder's queryset is compiled with them, and the values a call passes take their
+# places among the compiled parameters. Two sets, so that a value folded into the SQL is caught.
+_SENTINELS = (-7_340_291_113, -5_918_004_227)
 
 
 @dataclass(frozen=True)
 class _Compiled:
     model: type[Model]
     sql: str
+    # Each parameter of the SQL: the index of the call's value it takes, or a constant of the queryset's.
+    params: list[tuple[int | None, Any]]
+    columns: slice  # the model's own columns in each row
     attnames: list[str]
     # (column index, the converters the ORM applies to it in order, the expression they are given)
     converters: list[tuple[int, list[Any], Any]]
+    related: list[Any]  # Django's own populators of select_related() models
 
 
 class CompiledRead(Generic[M]):
-    """``read(value)``: the instances ``build(value)`` would return, with the SQL compiled once per
-    database alias. ``build`` takes the value and returns a queryset of one model filtered by it."""
+    """``read(*values)``: the instances ``build(*values)`` would return, with the SQL compiled once per
+    database alias. ``build`` returns a queryset of one model, and depends on nothing but its values:
+    whatever else its SQL holds (a permission's codename) is kept as it was when first compiled."""
 
-    def __init__(self, build: Callable[[Any], QuerySet[M]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
         self._build = build
+        self._arity = len(inspect.signature(build).parameters)
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def queryset(self, value: Any) -> QuerySet[M]:
-        """The ORM's own queryset for ``value``: what a read must return (and what tests compare with)."""
-        return self._build(value)
+    def queryset(self, *values: Any) -> QuerySet[M]:
+        """The ORM's own queryset for ``values``: what a read must return (and what tests compare with)."""
+        return self._build(*values)
 
-    def __call__(self, value: Any, *, using: str = "default") -> list[M]:
+    def __call__(self, *values: Any, using: str = "default") -> list[M]:
+        if len(values) != self._arity:
+            raise TypeError(f"expected {self._arity} values, got {len(values)}")
         compiled = self._compiled.get(using)
         if compiled is None:
             with self._lock:
                 compiled = self._compiled.get(using) or self._compile(using)
                 self._compiled[using] = compiled
-        model = compiled.model
         connection = connections[using]
+        params = [values[index] if index is not None else constant for index, constant in compiled.params]
         with connection.cursor() as cursor:
-            cursor.execute(compiled.sql, [value])
+            cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         instances = []
         for row in rows:
-            values = list(row)
+            values_of_row = list(row)
             for index, converters, expression in compiled.converters:
                 for converter in converters:
-                    values[index] = converter(values[index], expression, connection)
-            instances.append(model.from_db(using, compiled.attnames, values))
+                    values_of_row[index] = converter(values_of_row[index], expression, connection)
+            instance = compiled.model.from_db(using, compiled.attnames, values_of_row[compiled.columns])
+            for populator in compiled.related:
+                populator.populate(values_of_row, instance)
+            instances.append(instance)
         return instances  # type: ignore[return-value]
 
-    def _compile(self, using: str) -> _Compiled:
-        queryset = self._build(SENTINEL).using(using)
-        query = queryset.query
-        if query.select_related or query.annotations or queryset._fields is not None:  # type: ignore[attr-defined]
-            raise ValueError(f"{queryset.model.__name__}: only a plain queryset of the model's own columns")
-        compiler = query.get_compiler(using=using)
+    def _sql(self, using: str, base: int) -> tuple[QuerySet[M], Any, str, list[Any]]:
+        sentinels = [base - position for position in range(self._arity)]
+        queryset = self._build(*sentinels).using(using)
+        compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        if list(params) != [SENTINEL]:
-            raise ValueError(
-                f"{queryset.model.__name__}: the value must be the query's only parameter, got {params!r}"
-            )
-        expressions = [expression for expression, _sql, _alias in compiler.select]
-        attnames = []
-        for expression in expressions:
-            if not isinstance(expression, Col):
-                raise ValueError(f"{queryset.model.__name__}: selects {expression!r}, not a column")
-            attnames.append(expression.target.attname)
-        converters = [
-            (index, list(found), expression)
-            for index, (found, expression) in compiler.get_converters(expressions).items()
-        ]
-        return _Compiled(model=queryset.model, sql=sql, attnames=attnames, converters=converters)
+        return queryset, compiler, sql, [sentinels.index(p) if p in sentinels else (None, p) for p in params]
+
+    def _compile(self, using: str) -> _Compiled:
+        queryset, compiler, sql, slots = self._sql(using, _SENTINELS[0])
+        name = queryset.model.__name__
+        if queryset.query.annotations or queryset._fields is not None:  # type: ignore[attr-defined]
+            raise ValueError(f"{name}: only a plain queryset of model rows (select_related allowed)")
+        _other_queryset, _other, other_sql, other_slots = self._sql(using, _SENTINELS[1])
+        if other_sql != sql or other_slots != slots:
+            raise ValueError(f"{name}: a value changes the SQL itself, not only its parameters")
+        used = {slot for slot in slots if isinstance(slot, int)}
+        if used != set(range(self._arity)):
+            raise ValueError(f"{name}: every value must be a parameter of the query, got {slots!r}")
+        klass_info = compiler.klass_info
+        fields = klass_info["select_fields"]
+        columns = slice(fields[0], fields[-1] + 1)
+        select = compiler.select
+        expressions = [expression for expression, _sql, _alias in select]
+        return _Compiled(
+            model=queryset.model,
+            sql=sql,
+            params=[(slot, None) if isinstance(slot, int) else slot for slot in slots],
+            columns=columns,
+            attnames=[expression.target.attname for expression in expressions[columns]],
+            converters=[
+                (index, list(found), expression)
+                for index, (found, expression) in compiler.get_converters(expressions).items()
+            ],
+            related=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
+        )

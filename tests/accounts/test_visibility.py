@@ -1,11 +1,15 @@
 """``customers_visible_to``: a customer is seen through a view grant held by one of the user's groups or by
 the user, and by nothing else; the same when the scoped queryset is nested in another."""
 
-from django.contrib.auth.models import Group
+import pytest
+from django.contrib.auth.models import AnonymousUser, Group
+from django.http import Http404
 from guardian.shortcuts import assign_perm, remove_perm
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accounts.models import Customer, Line, Role
-from accounts.selectors import customer_ids_visible_to, customers_visible_to
+from accounts.selectors import access_customer, customer_ids_visible_to, customers_visible_to
 from tests.factories import LineFactory
 
 
@@ -55,3 +59,49 @@ def test_nested_in_another_query_it_still_reads_the_inner_customer(make_user, cu
     assert set(
         Customer.objects.filter(lines__in=lines, pk__in=customer_ids_visible_to(agent)).distinct()
     ) == {customer}
+
+
+# What a URL's reference can be: the customers' own, in any case and with spaces, numbers past the id
+# column's range, other digits (superscripts, Arabic-Indic), and anything else.
+def _references(customers: list[Customer]) -> st.SearchStrategy[str]:
+    own = st.sampled_from([c.reference for c in customers])
+    return st.one_of(
+        own,
+        own.map(lambda ref: f"  {ref.lower()} "),
+        st.integers(min_value=-(2**70), max_value=2**70).map(lambda n: f"C-{n}"),
+        st.integers(min_value=0, max_value=2**70).map(str),
+        st.sampled_from(["C-\u00b2", "C-\u0661\u0662", "C-" + "9" * 30, "C-0", "C-", ""]),
+        st.text(max_size=25).map(lambda text: f"C-{text}"),
+        st.text(max_size=25),
+    )
+
+
+def test_access_customer_opens_exactly_what_the_visible_customers_hold_and_404s_the_rest(
+    make_user, customer, other_customer
+):
+    inactive = make_user(Role.BILLING_AGENT)
+    inactive.is_active = False
+    inactive.save()
+    people = [
+        make_user(Role.BILLING_AGENT),
+        make_user(Role.ADMINISTRATOR),
+        make_user(Role.CUSTOMER),
+        inactive,
+        AnonymousUser(),
+    ]
+    customers = [customer, other_customer, people[2].customer]
+
+    @settings(max_examples=150, deadline=None)
+    @given(user=st.sampled_from(people), reference=_references(customers))
+    def check(user, reference):
+        visible = {c.pk: c for c in customers_visible_to(user)}
+        expected = visible.get(Customer.pk_from_reference(reference) or 0)
+        if expected is None:
+            with pytest.raises(Http404):
+                access_customer(user, reference)
+        else:
+            opened = access_customer(user, reference)
+            assert opened == expected
+            assert opened.partner.name == expected.partner.name
+
+    check()
