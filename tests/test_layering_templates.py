@@ -42,7 +42,9 @@ COMPOSITION_ROOT = {
     "_pages.html",
     "_chart.html",
 }
-COMPOSITION_ROOT_MODULES = {"fusion_site/settings.py", "fusion_site/urls.py"}  # they name every app
+# They name every app: the settings, the URL map, and the menu of every page (fusion_site/navigation.py,
+# which was the project template base.html's and, like it, belongs to no app).
+COMPOSITION_ROOT_MODULES = {"fusion_site/settings.py", "fusion_site/urls.py", "fusion_site/navigation.py"}
 
 URL_TAG = re.compile(r"""\{%\s*url\s+["']([\w-]+):""")
 PERMS = re.compile(r"\bperms\.(\w+)\.")
