@@ -392,11 +392,6 @@ def customer_site_details(customer: Customer) -> SiteDetailsRows:
     return SiteDetailsRows(**rows, payment=payment[0] if payment else None)
 
 
-def payment_details_of(customer: Customer) -> PaymentDetails | None:
-    found = _PAYMENT_OF(customer.pk)
-    return found[0] if found else None
-
-
 def site_of(customer: Customer, site_id: int) -> Site:
     site = Site.objects.filter(customer=customer, pk=site_id).first()
     if site is None:
