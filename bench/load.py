@@ -135,6 +135,7 @@ class Result:
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     server_cpu: float = 0.0
+    database_cpu: float = 0.0
     client_cpu: float = 0.0
 
     @property
@@ -324,6 +325,31 @@ def cpu_seconds_of_server(master: int) -> float:
     return total / ticks
 
 
+def cpu_ticks_of_postgresql() -> dict[int, int]:
+    """User + system CPU ticks of each PostgreSQL process on this machine (backends and background
+    workers), by process id. Readable only for PostgreSQL running here."""
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            text = (entry / "stat").read_text()
+            if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
+                continue
+            fields = text[text.rindex(")") + 2 :].split()
+            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    return ticks
+
+
+def cpu_seconds_of_postgresql_since(before: dict[int, int]) -> float:
+    """The CPU PostgreSQL spent since ``before``: on a quiet machine, what the pages cost the database
+    (the workers keep their connections, DATABASE_CONN_MAX_AGE). A process that ended meanwhile is left
+    out; one that started counts whole."""
+    after = cpu_ticks_of_postgresql()
+    spent = sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
+    return spent / os.sysconf("SC_CLK_TCK")
+
+
 class Client:
     """HTTP/1.1 to gunicorn as the TLS proxy forwards it (X-Forwarded-Proto: https), cookies by hand: they
     are Secure, and a cookie jar would not send them over plain HTTP."""
@@ -444,10 +470,12 @@ async def measure(
     await hammer(client, raw, min(1.0, args.seconds / 4), args.clients, None)  # warm-up, not counted
     result = Result(page, 0.0)
     cpu_before, client_before = cpu_seconds_of_server(master), time.process_time()
+    database_before = cpu_ticks_of_postgresql()
     started = time.perf_counter()
     await hammer(client, raw, args.seconds, args.clients, result)
     result.seconds = time.perf_counter() - started
     result.server_cpu = cpu_seconds_of_server(master) - cpu_before
+    result.database_cpu = cpu_seconds_of_postgresql_since(database_before)
     result.client_cpu = time.process_time() - client_before
     return result
 
@@ -479,7 +507,7 @@ def report(results: list[Result], args: argparse.Namespace, world: World, databa
     )
     header = (
         f"{'page':<26} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
-        f"{'vs min':>7} {'srv CPU ms/req':>15} {'client CPU':>11}"
+        f"{'vs min':>7} {'srv CPU ms/req':>15} {'db CPU ms/req':>14} {'client CPU':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -487,11 +515,12 @@ def report(results: list[Result], args: argparse.Namespace, world: World, databa
     for result in results:
         ratio = result.rps / ceiling if ceiling else 0.0
         cpu_ms = result.server_cpu * 1000 / result.answered if result.answered else float("nan")
+        db_ms = result.database_cpu * 1000 / result.answered if result.answered else float("nan")
         errors = sum(result.errors.values())
         print(
             f"{result.page.label:<26} {result.rps:>8.1f} {result.percentile_ms(50):>8.1f} "
             f"{result.percentile_ms(95):>8.1f} {result.percentile_ms(99):>8.1f} {errors:>7} "
-            f"{ratio:>6.2f}x {cpu_ms:>15.1f} {result.client_cpu / result.seconds:>10.0%}"
+            f"{ratio:>6.2f}x {cpu_ms:>15.1f} {db_ms:>14.1f} {result.client_cpu / result.seconds:>10.0%}"
         )
         missed = []
         if errors:
