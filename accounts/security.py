@@ -5,17 +5,22 @@ portal, the admin) is a password and then a TOTP code or a recovery code. Demo u
 ``seed_demo``, which prints their TOTP secrets, rather than being let in without one.
 """
 
+import functools
 import time
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
+from django_otp.models import Device
 
-from accounts.models import User
+from accounts.models import MAX_ID, User
+from fusion_site.compiled_reads import CompiledRead
 
 # Pages a signed-in but not yet verified user may reach: the second-factor pages, logging out, the
 # health probes (they show no data, and a probe must never be redirected), and static files (the
@@ -93,3 +98,33 @@ def staff_user_with(request: HttpRequest, permission: str) -> User:
     if user.is_portal_user or not user.has_perm(permission):
         raise PermissionDenied
     return user
+
+
+class OTPMiddleware(DjangoOTPMiddleware):
+    """django-otp's middleware (``request.user.otp_device``, ``is_verified()``), reading the session's
+    device through SQL compiled once per process instead of a queryset built and compiled on every page.
+
+    It answers as ``Device.from_persistent_id``: the device of that model and id, or None for a label
+    that names no device model or an id that is not a positive whole number. The parent still checks
+    that the device is the user's and confirmed (``_finalize_device``)."""
+
+    def _device_from_persistent_id(self, persistent_id: str) -> Device | None:
+        label, _, device_id = self._normalize_persistent_id(persistent_id).rpartition("/")
+        read = _device_read(label)
+        if read is None or not (device_id.isascii() and device_id.isdecimal()):
+            return None
+        pk = int(device_id)
+        found = read(pk) if 0 < pk <= MAX_ID else []
+        return found[0] if found else None
+
+
+@functools.cache
+def _device_read(label: str) -> CompiledRead[Device] | None:
+    """The compiled read of one device model by its label (``otp_totp.totpdevice``), or None."""
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        return None
+    if not issubclass(model, Device):
+        return None
+    return CompiledRead(lambda pk: model.objects.filter(id=pk))

@@ -75,7 +75,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # django-otp's, with the session's device read by SQL compiled once per process.
+    "accounts.security.OTPMiddleware",
     # After authentication: an idle session is ended before anything else looks at the user.
     "accounts.security.IdleSessionTimeoutMiddleware",
     "accounts.security.RequireSecondFactorMiddleware",
