@@ -29,8 +29,10 @@ from django.db.models.query import get_related_populators
 M = TypeVar("M", bound=Model)
 
 # Ids no row has: the builder's queryset is compiled with them, and the values a call passes take their
-# places among the compiled parameters. Two sets, so that a value folded into the SQL is caught.
-_SENTINELS = (-7_340_291_113, -5_918_004_227)
+# places among the compiled parameters. Two sets, so that a value folded into the SQL is caught. Within
+# a 32-bit integer's range: Django compiles a lookup on an IntegerField (AutoField ids, as django-otp's
+# devices have) past its database's range to no SQL at all.
+_SENTINELS = (-1_734_029_113, -1_591_800_427)
 
 
 @dataclass(frozen=True)
