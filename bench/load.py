@@ -325,10 +325,12 @@ def cpu_seconds_of_server(master: int) -> float:
     return total / ticks
 
 
-def cpu_ticks_of_postgresql() -> dict[int, int]:
-    """User + system CPU ticks of each PostgreSQL process on this machine (backends and background
-    workers), by process id. Readable only for PostgreSQL running here."""
-    ticks: dict[int, int] = {}
+def cpu_seconds_of_postgresql() -> float:
+    """User + system CPU of every PostgreSQL process on this machine (backends and background workers),
+    plus what the ones that ended spent (the postmaster's figures for the children it reaped), so a
+    connection closed mid-phase (DATABASE_CONN_MAX_AGE) still counts. On a quiet machine the difference
+    over a phase is what the pages cost the database. Readable only for PostgreSQL running here."""
+    ticks = 0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -337,17 +339,8 @@ def cpu_ticks_of_postgresql() -> dict[int, int]:
             if text[text.index("(") + 1 : text.rindex(")")] != "postgres":
                 continue
             fields = text[text.rindex(")") + 2 :].split()
-            ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
-    return ticks
-
-
-def cpu_seconds_of_postgresql_since(before: dict[int, int]) -> float:
-    """The CPU PostgreSQL spent since ``before``: on a quiet machine, what the pages cost the database
-    (the workers keep their connections, DATABASE_CONN_MAX_AGE). A process that ended meanwhile is left
-    out; one that started counts whole."""
-    after = cpu_ticks_of_postgresql()
-    spent = sum(ticks - before.get(pid, 0) for pid, ticks in after.items())
-    return spent / os.sysconf("SC_CLK_TCK")
+            ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Client:
@@ -470,12 +463,12 @@ async def measure(
     await hammer(client, raw, min(1.0, args.seconds / 4), args.clients, None)  # warm-up, not counted
     result = Result(page, 0.0)
     cpu_before, client_before = cpu_seconds_of_server(master), time.process_time()
-    database_before = cpu_ticks_of_postgresql()
+    database_before = cpu_seconds_of_postgresql()
     started = time.perf_counter()
     await hammer(client, raw, args.seconds, args.clients, result)
     result.seconds = time.perf_counter() - started
     result.server_cpu = cpu_seconds_of_server(master) - cpu_before
-    result.database_cpu = cpu_seconds_of_postgresql_since(database_before)
+    result.database_cpu = cpu_seconds_of_postgresql() - database_before
     result.client_cpu = time.process_time() - client_before
     return result
 
