@@ -265,12 +265,17 @@ def search_customers(queryset: QuerySet[Customer], query: str) -> QuerySet[Custo
     pk = Customer.pk_from_reference(query) if query.upper().startswith(Customer.REFERENCE_PREFIX) else None
     if pk is not None:
         return queryset.filter(pk=pk)
-    # Each way of matching is its own indexed subquery of customer ids: OR-ed across joins to contacts
-    # and lines instead, the database joined every visible customer's contacts and lines to test them.
-    matches = Q(pk__in=names_holding_words(query).values("customer_id"))
-    for index_filter in blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS):
-        matches |= Q(pk__in=Customer.objects.filter(**index_filter).values("pk"))
-    return queryset.filter(matches)
+    # Each way of matching is its own indexed read of customer ids, and their union is one subquery the
+    # database starts from: the few matching customers, then each one's grants. OR-ed across joins to
+    # contacts and lines, the database joined every visible customer's contacts and lines to test them;
+    # OR-ed as separate subqueries, it could not tell how few they were and read the grants of every
+    # visible customer for each search (bench/load.py: 3.6 ms against 0.8 ms at 10,000 customers).
+    names = names_holding_words(query).values("customer_id")
+    indexed = [
+        Customer.objects.filter(**index_filter).order_by().values("pk")
+        for index_filter in blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS)
+    ]
+    return queryset.filter(pk__in=names.union(*indexed))
 
 
 def names_holding_words(query: str) -> QuerySet[NameToken, Any]:

@@ -1,0 +1,136 @@
+"""The staff list's search, scoped: what ``customer_list`` finds is what a plain scan of the decrypted
+Site Details finds, among the customers the user may see, for any term a user might type.
+
+The oracle decrypts every customer's name, contacts, lines and sites and compares them with the term in
+Python, as the search's docstring states the rule; the list answers from blind indexes and grant tables
+in SQL. Values are shared across partners on purpose (a phone number, a postcode, name words), so a
+search that lost its scope would find another partner's customer."""
+
+import pytest
+from django.core.exceptions import ValidationError
+from guardian.shortcuts import assign_perm
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from accounts import validation
+from accounts.models import Customer, Role
+from accounts.selectors import customer_list, customers_visible_to
+from accounts.services import CUSTOMER_VISIBILITY_PERMISSION
+from tests.factories import ContactFactory, CustomerFactory, LineFactory, PartnerFactory, SiteFactory
+
+SHARED_PHONE = "07700 100123"
+SHARED_POSTCODE = "LS1 4AP"
+
+
+@pytest.fixture
+def world(partner, make_user):
+    other = PartnerFactory()
+    customers = [
+        CustomerFactory(partner=partner, name="Acme Plumbing Ltd"),
+        CustomerFactory(partner=partner, name="Brandwood Dairy"),
+        CustomerFactory(partner=partner, name="Quintessa Roofing"),
+        CustomerFactory(partner=other, name="Acme Roofing Ltd"),
+        CustomerFactory(partner=other, name="Zanzibar Trading"),
+    ]
+    contacts = [
+        ("Jane Smith", "jane@acme.example", SHARED_PHONE),
+        ("Omar Quillon", "omar@brandwood.example", "0113 496 0001"),
+        ("Jane Brandwood", "JANE@quintessa.example", "+44 113 496 0002"),
+        ("Jane Smith", "jane@acme-roofing.example", SHARED_PHONE),
+        ("Zoe O'Brien", "zoe@zanzibar.example", "020 7946 0003"),
+    ]
+    for customer, (name, email, phone) in zip(customers, contacts, strict=True):
+        ContactFactory(customer=customer, name=name, email=email, phone=phone)
+    postcodes = [SHARED_POSTCODE, "BS1 4DJ", "M1 1AE", SHARED_POSTCODE, "EH1 1YZ"]
+    for number, (customer, postcode) in enumerate(zip(customers, postcodes, strict=True)):
+        site = SiteFactory(customer=customer, postcode=postcode)
+        # A line's number is another customer's contact's phone: a phone search finds both.
+        LineFactory(
+            customer=customer, site=site, cli="0113 496 0001" if number == 4 else f"0161 496 {number:04d}"
+        )
+    agent = make_user(Role.BILLING_AGENT)
+    other_agent = make_user(Role.BILLING_AGENT, partner=other)
+    # An exception granted in the user's own name: the other partner's agent may see one of ours.
+    assign_perm(CUSTOMER_VISIBILITY_PERMISSION, other_agent, customers[1])
+    users = [
+        agent,
+        other_agent,
+        make_user(Role.ADMINISTRATOR),
+        make_user(Role.CUSTOMER, customer=customers[2]),
+    ]
+    return customers, users
+
+
+def _terms(customers: list[Customer]) -> list[str]:
+    """What a user might type: each reference, name and word of it, contact, email, phone and postcode as
+    stored and in other formats."""
+    terms = []
+    for customer in customers:
+        terms += [customer.reference, customer.reference.lower(), customer.name, *customer.name.split()]
+        for contact in customer.contacts.all():
+            terms += [contact.name, contact.email, contact.email.upper(), contact.phone]
+            terms.append(validation.normalise_phone(contact.phone))
+        terms += [line.cli for line in customer.lines.all()]
+        terms += [site.postcode.lower().replace(" ", "") for site in customer.sites.all()]
+    return terms
+
+
+def _normalised(normalise, value: str) -> str | None:
+    try:
+        return normalise(value)
+    except ValidationError:
+        return None
+
+
+def _matches(customer: Customer, term: str) -> bool:
+    """The rule, on decrypted values: a reference; every word of the customer's name or of one contact's
+    name; or exactly a phone number, email or postcode."""
+    term = term.strip()
+    if not term:
+        return True
+    if term.upper().startswith(Customer.REFERENCE_PREFIX) and Customer.pk_from_reference(term) is not None:
+        return Customer.pk_from_reference(term) == customer.pk
+    words = set(validation.name_words(term))
+    contacts = list(customer.contacts.all())
+    names = [customer.name, *(contact.name for contact in contacts)]
+    if words and any(words <= set(validation.name_words(name)) for name in names):
+        return True
+    phone = _normalised(validation.normalise_phone, term)
+    phones = [c.phone for c in contacts] + [line.cli for line in customer.lines.all()]
+    if phone is not None and phone in {_normalised(validation.normalise_phone, p) for p in phones}:
+        return True
+    email = _normalised(validation.normalise_email, term)
+    if email is not None and email in {validation.normalise_email(c.email) for c in contacts}:
+        return True
+    postcode = _normalised(validation.normalise_postcode, term)
+    postcodes = {validation.normalise_postcode(site.postcode) for site in customer.sites.all()}
+    return postcode is not None and postcode in postcodes
+
+
+@pytest.mark.django_db
+def test_search_finds_what_a_scan_of_the_decrypted_details_finds_among_the_visible(world):
+    customers, users = world
+    terms = _terms(customers)
+
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        user=st.sampled_from(users),
+        term=st.sampled_from(terms) | st.text(max_size=12) | st.just("Jane Acme"),
+    )
+    def check(user, term):
+        visible = set(customers_visible_to(user))
+        expected = [c.pk for c in customers if c in visible and _matches(c, term)]
+
+        found = [c.pk for c in customer_list(user, query=term)]
+
+        assert found == expected
+
+    check()
+    # The world is one where scope matters: some term finds a customer one user may not see.
+    hidden = [
+        (user, term)
+        for user in users
+        for term in terms
+        if any(_matches(c, term) and c not in set(customers_visible_to(user)) for c in customers)
+    ]
+    assert hidden
