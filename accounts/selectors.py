@@ -17,6 +17,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
+from django.db import connections, router
 from django.db.models import (
     BooleanField,
     Count,
@@ -137,6 +138,44 @@ _GRANT_SQL = (
     " AND g.group_id IN (SELECT m.group_id FROM {memberships} m WHERE m.user_id = %s))"
     " OR EXISTS (SELECT 1 FROM {user_grants} u WHERE u.content_object_id = {column}"
     " AND u.permission_id = {permission} AND u.user_id = %s))"
+)
+
+
+def visible_customer_count(user: User | AnonymousUser) -> int:
+    """How many customers ``customers_visible_to(user)`` holds, counted for a partner's staff from the
+    grant tables alone: each grant names an existing customer (a foreign key, deleted with it), so the
+    distinct customers granted are the visible ones. Counted through ``HoldsViewGrant`` instead, the
+    database tested every customer against a hash of the partner's grants (bench/load.py: 3.7 ms
+    against 1.8 ms for 9,000 of 10,000 customers)."""
+    scope = _customer_scope(user)
+    if scope is _Scope.NONE:
+        return 0
+    if scope is _Scope.ALL:
+        return Customer.objects.count()
+    connection = connections[router.db_for_read(Customer)]
+    quote = connection.ops.quote_name
+    permission = _PERMISSION_SQL.format(
+        permissions=quote(Permission._meta.db_table), content_types=quote(ContentType._meta.db_table)
+    )
+    sql = _GRANTED_COUNT_SQL.format(
+        permission=permission,
+        memberships=quote(User.groups.through._meta.db_table),
+        group_grants=quote(CustomerGroupObjectPermission._meta.db_table),
+        user_grants=quote(CustomerUserObjectPermission._meta.db_table),
+    )
+    grant = ("view_customer", "accounts")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*grant, user.pk, *grant, user.pk))
+        (count,) = cursor.fetchone()
+    return int(count)
+
+
+_GRANTED_COUNT_SQL = (
+    "SELECT COUNT(DISTINCT granted.customer_id) FROM ("
+    "SELECT g.content_object_id AS customer_id FROM {group_grants} g WHERE g.permission_id = {permission}"
+    " AND g.group_id IN (SELECT m.group_id FROM {memberships} m WHERE m.user_id = %s)"
+    " UNION ALL SELECT u.content_object_id FROM {user_grants} u"
+    " WHERE u.permission_id = {permission} AND u.user_id = %s) granted"
 )
 
 

@@ -1,5 +1,6 @@
-"""The staff list's search, scoped: what ``customer_list`` finds is what a plain scan of the decrypted
-Site Details finds, among the customers the user may see, for any term a user might type.
+"""The staff list, scoped: what ``customer_list`` finds is what a plain scan of the decrypted Site Details
+finds, among the customers the user may see, for any term a user might type; and the list's total is
+the number of customers the user may see, however the grants overlap.
 
 The oracle decrypts every customer's name, contacts, lines and sites and compares them with the term in
 Python, as the search's docstring states the rule; the list answers from blind indexes and grant tables
@@ -7,14 +8,15 @@ in SQL. Values are shared across partners on purpose (a phone number, a postcode
 search that lost its scope would find another partner's customer."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from guardian.shortcuts import assign_perm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts import validation
-from accounts.models import Customer, Role
-from accounts.selectors import customer_list, customers_visible_to
+from accounts.models import Customer, CustomerGroupObjectPermission, CustomerUserObjectPermission, Role
+from accounts.selectors import customer_list, customers_visible_to, visible_customer_count
 from accounts.services import CUSTOMER_VISIBILITY_PERMISSION
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PartnerFactory, SiteFactory
 
@@ -134,3 +136,57 @@ def test_search_finds_what_a_scan_of_the_decrypted_details_finds_among_the_visib
         if any(_matches(c, term) and c not in set(customers_visible_to(user)) for c in customers)
     ]
     assert hidden
+
+
+@pytest.mark.django_db
+def test_the_total_is_the_number_of_customers_the_user_may_see_however_grants_overlap(partner, make_user):
+    """Grants through several groups and in the user's own name, on the same customers or not, of other
+    permissions, and to other users and groups: the total counts each visible customer once."""
+    customers = [CustomerFactory(partner=partner) for _ in range(5)]
+    agent, other = make_user(Role.BILLING_AGENT), make_user(Role.BILLING_AGENT)
+    groups = [Group.objects.create(name=f"Exceptions {n}") for n in range(2)] + [partner.staff_group]
+    role_groups = [group for group in agent.groups.all() if group not in groups]  # its role's permissions
+    pairs = st.sets(st.tuples(st.integers(0, len(groups) - 1), st.integers(0, len(customers) - 1)))
+    own = st.sets(st.integers(0, len(customers) - 1))
+    permissions = st.sampled_from(["accounts.view_customer", "accounts.change_customer"])
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        memberships=st.sets(st.integers(0, len(groups) - 1)),
+        group_grants=st.lists(st.tuples(pairs, permissions), max_size=2),
+        user_grants=st.lists(st.tuples(own, permissions, st.booleans()), max_size=3),
+    )
+    def check(memberships, group_grants, user_grants):
+        CustomerGroupObjectPermission.objects.all().delete()
+        CustomerUserObjectPermission.objects.all().delete()
+        agent.groups.set([*role_groups, *(groups[n] for n in memberships)])
+        for chosen, permission in group_grants:
+            for group, customer in chosen:
+                assign_perm(permission, groups[group], customers[customer])
+        for chosen, permission, to_agent in user_grants:
+            for customer in chosen:
+                assign_perm(permission, agent if to_agent else other, customers[customer])
+        agent.refresh_from_db()  # a fresh user: no permissions cached from the last example
+
+        assert visible_customer_count(agent) == customers_visible_to(agent).count()
+
+    check()
+
+
+def test_the_total_for_those_who_see_every_customer_or_none(make_user, customer, other_customer):
+    assert visible_customer_count(make_user(Role.ADMINISTRATOR)) == Customer.objects.count() == 2
+    left = make_user(Role.BILLING_AGENT)
+    left.is_active = False
+    assert visible_customer_count(left) == 0
+    assert visible_customer_count(make_user(Role.BILLING_AGENT)) == 1
+
+
+def test_the_page_shows_the_total(client, agent, partner, other_partner):
+    for owner in (partner, partner, other_partner):
+        CustomerFactory(partner=owner)
+    client.force_login(agent)
+
+    response = client.get("/")
+
+    assert response.context["page"].paginator.count == 2
+    assert "2 customers." in response.content.decode()
