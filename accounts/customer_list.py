@@ -12,10 +12,35 @@ from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
+from django.core.paginator import Page, Paginator
 from django.urls import reverse
 from django.utils.dates import MONTHS_3
+from django.utils.functional import cached_property
 
-from accounts.models import Customer
+from accounts import selectors
+from accounts.models import Customer, User
+
+
+class CustomerListPaginator(Paginator):
+    """The staff list's pages of ``selectors.customer_list``, each page and the total read as
+    ``selectors.customer_list_page`` and ``selectors.customer_list_count`` read them: for a partner's
+    staff, from the grant tables rather than by testing every customer's grants."""
+
+    def __init__(self, user: User, *, query: str, per_page: int) -> None:
+        super().__init__(selectors.customer_list(user, query=query), per_page)
+        self.user, self.query = user, query
+
+    @cached_property
+    def count(self) -> int:
+        return selectors.customer_list_count(self.user, query=self.query)
+
+    def page(self, number: Any) -> Page:
+        number = self.validate_number(number)
+        rows = selectors.customer_list_page(
+            self.user, query=self.query, offset=(number - 1) * self.per_page, limit=self.per_page
+        )
+        return Page(rows, number, self)
+
 
 # Reversed with this in the reference's place, then filled in for each row. A reference is "C-" and
 # digits (Customer.reference_of), which a URL carries as they are.

@@ -29,6 +29,7 @@ from django.db.models import (
     QuerySet,
     Subquery,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
@@ -176,6 +177,66 @@ _GRANTED_COUNT_SQL = (
     " AND g.group_id IN (SELECT m.group_id FROM {memberships} m WHERE m.user_id = %s)"
     " UNION ALL SELECT u.content_object_id FROM {user_grants} u"
     " WHERE u.permission_id = {permission} AND u.user_id = %s) granted"
+)
+
+
+def customer_list_count(user: User | AnonymousUser, *, query: str = "") -> int:
+    """How many customers ``customer_list(user, query=query)`` holds."""
+    return customer_list(user, query=query).count() if query.strip() else visible_customer_count(user)
+
+
+def customer_list_page(
+    user: User | AnonymousUser, *, query: str = "", offset: int, limit: int
+) -> QuerySet[Customer]:
+    """``customer_list(user, query=query)[offset:offset + limit]``.
+
+    For a partner's staff with no search, the page's ids are read first from the grant tables in id
+    order, through their unique index (group, permission, customer): each of the user's groups and the
+    user's own grants give at most ``offset + limit`` ids, and the first ``offset + limit`` distinct ids of
+    all of them are among those, since fewer ids than that come before any of them. Filtered by the
+    grants instead, the database read every grant of the partner before the first row (bench/load.py:
+    page 1 of 9,000 customers took 3.1 ms against 1.0 ms, page 81 14.3 ms against 2.4 ms). The rows
+    still pass ``customers_visible_to``."""
+    rows = customer_list(user, query=query)
+    if query.strip() or _customer_scope(user) is not _Scope.GRANTED:
+        return rows[offset : offset + limit]
+    assert isinstance(user, User)  # GRANTED is a signed-in user's scope
+    return rows.filter(pk__in=_granted_ids_page(user, offset=offset, limit=limit))
+
+
+def _granted_ids_page(user: User, *, offset: int, limit: int) -> RawSQL:
+    connection = connections[router.db_for_read(Customer)]
+    quote = connection.ops.quote_name
+    permission = _PERMISSION_SQL.format(
+        permissions=quote(Permission._meta.db_table), content_types=quote(ContentType._meta.db_table)
+    )
+    grant = ("view_customer", "accounts")
+    first = offset + limit
+    group_source = _GRANTED_SOURCE_SQL.format(
+        grants=quote(CustomerGroupObjectPermission._meta.db_table), holder="group_id", permission=permission
+    )
+    user_source = _GRANTED_SOURCE_SQL.format(
+        grants=quote(CustomerUserObjectPermission._meta.db_table), holder="user_id", permission=permission
+    )
+    group_ids = list(user.groups.order_by("id").values_list("id", flat=True))
+    sources = [group_source] * len(group_ids) + [user_source]
+    params: list[Any] = []
+    for holder in [*group_ids, user.pk]:
+        params += [holder, *grant, first]
+    sql = _GRANTED_PAGE_SQL.format(sources=" UNION ALL ".join(sources))
+    return RawSQL(sql, (*params, limit, offset))  # noqa: S611 - quoted names and fixed fragments only
+
+
+# One holder's first granted customers in id order, read along the unique index (holder, permission,
+# customer); wrapped in a subquery so that its ORDER BY and LIMIT are its own under UNION ALL.
+_GRANTED_SOURCE_SQL = (
+    "SELECT * FROM (SELECT t.content_object_id AS customer_id FROM {grants} t"
+    " WHERE t.{holder} = %s AND t.permission_id = {permission}"
+    " ORDER BY t.content_object_id LIMIT %s) AS source"
+)
+_GRANTED_PAGE_SQL = (
+    "SELECT DISTINCT granted.customer_id FROM ({sources}) AS granted"
+    " ORDER BY granted.customer_id LIMIT %s OFFSET %s"
 )
 
 

@@ -6,7 +6,6 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -18,7 +17,7 @@ from django_otp import login as otp_login
 from accounts import pii, selectors, services, two_factor
 from accounts import site_details as details
 from accounts.audit import audit_record
-from accounts.customer_list import customer_rows
+from accounts.customer_list import CustomerListPaginator, customer_rows
 from accounts.forms import (
     ContactAddForm,
     ContactForm,
@@ -40,10 +39,7 @@ def home(request: HttpRequest) -> HttpResponse:
     if user.is_portal_user:
         return redirect("accounts:my_account")
     query = request.GET.get("q", "")
-    paginator = Paginator(selectors.customer_list(user, query=query), CUSTOMERS_PER_PAGE)
-    if not query.strip():
-        # Every visible customer: counted from the grant tables, not by testing each customer's grants.
-        paginator.count = selectors.visible_customer_count(user)
+    paginator = CustomerListPaginator(user, query=query, per_page=CUSTOMERS_PER_PAGE)
     page = paginator.get_page(request.GET.get("page"))
     context = {"page": page, "rows": customer_rows(page), "query": query}
     return render(request, "accounts/home.html", context)

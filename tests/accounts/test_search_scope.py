@@ -14,9 +14,15 @@ from guardian.shortcuts import assign_perm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accounts import validation
+from accounts import validation, views
 from accounts.models import Customer, CustomerGroupObjectPermission, CustomerUserObjectPermission, Role
-from accounts.selectors import customer_list, customers_visible_to, visible_customer_count
+from accounts.selectors import (
+    customer_list,
+    customer_list_count,
+    customer_list_page,
+    customers_visible_to,
+    visible_customer_count,
+)
 from accounts.services import CUSTOMER_VISIBILITY_PERMISSION
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PartnerFactory, SiteFactory
 
@@ -139,10 +145,11 @@ def test_search_finds_what_a_scan_of_the_decrypted_details_finds_among_the_visib
 
 
 @pytest.mark.django_db
-def test_the_total_is_the_number_of_customers_the_user_may_see_however_grants_overlap(partner, make_user):
+def test_total_and_pages_are_the_visible_customers_however_grants_overlap(partner, make_user):
     """Grants through several groups and in the user's own name, on the same customers or not, of other
-    permissions, and to other users and groups: the total counts each visible customer once."""
-    customers = [CustomerFactory(partner=partner) for _ in range(5)]
+    permissions, and to other users and groups: the total counts each visible customer once, and each
+    page holds the visible customers of its place in id order."""
+    customers = [CustomerFactory(partner=partner) for _ in range(7)]
     agent, other = make_user(Role.BILLING_AGENT), make_user(Role.BILLING_AGENT)
     groups = [Group.objects.create(name=f"Exceptions {n}") for n in range(2)] + [partner.staff_group]
     role_groups = [group for group in agent.groups.all() if group not in groups]  # its role's permissions
@@ -150,13 +157,15 @@ def test_the_total_is_the_number_of_customers_the_user_may_see_however_grants_ov
     own = st.sets(st.integers(0, len(customers) - 1))
     permissions = st.sampled_from(["accounts.view_customer", "accounts.change_customer"])
 
-    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(
         memberships=st.sets(st.integers(0, len(groups) - 1)),
         group_grants=st.lists(st.tuples(pairs, permissions), max_size=2),
         user_grants=st.lists(st.tuples(own, permissions, st.booleans()), max_size=3),
+        offset=st.integers(0, len(customers) + 1),
+        limit=st.integers(1, 4),
     )
-    def check(memberships, group_grants, user_grants):
+    def check(memberships, group_grants, user_grants, offset, limit):
         CustomerGroupObjectPermission.objects.all().delete()
         CustomerUserObjectPermission.objects.all().delete()
         agent.groups.set([*role_groups, *(groups[n] for n in memberships)])
@@ -167,8 +176,11 @@ def test_the_total_is_the_number_of_customers_the_user_may_see_however_grants_ov
             for customer in chosen:
                 assign_perm(permission, agent if to_agent else other, customers[customer])
         agent.refresh_from_db()  # a fresh user: no permissions cached from the last example
+        visible = list(customers_visible_to(agent).order_by("id").values_list("pk", flat=True))
 
-        assert visible_customer_count(agent) == customers_visible_to(agent).count()
+        assert visible_customer_count(agent) == customer_list_count(agent) == len(visible)
+        page = customer_list_page(agent, offset=offset, limit=limit)
+        assert [c.pk for c in page] == visible[offset : offset + limit]
 
     check()
 
@@ -181,12 +193,14 @@ def test_the_total_for_those_who_see_every_customer_or_none(make_user, customer,
     assert visible_customer_count(make_user(Role.BILLING_AGENT)) == 1
 
 
-def test_the_page_shows_the_total(client, agent, partner, other_partner):
-    for owner in (partner, partner, other_partner):
-        CustomerFactory(partner=owner)
+def test_the_pages_show_the_total_and_their_customers(client, agent, partner, other_partner, monkeypatch):
+    monkeypatch.setattr(views, "CUSTOMERS_PER_PAGE", 2)
+    ours = [CustomerFactory(partner=owner) for owner in (partner, other_partner, partner, partner)]
     client.force_login(agent)
 
-    response = client.get("/")
+    first, second = (client.get("/", {"page": number}) for number in (1, 2))
 
-    assert response.context["page"].paginator.count == 2
-    assert "2 customers." in response.content.decode()
+    assert [c.pk for c in first.context["page"].object_list] == [ours[0].pk, ours[2].pk]
+    assert [c.pk for c in second.context["page"].object_list] == [ours[3].pk]
+    assert "3 customers." in second.content.decode()
+    assert "Page 2 of 2" in second.content.decode()
