@@ -22,23 +22,20 @@ from accounts.models import Customer, User
 
 
 class CustomerListPaginator(Paginator):
-    """The staff list's pages of ``selectors.customer_list``, each page and the total read as
-    ``selectors.customer_list_page`` and ``selectors.customer_list_count`` read them: for a partner's
-    staff, from the grant tables rather than by testing every customer's grants."""
+    """The staff list's pages: the total and each page as ``selectors.CustomerList`` reads them (for a
+    partner's staff, from the grant tables rather than by testing every customer's grants)."""
 
     def __init__(self, user: User, *, query: str, per_page: int) -> None:
-        super().__init__(selectors.customer_list(user, query=query), per_page)
-        self.user, self.query = user, query
+        self.listing = selectors.CustomerList(user, query=query)
+        super().__init__(self.listing.rows, per_page)
 
     @cached_property
     def count(self) -> int:
-        return selectors.customer_list_count(self.user, query=self.query)
+        return self.listing.count()
 
     def page(self, number: Any) -> Page:
         number = self.validate_number(number)
-        rows = selectors.customer_list_page(
-            self.user, query=self.query, offset=(number - 1) * self.per_page, limit=self.per_page
-        )
+        rows = self.listing.page(offset=(number - 1) * self.per_page, limit=self.per_page)
         return Page(rows, number, self)
 
 

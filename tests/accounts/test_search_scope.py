@@ -16,13 +16,7 @@ from hypothesis import strategies as st
 
 from accounts import validation, views
 from accounts.models import Customer, CustomerGroupObjectPermission, CustomerUserObjectPermission, Role
-from accounts.selectors import (
-    customer_list,
-    customer_list_count,
-    customer_list_page,
-    customers_visible_to,
-    visible_customer_count,
-)
+from accounts.selectors import CustomerList, customer_list, customers_visible_to, visible_customer_count
 from accounts.services import CUSTOMER_VISIBILITY_PERMISSION
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PartnerFactory, SiteFactory
 
@@ -178,9 +172,9 @@ def test_total_and_pages_are_the_visible_customers_however_grants_overlap(partne
         agent.refresh_from_db()  # a fresh user: no permissions cached from the last example
         visible = list(customers_visible_to(agent).order_by("id").values_list("pk", flat=True))
 
-        assert visible_customer_count(agent) == customer_list_count(agent) == len(visible)
-        page = customer_list_page(agent, offset=offset, limit=limit)
-        assert [c.pk for c in page] == visible[offset : offset + limit]
+        listing = CustomerList(agent)
+        assert visible_customer_count(agent) == listing.count() == len(visible)
+        assert [c.pk for c in listing.page(offset=offset, limit=limit)] == visible[offset : offset + limit]
 
     check()
 
