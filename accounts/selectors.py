@@ -10,6 +10,7 @@ import dataclasses
 import enum
 import functools
 import itertools
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,7 @@ from accounts.models import (
     User,
     name_index_digests,
 )
-from fusion_site.compiled_reads import CompiledRead
+from fusion_site.compiled_reads import CompiledRead, read_together
 from fusion_site.crypto import blind_index
 from fusion_site.fields import EncryptedTextField
 
@@ -477,27 +478,44 @@ _ORDERS_OF = CompiledRead(
 _PAYMENT_OF = CompiledRead(lambda pk: PaymentDetails.objects.filter(customer_id=pk).order_by("id")[:1])
 
 
+# Who requested the customer's orders (read with them: each order names its requester without a query).
+_REQUESTERS_OF = CompiledRead(
+    lambda pk: User._base_manager.filter(
+        pk__in=ProvisioningOrder.objects.filter(customer_id=pk).values("requested_by_id")
+    ).order_by("id")
+)
+_SITE_DETAILS_READS: tuple[CompiledRead[Any], ...] = (
+    _SITES_OF,
+    _CONTACTS_OF,
+    _LINES_OF,
+    _ORDERS_OF,
+    _PAYMENT_OF,
+    _REQUESTERS_OF,
+)
+
+
 def customer_site_details(customer: Customer) -> SiteDetailsRows:
     """Everything the Site Details page shows of the customer's rows, in a fixed number of queries
-    whatever their number: one per kind of row, and one for the users who requested its orders. Each
-    row knows its customer without a query. Lines name their site from the sites read here, not a join
-    that would decrypt every address again for each line."""
-    rows: dict[str, list[Any]] = {
-        "sites": _SITES_OF(customer.pk),
-        "contacts": _CONTACTS_OF(customer.pk),
-        "lines": _LINES_OF(customer.pk),
-        "orders": _ORDERS_OF(customer.pk),
-    }
-    payment = _PAYMENT_OF(customer.pk)
-    for row in itertools.chain(*rows.values(), payment):
-        type(row).customer.field.set_cached_value(row, customer)
-    requesters = User._base_manager.in_bulk(
-        {order.requested_by_id for order in rows["orders"] if order.requested_by_id is not None}
+    whatever their number: one per kind of row, and one for the users who requested its orders, sent
+    together (``fusion_site.compiled_reads.read_together``). Each row knows its customer without a query.
+    Lines name their site from the sites read here, not a join that would decrypt every address again
+    for each line."""
+    return _site_details_rows(
+        customer, read_together(*[(read, (customer.pk,)) for read in _SITE_DETAILS_READS])
     )
-    for order in rows["orders"]:
+
+
+def _site_details_rows(customer: Customer, results: list[list[Any]]) -> SiteDetailsRows:
+    sites, contacts, lines, orders, payment, requesters = results
+    for row in itertools.chain(sites, contacts, lines, orders, payment):
+        type(row).customer.field.set_cached_value(row, customer)
+    by_id = {user.pk: user for user in requesters}
+    for order in orders:
         if order.requested_by_id is not None:
-            order.requested_by = requesters[order.requested_by_id]
-    return SiteDetailsRows(**rows, payment=payment[0] if payment else None)
+            order.requested_by = by_id[order.requested_by_id]
+    return SiteDetailsRows(
+        sites=sites, contacts=contacts, lines=lines, orders=orders, payment=payment[0] if payment else None
+    )
 
 
 def site_of(customer: Customer, site_id: int) -> Site:
@@ -576,15 +594,42 @@ _TIMELINE_SOURCES: tuple[tuple[str, str, type[Model], str], ...] = (
 )
 
 
+def _newest(historical: type[Model], column: str, pk: Any, limit: int) -> QuerySet[Any, Any]:
+    return historical._default_manager.filter(**{column: pk}).order_by("-history_date", "-history_id")[:limit]
+
+
 @functools.lru_cache(maxsize=64)
 def _newest_history(historical: type[Model], column: str, limit: int) -> CompiledRead[Any]:
     """One customer's newest ``limit`` rows of a history, compiled by the ORM once per process, not six
     times a Site Details page (fusion_site/compiled_reads.py)."""
+    return CompiledRead(lambda pk: _newest(historical, column, pk, limit))
+
+
+@functools.lru_cache(maxsize=64)
+def _history_actors(limit: int) -> CompiledRead[User]:
+    """The users who made any of the newest ``limit`` changes of each history: a superset of the actors of
+    the timeline's newest ``limit`` entries, read beside the histories rather than after them."""
     return CompiledRead(
-        lambda pk: historical._default_manager.filter(**{column: pk}).order_by(
-            "-history_date", "-history_id"
-        )[:limit]
+        lambda pk: User.objects.filter(
+            functools.reduce(
+                operator.or_,
+                (
+                    Q(pk__in=_newest(_HISTORY_MODELS[model], column, pk, limit).values("history_user_id"))
+                    for _label, _row_name, model, column in _TIMELINE_SOURCES
+                ),
+            )
+        ).order_by("id")
     )
+
+
+def _timeline_reads(limit: int) -> list[CompiledRead[Any]]:
+    return [
+        *(
+            _newest_history(_HISTORY_MODELS[model], column, limit)
+            for _label, _row, model, column in _TIMELINE_SOURCES
+        ),
+        _history_actors(limit),
+    ]
 
 
 def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEntry]:
@@ -592,13 +637,18 @@ def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEn
     fields it changed and their values before and after, in clear. Whoever shows them masks them
     (``accounts.site_details.timeline_rows``): this read does not know who is looking.
 
-    One query per tracked model, each bounded by ``limit``, so the page stays constant in queries; the
-    values come from the same rows."""
+    One query per tracked model, each bounded by ``limit``, and one for the users who acted, sent
+    together, so the page stays constant in queries; the values come from the same rows."""
+    return _timeline(read_together(*[(read, (customer.pk,)) for read in _timeline_reads(limit)]), limit)
+
+
+def _timeline(results: list[list[Any]], limit: int) -> list[TimelineEntry]:
+    """The entries from each history's newest rows (in ``_TIMELINE_SOURCES`` order) and the actors."""
+    *histories, actor_rows = results
     entries: list[tuple[TimelineEntry, int | None]] = []  # each with its actor's id
-    for label, row_name, model, column in _TIMELINE_SOURCES:
+    for (label, row_name, model, _column), records in zip(_TIMELINE_SOURCES, histories, strict=True):
         historical = _HISTORY_MODELS[model]
         encrypted = {f.attname for f in historical._meta.concrete_fields if isinstance(f, EncryptedTextField)}
-        records = _newest_history(historical, column, limit)(customer.pk)
         by_object = itertools.groupby(
             sorted(records, key=lambda r: (r.id, r.history_date)), key=lambda r: r.id
         )
@@ -635,11 +685,19 @@ def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEn
                 entries.append((entry, record.history_user_id))
                 previous = record
     entries.sort(key=lambda pair: pair[0].at, reverse=True)
-    newest = entries[:limit]
-    # The actors in one query for the whole page: joined to each of the six histories instead, they cost
-    # six joins to compile and a copy of each user per row (bench/load.py).
-    actors = User.objects.in_bulk({actor for _entry, actor in newest if actor is not None})
+    actors = {user.pk: user for user in actor_rows}
     return [
         dataclasses.replace(entry, user=actors.get(actor) if actor is not None else None)
-        for entry, actor in newest
+        for entry, actor in entries[:limit]
     ]
+
+
+def site_details_page_reads(
+    customer: Customer, *, limit: int = 50
+) -> tuple[SiteDetailsRows, list[TimelineEntry]]:
+    """``customer_site_details`` and ``customer_timeline`` with their reads sent together: one round trip
+    to PostgreSQL for the page's rows and change history, not thirteen."""
+    reads: list[CompiledRead[Any]] = [*_SITE_DETAILS_READS, *_timeline_reads(limit)]
+    results = read_together(*[(read, (customer.pk,)) for read in reads])
+    split = len(_SITE_DETAILS_READS)
+    return _site_details_rows(customer, results[:split]), _timeline(results[split:], limit)

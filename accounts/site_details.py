@@ -279,8 +279,8 @@ def actor_shown(actor: User | None, *, viewer: User, customer: Customer, known: 
 
 
 def page_context(customer: Customer, *, user: User, visibility: Visibility) -> dict[str, Any]:
-    loaded = selectors.customer_site_details(customer)
-    timeline, history_shown_in_clear = timeline_rows(selectors.customer_timeline(customer), visibility)
+    loaded, history = selectors.site_details_page_reads(customer)
+    timeline, history_shown_in_clear = timeline_rows(history, visibility)
     known: dict[int, str] = {}
     timeline = [
         dataclasses.replace(row, by=actor_shown(row.user, viewer=user, customer=customer, known=known))

@@ -7,9 +7,11 @@ import re
 
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from accounts import site_details
-from accounts.models import AccessLog, Role
+from accounts import selectors, site_details
+from accounts.models import AccessLog, Contact, Customer, Line, PaymentDetails, Role, Site
 from accounts.selectors import FieldChange, TimelineEntry
 from tests.factories import ContactFactory, full_customer
 
@@ -181,3 +183,55 @@ def test_portal_user_reads_staff_changes_and_orders_by_role_and_organisation_nev
     assert "Priya Agentname" in _timeline_html(
         client.get(f"/customers/{portal.customer.reference}/").content.decode()
     )
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(["customer", "sites", "contacts", "lines"]), st.integers(0, 3)),
+        min_size=1,
+        max_size=14,
+    ),
+    limit=st.integers(min_value=1, max_value=8),
+)
+def test_each_timeline_entry_names_who_made_that_change_and_the_newest_are_kept(
+    partner, make_user, clock, changes, limit
+):
+    """The actors are read beside the six histories, not after them: however the newest changes fall
+    across the histories and their authors, each entry names the user who made that change."""
+    customer = full_customer(partner, sites=2, lines=2, contacts=2)
+    editors = [make_user(Role.SUPPORT_AGENT) for _ in range(4)]
+    for n, (kind, who) in enumerate(changes):
+        clock.shift(datetime.timedelta(minutes=1))
+        row = customer if kind == "customer" else getattr(customer, kind).order_by("id")[n % 2]
+        row._history_user = editors[who]
+        if kind == "customer":
+            row.name = f"Renamed {n}"
+        elif kind == "sites":
+            row.town = f"Town {n}"
+        elif kind == "contacts":
+            row.name = f"Contact {n}"
+        else:
+            row.end_date = row.start_date + datetime.timedelta(days=n + 1)
+        row.save()
+
+    entries = selectors.customer_timeline(customer, limit=limit)
+
+    made_by = {}
+    dates = []
+    for model, label in ((Customer, "Account"), (Site, "Site"), (Contact, "Contact"), (Line, "Line")):
+        history = model.history.filter(
+            **({"id": customer.pk} if model is Customer else {"customer": customer})
+        )
+        for record in history:
+            what = label if model is Customer else f"{label} #{record.id}"
+            made_by[(what, record.history_date)] = record.history_user
+            dates.append(record.history_date)
+    payment_and_orders = PaymentDetails.history.filter(customer=customer).count()
+    assert len(entries) == min(limit, len(dates) + payment_and_orders)
+    assert [entry.user for entry in entries if (entry.what, entry.at) in made_by] == [
+        made_by[(entry.what, entry.at)] for entry in entries if (entry.what, entry.at) in made_by
+    ]
+    newest = sorted(dates, reverse=True)[: len(changes)]
+    assert [entry.at for entry in entries[: min(limit, len(changes))]] == newest[: min(limit, len(changes))]
+    assert {entry.user for entry in entries[: min(limit, len(changes))]} <= set(editors)
