@@ -172,12 +172,30 @@ class CustomerList:
     def count(self) -> int:
         return self._grants.count() if self._grants else self.rows.count()
 
-    def page(self, *, offset: int, limit: int) -> QuerySet[Customer]:
+    def page(self, *, offset: int, limit: int) -> QuerySet[Customer] | list[Customer]:
         """``rows[offset:offset + limit]``; read from the grants, the rows still pass
-        ``customers_visible_to``."""
+        ``customers_visible_to``, through SQL compiled once per process for each number of groups."""
         if self._grants is None:
             return self.rows[offset : offset + limit]
-        return self.rows.filter(pk__in=self._grants.ids_page(offset=offset, limit=limit))
+        group_ids = self._grants.group_ids
+        read = _granted_page(len(group_ids))
+        return read(self._grants.user.pk, offset + limit, limit, offset, *group_ids)
+
+
+@functools.lru_cache(maxsize=32)
+def _granted_page(groups: int) -> CompiledRead[Customer]:
+    """A page of the staff list of a user in ``groups`` groups with no search, as ``customer_list`` shapes
+    it, its ids from the grant tables (``_Grants``). The ORM compiled it on every page, about a tenth of
+    the page's CPU (py-spy under bench/load.py); its values are the user's id, each holder's first
+    ``first`` ids, the page's limit and offset, and the group ids."""
+
+    def build(user_id: int, first: int, limit: int, offset: int, *group_ids: int) -> QuerySet[Customer]:
+        ids = _ids_page_sql(
+            _grants_connection(), user_id, list(group_ids), first=first, limit=limit, offset=offset
+        )
+        return _listed(_granted_customers(user_id).filter(pk__in=RawSQL(*ids)))  # noqa: S611 - fixed fragments
+
+    return CompiledRead(build, arity=4 + groups)
 
 
 class _Grants:
@@ -192,51 +210,63 @@ class _Grants:
 
     def __init__(self, user: User) -> None:
         self.user = user
-        self.connection = connections[router.db_for_read(Customer)]
+        self.connection = _grants_connection()
 
     def count(self) -> int:
-        sources, params = self._sources(first=None)
+        sources, params = _grant_sources(self.connection, self.user.pk, self.group_ids, first=None)
         with self.connection.cursor() as cursor:
             cursor.execute(f"SELECT COUNT(DISTINCT granted.customer_id) FROM ({sources}) AS granted", params)  # noqa: S608 - fixed fragments
             (count,) = cursor.fetchone()
         return int(count)
 
-    def ids_page(self, *, offset: int, limit: int) -> RawSQL:
-        """The ids of ``customers_visible_to(user).order_by("id")[offset:offset + limit]``, as a subquery.
-        Each holder gives at most its first ``offset + limit`` ids: the first ``offset + limit`` distinct
-        ids of all of them are among those, since fewer ids than that come before any of them."""
-        sources, params = self._sources(first=offset + limit)
-        sql = (
-            f"SELECT DISTINCT granted.customer_id FROM ({sources}) AS granted"  # noqa: S608 - fixed fragments
-            " ORDER BY granted.customer_id LIMIT %s OFFSET %s"
-        )
-        return RawSQL(sql, (*params, limit, offset))  # noqa: S611 - quoted names and fixed fragments only
-
     @functools.cached_property
-    def _group_ids(self) -> list[int]:
+    def group_ids(self) -> list[int]:
         return list(self.user.groups.order_by("id").values_list("id", flat=True))
 
-    def _sources(self, *, first: int | None) -> tuple[str, list[Any]]:
-        """Each holder's granted customers in id order (its first ``first``, if given), as UNION ALL."""
-        quote = self.connection.ops.quote_name
-        permission = _PERMISSION_SQL.format(
-            permissions=quote(Permission._meta.db_table), content_types=quote(ContentType._meta.db_table)
-        )
-        limit = "" if first is None else " LIMIT %s"
-        holders: list[tuple[type[Model], str, int]] = [
-            (CustomerGroupObjectPermission, "group_id", group_id) for group_id in self._group_ids
-        ]
-        holders.append((CustomerUserObjectPermission, "user_id", self.user.pk))
-        sources: list[str] = []
-        params: list[Any] = []
-        for model, column, holder in holders:
-            sources.append(
-                _GRANTED_SOURCE_SQL.format(
-                    grants=quote(model._meta.db_table), holder=column, permission=permission, limit=limit
-                )
+
+def _grants_connection() -> Any:
+    return connections[router.db_for_read(Customer)]
+
+
+def _ids_page_sql(
+    connection: Any, user_id: int, group_ids: list[int], *, first: int, limit: int, offset: int
+) -> tuple[str, list[Any]]:
+    """The ids of ``customers_visible_to(user).order_by("id")[offset:offset + limit]``, as a subquery, with
+    ``first`` = offset + limit. Each holder gives at most its first ``first`` ids: the first
+    ``offset + limit`` distinct ids of all of them are among those, since fewer ids than that come before
+    any of them."""
+    sources, params = _grant_sources(connection, user_id, group_ids, first=first)
+    sql = (
+        f"SELECT DISTINCT granted.customer_id FROM ({sources}) AS granted"  # noqa: S608 - fixed fragments
+        " ORDER BY granted.customer_id LIMIT %s OFFSET %s"
+    )
+    return sql, [*params, limit, offset]
+
+
+def _grant_sources(
+    connection: Any, user_id: int, group_ids: list[int], *, first: int | None
+) -> tuple[str, list[Any]]:
+    """Each holder's (each group's, then the user's own) granted customers in id order (its first
+    ``first``, if given), as UNION ALL."""
+    quote = connection.ops.quote_name
+    permission = _PERMISSION_SQL.format(
+        permissions=quote(Permission._meta.db_table), content_types=quote(ContentType._meta.db_table)
+    )
+    limit = "" if first is None else " LIMIT %s"
+    holders: list[tuple[type[Model], str, int]] = [
+        (CustomerGroupObjectPermission, "group_id", group_id) for group_id in group_ids
+    ]
+    holders.append((CustomerUserObjectPermission, "user_id", user_id))
+    sources: list[str] = []
+    params: list[Any] = []
+    for model, column, holder in holders:
+        sources.append(
+            _GRANTED_SOURCE_SQL.format(
+                grants=quote(model._meta.db_table), holder=column, permission=permission, limit=limit
             )
-            params += [holder, *_VIEW_CUSTOMER_GRANT] + ([] if first is None else [first])
-        return " UNION ALL ".join(sources), params
+        )
+        params += [holder, *_VIEW_CUSTOMER_GRANT] + ([] if first is None else [first])
+    return " UNION ALL ".join(sources), params
 
 
 # One holder's granted customers in id order, read along the unique index (holder, permission, customer);
@@ -430,13 +460,16 @@ def blind_index_filters(query: str, lookups: dict[str, list[str]]) -> list[dict[
 
 def customer_list(user: User | AnonymousUser, *, query: str = "") -> QuerySet[Customer]:
     """The staff home list: visible customers matching the search, with their counts in the same query."""
+    return _listed(search_customers(customers_visible_to(user), query))
+
+
+def _listed(customers: QuerySet[Customer]) -> QuerySet[Customer]:
     # Searching adds no join (each match is a subquery of ids), so the counts annotate the scoped rows
     # themselves: no second pass over the customers by id.
     # Only the columns the list shows: every row's other timestamps and its partner's whole row were
     # parsed into objects nobody read, about a tenth of the page's CPU.
     return (
-        search_customers(customers_visible_to(user), query)
-        .select_related("partner")
+        customers.select_related("partner")
         .only(*CUSTOMER_LIST_FIELDS)
         .annotate(site_count=_count_of(Site), line_count=_count_of(Line))
         .order_by("id")

@@ -10,8 +10,8 @@ the SQL and builds the instances with ``Model.from_db``, as the ORM's own iterab
 
 The queryset is built twice for sentinel values, and each value must come back as a parameter of the
 same SQL: a value folded into the SQL text, or dropped from it, is refused when first compiled rather than
-run wrong. Querysets with annotations or ``values()`` are refused too; ``select_related`` models are
-populated by Django's own populators, as the ORM's iterable does.
+run wrong. Querysets of ``values()`` are refused; ``select_related`` models are populated by Django's own
+populators, and ``annotate()``d values set on each instance, as the ORM's iterable does.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import ModelIterable, get_related_populators
 
 M = TypeVar("M", bound=Model)
 
@@ -46,6 +46,7 @@ class _Compiled:
     # (column index, the converters the ORM applies to it in order, the expression they are given)
     converters: list[tuple[int, list[Any], Any]]
     related: list[Any]  # Django's own populators of select_related() models
+    annotations: list[tuple[str, int]]  # (attribute, column index) of each annotate()d value
 
 
 class CompiledRead(Generic[M]):
@@ -53,9 +54,10 @@ class CompiledRead(Generic[M]):
     database alias. ``build`` returns a queryset of one model, and depends on nothing but its values:
     whatever else its SQL holds (a permission's codename) is kept as it was when first compiled."""
 
-    def __init__(self, build: Callable[..., QuerySet[M]]) -> None:
+    def __init__(self, build: Callable[..., QuerySet[M]], *, arity: int | None = None) -> None:
+        """``arity``: how many values ``build`` takes, when its signature does not say (``*values``)."""
         self._build = build
-        self._arity = len(inspect.signature(build).parameters)
+        self._arity = len(inspect.signature(build).parameters) if arity is None else arity
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
@@ -93,6 +95,8 @@ class CompiledRead(Generic[M]):
             instance = compiled.model.from_db(using, compiled.attnames, values_of_row[compiled.columns])
             for populator in compiled.related:
                 populator.populate(values_of_row, instance)
+            for attribute, position in compiled.annotations:
+                setattr(instance, attribute, values_of_row[position])
             instances.append(instance)
         return instances  # type: ignore[return-value]
 
@@ -106,8 +110,8 @@ class CompiledRead(Generic[M]):
     def _compile(self, using: str) -> _Compiled:
         queryset, compiler, sql, slots = self._sql(using, _SENTINELS[0])
         name = queryset.model.__name__
-        if queryset.query.annotations or queryset._fields is not None:  # type: ignore[attr-defined]
-            raise ValueError(f"{name}: only a plain queryset of model rows (select_related allowed)")
+        if queryset._fields is not None or queryset._iterable_class is not ModelIterable:  # type: ignore[attr-defined]
+            raise ValueError(f"{name}: only a queryset of model rows (select_related and annotate allowed)")
         _other_queryset, _other, other_sql, other_slots = self._sql(using, _SENTINELS[1])
         if other_sql != sql or other_slots != slots:
             raise ValueError(f"{name}: a value changes the SQL itself, not only its parameters")
@@ -130,6 +134,7 @@ class CompiledRead(Generic[M]):
                 for index, (found, expression) in compiler.get_converters(expressions).items()
             ],
             related=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
+            annotations=list(compiler.annotation_col_map.items()),
         )
 
 

@@ -1,6 +1,7 @@
 """fusion_site.compiled_reads: a read compiled once returns what the ORM's own queryset returns."""
 
 import datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -94,8 +95,11 @@ def test_deferred_columns_are_loaded_on_first_use_as_the_orm_would():
     [
         (lambda pk: Site.objects.filter(customer_id=pk)[: abs(pk) % 7 + 1], "changes the SQL"),
         (lambda pk: Site.objects.filter(customer_id=1), "every value must be a parameter"),
-        (lambda pk: Site.objects.filter(customer_id=pk).values("id"), "plain queryset"),
-        (lambda pk: Site.objects.filter(customer_id=pk).annotate(n=Count("lines")), "plain queryset"),
+        (lambda pk: Site.objects.filter(customer_id=pk).values("id"), "queryset of model rows"),
+        (
+            lambda pk: Site.objects.filter(customer_id=pk).values_list("id", flat=True),
+            "queryset of model rows",
+        ),
     ],
 )
 def test_a_read_whose_sql_is_not_its_values_away_from_its_rows_is_refused(build, refusal):
@@ -189,7 +193,7 @@ def test_reads_sent_together_return_what_each_returns_alone_in_one_round_trip_on
     for name in names:
         ContactFactory(customer=customer, name=name)
     SiteFactory(customer=other, town=";")
-    reads = [
+    reads: list[tuple[CompiledRead[Any], tuple[Any, ...]]] = [
         (SITES, (customer.pk,)),
         (CONTACT_NAMES, (customer.pk,)),
         (OTHER_LINES, (customer.pk, sites[0].pk if sites else -1)),
@@ -213,3 +217,28 @@ def test_reads_sent_together_check_their_values_before_sending_any():
         read_together((SITES, (customer.pk,)), (OTHER_LINES, (customer.pk,)))
     assert len(queries) == 0
     assert read_together() == []
+
+
+def test_annotated_values_and_values_given_through_star_args_read_as_the_orm_reads_them():
+    customer = full_customer(sites=3, lines=4)
+    first, *_others = customer.sites.order_by("id")
+    read = CompiledRead(
+        lambda pk, *site_ids: (
+            Site.objects.filter(customer_id=pk)
+            .exclude(pk__in=site_ids)
+            .annotate(line_count=Count("lines"), doubled=Count("lines") * 2)
+            .order_by("id")
+        ),
+        arity=2,
+    )
+
+    sites = read(customer.pk, first.pk)
+    expected = list(read.queryset(customer.pk, first.pk))
+
+    assert [(s.pk, s.line_count, s.doubled, s.town) for s in sites] == [
+        (s.pk, s.line_count, s.doubled, s.town) for s in expected
+    ]
+    assert first.pk not in [s.pk for s in sites] and len(sites) == 2
+    assert sum(s.line_count for s in sites) == Line.objects.filter(site__in=[s.pk for s in sites]).count()
+    with pytest.raises(TypeError):
+        read(customer.pk)

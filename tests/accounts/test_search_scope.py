@@ -144,6 +144,9 @@ def test_total_and_pages_are_the_visible_customers_however_grants_overlap(partne
     permissions, and to other users and groups: the total counts each visible customer once, and each
     page holds the visible customers of its place in id order."""
     customers = [CustomerFactory(partner=partner) for _ in range(7)]
+    for n, customer in enumerate(customers[:4]):  # counts of sites and lines for the rows to show
+        for _ in range(n):
+            LineFactory(customer=customer, site=SiteFactory(customer=customer))
     agent, other = make_user(Role.BILLING_AGENT), make_user(Role.BILLING_AGENT)
     groups = [Group.objects.create(name=f"Exceptions {n}") for n in range(2)] + [partner.staff_group]
     role_groups = [group for group in agent.groups.all() if group not in groups]  # its role's permissions
@@ -174,7 +177,11 @@ def test_total_and_pages_are_the_visible_customers_however_grants_overlap(partne
 
         listing = CustomerList(agent)
         assert visible_customer_count(agent) == listing.count() == len(visible)
-        assert [c.pk for c in listing.page(offset=offset, limit=limit)] == visible[offset : offset + limit]
+        shown = {c.pk: (c.name, c.partner.name, c.site_count, c.line_count) for c in customer_list(agent)}
+        assert [
+            (c.pk, c.name, c.partner.name, c.site_count, c.line_count)
+            for c in listing.page(offset=offset, limit=limit)
+        ] == [(pk, *shown[pk]) for pk in visible[offset : offset + limit]]
 
     check()
 
