@@ -38,6 +38,21 @@ class CustomerListPaginator(Paginator):
         rows = self.listing.page(offset=(number - 1) * self.per_page, limit=self.per_page)
         return Page(rows, number, self)
 
+    def get_page(self, number: Any) -> Page:
+        """``Paginator.get_page``: the page ``number``, the first if it is not a page number, the last if
+        past it; its rows and the total read together where the listing can (``page_and_count``)."""
+        try:
+            wanted = int(number)
+        except (TypeError, ValueError):
+            wanted = 1
+        if wanted >= 1:
+            read = self.listing.page_and_count(offset=(wanted - 1) * self.per_page, limit=self.per_page)
+            if read is not None:
+                rows, total = read
+                self.__dict__["count"] = total  # the count cached_property's value, read with the rows
+                return Page(rows, wanted, self)
+        return super().get_page(number)
+
 
 # Reversed with this in the reference's place, then filled in for each row. A reference is "C-" and
 # digits (Customer.reference_of), which a URL carries as they are.

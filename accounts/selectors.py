@@ -29,6 +29,7 @@ from django.db.models import (
     Q,
     QuerySet,
     Subquery,
+    Window,
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
@@ -166,11 +167,27 @@ class CustomerList:
     def __init__(self, user: User | AnonymousUser, *, query: str = "") -> None:
         self.user = user
         self.rows = customer_list(user, query=query)
+        self._searched = bool(query.strip())
         granted = not query.strip() and _customer_scope(user) is _Scope.GRANTED
         self._grants = _Grants(user) if granted and isinstance(user, User) else None
 
     def count(self) -> int:
         return self._grants.count() if self._grants else self.rows.count()
+
+    def page_and_count(self, *, offset: int, limit: int) -> tuple[list[Customer], int] | None:
+        """``page(offset=, limit=)`` with ``count()``, where the page's own statement can tell it: a search
+        counts its matches in a window over them instead of a second statement the ORM builds and compiles
+        (about a sixth of a search's CPU, py-spy under bench/load.py). None where the total is read on its
+        own: from the grants, past the last match, or with no search (a window over every customer kept
+        them all in memory to count them: 5.6 ms against 1.1 ms for the count and the page at 10,000)."""
+        if self._grants is not None or not self._searched:
+            return None
+        rows: list[Customer] = list(
+            self.rows.annotate(listed_total=Window(Count("pk")))[offset : offset + limit]
+        )
+        if rows:
+            return rows, int(rows[0].listed_total)  # type: ignore[attr-defined]
+        return (rows, 0) if offset == 0 else None
 
     def page(self, *, offset: int, limit: int) -> QuerySet[Customer] | list[Customer]:
         """``rows[offset:offset + limit]``; read from the grants, the rows still pass

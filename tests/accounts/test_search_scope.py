@@ -10,11 +10,13 @@ search that lost its scope would find another partner's customer."""
 import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from guardian.shortcuts import assign_perm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accounts import validation, views
+from accounts.customer_list import CustomerListPaginator
 from accounts.models import Customer, CustomerGroupObjectPermission, CustomerUserObjectPermission, Role
 from accounts.selectors import CustomerList, customer_list, customers_visible_to, visible_customer_count
 from accounts.services import CUSTOMER_VISIBILITY_PERMISSION
@@ -205,3 +207,32 @@ def test_the_pages_show_the_total_and_their_customers(client, agent, partner, ot
     assert [c.pk for c in second.context["page"].object_list] == [ours[3].pk]
     assert "3 customers." in second.content.decode()
     assert "Page 2 of 2" in second.content.decode()
+
+
+def test_pages_read_with_their_total_are_djangos_own_pages_of_the_list(world):
+    """A search (and an administrator's list) reads its total in the page's statement: whatever is typed
+    and whichever page is asked for (none, past the end, not a number), the page, its number and the total
+    are what Django's Paginator makes of the whole list."""
+    customers, users = world
+    terms = ["", "Jane", "Acme", "nothing like it", SHARED_PHONE, *_terms(customers[:2])]
+
+    @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(
+        user=st.sampled_from(users),
+        term=st.sampled_from(terms),
+        number=st.sampled_from([None, "", "1", "2", "3", "7", "0", "-1", "x"]),
+        per_page=st.integers(1, 3),
+    )
+    def check(user, term, number, per_page):
+        user.refresh_from_db()
+        ours = CustomerListPaginator(user, query=term, per_page=per_page)
+        theirs = Paginator(list(customer_list(user, query=term)), per_page)
+        page, expected = ours.get_page(number), theirs.get_page(number)
+        assert (page.number, [c.pk for c in page], ours.count, ours.num_pages) == (
+            expected.number,
+            [c.pk for c in expected],
+            theirs.count,
+            theirs.num_pages,
+        )
+
+    check()
