@@ -27,7 +27,9 @@ class CustomerListPaginator(Paginator):
 
     def __init__(self, user: User, *, query: str, per_page: int) -> None:
         self.listing = selectors.CustomerList(user, query=query)
-        super().__init__(self.listing.rows, per_page)
+        # No object list of its own: the total and the pages are the listing's (count, page, get_page), and
+        # a partner's list is read from the grants without building the rows' queryset at all.
+        super().__init__((), per_page)
 
     @cached_property
     def count(self) -> int:

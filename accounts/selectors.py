@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.contrib.auth.models import AnonymousUser, Permission
+from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.db import connections, router
@@ -160,16 +160,20 @@ def visible_customer_count(user: User | AnonymousUser) -> int:
 
 
 class CustomerList:
-    """The staff list of ``user`` for ``query``: its rows (``customer_list``, built once), their total,
-    and a page of them; for a partner's staff with no search, the total and the pages are read from the
-    grant tables (``_Grants``)."""
+    """The staff list of ``user`` for ``query``: its rows (``customer_list``, built once if at all), their
+    total, and a page of them; for a partner's staff with no search, the total and the pages are read from
+    the grant tables (``_Grants``), and the rows' queryset is not built."""
 
     def __init__(self, user: User | AnonymousUser, *, query: str = "") -> None:
         self.user = user
-        self.rows = customer_list(user, query=query)
+        self.query = query
         self._searched = bool(query.strip())
-        granted = not query.strip() and _customer_scope(user) is _Scope.GRANTED
+        granted = not self._searched and _customer_scope(user) is _Scope.GRANTED
         self._grants = _Grants(user) if granted and isinstance(user, User) else None
+
+    @functools.cached_property
+    def rows(self) -> QuerySet[Customer]:
+        return customer_list(self.user, query=self.query)
 
     def count(self) -> int:
         return self._grants.count() if self._grants else self.rows.count()
@@ -238,7 +242,11 @@ class _Grants:
 
     @functools.cached_property
     def group_ids(self) -> list[int]:
-        return list(self.user.groups.order_by("id").values_list("id", flat=True))
+        return [group.pk for group in _GROUPS_OF(self.user.pk)]
+
+
+# The groups of a user, in id order: read on every page of the staff list, compiled once per process.
+_GROUPS_OF = CompiledRead(lambda pk: Group.objects.filter(user=pk).only("id").order_by("id"))
 
 
 def _grants_connection() -> Any:
