@@ -54,9 +54,15 @@ class CompiledRead(Generic[M]):
     database alias. ``build`` returns a queryset of one model, and depends on nothing but its values:
     whatever else its SQL holds (a permission's codename) is kept as it was when first compiled."""
 
-    def __init__(self, build: Callable[..., QuerySet[M]], *, arity: int | None = None) -> None:
-        """``arity``: how many values ``build`` takes, when its signature does not say (``*values``)."""
+    def __init__(
+        self, build: Callable[..., QuerySet[M]], *, arity: int | None = None, keep_ciphertext: bool = False
+    ) -> None:
+        """``arity``: how many values ``build`` takes, when its signature does not say (``*values``).
+        ``keep_ciphertext``: encrypted fields keep their stored ciphertext instead of being decrypted on
+        the way out, for a reader that decrypts only the values it uses (``field.from_db_value``); such
+        instances must never be shown or saved as they are."""
         self._build = build
+        self._keep_ciphertext = keep_ciphertext
         self._arity = len(inspect.signature(build).parameters) if arity is None else arity
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
@@ -107,6 +113,9 @@ class CompiledRead(Generic[M]):
         sql, params = compiler.as_sql()
         return queryset, compiler, sql, [sentinels.index(p) if p in sentinels else (None, p) for p in params]
 
+    def _kept_as_stored(self, converter: Any) -> bool:
+        return self._keep_ciphertext and getattr(getattr(converter, "__self__", None), "encrypted", False)
+
     def _compile(self, using: str) -> _Compiled:
         queryset, compiler, sql, slots = self._sql(using, _SENTINELS[0])
         name = queryset.model.__name__
@@ -130,8 +139,9 @@ class CompiledRead(Generic[M]):
             columns=columns,
             attnames=[expression.target.attname for expression in expressions[columns]],
             converters=[
-                (index, list(found), expression)
+                (index, kept, expression)
                 for index, (found, expression) in compiler.get_converters(expressions).items()
+                if (kept := [converter for converter in found if not self._kept_as_stored(converter)])
             ],
             related=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
             annotations=list(compiler.annotation_col_map.items()),

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from accounts import selectors, site_details
 from accounts.models import AccessLog, Contact, Customer, Line, PaymentDetails, Role, Site
 from accounts.selectors import FieldChange, TimelineEntry
+from fusion_site import crypto
+from fusion_site.fields import EncryptedTextField
 from tests.factories import ContactFactory, full_customer
 
 CORRECTION = {
@@ -235,3 +237,27 @@ def test_each_timeline_entry_names_who_made_that_change_and_the_newest_are_kept(
     newest = sorted(dates, reverse=True)[: len(changes)]
     assert [entry.at for entry in entries[: min(limit, len(changes))]] == newest[: min(limit, len(changes))]
     assert {entry.user for entry in entries[: min(limit, len(changes))]} <= set(editors)
+
+
+def test_the_timeline_decrypts_only_the_values_it_compares(partner, monkeypatch):
+    """History rows are read with their ciphertext: a creation's values are never compared, so they are
+    never decrypted; a change decrypts its record's and the previous record's values, once each."""
+    customer = full_customer(partner, sites=1, lines=2, contacts=1)
+    decrypted = []
+    decrypt = crypto.decrypt
+    monkeypatch.setattr(crypto, "decrypt", lambda stored: decrypted.append(stored) or decrypt(stored))
+
+    created = selectors.customer_timeline(customer)
+    assert decrypted == [] and created and all(entry.change == "created" for entry in created)
+
+    contact = customer.contacts.get()
+    contact.name = "Renamed Person"
+    contact.save()
+    decrypted.clear()
+    entries = selectors.customer_timeline(customer)
+
+    encrypted = [f for f in Contact.history.model._meta.concrete_fields if isinstance(f, EncryptedTextField)]
+    assert len(decrypted) == 2 * len(encrypted) == len(set(decrypted))
+    (change,) = [c for entry in entries for c in entry.changes]
+    assert (change.name, change.after, change.encrypted) == ("contact.name", "Renamed Person", True)
+    assert change.before == Contact.history.filter(id=contact.pk).earliest("history_date").name
