@@ -243,9 +243,14 @@ def test_the_timeline_decrypts_only_the_values_it_compares(partner, monkeypatch)
     """History rows are read with their ciphertext: a creation's values are never compared, so they are
     never decrypted; a change decrypts its record's and the previous record's values, once each."""
     customer = full_customer(partner, sites=1, lines=2, contacts=1)
-    decrypted = []
+    decrypted: list[str] = []
     decrypt = crypto.decrypt
-    monkeypatch.setattr(crypto, "decrypt", lambda stored: decrypted.append(stored) or decrypt(stored))
+
+    def counted(stored: str) -> str:
+        decrypted.append(stored)
+        return decrypt(stored)
+
+    monkeypatch.setattr(crypto, "decrypt", counted)
 
     created = selectors.customer_timeline(customer)
     assert decrypted == [] and created and all(entry.change == "created" for entry in created)
