@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from accounts import services
+from accounts.forms import RevealForm
 from accounts.models import AccessLog, Role
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PaymentDetailsFactory, SiteFactory
 
@@ -513,3 +514,23 @@ def test_portal_users_identity_is_not_shown_in_clear_to_untrained_staff(client, 
 
     assert response.status_code == 200
     assert_hides(text_of(response), ["Jane Smith", contact.email])
+
+
+def test_the_reveal_form_is_djangos_own_rendering_blank_and_given_back(client, make_user, customer):
+    """The blank form's fields are rendered once per process; the page shows exactly what Django renders
+    for a blank form, and a refused reveal gives back its own values and errors."""
+    client.force_login(make_user(Role.FINANCE_MANAGER))  # may reveal personal and payment details
+    blank = RevealForm()
+
+    page = client.get(f"/customers/{customer.reference}/").content.decode()
+    refused = client.post(
+        f"/customers/{customer.reference}/reveal/", {"reason": " ", "include_payment": "on"}
+    )
+
+    assert str(blank["reason"]) in page and str(blank["include_payment"]) in page
+    given_back = RevealForm({"reason": " ", "include_payment": "on"})
+    assert not given_back.is_valid()
+    body = refused.content.decode()
+    assert str(given_back["reason"].errors) in body and given_back["reason"].errors
+    assert str(given_back["include_payment"]) in body and "checked" in str(given_back["include_payment"])
+    assert str(blank["include_payment"]) not in body
