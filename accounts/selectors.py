@@ -696,16 +696,6 @@ def _timeline_reads(limit: int) -> list[CompiledRead[Any]]:
     ]
 
 
-def customer_timeline(customer: Customer, *, limit: int = 50) -> list[TimelineEntry]:
-    """The change history of the customer and its Site Details, newest first: each change with the
-    fields it changed and their values before and after, in clear. Whoever shows them masks them
-    (``accounts.site_details.timeline_rows``): this read does not know who is looking.
-
-    One query per tracked model, each bounded by ``limit``, and one for the users who acted, sent
-    together, so the page stays constant in queries; the values come from the same rows."""
-    return _timeline(read_together(*[(read, (customer.pk,)) for read in _timeline_reads(limit)]), limit)
-
-
 class _ClearValues:
     """The values of history records in clear: each encrypted one decrypted when first compared, at most
     once (the records are read with their ciphertext, ``_newest_history``)."""
@@ -780,8 +770,14 @@ def _timeline(results: list[list[Any]], limit: int) -> list[TimelineEntry]:
 def site_details_page_reads(
     customer: Customer, *, limit: int = 50
 ) -> tuple[SiteDetailsRows, list[TimelineEntry]]:
-    """``customer_site_details`` and ``customer_timeline`` with their reads sent together: one round trip
-    to PostgreSQL for the page's rows and change history, not thirteen."""
+    """``customer_site_details`` and the customer's change history, their reads sent together: one round
+    trip to PostgreSQL for the page's rows and change history, not thirteen.
+
+    The history is of the customer and its Site Details, newest first: each change with the fields it
+    changed and their values before and after, in clear. Whoever shows them masks them
+    (``accounts.site_details.timeline_rows``): this read does not know who is looking. One read per
+    tracked model, each bounded by ``limit``, and one for the users who acted, so the page stays constant
+    in queries whatever the history's length."""
     reads: list[CompiledRead[Any]] = [*_SITE_DETAILS_READS, *_timeline_reads(limit)]
     results = read_together(*[(read, (customer.pk,)) for read in reads])
     split = len(_SITE_DETAILS_READS)
