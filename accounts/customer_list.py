@@ -4,10 +4,13 @@ The list is the page staff open most. Its fifty rows through the template cost a
 page, and a third of that was a ``{% url %}`` and two ``|date`` filters per row (bench/load.py); here the
 link is reversed once and each date formatted from the month names looked up once per page.
 
-Each row is a dict of what its cells show: the template looks a dict's keys up on its first try, where
-an attribute of an object costs it a caught TypeError first, eight times a row (py-spy on a gunicorn
-worker: the template was a third of the page's CPU)."""
+The rows are then written as HTML here too: even from dicts of ready strings, Django's template engine
+spent about 2.4 ms a page on the fifty rows' 450 variables (resolving, escaping, joining each node),
+against 0.2 ms for one format per row with each value escaped as the template escapes it
+(``html.escape``, which ``django.utils.html.escape`` wraps). tests/accounts/test_customer_list.py checks
+each row against the template the list used before."""
 
+import html
 from collections.abc import Iterable
 from datetime import date
 from typing import Any
@@ -16,6 +19,7 @@ from django.core.paginator import Page, Paginator
 from django.urls import reverse
 from django.utils.dates import MONTHS_3
 from django.utils.functional import cached_property
+from django.utils.safestring import SafeString, mark_safe
 
 from accounts import selectors
 from accounts.models import Customer, User
@@ -61,29 +65,46 @@ class CustomerListPaginator(Paginator):
 _SLOT = "C-0"
 
 
-def customer_rows(customers: Iterable[Customer]) -> list[dict[str, Any]]:
-    """Each customer's cells: its Site Details link and reference, name, partner, status, contract dates
-    from and to ("open"), counts of sites and lines (annotated by ``selectors.customer_list``; whole
-    numbers print as the template would, without separators) and its flags."""
+# One row of the list; every value is escaped before it is put in (``customer_rows``).
+_ROW = (
+    '<tr><td><a href="{url}">{reference}</a></td><td>{name}</td><td>{partner}</td><td>{status}</td>'
+    '<td>{contract}</td><td class="num">{sites}</td><td class="num">{lines}</td><td>{flags}</td></tr>\n'
+)
+_CEASED = '<span class="flag">billing ceased</span>'
+_RESTRICTED = '<span class="flag">restricted</span>'
+
+
+def customer_rows(customers: Iterable[Customer]) -> SafeString:
+    """Each customer's row of the list, as HTML: its Site Details link and reference, name, partner,
+    status, contract dates from and to ("open"), counts of sites and lines (annotated by
+    ``selectors.customer_list``; whole numbers print as the template would, without separators) and its
+    flags. Every value is escaped as Django's templates escape it."""
+    escape = html.escape
     link = reverse("accounts:site_details", args=[_SLOT])
     head, tail = link.rsplit(_SLOT, 1)
     months = {number: str(MONTHS_3[number]).title() for number in MONTHS_3}
+    statuses = {value: str(label) for value, label in Customer.Status.choices}
 
     def day(value: date | None) -> str:
         return f"{value.day} {months[value.month]} {value.year}" if value else "open"
 
-    return [
-        {
-            "url": f"{head}{customer.reference}{tail}",
-            "reference": customer.reference,
-            "name": customer.name,
-            "partner": customer.partner.name,
-            "status": customer.get_status_display(),
-            "contract": f"{day(customer.contract_start)} \N{EN DASH} {day(customer.contract_end)}",
-            "sites": str(customer.site_count),  # type: ignore[attr-defined]
-            "lines": str(customer.line_count),  # type: ignore[attr-defined]
-            "billing_ceased": customer.billing_ceased_at is not None,
-            "restricted": customer.processing_restricted_at is not None,
-        }
-        for customer in customers
-    ]
+    rows = []
+    for customer in customers:
+        reference = escape(customer.reference)
+        flags = (_CEASED if customer.billing_ceased_at is not None else "") + (
+            _RESTRICTED if customer.processing_restricted_at is not None else ""
+        )
+        rows.append(
+            _ROW.format(
+                url=f"{head}{reference}{tail}",
+                reference=reference,
+                name=escape(customer.name),
+                partner=escape(customer.partner.name),
+                status=escape(statuses.get(customer.status, customer.status)),
+                contract=f"{day(customer.contract_start)} \N{EN DASH} {day(customer.contract_end)}",
+                sites=customer.site_count,  # type: ignore[attr-defined]
+                lines=customer.line_count,  # type: ignore[attr-defined]
+                flags=flags,
+            )
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - each value above is escaped
