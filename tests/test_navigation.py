@@ -65,6 +65,20 @@ def test_a_permission_granted_or_missing_adds_or_drops_exactly_its_links(make_us
     assert {text for _url, text in links} - before == {"Breaches"}
 
 
+@pytest.mark.parametrize(("superuser", "active"), [(True, True), (True, False), (False, False)])
+def test_a_superuser_or_an_inactive_user_sees_what_the_template_showed(make_user, superuser, active):
+    user = make_user(Role.BILLING_AGENT)
+    type(user).objects.filter(pk=user.pk).update(is_superuser=superuser, is_active=active)
+    user = type(user).objects.get(pk=user.pk)
+    user.is_verified = lambda: True
+
+    links = [(link["url"], link["text"]) for link in menu_for(user)]
+
+    assert links == _template_links(user)
+    staff_links = {text for _url, text in links}
+    assert ("Breaches" in staff_links) is (superuser and active)
+
+
 def test_every_menu_link_opens_for_the_user_it_is_shown_to(client, make_user):
     """Through the pages: each role's menu on its home page, and every link in it answering 200."""
     for role in Role:
