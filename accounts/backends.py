@@ -5,10 +5,9 @@ from typing import Any
 from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db import connection
 
 from accounts.models import MAX_ID, User
-from fusion_site.compiled_reads import CompiledRead
+from fusion_site.compiled_reads import CompiledRead, RowsRead, read_together
 
 # The signed-in user, read on every page; compiled once per process (fusion_site/compiled_reads.py).
 _USER_BY_ID = CompiledRead(lambda pk: User._default_manager.filter(pk=pk))
@@ -26,13 +25,20 @@ class RolePermissionsBackend(ModelBackend):
 
     def get_user(self, user_id: Any) -> User | None:
         """The session's user, as ModelBackend loads it (active users only), through SQL compiled once
-        per process: every page asks for it before anything else."""
+        per process: every page asks for it before anything else. Its permissions come in the same
+        round trip (``read_together``): every signed-in page asks for them too (the menu), in a round
+        trip of their own before."""
         if isinstance(user_id, str) and user_id.isascii() and user_id.isdecimal():
             user_id = int(user_id)
         if not isinstance(user_id, int) or isinstance(user_id, bool) or not 0 < user_id <= MAX_ID:
             return None
-        found = _USER_BY_ID(user_id)
-        return found[0] if found and self.user_can_authenticate(found[0]) else None
+        found, permissions = read_together((_USER_BY_ID, (user_id,)), (_PERMISSIONS_OF, (user_id, user_id)))
+        if not found or not self.user_can_authenticate(found[0]):
+            return None
+        user: User = found[0]
+        if not user.is_superuser:  # a superuser holds every permission, read as ModelBackend reads them
+            user._perm_cache = _permission_names(permissions)  # type: ignore[attr-defined]
+        return user
 
     def get_all_permissions(self, user_obj: Any, obj: Any = None) -> set[str]:
         if not user_obj.is_active or user_obj.is_anonymous or obj is not None:
@@ -40,13 +46,13 @@ class RolePermissionsBackend(ModelBackend):
         if user_obj.is_superuser:
             return super().get_all_permissions(user_obj, obj)
         if not hasattr(user_obj, "_perm_cache"):
-            with connection.cursor() as cursor:
-                cursor.execute(_permissions_sql(connection.ops.quote_name), [user_obj.pk, user_obj.pk])
-                user_obj._perm_cache = {
-                    f"{app_label}.{codename}" for app_label, codename in cursor.fetchall()
-                }
+            user_obj._perm_cache = _permission_names(_PERMISSIONS_OF(user_obj.pk, user_obj.pk))
         permissions: set[str] = user_obj._perm_cache
         return permissions
+
+
+def _permission_names(rows: list[tuple[Any, ...]]) -> set[str]:
+    return {f"{app_label}.{codename}" for app_label, codename in rows}
 
 
 def _permissions_sql(quote: Any) -> str:
@@ -77,3 +83,7 @@ _PERMISSIONS_SQL = (
     " OR p.id IN (SELECT g.{granted_permission} FROM {granted} g"
     " INNER JOIN {membership} m ON m.{membership_group} = g.{granted_group} WHERE m.{membership_user} = %s)"
 )
+
+
+# The user's permissions (the user's id twice), read with the user on every page (``get_user``).
+_PERMISSIONS_OF = RowsRead(lambda connection: _permissions_sql(connection.ops.quote_name), arity=2)

@@ -148,10 +148,46 @@ class CompiledRead(Generic[M]):
         )
 
 
-def read_together(
-    *reads: tuple[CompiledRead[Any], tuple[Any, ...]], using: str = "default"
-) -> list[list[Any]]:
-    """Each ``(read, values)``'s instances, as ``read(*values)`` returns them, in the order given.
+@dataclass(frozen=True)
+class _Statement:
+    sql: str
+
+
+class RowsRead:
+    """``read(*values)``: the rows, as tuples, of one hand-written statement, for ``read_together`` to send
+    beside compiled reads. ``sql(connection)`` writes it for a database (its quoted names), with one
+    ``%s`` for each of the ``arity`` values in order; it is written once per database alias."""
+
+    def __init__(self, sql: Callable[[Any], str], *, arity: int) -> None:
+        self._sql_of = sql
+        self._arity = arity
+        self._statements: dict[str, _Statement] = {}
+
+    def __call__(self, *values: Any, using: str = "default") -> list[tuple[Any, ...]]:
+        statement, params = self._prepared(values, using)
+        with connections[using].cursor() as cursor:
+            cursor.execute(statement.sql, params)
+            return self._instances(statement, cursor.fetchall(), using)
+
+    def _prepared(self, values: tuple[Any, ...], using: str) -> tuple[_Statement, list[Any]]:
+        if len(values) != self._arity:
+            raise TypeError(f"expected {self._arity} values, got {len(values)}")
+        statement = self._statements.get(using)
+        if statement is None:
+            statement = self._statements[using] = _Statement(self._sql_of(connections[using]))
+        return statement, list(values)
+
+    @staticmethod
+    def _instances(statement: _Statement, rows: list[Any], using: str) -> list[tuple[Any, ...]]:
+        return [tuple(row) for row in rows]
+
+
+Read = CompiledRead[Any] | RowsRead
+
+
+def read_together(*reads: tuple[Read, tuple[Any, ...]], using: str = "default") -> list[list[Any]]:
+    """Each ``(read, values)``'s instances (rows, for a ``RowsRead``), as ``read(*values)`` returns them,
+    in the order given.
 
     On PostgreSQL with client-side binding (Django's default for psycopg 3), the statements go in one
     round trip, each its own result, instead of one round trip each: a Site Details page's thirteen reads
@@ -176,9 +212,7 @@ def read_together(
     return results
 
 
-def _one_by_one(
-    prepared: list[tuple[CompiledRead[Any], _Compiled, list[Any]]], using: str
-) -> list[tuple[CompiledRead[Any], _Compiled, list[Any]]]:
+def _one_by_one(prepared: list[tuple[Read, Any, list[Any]]], using: str) -> list[tuple[Read, Any, list[Any]]]:
     answered = []
     with connections[using].cursor() as cursor:
         for read, compiled, params in prepared:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from accounts import selectors, services
 from accounts.models import Contact, Line, ProvisioningOrder, Site
-from fusion_site.compiled_reads import CompiledRead, read_together
+from fusion_site.compiled_reads import CompiledRead, RowsRead, read_together
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, SiteFactory, full_customer
 
 pytestmark = pytest.mark.django_db
@@ -209,6 +209,33 @@ def test_reads_sent_together_return_what_each_returns_alone_in_one_round_trip_on
     assert together == [_as_stored(read.queryset(*values)) for read, values in reads]
     assert len(queries) == (1 if connection.vendor == "postgresql" else len(reads))
     assert sorted(site.town for site in read_together((SITES, (customer.pk,)))[0]) == sorted(towns)
+
+
+# A hand-written statement: the ids of one customer's sites, each beside a value given back as it was sent.
+SITE_IDS = RowsRead(
+    lambda connection: (
+        f"SELECT {connection.ops.quote_name('id')}, %s FROM {connection.ops.quote_name(Site._meta.db_table)}"
+        " WHERE customer_id = %s ORDER BY id"
+    ),
+    arity=2,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sites=st.integers(min_value=0, max_value=3), word=st.sampled_from(["O'Hara; DROP", "100%", "%s", ""]))
+def test_a_hand_written_read_returns_its_rows_alone_and_beside_compiled_reads(sites, word):
+    customer, other = CustomerFactory(), CustomerFactory()
+    made = [SiteFactory(customer=customer).pk for _ in range(sites)]
+    SiteFactory(customer=other)
+
+    with CaptureQueriesContext(connection) as queries:
+        rows, instances = read_together((SITE_IDS, (word, customer.pk)), (SITES, (customer.pk,)))
+
+    assert rows == SITE_IDS(word, customer.pk) == [(pk, word) for pk in made]
+    assert sorted(site.pk for site in instances) == made
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+    with pytest.raises(TypeError):
+        SITE_IDS(customer.pk)
 
 
 def test_reads_sent_together_check_their_values_before_sending_any():

@@ -43,6 +43,34 @@ def test_the_same_permissions_as_model_backend(make_user, own, groups, member_of
     assert ours == ModelBackend().get_all_permissions(User.objects.get(pk=user.pk))
     if not active:
         assert ours == set()
+    signed_in = RolePermissionsBackend().get_user(user.pk)
+    assert (signed_in is not None) is active
+    if signed_in is not None:  # the session's user comes with its permissions: no statement to ask them
+        with CaptureQueriesContext(connection) as asked:
+            assert RolePermissionsBackend().get_all_permissions(signed_in) == ours
+        assert len(asked) == 0
+
+
+def test_the_session_user_and_its_permissions_are_one_round_trip_on_postgresql(make_user):
+    agent = make_user(Role.BILLING_AGENT)
+
+    with CaptureQueriesContext(connection) as queries:
+        signed_in = RolePermissionsBackend().get_user(str(agent.pk))
+
+    assert signed_in == agent
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+    assert signed_in.has_perm("accounts.view_customer")
+
+
+def test_a_superuser_signed_in_still_holds_every_permission(make_user):
+    user = make_user(Role.SUPPORT_AGENT)
+    User.objects.filter(pk=user.pk).update(is_superuser=True)
+
+    signed_in = RolePermissionsBackend().get_user(user.pk)
+
+    assert signed_in is not None
+    held = RolePermissionsBackend().get_all_permissions(signed_in)
+    assert held == {f"{p.content_type.app_label}.{p.codename}" for p in Permission.objects.all()}
 
 
 def test_one_statement_for_a_user_and_none_once_known(make_user):
