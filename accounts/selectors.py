@@ -404,16 +404,25 @@ _GRANTED_CUSTOMER = CompiledRead(
 )
 
 
+def _access_read(
+    user: User | AnonymousUser, reference: str
+) -> tuple[CompiledRead[Customer], tuple[Any, ...]]:
+    """The read of ``access_customer`` for this user and reference, with its values; Http404 where no
+    read could find the customer (no such reference, or a user who sees no customer)."""
+    pk = Customer.pk_from_reference(reference)
+    scope = _customer_scope(user)
+    if pk is not None and scope is _Scope.ALL:
+        return _ANY_CUSTOMER, (pk,)
+    if pk is not None and scope is _Scope.GRANTED:
+        return _GRANTED_CUSTOMER, (user.pk, pk)
+    raise Http404("No such customer.")
+
+
 def access_customer(user: User | AnonymousUser, reference: str) -> Customer:
     """The customer with this public reference, if the user may see it; otherwise 404. Scoped as
     ``customers_visible_to`` scopes, through the same conditions."""
-    pk = Customer.pk_from_reference(reference)
-    scope = _customer_scope(user)
-    found: list[Customer] = []
-    if pk is not None and scope is _Scope.ALL:
-        found = _ANY_CUSTOMER(pk)
-    elif pk is not None and scope is _Scope.GRANTED:
-        found = _GRANTED_CUSTOMER(user.pk, pk)
+    read, values = _access_read(user, reference)
+    found = read(*values)
     if not found:
         raise Http404("No such customer.")
     return found[0]
@@ -770,6 +779,23 @@ def _timeline(results: list[list[Any]], limit: int) -> list[TimelineEntry]:
         dataclasses.replace(entry, user=actors.get(actor) if actor is not None else None)
         for entry, actor in entries[:limit]
     ]
+
+
+def access_site_details(
+    user: User | AnonymousUser, reference: str, *, limit: int = 50
+) -> tuple[Customer, SiteDetailsRows, list[TimelineEntry]]:
+    """``access_customer`` and ``site_details_page_reads`` in one round trip: the access check goes first
+    among the page's reads, and a customer it does not find is a 404 whose other reads (of that id's
+    rows) are dropped unread. Apart, the check was a round trip of its own on every Site Details page."""
+    access, values = _access_read(user, reference)
+    pk = values[-1]
+    page_reads: list[CompiledRead[Any]] = [*_SITE_DETAILS_READS, *_timeline_reads(limit)]
+    found, *results = read_together((access, values), *[(read, (pk,)) for read in page_reads])
+    if not found:
+        raise Http404("No such customer.")
+    customer = found[0]
+    split = len(_SITE_DETAILS_READS)
+    return customer, _site_details_rows(customer, results[:split]), _timeline(results[split:], limit)
 
 
 def site_details_page_reads(

@@ -278,8 +278,16 @@ def actor_shown(actor: User | None, *, viewer: User, customer: Customer, known: 
     return known[actor.pk]
 
 
-def page_context(customer: Customer, *, user: User, visibility: Visibility) -> dict[str, Any]:
-    loaded, history = selectors.site_details_page_reads(customer)
+def page_context(
+    customer: Customer,
+    *,
+    user: User,
+    visibility: Visibility,
+    reads: tuple[selectors.SiteDetailsRows, list[selectors.TimelineEntry]] | None = None,
+) -> dict[str, Any]:
+    """The Site Details page of ``customer`` as ``user`` sees it; ``reads`` are its rows and change
+    history if already read (``selectors.access_site_details``), otherwise read here."""
+    loaded, history = reads if reads is not None else selectors.site_details_page_reads(customer)
     timeline, history_shown_in_clear = timeline_rows(history, visibility)
     known: dict[int, str] = {}
     timeline = [

@@ -71,8 +71,9 @@ def _render_site_details(
     visibility: details.Visibility,
     *,
     reveal_form: RevealForm | None = None,
+    reads: tuple[selectors.SiteDetailsRows, list[selectors.TimelineEntry]] | None = None,
 ) -> HttpResponse:
-    context = details.page_context(customer, user=signed_in_user(request), visibility=visibility)
+    context = details.page_context(customer, user=signed_in_user(request), visibility=visibility, reads=reads)
     return render(request, "accounts/site_details.html", context | _reveal_form_context(reveal_form))
 
 
@@ -102,10 +103,10 @@ def _blank_reveal_fields() -> dict[str, str]:
 @login_required
 def site_details_view(request: HttpRequest, reference: str) -> HttpResponse:
     user = signed_in_user(request)
-    customer = selectors.access_customer(user, reference)
+    customer, rows, history = selectors.access_site_details(user, reference)
     _log_cross_partner_view(user, customer)
     visibility = details.visibility_for(user, reveal_personal=False, reveal_payment=False)
-    return _render_site_details(request, customer, visibility)
+    return _render_site_details(request, customer, visibility, reads=(rows, history))
 
 
 @login_required

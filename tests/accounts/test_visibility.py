@@ -3,13 +3,21 @@ the user, and by nothing else; the same when the scoped queryset is nested in an
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, Group
+from django.db import connection
 from django.http import Http404
+from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import assign_perm, remove_perm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from accounts.models import Customer, Line, Role
-from accounts.selectors import access_customer, customer_ids_visible_to, customers_visible_to
+from accounts.selectors import (
+    access_customer,
+    access_site_details,
+    customer_ids_visible_to,
+    customers_visible_to,
+    site_details_page_reads,
+)
 from tests.factories import LineFactory
 
 
@@ -99,9 +107,32 @@ def test_access_customer_opens_exactly_what_the_visible_customers_hold_and_404s_
         if expected is None:
             with pytest.raises(Http404):
                 access_customer(user, reference)
+            with pytest.raises(Http404):
+                access_site_details(user, reference)
         else:
             opened = access_customer(user, reference)
             assert opened == expected
             assert opened.partner.name == expected.partner.name
+            # The Site Details page's access check, read with the page's rows: the same customer and rows.
+            with_rows, rows, history = access_site_details(user, reference)
+            assert (with_rows, with_rows.partner.name) == (opened, opened.partner.name)
+            alone_rows, alone_history = site_details_page_reads(opened)
+            assert rows == alone_rows
+            assert _entries(history) == _entries(alone_history)
 
     check()
+
+
+def _entries(history):
+    return [(entry.at, entry.user, entry.what, entry.change, entry.changed_fields) for entry in history]
+
+
+def test_the_site_details_access_check_and_reads_are_one_round_trip_on_postgresql(make_user, customer):
+    agent = make_user(Role.BILLING_AGENT)
+    agent.get_all_permissions()  # read with the user on a page (RolePermissionsBackend.get_user)
+
+    with CaptureQueriesContext(connection) as queries:
+        opened, _rows, history = access_site_details(agent, customer.reference)
+
+    assert opened == customer and history
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 14)
