@@ -786,11 +786,12 @@ def access_site_details(
 ) -> tuple[Customer, SiteDetailsRows, list[TimelineEntry]]:
     """``access_customer`` and ``site_details_page_reads`` in one round trip: the access check goes first
     among the page's reads, and a customer it does not find is a 404 whose other reads (of that id's
-    rows) are dropped unread. Apart, the check was a round trip of its own on every Site Details page."""
+    rows) are dropped unread: never made instances or decrypted (``gated``). Apart, the check was a round
+    trip of its own on every Site Details page."""
     access, values = _access_read(user, reference)
     pk = values[-1]
     page_reads: list[CompiledRead[Any]] = [*_SITE_DETAILS_READS, *_timeline_reads(limit)]
-    found, *results = read_together((access, values), *[(read, (pk,)) for read in page_reads])
+    found, *results = read_together((access, values), *[(read, (pk,)) for read in page_reads], gated=True)
     if not found:
         raise Http404("No such customer.")
     customer = found[0]

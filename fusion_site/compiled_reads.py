@@ -185,9 +185,12 @@ class RowsRead:
 Read = CompiledRead[Any] | RowsRead
 
 
-def read_together(*reads: tuple[Read, tuple[Any, ...]], using: str = "default") -> list[list[Any]]:
+def read_together(
+    *reads: tuple[Read, tuple[Any, ...]], using: str = "default", gated: bool = False
+) -> list[list[Any]]:
     """Each ``(read, values)``'s instances (rows, for a ``RowsRead``), as ``read(*values)`` returns them,
-    in the order given.
+    in the order given. ``gated``: the first read decides whether the others are used; where it finds
+    nothing, the others come back empty, their rows never turned into instances (nor decrypted).
 
     On PostgreSQL with client-side binding (Django's default for psycopg 3), the statements go in one
     round trip, each its own result, instead of one round trip each: a Site Details page's thirteen reads
@@ -196,9 +199,9 @@ def read_together(*reads: tuple[Read, tuple[Any, ...]], using: str = "default") 
     connection = connections[using]
     prepared = [(read, *read._prepared(values, using)) for read, values in reads]
     if len(prepared) < 2 or not _batches_statements(connection):
-        return [
-            read._instances(compiled, rows, using) for read, compiled, rows in _one_by_one(prepared, using)
-        ]
+        answered = _one_by_one(prepared, using, gated=gated)
+        found = [read._instances(compiled, rows, using) for read, compiled, rows in answered]
+        return found + [[] for _unread in prepared[len(found) :]]
     results: list[list[Any]] = []
     with connection.cursor() as cursor:
         cursor.execute(
@@ -208,16 +211,25 @@ def read_together(*reads: tuple[Read, tuple[Any, ...]], using: str = "default") 
         for position, (read, compiled, _params) in enumerate(prepared):
             if position and not cursor.nextset():
                 raise RuntimeError(f"{len(prepared)} statements sent, {position} results came back")
-            results.append(read._instances(compiled, cursor.fetchall(), using))
+            rows = cursor.fetchall()
+            if gated and position and not results[0]:
+                results.append([])
+                continue
+            results.append(read._instances(compiled, rows, using))
     return results
 
 
-def _one_by_one(prepared: list[tuple[Read, Any, list[Any]]], using: str) -> list[tuple[Read, Any, list[Any]]]:
+def _one_by_one(
+    prepared: list[tuple[Read, Any, list[Any]]], using: str, *, gated: bool
+) -> list[tuple[Read, Any, list[Any]]]:
+    """Each statement's rows, in order; ``gated``, none after a first that found nothing."""
     answered = []
     with connections[using].cursor() as cursor:
         for read, compiled, params in prepared:
             cursor.execute(compiled.sql, params)
             answered.append((read, compiled, cursor.fetchall()))
+            if gated and not answered[0][2]:
+                break
     return answered
 
 

@@ -238,6 +238,18 @@ def test_a_hand_written_read_returns_its_rows_alone_and_beside_compiled_reads(si
         SITE_IDS(customer.pk)
 
 
+def test_gated_reads_after_a_first_that_finds_nothing_come_back_empty():
+    customer = CustomerFactory()
+    SiteFactory(customer=customer)
+    LineFactory(customer=customer)
+    reads = [(SITES, (customer.pk,)), (LINES, (customer.pk,))]
+
+    assert read_together((SITES, (-1,)), *reads, gated=True) == [[], [], []]
+    opened = read_together((SITES, (customer.pk,)), *reads, gated=True)
+    assert opened == read_together((SITES, (customer.pk,)), *reads) and all(opened)
+    assert read_together((SITES, (-1,)), *reads)[1:] == [SITES(customer.pk), LINES(customer.pk)]
+
+
 def test_reads_sent_together_check_their_values_before_sending_any():
     customer = CustomerFactory()
     with CaptureQueriesContext(connection) as queries, pytest.raises(TypeError):

@@ -18,7 +18,8 @@ from accounts.selectors import (
     customers_visible_to,
     site_details_page_reads,
 )
-from tests.factories import LineFactory
+from fusion_site import crypto
+from tests.factories import LineFactory, full_customer
 
 
 def test_staff_see_the_customers_granted_to_their_partners_group_only(make_user, customer, other_customer):
@@ -136,3 +137,25 @@ def test_the_site_details_access_check_and_reads_are_one_round_trip_on_postgresq
 
     assert opened == customer and history
     assert len(queries) == (1 if connection.vendor == "postgresql" else 14)
+
+
+def test_another_partners_site_details_is_a_404_with_none_of_its_values_decrypted(
+    make_user, other_partner, monkeypatch
+):
+    """The page's reads go with the access check, but a customer it does not find is never decrypted."""
+    hidden = full_customer(other_partner, sites=2, lines=2, contacts=2)
+    agent = make_user(Role.BILLING_AGENT)
+    decrypted: list[str] = []
+    decrypt = crypto.decrypt
+
+    def counted(stored: str) -> str:
+        decrypted.append(stored)
+        return decrypt(stored)
+
+    monkeypatch.setattr(crypto, "decrypt", counted)
+
+    with pytest.raises(Http404):
+        access_site_details(agent, hidden.reference)
+    assert decrypted == []
+    opened, rows, _history = access_site_details(make_user(Role.ADMINISTRATOR), hidden.reference)
+    assert opened == hidden and len(rows.sites) == 2 and decrypted  # what is opened is read and decrypted
