@@ -50,7 +50,7 @@ from accounts.models import (
     User,
     name_index_digests,
 )
-from fusion_site.compiled_reads import CompiledRead, read_together
+from fusion_site.compiled_reads import CompiledRead, RowsRead, read_together
 from fusion_site.crypto import blind_index
 from fusion_site.fields import EncryptedTextField
 
@@ -181,10 +181,16 @@ class CustomerList:
     def page_and_count(self, *, offset: int, limit: int) -> tuple[list[Customer], int] | None:
         """``page(offset=, limit=)`` with ``count()``, where the page's own statement can tell it: a search
         counts its matches in a window over them instead of a second statement the ORM builds and compiles
-        (about a sixth of a search's CPU, py-spy under bench/load.py). None where the total is read on its
-        own: from the grants, past the last match, or with no search (a window over every customer kept
+        (about a sixth of a search's CPU, py-spy under bench/load.py); from the grants, the page and the
+        total go in one round trip (``read_together``). None where the total is read on its own: past
+        the last match, or with no search of every partner's customers (a window over every customer kept
         them all in memory to count them: 5.6 ms against 1.1 ms for the count and the page at 10,000)."""
-        if self._grants is not None or not self._searched:
+        if self._grants is not None:
+            read, values = self._granted_page_read(offset=offset, limit=limit)
+            counted, values_counted = self._grants.count_read()
+            page, ((total,),) = read_together((read, values), (counted, values_counted))
+            return (page, int(total)) if page or offset == 0 else None
+        if not self._searched:
             return None
         rows: list[Customer] = list(
             self.rows.annotate(listed_total=Window(Count("pk")))[offset : offset + limit]
@@ -198,9 +204,21 @@ class CustomerList:
         each number of groups."""
         if self._grants is None:
             return self.rows[offset : offset + limit]
+        read, values = self._granted_page_read(offset=offset, limit=limit)
+        return read(*values)
+
+    def _granted_page_read(
+        self, *, offset: int, limit: int
+    ) -> tuple[CompiledRead[Customer], tuple[Any, ...]]:
+        assert self._grants is not None
         group_ids = self._grants.group_ids
-        read = _granted_page(len(group_ids))
-        return read(self._grants.user.pk, offset + limit, limit, offset, *group_ids)
+        return _granted_page(len(group_ids)), (
+            self._grants.user.pk,
+            offset + limit,
+            limit,
+            offset,
+            *group_ids,
+        )
 
 
 @functools.lru_cache(maxsize=32)
@@ -239,15 +257,30 @@ class _Grants:
         self.connection = _grants_connection()
 
     def count(self) -> int:
-        sources, params = _grant_sources(self.connection, self.user.pk, self.group_ids, first=None)
-        with self.connection.cursor() as cursor:
-            cursor.execute(f"SELECT COUNT(DISTINCT granted.customer_id) FROM ({sources}) AS granted", params)  # noqa: S608 - fixed fragments
-            (count,) = cursor.fetchone()
+        read, values = self.count_read()
+        ((count,),) = read(*values)
         return int(count)
+
+    def count_read(self) -> tuple[RowsRead, tuple[Any, ...]]:
+        """The read of ``count()`` with its values, to send beside others."""
+        _sources, params = _grant_sources(self.connection, self.user.pk, self.group_ids, first=None)
+        return _granted_count(len(self.group_ids)), tuple(params)
 
     @functools.cached_property
     def group_ids(self) -> list[int]:
         return [group.pk for group in _GROUPS_OF(self.user.pk)]
+
+
+@functools.lru_cache(maxsize=32)
+def _granted_count(groups: int) -> RowsRead:
+    """How many customers a user in ``groups`` groups holds grants on (``_Grants.count``), written once per
+    process for each number of groups; its values are each holder's id and the permission's names."""
+
+    def sql(connection: Any) -> str:
+        sources, _params = _grant_sources(connection, 0, [0] * groups, first=None)
+        return f"SELECT COUNT(DISTINCT granted.customer_id) FROM ({sources}) AS granted"  # noqa: S608 - fixed fragments
+
+    return RowsRead(sql, arity=(groups + 1) * (1 + len(_VIEW_CUSTOMER_GRANT)))
 
 
 # The groups of a user, in id order: read on every page of the staff list, compiled once per process.

@@ -11,6 +11,8 @@ import pytest
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import assign_perm
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -236,3 +238,18 @@ def test_pages_read_with_their_total_are_djangos_own_pages_of_the_list(world):
         )
 
     check()
+
+
+def test_a_partners_list_reads_a_page_with_its_total_in_one_round_trip_on_postgresql(make_user, partner):
+    ours = [CustomerFactory(partner=partner) for _ in range(3)]
+    agent = make_user(Role.BILLING_AGENT)
+    agent.get_all_permissions()  # read with the user on a page (RolePermissionsBackend.get_user)
+
+    with CaptureQueriesContext(connection) as queries:
+        paginator = CustomerListPaginator(agent, query="", per_page=2)
+        page = paginator.get_page("2")
+        total = paginator.count
+
+    assert (page.number, [c.pk for c in page], total) == (2, [ours[2].pk], 3)
+    # The user's groups, then the page and the total: together on PostgreSQL.
+    assert len(queries) == (2 if connection.vendor == "postgresql" else 3)
