@@ -192,9 +192,12 @@ class CustomerList:
             return (page, int(total)) if page or offset == 0 else None
         if not self._searched:
             return None
-        rows: list[Customer] = list(
-            self.rows.annotate(listed_total=Window(Count("pk")))[offset : offset + limit]
-        )
+        compiled = _search_page_read(self.user, self.query, offset=offset, limit=limit)
+        if compiled is not None:
+            read, values = compiled
+            rows: list[Customer] = read(*values)
+        else:
+            rows = list(self.rows.annotate(listed_total=Window(Count("pk")))[offset : offset + limit])
         if rows:
             return rows, int(rows[0].listed_total)  # type: ignore[attr-defined]
         return (rows, 0) if offset == 0 else None
@@ -219,6 +222,60 @@ class CustomerList:
             offset,
             *group_ids,
         )
+
+
+def _search_page_read(
+    user: User | AnonymousUser, query: str, *, offset: int, limit: int
+) -> tuple[CompiledRead[Customer], tuple[Any, ...]] | None:
+    """A page of ``customer_list(user, query=query)`` with the matches' total on each row (``listed_total``),
+    as a compiled read and its values; None where there is nothing to compile (a user who sees no
+    customer, or a search with no term to match).
+
+    Building and compiling the search's queryset (scope, the union of the ways of matching, the counts)
+    was about two fifths of a search page's CPU (py-spy on bench/load.py's data); the SQL only changes
+    with the kind of search, the number of words and the ways of matching it can be normalised for, and
+    the page's offset, so it is compiled once per process for each of those."""
+    scope = _customer_scope(user)
+    query = query.strip()
+    if scope is _Scope.NONE or not query:
+        return None
+    pk = Customer.pk_from_reference(query) if query.upper().startswith(Customer.REFERENCE_PREFIX) else None
+    terms: tuple[Any, ...]
+    values: tuple[Any, ...]
+    if pk is not None:
+        terms, values = ("reference",), (pk,)
+    else:
+        digests = name_index_digests(query)
+        index_filters = blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS)
+        if not digests and not index_filters:
+            return None
+        lookups = tuple(lookup for index_filter in index_filters for lookup in index_filter)
+        terms = (len(digests), lookups)
+        values = (*digests, *(digest for index_filter in index_filters for digest in index_filter.values()))
+    granted = scope is _Scope.GRANTED
+    read = _search_page(granted, terms, offset, limit)
+    return read, ((user.pk,) if granted else ()) + tuple(values)
+
+
+@functools.lru_cache(maxsize=256)
+def _search_page(granted: bool, terms: tuple[Any, ...], offset: int, limit: int) -> CompiledRead[Customer]:
+    """The compiled read of ``_search_page_read``: its values are the user's id (for ``granted``), then the
+    reference's id, or each word's digest and each way of matching's digest, in order."""
+    reference = terms == ("reference",)
+    matched = 1 if reference else terms[0] + len(terms[1])
+
+    def build(*values: Any) -> QuerySet[Customer]:
+        scoped = _granted_customers(values[0]) if granted else Customer.objects.all()
+        values = values[1:] if granted else values
+        if reference:
+            found = scoped.filter(pk=values[0])
+        else:
+            words, lookups = terms
+            filters = [{lookup: digest} for lookup, digest in zip(lookups, values[words:], strict=True)]
+            found = scoped.filter(pk__in=_matching_ids(list(values[:words]), filters))
+        return _listed(found).annotate(listed_total=Window(Count("pk")))[offset : offset + limit]
+
+    return CompiledRead(build, arity=(1 if granted else 0) + matched)
 
 
 @functools.lru_cache(maxsize=32)
@@ -480,12 +537,19 @@ def search_customers(queryset: QuerySet[Customer], query: str) -> QuerySet[Custo
     # contacts and lines, the database joined every visible customer's contacts and lines to test them;
     # OR-ed as separate subqueries, it could not tell how few they were and read the grants of every
     # visible customer for each search (bench/load.py: 3.6 ms against 0.8 ms at 10,000 customers).
-    names = names_holding_words(query).values("customer_id")
+    return queryset.filter(
+        pk__in=_matching_ids(name_index_digests(query), blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS))
+    )
+
+
+def _matching_ids(digests: list[str], index_filters: list[dict[str, str]]) -> QuerySet[Any, Any]:
+    """The ids of the customers whose name or a contact's holds every word of ``digests``, or matching one
+    of ``index_filters`` exactly (``search_customers``)."""
+    names = _names_holding(digests).values("customer_id")
     indexed = [
-        Customer.objects.filter(**index_filter).order_by().values("pk")
-        for index_filter in blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS)
+        Customer.objects.filter(**index_filter).order_by().values("pk") for index_filter in index_filters
     ]
-    return queryset.filter(pk__in=names.union(*indexed))
+    return names.union(*indexed)
 
 
 def names_holding_words(query: str) -> QuerySet[NameToken, Any]:
@@ -493,7 +557,10 @@ def names_holding_words(query: str) -> QuerySet[NameToken, Any]:
     as rows of ``customer_id`` and ``contact_id``: one indexed exact match per word, grouped by name.
     Whole words only: "Acme" finds "Acme Plumbing Ltd", "Acm" does not. Not scoped: filter a scoped
     queryset by these ids."""
-    digests = name_index_digests(query)
+    return _names_holding(name_index_digests(query))
+
+
+def _names_holding(digests: list[str]) -> QuerySet[NameToken, Any]:
     if not digests:
         return NameToken.objects.none().values("customer_id", "contact_id")
     return (

@@ -8,10 +8,11 @@ ORM's own compiler, the attribute names of the columns, the converters Django ap
 decrypting an encrypted field, and the populators of ``select_related`` models) and, per call, only runs
 the SQL and builds the instances with ``Model.from_db``, as the ORM's own iterable does.
 
-The queryset is built twice for sentinel values, and each value must come back as a parameter of the
-same SQL: a value folded into the SQL text, or dropped from it, is refused when first compiled rather than
-run wrong. Querysets of ``values()`` are refused; ``select_related`` models are populated by Django's own
-populators, and ``annotate()``d values set on each instance, as the ORM's iterable does.
+The queryset is built twice for sentinel values, and each value must come back as a parameter of the same SQL
+(as itself, or as its text where it is compared with a text column, such as a digest): a value folded into the
+SQL text, or dropped from it, is refused when first compiled rather than run wrong. Querysets of ``values()``
+are refused; ``select_related`` models are populated by Django's own populators, and ``annotate()``d values
+set on each instance, as the ORM's iterable does.
 """
 
 from __future__ import annotations
@@ -111,7 +112,16 @@ class CompiledRead(Generic[M]):
         queryset = self._build(*sentinels).using(using)
         compiler = queryset.query.get_compiler(using=using)
         sql, params = compiler.as_sql()
-        return queryset, compiler, sql, [sentinels.index(p) if p in sentinels else (None, p) for p in params]
+        texts = [str(sentinel) for sentinel in sentinels]
+
+        def slot(param: Any) -> int | tuple[None, Any]:
+            if isinstance(param, int) and not isinstance(param, bool) and param in sentinels:
+                return sentinels.index(param)
+            if isinstance(param, str) and param in texts:  # a value given to a text column, as its text
+                return texts.index(param)
+            return (None, param)
+
+        return queryset, compiler, sql, [slot(param) for param in params]
 
     def _kept_as_stored(self, converter: Any) -> bool:
         return self._keep_ciphertext and getattr(getattr(converter, "__self__", None), "encrypted", False)

@@ -238,6 +238,18 @@ def test_a_hand_written_read_returns_its_rows_alone_and_beside_compiled_reads(si
         SITE_IDS(customer.pk)
 
 
+def test_a_value_compared_with_a_text_column_is_a_parameter_too():
+    customer = CustomerFactory()
+    ContactFactory(customer=customer, email="jane@acme.example")
+    digest = Contact.objects.get(customer_id=customer.pk).email_index
+    read = CompiledRead(lambda index: Contact.objects.filter(email_index=index))
+
+    assert [contact.customer_id for contact in read(digest)] == [customer.pk]
+    assert read("O'Hara; %s") == []
+    with pytest.raises(ValueError, match="a value changes the SQL"):
+        CompiledRead(lambda index: Contact.objects.filter(email_index=f"x{index}"))("x")
+
+
 def test_gated_reads_after_a_first_that_finds_nothing_come_back_empty():
     customer = CustomerFactory()
     SiteFactory(customer=customer)

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Count, Window
 from django.test.utils import CaptureQueriesContext
 from guardian.shortcuts import assign_perm
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +21,13 @@ from hypothesis import strategies as st
 from accounts import validation, views
 from accounts.customer_list import CustomerListPaginator
 from accounts.models import Customer, CustomerGroupObjectPermission, CustomerUserObjectPermission, Role
-from accounts.selectors import CustomerList, customer_list, customers_visible_to, visible_customer_count
+from accounts.selectors import (
+    CustomerList,
+    _search_page_read,
+    customer_list,
+    customers_visible_to,
+    visible_customer_count,
+)
 from accounts.services import CUSTOMER_VISIBILITY_PERMISSION
 from tests.factories import ContactFactory, CustomerFactory, LineFactory, PartnerFactory, SiteFactory
 
@@ -253,3 +260,22 @@ def test_a_partners_list_reads_a_page_with_its_total_in_one_round_trip_on_postgr
     assert (page.number, [c.pk for c in page], total) == (2, [ours[2].pk], 3)
     # The user's groups, then the page and the total: together on PostgreSQL.
     assert len(queries) == (2 if connection.vendor == "postgresql" else 3)
+
+
+def test_a_search_page_is_read_through_sql_compiled_once_for_its_kind_of_search(world):
+    """Each kind of search (a reference, words, a phone, an email, a postcode) is read by a compiled
+    read, not the ORM's queryset: the same rows and total as the queryset, and the SQL compiled once."""
+    customers, users = world
+    for term in ["Acme", "Jane Smith", SHARED_PHONE, SHARED_POSTCODE, *_terms(customers[:1])]:
+        for user in users:
+            user.refresh_from_db()
+            compiled = _search_page_read(user, term, offset=0, limit=3)
+            if not customers_visible_to(user).exists():
+                continue
+            assert compiled is not None, term
+            read, values = compiled
+            expected = list(customer_list(user, query=term).annotate(listed_total=Window(Count("pk")))[:3])
+            assert [(c.pk, c.name, c.site_count, c.line_count, c.listed_total) for c in read(*values)] == [
+                (c.pk, c.name, c.site_count, c.line_count, c.listed_total) for c in expected
+            ], term
+    assert _search_page_read(users[0], "   ", offset=0, limit=3) is None
