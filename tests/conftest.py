@@ -12,6 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Role
 from billing.demo import uk_tariff
+from fusion_site import crypto
 from fusion_site.celery import app as celery_app
 from tests.billing.factories import billing_profile
 from tests.factories import CustomerFactory, PartnerFactory, UserFactory, full_customer
@@ -141,6 +142,20 @@ def make_user(db, partner):
         return UserFactory(role=role, cleared=cleared, **kwargs)
 
     return make
+
+
+@pytest.fixture
+def decryptions(monkeypatch) -> list[str]:
+    """Each stored value decrypted while the test runs, in order (``fusion_site.crypto.decrypt`` counted)."""
+    decrypted: list[str] = []
+    decrypt = crypto.decrypt
+
+    def counted(stored: str) -> str:
+        decrypted.append(stored)
+        return decrypt(stored)
+
+    monkeypatch.setattr(crypto, "decrypt", counted)
+    return decrypted
 
 
 def require_service(name: str, available: bool, why: str) -> None:

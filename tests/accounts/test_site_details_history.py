@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from accounts import selectors, site_details
 from accounts.models import AccessLog, Contact, Customer, Line, PaymentDetails, Role, Site
 from accounts.selectors import FieldChange, TimelineEntry
-from fusion_site import crypto
 from fusion_site.fields import EncryptedTextField
 from tests.factories import ContactFactory, full_customer
 
@@ -239,18 +238,11 @@ def test_each_timeline_entry_names_who_made_that_change_and_the_newest_are_kept(
     assert {entry.user for entry in entries[: min(limit, len(changes))]} <= set(editors)
 
 
-def test_the_timeline_decrypts_only_the_values_it_compares(partner, monkeypatch):
+def test_the_timeline_decrypts_only_the_values_it_compares(partner, decryptions):
     """History rows are read with their ciphertext: a creation's values are never compared, so they are
     never decrypted; a change decrypts its record's and the previous record's values, once each."""
     customer = full_customer(partner, sites=1, lines=2, contacts=1)
-    decrypted: list[str] = []
-    decrypt = crypto.decrypt
-
-    def counted(stored: str) -> str:
-        decrypted.append(stored)
-        return decrypt(stored)
-
-    monkeypatch.setattr(crypto, "decrypt", counted)
+    decrypted = decryptions
 
     def timeline_decryptions() -> tuple[list[str], list[selectors.TimelineEntry]]:
         """What the page's reads decrypt beyond its current rows (read first, alone, to count them)."""

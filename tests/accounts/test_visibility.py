@@ -18,7 +18,6 @@ from accounts.selectors import (
     customers_visible_to,
     site_details_page_reads,
 )
-from fusion_site import crypto
 from tests.factories import LineFactory, full_customer
 
 
@@ -140,19 +139,12 @@ def test_the_site_details_access_check_and_reads_are_one_round_trip_on_postgresq
 
 
 def test_another_partners_site_details_is_a_404_with_none_of_its_values_decrypted(
-    make_user, other_partner, monkeypatch
+    make_user, other_partner, decryptions
 ):
     """The page's reads go with the access check, but a customer it does not find is never decrypted."""
     hidden = full_customer(other_partner, sites=2, lines=2, contacts=2)
     agent = make_user(Role.BILLING_AGENT)
-    decrypted: list[str] = []
-    decrypt = crypto.decrypt
-
-    def counted(stored: str) -> str:
-        decrypted.append(stored)
-        return decrypt(stored)
-
-    monkeypatch.setattr(crypto, "decrypt", counted)
+    decrypted = decryptions
 
     with pytest.raises(Http404):
         access_site_details(agent, hidden.reference)
