@@ -239,7 +239,7 @@ def _search_page_read(
     query = query.strip()
     if scope is _Scope.NONE or not query:
         return None
-    pk = Customer.pk_from_reference(query) if query.upper().startswith(Customer.REFERENCE_PREFIX) else None
+    pk = _searched_reference(query)
     terms: tuple[Any, ...]
     values: tuple[Any, ...]
     if pk is not None:
@@ -529,7 +529,7 @@ def search_customers(queryset: QuerySet[Customer], query: str) -> QuerySet[Custo
     query = query.strip()
     if not query:
         return queryset
-    pk = Customer.pk_from_reference(query) if query.upper().startswith(Customer.REFERENCE_PREFIX) else None
+    pk = _searched_reference(query)
     if pk is not None:
         return queryset.filter(pk=pk)
     # Each way of matching is its own indexed read of customer ids, and their union is one subquery the
@@ -540,6 +540,11 @@ def search_customers(queryset: QuerySet[Customer], query: str) -> QuerySet[Custo
     return queryset.filter(
         pk__in=_matching_ids(name_index_digests(query), blind_index_filters(query, CUSTOMER_SEARCH_LOOKUPS))
     )
+
+
+def _searched_reference(query: str) -> int | None:
+    """The customer id of a search typed as a reference ("C-000123", any case), or None."""
+    return Customer.pk_from_reference(query) if query.upper().startswith(Customer.REFERENCE_PREFIX) else None
 
 
 def _matching_ids(digests: list[str], index_filters: list[dict[str, str]]) -> QuerySet[Any, Any]:
