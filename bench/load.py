@@ -8,18 +8,21 @@ the run) and deploy/gunicorn_conf.py, 2 workers, on a free port of 127.0.0.1; lo
 (password, then the TOTP code) and reuses each session cookie in every client.
 
 For each page, --clients clients (asyncio, one connection per request, as gunicorn's sync workers close
-it) request it again and again for --seconds, after a short warm-up; it prints requests per second, the
+it) request it again and again for --seconds in all, after a short warm-up. The seconds are split into
+--rounds rounds, and each round measures every page in turn, so a machine that slows down or speeds up
+during the run moves every page's figure alike and the ratios hold. It prints requests per second, the
 50th/95th/99th percentile latency, the errors (any answer but 200, or no answer), and the throughput
 relative to /healthz, the minimal Django view (every middleware, no session, no database), measured in the
-same run. It also prints the CPU the gunicorn workers spent per request and the share of a core the client
-itself used, so a client that saturates is seen.
+same rounds, with the lowest and highest of the rounds' ratios. It also prints the CPU the gunicorn
+workers spent per request and the share of a core the client itself used, so a client that saturates is
+seen.
 
 Targets (full size): no errors, every page at least 1/6 of the minimal view's throughput, p95 under
 500 ms. It exits 1 when one is missed. At --smoke size only the errors count. gunicorn is stopped in every
 case (SIGTERM, then SIGKILL to its group after 30 s), and the whole run is bounded by --seconds per page.
 
-    .venv/bin/python bench/load.py [--customers 10000] [--seconds 10] [--clients 50] [--threads N]
-                                   [--conn-max-age 60]
+    .venv/bin/python bench/load.py [--customers 10000] [--seconds 10] [--rounds 5] [--clients 50]
+                                   [--threads N] [--conn-max-age 60]
                                    [--keep] [--smoke] [--database-url URL]
 """
 
@@ -64,6 +67,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--customers", type=int, default=10_000, help="customers in all (default 10000)")
     parser.add_argument("--seconds", type=float, default=10.0, help="measured seconds per page (default 10)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=5,
+        help="rounds the seconds are split into, every page measured in each (default 5)",
+    )
     parser.add_argument("--clients", type=int, default=50, help="concurrent clients (default 50)")
     parser.add_argument(
         "--threads",
@@ -93,11 +102,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     args = parser.parse_args(argv)
     if args.smoke:
-        args.customers, args.seconds = 200, 2.0
+        args.customers, args.seconds, args.rounds = 200, 2.0, 2
     if "bench" not in database_name(args.database_url):
         parser.error("the database's name must contain 'bench' (it is dropped and re-created)")
     if args.customers < 20 or args.clients < 1 or not 0.5 <= args.seconds <= 60:
         parser.error("--customers at least 20, --clients at least 1, --seconds between 0.5 and 60")
+    if not 1 <= args.rounds <= 20 or args.seconds / args.rounds < 0.5:
+        parser.error("--rounds between 1 and 20, and at least 0.5 s a page in each round")
     return args
 
 
@@ -130,17 +141,25 @@ class Page:
 
 @dataclass
 class Result:
+    """A page's figures summed over the rounds; ``round_rps`` keeps each round's requests/s."""
+
     page: Page
-    seconds: float
+    seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     server_cpu: float = 0.0
     database_cpu: float = 0.0
     client_cpu: float = 0.0
+    round_rps: list[float] = field(default_factory=list)
 
     @property
     def rps(self) -> float:
         return len(self.latencies) / self.seconds if self.seconds else 0.0
+
+    def round_ratios(self, ceiling: Result) -> list[float]:
+        """This page's requests/s over the minimal view's, round by round."""
+        pairs = zip(self.round_rps, ceiling.round_rps, strict=True)
+        return [mine / theirs if theirs else 0.0 for mine, theirs in pairs]
 
     def percentile_ms(self, percent: int) -> float:
         if len(self.latencies) < 2:
@@ -453,24 +472,33 @@ async def hammer(client: Client, raw: bytes, seconds: float, clients: int, resul
     await asyncio.gather(*(one_client() for _ in range(clients)))
 
 
-async def measure(
-    client: Client, page: Page, cookies: dict[str, str], args: argparse.Namespace, master: int
-) -> Result:
+async def check_and_warm(
+    client: Client, page: Page, cookies: dict[str, str], args: argparse.Namespace
+) -> bytes:
+    """The page answers with its marker; then a short warm-up, not counted. Returns the request to send."""
     status, location, body = await client.fetch(page.path, dict(cookies))
     if status != 200 or page.marker.encode() not in body:
         raise SystemExit(f"{page.label}: {page.path} answered {status} {location} without {page.marker!r}")
     raw = client.request_bytes(page.path, cookies)
-    await hammer(client, raw, min(1.0, args.seconds / 4), args.clients, None)  # warm-up, not counted
-    result = Result(page, 0.0)
+    await hammer(client, raw, min(1.0, args.seconds / 4), args.clients, None)
+    return raw
+
+
+async def measure_round(
+    client: Client, raw: bytes, seconds: float, clients: int, result: Result, master: int
+) -> None:
+    """One round of a page, its figures added to ``result``."""
+    answered_before = len(result.latencies)
     cpu_before, client_before = cpu_seconds_of_server(master), time.process_time()
     database_before = cpu_seconds_of_postgresql()
     started = time.perf_counter()
-    await hammer(client, raw, args.seconds, args.clients, result)
-    result.seconds = time.perf_counter() - started
-    result.server_cpu = cpu_seconds_of_server(master) - cpu_before
-    result.database_cpu = cpu_seconds_of_postgresql() - database_before
-    result.client_cpu = time.process_time() - client_before
-    return result
+    await hammer(client, raw, seconds, clients, result)
+    elapsed = time.perf_counter() - started
+    result.seconds += elapsed
+    result.round_rps.append((len(result.latencies) - answered_before) / elapsed)
+    result.server_cpu += cpu_seconds_of_server(master) - cpu_before
+    result.database_cpu += cpu_seconds_of_postgresql() - database_before
+    result.client_cpu += time.process_time() - client_before
 
 
 async def load(
@@ -483,11 +511,19 @@ async def load(
         "staff": await client.log_in(world.staff),
         "portal": await client.log_in(world.portal),
     }
-    results = []
+    requests = {}
     for page in pages(world):
-        print(f"  {page.label}: {args.clients} clients for {args.seconds:g} s", flush=True)
-        results.append(await measure(client, page, sessions[page.role], args, server.pid))
-    return results
+        requests[page] = await check_and_warm(client, page, sessions[page.role], args)
+    results = {page: Result(page) for page in requests}
+    seconds = args.seconds / args.rounds
+    for number in range(1, args.rounds + 1):
+        print(
+            f"  round {number} of {args.rounds}: each page, {args.clients} clients for {seconds:g} s",
+            flush=True,
+        )
+        for page, raw in requests.items():
+            await measure_round(client, raw, seconds, args.clients, results[page], server.pid)
+    return list(results.values())
 
 
 def report(results: list[Result], args: argparse.Namespace, world: World, database: str) -> bool:
@@ -496,11 +532,11 @@ def report(results: list[Result], args: argparse.Namespace, world: World, databa
         f"\n{world.customers:,} customers (built in {world.build_seconds:.0f} s), {database}; gunicorn "
         f"2 workers{f' x {args.threads} threads' if args.threads else ''}, DATABASE_CONN_MAX_AGE="
         f"{args.conn_max_age}, {args.clients} clients, "
-        f"{args.seconds:g} s a page, {os.cpu_count()} CPUs\n"
+        f"{args.seconds:g} s a page in {args.rounds} rounds, {os.cpu_count()} CPUs\n"
     )
     header = (
         f"{'page':<26} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>7} "
-        f"{'vs min':>7} {'srv CPU ms/req':>15} {'db CPU ms/req':>14} {'client CPU':>11}"
+        f"{'vs min':>7} {'rounds':>11} {'srv CPU ms/req':>15} {'db CPU ms/req':>14} {'client CPU':>11}"
     )
     print(header)
     print("-" * len(header))
@@ -510,10 +546,13 @@ def report(results: list[Result], args: argparse.Namespace, world: World, databa
         cpu_ms = result.server_cpu * 1000 / result.answered if result.answered else float("nan")
         db_ms = result.database_cpu * 1000 / result.answered if result.answered else float("nan")
         errors = sum(result.errors.values())
+        ratios = result.round_ratios(results[0])
+        spread = f"{min(ratios):.2f}-{max(ratios):.2f}" if ratios else "-"
         print(
             f"{result.page.label:<26} {result.rps:>8.1f} {result.percentile_ms(50):>8.1f} "
             f"{result.percentile_ms(95):>8.1f} {result.percentile_ms(99):>8.1f} {errors:>7} "
-            f"{ratio:>6.2f}x {cpu_ms:>15.1f} {db_ms:>14.1f} {result.client_cpu / result.seconds:>10.0%}"
+            f"{ratio:>6.2f}x {spread:>11} {cpu_ms:>15.1f} {db_ms:>14.1f} "
+            f"{result.client_cpu / result.seconds:>10.0%}"
         )
         missed = []
         if errors:
