@@ -266,6 +266,36 @@ class CustomerGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(Customer, on_delete=models.CASCADE)
 
 
+class GrantTally(models.Model):
+    """How many customers each group or user holds each permission on, through the two grant tables above:
+    kept by PostgreSQL triggers on those tables (migration 0015), in the same transaction as the change, for
+    every insert, update, delete (a customer's erasure cascades to its grants) and truncate, however it is
+    made. Read by the staff list's total (``accounts.selectors``): counting a partner's grants was the
+    largest part of the list page's database time, and grows with the partner (9,000 grants, about 2 ms a
+    page, bench/load.py). Not kept on SQLite, where the total is counted from the grants themselves.
+
+    No foreign keys: a row only counts, and names its holder and permission by id."""
+
+    class Holder(models.TextChoices):
+        GROUP = "group", "group"
+        USER = "user", "user"
+
+    holder = models.CharField(max_length=5, choices=Holder.choices)
+    holder_id = models.IntegerField()
+    permission_id = models.IntegerField()
+    grants = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["holder", "holder_id", "permission_id"], name="grant_tally_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.holder} {self.holder_id}: {self.grants} grants of permission {self.permission_id}"
+
+
 class BlindIndexedModel(NormalisedFieldsModel, TimeStampedModel):
     """Recomputes the blind indexes named in ``blind_indexes`` (index field -> (value field, purpose))
     from the normalised values on every save; bulk writers call ``refresh_blind_indexes`` themselves."""

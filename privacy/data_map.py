@@ -198,6 +198,9 @@ NOT_PERSONAL: dict[str, str] = {
     "auth.Permission.name": "A permission's description",
     "auth.Group.name": "A role's or partner group's name",
     "accounts.Partner.name": "A reseller company's name: organisation data",
+    "accounts.GrantTally.holder": 'Whether a count of grants is a group\'s or a user\'s ("group", "user")',
+    "accounts.GrantTally.holder_id": "The id of the group or user whose grants are counted: a number and "
+    "a count, no value of the person; a deleted user's count falls to zero with their grants",
     "billing.Tariff.name": "A price plan's name",
     "billing.Product.name": "A line rental product's name in a partner's catalogue",
     "billing.CallImport.file_name": "The name staff gave an uploaded file; the file is deleted once read",
