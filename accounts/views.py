@@ -89,6 +89,7 @@ def _reveal_fields(form: RevealForm) -> dict[str, str]:
     return {
         "reason": str(form["reason"]),
         "reason_errors": str(form["reason"].errors),
+        "reason_help": str(form["reason"].help_text),
         "include_payment": str(form["include_payment"]),
     }
 

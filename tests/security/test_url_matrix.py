@@ -624,13 +624,25 @@ def test_each_page_answers_with_data_only_to_the_roles_allowed(make_user, world,
             unexpected[name] = response.status_code
         elif response.status_code == 200 and response.get("Content-Type", "").startswith("text/html"):
             # Every page has a title of plain text (a block left open once put a whole section in it).
-            title = TITLE.search(response.content.decode())
+            html = response.content.decode()
+            title = TITLE.search(html)
             if title is None or "<" in title.group(1):
                 unexpected[name] = "no plain-text <title>"
+            # A field's aria-describedby (Django sets it for help text) names elements the page has.
+            elif missing := described_by_without_element(html):
+                unexpected[name] = f"aria-describedby names no element: {', '.join(missing)}"
     assert unexpected == {}, unexpected
 
 
 TITLE = re.compile(r"<title>(.*?)</title>", re.S)
+DESCRIBED_BY = re.compile(r'aria-describedby="([^"]*)"')
+ELEMENT_ID = re.compile(r'\sid="([^"]*)"')
+
+
+def described_by_without_element(html: str) -> list[str]:
+    """The ids that an aria-describedby of ``html`` names and no element of it has."""
+    ids = set(ELEMENT_ID.findall(html))
+    return sorted({name for names in DESCRIBED_BY.findall(html) for name in names.split() if name not in ids})
 
 
 @pytest.mark.parametrize("who", sorted(STAFF - {Role.ADMINISTRATOR, Role.DATA_PROTECTION_OFFICER}), ids=str)
