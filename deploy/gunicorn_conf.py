@@ -2,7 +2,8 @@
 
 Everything a deployment changes comes from the environment, like the rest of the settings:
 GUNICORN_BIND (default 127.0.0.1:8000: the TLS proxy in front is the only client), GUNICORN_WORKERS
-(default 2 x cores + 1), GUNICORN_THREADS, GUNICORN_TIMEOUT and GUNICORN_GRACEFUL_TIMEOUT. Sync workers
+(default 2 x cores + 1), GUNICORN_THREADS, GUNICORN_TIMEOUT, GUNICORN_GRACEFUL_TIMEOUT and
+GUNICORN_MAX_REQUESTS (default 20000: see max_requests below). Sync workers
 by default: the pages are short database work, and the long jobs run in Celery. GUNICORN_THREADS above 1
 gives each worker that many threads (gunicorn's gthread worker), so a worker waiting on PostgreSQL serves
 another request meanwhile; bench/load.py measures both (bench/README.md).
@@ -22,8 +23,13 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
 # Each worker is replaced after about this many requests, so a slow leak never grows for ever.
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
-max_requests_jitter = 200
+# A worker is replaced after about this many requests (GUNICORN_MAX_REQUESTS, a tenth either way so
+# the workers are not replaced together), so that a slow leak cannot grow without bound. Each new worker
+# loads the whole application again (Django, Celery, every app): 2.3-2.6 s of CPU on the benchmark's
+# machine, so at 2,000 requests it cost every request about 1.2 ms, as much as the minimal view itself,
+# and took a worker away for seconds every few seconds under bench/load.py; at 20,000, about 0.12 ms.
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
+max_requests_jitter = max_requests // 10
 # No access log here: the proxy's has every request with its X-Request-ID (and the client's address, which
 # is personal data this log need not hold); the application's lines carry the same id. gunicorn's own
 # messages go to stderr (the journal) as JSON lines like the application's, or text in development.
