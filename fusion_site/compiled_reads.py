@@ -18,11 +18,16 @@ set on each instance, as the ORM's iterable does.
 from __future__ import annotations
 
 import inspect
+import itertools
+import logging
+import re
 import threading
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+from django.conf import settings
 from django.db import connections
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
@@ -75,7 +80,7 @@ class CompiledRead(Generic[M]):
     def __call__(self, *values: Any, using: str = "default") -> list[M]:
         compiled, params = self._prepared(values, using)
         with connections[using].cursor() as cursor:
-            cursor.execute(compiled.sql, params)
+            cursor.execute(_sent(using, compiled.sql, params), params)
             rows = cursor.fetchall()
         return self._instances(compiled, rows, using)
 
@@ -176,7 +181,7 @@ class RowsRead:
     def __call__(self, *values: Any, using: str = "default") -> list[tuple[Any, ...]]:
         statement, params = self._prepared(values, using)
         with connections[using].cursor() as cursor:
-            cursor.execute(statement.sql, params)
+            cursor.execute(_sent(using, statement.sql, params), params)
             return self._instances(statement, cursor.fetchall(), using)
 
     def _prepared(self, values: tuple[Any, ...], using: str) -> tuple[_Statement, list[Any]]:
@@ -215,7 +220,7 @@ def read_together(
     results: list[list[Any]] = []
     with connection.cursor() as cursor:
         cursor.execute(
-            ";\n".join(compiled.sql for _read, compiled, _params in prepared),
+            ";\n".join(_sent(using, compiled.sql, params) for _read, compiled, params in prepared),
             [param for _read, _compiled, params in prepared for param in params],
         )
         for position, (read, compiled, _params) in enumerate(prepared):
@@ -236,7 +241,7 @@ def _one_by_one(
     answered = []
     with connections[using].cursor() as cursor:
         for read, compiled, params in prepared:
-            cursor.execute(compiled.sql, params)
+            cursor.execute(_sent(using, compiled.sql, params), params)
             answered.append((read, compiled, cursor.fetchall()))
             if gated and not answered[0][2]:
                 break
@@ -247,3 +252,117 @@ def _batches_statements(connection: Any) -> bool:
     return connection.vendor == "postgresql" and not connection.settings_dict.get("OPTIONS", {}).get(
         "server_side_binding", False
     )
+
+
+# Prepared reads. PostgreSQL plans every statement it is sent; a Site Details page's seventeen statements
+# cost it 2.2-3.0 ms of CPU a page planned each time and 0.6-0.8 ms as EXECUTEs of statements prepared
+# on the connection (500 pages of bench/load.py's statements, backend CPU from /proc). So each compiled
+# read is PREPAREd once per database connection, on first use, and sent as EXECUTE with its values
+# bound by the client as before; a statement PostgreSQL will not prepare is sent as it is, and logged.
+# Prepared statements belong to the server connection: behind a pooler that hands one client's
+# statements to other connections (PgBouncer in transaction mode), set DATABASE_PREPARED_READS=false.
+
+logger = logging.getLogger(__name__)
+
+_statement_names = itertools.count(1)
+_names_lock = threading.Lock()
+# Each statement's name, the same on every connection of the process, and the SQL each name stands for.
+_name_of: dict[tuple[str, tuple[str, ...]], str] = {}
+_sql_named: dict[str, str] = {}
+# Per open DB-API connection (a new one after a reconnect): each name prepared there -> whether
+# PostgreSQL prepared it (False: it refused, and the statement is sent as it is).
+_prepared_on: weakref.WeakKeyDictionary[Any, dict[str, bool]] = weakref.WeakKeyDictionary()
+
+
+def statement_of(sent: str) -> str:
+    """``sent`` (a query log's statement) with each ``EXECUTE fusion_read_N`` replaced by the SQL that
+    prepared read runs (its values stay after it, in brackets). For reading logs, and for tests that look
+    at what a page asked."""
+    return _EXECUTED.sub(lambda found: _sql_named.get(found[1], found[0]), sent)
+
+
+_EXECUTED = re.compile(r"EXECUTE (fusion_read_\d+)")
+
+
+def prepares_reads(using: str = "default") -> bool:
+    """Whether reads on ``using`` are sent as EXECUTEs of prepared statements (PostgreSQL with the
+    client-side binding this module batches with, and ``PREPARED_READS`` on)."""
+    return getattr(settings, "PREPARED_READS", False) and _batches_statements(connections[using])
+
+
+def _sent(using: str, sql: str, params: list[Any]) -> str:
+    """What to send for ``sql`` and its ``params``: where reads are prepared, an EXECUTE of the statement
+    prepared for it on this connection (preparing it first if it is new there)."""
+    if not prepares_reads(using):
+        return sql
+    connection = connections[using]
+    if connection.needs_rollback:  # a broken transaction: Django refuses the statement itself
+        return sql
+    connection.ensure_connection()
+    types = tuple(_parameter_type(param) for param in params)
+    name = _name_of.get((sql, types)) or _new_name(sql, types)
+    prepared = _prepared_on.setdefault(connection.connection, {})
+    usable = prepared.get(name)
+    if usable is None:
+        usable = prepared[name] = _prepare(using, name, sql, types)
+    if not usable:
+        return sql
+    return f"EXECUTE {name}({', '.join(['%s'] * len(params))})" if params else f"EXECUTE {name}"
+
+
+def _parameter_type(value: Any) -> str:
+    """The type a parameter is prepared with. A whole number is a bigint, as the literal the client binds
+    is: inferred from an integer column instead, an id past its range would be an error where the SQL
+    itself finds no row. Anything else takes the type its place in the SQL gives it."""
+    if isinstance(value, bool):
+        return "boolean"
+    return "bigint" if isinstance(value, int) else "unknown"
+
+
+def _new_name(sql: str, types: tuple[str, ...]) -> str:
+    with _names_lock:
+        if (sql, types) not in _name_of:
+            name = f"fusion_read_{next(_statement_names)}"
+            _sql_named[name] = sql
+            _name_of[sql, types] = name
+        return _name_of[sql, types]
+
+
+def _prepare(using: str, name: str, sql: str, types: tuple[str, ...]) -> bool:
+    """PREPARE ``sql`` as ``name`` with its parameters' ``types`` on the connection; False where
+    PostgreSQL refuses (a parameter whose type it cannot infer), inside a savepoint in a transaction so
+    that a refusal leaves it usable. Sent on the DB-API connection itself: it is not one of the page's
+    reads (nor counted among a test's queries), and runs once per connection."""
+    import psycopg
+
+    connection = connections[using]
+    raw = connection.connection
+    in_transaction = not connection.get_autocommit()
+    declared = f" ({', '.join(types)})" if types else ""
+    try:
+        if in_transaction:
+            raw.execute(f"SAVEPOINT {name}")
+        raw.execute(f"PREPARE {name}{declared} AS {_numbered(sql)}")
+    except psycopg.Error:
+        logger.warning("compiled read not prepared; it is sent as it is", exc_info=True)
+        if in_transaction:
+            raw.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        return False
+    finally:
+        if in_transaction:
+            raw.execute(f"RELEASE SAVEPOINT {name}")
+    return True
+
+
+def _numbered(sql: str) -> str:
+    """``sql`` with its client-side placeholders (``%s``) numbered for PREPARE (``$1``, ``$2``...) and
+    its escaped percent signs (``%%``) as they are sent."""
+    numbers = itertools.count(1)
+    parts = sql.split("%%")
+    numbered = []
+    for part in parts:
+        pieces = part.split("%s")
+        numbered.append(
+            "".join(piece if at == 0 else f"${next(numbers)}{piece}" for at, piece in enumerate(pieces))
+        )
+    return "%".join(numbered)

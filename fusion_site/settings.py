@@ -110,6 +110,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / '
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 _postgresql = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+# The reads compiled once per process are prepared on each PostgreSQL connection and sent as EXECUTE
+# (fusion_site/compiled_reads.py); false behind a pooler that shares server connections (PgBouncer in
+# transaction mode).
+PREPARED_READS = _postgresql and env.bool("DATABASE_PREPARED_READS", default=True)
 if _postgresql and not env.bool("DATABASE_JIT", default=False):
     # PostgreSQL's JIT compiles a statement whose estimated cost passes jit_above_cost: right for long
     # reports, but a page's queries are milliseconds, and the permission-scoped list of a large partner
