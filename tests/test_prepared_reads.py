@@ -48,7 +48,7 @@ def test_a_read_is_prepared_once_on_the_connection_and_sent_as_execute_with_the_
     name = re.match(r"EXECUTE (fusion_read_\d+)\(", sent)
     assert name is not None, sent
     compiled = SITES.queryset(customer.pk).query.sql_with_params()[0]
-    assert statement_of(sent).startswith(compiled.replace("%s", "$1").split("$1")[0])
+    assert statement_of(sent).startswith(compiled.partition("%s")[0])  # the log names the read's own SQL
     assert name[1] in prepared_statements()
 
 
