@@ -23,6 +23,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from accounts import selectors
 from accounts.models import Customer, User
+from accounts.selectors import ListedCustomer
 
 
 class CustomerListPaginator(Paginator):
@@ -74,11 +75,11 @@ _CEASED = '<span class="flag">billing ceased</span>'
 _RESTRICTED = '<span class="flag">restricted</span>'
 
 
-def customer_rows(customers: Iterable[Customer]) -> SafeString:
+def customer_rows(customers: Iterable[ListedCustomer]) -> SafeString:
     """Each customer's row of the list, as HTML: its Site Details link and reference, name, partner,
-    status, contract dates from and to ("open"), counts of sites and lines (annotated by
-    ``selectors.customer_list``; whole numbers print as the template would, without separators) and its
-    flags. Every value is escaped as Django's templates escape it."""
+    status, contract dates from and to ("open"), counts of sites and lines (whole numbers print as the
+    template would, without separators) and its flags. Every value is escaped as Django's templates
+    escape it."""
     escape = html.escape
     link = reverse("accounts:site_details", args=[_SLOT])
     head, tail = link.rsplit(_SLOT, 1)
@@ -99,11 +100,11 @@ def customer_rows(customers: Iterable[Customer]) -> SafeString:
                 url=f"{head}{reference}{tail}",
                 reference=reference,
                 name=escape(customer.name),
-                partner=escape(customer.partner.name),
+                partner=escape(customer.partner_name),
                 status=escape(statuses.get(customer.status, customer.status)),
                 contract=f"{day(customer.contract_start)} \N{EN DASH} {day(customer.contract_end)}",
-                sites=customer.site_count,  # type: ignore[attr-defined]
-                lines=customer.line_count,  # type: ignore[attr-defined]
+                sites=customer.site_count,
+                lines=customer.line_count,
                 flags=flags,
             )
         )

@@ -11,9 +11,10 @@ import enum
 import functools
 import itertools
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import date, datetime
+from typing import Any, NamedTuple
 
 from django.contrib.auth.models import AnonymousUser, Group, Permission
 from django.contrib.contenttypes.models import ContentType
@@ -160,6 +161,43 @@ def visible_customer_count(user: User | AnonymousUser) -> int:
     return _Grants(user).count()
 
 
+_COUNTS = ("site_count", "line_count")
+# The columns of each of ``ListedCustomer``'s fields but the total, as values_list() names them.
+_LISTED_COLUMNS = (
+    "pk",
+    "name",
+    "partner__name",
+    "status",
+    "contract_start",
+    "contract_end",
+    "billing_ceased_at",
+    "processing_restricted_at",
+    *_COUNTS,
+)
+
+
+class ListedCustomer(NamedTuple):
+    """A customer as the staff list (``accounts.customer_list``) shows it, read as a tuple: making each
+    row's customer and partner instances was about a fifth of the list's CPU (py-spy under
+    bench/load.py), for values that are only printed. ``listed_total``: a search's matches in all."""
+
+    pk: int
+    name: str
+    partner_name: str
+    status: str
+    contract_start: date
+    contract_end: date | None
+    billing_ceased_at: datetime | None
+    processing_restricted_at: datetime | None
+    site_count: int
+    line_count: int
+    listed_total: int | None = None
+
+    @property
+    def reference(self) -> str:
+        return Customer.reference_of(self.pk)
+
+
 class CustomerList:
     """The staff list of ``user`` for ``query``: its rows (``customer_list``, built once if at all), their
     total, and a page of them; for a partner's staff with no search, the total and the pages are read from
@@ -179,7 +217,7 @@ class CustomerList:
     def count(self) -> int:
         return self._grants.count() if self._grants else self.rows.count()
 
-    def page_and_count(self, *, offset: int, limit: int) -> tuple[list[Customer], int] | None:
+    def page_and_count(self, *, offset: int, limit: int) -> tuple[list[ListedCustomer], int] | None:
         """``page(offset=, limit=)`` with ``count()``, where the page's own statement can tell it: a search
         counts its matches in a window over them instead of a second statement the ORM builds and compiles
         (about a sixth of a search's CPU, py-spy under bench/load.py); from the grants, the page and the
@@ -190,30 +228,31 @@ class CustomerList:
             read, values = self._granted_page_read(offset=offset, limit=limit)
             counted, values_counted = self._grants.count_read()
             page, ((total,),) = read_together((read, values), (counted, values_counted))
-            return (page, int(total)) if page or offset == 0 else None
+            return (_listed_customers(page), int(total)) if page or offset == 0 else None
         if not self._searched:
             return None
         compiled = _search_page_read(self.user, self.query, offset=offset, limit=limit)
         if compiled is not None:
             read, values = compiled
-            rows: list[Customer] = read(*values)
+            rows = _listed_customers(read(*values))
         else:
-            rows = list(self.rows.annotate(listed_total=Window(Count("pk")))[offset : offset + limit])
+            windowed = _listed_rows(self.rows).annotate(listed_total=Window(Count("pk")))
+            rows = _listed_customers(windowed[offset : offset + limit])
         if rows:
-            return rows, int(rows[0].listed_total)  # type: ignore[attr-defined]
+            return rows, int(rows[0].listed_total or 0)
         return (rows, 0) if offset == 0 else None
 
-    def page(self, *, offset: int, limit: int) -> QuerySet[Customer] | list[Customer]:
-        """``rows[offset:offset + limit]``; read from the grants, through SQL compiled once per process for
-        each number of groups."""
+    def page(self, *, offset: int, limit: int) -> list[ListedCustomer]:
+        """``rows[offset:offset + limit]``, as ``ListedCustomer``s; read from the grants, through SQL
+        compiled once per process for each number of groups."""
         if self._grants is None:
-            return self.rows[offset : offset + limit]
+            return _listed_customers(_listed_rows(self.rows)[offset : offset + limit])
         read, values = self._granted_page_read(offset=offset, limit=limit)
-        return read(*values)
+        return _listed_customers(read(*values))
 
     def _granted_page_read(
         self, *, offset: int, limit: int
-    ) -> tuple[CompiledRead[Customer], tuple[Any, ...]]:
+    ) -> tuple[CompiledRead[tuple[Any, ...]], tuple[Any, ...]]:
         assert self._grants is not None
         group_ids = self._grants.group_ids
         return _granted_page(len(group_ids)), (
@@ -225,12 +264,16 @@ class CustomerList:
         )
 
 
+def _listed_customers(rows: Iterable[tuple[Any, ...]]) -> list[ListedCustomer]:
+    return [ListedCustomer(*row) for row in rows]
+
+
 def _search_page_read(
     user: User | AnonymousUser, query: str, *, offset: int, limit: int
-) -> tuple[CompiledRead[Customer], tuple[Any, ...]] | None:
-    """A page of ``customer_list(user, query=query)`` with the matches' total on each row (``listed_total``),
-    as a compiled read and its values; None where there is nothing to compile (a user who sees no
-    customer, or a search with no term to match).
+) -> tuple[CompiledRead[tuple[Any, ...]], tuple[Any, ...]] | None:
+    """A page of ``customer_list(user, query=query)`` as ``ListedCustomer`` tuples with the matches' total
+    last (``listed_total``), as a compiled read and its values; None where there is nothing to compile (a
+    user who sees no customer, or a search with no term to match).
 
     Building and compiling the search's queryset (scope, the union of the ways of matching, the counts)
     was about two fifths of a search page's CPU (py-spy on bench/load.py's data); the SQL only changes
@@ -259,13 +302,15 @@ def _search_page_read(
 
 
 @functools.lru_cache(maxsize=256)
-def _search_page(granted: bool, terms: tuple[Any, ...], offset: int, limit: int) -> CompiledRead[Customer]:
+def _search_page(
+    granted: bool, terms: tuple[Any, ...], offset: int, limit: int
+) -> CompiledRead[tuple[Any, ...]]:
     """The compiled read of ``_search_page_read``: its values are the user's id (for ``granted``), then the
     reference's id, or each word's digest and each way of matching's digest, in order."""
     reference = terms == ("reference",)
     matched = 1 if reference else terms[0] + len(terms[1])
 
-    def build(*values: Any) -> QuerySet[Customer]:
+    def build(*values: Any) -> QuerySet[Customer, tuple[Any, ...]]:
         scoped = _granted_customers(values[0]) if granted else Customer.objects.all()
         values = values[1:] if granted else values
         if reference:
@@ -274,28 +319,30 @@ def _search_page(granted: bool, terms: tuple[Any, ...], offset: int, limit: int)
             words, lookups = terms
             filters = [{lookup: digest} for lookup, digest in zip(lookups, values[words:], strict=True)]
             found = scoped.filter(pk__in=_matching_ids(list(values[:words]), filters))
-        return _listed(found).annotate(listed_total=Window(Count("pk")))[offset : offset + limit]
+        return _listed_rows(found).annotate(listed_total=Window(Count("pk")))[offset : offset + limit]
 
     return CompiledRead(build, arity=(1 if granted else 0) + matched)
 
 
 @functools.lru_cache(maxsize=32)
-def _granted_page(groups: int) -> CompiledRead[Customer]:
-    """A page of the staff list of a user in ``groups`` groups with no search, as ``customer_list`` shapes
-    it, its ids from the grant tables (``_Grants``). The ORM compiled it on every page, about a tenth of
-    the page's CPU (py-spy under bench/load.py); its values are the user's id, each holder's first
-    ``first`` ids, the page's limit and offset, and the group ids.
+def _granted_page(groups: int) -> CompiledRead[tuple[Any, ...]]:
+    """A page of the staff list of a user in ``groups`` groups with no search, as ``ListedCustomer``
+    tuples of ``customer_list``'s rows, its ids from the grant tables (``_Grants``). The ORM compiled it on
+    every page, about a tenth of the page's CPU (py-spy under bench/load.py); its values are the user's
+    id, each holder's first ``first`` ids, the page's limit and offset, and the group ids.
 
     The ids are those of the user's own grants and of the groups read for this request, the
     ``view_customer`` grants ``HoldsViewGrant`` tests: testing each row with it again doubled the
     statement's planning and took it from about 0.8 to 1.5 ms of PostgreSQL's time a page (EXPLAIN
     ANALYZE on bench/load.py's data)."""
 
-    def build(user_id: int, first: int, limit: int, offset: int, *group_ids: int) -> QuerySet[Customer]:
+    def build(
+        user_id: int, first: int, limit: int, offset: int, *group_ids: int
+    ) -> QuerySet[Customer, tuple[Any, ...]]:
         ids = _ids_page_sql(
             _grants_connection(), user_id, list(group_ids), first=first, limit=limit, offset=offset
         )
-        return _listed(Customer.objects.filter(pk__in=RawSQL(*ids)))  # noqa: S611 - fixed fragments
+        return _listed_rows(Customer.objects.filter(pk__in=RawSQL(*ids)))  # noqa: S611 - fixed fragments
 
     return CompiledRead(build, arity=4 + groups)
 
@@ -660,22 +707,15 @@ def _listed(customers: QuerySet[Customer]) -> QuerySet[Customer]:
     # parsed into objects nobody read, about a tenth of the page's CPU.
     return (
         customers.select_related("partner")
-        .only(*CUSTOMER_LIST_FIELDS)
+        .only(*(column for column in _LISTED_COLUMNS if column not in _COUNTS))
         .annotate(site_count=_count_of(Site), line_count=_count_of(Line))
         .order_by("id")
     )
 
 
-# What the staff list (templates/accounts/home.html) shows of each customer.
-CUSTOMER_LIST_FIELDS = (
-    "name",
-    "status",
-    "contract_start",
-    "contract_end",
-    "billing_ceased_at",
-    "processing_restricted_at",
-    "partner__name",
-)
+def _listed_rows(customers: QuerySet[Customer]) -> QuerySet[Customer, tuple[Any, ...]]:
+    """``_listed(customers)`` as the tuples ``ListedCustomer`` is made of."""
+    return _listed(customers).values_list(*_LISTED_COLUMNS)
 
 
 def _count_of(model: type[Site] | type[Line]) -> Coalesce:

@@ -10,9 +10,12 @@ the SQL and builds the instances with ``Model.from_db``, as the ORM's own iterab
 
 The queryset is built twice for sentinel values, and each value must come back as a parameter of the same SQL
 (as itself, or as its text where it is compared with a text column, such as a digest): a value folded into the
-SQL text, or dropped from it, is refused when first compiled rather than run wrong. Querysets of ``values()``
-are refused; ``select_related`` models are populated by Django's own populators, and ``annotate()``d values
-set on each instance, as the ORM's iterable does.
+SQL text, or dropped from it, is refused when first compiled rather than run wrong. ``select_related``
+models are populated by Django's own populators, and ``annotate()``d values set on each instance, as the
+ORM's iterable does. A queryset of ``values_list()`` reads tuples, converted as the ORM converts them, and
+makes no instance at all: for a page that only prints its rows, building fifty customers and their partners
+was about a fifth of the staff list's CPU (py-spy under bench/load.py). ``values()``, ``flat`` and
+``named`` querysets are refused.
 """
 
 from __future__ import annotations
@@ -30,9 +33,10 @@ from typing import Any, Generic, TypeVar
 from django.conf import settings
 from django.db import connections
 from django.db.models import Model, QuerySet
-from django.db.models.query import ModelIterable, get_related_populators
+from django.db.models.query import ModelIterable, ValuesListIterable, get_related_populators
 
-M = TypeVar("M", bound=Model)
+# What a read returns for each row: the model instance, or the tuple of a values_list() queryset.
+M = TypeVar("M")
 
 # Ids no row has: the builder's queryset is compiled with them, and the values a call passes take their
 # places among the compiled parameters. Two sets, so that a value folded into the SQL is caught. Within
@@ -53,6 +57,7 @@ class _Compiled:
     converters: list[tuple[int, list[Any], Any]]
     related: list[Any]  # Django's own populators of select_related() models
     annotations: list[tuple[str, int]]  # (attribute, column index) of each annotate()d value
+    tuples: bool  # a values_list() read: each row a tuple of its converted columns, ``columns`` of them
 
 
 class CompiledRead(Generic[M]):
@@ -61,7 +66,11 @@ class CompiledRead(Generic[M]):
     whatever else its SQL holds (a permission's codename) is kept as it was when first compiled."""
 
     def __init__(
-        self, build: Callable[..., QuerySet[M]], *, arity: int | None = None, keep_ciphertext: bool = False
+        self,
+        build: Callable[..., QuerySet[Any, M]],
+        *,
+        arity: int | None = None,
+        keep_ciphertext: bool = False,
     ) -> None:
         """``arity``: how many values ``build`` takes, when its signature does not say (``*values``).
         ``keep_ciphertext``: encrypted fields keep their stored ciphertext instead of being decrypted on
@@ -73,7 +82,7 @@ class CompiledRead(Generic[M]):
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
 
-    def queryset(self, *values: Any) -> QuerySet[M]:
+    def queryset(self, *values: Any) -> QuerySet[Any, M]:
         """The ORM's own queryset for ``values``: what a read must return (and what tests compare with)."""
         return self._build(*values)
 
@@ -98,21 +107,24 @@ class CompiledRead(Generic[M]):
     @staticmethod
     def _instances(compiled: _Compiled, rows: list[Any], using: str) -> list[M]:
         connection = connections[using]
-        instances = []
+        instances: list[Any] = []
         for row in rows:
             values_of_row = list(row)
             for index, converters, expression in compiled.converters:
                 for converter in converters:
                     values_of_row[index] = converter(values_of_row[index], expression, connection)
+            if compiled.tuples:
+                instances.append(tuple(values_of_row[compiled.columns]))
+                continue
             instance = compiled.model.from_db(using, compiled.attnames, values_of_row[compiled.columns])
             for populator in compiled.related:
                 populator.populate(values_of_row, instance)
             for attribute, position in compiled.annotations:
                 setattr(instance, attribute, values_of_row[position])
             instances.append(instance)
-        return instances  # type: ignore[return-value]
+        return instances
 
-    def _sql(self, using: str, base: int) -> tuple[QuerySet[M], Any, str, list[Any]]:
+    def _sql(self, using: str, base: int) -> tuple[QuerySet[Any, M], Any, str, list[Any]]:
         sentinels = [base - position for position in range(self._arity)]
         queryset = self._build(*sentinels).using(using)
         compiler = queryset.query.get_compiler(using=using)
@@ -134,32 +146,45 @@ class CompiledRead(Generic[M]):
     def _compile(self, using: str) -> _Compiled:
         queryset, compiler, sql, slots = self._sql(using, _SENTINELS[0])
         name = queryset.model.__name__
-        if queryset._fields is not None or queryset._iterable_class is not ModelIterable:  # type: ignore[attr-defined]
-            raise ValueError(f"{name}: only a queryset of model rows (select_related and annotate allowed)")
+        iterable = queryset._iterable_class
+        if iterable not in (ModelIterable, ValuesListIterable) or (
+            iterable is ModelIterable and queryset._fields is not None  # type: ignore[attr-defined]
+        ):
+            raise ValueError(f"{name}: only a queryset of model rows or of values_list() tuples")
         _other_queryset, _other, other_sql, other_slots = self._sql(using, _SENTINELS[1])
         if other_sql != sql or other_slots != slots:
             raise ValueError(f"{name}: a value changes the SQL itself, not only its parameters")
         used = {slot for slot in slots if isinstance(slot, int)}
         if used != set(range(self._arity)):
             raise ValueError(f"{name}: every value must be a parameter of the query, got {slots!r}")
-        klass_info = compiler.klass_info
-        fields = klass_info["select_fields"]
-        columns = slice(fields[0], fields[-1] + 1)
         select = compiler.select
         expressions = [expression for expression, _sql, _alias in select]
+        tuples = iterable is ValuesListIterable
+        if tuples:
+            # The columns the ORM's tuples hold (``col_count``), not those selected only to order by.
+            columns = slice(0, compiler.col_count)
+            if compiler.has_composite_fields(expressions[columns]):
+                raise ValueError(f"{name}: a composite primary key in values_list() is not read")
+        else:
+            klass_info = compiler.klass_info
+            fields = klass_info["select_fields"]
+            columns = slice(fields[0], fields[-1] + 1)
         return _Compiled(
             model=queryset.model,
             sql=sql,
             params=[(slot, None) if isinstance(slot, int) else slot for slot in slots],
             columns=columns,
-            attnames=[expression.target.attname for expression in expressions[columns]],
+            attnames=[] if tuples else [expression.target.attname for expression in expressions[columns]],
             converters=[
                 (index, kept, expression)
-                for index, (found, expression) in compiler.get_converters(expressions).items()
+                for index, (found, expression) in compiler.get_converters(
+                    expressions[columns] if tuples else expressions
+                ).items()
                 if (kept := [converter for converter in found if not self._kept_as_stored(converter)])
             ],
-            related=get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
-            annotations=list(compiler.annotation_col_map.items()),
+            related=[] if tuples else get_related_populators(klass_info, select, using),  # type: ignore[call-arg]
+            annotations=[] if tuples else list(compiler.annotation_col_map.items()),
+            tuples=tuples,
         )
 
 

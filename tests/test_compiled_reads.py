@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models import Count
+from django.db.models import Count, Window
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -81,6 +81,46 @@ def test_a_compiled_read_returns_what_the_orm_returns(addresses, lines, names):
     assert [c.name for c in CONTACT_NAMES(customer.pk)] == names
 
 
+# A values_list() read: a related model's column, an encrypted one, annotations before and after the
+# columns are named (a window), and an order by a column the tuples do not hold.
+SITE_TUPLES = CompiledRead(
+    lambda pk: (
+        Site.objects.filter(customer_id=pk)
+        .annotate(line_count=Count("lines"))
+        .order_by("-town", "id")
+        .values_list("address_line1", "id", "line_count", "customer__partner__name", "customer__name")
+        .annotate(sites=Window(Count("pk")))
+    )
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    addresses=st.lists(st.tuples(text, text, st.integers(min_value=0, max_value=3)), min_size=0, max_size=4)
+)
+def test_a_values_list_read_returns_the_orms_tuples_alone_and_beside_other_reads(addresses):
+    customer = CustomerFactory()
+    for n, (line1, town, lines) in enumerate(addresses):
+        site = SiteFactory(customer=customer, label=f"Site {n}", address_line1=line1, town=town)
+        for _line in range(lines):
+            LineFactory(customer=customer, site=site)
+    SiteFactory()  # another customer's site is never read
+
+    expected = list(SITE_TUPLES.queryset(customer.pk))
+    with CaptureQueriesContext(connection) as queries:
+        alone = SITE_TUPLES(customer.pk)
+    together, sites = read_together((SITE_TUPLES, (customer.pk,)), (SITES, (customer.pk,)))
+
+    assert alone == together == expected
+    assert all(type(row) is tuple for row in alone)
+    assert len(queries) == 1
+    # Decrypted as the ORM's field decrypts: the clear values, in the ORM's order of the columns.
+    assert sorted(row[0] for row in alone) == sorted(line1 for line1, _town, _lines in addresses)
+    assert {row[4] for row in alone} <= {customer.name}
+    assert sorted(row[1] for row in alone) == sorted(site.pk for site in sites)
+    assert sorted(row[2] for row in alone) == sorted(lines for _line1, _town, lines in addresses)
+
+
 def test_deferred_columns_are_loaded_on_first_use_as_the_orm_would():
     contact = ContactFactory(email="jane@example.com")
 
@@ -98,6 +138,10 @@ def test_deferred_columns_are_loaded_on_first_use_as_the_orm_would():
         (lambda pk: Site.objects.filter(customer_id=pk).values("id"), "queryset of model rows"),
         (
             lambda pk: Site.objects.filter(customer_id=pk).values_list("id", flat=True),
+            "queryset of model rows",
+        ),
+        (
+            lambda pk: Site.objects.filter(customer_id=pk).values_list("id", named=True),
             "queryset of model rows",
         ),
     ],

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from accounts.customer_list import customer_rows
 from accounts.models import Customer, Partner
+from accounts.selectors import ListedCustomer
 from tests.factories import CustomerFactory
 
 DASH = "\N{EN DASH}"
@@ -61,8 +62,9 @@ def test_a_row_shows_what_djangos_own_tags_and_filters_would(
         processing_restricted_at=restricted,
     )
     customer.site_count, customer.line_count = sites, lines
+    listed = ListedCustomer(pk, name, partner, status, start, end, ceased, restricted, sites, lines)
 
-    row = customer_rows([customer])
+    row = customer_rows([listed])
 
     assert row == DJANGOS_OWN_ROW.render(Context({"customer": customer}))
     assert isinstance(row, SafeString)
@@ -72,9 +74,10 @@ def test_a_row_shows_what_djangos_own_tags_and_filters_would(
 
 
 def test_rows_are_joined_in_the_order_given_and_none_is_empty():
-    first, second = (Customer(pk=pk, name=f"N{pk}", partner=Partner(name="P")) for pk in (7, 3))
-    for customer in (first, second):
-        customer.site_count = customer.line_count = 0
+    start = datetime.date(2026, 1, 1)
+    first, second = (
+        ListedCustomer(pk, f"N{pk}", "P", "active", start, None, None, None, 0, 0) for pk in (7, 3)
+    )
 
     rows = customer_rows([first, second])
 

@@ -23,6 +23,7 @@ from accounts.customer_list import CustomerListPaginator
 from accounts.models import Customer, CustomerGroupObjectPermission, CustomerUserObjectPermission, Role
 from accounts.selectors import (
     CustomerList,
+    ListedCustomer,
     _search_page_read,
     customer_list,
     customers_visible_to,
@@ -190,7 +191,7 @@ def test_total_and_pages_are_the_visible_customers_however_grants_overlap(partne
         assert visible_customer_count(agent) == listing.count() == len(visible)
         shown = {c.pk: (c.name, c.partner.name, c.site_count, c.line_count) for c in customer_list(agent)}
         assert [
-            (c.pk, c.name, c.partner.name, c.site_count, c.line_count)
+            (c.pk, c.name, c.partner_name, c.site_count, c.line_count)
             for c in listing.page(offset=offset, limit=limit)
         ] == [(pk, *shown[pk]) for pk in visible[offset : offset + limit]]
 
@@ -275,7 +276,8 @@ def test_a_search_page_is_read_through_sql_compiled_once_for_its_kind_of_search(
             assert compiled is not None, term
             read, values = compiled
             expected = list(customer_list(user, query=term).annotate(listed_total=Window(Count("pk")))[:3])
-            assert [(c.pk, c.name, c.site_count, c.line_count, c.listed_total) for c in read(*values)] == [
+            rows = [ListedCustomer(*row) for row in read(*values)]
+            assert [(c.pk, c.name, c.site_count, c.line_count, c.listed_total) for c in rows] == [
                 (c.pk, c.name, c.site_count, c.line_count, c.listed_total) for c in expected
             ], term
     assert _search_page_read(users[0], "   ", offset=0, limit=3) is None
