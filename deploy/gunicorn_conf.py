@@ -22,12 +22,12 @@ timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM (a restart, `systemctl stop`) a worker finishes its request for up to this long.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5
-# Each worker is replaced after about this many requests, so a slow leak never grows for ever.
 # A worker is replaced after about this many requests (GUNICORN_MAX_REQUESTS, a tenth either way so
 # the workers are not replaced together), so that a slow leak cannot grow without bound. Each new worker
 # loads the whole application again (Django, Celery, every app): 2.3-2.6 s of CPU on the benchmark's
 # machine, so at 2,000 requests it cost every request about 1.2 ms, as much as the minimal view itself,
 # and took a worker away for seconds every few seconds under bench/load.py; at 20,000, about 0.12 ms.
+# 0 turns replacement off (bench/load.py, for steady-state figures).
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "20000"))
 max_requests_jitter = max_requests // 10
 # No access log here: the proxy's has every request with its X-Request-ID (and the client's address, which
