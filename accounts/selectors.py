@@ -919,20 +919,25 @@ class _ClearValues:
         return self.clear[key]
 
 
+@functools.cache
+def _history_fields(historical: type[Model]) -> tuple[dict[str, EncryptedTextField], list[str]]:
+    """A history model's encrypted fields by attribute name, and the attributes a change is looked for
+    in (not the history's own columns, nor blind indexes)."""
+    encrypted = {f.attname: f for f in historical._meta.concrete_fields if isinstance(f, EncryptedTextField)}
+    compared = [
+        f.attname
+        for f in historical._meta.concrete_fields
+        if f.attname not in _HISTORY_SKIPPED_FIELDS and not f.attname.endswith("_index")
+    ]
+    return encrypted, compared
+
+
 def _timeline(results: list[list[Any]], limit: int) -> list[TimelineEntry]:
     """The entries from each history's newest rows (in ``_TIMELINE_SOURCES`` order) and the actors."""
     *histories, actor_rows = results
     entries: list[tuple[TimelineEntry, int | None]] = []  # each with its actor's id
     for (label, row_name, model, _column), records in zip(_TIMELINE_SOURCES, histories, strict=True):
-        historical = _HISTORY_MODELS[model]
-        encrypted = {
-            f.attname: f for f in historical._meta.concrete_fields if isinstance(f, EncryptedTextField)
-        }
-        compared = [
-            f.attname
-            for f in historical._meta.concrete_fields
-            if f.attname not in _HISTORY_SKIPPED_FIELDS and not f.attname.endswith("_index")
-        ]
+        encrypted, compared = _history_fields(_HISTORY_MODELS[model])
         value = _ClearValues(encrypted)
 
         by_object = itertools.groupby(

@@ -77,7 +77,7 @@ def menu_for(user: Any) -> list[dict[str, str]]:
     verified = getattr(user, "is_verified", None)  # set by django_otp's middleware
     if not user.is_authenticated or verified is None or not verified():
         return []
-    holds = _permission_test(user)
+    holds = permission_test(user)
     shown = []
     for menu, applies in ((STAFF_MENU, user.is_staff), (CUSTOMER_MENU, bool(user.customer_id))):
         if not applies:
@@ -97,12 +97,12 @@ def menu_for(user: Any) -> list[dict[str, str]]:
     return shown
 
 
-def _permission_test(user: Any) -> Callable[[str], bool]:
+def permission_test(user: Any) -> Callable[[str], bool]:
     """``user.has_perm`` for permissions without an object: an active superuser holds all of them, anyone
     else those of ``get_all_permissions()`` (the union of every backend's, which is what ``has_perm`` asks
     each backend in turn). Asked through ``has_perm`` link by link, the menu's twenty-five questions each
     went through the three authentication backends: about 7% of a Site Details page's CPU (py-spy,
-    bench/load.py's data)."""
+    bench/load.py's data). A page that asks several questions of one user asks them through this too."""
     if user.is_active and user.is_superuser:
         return lambda permission: True
     return user.get_all_permissions().__contains__
