@@ -2,6 +2,7 @@
 
 import datetime
 import io
+import os
 
 import pytest
 import redis
@@ -16,6 +17,7 @@ from django.urls import reverse
 
 from accounts.models import Contact, Customer, Line, PaymentDetails, Role, Site, User
 from fusion_site.celery import app as celery_app
+from fusion_site.redis_cache import ReusedClientRedisCache
 from tests.conftest import LONDON, require_service
 
 
@@ -57,6 +59,23 @@ def test_redis_cache_round_trip():
     cache.set("fusion:ci-check", {"ok": 1}, timeout=30)
     assert cache.get("fusion:ci-check") == {"ok": 1}
     cache.delete("fusion:ci-check")
+
+
+@pytest.mark.services
+def test_the_redis_cache_keeps_one_client_per_pool_and_still_answers_after_a_fork():
+    require_service("Redis", _redis_reachable(), "REDIS_URL is unset or Redis does not answer")
+    backend = ReusedClientRedisCache(settings.REDIS_URL, {"KEY_PREFIX": f"fusion-reuse-{os.getpid()}"})
+    reader, writer = backend._cache.get_client(), backend._cache.get_client(write=True)
+    assert reader is writer is backend._cache.get_client()  # one server: one pool, one client
+    backend.set("key", {"ok": 1}, timeout=30)
+
+    child = os.fork()
+    if child == 0:  # as a gunicorn worker forked from a master that used the cache
+        os._exit(0 if backend.get("key") == {"ok": 1} and backend.delete("key") else 1)
+    _pid, status = os.waitpid(child, 0)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert backend.get("key") is None  # deleted by the child, through its own connection
 
 
 @pytest.mark.services
