@@ -1,5 +1,8 @@
 """The authentication backend for passwords and role permissions."""
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth.backends import ModelBackend
@@ -7,10 +10,28 @@ from django.contrib.auth.models import Group, Permission
 from django.contrib.contenttypes.models import ContentType
 
 from accounts.models import MAX_ID, User
-from fusion_site.compiled_reads import CompiledRead, RowsRead, read_together
+from fusion_site.compiled_reads import CompiledRead, Read, RowsRead, read_together
 
 # The signed-in user, read on every page; compiled once per process (fusion_site/compiled_reads.py).
 _USER_BY_ID = CompiledRead(lambda pk: User._default_manager.filter(pk=pk))
+
+# A read asked for with the session's user (``reads_with_user``): the read, its values, and where its rows go.
+_WITH_USER: ContextVar[tuple[Read, tuple[Any, ...], list[list[Any]]] | None] = ContextVar(
+    "read_with_the_user", default=None
+)
+
+
+@contextlib.contextmanager
+def reads_with_user(read: Read, values: tuple[Any, ...]) -> Iterator[list[list[Any]]]:
+    """Within the block, ``RolePermissionsBackend.get_user`` sends ``read(*values)`` in the same round trip
+    as the user it reads; the list yielded then holds its rows (one item), and stays empty where no user
+    was read (none in the session, or loaded before the block)."""
+    found: list[list[Any]] = []
+    token = _WITH_USER.set((read, values, found))
+    try:
+        yield found
+    finally:
+        _WITH_USER.reset(token)
 
 
 class RolePermissionsBackend(ModelBackend):
@@ -27,12 +48,22 @@ class RolePermissionsBackend(ModelBackend):
         """The session's user, as ModelBackend loads it (active users only), through SQL compiled once
         per process: every page asks for it before anything else. Its permissions come in the same
         round trip (``read_together``): every signed-in page asks for them too (the menu), in a round
-        trip of their own before."""
+        trip of their own before; so does a read asked for with it (``reads_with_user``: the session's
+        second-factor device)."""
         if isinstance(user_id, str) and user_id.isascii() and user_id.isdecimal():
             user_id = int(user_id)
         if not isinstance(user_id, int) or isinstance(user_id, bool) or not 0 < user_id <= MAX_ID:
             return None
-        found, permissions = read_together((_USER_BY_ID, (user_id,)), (_PERMISSIONS_OF, (user_id, user_id)))
+        asked = _WITH_USER.get()
+        reads: list[tuple[Read, tuple[Any, ...]]] = [
+            (_USER_BY_ID, (user_id,)),
+            (_PERMISSIONS_OF, (user_id, user_id)),
+        ]
+        if asked is not None:
+            reads.append((asked[0], asked[1]))
+        found, permissions, *also = read_together(*reads)
+        if asked is not None:
+            asked[2][:] = also  # the asked read's rows
         if not found or not self.user_can_authenticate(found[0]):
             return None
         user: User = found[0]

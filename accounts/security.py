@@ -8,6 +8,7 @@ portal, the admin) is a password and then a TOTP code or a recovery code. Demo u
 import functools
 import time
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from django.apps import apps
@@ -16,9 +17,11 @@ from django.contrib.auth import logout
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
 from django_otp.models import Device
 
+from accounts.backends import reads_with_user
 from accounts.models import MAX_ID, User
 from fusion_site.compiled_reads import CompiledRead
 
@@ -102,19 +105,41 @@ def staff_user_with(request: HttpRequest, permission: str) -> User:
 
 class OTPMiddleware(DjangoOTPMiddleware):
     """django-otp's middleware (``request.user.otp_device``, ``is_verified()``), reading the session's
-    device through SQL compiled once per process instead of a queryset built and compiled on every page.
+    device through SQL compiled once per process instead of a queryset built and compiled on every page,
+    and in the same round trip as the session's user where the user is still to be loaded
+    (``accounts.backends.reads_with_user``): a round trip of its own on every page before.
 
     It answers as ``Device.from_persistent_id``: the device of that model and id, or None for a label
     that names no device model or an id that is not a positive whole number. The parent still checks
     that the device is the user's and confirmed (``_finalize_device``)."""
 
-    def _device_from_persistent_id(self, persistent_id: str) -> Device | None:
+    def _verify_user_sync(self, request: HttpRequest, user: Any) -> Any:
+        persistent_id: str | None = request.session.get(DEVICE_ID_SESSION_KEY)
+        lookup = self._device_lookup(persistent_id) if persistent_id else None
+        if persistent_id is None or lookup is None:
+            return super()._verify_user_sync(request, user)
+        with reads_with_user(*lookup) as found:
+            self._init_user_fields(user)  # loads a user not loaded yet, and the device with it
+        if user.is_authenticated:
+            if found:
+                device = found[0][0] if found[0] else None
+            else:  # the user was loaded before: the device in a read of its own
+                device = self._device_from_persistent_id(persistent_id)
+            user.otp_device = self._finalize_device(request, user, device)
+        return user
+
+    def _device_lookup(self, persistent_id: str) -> tuple[CompiledRead[Device], tuple[int]] | None:
+        """The compiled read of the device ``persistent_id`` names, and its id; None where it names none."""
         label, _, device_id = self._normalize_persistent_id(persistent_id).rpartition("/")
         read = _device_read(label)
         if read is None or not (device_id.isascii() and device_id.isdecimal()):
             return None
         pk = int(device_id)
-        found = read(pk) if 0 < pk <= MAX_ID else []
+        return (read, (pk,)) if 0 < pk <= MAX_ID else None
+
+    def _device_from_persistent_id(self, persistent_id: str) -> Device | None:
+        lookup = self._device_lookup(persistent_id)
+        found = lookup[0](*lookup[1]) if lookup is not None else []
         return found[0] if found else None
 
 

@@ -170,3 +170,43 @@ def test_a_page_reads_the_user_and_device_once_each(client, users, devices):
     reads = [sql for sql in statements if sql.lstrip().upper().startswith("SELECT")]
     assert sum(f'FROM "{user_table}"' in sql for sql in reads) == 1
     assert sum(f'FROM "{device_table}"' in sql for sql in reads) == 1
+    if connection.vendor == "postgresql":  # one round trip for both (reads_with_user)
+        assert any(f'FROM "{user_table}"' in sql and f'FROM "{device_table}"' in sql for sql in reads)
+
+
+def test_the_guarded_django_otp_hooks_are_still_there():
+    """The middleware replaces django-otp's ``_verify_user_sync`` and uses its helpers: renamed upstream,
+    the device would be read apart again, or not checked."""
+    for name in ("_verify_user_sync", "_init_user_fields", "_finalize_device", "_normalize_persistent_id"):
+        assert name in vars(DjangoOTPMiddleware), name
+
+
+@pytest.mark.parametrize("whose", ["own", "unconfirmed", "recovery", "other's", "missing", "not a device"])
+def test_a_page_verifies_only_the_users_own_confirmed_device_read_with_the_user(
+    client, users, devices, whose
+):
+    """Through a page, where the user is loaded lazily and the device read with it: the same verdicts as
+    django-otp's, and a device that does not verify is dropped from the session."""
+    agent = users[0]
+    totp, unconfirmed, recovery, portals = devices
+    persistent_id = {
+        "own": totp.persistent_id,
+        "unconfirmed": unconfirmed.persistent_id,
+        "recovery": recovery.persistent_id,
+        "other's": portals.persistent_id,
+        "missing": f"otp_totp.totpdevice/{portals.pk + 1000}",
+        "not a device": "accounts.user/1",
+    }[whose]
+    client.force_login(agent)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = persistent_id
+    session.save()
+
+    response = client.get(reverse("accounts:home"))
+
+    if whose in ("own", "recovery"):
+        assert response.status_code == 200
+        assert client.session[DEVICE_ID_SESSION_KEY] == persistent_id
+    else:
+        assert response.status_code == 302 and response.url.startswith(reverse("accounts:otp_verify"))
+        assert DEVICE_ID_SESSION_KEY not in client.session
