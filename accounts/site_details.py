@@ -10,12 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from django.urls import reverse
 from django.utils import formats, timezone
 
 from accounts import access_transparency, pii, selectors, validation
 from accounts.models import Contact, Customer, Line, PaymentDetails, ProvisioningOrder, Site, User
 from accounts.site_details_links import site_details_links
 from fusion_site.navigation import permission_test
+from fusion_site.short_dates import ShortDates
 
 PERSONAL_FIELDS = [
     "site.address_line1",
@@ -129,8 +131,10 @@ class TimelineRow:
     changed_fields: list[str]
     reason: str
     changes: list[ShownChange]
-    # Who made the change as the viewer reads it (``page_context`` fills it in: see ``actor_shown``).
+    # Who made the change as the viewer reads it, and when, as the page prints it (``page_context`` fills
+    # them in: see ``actor_shown``).
     by: str = ""
+    at_shown: str = ""
 
 
 def _plain(value: Any) -> str:
@@ -279,6 +283,19 @@ def actor_shown(actor: User | None, *, viewer: User, customer: Customer, known: 
     return known[actor.pk]
 
 
+class _CustomerUrls(dict[str, str]):
+    """``urls.<name>`` in the template: the customer's ``accounts:<name>`` page, reversed when first asked
+    for (a portal user's page asks for none of them)."""
+
+    def __init__(self, reference: str) -> None:
+        super().__init__()
+        self.reference = reference
+
+    def __missing__(self, name: str) -> str:
+        url = self[name] = reverse(f"accounts:{name}", args=[self.reference])
+        return url
+
+
 def page_context(
     customer: Customer,
     *,
@@ -290,9 +307,17 @@ def page_context(
     history if already read (``selectors.access_site_details``), otherwise read here."""
     loaded, history = reads if reads is not None else selectors.site_details_page_reads(customer)
     timeline, history_shown_in_clear = timeline_rows(history, visibility)
+    # Dates written and links reversed here, once each: through the template's ``|date`` filters and
+    # ``{% url %}`` tags they were about a twelfth of the page's CPU (py-spy under bench/load.py).
+    dates = ShortDates()
+    reference = customer.reference
     known: dict[int, str] = {}
     timeline = [
-        dataclasses.replace(row, by=actor_shown(row.user, viewer=user, customer=customer, known=known))
+        dataclasses.replace(
+            row,
+            by=actor_shown(row.user, viewer=user, customer=customer, known=known),
+            at_shown=dates.moment(row.at),
+        )
         for row in timeline
     ]
     orders = [
@@ -301,6 +326,7 @@ def page_context(
             actor_shown(order.requested_by, viewer=user, customer=customer, known=known)
             if order.requested_by
             else "—",
+            dates.moment(order.created_at),
         )
         for order in loaded.orders
     ]
@@ -310,12 +336,28 @@ def page_context(
     portal = user.is_portal_user
     cleared = pii.may_reveal_personal_data(user)  # never for a portal user
     may_correct = portal or cleared
+    may_edit_sites = may_correct and holds("accounts.change_site")
+    may_edit_contacts = may_correct and holds("accounts.change_contact")
+    sites = site_rows(loaded.sites, visibility.personal)
+    contacts = contact_rows(loaded.contacts, visibility.personal)
+    lines = line_rows(loaded.lines, loaded.sites, visibility.personal)
+    for rows, editable, url_name, key in (
+        (sites, may_edit_sites, "accounts:site_edit", "site_id"),
+        (contacts, may_edit_contacts, "accounts:contact_edit", "contact_id"),
+    ):
+        for row in rows if editable else ():
+            row["edit_url"] = reverse(url_name, kwargs={"reference": reference, key: row["id"]})
+    for row in lines:
+        row["start_shown"], row["end_shown"] = dates.day(row["start_date"]), dates.day(row["end_date"])
+    contract_end = dates.day(customer.contract_end) or "open"
     return {
         "customer": customer,
+        "contract": f"{dates.day(customer.contract_start)} \N{EN DASH} {contract_end}",
+        "urls": _CustomerUrls(reference),
         "visibility": visibility,
-        "sites": site_rows(loaded.sites, visibility.personal),
-        "contacts": contact_rows(loaded.contacts, visibility.personal),
-        "lines": line_rows(loaded.lines, loaded.sites, visibility.personal),
+        "sites": sites,
+        "contacts": contacts,
+        "lines": lines,
         "payment": payment_row(loaded.payment, visibility.payment),
         "orders": orders,
         "timeline": timeline,
@@ -323,8 +365,8 @@ def page_context(
         "history_shown_in_clear": history_shown_in_clear,
         "may_reveal_personal": cleared,
         "may_reveal_payment": cleared and holds("accounts.reveal_paymentdetails"),
-        "may_edit_contacts": may_correct and holds("accounts.change_contact"),
-        "may_edit_sites": may_correct and holds("accounts.change_site"),
+        "may_edit_contacts": may_edit_contacts,
+        "may_edit_sites": may_edit_sites,
         "may_order": holds("accounts.add_provisioningorder"),
         "may_add_sites": not portal and holds("accounts.add_site"),
         "may_add_contacts": not portal and holds("accounts.add_contact"),
